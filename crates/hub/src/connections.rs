@@ -1,0 +1,81 @@
+//! Every live connection of this node, so the server can reach them by
+//! user (`POST /api/disconnect`) or all at once (shutdown).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::outbox::{CloseReason, Outbox};
+use crate::registry::ConnId;
+
+const SHARDS: usize = 32;
+
+pub struct Connections {
+    shards: Box<[Mutex<HashMap<ConnId, Registered>>]>,
+    next_id: AtomicU64,
+}
+
+struct Registered {
+    user: Arc<str>,
+    outbox: Arc<Outbox>,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(), next_id: AtomicU64::new(1) }
+    }
+}
+
+impl Connections {
+    /// A fresh connection id.
+    pub fn next_id(&self) -> ConnId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn register(&self, conn: ConnId, user: Arc<str>, outbox: Arc<Outbox>) {
+        self.shard(conn).lock().insert(conn, Registered { user, outbox });
+    }
+
+    pub fn unregister(&self, conn: ConnId) {
+        self.shard(conn).lock().remove(&conn);
+    }
+
+    /// Closes every connection of `user`; returns how many.
+    pub fn close_user(&self, user: &str, reason: CloseReason) -> usize {
+        let mut closed = 0;
+        for shard in self.shards.iter() {
+            for registered in shard.lock().values().filter(|r| &*r.user == user) {
+                registered.outbox.close(reason);
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    /// Closes every connection, each with the reason `reason_for` gives
+    /// (shutdown spreads reconnects with a per-connection delay).
+    pub fn close_all(&self, mut reason_for: impl FnMut() -> CloseReason) -> usize {
+        let mut closed = 0;
+        for shard in self.shards.iter() {
+            for registered in shard.lock().values() {
+                registered.outbox.close(reason_for());
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn shard(&self, conn: ConnId) -> &Mutex<HashMap<ConnId, Registered>> {
+        &self.shards[conn as usize % SHARDS]
+    }
+}

@@ -1,0 +1,31 @@
+//! The hub's one error enum.
+
+use fanfare_protocol::ErrorCode;
+use fanfare_store::StoreError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HubError {
+    #[error("this connection is already subscribed to the channel")]
+    AlreadySubscribed,
+    #[error("this connection is not subscribed to the channel")]
+    NotSubscribed,
+    #[error("presence is not enabled for this channel's namespace")]
+    PresenceDisabled,
+    #[error("history store: {0}")]
+    Store(#[from] StoreError),
+    #[error("the hub is shutting down")]
+    ShuttingDown,
+}
+
+impl HubError {
+    /// The row of the error table a client sees.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            HubError::AlreadySubscribed => ErrorCode::AlreadySubscribed,
+            HubError::NotSubscribed => ErrorCode::NotSubscribed,
+            HubError::PresenceDisabled => ErrorCode::NotAvailable,
+            HubError::Store(_) => ErrorCode::Unavailable,
+            HubError::ShuttingDown => ErrorCode::ShuttingDown,
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The [`Hub`]: the one place publications, subscriptions and presence meet.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use fanfare_protocol::native::{self, HistoryParams, HistoryResult, Member};
+use fanfare_protocol::{ChannelName, JsonData};
+use fanfare_store::{AppendRequest, Appended, HistoryQuery, HistoryStore};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::connections::Connections;
+use crate::options::{ChannelOptions, ChannelPolicy, HubOptions};
+use crate::publish::{PublishJob, run_pipeline};
+use crate::registry::{ConnId, FanOut, Registry};
+use crate::telemetry::HubMetrics;
+use crate::HubError;
+
+/// A publication to make.
+#[derive(Debug, Clone)]
+pub struct Publish {
+    pub channel: ChannelName,
+    pub data: JsonData,
+    pub idempotency_key: Option<String>,
+    /// Skip history: no offset, no recovery, never stored.
+    pub ephemeral: bool,
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    Durable(Appended),
+    Ephemeral,
+}
+
+/// A channel in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelInfo {
+    pub channel: ChannelName,
+    pub subscribers: usize,
+}
+
+pub(crate) struct Shared {
+    pub store: Arc<dyn HistoryStore>,
+    pub registry: Registry,
+    pub policy: ChannelPolicy,
+    pub options: HubOptions,
+    pub metrics: HubMetrics,
+}
+
+impl Shared {
+    pub fn count_fan_out(&self, result: FanOut) {
+        self.metrics.deliveries.increment(result.delivered);
+        if result.overflowed > 0 {
+            self.metrics.slow_consumer_disconnects.increment(result.overflowed);
+        }
+    }
+}
+
+pub struct Hub {
+    pub(crate) shared: Arc<Shared>,
+    pipelines: Vec<mpsc::Sender<PublishJob>>,
+    connections: Connections,
+}
+
+impl Hub {
+    /// Builds the hub and starts its publish pipelines on the current
+    /// Tokio runtime.
+    pub fn new(store: Arc<dyn HistoryStore>, policy: ChannelPolicy, options: HubOptions) -> Self {
+        let registry = Registry::new(options.shards);
+        let shared = Arc::new(Shared { store, registry, policy, options, metrics: HubMetrics::register() });
+        let pipelines = (0..shared.registry.shard_count())
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(options.publish_queue);
+                tokio::spawn(run_pipeline(shared.clone(), rx));
+                tx
+            })
+            .collect();
+        Self { shared, pipelines, connections: Connections::default() }
+    }
+
+    pub fn connections(&self) -> &Connections {
+        &self.connections
+    }
+
+    pub fn channel_options(&self, channel: &ChannelName) -> ChannelOptions {
+        (self.shared.policy)(channel)
+    }
+
+    /// Publishes: a durable publication returns once it is in history with
+    /// its offset (and queued to every local subscriber); an ephemeral one
+    /// once it is queued to every local subscriber.
+    pub async fn publish(&self, publish: Publish) -> Result<Published, HubError> {
+        let time_ms = now_ms();
+        if publish.ephemeral {
+            self.publish_ephemeral(&publish.channel, time_ms, &publish.data);
+            return Ok(Published::Ephemeral);
+        }
+        let options = self.channel_options(&publish.channel);
+        let pipeline = &self.pipelines[self.shared.registry.shard_of(&publish.channel)];
+        let (reply, answer) = oneshot::channel();
+        let request = AppendRequest {
+            channel: publish.channel,
+            data: publish.data,
+            time_ms,
+            idempotency_key: publish.idempotency_key,
+            idempotency_window: options.idempotency_window,
+            retention: options.history,
+        };
+        let job = PublishJob { request, accepted_at: Instant::now(), reply };
+        pipeline.send(job).await.map_err(|_| HubError::ShuttingDown)?;
+        answer.await.map_err(|_| HubError::ShuttingDown)?.map(Published::Durable)
+    }
+
+    fn publish_ephemeral(&self, channel: &ChannelName, time_ms: u64, data: &JsonData) {
+        self.shared.metrics.ephemeral_publications.increment(1);
+        let Some(chan) = self.shared.registry.get(channel) else { return };
+        let frame = native::encode_ephemeral(channel, time_ms, data);
+        let result = chan.state.lock().fan_out(None, &frame, None, self.shared.options.catch_up_buffer);
+        self.shared.count_fan_out(result);
+    }
+
+    /// Reads a channel's history (`since` exclusive).
+    pub async fn history(&self, channel: &ChannelName, params: HistoryParams) -> Result<HistoryResult, HubError> {
+        let options = self.channel_options(channel);
+        let max = self.shared.options.max_history_read;
+        let query = HistoryQuery {
+            since: params.since,
+            limit: params.limit.unwrap_or(100).min(max),
+            reverse: params.reverse,
+            retention: options.history,
+        };
+        let page = self.shared.store.read(channel, query).await?;
+        Ok(HistoryResult { epoch: page.epoch, top_offset: page.top_offset, publications: page.publications })
+    }
+
+    /// The members of a channel on this node.
+    pub fn presence(&self, channel: &ChannelName) -> Result<Vec<Member>, HubError> {
+        if !self.channel_options(channel).presence {
+            return Err(HubError::PresenceDisabled);
+        }
+        Ok(self.shared.registry.get(channel).map(|c| c.state.lock().presence.members()).unwrap_or_default())
+    }
+
+    /// Channels with at least one subscriber on this node, by name.
+    pub fn channels(&self, prefix: &str) -> Vec<ChannelInfo> {
+        self.shared
+            .registry
+            .channels(prefix)
+            .into_iter()
+            .map(|(channel, subscribers)| ChannelInfo { channel, subscribers })
+            .collect()
+    }
+
+    /// Removes a connection's subscription, with presence leave.
+    pub fn unsubscribe(&self, conn: ConnId, channel: &ChannelName) -> Result<(), HubError> {
+        let options = self.channel_options(channel);
+        let catch_up_cap = self.shared.options.catch_up_buffer;
+        let (found, dropped) = self.shared.registry.detach(channel, conn, |state, entry| {
+            if options.presence && !entry.sub.user.is_empty() && state.presence.leave(&entry.sub.user) {
+                if options.join_leave {
+                    let frame = native::encode_leave(channel, &entry.sub.user);
+                    state.fan_out(None, &frame, None, catch_up_cap);
+                }
+            }
+        });
+        if !found {
+            return Err(HubError::NotSubscribed);
+        }
+        self.shared.metrics.subscriptions.decrement(1.0);
+        if dropped {
+            self.shared.metrics.channels.decrement(1.0);
+        }
+        Ok(())
+    }
+
+    /// Whether the store takes writes.
+    pub async fn ready(&self) -> bool {
+        self.shared.store.ready().await
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+

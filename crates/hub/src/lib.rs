@@ -1,0 +1,42 @@
+//! The hub: where a publication meets its subscribers.
+//!
+//! On the message path the hub sits between the gateway (one session per
+//! connection, in the server crate) and the history store:
+//!
+//! ```text
+//! session / HTTP API ──▶ Hub::publish ──▶ publish pipeline (publish.rs)
+//!                                          ├─▶ HistoryStore::enqueue → offset, durable
+//!                                          └─▶ fan-out: encode once, push the same bytes
+//!                                              into every subscriber's Outbox (registry.rs)
+//! Outbox ──▶ the session's writer task (server crate) ──▶ socket
+//! ```
+//!
+//! - [`Outbox`] (`outbox.rs`): a connection's bounded frame queue; overflow
+//!   disconnects the slow consumer instead of slowing the channel.
+//! - `registry.rs`: channels and their subscribers, sharded; fan-out.
+//! - `publish.rs`: per-shard pipelines that keep each channel in offset order.
+//! - `subscribe.rs`: subscribe with recovery from `(epoch, offset)`.
+//! - `presence.rs`: members keyed by user, join on first connection, leave on last.
+//! - [`Connections`]: every connection, to close by user or all at shutdown.
+//!
+//! The hub knows no sockets, HTTP or wire format beyond "a subscriber has an
+//! outbox of encoded frames".
+
+mod connections;
+mod error;
+mod hub;
+mod options;
+mod outbox;
+mod presence;
+mod publish;
+mod registry;
+mod subscribe;
+mod telemetry;
+
+pub use connections::Connections;
+pub use error::HubError;
+pub use hub::{ChannelInfo, Hub, Publish, Published};
+pub use options::{ChannelOptions, ChannelPolicy, HubOptions};
+pub use outbox::{CloseReason, Outbox, OutboxLimits, Pushed};
+pub use registry::{ConnId, Subscriber};
+pub use subscribe::Subscribe;

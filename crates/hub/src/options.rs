@@ -1,0 +1,68 @@
+//! What the hub needs to know about a channel and about itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fanfare_protocol::ChannelName;
+use fanfare_store::Retention;
+
+/// Per-channel behaviour, resolved from the channel's namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelOptions {
+    /// Whether durable publications are kept (and get offsets). With history
+    /// off, publications are still appended (offsets keep the order and the
+    /// position) but with a retention of zero.
+    pub history: Retention,
+    /// The largest gap (in publications) a resubscribing client may recover.
+    pub recovery_limit: u64,
+    /// Whether the channel tracks its members.
+    pub presence: bool,
+    /// Whether members receive `join` and `leave` pushes.
+    pub join_leave: bool,
+    pub idempotency_window: Duration,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> Self {
+        Self {
+            history: Retention::default(),
+            recovery_limit: 1000,
+            presence: false,
+            join_leave: false,
+            idempotency_window: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Resolves a channel's options (from its namespace, in the server).
+pub type ChannelPolicy = Arc<dyn Fn(&ChannelName) -> ChannelOptions + Send + Sync>;
+
+/// Sizes of the hub itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubOptions {
+    /// Independent publish pipelines (and registry shards). Each channel
+    /// belongs to one, which keeps its publications in offset order.
+    pub shards: usize,
+    /// Publishes waiting per pipeline before publishers wait for room.
+    pub publish_queue: usize,
+    /// Appends in flight (enqueued in the store, not yet durable) per pipeline.
+    pub max_in_flight: usize,
+    /// Live frames held per subscription while it replays history; a
+    /// subscription that needs more is a slow consumer.
+    pub catch_up_buffer: usize,
+    /// The most publications one history read returns.
+    pub max_history_read: usize,
+}
+
+impl Default for HubOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            shards: (cores * 4).next_power_of_two(),
+            publish_queue: 4096,
+            max_in_flight: 4096,
+            catch_up_buffer: 4096,
+            max_history_read: 1000,
+        }
+    }
+}

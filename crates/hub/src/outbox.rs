@@ -1,0 +1,274 @@
+//! The outbox: a connection's bounded queue of frames waiting to be written.
+//!
+//! Fan-out pushes shared [`Frame`]s here without waiting; the connection's
+//! writer task drains everything queued in one go and writes it with one
+//! flush. When a push finds the outbox full, the connection is too slow for
+//! the channel: the outbox closes itself with [`CloseCode::SlowConsumer`]
+//! ("reconnect and recover") instead of growing or making the publisher
+//! wait, so one slow client never delays the others and memory stays bounded.
+
+use std::collections::VecDeque;
+
+use fanfare_protocol::{CloseCode, Frame};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// Why an outbox was closed, and what the client is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseReason {
+    pub code: CloseCode,
+    /// Advice to wait at least this long before reconnecting (spreads a
+    /// reconnect storm after a shutdown).
+    pub reconnect_after_ms: Option<u64>,
+}
+
+impl CloseReason {
+    pub fn new(code: CloseCode) -> Self {
+        Self { code, reconnect_after_ms: None }
+    }
+}
+
+/// Limits of one outbox: whichever is reached first makes it overflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxLimits {
+    pub max_frames: usize,
+    pub max_bytes: usize,
+}
+
+impl Default for OutboxLimits {
+    fn default() -> Self {
+        Self { max_frames: 1024, max_bytes: 4 << 20 }
+    }
+}
+
+/// What happened to a pushed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    Queued,
+    /// This push overflowed the outbox, which is now closed as a slow consumer.
+    Overflowed,
+    /// The outbox was already closed; the frame was dropped.
+    Closed,
+}
+
+pub struct Outbox {
+    state: Mutex<State>,
+    /// Wakes the writer: frames queued or the outbox closed.
+    ready: Notify,
+    /// Wakes a replay waiting for room (see [`Outbox::push_waiting`]).
+    room: Notify,
+    limits: OutboxLimits,
+}
+
+struct State {
+    frames: VecDeque<Frame>,
+    bytes: usize,
+    closed: Option<CloseReason>,
+}
+
+impl Outbox {
+    pub fn new(limits: OutboxLimits) -> Self {
+        let state = State { frames: VecDeque::new(), bytes: 0, closed: None };
+        Self { state: Mutex::new(state), ready: Notify::new(), room: Notify::new(), limits }
+    }
+
+    /// Queues a frame without waiting. The writer is woken only when the
+    /// queue goes from empty to non-empty: while it is non-empty the writer
+    /// has not finished draining and will see the new frame.
+    pub fn push(&self, frame: Frame) -> Pushed {
+        let mut state = self.state.lock();
+        if state.closed.is_some() {
+            return Pushed::Closed;
+        }
+        if state.frames.len() >= self.limits.max_frames || state.bytes + frame.len() > self.limits.max_bytes {
+            state.closed = Some(CloseReason::new(CloseCode::SlowConsumer));
+            drop(state);
+            self.ready.notify_one();
+            return Pushed::Overflowed;
+        }
+        let was_empty = state.frames.is_empty();
+        state.bytes += frame.len();
+        state.frames.push_back(frame);
+        drop(state);
+        if was_empty {
+            self.ready.notify_one();
+        }
+        Pushed::Queued
+    }
+
+    /// Queues a frame, waiting for room instead of overflowing. For history
+    /// replayed on subscribe: a recovery may be larger than the outbox, and
+    /// the writer drains it while we wait, so memory stays bounded.
+    pub async fn push_waiting(&self, frame: Frame) -> Pushed {
+        loop {
+            let room = self.room.notified();
+            {
+                let mut state = self.state.lock();
+                if state.closed.is_some() {
+                    return Pushed::Closed;
+                }
+                let fits = state.frames.len() < self.limits.max_frames
+                    && state.bytes + frame.len() <= self.limits.max_bytes;
+                if fits || state.frames.is_empty() {
+                    let was_empty = state.frames.is_empty();
+                    state.bytes += frame.len();
+                    state.frames.push_back(frame);
+                    drop(state);
+                    if was_empty {
+                        self.ready.notify_one();
+                    }
+                    return Pushed::Queued;
+                }
+            }
+            room.await;
+        }
+    }
+
+    /// Closes the outbox; the writer sends what the reason says and closes
+    /// the connection. The first reason wins.
+    pub fn close(&self, reason: CloseReason) {
+        let mut state = self.state.lock();
+        if state.closed.is_none() {
+            state.closed = Some(reason);
+        }
+        drop(state);
+        self.ready.notify_one();
+        self.room.notify_waiters();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().closed.is_some()
+    }
+
+    /// Waits until frames are queued or the outbox is closed, then moves
+    /// every queued frame into `into`. Returns the close reason once the
+    /// outbox is closed; frames queued before a close are still handed out
+    /// first except after an overflow, where they are dropped (the client
+    /// recovers them by position).
+    pub async fn drain(&self, into: &mut Vec<Frame>) -> Option<CloseReason> {
+        loop {
+            {
+                let mut state = self.state.lock();
+                if let Some(reason) = state.closed {
+                    if reason.code == CloseCode::SlowConsumer || state.frames.is_empty() {
+                        state.frames = VecDeque::new();
+                        state.bytes = 0;
+                        return Some(reason);
+                    }
+                }
+                if !state.frames.is_empty() {
+                    into.extend(state.frames.drain(..));
+                    state.bytes = 0;
+                    if state.frames.capacity() > 64 {
+                        state.frames.shrink_to(16);
+                    }
+                    drop(state);
+                    self.room.notify_waiters();
+                    return None;
+                }
+            }
+            self.ready.notified().await;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.state.lock().frames.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(text: &str) -> Frame {
+        Frame::from_string(text.to_string())
+    }
+
+    #[tokio::test]
+    async fn drain_hands_out_every_queued_frame_in_order() {
+        let outbox = Outbox::new(OutboxLimits::default());
+        for i in 0..5 {
+            assert_eq!(outbox.push(frame(&i.to_string())), Pushed::Queued);
+        }
+        let mut out = Vec::new();
+        assert_eq!(outbox.drain(&mut out).await, None);
+        let texts: Vec<_> = out.iter().map(|f| f.as_str().to_string()).collect();
+        assert_eq!(texts, ["0", "1", "2", "3", "4"]);
+        assert!(outbox.is_empty());
+    }
+
+    #[tokio::test]
+    async fn overflow_by_count_closes_as_slow_consumer_and_drops_the_backlog() {
+        let outbox = Outbox::new(OutboxLimits { max_frames: 2, max_bytes: 1 << 20 });
+        assert_eq!(outbox.push(frame("a")), Pushed::Queued);
+        assert_eq!(outbox.push(frame("b")), Pushed::Queued);
+        assert_eq!(outbox.push(frame("c")), Pushed::Overflowed);
+        assert_eq!(outbox.push(frame("d")), Pushed::Closed);
+        let mut out = Vec::new();
+        let reason = outbox.drain(&mut out).await.unwrap();
+        assert_eq!(reason.code, CloseCode::SlowConsumer);
+        assert!(out.is_empty());
+    }
+
+    #[tokio::test]
+    async fn overflow_by_bytes() {
+        let outbox = Outbox::new(OutboxLimits { max_frames: 100, max_bytes: 5 });
+        assert_eq!(outbox.push(frame("abc")), Pushed::Queued);
+        assert_eq!(outbox.push(frame("abc")), Pushed::Overflowed);
+    }
+
+    #[tokio::test]
+    async fn a_normal_close_still_delivers_what_was_queued_first() {
+        let outbox = Outbox::new(OutboxLimits::default());
+        outbox.push(frame("last words"));
+        outbox.close(CloseReason::new(CloseCode::ShuttingDown));
+        let mut out = Vec::new();
+        assert_eq!(outbox.drain(&mut out).await, None);
+        assert_eq!(out.len(), 1);
+        assert_eq!(outbox.drain(&mut out).await.unwrap().code, CloseCode::ShuttingDown);
+    }
+
+    #[tokio::test]
+    async fn a_replay_larger_than_the_outbox_waits_for_the_writer_instead_of_overflowing() {
+        let outbox = std::sync::Arc::new(Outbox::new(OutboxLimits { max_frames: 2, max_bytes: 1 << 20 }));
+        let replay = {
+            let outbox = outbox.clone();
+            tokio::spawn(async move {
+                for i in 0..10 {
+                    assert_eq!(outbox.push_waiting(frame(&i.to_string())).await, Pushed::Queued);
+                }
+            })
+        };
+        let mut received = Vec::new();
+        while received.len() < 10 {
+            let mut batch = Vec::new();
+            let closed = tokio::time::timeout(std::time::Duration::from_secs(5), outbox.drain(&mut batch)).await;
+            assert_eq!(closed.unwrap(), None);
+            assert!(batch.len() <= 2);
+            received.extend(batch.iter().map(|f| f.as_str().to_string()));
+        }
+        replay.await.unwrap();
+        assert_eq!(received, (0..10).map(|i| i.to_string()).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_waiting_writer_wakes_on_push() {
+        let outbox = std::sync::Arc::new(Outbox::new(OutboxLimits::default()));
+        let writer = {
+            let outbox = outbox.clone();
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                outbox.drain(&mut out).await;
+                out.len()
+            })
+        };
+        tokio::task::yield_now().await;
+        outbox.push(frame("x"));
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await.unwrap().unwrap();
+        assert_eq!(n, 1);
+    }
+}

@@ -1,0 +1,193 @@
+//! The subscription registry: which connections are subscribed to which
+//! channel, sharded so that no lock spans all channels.
+//!
+//! Lock order is always shard, then channel. A shard's lock is held only to
+//! find, create or drop a channel entry; a channel's lock is held while its
+//! subscribers are changed or a frame is fanned out to them.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use fanfare_protocol::{ChannelName, CloseCode, Frame, JsonData};
+use parking_lot::{Mutex, RwLock};
+
+use crate::outbox::{CloseReason, Outbox, Pushed};
+use crate::presence::Presence;
+
+/// A connection's id, unique within the server.
+pub type ConnId = u64;
+
+/// A connection as the hub sees it: who it is and where its frames go.
+#[derive(Clone)]
+pub struct Subscriber {
+    pub conn: ConnId,
+    /// The user id, or `""` for an anonymous connection (never a member).
+    pub user: Arc<str>,
+    /// What presence shows about this user.
+    pub info: Option<JsonData>,
+    pub outbox: Arc<Outbox>,
+}
+
+pub(crate) struct Entry {
+    pub sub: Subscriber,
+    /// While a subscription is catching up on history, live frames wait here
+    /// (with their offsets) instead of in the outbox.
+    pub catch_up: Option<Vec<(Option<u64>, Frame)>>,
+}
+
+pub(crate) struct Channel {
+    pub state: Mutex<ChannelState>,
+}
+
+#[derive(Default)]
+pub(crate) struct ChannelState {
+    pub entries: Vec<Entry>,
+    pub presence: Presence,
+}
+
+/// Result of one fan-out.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FanOut {
+    pub delivered: u64,
+    pub overflowed: u64,
+}
+
+impl ChannelState {
+    /// Pushes a frame to every subscriber (but `except`): into the outbox,
+    /// or into the catch-up buffer of a subscription still replaying
+    /// history. A catch-up buffer larger than `catch_up_cap` makes its
+    /// connection a slow consumer.
+    pub fn fan_out(
+        &mut self,
+        offset: Option<u64>,
+        frame: &Frame,
+        except: Option<ConnId>,
+        catch_up_cap: usize,
+    ) -> FanOut {
+        let mut result = FanOut::default();
+        for entry in &mut self.entries {
+            if Some(entry.sub.conn) == except {
+                continue;
+            }
+            match &mut entry.catch_up {
+                Some(buffer) if buffer.len() >= catch_up_cap => {
+                    entry.sub.outbox.close(CloseReason::new(CloseCode::SlowConsumer));
+                    result.overflowed += 1;
+                }
+                Some(buffer) => buffer.push((offset, frame.clone())),
+                None => match entry.sub.outbox.push(frame.clone()) {
+                    Pushed::Queued => result.delivered += 1,
+                    Pushed::Overflowed => result.overflowed += 1,
+                    Pushed::Closed => {}
+                },
+            }
+        }
+        result
+    }
+
+    pub fn position_of(&self, conn: ConnId) -> Option<usize> {
+        self.entries.iter().position(|e| e.sub.conn == conn)
+    }
+}
+
+pub(crate) struct Registry {
+    shards: Box<[RwLock<HashMap<ChannelName, Arc<Channel>>>]>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+/// What `attach` found.
+pub(crate) enum Attached {
+    Added { channel: Arc<Channel>, created: bool },
+    AlreadySubscribed,
+}
+
+impl Registry {
+    pub fn new(shards: usize) -> Self {
+        let shards = (0..shards.max(1)).map(|_| RwLock::new(HashMap::new())).collect();
+        Self { shards, hasher: Default::default() }
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    pub fn shard_of(&self, channel: &ChannelName) -> usize {
+        let mut h = self.hasher.build_hasher();
+        channel.hash(&mut h);
+        (h.finish() as usize) % self.shards.len()
+    }
+
+    pub fn get(&self, channel: &ChannelName) -> Option<Arc<Channel>> {
+        self.shards[self.shard_of(channel)].read().get(channel).cloned()
+    }
+
+    /// Adds a subscriber; `on_added` runs under the channel's lock right
+    /// after the entry is in place (presence join goes there).
+    pub fn attach(
+        &self,
+        channel: &ChannelName,
+        entry: Entry,
+        on_added: impl FnOnce(&mut ChannelState),
+    ) -> Attached {
+        let mut shard = self.shards[self.shard_of(channel)].write();
+        let mut created = false;
+        let chan = shard
+            .entry(channel.clone())
+            .or_insert_with(|| {
+                created = true;
+                Arc::new(Channel { state: Mutex::new(ChannelState::default()) })
+            })
+            .clone();
+        let mut state = chan.state.lock();
+        if state.position_of(entry.sub.conn).is_some() {
+            return Attached::AlreadySubscribed;
+        }
+        state.entries.push(entry);
+        on_added(&mut state);
+        drop(state);
+        Attached::Added { channel: chan, created }
+    }
+
+    /// Removes a subscriber; `on_removed` runs under the channel's lock with
+    /// the removed entry. Drops the channel once nobody is subscribed.
+    /// Returns `(found, channel_dropped)`.
+    pub fn detach(
+        &self,
+        channel: &ChannelName,
+        conn: ConnId,
+        on_removed: impl FnOnce(&mut ChannelState, Entry),
+    ) -> (bool, bool) {
+        let mut shard = self.shards[self.shard_of(channel)].write();
+        let Some(chan) = shard.get(channel).cloned() else { return (false, false) };
+        let mut state = chan.state.lock();
+        let Some(index) = state.position_of(conn) else { return (false, false) };
+        let entry = state.entries.swap_remove(index);
+        on_removed(&mut state, entry);
+        let empty = state.entries.is_empty();
+        drop(state);
+        if empty {
+            shard.remove(channel);
+        }
+        (true, empty)
+    }
+
+    /// Every channel with its subscriber count, for listings.
+    pub fn channels(&self, prefix: &str) -> Vec<(ChannelName, usize)> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let snapshot: Vec<(ChannelName, Arc<Channel>)> = shard
+                .read()
+                .iter()
+                .filter(|(name, _)| name.as_str().starts_with(prefix))
+                .map(|(n, c)| (n.clone(), c.clone()))
+                .collect();
+            out.extend(snapshot.into_iter().map(|(name, chan)| {
+                let count = chan.state.lock().entries.len();
+                (name, count)
+            }));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}

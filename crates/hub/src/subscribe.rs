@@ -1,0 +1,204 @@
+//! Subscribing, with recovery from a position.
+//!
+//! The algorithm (`docs/protocol.md`, "Recovery"):
+//! 1. Register the subscriber first, in catch-up mode: from this moment every
+//!    live frame of the channel is held in its catch-up buffer, so nothing
+//!    published meanwhile can be missed.
+//! 2. Read the store: the channel's position and, when the client sent
+//!    `since`, the publications after it. Anything committed before this
+//!    read is in it; anything fanned out after step 1 is in the buffer.
+//! 3. Queue the reply, then the missed publications, in the outbox.
+//! 4. Release the buffer, dropping what step 3 already sent (by offset), and
+//!    switch the subscription to live.
+//!
+//! Recovery succeeds only when the client's epoch is the channel's, its
+//! offset is not ahead of the channel, the gap is within the namespace's
+//! recovery limit, and history still holds every publication of the gap.
+//! Otherwise the reply says `recovered: false` and nothing is replayed:
+//! never a silent partial recovery.
+
+use std::sync::Arc;
+
+use fanfare_protocol::native::{self, Member, SubscribeResult};
+use fanfare_protocol::{ChannelName, Frame, Publication, StreamPosition};
+use fanfare_store::{HistoryPage, HistoryQuery};
+
+use crate::hub::Hub;
+use crate::options::ChannelOptions;
+use crate::registry::{Attached, ChannelState, Entry, Subscriber};
+use crate::{HubError, Outbox};
+
+/// A subscription to make.
+pub struct Subscribe {
+    pub subscriber: Subscriber,
+    pub channel: ChannelName,
+    /// The last position the client saw, to recover from.
+    pub since: Option<StreamPosition>,
+}
+
+struct Plan {
+    result: SubscribeResult,
+    replay: Vec<Publication>,
+    /// Live frames at or below this offset were covered by the read.
+    covered_up_to: u64,
+}
+
+impl Hub {
+    /// Subscribes and queues, in this order, the reply built by
+    /// `encode_reply`, any recovered publications, then live ones.
+    pub async fn subscribe(
+        &self,
+        request: Subscribe,
+        encode_reply: impl FnOnce(&SubscribeResult) -> Frame,
+    ) -> Result<SubscribeResult, HubError> {
+        let Subscribe { subscriber, channel, since } = request;
+        let options = self.channel_options(&channel);
+        let conn = subscriber.conn;
+        let outbox = subscriber.outbox.clone();
+        let chan = self.attach_catching_up(&channel, subscriber, &options)?;
+
+        let plan = match self.plan_subscription(&channel, since.as_ref(), &options).await {
+            Ok(plan) => plan,
+            Err(error) => {
+                let _ = self.unsubscribe(conn, &channel);
+                return Err(error);
+            }
+        };
+        self.count_recovery(plan.result.recovered);
+        outbox.push_waiting(encode_reply(&plan.result)).await;
+        for publication in &plan.replay {
+            outbox.push_waiting(native::encode_publication(&channel, &plan.result.epoch, publication)).await;
+        }
+        release_catch_up(&mut chan.state.lock(), conn, &outbox, plan.covered_up_to);
+        Ok(plan.result)
+    }
+
+    fn attach_catching_up(
+        &self,
+        channel: &ChannelName,
+        subscriber: Subscriber,
+        options: &ChannelOptions,
+    ) -> Result<Arc<crate::registry::Channel>, HubError> {
+        let cap = self.shared.options.catch_up_buffer;
+        let member = Member { user: subscriber.user.to_string(), info: subscriber.info.clone() };
+        let conn = subscriber.conn;
+        let user = subscriber.user.clone();
+        let entry = Entry { sub: subscriber, catch_up: Some(Vec::new()) };
+        let attached = self.shared.registry.attach(channel, entry, |state: &mut ChannelState| {
+            if options.presence && !user.is_empty() && state.presence.join(&user, member.info.as_ref()) {
+                if options.join_leave {
+                    let frame = native::encode_join(channel, &member);
+                    state.fan_out(None, &frame, Some(conn), cap);
+                }
+            }
+        });
+        match attached {
+            Attached::AlreadySubscribed => Err(HubError::AlreadySubscribed),
+            Attached::Added { channel, created } => {
+                self.shared.metrics.subscriptions.increment(1.0);
+                if created {
+                    self.shared.metrics.channels.increment(1.0);
+                }
+                Ok(channel)
+            }
+        }
+    }
+
+    async fn plan_subscription(
+        &self,
+        channel: &ChannelName,
+        since: Option<&StreamPosition>,
+        options: &ChannelOptions,
+    ) -> Result<Plan, HubError> {
+        let store = &self.shared.store;
+        let Some(since) = since else {
+            let position = store.position(channel).await?;
+            let result = SubscribeResult { epoch: position.epoch, offset: position.offset, recovered: None };
+            return Ok(Plan { covered_up_to: result.offset, result, replay: Vec::new() });
+        };
+        let limit = usize::try_from(options.recovery_limit.saturating_add(1)).unwrap_or(usize::MAX);
+        let query = HistoryQuery { since: Some(since.offset), limit, reverse: false, retention: options.history };
+        let page = store.read(channel, query).await?;
+        let recovered = can_recover(since, &page, options.recovery_limit);
+        let covered_up_to = page.publications.last().map_or(page.top_offset, |p| p.offset.max(page.top_offset));
+        let replay = if recovered { page.publications } else { Vec::new() };
+        let result = SubscribeResult { epoch: page.epoch, offset: page.top_offset, recovered: Some(recovered) };
+        Ok(Plan { result, replay, covered_up_to })
+    }
+
+    fn count_recovery(&self, recovered: Option<bool>) {
+        match recovered {
+            Some(true) => self.shared.metrics.recoveries.increment(1),
+            Some(false) => self.shared.metrics.failed_recoveries.increment(1),
+            None => {}
+        }
+    }
+}
+
+/// Whether `page` (read with `since` exclusive) holds exactly the
+/// publications a client at `since` missed.
+fn can_recover(since: &StreamPosition, page: &HistoryPage, recovery_limit: u64) -> bool {
+    if since.epoch != page.epoch || since.offset > page.top_offset {
+        return false;
+    }
+    let missed = page.top_offset - since.offset;
+    if missed > recovery_limit {
+        return false;
+    }
+    let wanted = page.publications.iter().take_while(|p| p.offset <= page.top_offset);
+    let mut expected = since.offset + 1;
+    for publication in wanted {
+        if publication.offset != expected {
+            return false;
+        }
+        expected += 1;
+    }
+    expected == page.top_offset + 1
+}
+
+/// Step 4: moves held live frames newer than the read into the outbox and
+/// makes the subscription live, atomically with respect to fan-out.
+fn release_catch_up(state: &mut ChannelState, conn: u64, outbox: &Outbox, covered_up_to: u64) {
+    let Some(index) = state.position_of(conn) else { return };
+    let held = state.entries[index].catch_up.take().unwrap_or_default();
+    for (offset, frame) in held {
+        if offset.is_none_or(|offset| offset > covered_up_to) {
+            outbox.push(frame);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fanfare_protocol::{Epoch, JsonData};
+
+    use super::*;
+
+    fn page(epoch: &str, top: u64, offsets: &[u64]) -> HistoryPage {
+        let data = JsonData::parse("1".into()).unwrap();
+        HistoryPage {
+            epoch: Epoch::new(epoch),
+            top_offset: top,
+            publications: offsets.iter().map(|&offset| Publication { offset, time_ms: 0, data: data.clone() }).collect(),
+        }
+    }
+
+    fn at(epoch: &str, offset: u64) -> StreamPosition {
+        StreamPosition::new(Epoch::new(epoch), offset)
+    }
+
+    #[test]
+    fn recovers_a_complete_gap_within_the_limit() {
+        assert!(can_recover(&at("e", 3), &page("e", 6, &[4, 5, 6]), 10));
+        assert!(can_recover(&at("e", 6), &page("e", 6, &[]), 10), "nothing missed");
+    }
+
+    #[test]
+    fn refuses_another_epoch_a_future_offset_a_big_gap_or_a_trimmed_gap() {
+        assert!(!can_recover(&at("old", 3), &page("e", 6, &[4, 5, 6]), 10));
+        assert!(!can_recover(&at("e", 9), &page("e", 6, &[]), 10));
+        assert!(!can_recover(&at("e", 3), &page("e", 6, &[4, 5, 6]), 2));
+        assert!(!can_recover(&at("e", 3), &page("e", 6, &[5, 6]), 10), "4 was trimmed");
+        assert!(!can_recover(&at("e", 3), &page("e", 6, &[4, 6]), 10));
+    }
+}

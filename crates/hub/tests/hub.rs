@@ -1,0 +1,151 @@
+//! The hub against a real (memory) store: order, recovery, slow consumers
+//! and presence, without sockets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fanfare_hub::{ChannelOptions, CloseReason, Hub, HubOptions, Outbox, OutboxLimits, Publish, Subscribe, Subscriber};
+use fanfare_protocol::native::{ServerMessage, encode_reply};
+use fanfare_protocol::{ChannelName, CloseCode, Frame, JsonData, StreamPosition};
+use fanfare_store::MemoryStore;
+
+fn hub_with(options: ChannelOptions) -> Arc<Hub> {
+    Arc::new(Hub::new(Arc::new(MemoryStore::new()), Arc::new(move |_: &ChannelName| options), HubOptions::default()))
+}
+
+fn channel(name: &str) -> ChannelName {
+    ChannelName::new(name).unwrap()
+}
+
+fn subscriber(conn: u64, user: &str, limits: OutboxLimits) -> Subscriber {
+    Subscriber { conn, user: Arc::from(user), info: None, outbox: Arc::new(Outbox::new(limits)) }
+}
+
+async fn publish(hub: &Hub, name: &str, n: u64) {
+    let data = JsonData::parse(n.to_string()).unwrap();
+    hub.publish(Publish { channel: channel(name), data, idempotency_key: None, ephemeral: false }).await.unwrap();
+}
+
+/// Reads what an outbox holds right now, decoded.
+async fn drain(outbox: &Outbox) -> Vec<ServerMessage> {
+    if outbox.is_empty() {
+        return Vec::new();
+    }
+    let mut frames: Vec<Frame> = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), outbox.drain(&mut frames)).await.unwrap();
+    frames.iter().map(|f| ServerMessage::decode(f.as_str()).unwrap()).collect()
+}
+
+fn offsets(messages: &[ServerMessage]) -> Vec<u64> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            ServerMessage::Publication { publication, .. } => Some(publication.offset),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn subscribe(hub: &Hub, sub: Subscriber, name: &str, since: Option<StreamPosition>) -> Option<bool> {
+    let request = Subscribe { subscriber: sub, channel: channel(name), since };
+    hub.subscribe(request, |r| encode_reply(1, r)).await.unwrap().recovered
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishers_produce_one_gap_free_order_for_every_subscriber() {
+    let hub = hub_with(ChannelOptions::default());
+    let a = subscriber(1, "", OutboxLimits { max_frames: 10_000, max_bytes: 1 << 24 });
+    let b = subscriber(2, "", OutboxLimits { max_frames: 10_000, max_bytes: 1 << 24 });
+    subscribe(&hub, a.clone(), "race", None).await;
+    subscribe(&hub, b.clone(), "race", None).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                for i in 0..100 {
+                    publish(&hub, "race", t * 1000 + i).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let expected: Vec<u64> = (1..=800).collect();
+    assert_eq!(offsets(&drain(&a.outbox).await), expected);
+    assert_eq!(offsets(&drain(&b.outbox).await), expected);
+}
+
+#[tokio::test]
+async fn resubscribing_with_a_position_replays_the_gap_then_goes_live() {
+    let hub = hub_with(ChannelOptions::default());
+    let first = subscriber(1, "", OutboxLimits::default());
+    subscribe(&hub, first.clone(), "room", None).await;
+    publish(&hub, "room", 1).await;
+    publish(&hub, "room", 2).await;
+    let seen = drain(&first.outbox).await;
+    let ServerMessage::Publication { epoch: Some(epoch), .. } = &seen[1] else { panic!("{seen:?}") };
+    let epoch = epoch.clone();
+    hub.unsubscribe(1, &channel("room")).unwrap();
+
+    publish(&hub, "room", 3).await;
+    publish(&hub, "room", 4).await;
+    let again = subscriber(1, "", OutboxLimits::default());
+    let recovered = subscribe(&hub, again.clone(), "room", Some(StreamPosition::new(epoch, 2))).await;
+    publish(&hub, "room", 5).await;
+    assert_eq!(recovered, Some(true));
+    assert_eq!(offsets(&drain(&again.outbox).await), vec![3, 4, 5]);
+}
+
+#[tokio::test]
+async fn a_position_older_than_history_is_not_recovered_and_nothing_is_replayed() {
+    let mut options = ChannelOptions::default();
+    options.history.max_len = 2;
+    let hub = hub_with(options);
+    for n in 1..=5 {
+        publish(&hub, "short", n).await;
+    }
+    let epoch = hub.history(&channel("short"), Default::default()).await.unwrap().epoch;
+    let sub = subscriber(1, "", OutboxLimits::default());
+    let recovered = subscribe(&hub, sub.clone(), "short", Some(StreamPosition::new(epoch, 1))).await;
+    assert_eq!(recovered, Some(false));
+    assert!(offsets(&drain(&sub.outbox).await).is_empty());
+}
+
+#[tokio::test]
+async fn a_slow_consumer_is_closed_and_the_fast_one_gets_everything() {
+    let hub = hub_with(ChannelOptions::default());
+    let slow = subscriber(1, "", OutboxLimits { max_frames: 5, max_bytes: 1 << 20 });
+    let fast = subscriber(2, "", OutboxLimits { max_frames: 1000, max_bytes: 1 << 20 });
+    subscribe(&hub, slow.clone(), "busy", None).await;
+    subscribe(&hub, fast.clone(), "busy", None).await;
+    for n in 0..50 {
+        publish(&hub, "busy", n).await;
+    }
+    assert!(slow.outbox.is_closed());
+    let mut frames = Vec::new();
+    assert_eq!(
+        slow.outbox.drain(&mut frames).await,
+        Some(CloseReason::new(CloseCode::SlowConsumer)),
+        "slow consumer is told to reconnect and recover"
+    );
+    assert_eq!(offsets(&drain(&fast.outbox).await), (1..=50).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn presence_counts_a_user_with_two_connections_once() {
+    let hub = hub_with(ChannelOptions { presence: true, join_leave: true, ..ChannelOptions::default() });
+    let watcher = subscriber(1, "watcher", OutboxLimits::default());
+    subscribe(&hub, watcher.clone(), "team", None).await;
+    drain(&watcher.outbox).await;
+    subscribe(&hub, subscriber(2, "alice", OutboxLimits::default()), "team", None).await;
+    subscribe(&hub, subscriber(3, "alice", OutboxLimits::default()), "team", None).await;
+    let users: Vec<String> = hub.presence(&channel("team")).unwrap().into_iter().map(|m| m.user).collect();
+    assert_eq!(users, ["alice", "watcher"]);
+    hub.unsubscribe(2, &channel("team")).unwrap();
+    hub.unsubscribe(3, &channel("team")).unwrap();
+    let pushes = drain(&watcher.outbox).await;
+    let joins = pushes.iter().filter(|m| matches!(m, ServerMessage::Join { .. })).count();
+    let leaves = pushes.iter().filter(|m| matches!(m, ServerMessage::Leave { .. })).count();
+    assert_eq!((joins, leaves), (1, 1), "{pushes:?}");
+}

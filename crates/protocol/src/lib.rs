@@ -1,0 +1,25 @@
+//! Fanfare's wire vocabulary, shared by every other crate.
+//!
+//! This crate sits at the start of the message path: a WebSocket frame or an
+//! HTTP body is decoded here into a typed command, and a publication is
+//! encoded here, once, into the bytes every subscriber receives. It does no
+//! I/O and knows no runtime.
+//!
+//! - [`channel`]: validated channel names and their namespace.
+//! - [`position`]: `(epoch, offset)`, the stream position that makes recovery possible.
+//! - [`publication`]: what a channel carries, and the raw JSON payload type.
+//! - [`error`]: the one error-code table (code → close code → HTTP status → retry).
+//! - [`native`]: the native protocol v1 codec (`docs/protocol.md`).
+//!
+//! A second codec (the Pusher protocol) will sit beside [`native`].
+
+pub mod channel;
+pub mod error;
+pub mod native;
+pub mod position;
+pub mod publication;
+
+pub use channel::{ChannelName, ChannelNameError};
+pub use error::{CloseCode, ErrorCode, ErrorInfo};
+pub use position::{Epoch, StreamPosition};
+pub use publication::{Frame, JsonData, Publication};

@@ -1,0 +1,477 @@
+//! The native protocol, version 1 (`docs/protocol.md`).
+//!
+//! JSON text frames. A client sends commands, each with a numeric `id` and a
+//! `type`; the server answers each with a reply carrying the same `id` and
+//! either `result` or `error`. Server pushes (publications, join, leave,
+//! disconnect advice) carry a `type` and no `id`.
+//!
+//! Decoding goes through one flat struct with every field optional, then
+//! into a typed [`Command`]: serde cannot keep a raw JSON payload inside an
+//! internally tagged enum, and one pass over the frame is all we want.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::{ChannelName, CloseCode, Epoch, ErrorCode, ErrorInfo, Frame, JsonData, Publication, StreamPosition};
+
+/// A decoded client command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Command {
+    pub id: u64,
+    pub body: CommandBody,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandBody {
+    Connect { token: Option<String> },
+    Subscribe { channel: ChannelName, since: Option<StreamPosition> },
+    Unsubscribe { channel: ChannelName },
+    Publish { channel: ChannelName, data: JsonData, idempotency_key: Option<String>, ephemeral: bool },
+    History { channel: ChannelName, query: HistoryParams },
+    Presence { channel: ChannelName },
+    Ping,
+}
+
+impl CommandBody {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            CommandBody::Connect { .. } => "connect",
+            CommandBody::Subscribe { .. } => "subscribe",
+            CommandBody::Unsubscribe { .. } => "unsubscribe",
+            CommandBody::Publish { .. } => "publish",
+            CommandBody::History { .. } => "history",
+            CommandBody::Presence { .. } => "presence",
+            CommandBody::Ping => "ping",
+        }
+    }
+}
+
+/// Parameters of a history read: `since` is exclusive.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    #[serde(default)]
+    pub reverse: bool,
+}
+
+/// A frame that could not be turned into a command. With an `id` the
+/// server answers with an error reply; without one it closes the
+/// connection with [`CloseCode::BadFrame`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodeError {
+    pub id: Option<u64>,
+    pub error: ErrorInfo,
+}
+
+#[derive(Deserialize)]
+struct RawCommand<'a> {
+    id: Option<u64>,
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    channel: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    since: Option<&'a RawValue>,
+    data: Option<JsonData>,
+    token: Option<String>,
+    idempotency_key: Option<String>,
+    ephemeral: Option<bool>,
+    limit: Option<usize>,
+    reverse: Option<bool>,
+}
+
+impl Command {
+    /// Decodes one text frame.
+    pub fn decode(text: &str) -> Result<Command, DecodeError> {
+        let raw: RawCommand<'_> = serde_json::from_str(text).map_err(|e| DecodeError {
+            id: id_of_unparsable(text),
+            error: ErrorInfo::new(ErrorCode::BadRequest, format!("not a valid command: {e}")),
+        })?;
+        let id = raw.id.ok_or_else(|| DecodeError {
+            id: None,
+            error: ErrorInfo::new(ErrorCode::BadRequest, "command has no numeric \"id\""),
+        })?;
+        let fail = |error: ErrorInfo| DecodeError { id: Some(id), error };
+        let body = raw.into_body().map_err(fail)?;
+        Ok(Command { id, body })
+    }
+}
+
+/// Best effort to find an `id` in a frame that failed to decode as a
+/// command, so the error can still be a reply.
+fn id_of_unparsable(text: &str) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: u64,
+    }
+    serde_json::from_str::<IdOnly>(text).ok().map(|x| x.id)
+}
+
+impl RawCommand<'_> {
+    fn into_body(self) -> Result<CommandBody, ErrorInfo> {
+        let kind = self.kind.as_deref().ok_or_else(|| bad("command has no \"type\""))?;
+        Ok(match kind {
+            "connect" => CommandBody::Connect { token: self.token },
+            "subscribe" => {
+                let since = match self.since {
+                    Some(raw) => Some(parse_position(raw)?),
+                    None => None,
+                };
+                CommandBody::Subscribe { channel: channel(&self.channel)?, since }
+            }
+            "unsubscribe" => CommandBody::Unsubscribe { channel: channel(&self.channel)? },
+            "publish" => CommandBody::Publish {
+                channel: channel(&self.channel)?,
+                data: self.data.ok_or_else(|| bad("publish needs \"data\""))?,
+                idempotency_key: self.idempotency_key,
+                ephemeral: self.ephemeral.unwrap_or(false),
+            },
+            "history" => {
+                let since = match self.since {
+                    Some(raw) => Some(
+                        serde_json::from_str::<u64>(raw.get())
+                            .map_err(|_| bad("history \"since\" must be an offset (a number)"))?,
+                    ),
+                    None => None,
+                };
+                let query = HistoryParams { since, limit: self.limit, reverse: self.reverse.unwrap_or(false) };
+                CommandBody::History { channel: channel(&self.channel)?, query }
+            }
+            "presence" => CommandBody::Presence { channel: channel(&self.channel)? },
+            "ping" => CommandBody::Ping,
+            other => {
+                return Err(ErrorInfo::new(ErrorCode::UnknownCommand, format!("unknown command type {other:?}")));
+            }
+        })
+    }
+}
+
+fn bad(message: &str) -> ErrorInfo {
+    ErrorInfo::new(ErrorCode::BadRequest, message)
+}
+
+fn channel(name: &Option<Cow<'_, str>>) -> Result<ChannelName, ErrorInfo> {
+    let name = name.as_deref().ok_or_else(|| bad("command needs \"channel\""))?;
+    ChannelName::new(name).map_err(|e| ErrorInfo::new(ErrorCode::InvalidChannel, e.to_string()))
+}
+
+fn parse_position(raw: &RawValue) -> Result<StreamPosition, ErrorInfo> {
+    serde_json::from_str(raw.get())
+        .map_err(|_| bad("subscribe \"since\" must be {\"epoch\": string, \"offset\": number}"))
+}
+
+// ---------------------------------------------------------------------------
+// Server → client
+
+/// Result of `connect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectResult {
+    /// This connection's id, unique within the server.
+    pub client: String,
+    /// The user id from the token's `sub`, or `""` when anonymous.
+    pub user: String,
+    pub version: String,
+    /// The server pings at this interval; a client that hears nothing for
+    /// about twice as long should assume the connection is dead.
+    pub ping_interval_ms: u64,
+}
+
+/// Result of `subscribe`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscribeResult {
+    pub epoch: Epoch,
+    /// The channel's offset when the subscription took effect. Publications
+    /// with higher offsets follow as pushes.
+    pub offset: u64,
+    /// Present when the subscribe carried `since`: whether every publication
+    /// after it follows (true), or the client must reload (false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<bool>,
+}
+
+/// Result of `publish` (and of the HTTP `POST /api/publish`). Empty for an
+/// ephemeral publication.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PublishResult {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<Epoch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+}
+
+/// Result of `history` (and of `GET /api/history`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryResult {
+    pub epoch: Epoch,
+    pub top_offset: u64,
+    pub publications: Vec<Publication>,
+}
+
+/// One member in a presence answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<JsonData>,
+}
+
+/// Result of `presence` (and of `GET /api/presence`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceResult {
+    pub members: Vec<Member>,
+}
+
+#[derive(Serialize)]
+struct OkReply<'a, T: Serialize> {
+    id: u64,
+    result: &'a T,
+}
+
+#[derive(Serialize)]
+struct ErrReply<'a> {
+    id: u64,
+    error: &'a ErrorInfo,
+}
+
+/// Encodes a successful reply.
+pub fn encode_reply<T: Serialize>(id: u64, result: &T) -> Frame {
+    encode(&OkReply { id, result })
+}
+
+/// Encodes an error reply.
+pub fn encode_error(id: u64, error: &ErrorInfo) -> Frame {
+    encode(&ErrReply { id, error })
+}
+
+
+#[derive(Serialize)]
+struct PublicationPush<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    channel: &'a ChannelName,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    epoch: Option<&'a Epoch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<u64>,
+    time: u64,
+    data: &'a JsonData,
+}
+
+/// Encodes a stored publication push: done once per publication, shared by
+/// every subscriber.
+pub fn encode_publication(channel: &ChannelName, epoch: &Epoch, publication: &Publication) -> Frame {
+    encode(&PublicationPush {
+        kind: "publication",
+        channel,
+        epoch: Some(epoch),
+        offset: Some(publication.offset),
+        time: publication.time_ms,
+        data: &publication.data,
+    })
+}
+
+/// Encodes an ephemeral publication push: no epoch, no offset.
+pub fn encode_ephemeral(channel: &ChannelName, time_ms: u64, data: &JsonData) -> Frame {
+    encode(&PublicationPush { kind: "publication", channel, epoch: None, offset: None, time: time_ms, data })
+}
+
+#[derive(Serialize)]
+struct PresencePush<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    channel: &'a ChannelName,
+    user: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    info: Option<&'a JsonData>,
+}
+
+/// Encodes a `join` push (a user's first connection in the channel).
+pub fn encode_join(channel: &ChannelName, member: &Member) -> Frame {
+    encode(&PresencePush { kind: "join", channel, user: &member.user, info: member.info.as_ref() })
+}
+
+/// Encodes a `leave` push (a user's last connection left the channel).
+pub fn encode_leave(channel: &ChannelName, user: &str) -> Frame {
+    encode(&PresencePush { kind: "leave", channel, user, info: None })
+}
+
+#[derive(Serialize)]
+struct DisconnectPush<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    code: u16,
+    reason: &'a str,
+    reconnect: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reconnect_after_ms: Option<u64>,
+}
+
+/// Encodes the `disconnect` push sent just before the server closes the
+/// connection, so clients that cannot read close codes still learn why.
+pub fn encode_disconnect(code: CloseCode, reconnect_after_ms: Option<u64>) -> Frame {
+    encode(&DisconnectPush {
+        kind: "disconnect",
+        code: code.code(),
+        reason: code.reason(),
+        reconnect: code.reconnect(),
+        reconnect_after_ms,
+    })
+}
+
+fn encode<T: Serialize>(value: &T) -> Frame {
+    Frame::from_string(serde_json::to_string(value).expect("protocol types always serialize"))
+}
+
+// ---------------------------------------------------------------------------
+// Decoding server messages (used by clients)
+
+/// A message from the server, as a client sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerMessage {
+    Reply { id: u64, outcome: Result<JsonData, ErrorInfo> },
+    Publication { channel: ChannelName, epoch: Option<Epoch>, publication: Publication },
+    Join { channel: ChannelName, member: Member },
+    Leave { channel: ChannelName, user: String },
+    Disconnect { code: u16, reason: String, reconnect: bool, reconnect_after_ms: Option<u64> },
+}
+
+#[derive(Deserialize)]
+struct RawServerMessage {
+    id: Option<u64>,
+    result: Option<JsonData>,
+    error: Option<ErrorInfo>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    channel: Option<ChannelName>,
+    epoch: Option<Epoch>,
+    offset: Option<u64>,
+    time: Option<u64>,
+    data: Option<JsonData>,
+    user: Option<String>,
+    info: Option<JsonData>,
+    code: Option<u16>,
+    reason: Option<String>,
+    reconnect: Option<bool>,
+    reconnect_after_ms: Option<u64>,
+}
+
+impl ServerMessage {
+    pub fn decode(text: &str) -> Result<ServerMessage, serde_json::Error> {
+        let raw: RawServerMessage = serde_json::from_str(text)?;
+        raw.into_message().map_err(serde::de::Error::custom)
+    }
+}
+
+impl RawServerMessage {
+    fn into_message(self) -> Result<ServerMessage, &'static str> {
+        if let Some(id) = self.id {
+            let outcome = match (self.result, self.error) {
+                (_, Some(error)) => Err(error),
+                (Some(result), None) => Ok(result),
+                (None, None) => return Err("reply has neither result nor error"),
+            };
+            return Ok(ServerMessage::Reply { id, outcome });
+        }
+        let channel = self.channel;
+        match self.kind.as_deref() {
+            Some("publication") => Ok(ServerMessage::Publication {
+                channel: channel.ok_or("publication without channel")?,
+                epoch: self.epoch,
+                publication: Publication {
+                    offset: self.offset.unwrap_or(0),
+                    time_ms: self.time.unwrap_or(0),
+                    data: self.data.ok_or("publication without data")?,
+                },
+            }),
+            Some("join") => Ok(ServerMessage::Join {
+                channel: channel.ok_or("join without channel")?,
+                member: Member { user: self.user.ok_or("join without user")?, info: self.info },
+            }),
+            Some("leave") => Ok(ServerMessage::Leave {
+                channel: channel.ok_or("leave without channel")?,
+                user: self.user.ok_or("leave without user")?,
+            }),
+            Some("disconnect") => Ok(ServerMessage::Disconnect {
+                code: self.code.ok_or("disconnect without code")?,
+                reason: self.reason.unwrap_or_default(),
+                reconnect: self.reconnect.unwrap_or(false),
+                reconnect_after_ms: self.reconnect_after_ms,
+            }),
+            _ => Err("unknown server message"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Encoding client commands (used by clients)
+
+#[derive(Serialize)]
+struct OutgoingCommand<'a> {
+    id: u64,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<&'a ChannelName>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    since: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a JsonData>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idempotency_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    ephemeral: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<usize>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    reverse: bool,
+}
+
+impl Command {
+    /// Encodes this command as a text frame.
+    pub fn encode(&self) -> String {
+        let mut out = OutgoingCommand {
+            id: self.id,
+            kind: self.body.type_name(),
+            channel: None,
+            token: None,
+            since: None,
+            data: None,
+            idempotency_key: None,
+            ephemeral: false,
+            limit: None,
+            reverse: false,
+        };
+        match &self.body {
+            CommandBody::Connect { token } => out.token = token.as_deref(),
+            CommandBody::Subscribe { channel, since } => {
+                out.channel = Some(channel);
+                out.since = since.as_ref().map(|p| serde_json::json!({"epoch": p.epoch, "offset": p.offset}));
+            }
+            CommandBody::Unsubscribe { channel } | CommandBody::Presence { channel } => out.channel = Some(channel),
+            CommandBody::Publish { channel, data, idempotency_key, ephemeral } => {
+                out.channel = Some(channel);
+                out.data = Some(data);
+                out.idempotency_key = idempotency_key.as_deref();
+                out.ephemeral = *ephemeral;
+            }
+            CommandBody::History { channel, query } => {
+                out.channel = Some(channel);
+                out.since = query.since.map(serde_json::Value::from);
+                out.limit = query.limit;
+                out.reverse = query.reverse;
+            }
+            CommandBody::Ping => {}
+        }
+        serde_json::to_string(&out).expect("commands always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,103 @@
+//! What a channel carries.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// A JSON value kept as its validated text: parsed once where it enters,
+/// then copied around by reference count and written out verbatim.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JsonData(Arc<RawValue>);
+
+impl JsonData {
+    /// Validates `text` as one JSON value.
+    pub fn parse(text: String) -> Result<Self, serde_json::Error> {
+        RawValue::from_string(text).map(|raw| Self(Arc::from(raw)))
+    }
+
+    pub fn from_value(value: &serde_json::Value) -> Self {
+        let raw = serde_json::value::to_raw_value(value).expect("a Value always serializes");
+        Self(Arc::from(raw))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Size of the JSON text in bytes, the unit of every message-size limit.
+    pub fn len(&self) -> usize {
+        self.0.get().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.get().is_empty()
+    }
+
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).expect("JsonData is valid JSON")
+    }
+}
+
+impl fmt::Debug for JsonData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.get())
+    }
+}
+
+impl PartialEq for JsonData {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Eq for JsonData {}
+
+/// One stored publication of a channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publication {
+    pub offset: u64,
+    /// When it was accepted, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    pub data: JsonData,
+}
+
+/// The encoded bytes of one server-to-client text frame, built once and
+/// shared by every connection that sends it. Always valid UTF-8.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Frame(Bytes);
+
+impl Frame {
+    pub fn from_string(text: String) -> Self {
+        Self(Bytes::from(text))
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("a Frame is built from a String")
+    }
+
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Frame({})", self.as_str())
+    }
+}

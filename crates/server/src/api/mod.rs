@@ -1,0 +1,28 @@
+//! The HTTP API: the native API under `/api`, plus health, readiness,
+//! metrics and the OpenAPI document.
+
+mod error;
+mod extract;
+mod native;
+mod ops;
+
+pub use error::ApiError;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::server::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/publish", post(native::publish))
+        .route("/api/broadcast", post(native::broadcast))
+        .route("/api/history", get(native::history))
+        .route("/api/presence", get(native::presence))
+        .route("/api/channels", get(native::channels))
+        .route("/api/disconnect", post(native::disconnect))
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+}

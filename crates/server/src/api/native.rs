@@ -1,0 +1,199 @@
+//! The native HTTP API (`docs/api.md`, `/openapi.json`): publish from a
+//! backend, read history and presence, list channels, disconnect users.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use fanfare_hub::{CloseReason, Publish, Published};
+use fanfare_protocol::native::{HistoryParams, HistoryResult, PresenceResult, PublishResult};
+use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, JsonData};
+use serde::{Deserialize, Serialize};
+
+use crate::api::extract::{ApiKey, JsonBody};
+use crate::api::ApiError;
+use crate::gateway::{check_size, hub_error};
+use crate::server::AppState;
+
+/// The most channels one broadcast may name.
+const MAX_BROADCAST_CHANNELS: usize = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishBody {
+    channel: ChannelName,
+    data: JsonData,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    #[serde(default)]
+    ephemeral: bool,
+}
+
+pub async fn publish(
+    _: ApiKey,
+    State(app): State<AppState>,
+    JsonBody(body): JsonBody<PublishBody>,
+) -> Result<Json<PublishResult>, ApiError> {
+    let publish = Publish {
+        channel: body.channel,
+        data: body.data,
+        idempotency_key: body.idempotency_key,
+        ephemeral: body.ephemeral,
+    };
+    publish_one(&app, publish).await.map(Json)
+}
+
+async fn publish_one(app: &AppState, publish: Publish) -> Result<PublishResult, ApiError> {
+    check_size(&publish.data, &app.settings.namespaces.resolve(&publish.channel))?;
+    Ok(match app.hub.publish(publish).await.map_err(hub_error)? {
+        Published::Durable(appended) => {
+            PublishResult { epoch: Some(appended.epoch), offset: Some(appended.publication.offset) }
+        }
+        Published::Ephemeral => PublishResult::default(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BroadcastBody {
+    channels: Vec<ChannelName>,
+    data: JsonData,
+    #[serde(default)]
+    ephemeral: bool,
+}
+
+#[derive(Serialize)]
+pub struct BroadcastResult {
+    results: Vec<ChannelOutcome>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ChannelOutcome {
+    Published {
+        channel: ChannelName,
+        #[serde(flatten)]
+        result: PublishResult,
+    },
+    Failed {
+        channel: ChannelName,
+        error: fanfare_protocol::ErrorInfo,
+    },
+}
+
+/// Publishes the same data to several channels; one result per channel,
+/// in the order given. Channels are published concurrently.
+pub async fn broadcast(
+    _: ApiKey,
+    State(app): State<AppState>,
+    JsonBody(body): JsonBody<BroadcastBody>,
+) -> Result<Json<BroadcastResult>, ApiError> {
+    if body.channels.is_empty() || body.channels.len() > MAX_BROADCAST_CHANNELS {
+        let message = format!("\"channels\" must name 1 to {MAX_BROADCAST_CHANNELS} channels");
+        return Err(ApiError::new(ErrorCode::BadRequest, message));
+    }
+    let jobs = body.channels.into_iter().map(|channel| {
+        let publish = Publish { channel: channel.clone(), data: body.data.clone(), idempotency_key: None, ephemeral: body.ephemeral };
+        let app = app.clone();
+        async move {
+            match publish_one(&app, publish).await {
+                Ok(result) => ChannelOutcome::Published { channel, result },
+                Err(ApiError(error)) => ChannelOutcome::Failed { channel, error },
+            }
+        }
+    });
+    let results = futures_util::future::join_all(jobs).await;
+    Ok(Json(BroadcastResult { results }))
+}
+
+#[derive(Deserialize)]
+pub struct HistoryQueryParams {
+    channel: ChannelName,
+    since: Option<u64>,
+    limit: Option<usize>,
+    #[serde(default)]
+    reverse: bool,
+}
+
+pub async fn history(
+    _: ApiKey,
+    State(app): State<AppState>,
+    query: Result<Query<HistoryQueryParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<HistoryResult>, ApiError> {
+    let Query(q) = query.map_err(bad_query)?;
+    let params = HistoryParams { since: q.since, limit: q.limit, reverse: q.reverse };
+    app.hub.history(&q.channel, params).await.map(Json).map_err(|e| hub_error(e).into())
+}
+
+#[derive(Deserialize)]
+pub struct ChannelParam {
+    channel: ChannelName,
+}
+
+pub async fn presence(
+    _: ApiKey,
+    State(app): State<AppState>,
+    query: Result<Query<ChannelParam>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<PresenceResult>, ApiError> {
+    let Query(q) = query.map_err(bad_query)?;
+    let members = app.hub.presence(&q.channel).map_err(hub_error)?;
+    Ok(Json(PresenceResult { members }))
+}
+
+#[derive(Deserialize)]
+pub struct PrefixParam {
+    #[serde(default)]
+    prefix: String,
+}
+
+#[derive(Serialize)]
+pub struct ChannelList {
+    channels: Vec<ChannelEntry>,
+}
+
+#[derive(Serialize)]
+struct ChannelEntry {
+    channel: ChannelName,
+    subscribers: usize,
+}
+
+pub async fn channels(
+    _: ApiKey,
+    State(app): State<AppState>,
+    Query(q): Query<PrefixParam>,
+) -> Json<ChannelList> {
+    let channels = app
+        .hub
+        .channels(&q.prefix)
+        .into_iter()
+        .map(|info| ChannelEntry { channel: info.channel, subscribers: info.subscribers })
+        .collect();
+    Json(ChannelList { channels })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisconnectBody {
+    user: String,
+}
+
+#[derive(Serialize)]
+pub struct Disconnected {
+    disconnected: usize,
+}
+
+/// Closes every connection of a user with 4003 (do not reconnect).
+pub async fn disconnect(
+    _: ApiKey,
+    State(app): State<AppState>,
+    JsonBody(body): JsonBody<DisconnectBody>,
+) -> Result<Json<Disconnected>, ApiError> {
+    if body.user.is_empty() {
+        return Err(ApiError::new(ErrorCode::BadRequest, "\"user\" must not be empty"));
+    }
+    let disconnected = app.hub.connections().close_user(&body.user, CloseReason::new(CloseCode::Disconnected));
+    Ok(Json(Disconnected { disconnected }))
+}
+
+fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
+    let code = if rejection.body_text().contains("channel") { ErrorCode::InvalidChannel } else { ErrorCode::BadRequest };
+    ApiError::new(code, rejection.body_text())
+}

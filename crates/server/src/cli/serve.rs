@@ -1,0 +1,63 @@
+//! `fanfare serve`: load the settings, open the store, listen, and drain
+//! on SIGTERM or Ctrl-C.
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::{self, ServeArgs, Settings};
+use crate::server;
+
+pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let settings = config::load(args)?;
+    init_logging(&settings.log_filter);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(serve_async(settings))
+}
+
+async fn serve_async(settings: Settings) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
+    let api_key = resolve_api_key(&settings)?;
+    let store = server::open_store(&settings).await?;
+    let listener =
+        TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
+    let app = server::build(settings, api_key, store)?;
+    tracing::info!(address = %listener.local_addr()?, "fanfare is listening");
+    server::run(app, listener, shutdown_signal()).await
+}
+
+/// The configured key, or the one stored in the data directory (generated
+/// and printed once, on the first start).
+fn resolve_api_key(settings: &Settings) -> anyhow::Result<String> {
+    if let Some(key) = &settings.api_key {
+        return Ok(key.clone());
+    }
+    let (key, created) = config::load_or_create_api_key(&settings.data_dir).context("reading the API key")?;
+    if created {
+        let path = config::api_key_file(&settings.data_dir);
+        println!("Generated an HTTP API key (stored in {}; shown only this once):", path.display());
+        println!("  {key}");
+    }
+    Ok(key)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} },
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,185 @@
+//! One function per native command. Each checks what the namespace and
+//! the connection's identity allow, then asks the hub.
+
+use fanfare_hub::{CloseReason, HubError, Publish, Published, Subscribe, Subscriber};
+use fanfare_protocol::native::{
+    self, CommandBody, ConnectResult, HistoryParams, PresenceResult, PublishResult,
+};
+use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, ErrorInfo, JsonData, StreamPosition};
+
+use crate::auth::Identity;
+use crate::config::{NamespaceSettings, PublishPolicy, SubscribePolicy};
+use crate::gateway::session::{Next, Session};
+
+impl Session {
+    pub(crate) async fn dispatch(&mut self, command: native::Command) -> Next {
+        let id = command.id;
+        let outcome = match command.body {
+            CommandBody::Connect { token } => return self.connect(id, token.as_deref()),
+            _ if self.identity.is_none() => Err(ErrorInfo::new(ErrorCode::NotConnected, "send connect first")),
+            CommandBody::Subscribe { channel, since } => self.subscribe(id, channel, since).await,
+            CommandBody::Unsubscribe { channel } => self.unsubscribe(id, &channel),
+            CommandBody::Publish { channel, data, idempotency_key, ephemeral } => {
+                self.publish(id, channel, data, idempotency_key, ephemeral).await
+            }
+            CommandBody::History { channel, query } => self.history(id, &channel, query).await,
+            CommandBody::Presence { channel } => self.presence(id, &channel),
+            CommandBody::Ping => {
+                self.reply(id, &serde_json::json!({}));
+                Ok(())
+            }
+        };
+        if let Err(error) = outcome {
+            self.reply_error(id, error);
+        }
+        Next::Continue
+    }
+
+    fn connect(&mut self, id: u64, token: Option<&str>) -> Next {
+        if self.identity.is_some() {
+            self.reply_error(id, ErrorInfo::new(ErrorCode::AlreadyConnected, "already connected"));
+            return Next::Continue;
+        }
+        let identity = match self.authenticate(token) {
+            Ok(identity) => identity,
+            Err(error) => {
+                self.reply_error(id, error);
+                return Next::Close(CloseReason::new(CloseCode::Unauthorized));
+            }
+        };
+        self.app.hub.connections().register(self.conn, identity.user.clone(), self.outbox.clone());
+        let result = ConnectResult {
+            client: self.conn.to_string(),
+            user: identity.user.to_string(),
+            version: concat!("fanfare/", env!("CARGO_PKG_VERSION")).to_string(),
+            ping_interval_ms: self.app.settings.limits.ping_interval.as_millis() as u64,
+        };
+        self.identity = Some(identity);
+        self.reply(id, &result);
+        Next::Continue
+    }
+
+    fn authenticate(&self, token: Option<&str>) -> Result<Identity, ErrorInfo> {
+        match token {
+            Some(token) => self.app.auth.verify(token).map_err(|e| ErrorInfo::new(e.code(), e.to_string())),
+            None if self.app.settings.auth.allow_anonymous => Ok(Identity::anonymous()),
+            None => Err(ErrorInfo::new(ErrorCode::Unauthorized, "a token is required to connect")),
+        }
+    }
+
+    async fn subscribe(
+        &mut self,
+        id: u64,
+        channel: ChannelName,
+        since: Option<StreamPosition>,
+    ) -> Result<(), ErrorInfo> {
+        let namespace = self.app.settings.namespaces.resolve(&channel);
+        self.check_may_subscribe(&channel, &namespace)?;
+        if self.channels.contains(&channel) {
+            return Err(hub_error(HubError::AlreadySubscribed));
+        }
+        if self.channels.len() >= self.app.settings.limits.max_channels_per_connection {
+            return Err(ErrorInfo::new(ErrorCode::TooManyChannels, "this connection holds the most channels it may"));
+        }
+        let identity = self.identity.as_ref().expect("checked in dispatch");
+        let subscriber = Subscriber {
+            conn: self.conn,
+            user: identity.user.clone(),
+            info: identity.info.clone(),
+            outbox: self.outbox.clone(),
+        };
+        let request = Subscribe { subscriber, channel: channel.clone(), since };
+        self.app.hub.subscribe(request, |result| native::encode_reply(id, result)).await.map_err(hub_error)?;
+        self.channels.insert(channel);
+        Ok(())
+    }
+
+    fn check_may_subscribe(&self, channel: &ChannelName, namespace: &NamespaceSettings) -> Result<(), ErrorInfo> {
+        let identity = self.identity.as_ref().expect("checked in dispatch");
+        if identity.user.is_empty() && !namespace.allow_anonymous {
+            return Err(denied("anonymous connections may not subscribe in this namespace"));
+        }
+        match namespace.subscribe {
+            SubscribePolicy::Anyone => Ok(()),
+            SubscribePolicy::TokenClaim => match &identity.grants {
+                Some(grants) if grants.allows(channel) => Ok(()),
+                _ => Err(denied("the token does not grant this channel")),
+            },
+        }
+    }
+
+    fn unsubscribe(&mut self, id: u64, channel: &ChannelName) -> Result<(), ErrorInfo> {
+        if !self.channels.remove(channel) {
+            return Err(hub_error(HubError::NotSubscribed));
+        }
+        self.app.hub.unsubscribe(self.conn, channel).map_err(hub_error)?;
+        self.reply(id, &serde_json::json!({}));
+        Ok(())
+    }
+
+    async fn publish(
+        &mut self,
+        id: u64,
+        channel: ChannelName,
+        data: JsonData,
+        idempotency_key: Option<String>,
+        ephemeral: bool,
+    ) -> Result<(), ErrorInfo> {
+        let namespace = self.app.settings.namespaces.resolve(&channel);
+        match namespace.publish {
+            PublishPolicy::Server => return Err(denied("clients may not publish in this namespace")),
+            PublishPolicy::Subscribers if !self.channels.contains(&channel) => {
+                return Err(denied("only subscribers may publish in this channel"));
+            }
+            PublishPolicy::Subscribers | PublishPolicy::Anyone => {}
+        }
+        check_size(&data, &namespace)?;
+        let publish = Publish { channel, data, idempotency_key, ephemeral };
+        let result = match self.app.hub.publish(publish).await.map_err(hub_error)? {
+            Published::Durable(appended) => {
+                PublishResult { epoch: Some(appended.epoch), offset: Some(appended.publication.offset) }
+            }
+            Published::Ephemeral => PublishResult::default(),
+        };
+        self.reply(id, &result);
+        Ok(())
+    }
+
+    async fn history(&mut self, id: u64, channel: &ChannelName, query: HistoryParams) -> Result<(), ErrorInfo> {
+        let namespace = self.app.settings.namespaces.resolve(channel);
+        self.check_may_subscribe(channel, &namespace)?;
+        let result = self.app.hub.history(channel, query).await.map_err(hub_error)?;
+        self.reply(id, &result);
+        Ok(())
+    }
+
+    fn presence(&mut self, id: u64, channel: &ChannelName) -> Result<(), ErrorInfo> {
+        let namespace = self.app.settings.namespaces.resolve(channel);
+        self.check_may_subscribe(channel, &namespace)?;
+        let members = self.app.hub.presence(channel).map_err(hub_error)?;
+        self.reply(id, &PresenceResult { members });
+        Ok(())
+    }
+}
+
+pub(crate) fn check_size(data: &JsonData, namespace: &NamespaceSettings) -> Result<(), ErrorInfo> {
+    if data.len() > namespace.max_message_bytes {
+        return Err(ErrorInfo::new(
+            ErrorCode::MessageTooLarge,
+            format!("data is {} bytes; this namespace allows {}", data.len(), namespace.max_message_bytes),
+        ));
+    }
+    Ok(())
+}
+
+fn denied(message: &str) -> ErrorInfo {
+    ErrorInfo::new(ErrorCode::PermissionDenied, message)
+}
+
+pub(crate) fn hub_error(error: HubError) -> ErrorInfo {
+    if let HubError::Store(store) = &error {
+        tracing::warn!(%store, "history store error");
+    }
+    ErrorInfo::new(error.code(), error.to_string())
+}
+

@@ -1,0 +1,13 @@
+//! The WebSocket gateway: upgrade, one session per connection, its writer.
+//!
+//! `upgrade.rs` accepts the HTTP upgrade; `session.rs` reads and decodes
+//! frames; `commands.rs` runs each command; `writer.rs` drains the outbox
+//! into the socket.
+
+mod commands;
+mod session;
+mod upgrade;
+mod writer;
+
+pub(crate) use commands::{check_size, hub_error};
+pub use upgrade::accept;

@@ -1,0 +1,125 @@
+//! Assembling and running a server: store → hub → gateway and API on one
+//! listener, and the graceful shutdown.
+//!
+//! [`run`] takes a bound listener and a shutdown future, so tests start a
+//! real server on port 0 in-process and stop it at will.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::any;
+use fanfare_hub::{CloseReason, Hub, HubOptions};
+use fanfare_protocol::CloseCode;
+use fanfare_store::{EmbeddedOptions, EmbeddedStore, HistoryStore, MemoryStore};
+use tokio::net::TcpListener;
+
+use crate::auth::Authenticator;
+use crate::config::{Durability, Settings, StoreKind};
+use crate::telemetry::ServerMetrics;
+use crate::{api, gateway};
+
+/// Everything a request or a session needs, shared.
+#[derive(Clone)]
+pub struct AppState(Arc<App>);
+
+pub struct App {
+    pub settings: Arc<Settings>,
+    pub hub: Arc<Hub>,
+    pub auth: Authenticator,
+    pub api_key: String,
+    pub telemetry: ServerMetrics,
+    draining: AtomicBool,
+}
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+impl App {
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+}
+
+/// Opens the store named by the settings.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn HistoryStore>> {
+    Ok(match &settings.store.kind {
+        StoreKind::Memory => Arc::new(MemoryStore::new()),
+        StoreKind::Embedded(dir) => {
+            let durability = match settings.store.durability {
+                Durability::Fsync => fanfare_store::Durability::Fsync,
+                Durability::Buffered => fanfare_store::Durability::Buffered,
+            };
+            let options = EmbeddedOptions { durability, ..EmbeddedOptions::default() };
+            let store = EmbeddedStore::open(dir, options)
+                .with_context(|| format!("opening the embedded store in {}", dir.display()))?;
+            Arc::new(store)
+        }
+    })
+}
+
+/// Builds the shared state: metrics first (so the hub's handles are
+/// live), then the hub over `store`.
+pub fn build(settings: Settings, api_key: String, store: Arc<dyn HistoryStore>) -> anyhow::Result<AppState> {
+    let telemetry = ServerMetrics::install();
+    let settings = Arc::new(settings);
+    let auth = Authenticator::new(&settings.auth).context("configuring authentication")?;
+    let policy = {
+        let settings = settings.clone();
+        Arc::new(move |channel: &fanfare_protocol::ChannelName| settings.namespaces.resolve(channel).channel)
+    };
+    let options = HubOptions { max_history_read: settings.limits.max_history_read, ..HubOptions::default() };
+    let hub = Arc::new(Hub::new(store, policy, options));
+    Ok(AppState(Arc::new(App { settings, hub, auth, api_key, telemetry, draining: AtomicBool::new(false) })))
+}
+
+pub fn router(app: AppState) -> Router {
+    api::router().route("/connection/websocket", any(gateway::accept)).with_state(app)
+}
+
+/// Serves until `shutdown` resolves, then drains: stops accepting, marks
+/// not ready, tells every connection to reconnect elsewhere (each after its
+/// own random delay), and waits up to the grace period for them to go.
+pub async fn run(
+    app: AppState,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_accepting, accepting_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = axum::serve(listener, router(app.clone()))
+        .with_graceful_shutdown(async move {
+            let _ = accepting_stopped.await;
+        });
+    let mut http = tokio::spawn(async move { http.await });
+    tokio::select! {
+        _ = shutdown => {}
+        result = &mut http => return result.context("HTTP server task")?.context("HTTP server"),
+    }
+    tracing::info!("shutting down: draining connections");
+    app.draining.store(true, Ordering::Release);
+    let _ = stop_accepting.send(());
+    let grace = app.settings.shutdown_grace;
+    drain_connections(&app, grace).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), http).await;
+    Ok(())
+}
+
+async fn drain_connections(app: &App, grace: Duration) {
+    let spread_ms = (grace.as_millis() as u64 / 3).clamp(1, 5_000);
+    let closed = app.hub.connections().close_all(|| CloseReason {
+        code: CloseCode::ShuttingDown,
+        reconnect_after_ms: Some(rand::random_range(0..=spread_ms)),
+    });
+    tracing::info!(closed, "told connections to reconnect");
+    let deadline = tokio::time::Instant::now() + grace;
+    while !app.hub.connections().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,57 @@
+//! Prometheus metrics: one process-wide recorder, installed before the hub
+//! registers its handles, rendered at `/metrics`.
+
+use std::sync::OnceLock;
+
+use metrics::{Gauge, gauge};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Buckets of the publish → fan-out latency histogram, in seconds.
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
+
+#[derive(Clone)]
+pub struct ServerMetrics {
+    handle: PrometheusHandle,
+    /// Open WebSocket connections.
+    pub connections: Gauge,
+}
+
+impl ServerMetrics {
+    /// Installs the recorder on first use (every server in the process
+    /// shares it) and registers the server's own metrics.
+    pub fn install() -> Self {
+        let handle = RECORDER.get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full("fanfare_publish_fanout_seconds".into()), LATENCY_BUCKETS)
+                .expect("the bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+            }
+            spawn_upkeep(handle.clone());
+            handle
+        });
+        Self { handle: handle.clone(), connections: gauge!("fanfare_connections") }
+    }
+
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+}
+
+/// Histograms need periodic upkeep to drain their buffers.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                handle.run_upkeep();
+            }
+        })
+        .expect("spawning a thread");
+}

@@ -1,0 +1,327 @@
+//! The conformance suite: what every [`HistoryStore`] must do, written once.
+//!
+//! Each case is a public async function taking the store under test; the
+//! [`history_store_conformance!`](crate::history_store_conformance) macro
+//! turns every case into its own `#[tokio::test]`. An implementation's
+//! test file wraps one invocation in a module:
+//!
+//! ```ignore
+//! mod memory {
+//!     fanfare_store::history_store_conformance!(async { fanfare_store::MemoryStore::new() });
+//! }
+//! ```
+//!
+//! The expression is evaluated once per test and yields a store, or a
+//! [`Subject`] holding the store together with what must outlive it (a
+//! temporary directory, a container). The invoking crate needs `tokio`
+//! with the `macros` and `rt` features. Compiled always (not only under
+//! `cfg(test)`) so that stores in other crates or test binaries can run it.
+
+use std::any::Any;
+use std::time::Duration;
+
+use fanfare_protocol::{ChannelName, JsonData};
+
+use crate::{AppendRequest, Appended, HistoryQuery, HistoryStore, Retention, append, unix_time_ms};
+
+/// Generates one `#[tokio::test]` per conformance case for the store built
+/// by `$make` (an expression of a future yielding a store or a [`Subject`]).
+#[macro_export]
+macro_rules! history_store_conformance {
+    ($make:expr) => {
+        $crate::history_store_conformance!(@cases $make;
+            offsets_start_at_one_and_have_no_gaps,
+            position_of_an_unknown_channel_is_the_epoch_and_zero,
+            enqueues_from_one_task_get_offsets_in_enqueue_order,
+            interleaved_appends_to_many_channels_keep_each_channel_in_order,
+            history_since_is_exclusive_and_limit_takes_the_oldest,
+            reverse_history_is_the_newest_after_since_newest_first,
+            retention_by_count_keeps_only_the_newest_max_len,
+            retention_by_age_hides_publications_older_than_max_age,
+            repeated_idempotency_key_returns_the_first_offset_and_appends_nothing,
+            idempotency_key_outside_its_window_appends_anew,
+            same_idempotency_key_twice_in_one_burst_appends_once,
+            idempotency_keys_are_per_channel,
+            data_round_trips_byte_for_byte,
+            read_agrees_with_position,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let subject = $crate::conformance::Subject::from($make.await);
+                $crate::conformance::$case(subject.store()).await;
+            }
+        )*
+    };
+}
+
+/// A store under test and whatever must outlive it. The store is dropped
+/// first (so an embedded store flushes before its directory goes).
+pub struct Subject {
+    store: Box<dyn HistoryStore>,
+    _keep_alive: Box<dyn Any + Send>,
+}
+
+impl Subject {
+    pub fn new(store: impl HistoryStore) -> Self {
+        Self::keeping(store, ())
+    }
+
+    /// The store, plus `keep_alive` (e.g. a `TempDir`) dropped after it.
+    pub fn keeping(store: impl HistoryStore, keep_alive: impl Any + Send) -> Self {
+        Self { store: Box::new(store), _keep_alive: Box::new(keep_alive) }
+    }
+
+    pub fn store(&self) -> &dyn HistoryStore {
+        &*self.store
+    }
+}
+
+impl<S: HistoryStore> From<S> for Subject {
+    fn from(store: S) -> Self {
+        Self::new(store)
+    }
+}
+
+pub async fn offsets_start_at_one_and_have_no_gaps(store: &dyn HistoryStore) {
+    let chat = channel("conf:gapless");
+    for expected in 1..=5 {
+        let appended = append_ok(store, request(&chat, &format!("{{\"n\":{expected}}}"))).await;
+        assert_eq!(appended.publication.offset, expected);
+        assert!(!appended.duplicate);
+    }
+    let position = store.position(&chat).await.unwrap();
+    assert_eq!(position.offset, 5);
+}
+
+pub async fn position_of_an_unknown_channel_is_the_epoch_and_zero(store: &dyn HistoryStore) {
+    let never = channel("conf:never-published");
+    let position = store.position(&never).await.unwrap();
+    assert_eq!(position.offset, 0);
+    assert!(!position.epoch.as_str().is_empty());
+    let page = store.read(&never, everything()).await.unwrap();
+    assert_eq!((page.epoch, page.top_offset, page.publications.len()), (position.epoch.clone(), 0, 0));
+    let appended = append_ok(store, request(&channel("conf:other"), "1")).await;
+    assert_eq!(appended.epoch, position.epoch, "one epoch for the whole store");
+}
+
+pub async fn enqueues_from_one_task_get_offsets_in_enqueue_order(store: &dyn HistoryStore) {
+    let chat = channel("conf:burst");
+    let mut receipts = Vec::new();
+    for n in 1..=300 {
+        receipts.push(store.enqueue(request(&chat, &n.to_string())).await.unwrap());
+    }
+    for (n, receipt) in (1..).zip(receipts) {
+        assert_eq!(receipt.await.unwrap().publication.offset, n);
+    }
+    let page = store.read(&chat, everything()).await.unwrap();
+    let data: Vec<String> = page.publications.iter().map(|p| p.data.as_str().to_owned()).collect();
+    assert_eq!(data, (1..=300).map(|n: u64| n.to_string()).collect::<Vec<_>>());
+    assert_eq!(offsets(&page.publications), (1..=300).collect::<Vec<_>>());
+}
+
+pub async fn interleaved_appends_to_many_channels_keep_each_channel_in_order(store: &dyn HistoryStore) {
+    let channels: Vec<ChannelName> = (0..20).map(|i| channel(&format!("conf:room-{i}"))).collect();
+    let mut receipts = Vec::new();
+    for round in 1..=15 {
+        for chat in &channels {
+            receipts.push((round, store.enqueue(request(chat, &round.to_string())).await.unwrap()));
+        }
+    }
+    for (round, receipt) in receipts {
+        assert_eq!(receipt.await.unwrap().publication.offset, round);
+    }
+    for chat in &channels {
+        let page = store.read(chat, everything()).await.unwrap();
+        assert_eq!(page.top_offset, 15);
+        assert_eq!(offsets(&page.publications), (1..=15).collect::<Vec<_>>());
+        assert!(page.publications.iter().all(|p| p.data.as_str() == p.offset.to_string()));
+    }
+}
+
+pub async fn history_since_is_exclusive_and_limit_takes_the_oldest(store: &dyn HistoryStore) {
+    let chat = channel("conf:since");
+    append_numbers(store, &chat, 10).await;
+    let page = store.read(&chat, HistoryQuery { since: Some(3), limit: 4, ..everything() }).await.unwrap();
+    assert_eq!(offsets(&page.publications), vec![4, 5, 6, 7]);
+    assert_eq!(page.top_offset, 10);
+    let page = store.read(&chat, HistoryQuery { limit: 2, ..everything() }).await.unwrap();
+    assert_eq!(offsets(&page.publications), vec![1, 2]);
+    for since in [10, 12] {
+        let page = store.read(&chat, HistoryQuery { since: Some(since), ..everything() }).await.unwrap();
+        assert!(page.publications.is_empty(), "nothing after {since}");
+        assert_eq!(page.top_offset, 10);
+    }
+    let page = store.read(&chat, HistoryQuery { limit: 0, ..everything() }).await.unwrap();
+    assert_eq!((page.top_offset, page.publications.len()), (10, 0));
+}
+
+pub async fn reverse_history_is_the_newest_after_since_newest_first(store: &dyn HistoryStore) {
+    let chat = channel("conf:reverse");
+    append_numbers(store, &chat, 10).await;
+    let newest = |since, limit| HistoryQuery { since, limit, reverse: true, ..everything() };
+    let page = store.read(&chat, newest(Some(3), 4)).await.unwrap();
+    assert_eq!(offsets(&page.publications), vec![10, 9, 8, 7]);
+    let page = store.read(&chat, newest(Some(8), 5)).await.unwrap();
+    assert_eq!(offsets(&page.publications), vec![10, 9]);
+    let page = store.read(&chat, newest(None, 3)).await.unwrap();
+    assert_eq!(offsets(&page.publications), vec![10, 9, 8]);
+}
+
+pub async fn retention_by_count_keeps_only_the_newest_max_len(store: &dyn HistoryStore) {
+    let chat = channel("conf:count");
+    let retention = Retention { max_len: 3, ..Retention::default() };
+    let kept = |since| HistoryQuery { since, retention, ..everything() };
+    for n in 1..=4 {
+        append_ok(store, AppendRequest { retention, ..request(&chat, &n.to_string()) }).await;
+    }
+    assert_eq!(offsets(&store.read(&chat, kept(None)).await.unwrap().publications), vec![2, 3, 4]);
+    // A burst, so batching stores trim inside one batch too.
+    let mut receipts = Vec::new();
+    for n in 5..=10 {
+        receipts.push(store.enqueue(AppendRequest { retention, ..request(&chat, &n.to_string()) }).await.unwrap());
+    }
+    for receipt in receipts {
+        receipt.await.unwrap();
+    }
+    let page = store.read(&chat, kept(None)).await.unwrap();
+    assert_eq!((page.top_offset, offsets(&page.publications)), (10, vec![8, 9, 10]));
+    let page = store.read(&chat, kept(Some(2))).await.unwrap();
+    assert_eq!(offsets(&page.publications), vec![8, 9, 10], "the hub sees the gap from 2 to 8");
+    assert_eq!(store.position(&chat).await.unwrap().offset, 10);
+}
+
+pub async fn retention_by_age_hides_publications_older_than_max_age(store: &dyn HistoryStore) {
+    let chat = channel("conf:age");
+    let retention = Retention { max_age: Duration::from_secs(60), ..Retention::default() };
+    let an_hour_ago = unix_time_ms() - 3_600_000;
+    for time_ms in [an_hour_ago, an_hour_ago + 1, unix_time_ms(), unix_time_ms()] {
+        append_ok(store, AppendRequest { time_ms, retention, ..request(&chat, "1") }).await;
+    }
+    let page = store.read(&chat, HistoryQuery { retention, ..everything() }).await.unwrap();
+    assert_eq!((page.top_offset, offsets(&page.publications)), (4, vec![3, 4]));
+    let reverse = HistoryQuery { retention, reverse: true, ..everything() };
+    assert_eq!(offsets(&store.read(&chat, reverse).await.unwrap().publications), vec![4, 3]);
+}
+
+pub async fn repeated_idempotency_key_returns_the_first_offset_and_appends_nothing(store: &dyn HistoryStore) {
+    let chat = channel("conf:idempotent");
+    let first = append_ok(store, keyed(&chat, "\"first\"", "order-1", unix_time_ms())).await;
+    assert_eq!((first.publication.offset, first.duplicate), (1, false));
+    let again = append_ok(store, keyed(&chat, "\"again\"", "order-1", first.publication.time_ms + 1_000)).await;
+    assert_eq!((again.publication.offset, again.duplicate), (1, true));
+    assert_eq!(again.publication.time_ms, first.publication.time_ms, "the original's time");
+    assert_eq!(again.epoch, first.epoch);
+    let page = store.read(&chat, everything()).await.unwrap();
+    assert_eq!(page.top_offset, 1);
+    assert_eq!(page.publications[0].data.as_str(), "\"first\"");
+    let other = append_ok(store, keyed(&chat, "2", "order-2", unix_time_ms())).await;
+    assert_eq!((other.publication.offset, other.duplicate), (2, false));
+}
+
+pub async fn idempotency_key_outside_its_window_appends_anew(store: &dyn HistoryStore) {
+    let chat = channel("conf:window");
+    let start = unix_time_ms();
+    let window = Duration::from_secs(5);
+    let at = |time_ms| AppendRequest { idempotency_window: window, ..keyed(&chat, "1", "k", time_ms) };
+    assert_eq!(append_ok(store, at(start)).await.publication.offset, 1);
+    let inside = append_ok(store, at(start + 4_999)).await;
+    assert_eq!((inside.publication.offset, inside.duplicate), (1, true));
+    let outside = append_ok(store, at(start + 5_000)).await;
+    assert_eq!((outside.publication.offset, outside.duplicate), (2, false));
+    let remembered_anew = append_ok(store, at(start + 5_001)).await;
+    assert_eq!((remembered_anew.publication.offset, remembered_anew.duplicate), (2, true));
+    assert_eq!(store.position(&chat).await.unwrap().offset, 2);
+}
+
+pub async fn same_idempotency_key_twice_in_one_burst_appends_once(store: &dyn HistoryStore) {
+    let chat = channel("conf:burst-key");
+    let now = unix_time_ms();
+    let first = store.enqueue(keyed(&chat, "1", "k", now)).await.unwrap();
+    let second = store.enqueue(keyed(&chat, "2", "k", now)).await.unwrap();
+    let third = store.enqueue(request(&chat, "3")).await.unwrap();
+    let (first, second, third) = (first.await.unwrap(), second.await.unwrap(), third.await.unwrap());
+    assert_eq!((first.publication.offset, first.duplicate), (1, false));
+    assert_eq!((second.publication.offset, second.duplicate), (1, true));
+    assert_eq!((third.publication.offset, third.duplicate), (2, false));
+    assert_eq!(offsets(&store.read(&chat, everything()).await.unwrap().publications), vec![1, 2]);
+}
+
+pub async fn idempotency_keys_are_per_channel(store: &dyn HistoryStore) {
+    let now = unix_time_ms();
+    for name in ["conf:a", "conf:b"] {
+        let appended = append_ok(store, keyed(&channel(name), "1", "shared-key", now)).await;
+        assert_eq!((appended.publication.offset, appended.duplicate), (1, false), "{name}");
+    }
+}
+
+pub async fn data_round_trips_byte_for_byte(store: &dyn HistoryStore) {
+    let chat = channel("conf:bytes");
+    let texts = [
+        r#"{"text":"héllo wörld — 你好 🎉","escaped":"\u00e9\n\"q\"\\"}"#,
+        r#"{ "nested" : { "list" : [ 1, 2.50, -3e+2, true, null, [ ] ], "empty" : { } } }"#,
+        r#""just a string with \u0000 and \t""#,
+        "12345678901234567890",
+        "[]",
+    ];
+    for text in texts {
+        let appended = append_ok(store, request(&chat, text)).await;
+        assert_eq!(appended.publication.data.as_str(), text);
+    }
+    let page = store.read(&chat, everything()).await.unwrap();
+    let stored: Vec<&str> = page.publications.iter().map(|p| p.data.as_str()).collect();
+    assert_eq!(stored, texts);
+}
+
+pub async fn read_agrees_with_position(store: &dyn HistoryStore) {
+    let chat = channel("conf:agree");
+    let appended = append_numbers(store, &chat, 7).await;
+    let position = store.position(&chat).await.unwrap();
+    let page = store.read(&chat, everything()).await.unwrap();
+    assert_eq!(position, appended.position());
+    assert_eq!((page.epoch, page.top_offset), (position.epoch, position.offset));
+    assert_eq!(page.publications.last(), Some(&appended.publication));
+}
+
+fn channel(name: &str) -> ChannelName {
+    ChannelName::new(name).expect("conformance channel names are valid")
+}
+
+fn request(channel: &ChannelName, data: &str) -> AppendRequest {
+    AppendRequest {
+        channel: channel.clone(),
+        data: JsonData::parse(data.to_owned()).expect("conformance data is JSON"),
+        time_ms: unix_time_ms(),
+        idempotency_key: None,
+        idempotency_window: Duration::from_secs(300),
+        retention: Retention::default(),
+    }
+}
+
+fn keyed(channel: &ChannelName, data: &str, key: &str, time_ms: u64) -> AppendRequest {
+    AppendRequest { idempotency_key: Some(key.to_owned()), time_ms, ..request(channel, data) }
+}
+
+/// Everything the default retention keeps, oldest first.
+fn everything() -> HistoryQuery {
+    HistoryQuery { since: None, limit: usize::MAX, reverse: false, retention: Retention::default() }
+}
+
+async fn append_ok(store: &dyn HistoryStore, request: AppendRequest) -> Appended {
+    append(store, request).await.expect("append succeeds")
+}
+
+/// Appends `1`, `2`, … `count` one after the other; returns the last.
+async fn append_numbers(store: &dyn HistoryStore, channel: &ChannelName, count: u64) -> Appended {
+    let mut last = None;
+    for n in 1..=count {
+        last = Some(append_ok(store, request(channel, &n.to_string())).await);
+    }
+    last.expect("count is at least 1")
+}
+
+fn offsets(publications: &[fanfare_protocol::Publication]) -> Vec<u64> {
+    publications.iter().map(|p| p.offset).collect()
+}

@@ -1,0 +1,200 @@
+//! How the embedded store lays records out in fjall's keyspaces.
+//!
+//! | keyspace       | key                                 | value                                   |
+//! |----------------|-------------------------------------|-----------------------------------------|
+//! | `publications` | channel, `0x00`, offset (u64 BE)    | time_ms (u64 BE), JSON text             |
+//! | `channels`     | channel                             | head, max_len, max_age_ms (u64 BE each) |
+//! | `idempotency`  | channel, `0x00`, idempotency key    | offset, time_ms, expires_ms (u64 BE)    |
+//! | `store`        | `epoch`, `format`                   | epoch text, format version (u32 BE)     |
+//!
+//! Channel names never contain `0x00`, so the separator makes each
+//! channel's publications one contiguous, offset-ordered key range (big
+//! endian sorts like the number). Decoding never trusts the disk: anything
+//! malformed becomes [`StoreError::Corrupt`].
+
+use std::time::Duration;
+
+use fanfare_protocol::{ChannelName, JsonData, Publication};
+
+use crate::{Retention, StoreError};
+
+pub(super) const PUBLICATIONS: &str = "publications";
+pub(super) const CHANNELS: &str = "channels";
+pub(super) const IDEMPOTENCY: &str = "idempotency";
+pub(super) const STORE: &str = "store";
+
+pub(super) const EPOCH_KEY: &[u8] = b"epoch";
+pub(super) const FORMAT_KEY: &[u8] = b"format";
+/// Bumped whenever the layout above changes; older data needs a migration.
+pub(super) const FORMAT_VERSION: u32 = 1;
+
+const SEPARATOR: u8 = 0x00;
+const OFFSET_LEN: usize = 8;
+
+/// `channel 0x00`: the common start of a channel's keys.
+pub(super) fn channel_prefix(channel: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(channel.len() + 1 + OFFSET_LEN);
+    key.extend_from_slice(channel.as_bytes());
+    key.push(SEPARATOR);
+    key
+}
+
+pub(super) fn publication_key(channel: &str, offset: u64) -> Vec<u8> {
+    let mut key = channel_prefix(channel);
+    key.extend_from_slice(&offset.to_be_bytes());
+    key
+}
+
+pub(super) fn publication_value(time_ms: u64, data: &JsonData) -> Vec<u8> {
+    let mut value = Vec::with_capacity(8 + data.len());
+    value.extend_from_slice(&time_ms.to_be_bytes());
+    value.extend_from_slice(data.as_str().as_bytes());
+    value
+}
+
+/// The offset at the end of a publication key.
+pub(super) fn offset_of_publication_key(channel: &str, key: &[u8]) -> Result<u64, StoreError> {
+    let offset_bytes = key.len().checked_sub(OFFSET_LEN).and_then(|start| key.get(start..));
+    offset_bytes.and_then(read_u64).ok_or_else(|| corrupt(PUBLICATIONS, channel.to_owned(), "key too short"))
+}
+
+/// The time stamp at the start of a publication value, without touching
+/// the JSON (so reads can skip expired publications cheaply).
+pub(super) fn time_of_publication_value(
+    channel: &str,
+    offset: u64,
+    value: &[u8],
+) -> Result<u64, StoreError> {
+    read_u64(value).ok_or_else(|| corrupt(PUBLICATIONS, format!("{channel}@{offset}"), "value too short"))
+}
+
+pub(super) fn decode_publication(channel: &str, offset: u64, value: &[u8]) -> Result<Publication, StoreError> {
+    let time_ms = time_of_publication_value(channel, offset, value)?;
+    let bad = |reason| corrupt(PUBLICATIONS, format!("{channel}@{offset}"), reason);
+    let text = value.get(8..).ok_or_else(|| bad("value too short"))?;
+    let text = String::from_utf8(text.to_vec()).map_err(|_| bad("data is not UTF-8"))?;
+    let data = JsonData::parse(text).map_err(|_| bad("data is not JSON"))?;
+    Ok(Publication { offset, time_ms, data })
+}
+
+/// What `channels` keeps per channel: the newest offset ever assigned (never
+/// deleted, so offsets never restart within the epoch) and the retention of
+/// the latest append, which the background sweep enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ChannelMeta {
+    pub head: u64,
+    pub retention: Retention,
+}
+
+impl ChannelMeta {
+    pub fn encode(&self) -> [u8; 24] {
+        let mut value = [0; 24];
+        value[..8].copy_from_slice(&self.head.to_be_bytes());
+        value[8..16].copy_from_slice(&self.retention.max_len.to_be_bytes());
+        let max_age_ms = crate::history::duration_ms(self.retention.max_age);
+        value[16..].copy_from_slice(&max_age_ms.to_be_bytes());
+        value
+    }
+
+    pub fn decode(channel: &[u8], value: &[u8]) -> Result<Self, StoreError> {
+        let [head, max_len, max_age_ms] = read_u64s(value)
+            .ok_or_else(|| corrupt(CHANNELS, String::from_utf8_lossy(channel).into_owned(), "bad length"))?;
+        let retention = Retention { max_len, max_age: Duration::from_millis(max_age_ms) };
+        Ok(Self { head, retention })
+    }
+}
+
+pub(super) fn idempotency_key(channel: &ChannelName, key: &str) -> Vec<u8> {
+    let mut stored = channel_prefix(channel.as_str());
+    stored.extend_from_slice(key.as_bytes());
+    stored
+}
+
+/// What `idempotency` keeps per key: the first publication's offset and
+/// time, and until when the key counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RememberedKey {
+    pub offset: u64,
+    pub time_ms: u64,
+    pub expires_ms: u64,
+}
+
+impl RememberedKey {
+    pub fn encode(&self) -> [u8; 24] {
+        let mut value = [0; 24];
+        value[..8].copy_from_slice(&self.offset.to_be_bytes());
+        value[8..16].copy_from_slice(&self.time_ms.to_be_bytes());
+        value[16..].copy_from_slice(&self.expires_ms.to_be_bytes());
+        value
+    }
+
+    pub fn decode(key: &[u8], value: &[u8]) -> Result<Self, StoreError> {
+        let [offset, time_ms, expires_ms] = read_u64s(value).ok_or_else(|| {
+            corrupt(IDEMPOTENCY, String::from_utf8_lossy(key).replace('\0', "/"), "bad length")
+        })?;
+        Ok(Self { offset, time_ms, expires_ms })
+    }
+}
+
+pub(super) fn decode_format(value: &[u8]) -> Result<u32, StoreError> {
+    let bytes: [u8; 4] = value.try_into().map_err(|_| corrupt(STORE, "format".into(), "bad length"))?;
+    Ok(u32::from_be_bytes(bytes))
+}
+
+pub(super) fn decode_epoch(value: &[u8]) -> Result<String, StoreError> {
+    let epoch = std::str::from_utf8(value).map_err(|_| corrupt(STORE, "epoch".into(), "not UTF-8"))?;
+    if epoch.is_empty() {
+        return Err(corrupt(STORE, "epoch".into(), "empty"));
+    }
+    Ok(epoch.to_owned())
+}
+
+pub(super) fn corrupt(keyspace: &'static str, key: String, reason: &'static str) -> StoreError {
+    StoreError::Corrupt { keyspace, key, reason }
+}
+
+fn read_u64(bytes: &[u8]) -> Option<u64> {
+    let head: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    Some(u64::from_be_bytes(head))
+}
+
+/// Exactly three big-endian u64s.
+fn read_u64s(value: &[u8]) -> Option<[u64; 3]> {
+    if value.len() != 24 {
+        return None;
+    }
+    Some([read_u64(&value[..8])?, read_u64(&value[8..16])?, read_u64(&value[16..])?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publication_keys_sort_by_channel_then_offset() {
+        let mut keys =
+            vec![publication_key("a", 256), publication_key("a", 2), publication_key("ab", 1)];
+        keys.sort();
+        assert_eq!(keys, vec![publication_key("a", 2), publication_key("a", 256), publication_key("ab", 1)]);
+        assert_eq!(offset_of_publication_key("a", &publication_key("a", 256)).unwrap(), 256);
+    }
+
+    #[test]
+    fn publications_round_trip_and_truncated_values_are_corrupt_not_panics() {
+        let data = JsonData::parse(r#"{"é": [1, 2.50]}"#.to_owned()).unwrap();
+        let value = publication_value(42, &data);
+        let publication = decode_publication("c", 7, &value).unwrap();
+        assert_eq!(publication, Publication { offset: 7, time_ms: 42, data });
+        assert!(matches!(decode_publication("c", 7, &value[..5]), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(decode_publication("c", 7, &value[..9]), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn channel_meta_and_remembered_keys_round_trip() {
+        let meta = ChannelMeta { head: 9, retention: Retention::default() };
+        assert_eq!(ChannelMeta::decode(b"c", &meta.encode()).unwrap(), meta);
+        assert!(ChannelMeta::decode(b"c", &[1, 2, 3]).is_err());
+        let remembered = RememberedKey { offset: 3, time_ms: 4, expires_ms: 5 };
+        assert_eq!(RememberedKey::decode(b"k", &remembered.encode()).unwrap(), remembered);
+    }
+}

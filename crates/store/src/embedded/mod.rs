@@ -1,0 +1,312 @@
+//! [`EmbeddedStore`]: history on local disk in fjall, the zero-configuration
+//! store of a single node.
+//!
+//! - `keys.rs`: how records are laid out in fjall's keyspaces.
+//! - `writer.rs`: the one writer thread and its group commit loop, fed by
+//!   a bounded queue; `group_commit.rs` assembles one batch.
+//! - `reader.rs`: snapshot reads, run on tokio's blocking pool.
+//! - `sweep.rs`: the bounded background deletion of expired data.
+//!
+//! The epoch is generated once, when the data directory is created, and
+//! stored with the data, so offsets and epoch survive restarts and crashes;
+//! a new (or wiped) directory starts a new epoch.
+
+mod group_commit;
+mod keys;
+mod reader;
+mod sweep;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use fanfare_protocol::{ChannelName, Epoch, StreamPosition};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+pub use self::sweep::SweepReport;
+use self::writer::{Command, Writer};
+use crate::memory::random_epoch;
+use crate::{AppendReceipt, AppendRequest, HistoryPage, HistoryQuery, HistoryStore, StoreError, unix_time_ms};
+
+const BACKEND: &str = "embedded";
+
+/// When an append counts as written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// After the group commit's fsync: survives power loss.
+    #[default]
+    Fsync,
+    /// After the write reached the OS: survives a process crash, not a power loss.
+    Buffered,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbeddedOptions {
+    pub durability: Durability,
+    /// Appends waiting for the writer; `enqueue` waits for room beyond it,
+    /// which is how a full disk pushes back on publishers.
+    pub queue_capacity: usize,
+    /// Most appends in one group commit.
+    pub max_batch: usize,
+    /// Most reads running at once on tokio's blocking pool; more wait.
+    pub read_concurrency: usize,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        Self { durability: Durability::Fsync, queue_capacity: 16_384, max_batch: 4_096, read_concurrency: 32 }
+    }
+}
+
+impl EmbeddedOptions {
+    fn validate(&self) -> Result<(), StoreError> {
+        let at_least_one = |option, value: usize| match value {
+            0 => Err(StoreError::Config { option, reason: "must be at least 1" }),
+            _ => Ok(()),
+        };
+        at_least_one("queue_capacity", self.queue_capacity)?;
+        at_least_one("max_batch", self.max_batch)?;
+        at_least_one("read_concurrency", self.read_concurrency)
+    }
+}
+
+/// Counters since the store was opened, for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EmbeddedStats {
+    /// Group commits written (each one fjall batch).
+    pub commits: u64,
+    /// Group commits synced to disk; with `Fsync`, equal to `commits`.
+    pub fsyncs: u64,
+    /// Publications appended.
+    pub appended: u64,
+    /// Appends answered as duplicates of an earlier idempotency key.
+    pub duplicates: u64,
+    /// Group commits that failed, each failing all its appends.
+    pub failed_commits: u64,
+}
+
+/// History in fjall on local disk, with group commit.
+pub struct EmbeddedStore {
+    shared: Arc<Shared>,
+    /// `None` once dropping: the writer drains what is queued and exits.
+    queue: Option<mpsc::Sender<Command>>,
+    writer: Option<JoinHandle<()>>,
+    read_slots: Arc<Semaphore>,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store in `dir` and starts its writer thread.
+    /// Blocking: it recovers fjall's journal, so call it at start-up or from
+    /// `spawn_blocking`.
+    pub fn open(dir: &Path, options: EmbeddedOptions) -> Result<Self, StoreError> {
+        options.validate()?;
+        let shared = Arc::new(Shared::open(dir)?);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| StoreError::storage(BACKEND, e))?;
+        let (queue, commands) = mpsc::channel(options.queue_capacity);
+        let writer = Writer::new(shared.clone(), options.durability, options.max_batch);
+        let writer = std::thread::Builder::new()
+            .name("fanfare-store-writer".into())
+            .spawn(move || writer.run(runtime, commands))
+            .map_err(|e| StoreError::storage(BACKEND, e))?;
+        tracing::info!(dir = %dir.display(), epoch = %shared.epoch, "embedded history store open");
+        let read_slots = Arc::new(Semaphore::new(options.read_concurrency));
+        Ok(Self { shared, queue: Some(queue), writer: Some(writer), read_slots })
+    }
+
+    pub fn epoch(&self) -> &Epoch {
+        &self.shared.epoch
+    }
+
+    pub fn stats(&self) -> EmbeddedStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Runs one bounded retention sweep pass now (the writer also runs one
+    /// every second on its own) and reports what it deleted.
+    pub async fn sweep_expired(&self) -> Result<SweepReport, StoreError> {
+        let (reply, report) = oneshot::channel();
+        self.send(Command::Sweep { reply }).await?;
+        report.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Stops taking appends, completes every queued one, and flushes to
+    /// disk. Idempotent. Dropping the store does the same (blocking), and
+    /// also releases the data directory.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let (reply, closed) = oneshot::channel();
+        match self.send(Command::Close { reply }).await {
+            Ok(()) => closed.await.map_err(|_| StoreError::Closed),
+            Err(_) => Ok(()), // already closed
+        }
+    }
+
+    #[cfg(test)]
+    fn fail_next_commits(&self, count: u64) {
+        self.shared.injected_failures.store(count, Ordering::Relaxed);
+    }
+
+    async fn send(&self, command: Command) -> Result<(), StoreError> {
+        let queue = self.queue.as_ref().ok_or(StoreError::Closed)?;
+        queue.send(command).await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Runs a read on tokio's blocking pool, at most `read_concurrency` at
+    /// once. Why not on the caller's task: a read that misses fjall's block
+    /// cache waits on the disk, and the caller's worker thread also drives
+    /// fan-out to thousands of sockets; a reconnect storm (~15,000 reads at
+    /// once, exactly when caches are cold) would stall delivery for every
+    /// channel. Why bounded: without the semaphore the storm would start
+    /// hundreds of blocking threads on a small machine; with it, extra reads
+    /// wait cheaply as futures. The hand-off costs a few microseconds per read.
+    async fn run_read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Shared) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let slot = self.read_slots.clone().acquire_owned().await.map_err(|_| StoreError::Closed)?;
+        let shared = self.shared.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            read(&shared)
+        });
+        task.await.map_err(|e| StoreError::storage(BACKEND, e))?
+    }
+}
+
+impl Drop for EmbeddedStore {
+    /// Drains and flushes like [`EmbeddedStore::close`], then waits for the
+    /// writer so the data directory can be opened again right away.
+    fn drop(&mut self) {
+        self.queue = None;
+        if let Some(writer) = self.writer.take()
+            && writer.join().is_err()
+        {
+            tracing::error!("the history store writer panicked");
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl HistoryStore for EmbeddedStore {
+    async fn enqueue(&self, request: AppendRequest) -> Result<AppendReceipt, StoreError> {
+        let (reply, receipt) = oneshot::channel();
+        self.send(Command::Append { request, reply }).await?;
+        Ok(AppendReceipt::waiting(receipt))
+    }
+
+    async fn read(&self, channel: &ChannelName, query: HistoryQuery) -> Result<HistoryPage, StoreError> {
+        let channel = channel.clone();
+        self.run_read(move |shared| reader::read_page(shared, &channel, &query, unix_time_ms())).await
+    }
+
+    async fn position(&self, channel: &ChannelName) -> Result<StreamPosition, StoreError> {
+        let reading = channel.clone();
+        let head = self.run_read(move |shared| reader::read_position(shared, &reading)).await?;
+        Ok(StreamPosition::new(self.shared.epoch.clone(), head))
+    }
+
+    async fn ready(&self) -> bool {
+        let open = self.queue.as_ref().is_some_and(|queue| !queue.is_closed());
+        open && self.shared.healthy.load(Ordering::Relaxed)
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        EmbeddedStore::close(self).await
+    }
+}
+
+/// What the store handle, the writer thread and the reads share.
+struct Shared {
+    db: Database,
+    publications: Keyspace,
+    channels: Keyspace,
+    idempotency: Keyspace,
+    epoch: Epoch,
+    counters: Counters,
+    /// False after a failed commit (fjall refuses writes after a failed
+    /// journal write or fsync), true again after a successful one.
+    healthy: AtomicBool,
+    #[cfg(test)]
+    injected_failures: AtomicU64,
+}
+
+impl Shared {
+    fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = Database::builder(dir).open().map_err(storage_error)?;
+        let keyspace = |name| db.keyspace(name, KeyspaceCreateOptions::default).map_err(storage_error);
+        let epoch = load_or_create_epoch(&db, &keyspace(keys::STORE)?)?;
+        Ok(Self {
+            publications: keyspace(keys::PUBLICATIONS)?,
+            channels: keyspace(keys::CHANNELS)?,
+            idempotency: keyspace(keys::IDEMPOTENCY)?,
+            db,
+            epoch,
+            counters: Counters::default(),
+            healthy: AtomicBool::new(true),
+            #[cfg(test)]
+            injected_failures: AtomicU64::new(0),
+        })
+    }
+
+    /// A failure the tests asked for, in place of the next commit.
+    fn take_injected_failure(&self) -> Option<fjall::Error> {
+        #[cfg(test)]
+        if self.injected_failures.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
+        {
+            return Some(fjall::Error::Io(std::io::Error::other("injected commit failure")));
+        }
+        None
+    }
+}
+
+/// The store's epoch: read back if this directory has one, else created
+/// and synced to disk before the first append can use it.
+fn load_or_create_epoch(db: &Database, store: &Keyspace) -> Result<Epoch, StoreError> {
+    if let Some(format) = store.get(keys::FORMAT_KEY).map_err(storage_error)?
+        && keys::decode_format(&format)? != keys::FORMAT_VERSION
+    {
+        let reason = "written by an unknown version of Fanfare";
+        return Err(keys::corrupt(keys::STORE, "format".into(), reason));
+    }
+    if let Some(epoch) = store.get(keys::EPOCH_KEY).map_err(storage_error)? {
+        return Ok(Epoch::new(&keys::decode_epoch(&epoch)?));
+    }
+    let epoch = random_epoch();
+    let mut batch = db.batch().durability(Some(PersistMode::SyncAll));
+    batch.insert(store, keys::EPOCH_KEY, epoch.as_str());
+    batch.insert(store, keys::FORMAT_KEY, keys::FORMAT_VERSION.to_be_bytes());
+    batch.commit().map_err(storage_error)?;
+    Ok(epoch)
+}
+
+fn storage_error(error: fjall::Error) -> StoreError {
+    StoreError::storage(BACKEND, error)
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    fsyncs: AtomicU64,
+    appended: AtomicU64,
+    duplicates: AtomicU64,
+    failed_commits: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> EmbeddedStats {
+        EmbeddedStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            fsyncs: self.fsyncs.load(Ordering::Relaxed),
+            appended: self.appended.load(Ordering::Relaxed),
+            duplicates: self.duplicates.load(Ordering::Relaxed),
+            failed_commits: self.failed_commits.load(Ordering::Relaxed),
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Embedded-only behaviour: restarts, group commit, failures, the sweep.
+//! What every store must do is in the conformance suite instead.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fanfare_protocol::{ChannelName, JsonData};
+use tempfile::TempDir;
+
+use super::*;
+use crate::{Retention, append};
+
+fn channel(name: &str) -> ChannelName {
+    ChannelName::new(name).unwrap()
+}
+
+fn request(channel: &ChannelName, data: &str) -> AppendRequest {
+    AppendRequest {
+        channel: channel.clone(),
+        data: JsonData::parse(data.to_owned()).unwrap(),
+        time_ms: unix_time_ms(),
+        idempotency_key: None,
+        idempotency_window: Duration::from_secs(300),
+        retention: Retention::default(),
+    }
+}
+
+fn everything() -> HistoryQuery {
+    HistoryQuery { since: None, limit: usize::MAX, reverse: false, retention: Retention::default() }
+}
+
+fn open(dir: &TempDir, durability: Durability) -> EmbeddedStore {
+    EmbeddedStore::open(dir.path(), EmbeddedOptions { durability, ..EmbeddedOptions::default() }).unwrap()
+}
+
+/// Offsets physically present on disk for the channel, retention aside.
+fn stored_offsets(store: &EmbeddedStore, channel: &ChannelName) -> Vec<u64> {
+    let prefix = keys::channel_prefix(channel.as_str());
+    let scan = store.shared.publications.prefix(prefix);
+    scan.map(|guard| keys::offset_of_publication_key(channel.as_str(), &guard.key().unwrap()).unwrap())
+        .collect()
+}
+
+async fn offsets_read(store: &EmbeddedStore, channel: &ChannelName) -> Vec<u64> {
+    store.read(channel, everything()).await.unwrap().publications.iter().map(|p| p.offset).collect()
+}
+
+#[tokio::test]
+async fn reopening_the_directory_keeps_epoch_and_history_and_continues_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let chat = channel("chat:reopen");
+    let store = open(&dir, Durability::Fsync);
+    let epoch = store.epoch().clone();
+    for n in 1..=3 {
+        append(&store, request(&chat, &n.to_string())).await.unwrap();
+    }
+    drop(store);
+
+    let store = open(&dir, Durability::Fsync);
+    assert_eq!(store.epoch(), &epoch);
+    assert_eq!(offsets_read(&store, &chat).await, vec![1, 2, 3]);
+    let appended = append(&store, request(&chat, "4")).await.unwrap();
+    assert_eq!(appended.position(), StreamPosition::new(epoch, 4));
+}
+
+#[tokio::test]
+async fn buffered_appends_survive_an_explicit_close_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let chat = channel("chat:buffered");
+    let store = open(&dir, Durability::Buffered);
+    let mut receipts = Vec::new();
+    for n in 1..=50 {
+        receipts.push(store.enqueue(request(&chat, &n.to_string())).await.unwrap());
+    }
+    store.close().await.unwrap();
+    for receipt in receipts {
+        receipt.await.unwrap();
+    }
+    assert_eq!(store.stats().fsyncs, 0, "buffered never syncs a group commit");
+    drop(store);
+    let store = open(&dir, Durability::Buffered);
+    assert_eq!(store.position(&chat).await.unwrap().offset, 50);
+}
+
+#[tokio::test]
+async fn a_new_directory_gets_a_new_epoch() {
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = open(&first, Durability::Fsync);
+    let second = open(&second, Durability::Fsync);
+    assert_ne!(first.epoch(), second.epoch());
+    assert!(first.epoch().as_str().len() >= 8);
+}
+
+#[tokio::test]
+async fn group_commit_makes_a_thousand_concurrent_appends_durable_with_few_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, Durability::Fsync);
+    let mut receipts = Vec::new();
+    for n in 0..1_000 {
+        let chat = channel(&format!("chat:{}", n % 10));
+        receipts.push(store.enqueue(request(&chat, &n.to_string())).await.unwrap());
+    }
+    for receipt in receipts {
+        receipt.await.unwrap();
+    }
+    let stats = store.stats();
+    assert_eq!(stats.appended, 1_000);
+    assert_eq!(stats.fsyncs, stats.commits);
+    eprintln!("{stats:?}");
+    assert!(stats.fsyncs <= 100, "expected group commits, got {stats:?}");
+}
+
+#[tokio::test]
+async fn a_failed_commit_fails_its_receipts_and_consumes_no_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, Durability::Fsync);
+    let chat = channel("chat:failing");
+    append(&store, request(&chat, "1")).await.unwrap();
+
+    store.fail_next_commits(1);
+    let keyed = AppendRequest { idempotency_key: Some("k".into()), ..request(&chat, "\"lost\"") };
+    let failed = append(&store, keyed.clone()).await;
+    assert!(matches!(failed, Err(StoreError::Storage { backend: "embedded", .. })), "{failed:?}");
+    assert!(!store.ready().await, "a failed commit turns readiness off");
+    assert_eq!(store.stats().failed_commits, 1);
+
+    let retried = append(&store, keyed).await.unwrap();
+    assert_eq!((retried.publication.offset, retried.duplicate), (2, false), "no offset, no key consumed");
+    assert!(store.ready().await);
+    assert_eq!(offsets_read(&store, &chat).await, vec![1, 2]);
+}
+
+#[tokio::test]
+async fn a_failed_batch_fails_every_receipt_in_it_and_later_offsets_stay_gap_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, Durability::Fsync);
+    let chat = channel("chat:failing-burst");
+    store.fail_next_commits(1);
+    let mut receipts = Vec::new();
+    for n in 0..200 {
+        receipts.push(store.enqueue(request(&chat, &n.to_string())).await.unwrap());
+    }
+    let mut succeeded = Vec::new();
+    for receipt in receipts {
+        if let Ok(appended) = receipt.await {
+            succeeded.push(appended.publication.offset);
+        }
+    }
+    assert!(succeeded.len() < 200, "the first batch failed");
+    assert_eq!(succeeded, (1..=succeeded.len() as u64).collect::<Vec<_>>());
+    assert_eq!(offsets_read(&store, &chat).await, succeeded);
+}
+
+#[tokio::test]
+async fn trimming_by_count_deletes_old_publications_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, Durability::Buffered);
+    let chat = channel("chat:trim");
+    let retention = Retention { max_len: 5, ..Retention::default() };
+    let mut receipts = Vec::new();
+    for n in 1..=12 {
+        receipts.push(store.enqueue(AppendRequest { retention, ..request(&chat, &n.to_string()) }).await.unwrap());
+        if n % 4 == 0 {
+            for receipt in receipts.drain(..) {
+                receipt.await.unwrap();
+            }
+        }
+    }
+    assert_eq!(stored_offsets(&store, &chat), vec![8, 9, 10, 11, 12]);
+}
+
+#[tokio::test]
+async fn sweep_deletes_expired_history_of_quiet_channels_but_keeps_their_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, Durability::Buffered);
+    let quiet = channel("chat:quiet");
+    let retention = Retention { max_age: Duration::from_secs(60), ..Retention::default() };
+    let an_hour_ago = unix_time_ms() - 3_600_000;
+    for time_ms in [an_hour_ago, an_hour_ago, unix_time_ms()] {
+        append(&store, AppendRequest { time_ms, retention, ..request(&quiet, "1") }).await.unwrap();
+    }
+    let report = store.sweep_expired().await.unwrap();
+    assert_eq!(report.publications_deleted, 2);
+    assert_eq!(stored_offsets(&store, &quiet), vec![3]);
+    let appended = append(&store, AppendRequest { retention, ..request(&quiet, "4") }).await.unwrap();
+    assert_eq!(appended.publication.offset, 4);
+    assert_eq!(store.sweep_expired().await.unwrap().publications_deleted, 0);
+}
+
+#[tokio::test]
+async fn sweep_forgets_expired_idempotency_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, Durability::Buffered);
+    let chat = channel("chat:keys");
+    let old = AppendRequest {
+        idempotency_key: Some("old".into()),
+        time_ms: unix_time_ms() - 3_600_000,
+        ..request(&chat, "1")
+    };
+    let fresh = AppendRequest { idempotency_key: Some("fresh".into()), ..request(&chat, "2") };
+    append(&store, old).await.unwrap();
+    append(&store, fresh).await.unwrap();
+    assert_eq!(store.sweep_expired().await.unwrap().idempotency_keys_deleted, 1);
+    assert_eq!(store.shared.idempotency.iter().count(), 1);
+}
+
+#[tokio::test]
+async fn closing_completes_queued_appends_then_refuses_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, Durability::Fsync);
+    let chat = channel("chat:closing");
+    let mut receipts = Vec::new();
+    for n in 1..=100 {
+        receipts.push(store.enqueue(request(&chat, &n.to_string())).await.unwrap());
+    }
+    store.close().await.unwrap();
+    for (n, receipt) in (1..).zip(receipts) {
+        assert_eq!(receipt.await.unwrap().publication.offset, n);
+    }
+    assert!(matches!(store.enqueue(request(&chat, "0")).await, Err(StoreError::Closed)));
+    assert!(!store.ready().await);
+    store.close().await.unwrap();
+    assert_eq!(store.position(&chat).await.unwrap().offset, 100, "reads still work after close");
+}
+
+#[tokio::test]
+async fn dropping_the_store_completes_queued_receipts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, Durability::Fsync);
+    let chat = channel("chat:dropping");
+    let mut receipts = Vec::new();
+    for n in 1..=100 {
+        receipts.push(store.enqueue(request(&chat, &n.to_string())).await.unwrap());
+    }
+    drop(store);
+    for (n, receipt) in (1..).zip(receipts) {
+        assert_eq!(receipt.await.unwrap().publication.offset, n);
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_record_is_reported_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, Durability::Fsync);
+    let chat = channel("chat:corrupt");
+    append(&store, request(&chat, "1")).await.unwrap();
+    store.shared.publications.insert(keys::publication_key(chat.as_str(), 1), [1, 2, 3]).unwrap();
+    let error = store.read(&chat, everything()).await.unwrap_err();
+    assert!(matches!(error, StoreError::Corrupt { keyspace: "publications", .. }), "{error}");
+    store.shared.channels.insert(chat.as_str(), [9]).unwrap();
+    assert!(matches!(store.position(&chat).await, Err(StoreError::Corrupt { keyspace: "channels", .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_during_appends_see_every_kept_offset_up_to_the_top() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small batches, so the reads below land between many commits.
+    let options = EmbeddedOptions { max_batch: 8, ..EmbeddedOptions::default() };
+    let store = Arc::new(EmbeddedStore::open(dir.path(), options).unwrap());
+    let chat = channel("chat:consistent");
+    let retention = Retention { max_len: 50, ..Retention::default() };
+    let mut receipts = Vec::new();
+    for n in 1..=2_000 {
+        receipts.push(store.enqueue(AppendRequest { retention, ..request(&chat, &n.to_string()) }).await.unwrap());
+    }
+    let durable = tokio::spawn(async move {
+        for receipt in receipts {
+            receipt.await.unwrap();
+        }
+    });
+    let query = HistoryQuery { retention, ..everything() };
+    let mut tops_seen = std::collections::BTreeSet::new();
+    loop {
+        let done = durable.is_finished();
+        let page = store.read(&chat, query).await.unwrap();
+        let expected: Vec<u64> = (retention.first_kept_offset(page.top_offset)..=page.top_offset).collect();
+        assert_eq!(page.publications.iter().map(|p| p.offset).collect::<Vec<_>>(), expected);
+        tops_seen.insert(page.top_offset);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(tops_seen.last(), Some(&2_000));
+    eprintln!("reads saw {} different tops", tops_seen.len());
+}
+
+#[test]
+fn options_that_cannot_work_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for options in [
+        EmbeddedOptions { queue_capacity: 0, ..EmbeddedOptions::default() },
+        EmbeddedOptions { max_batch: 0, ..EmbeddedOptions::default() },
+    ] {
+        let refused = EmbeddedStore::open(dir.path(), options);
+        assert!(matches!(refused, Err(StoreError::Config { reason: "must be at least 1", .. })));
+    }
+}

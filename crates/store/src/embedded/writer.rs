@@ -1,0 +1,199 @@
+//! The embedded store's single writer: one OS thread that owns every write.
+//!
+//! It waits for commands on the bounded queue, takes everything waiting at
+//! that moment (up to `max_batch`), writes the appends as ONE fjall batch,
+//! syncs it to disk once (group commit: one fsync for the whole batch), and
+//! only then completes the receipts, in queue order. Being the only writer
+//! is what makes offsets simple: the next offset of a channel is its cached
+//! head plus one, with no lock and no read-modify-write race.
+//!
+//! Between batches, at most once per [`SWEEP_INTERVAL`], it runs one bounded
+//! retention sweep (see `sweep.rs`), also when idle, so channels that stopped
+//! receiving messages still lose their expired history.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use fanfare_protocol::ChannelName;
+use fjall::{OwnedWriteBatch, PersistMode};
+use tokio::runtime::Runtime;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::group_commit::GroupCommit;
+use super::sweep::{SweepCursor, SweepReport};
+use super::{Durability, Shared, storage_error};
+use crate::{AppendRequest, Appended, StoreError, unix_time_ms};
+
+/// How often the writer spends one bounded pass deleting expired data.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Heads cached by the writer. Past this many channels the cache is
+/// dropped and refilled from the `channels` keyspace on demand, which keeps
+/// memory bounded on servers with millions of short-lived channels.
+const HEAD_CACHE_LIMIT: usize = 1 << 18;
+
+/// What the store asks of its writer.
+pub(super) enum Command {
+    Append { request: AppendRequest, reply: oneshot::Sender<Result<Appended, StoreError>> },
+    /// Run one retention sweep pass now and report what it deleted.
+    Sweep { reply: oneshot::Sender<Result<SweepReport, StoreError>> },
+    /// Stop taking commands, finish the queued ones, flush, then answer.
+    Close { reply: oneshot::Sender<()> },
+}
+
+struct PendingAppend {
+    request: AppendRequest,
+    reply: oneshot::Sender<Result<Appended, StoreError>>,
+}
+
+pub(super) struct Writer {
+    shared: Arc<Shared>,
+    durability: Durability,
+    max_batch: usize,
+    /// Newest offset per channel, valid for every channel it holds because
+    /// only this thread writes.
+    heads: HashMap<ChannelName, u64>,
+    sweep_cursor: SweepCursor,
+}
+
+impl Writer {
+    pub fn new(shared: Arc<Shared>, durability: Durability, max_batch: usize) -> Self {
+        Self { shared, durability, max_batch, heads: HashMap::new(), sweep_cursor: SweepCursor::default() }
+    }
+
+    /// The thread's body. The small current-thread runtime exists only so
+    /// the queue wait can time out for idle sweeps; all disk work is plain
+    /// blocking code on this dedicated thread.
+    pub fn run(mut self, runtime: Runtime, mut queue: mpsc::Receiver<Command>) {
+        runtime.block_on(self.serve(&mut queue));
+    }
+
+    async fn serve(&mut self, queue: &mut mpsc::Receiver<Command>) {
+        let mut commands = Vec::with_capacity(self.max_batch);
+        let mut appends = Vec::with_capacity(self.max_batch);
+        let mut closers = Vec::new();
+        let mut next_sweep = Instant::now() + SWEEP_INTERVAL;
+        loop {
+            match tokio::time::timeout_at(next_sweep, queue.recv_many(&mut commands, self.max_batch)).await {
+                Ok(0) => break, // every sender is gone (or closed) and the queue is drained
+                Ok(_) => self.execute(&mut commands, &mut appends, queue, &mut closers),
+                Err(_idle) => {}
+            }
+            if Instant::now() >= next_sweep && closers.is_empty() {
+                self.sweep_quietly();
+                next_sweep = Instant::now() + SWEEP_INTERVAL;
+            }
+        }
+        self.flush_before_exit();
+        for closer in closers {
+            let _ = closer.send(());
+        }
+    }
+
+    /// Runs commands in queue order; consecutive appends form one group commit.
+    fn execute(
+        &mut self,
+        commands: &mut Vec<Command>,
+        appends: &mut Vec<PendingAppend>,
+        queue: &mut mpsc::Receiver<Command>,
+        closers: &mut Vec<oneshot::Sender<()>>,
+    ) {
+        for command in commands.drain(..) {
+            match command {
+                Command::Append { request, reply } => appends.push(PendingAppend { request, reply }),
+                Command::Sweep { reply } => {
+                    self.commit_appends(appends);
+                    let _ = reply.send(self.sweep_cursor.sweep_pass(&self.shared, unix_time_ms()));
+                }
+                Command::Close { reply } => {
+                    self.commit_appends(appends);
+                    // Later sends fail with `Closed`; what is queued still runs.
+                    queue.close();
+                    closers.push(reply);
+                }
+            }
+        }
+        self.commit_appends(appends);
+    }
+
+    /// Plans, writes and syncs one batch, then answers every receipt in
+    /// order. On failure every receipt of the batch fails and the head cache
+    /// is left untouched, so the failed appends consume no offset.
+    fn commit_appends(&mut self, appends: &mut Vec<PendingAppend>) {
+        if appends.is_empty() {
+            return;
+        }
+        let mut group = GroupCommit::new(&self.shared, &self.heads);
+        let outcomes: Vec<_> = appends.iter().map(|append| group.plan(&append.request)).collect();
+        let (written, duplicates) = (group.written(), group.duplicates());
+        let (batch, heads) = group.into_batch();
+        match self.write_batch(batch, written) {
+            Ok(()) => {
+                self.adopt_heads(heads);
+                self.shared.counters.duplicates.fetch_add(duplicates, Ordering::Relaxed);
+                for (append, outcome) in appends.drain(..).zip(outcomes) {
+                    let _ = append.reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                for append in appends.drain(..) {
+                    let _ = append.reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    /// Commits the batch with the configured durability. With `Fsync`, fjall
+    /// syncs its journal inside `commit` before the batch becomes visible to
+    /// readers, so nothing is ever read that a power loss could take back.
+    fn write_batch(&self, batch: OwnedWriteBatch, written: u64) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(()); // only duplicates or failed plans: nothing to make durable
+        }
+        let counters = &self.shared.counters;
+        let batch = match self.durability {
+            Durability::Fsync => batch.durability(Some(PersistMode::SyncData)),
+            Durability::Buffered => batch.durability(Some(PersistMode::Buffer)),
+        };
+        let result = self.shared.take_injected_failure().map_or_else(|| batch.commit(), Err);
+        if let Err(error) = result {
+            tracing::error!(%error, "history store group commit failed; its appends are failed");
+            counters.failed_commits.fetch_add(1, Ordering::Relaxed);
+            self.shared.healthy.store(false, Ordering::Relaxed);
+            return Err(storage_error(error));
+        }
+        self.shared.healthy.store(true, Ordering::Relaxed);
+        counters.commits.fetch_add(1, Ordering::Relaxed);
+        counters.appended.fetch_add(written, Ordering::Relaxed);
+        if self.durability == Durability::Fsync {
+            counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn adopt_heads(&mut self, heads: Vec<(ChannelName, u64)>) {
+        if self.heads.len() + heads.len() > HEAD_CACHE_LIMIT {
+            self.heads.clear();
+        }
+        self.heads.extend(heads);
+    }
+
+    /// A failed background sweep is logged and retried on the next pass;
+    /// reads filter by retention anyway, so nothing user-visible depends on it.
+    fn sweep_quietly(&mut self) {
+        if let Err(error) = self.sweep_cursor.sweep_pass(&self.shared, unix_time_ms()) {
+            tracing::warn!(%error, "history retention sweep failed");
+        }
+    }
+
+    /// Makes everything written so far durable, also in `Buffered` mode:
+    /// a graceful shutdown should lose nothing even on power loss after it.
+    fn flush_before_exit(&self) {
+        if let Err(error) = self.shared.db.persist(PersistMode::SyncAll) {
+            tracing::error!(%error, "history store could not flush on close");
+        }
+    }
+}

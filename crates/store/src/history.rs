@@ -1,0 +1,198 @@
+//! The [`HistoryStore`] trait and the types it speaks.
+
+use std::future::{Future, IntoFuture};
+use std::ops::RangeInclusive;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fanfare_protocol::{ChannelName, Epoch, JsonData, Publication, StreamPosition};
+use tokio::sync::oneshot;
+
+use crate::StoreError;
+
+/// How long a channel keeps its publications. A publication is readable
+/// while it is among the newest `max_len` of its channel *and* younger than
+/// `max_age`; reads enforce both exactly, physical deletion may lag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub max_len: u64,
+    pub max_age: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self { max_len: 1000, max_age: Duration::from_secs(24 * 3600) }
+    }
+}
+
+impl Retention {
+    /// The oldest offset still kept by count in a channel whose newest
+    /// offset is `top` (`top + 1` when `max_len` is 0: nothing is kept).
+    pub fn first_kept_offset(&self, top: u64) -> u64 {
+        top.saturating_sub(self.max_len) + 1
+    }
+
+    /// Publications stamped before this time (ms since the Unix epoch) have
+    /// expired at `now_ms`.
+    pub fn first_kept_time_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(duration_ms(self.max_age))
+    }
+}
+
+/// One publication to append.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    pub channel: ChannelName,
+    pub data: JsonData,
+    /// When it was accepted, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// A publish with a key already seen on this channel within
+    /// `idempotency_window` is not appended again: the store answers with
+    /// the first publication's position and `duplicate: true`.
+    ///
+    /// Precisely: the first publication remembers its key until its own
+    /// `time_ms + idempotency_window`; a later request with the key is a
+    /// duplicate when its `time_ms` is before that instant. Stores judge by
+    /// the requests' clocks, never their own, so tests need no sleeping.
+    pub idempotency_key: Option<String>,
+    pub idempotency_window: Duration,
+    pub retention: Retention,
+}
+
+/// The outcome of an append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub epoch: Epoch,
+    /// The publication as stored (for a duplicate: the original one's offset
+    /// and time, with the data of this request).
+    pub publication: Publication,
+    /// True when the idempotency key matched an earlier publication; nothing
+    /// was appended and nothing should be fanned out.
+    pub duplicate: bool,
+}
+
+impl Appended {
+    pub fn position(&self) -> StreamPosition {
+        StreamPosition::new(self.epoch.clone(), self.publication.offset)
+    }
+}
+
+/// A history read. `since` is exclusive: only offsets greater than it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub since: Option<u64>,
+    pub limit: usize,
+    /// Newest first: the newest `limit` publications after `since`.
+    pub reverse: bool,
+    pub retention: Retention,
+}
+
+impl HistoryQuery {
+    /// The offsets a read of a channel whose newest offset is `top` has to
+    /// look at: after `since`, still kept by count, up to `top`. Age and
+    /// `limit` are applied while scanning.
+    pub fn offsets_to_scan(&self, top: u64) -> RangeInclusive<u64> {
+        let after_since = self.since.map_or(1, |since| since.saturating_add(1));
+        after_since.max(self.retention.first_kept_offset(top))..=top
+    }
+}
+
+/// A page of history with the channel's position at the time of the read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub epoch: Epoch,
+    /// The offset of the channel's newest publication (0 if none ever).
+    pub top_offset: u64,
+    /// Ascending by offset, or descending when the query said `reverse`.
+    pub publications: Vec<Publication>,
+}
+
+/// The pending answer to [`HistoryStore::enqueue`]: resolves once the
+/// append is durable (or has failed).
+pub struct AppendReceipt(Receipt);
+
+enum Receipt {
+    Ready(Option<Result<Appended, StoreError>>),
+    Waiting(oneshot::Receiver<Result<Appended, StoreError>>),
+}
+
+impl AppendReceipt {
+    pub fn ready(outcome: Result<Appended, StoreError>) -> Self {
+        Self(Receipt::Ready(Some(outcome)))
+    }
+
+    pub fn waiting(rx: oneshot::Receiver<Result<Appended, StoreError>>) -> Self {
+        Self(Receipt::Waiting(rx))
+    }
+}
+
+impl Future for AppendReceipt {
+    type Output = Result<Appended, StoreError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            Receipt::Ready(outcome) => Poll::Ready(outcome.take().unwrap_or(Err(StoreError::Closed))),
+            Receipt::Waiting(rx) => Pin::new(rx).poll(cx).map(|r| r.unwrap_or(Err(StoreError::Closed))),
+        }
+    }
+}
+
+/// Where channels' publications get their offsets and are kept.
+///
+/// # Contract
+/// - **Order.** Appends to one channel that one caller enqueues one after
+///   the other get strictly increasing, gap-free offsets in that order,
+///   starting at 1 in a new epoch. (The hub enqueues each channel's appends
+///   from one task, so this is the channel's total order.)
+/// - **Durability.** A receipt resolves `Ok` only once the publication is as
+///   durable as the store's durability setting promises; a publication whose
+///   receipt resolved `Ok` is readable until retention drops it.
+/// - **Failure.** An append that fails consumes no offset.
+/// - **Epoch.** `epoch` is stable for as long as the channel's stream is
+///   intact; a store that loses or resets a stream must change its epoch.
+/// - **Position.** `position` works for channels that never had a
+///   publication: `(epoch, 0)`.
+#[async_trait::async_trait]
+pub trait HistoryStore: Send + Sync + 'static {
+    /// Queues an append and returns a receipt that resolves once it is
+    /// durable. Awaiting `enqueue` itself waits only for room in the
+    /// store's bounded queue.
+    async fn enqueue(&self, request: AppendRequest) -> Result<AppendReceipt, StoreError>;
+
+    /// Reads publications of a channel, filtered by retention.
+    async fn read(&self, channel: &ChannelName, query: HistoryQuery) -> Result<HistoryPage, StoreError>;
+
+    /// The channel's current position.
+    async fn position(&self, channel: &ChannelName) -> Result<StreamPosition, StoreError>;
+
+    /// Whether the store can take writes now (for `/ready`).
+    async fn ready(&self) -> bool {
+        true
+    }
+
+    /// Stops taking appends, completes every append already queued and makes
+    /// it durable. Part of graceful shutdown: the server calls it after the
+    /// hub has stopped publishing, while other handles may still be alive
+    /// (so relying on `Drop` alone would be fragile). Later appends fail with
+    /// [`StoreError::Closed`]. Idempotent.
+    async fn close(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Milliseconds since the Unix epoch, the clock of `time_ms` and `max_age`.
+pub fn unix_time_ms() -> u64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    duration_ms(since_epoch)
+}
+
+/// A duration in whole milliseconds, saturating instead of wrapping.
+pub(crate) fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Convenience: enqueue and wait for durability.
+pub async fn append(store: &dyn HistoryStore, request: AppendRequest) -> Result<Appended, StoreError> {
+    store.enqueue(request).await?.into_future().await
+}

@@ -1,0 +1,26 @@
+//! History stores: where a channel's publications get their offsets and
+//! stay for recovery.
+//!
+//! On the message path the hub hands each durable publication to a
+//! [`HistoryStore`]; the store is the single authority for the channel's
+//! offsets, assigns the next one, makes the publication durable, and only
+//! then answers. The store knows nothing about the hub, connections or wire
+//! formats.
+//!
+//! Implementations:
+//! - [`MemoryStore`] (`memory://`): tests and caches; an epoch per process.
+//! - [`EmbeddedStore`] (`embedded:///path`): fjall on local disk with group
+//!   commit, the zero-configuration default of `fanfare serve`.
+//!
+//! Every implementation passes the same [`conformance`] suite.
+
+pub mod conformance;
+mod embedded;
+mod error;
+mod history;
+mod memory;
+
+pub use embedded::{Durability, EmbeddedOptions, EmbeddedStats, EmbeddedStore, SweepReport};
+pub use error::StoreError;
+pub use history::*;
+pub use memory::MemoryStore;
