@@ -156,7 +156,7 @@ impl Hub {
         let options = self.channel_options(channel);
         let catch_up_cap = self.shared.options.catch_up_buffer;
         let (found, dropped) = self.shared.registry.detach(channel, conn, |state, entry| {
-            if options.presence && !entry.sub.user.is_empty() && state.presence.leave(&entry.sub.user) {
+            if entry.joined && state.presence.leave(&entry.sub.user) {
                 if options.join_leave {
                     let frame = native::encode_leave(channel, &entry.sub.user);
                     state.fan_out(None, &frame, None, catch_up_cap);

@@ -34,6 +34,8 @@ pub(crate) struct Entry {
     /// While a subscription is catching up on history, live frames wait here
     /// (with their offsets) instead of in the outbox.
     pub catch_up: Option<Vec<(Option<u64>, Frame)>>,
+    /// Whether this subscription counts in presence (set once it is live).
+    pub joined: bool,
 }
 
 pub(crate) struct Channel {
@@ -122,14 +124,8 @@ impl Registry {
         self.shards[self.shard_of(channel)].read().get(channel).cloned()
     }
 
-    /// Adds a subscriber; `on_added` runs under the channel's lock right
-    /// after the entry is in place (presence join goes there).
-    pub fn attach(
-        &self,
-        channel: &ChannelName,
-        entry: Entry,
-        on_added: impl FnOnce(&mut ChannelState),
-    ) -> Attached {
+    /// Adds a subscriber.
+    pub fn attach(&self, channel: &ChannelName, entry: Entry) -> Attached {
         let mut shard = self.shards[self.shard_of(channel)].write();
         let mut created = false;
         let chan = shard
@@ -144,7 +140,6 @@ impl Registry {
             return Attached::AlreadySubscribed;
         }
         state.entries.push(entry);
-        on_added(&mut state);
         drop(state);
         Attached::Added { channel: chan, created }
     }

@@ -55,7 +55,7 @@ impl Hub {
         let options = self.channel_options(&channel);
         let conn = subscriber.conn;
         let outbox = subscriber.outbox.clone();
-        let chan = self.attach_catching_up(&channel, subscriber, &options)?;
+        let chan = self.attach_catching_up(&channel, subscriber)?;
 
         let plan = match self.plan_subscription(&channel, since.as_ref(), &options).await {
             Ok(plan) => plan,
@@ -69,7 +69,11 @@ impl Hub {
         for publication in &plan.replay {
             outbox.push_waiting(native::encode_publication(&channel, &plan.result.epoch, publication)).await;
         }
-        release_catch_up(&mut chan.state.lock(), conn, &outbox, plan.covered_up_to);
+        let mut state = chan.state.lock();
+        release_catch_up(&mut state, conn, &outbox, plan.covered_up_to);
+        if options.presence {
+            self.join_presence(&mut state, &channel, conn, options.join_leave);
+        }
         Ok(plan.result)
     }
 
@@ -77,22 +81,9 @@ impl Hub {
         &self,
         channel: &ChannelName,
         subscriber: Subscriber,
-        options: &ChannelOptions,
     ) -> Result<Arc<crate::registry::Channel>, HubError> {
-        let cap = self.shared.options.catch_up_buffer;
-        let member = Member { user: subscriber.user.to_string(), info: subscriber.info.clone() };
-        let conn = subscriber.conn;
-        let user = subscriber.user.clone();
-        let entry = Entry { sub: subscriber, catch_up: Some(Vec::new()) };
-        let attached = self.shared.registry.attach(channel, entry, |state: &mut ChannelState| {
-            if options.presence && !user.is_empty() && state.presence.join(&user, member.info.as_ref()) {
-                if options.join_leave {
-                    let frame = native::encode_join(channel, &member);
-                    state.fan_out(None, &frame, Some(conn), cap);
-                }
-            }
-        });
-        match attached {
+        let entry = Entry { sub: subscriber, catch_up: Some(Vec::new()), joined: false };
+        match self.shared.registry.attach(channel, entry) {
             Attached::AlreadySubscribed => Err(HubError::AlreadySubscribed),
             Attached::Added { channel, created } => {
                 self.shared.metrics.subscriptions.increment(1.0);
@@ -124,6 +115,24 @@ impl Hub {
         let replay = if recovered { page.publications } else { Vec::new() };
         let result = SubscribeResult { epoch: page.epoch, offset: page.top_offset, recovered: Some(recovered) };
         Ok(Plan { result, replay, covered_up_to })
+    }
+
+    /// Counts the (now live) subscription in presence; the user's first
+    /// connection announces a `join` to the others.
+    fn join_presence(&self, state: &mut ChannelState, channel: &ChannelName, conn: u64, announce: bool) {
+        let Some(index) = state.position_of(conn) else { return };
+        let entry = &mut state.entries[index];
+        if entry.sub.user.is_empty() {
+            return;
+        }
+        entry.joined = true;
+        let member = Member { user: entry.sub.user.to_string(), info: entry.sub.info.clone() };
+        let user = entry.sub.user.clone();
+        if state.presence.join(&user, member.info.as_ref()) && announce {
+            let frame = native::encode_join(channel, &member);
+            let result = state.fan_out(None, &frame, Some(conn), self.shared.options.catch_up_buffer);
+            self.shared.count_fan_out(result);
+        }
     }
 
     fn count_recovery(&self, recovered: Option<bool>) {

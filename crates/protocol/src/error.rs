@@ -40,7 +40,7 @@ pub enum ErrorCode {
     RateLimited,
     /// The channel, user or resource does not exist.
     NotFound,
-    /// The feature is off for this channel's namespace (history, presence).
+    /// The feature is off for this channel's namespace (presence).
     NotAvailable,
     /// A dependency (the store) failed or is overloaded; retry later.
     Unavailable,
@@ -48,6 +48,10 @@ pub enum ErrorCode {
     ShuttingDown,
     /// An unexpected failure inside the server.
     Internal,
+    /// A code this version does not know (sent by a newer server); clients
+    /// treat it by its `retry` flag.
+    #[serde(other)]
+    Unknown,
 }
 
 impl ErrorCode {
@@ -86,6 +90,7 @@ impl ErrorCode {
             Unavailable => ("unavailable", 503, true),
             ShuttingDown => ("shutting_down", 503, true),
             Internal => ("internal", 500, true),
+            Unknown => ("unknown", 500, false),
         }
     }
 
@@ -176,7 +181,7 @@ impl CloseCode {
             Normal => (1000, "normal closure"),
             BadFrame => (4000, "bad frame"),
             Unauthorized => (4001, "unauthorized"),
-            HandshakeTimeout => (4002, "handshake timeout"),
+            HandshakeTimeout => (4504, "handshake timeout"),
             Disconnected => (4003, "disconnected by server"),
             MessageTooBig => (1009, "message too big"),
             ShuttingDown => (4500, "shutting down"),
@@ -202,6 +207,7 @@ mod tests {
     #[test]
     fn codes_are_unique_and_round_trip_through_json() {
         let mut seen = std::collections::HashSet::new();
+        assert_eq!(serde_json::from_str::<ErrorCode>("\"from_the_future\"").unwrap(), ErrorCode::Unknown);
         for code in ErrorCode::ALL {
             assert!(seen.insert(code.as_str()), "{} twice", code.as_str());
             let json = serde_json::to_string(&code).unwrap();

@@ -8,7 +8,7 @@
 //! - [`channel`]: validated channel names and their namespace.
 //! - [`position`]: `(epoch, offset)`, the stream position that makes recovery possible.
 //! - [`publication`]: what a channel carries, and the raw JSON payload type.
-//! - [`error`]: the one error-code table (code → close code → HTTP status → retry).
+//! - [`error`]: the one error-code table (code → HTTP status → retry) and the close codes.
 //! - [`native`]: the native protocol v1 codec (`docs/protocol.md`).
 //!
 //! A second codec (the Pusher protocol) will sit beside [`native`].

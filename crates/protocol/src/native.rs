@@ -185,8 +185,9 @@ pub struct ConnectResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscribeResult {
     pub epoch: Epoch,
-    /// The channel's offset when the subscription took effect. Publications
-    /// with higher offsets follow as pushes.
+    /// The channel's current offset (0 if it never had a publication).
+    /// With `recovered: true` the publications after the client's `since`
+    /// up to this offset follow first; then live ones.
     pub offset: u64,
     /// Present when the subscribe carried `since`: whether every publication
     /// after it follows (true), or the client must reload (false).

@@ -60,7 +60,9 @@ impl Eq for JsonData {}
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Publication {
     pub offset: u64,
-    /// When it was accepted, in milliseconds since the Unix epoch.
+    /// When it was accepted, in milliseconds since the Unix epoch (`time`
+    /// on the wire, as in publication pushes).
+    #[serde(rename = "time")]
     pub time_ms: u64,
     pub data: JsonData,
 }

@@ -29,7 +29,8 @@ async fn main() {
         Some("buffered") => Durability::Buffered,
         _ => Durability::Fsync,
     };
-    let in_flight = std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(IN_FLIGHT_PER_CHANNEL).max(1);
+    let in_flight =
+        std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(IN_FLIGHT_PER_CHANNEL).max(1);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let options = EmbeddedOptions { durability, ..EmbeddedOptions::default() };
     let store = Arc::new(EmbeddedStore::open(dir.path(), options).expect("the store opens"));
@@ -40,7 +41,8 @@ async fn main() {
     let tasks: Vec<_> = (0..CHANNELS)
         .map(|index| {
             let channel = ChannelName::new(&format!("bench:{index}")).expect("valid name");
-            let pipeline = publish_to_one_channel(store.clone(), channel, data.clone(), APPENDS / CHANNELS, in_flight);
+            let pipeline =
+                publish_to_one_channel(store.clone(), channel, data.clone(), APPENDS / CHANNELS, in_flight);
             tokio::spawn(pipeline)
         })
         .collect();

@@ -181,7 +181,9 @@ pub async fn retention_by_count_keeps_only_the_newest_max_len(store: &dyn Histor
     // A burst, so batching stores trim inside one batch too.
     let mut receipts = Vec::new();
     for n in 5..=10 {
-        receipts.push(store.enqueue(AppendRequest { retention, ..request(&chat, &n.to_string()) }).await.unwrap());
+        receipts.push(
+            store.enqueue(AppendRequest { retention, ..request(&chat, &n.to_string()) }).await.unwrap(),
+        );
     }
     for receipt in receipts {
         receipt.await.unwrap();
@@ -210,7 +212,8 @@ pub async fn repeated_idempotency_key_returns_the_first_offset_and_appends_nothi
     let chat = channel("conf:idempotent");
     let first = append_ok(store, keyed(&chat, "\"first\"", "order-1", unix_time_ms())).await;
     assert_eq!((first.publication.offset, first.duplicate), (1, false));
-    let again = append_ok(store, keyed(&chat, "\"again\"", "order-1", first.publication.time_ms + 1_000)).await;
+    let again =
+        append_ok(store, keyed(&chat, "\"again\"", "order-1", first.publication.time_ms + 1_000)).await;
     assert_eq!((again.publication.offset, again.duplicate), (1, true));
     assert_eq!(again.publication.time_ms, first.publication.time_ms, "the original's time");
     assert_eq!(again.epoch, first.epoch);

@@ -17,8 +17,7 @@ use rand::distr::Alphanumeric;
 
 use crate::history::duration_ms;
 use crate::{
-    AppendReceipt, AppendRequest, Appended, HistoryPage, HistoryQuery, HistoryStore, StoreError,
-    unix_time_ms,
+    AppendReceipt, AppendRequest, Appended, HistoryPage, HistoryQuery, HistoryStore, StoreError, unix_time_ms,
 };
 
 /// Enough shards that two busy channels rarely share one on a many-core
@@ -89,16 +88,21 @@ impl ChannelLog {
         if let Some(key) = &request.idempotency_key
             && let Some(first) = self.idempotency.find(key, request.time_ms)
         {
-            let publication = Publication { offset: first.offset, time_ms: first.time_ms, data: request.data };
+            let publication =
+                Publication { offset: first.offset, time_ms: first.time_ms, data: request.data };
             return (publication, true);
         }
         self.head += 1;
         let publication = Publication { offset: self.head, time_ms: request.time_ms, data: request.data };
         self.publications.push_back(publication.clone());
-        self.trim(request.retention.first_kept_offset(self.head), request.retention.first_kept_time_ms(now_ms));
+        self.trim(
+            request.retention.first_kept_offset(self.head),
+            request.retention.first_kept_time_ms(now_ms),
+        );
         if let Some(key) = request.idempotency_key {
             let expires_ms = request.time_ms.saturating_add(duration_ms(request.idempotency_window));
-            self.idempotency.remember(key, Remembered { offset: self.head, time_ms: request.time_ms, expires_ms });
+            self.idempotency
+                .remember(key, Remembered { offset: self.head, time_ms: request.time_ms, expires_ms });
         }
         (publication, false)
     }
@@ -126,11 +130,7 @@ impl ChannelLog {
         let first_kept_time_ms = query.retention.first_kept_time_ms(now_ms);
         let kept = self.publications.range(start.min(self.publications.len())..);
         let kept = kept.filter(|p| p.time_ms >= first_kept_time_ms).cloned();
-        if query.reverse {
-            kept.rev().take(query.limit).collect()
-        } else {
-            kept.take(query.limit).collect()
-        }
+        if query.reverse { kept.rev().take(query.limit).collect() } else { kept.take(query.limit).collect() }
     }
 }
 

@@ -53,7 +53,8 @@ async fn crash_child_then_check(test_name: &str, durability: Durability) {
     let store = EmbeddedStore::open(dir.path(), options(durability)).unwrap();
     assert_eq!(store.epoch().as_str(), epoch);
     for (index, chat) in channels().iter().enumerate() {
-        let query = HistoryQuery { since: None, limit: usize::MAX, reverse: false, retention: Retention::default() };
+        let query =
+            HistoryQuery { since: None, limit: usize::MAX, reverse: false, retention: Retention::default() };
         let page = store.read(chat, query).await.unwrap();
         let expected = (APPENDS / CHANNELS) as u64;
         assert_eq!(page.top_offset, expected, "channel {index}");

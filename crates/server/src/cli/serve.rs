@@ -22,7 +22,8 @@ async fn serve_async(settings: Settings) -> anyhow::Result<()> {
     let listener =
         TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
     let app = server::build(settings, api_key, store)?;
-    tracing::info!(address = %listener.local_addr()?, "fanfare is listening");
+    // One line on stdout that scripts (and the tests) can wait for.
+    println!("fanfare listening on {}", listener.local_addr()?);
     server::run(app, listener, shutdown_signal()).await
 }
 

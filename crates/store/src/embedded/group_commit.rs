@@ -61,7 +61,8 @@ impl<'a> GroupCommit<'a> {
     /// Gives the request its offset, or recognises it as a duplicate. An
     /// error here (unreadable metadata) fails this request only.
     pub fn plan(&mut self, request: &AppendRequest) -> Result<Appended, StoreError> {
-        let stored_key = request.idempotency_key.as_deref().map(|k| keys::idempotency_key(&request.channel, k));
+        let stored_key =
+            request.idempotency_key.as_deref().map(|k| keys::idempotency_key(&request.channel, k));
         if let Some(stored_key) = &stored_key
             && let Some(first) = self.find_remembered(stored_key, request.time_ms)?
         {

@@ -3,7 +3,7 @@
 //! | keyspace       | key                                 | value                                   |
 //! |----------------|-------------------------------------|-----------------------------------------|
 //! | `publications` | channel, `0x00`, offset (u64 BE)    | time_ms (u64 BE), JSON text             |
-//! | `channels`     | channel                             | head, max_len, max_age_ms (u64 BE each) |
+//! | `channels`     | channel                             | head, tail, max_len, max_age_ms (u64 BE)|
 //! | `idempotency`  | channel, `0x00`, idempotency key    | offset, time_ms, expires_ms (u64 BE)    |
 //! | `store`        | `epoch`, `format`                   | epoch text, format version (u32 BE)     |
 //!
@@ -60,15 +60,15 @@ pub(super) fn offset_of_publication_key(channel: &str, key: &[u8]) -> Result<u64
 
 /// The time stamp at the start of a publication value, without touching
 /// the JSON (so reads can skip expired publications cheaply).
-pub(super) fn time_of_publication_value(
-    channel: &str,
-    offset: u64,
-    value: &[u8],
-) -> Result<u64, StoreError> {
+pub(super) fn time_of_publication_value(channel: &str, offset: u64, value: &[u8]) -> Result<u64, StoreError> {
     read_u64(value).ok_or_else(|| corrupt(PUBLICATIONS, format!("{channel}@{offset}"), "value too short"))
 }
 
-pub(super) fn decode_publication(channel: &str, offset: u64, value: &[u8]) -> Result<Publication, StoreError> {
+pub(super) fn decode_publication(
+    channel: &str,
+    offset: u64,
+    value: &[u8],
+) -> Result<Publication, StoreError> {
     let time_ms = time_of_publication_value(channel, offset, value)?;
     let bad = |reason| corrupt(PUBLICATIONS, format!("{channel}@{offset}"), reason);
     let text = value.get(8..).ok_or_else(|| bad("value too short"))?;
@@ -77,30 +77,34 @@ pub(super) fn decode_publication(channel: &str, offset: u64, value: &[u8]) -> Re
     Ok(Publication { offset, time_ms, data })
 }
 
-/// What `channels` keeps per channel: the newest offset ever assigned (never
-/// deleted, so offsets never restart within the epoch) and the retention of
-/// the latest append, which the background sweep enforces.
+/// What `channels` keeps per channel: the newest offset ever assigned
+/// (never deleted, so offsets never restart within the epoch), the oldest
+/// offset that may still be stored (everything below `tail` is deleted, so
+/// scans start there instead of wading through tombstones), and the
+/// retention of the latest append, which the background sweep enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct ChannelMeta {
     pub head: u64,
+    pub tail: u64,
     pub retention: Retention,
 }
 
 impl ChannelMeta {
-    pub fn encode(&self) -> [u8; 24] {
-        let mut value = [0; 24];
-        value[..8].copy_from_slice(&self.head.to_be_bytes());
-        value[8..16].copy_from_slice(&self.retention.max_len.to_be_bytes());
+    pub fn encode(&self) -> [u8; 32] {
         let max_age_ms = crate::history::duration_ms(self.retention.max_age);
-        value[16..].copy_from_slice(&max_age_ms.to_be_bytes());
+        let mut value = [0; 32];
+        for (slot, field) in value.chunks_exact_mut(8).zip([self.head, self.tail, self.retention.max_len, max_age_ms])
+        {
+            slot.copy_from_slice(&field.to_be_bytes());
+        }
         value
     }
 
     pub fn decode(channel: &[u8], value: &[u8]) -> Result<Self, StoreError> {
-        let [head, max_len, max_age_ms] = read_u64s(value)
+        let [head, tail, max_len, max_age_ms] = read_u64s(value)
             .ok_or_else(|| corrupt(CHANNELS, String::from_utf8_lossy(channel).into_owned(), "bad length"))?;
         let retention = Retention { max_len, max_age: Duration::from_millis(max_age_ms) };
-        Ok(Self { head, retention })
+        Ok(Self { head, tail, retention })
     }
 }
 
@@ -122,9 +126,9 @@ pub(super) struct RememberedKey {
 impl RememberedKey {
     pub fn encode(&self) -> [u8; 24] {
         let mut value = [0; 24];
-        value[..8].copy_from_slice(&self.offset.to_be_bytes());
-        value[8..16].copy_from_slice(&self.time_ms.to_be_bytes());
-        value[16..].copy_from_slice(&self.expires_ms.to_be_bytes());
+        for (slot, field) in value.chunks_exact_mut(8).zip([self.offset, self.time_ms, self.expires_ms]) {
+            slot.copy_from_slice(&field.to_be_bytes());
+        }
         value
     }
 
@@ -158,12 +162,16 @@ fn read_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(head))
 }
 
-/// Exactly three big-endian u64s.
-fn read_u64s(value: &[u8]) -> Option<[u64; 3]> {
-    if value.len() != 24 {
+/// Exactly `N` big-endian u64s.
+fn read_u64s<const N: usize>(value: &[u8]) -> Option<[u64; N]> {
+    if value.len() != N * 8 {
         return None;
     }
-    Some([read_u64(&value[..8])?, read_u64(&value[8..16])?, read_u64(&value[16..])?])
+    let mut fields = [0; N];
+    for (field, bytes) in fields.iter_mut().zip(value.chunks_exact(8)) {
+        *field = read_u64(bytes)?;
+    }
+    Some(fields)
 }
 
 #[cfg(test)]
@@ -172,8 +180,7 @@ mod tests {
 
     #[test]
     fn publication_keys_sort_by_channel_then_offset() {
-        let mut keys =
-            vec![publication_key("a", 256), publication_key("a", 2), publication_key("ab", 1)];
+        let mut keys = vec![publication_key("a", 256), publication_key("a", 2), publication_key("ab", 1)];
         keys.sort();
         assert_eq!(keys, vec![publication_key("a", 2), publication_key("a", 256), publication_key("ab", 1)]);
         assert_eq!(offset_of_publication_key("a", &publication_key("a", 256)).unwrap(), 256);
@@ -191,7 +198,7 @@ mod tests {
 
     #[test]
     fn channel_meta_and_remembered_keys_round_trip() {
-        let meta = ChannelMeta { head: 9, retention: Retention::default() };
+        let meta = ChannelMeta { head: 9, tail: 3, retention: Retention::default() };
         assert_eq!(ChannelMeta::decode(b"c", &meta.encode()).unwrap(), meta);
         assert!(ChannelMeta::decode(b"c", &[1, 2, 3]).is_err());
         let remembered = RememberedKey { offset: 3, time_ms: 4, expires_ms: 5 };

@@ -5,27 +5,45 @@
 //! so within a snapshot every offset up to the head is present unless
 //! retention removed it, and nothing above the head is visible. Reads never
 //! go through the writer's queue.
+//!
+//! The head is read first, on the caller's task; it tells how large the
+//! rest of the read can be, which decides where the rest runs.
 
 use fanfare_protocol::{ChannelName, Publication};
-use fjall::{Guard, Readable};
+use fjall::{Guard, Readable, Snapshot};
 
 use super::keys::{self, ChannelMeta};
 use super::{Shared, storage_error};
 use crate::{HistoryPage, HistoryQuery, StoreError};
 
+/// Reads expected to return at most this many publications run directly on
+/// the caller's task; see `EmbeddedStore::read` for why.
+const DIRECT_READ_MAX_PUBLICATIONS: u64 = 64;
+
+/// Whether a read of `query` against a channel whose head is `top_offset`
+/// is small enough to run on the caller's task.
+pub(super) fn is_small(query: &HistoryQuery, top_offset: u64) -> bool {
+    let offsets = query.offsets_to_scan(top_offset);
+    let scanned = offsets.end().saturating_add(1).saturating_sub(*offsets.start());
+    scanned.min(u64::try_from(query.limit).unwrap_or(u64::MAX)) <= DIRECT_READ_MAX_PUBLICATIONS
+}
+
+/// The page of `query`, read from the same `snapshot` the head `top_offset`
+/// was read from.
 pub(super) fn read_page(
     shared: &Shared,
+    snapshot: &Snapshot,
+    top_offset: u64,
     channel: &ChannelName,
     query: &HistoryQuery,
     now_ms: u64,
 ) -> Result<HistoryPage, StoreError> {
-    let snapshot = shared.db.snapshot();
-    let top_offset = read_head(&snapshot, shared, channel)?;
     let offsets = query.offsets_to_scan(top_offset);
     let mut publications = Vec::new();
     if !offsets.is_empty() && query.limit > 0 {
         let name = channel.as_str();
-        let keys = keys::publication_key(name, *offsets.start())..=keys::publication_key(name, *offsets.end());
+        let keys =
+            keys::publication_key(name, *offsets.start())..=keys::publication_key(name, *offsets.end());
         let scan = snapshot.range(&shared.publications, keys);
         let first_kept_time_ms = query.retention.first_kept_time_ms(now_ms);
         publications = if query.reverse {
@@ -42,7 +60,11 @@ pub(super) fn read_position(shared: &Shared, channel: &ChannelName) -> Result<u6
 }
 
 /// The channel's newest offset as of the snapshot (0: never written).
-fn read_head(snapshot: &fjall::Snapshot, shared: &Shared, channel: &ChannelName) -> Result<u64, StoreError> {
+pub(super) fn read_head(
+    snapshot: &Snapshot,
+    shared: &Shared,
+    channel: &ChannelName,
+) -> Result<u64, StoreError> {
     let key = channel.as_str().as_bytes();
     match snapshot.get(&shared.channels, key).map_err(storage_error)? {
         Some(value) => Ok(ChannelMeta::decode(key, &value)?.head),

@@ -159,7 +159,9 @@ async fn trimming_by_count_deletes_old_publications_from_disk() {
     let retention = Retention { max_len: 5, ..Retention::default() };
     let mut receipts = Vec::new();
     for n in 1..=12 {
-        receipts.push(store.enqueue(AppendRequest { retention, ..request(&chat, &n.to_string()) }).await.unwrap());
+        receipts.push(
+            store.enqueue(AppendRequest { retention, ..request(&chat, &n.to_string()) }).await.unwrap(),
+        );
         if n % 4 == 0 {
             for receipt in receipts.drain(..) {
                 receipt.await.unwrap();
@@ -261,7 +263,9 @@ async fn reads_during_appends_see_every_kept_offset_up_to_the_top() {
     let retention = Retention { max_len: 50, ..Retention::default() };
     let mut receipts = Vec::new();
     for n in 1..=2_000 {
-        receipts.push(store.enqueue(AppendRequest { retention, ..request(&chat, &n.to_string()) }).await.unwrap());
+        receipts.push(
+            store.enqueue(AppendRequest { retention, ..request(&chat, &n.to_string()) }).await.unwrap(),
+        );
     }
     let durable = tokio::spawn(async move {
         for receipt in receipts {

@@ -37,11 +37,18 @@ const HEAD_CACHE_LIMIT: usize = 1 << 18;
 
 /// What the store asks of its writer.
 pub(super) enum Command {
-    Append { request: AppendRequest, reply: oneshot::Sender<Result<Appended, StoreError>> },
+    Append {
+        request: AppendRequest,
+        reply: oneshot::Sender<Result<Appended, StoreError>>,
+    },
     /// Run one retention sweep pass now and report what it deleted.
-    Sweep { reply: oneshot::Sender<Result<SweepReport, StoreError>> },
+    Sweep {
+        reply: oneshot::Sender<Result<SweepReport, StoreError>>,
+    },
     /// Stop taking commands, finish the queued ones, flush, then answer.
-    Close { reply: oneshot::Sender<()> },
+    Close {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 struct PendingAppend {

@@ -1,0 +1,157 @@
+//! Every `FANFARE_*` environment variable the server reads, in one table.
+//!
+//! Only the variables listed here are read; any other `FANFARE_*` variable
+//! (for a feature this build does not have, or a typo) is ignored rather
+//! than turned into a configuration key. An empty value counts as unset,
+//! so `FANFARE_API_KEY=` in a compose file does not configure an empty key.
+//! `docs/operations.md` carries the same table ([`markdown_table`]).
+
+/// How a variable's text becomes a configuration value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvKind {
+    /// Taken as it is (addresses, paths, secrets, enum names, durations).
+    Text,
+    /// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
+    Bool,
+}
+
+/// One environment variable.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvVar {
+    pub name: &'static str,
+    /// The configuration key it sets (dotted TOML path), or `None` for
+    /// `FANFARE_CONFIG`, which names the configuration file itself.
+    pub key: Option<&'static str>,
+    pub kind: EnvKind,
+    pub example: &'static str,
+    pub description: &'static str,
+}
+
+const fn var(
+    name: &'static str,
+    key: &'static str,
+    kind: EnvKind,
+    example: &'static str,
+    description: &'static str,
+) -> EnvVar {
+    EnvVar { name, key: Some(key), kind, example, description }
+}
+
+use EnvKind::{Bool, Text};
+
+/// The complete list. Precedence: a variable overrides the config file and
+/// is overridden by the matching command-line flag.
+pub const ENV_VARS: &[EnvVar] = &[
+    EnvVar {
+        name: "FANFARE_CONFIG",
+        key: None,
+        kind: Text,
+        example: "/etc/fanfare/fanfare.toml",
+        description: "Path of the TOML configuration file (like `--config`, which wins). No file is read when unset.",
+    },
+    var("FANFARE_LISTEN", "listen", Text, "0.0.0.0:6001", "Address and port for the HTTP API and WebSocket."),
+    var("FANFARE_DATA_DIR", "data_dir", Text, "/var/lib/fanfare", "Directory for the embedded store and the generated API key."),
+    var(
+        "FANFARE_API_KEY",
+        "api_key",
+        Text,
+        "(a random string, at least 16 characters)",
+        "Bearer key for the HTTP API. When unset, one is generated on first start and kept in `DATA_DIR/api_key`.",
+    ),
+    var("FANFARE_LOG", "log", Text, "info,fanfare=debug", "Log filter (tracing `EnvFilter` syntax)."),
+    var("FANFARE_SHUTDOWN_GRACE", "shutdown_grace", Text, "30s", "How long SIGTERM waits for clients to leave before exiting."),
+    var(
+        "FANFARE_STORE_URL",
+        "store.url",
+        Text,
+        "embedded://",
+        "History store: `embedded://` (under the data directory), `embedded:///abs/path` or `memory://`.",
+    ),
+    var("FANFARE_DURABILITY", "store.durability", Text, "fsync", "`fsync` (acknowledge after group commit reaches disk) or `buffered`."),
+    var("FANFARE_ALLOW_ANONYMOUS", "auth.allow_anonymous", Bool, "false", "Whether clients may connect without a token."),
+    var("FANFARE_JWT_ALGORITHM", "auth.jwt_algorithm", Text, "RS256", "Algorithm of connection tokens: `HS256`, `RS256` or `ES256`."),
+    var("FANFARE_JWT_SECRET", "auth.jwt_secret", Text, "(a random string, at least 32 bytes)", "HMAC secret for HS256 connection tokens."),
+    var(
+        "FANFARE_JWT_PUBLIC_KEY",
+        "auth.jwt_public_key",
+        Text,
+        "-----BEGIN PUBLIC KEY-----…",
+        "PEM public key for RS256 / ES256 tokens, inline.",
+    ),
+    var(
+        "FANFARE_JWT_PUBLIC_KEY_FILE",
+        "auth.jwt_public_key_file",
+        Text,
+        "/etc/fanfare/jwt.pem",
+        "File holding the PEM public key for RS256 / ES256 tokens.",
+    ),
+];
+
+/// The variable that sets `key`, if there is one.
+pub fn var_for_key(key: &str) -> Option<&'static EnvVar> {
+    ENV_VARS.iter().find(|var| var.key == Some(key))
+}
+
+/// The table as Markdown, for `docs/operations.md`.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| Variable | Sets | Example | Description |\n|---|---|---|---|\n");
+    for var in ENV_VARS {
+        let sets = var.key.map_or_else(|| "(the config file)".to_owned(), |key| format!("`{key}`"));
+        out.push_str(&format!("| `{}` | {sets} | `{}` | {} |\n", var.name, var.example, var.description));
+    }
+    out
+}
+
+/// Reads a boolean the way people write them in environment files.
+pub(crate) fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_prefixed_and_keys_are_unique() {
+        let mut names = std::collections::HashSet::new();
+        let mut keys = std::collections::HashSet::new();
+        for var in ENV_VARS {
+            assert!(var.name.starts_with("FANFARE_"), "{}", var.name);
+            assert!(names.insert(var.name), "{} twice", var.name);
+            if let Some(key) = var.key {
+                assert!(keys.insert(key), "{key} set by two variables");
+            }
+            assert!(!var.description.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_variables_the_operations_guide_promises_are_listed() {
+        for name in [
+            "FANFARE_LISTEN",
+            "FANFARE_DATA_DIR",
+            "FANFARE_API_KEY",
+            "FANFARE_CONFIG",
+            "FANFARE_STORE_URL",
+            "FANFARE_DURABILITY",
+            "FANFARE_JWT_SECRET",
+            "FANFARE_JWT_PUBLIC_KEY_FILE",
+            "FANFARE_LOG",
+        ] {
+            assert!(ENV_VARS.iter().any(|var| var.name == name), "{name} missing");
+            assert!(markdown_table().contains(name));
+        }
+    }
+
+    #[test]
+    fn booleans_accept_the_usual_spellings() {
+        assert_eq!(parse_bool("TRUE"), Some(true));
+        assert_eq!(parse_bool("1"), Some(true));
+        assert_eq!(parse_bool("off"), Some(false));
+        assert_eq!(parse_bool("nope"), None);
+    }
+}

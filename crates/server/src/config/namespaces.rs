@@ -1,0 +1,285 @@
+//! Per-namespace channel settings and their lookup by channel name.
+//!
+//! Every channel belongs to a namespace: the part of its name before the
+//! first `:` (`chat:acme/general` → `chat`), or the default namespace `""`
+//! for names without `:`. A namespace's settings are the built-in defaults,
+//! overridden by `[channel_defaults]`, overridden by `[namespaces.NAME]`.
+//! A namespace that is not configured gets the defaults, which are safe:
+//! only the server (the HTTP API) may publish.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fanfare_hub::{ChannelOptions, ChannelPolicy};
+use fanfare_protocol::ChannelName;
+use fanfare_store::Retention;
+use serde::{Deserialize, Serialize};
+
+use super::duration::HumanDuration;
+use super::raw::RawNamespace;
+
+/// Who may publish to a channel over a connection. The HTTP API (the
+/// application's own server, holding the API key) may always publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublishPolicy {
+    /// Only the HTTP API.
+    Server,
+    /// Connections subscribed to the channel.
+    Subscribers,
+    /// Any connection, subscribed or not.
+    Anyone,
+}
+
+/// Who may subscribe to a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscribePolicy {
+    /// Any connection (anonymous ones only if `allow_anonymous`).
+    Anyone,
+    /// Only connections whose token's channels claim grants the channel
+    /// (an exact name, or `ns:*` for the whole namespace).
+    TokenClaim,
+}
+
+/// Everything the server decides per channel, resolved from its namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceSettings {
+    /// What the hub needs: history, recovery limit, presence, idempotency.
+    pub channel: ChannelOptions,
+    pub publish: PublishPolicy,
+    pub subscribe: SubscribePolicy,
+    /// Largest publication payload (JSON text) accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Whether anonymous connections may subscribe.
+    pub allow_anonymous: bool,
+}
+
+impl Default for NamespaceSettings {
+    /// History on (1,000 publications, 24 h), publish by the server only,
+    /// subscribe by anyone, presence off.
+    fn default() -> Self {
+        Self {
+            channel: ChannelOptions {
+                history: Retention { max_len: 1000, max_age: Duration::from_secs(24 * 3600) },
+                recovery_limit: 1000,
+                presence: false,
+                join_leave: false,
+                idempotency_window: Duration::from_secs(5 * 60),
+            },
+            publish: PublishPolicy::Server,
+            subscribe: SubscribePolicy::Anyone,
+            max_message_bytes: 64 * 1024,
+            allow_anonymous: true,
+        }
+    }
+}
+
+impl NamespaceSettings {
+    /// Overrides the keys `raw` sets.
+    pub(crate) fn apply(&mut self, raw: &RawNamespace) {
+        let channel = &mut self.channel;
+        set(&mut channel.history.max_len, raw.history_size);
+        set(&mut channel.history.max_age, raw.history_ttl.map(|d| d.0));
+        set(&mut channel.recovery_limit, raw.recovery_limit);
+        set(&mut channel.presence, raw.presence);
+        set(&mut channel.join_leave, raw.join_leave);
+        set(&mut channel.idempotency_window, raw.idempotency_window.map(|d| d.0));
+        set(&mut self.publish, raw.publish);
+        set(&mut self.subscribe, raw.subscribe);
+        set(&mut self.max_message_bytes, raw.max_message_bytes);
+        set(&mut self.allow_anonymous, raw.allow_anonymous);
+    }
+
+    /// Every key, as written in the configuration.
+    pub(crate) fn to_raw(&self) -> RawNamespace {
+        let channel = &self.channel;
+        RawNamespace {
+            history_size: Some(channel.history.max_len),
+            history_ttl: Some(HumanDuration(channel.history.max_age)),
+            recovery_limit: Some(channel.recovery_limit),
+            presence: Some(channel.presence),
+            join_leave: Some(channel.join_leave),
+            publish: Some(self.publish),
+            subscribe: Some(self.subscribe),
+            max_message_bytes: Some(self.max_message_bytes),
+            allow_anonymous: Some(self.allow_anonymous),
+            idempotency_window: Some(HumanDuration(channel.idempotency_window)),
+        }
+    }
+
+    /// Whether publications are kept (and can be recovered).
+    pub fn history_enabled(&self) -> bool {
+        self.channel.history.max_len > 0
+    }
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *slot = value;
+    }
+}
+
+/// The settings of every namespace, looked up by channel name.
+#[derive(Debug, Clone)]
+pub struct Namespaces {
+    defaults: Entry,
+    configured: HashMap<Box<str>, Entry>,
+}
+
+/// One namespace's settings, plus its channel options in their own `Arc`
+/// so that the hub's [`ChannelPolicy`] can hand them out without copying.
+#[derive(Debug, Clone)]
+struct Entry {
+    settings: Arc<NamespaceSettings>,
+    channel: Arc<ChannelOptions>,
+}
+
+impl Entry {
+    fn new(settings: NamespaceSettings) -> Self {
+        let channel = Arc::new(settings.channel.clone());
+        Self { settings: Arc::new(settings), channel }
+    }
+}
+
+impl Namespaces {
+    /// `defaults` applies to every namespace not in `configured`, including
+    /// the default namespace `""` unless it is configured itself.
+    pub fn new(defaults: NamespaceSettings, configured: impl IntoIterator<Item = (String, NamespaceSettings)>) -> Self {
+        let configured = configured.into_iter().map(|(name, settings)| (name.into(), Entry::new(settings))).collect();
+        Self { defaults: Entry::new(defaults), configured }
+    }
+
+    /// The settings of `channel`'s namespace: one hash lookup, shared.
+    pub fn resolve(&self, channel: &ChannelName) -> Arc<NamespaceSettings> {
+        self.entry(channel.namespace()).settings.clone()
+    }
+
+    /// The settings of a namespace by name (`""`: the default namespace).
+    pub fn get(&self, namespace: &str) -> &Arc<NamespaceSettings> {
+        &self.entry(namespace).settings
+    }
+
+    /// The settings of namespaces that are not configured.
+    pub fn defaults(&self) -> &Arc<NamespaceSettings> {
+        &self.defaults.settings
+    }
+
+    /// The configured namespaces, sorted by name.
+    pub fn configured(&self) -> Vec<(&str, &Arc<NamespaceSettings>)> {
+        let mut list: Vec<_> = self.configured.iter().map(|(name, entry)| (&**name, &entry.settings)).collect();
+        list.sort_unstable_by_key(|(name, _)| *name);
+        list
+    }
+
+    /// The hub's view: channel name → channel options, without allocating.
+    pub fn channel_policy(&self) -> ChannelPolicy {
+        let namespaces = self.clone();
+        Arc::new(move |channel: &ChannelName| namespaces.entry(channel.namespace()).channel.clone())
+    }
+
+    fn entry(&self, namespace: &str) -> &Entry {
+        if self.configured.is_empty() {
+            return &self.defaults;
+        }
+        self.configured.get(namespace).unwrap_or(&self.defaults)
+    }
+}
+
+impl Default for Namespaces {
+    fn default() -> Self {
+        Self::new(NamespaceSettings::default(), [])
+    }
+}
+
+impl PartialEq for Namespaces {
+    fn eq(&self, other: &Self) -> bool {
+        self.defaults() == other.defaults() && self.configured() == other.configured()
+    }
+}
+
+impl Eq for Namespaces {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel(name: &str) -> ChannelName {
+        ChannelName::new(name).unwrap()
+    }
+
+    fn chat() -> NamespaceSettings {
+        let mut chat = NamespaceSettings::default();
+        chat.publish = PublishPolicy::Subscribers;
+        chat.channel.presence = true;
+        chat
+    }
+
+    #[test]
+    fn defaults_keep_history_and_let_only_the_server_publish() {
+        let defaults = NamespaceSettings::default();
+        assert_eq!(defaults.channel.history, Retention { max_len: 1000, max_age: Duration::from_secs(86_400) });
+        assert_eq!(defaults.channel.recovery_limit, 1000);
+        assert_eq!(defaults.publish, PublishPolicy::Server);
+        assert_eq!(defaults.subscribe, SubscribePolicy::Anyone);
+        assert!(!defaults.channel.presence && !defaults.channel.join_leave);
+        assert_eq!(defaults.channel.idempotency_window, Duration::from_secs(300));
+        assert!(defaults.history_enabled());
+    }
+
+    #[test]
+    fn a_configured_namespace_gets_its_settings_and_others_get_the_defaults() {
+        let namespaces = Namespaces::new(NamespaceSettings::default(), [("chat".to_owned(), chat())]);
+
+        let resolved = namespaces.resolve(&channel("chat:acme/general"));
+        assert_eq!(resolved.publish, PublishPolicy::Subscribers);
+        assert!(resolved.channel.presence);
+
+        for unconfigured in ["news:today", "plain", "chatty:x"] {
+            let resolved = namespaces.resolve(&channel(unconfigured));
+            assert_eq!(resolved.publish, PublishPolicy::Server, "{unconfigured}");
+            assert!(Arc::ptr_eq(&resolved, namespaces.defaults()));
+        }
+    }
+
+    #[test]
+    fn the_default_namespace_can_be_configured_by_its_empty_name() {
+        let namespaces = Namespaces::new(NamespaceSettings::default(), [(String::new(), chat())]);
+        assert_eq!(namespaces.resolve(&channel("lobby")).publish, PublishPolicy::Subscribers);
+        assert_eq!(namespaces.resolve(&channel("news:x")).publish, PublishPolicy::Server);
+    }
+
+    #[test]
+    fn resolving_shares_one_allocation_per_namespace() {
+        let namespaces = Namespaces::new(NamespaceSettings::default(), [("chat".to_owned(), chat())]);
+        let a = namespaces.resolve(&channel("chat:a"));
+        let b = namespaces.resolve(&channel("chat:b"));
+        assert!(Arc::ptr_eq(&a, &b));
+
+        let policy = namespaces.channel_policy();
+        let options = policy(&channel("chat:a"));
+        assert!(options.presence);
+        assert!(Arc::ptr_eq(&options, &policy(&channel("chat:b"))));
+        assert!(!policy(&channel("news:a")).presence);
+    }
+
+    #[test]
+    fn applying_raw_keys_overrides_only_those_keys() {
+        let mut settings = NamespaceSettings::default();
+        settings.apply(&RawNamespace {
+            history_size: Some(0),
+            join_leave: Some(true),
+            ..RawNamespace::default()
+        });
+        assert_eq!(settings.channel.history.max_len, 0);
+        assert!(!settings.history_enabled());
+        assert!(settings.channel.join_leave);
+        assert_eq!(settings.channel.history.max_age, Duration::from_secs(86_400));
+        assert_eq!(settings.publish, PublishPolicy::Server);
+
+        let mut round_trip = NamespaceSettings { publish: PublishPolicy::Anyone, ..NamespaceSettings::default() };
+        round_trip.apply(&settings.to_raw());
+        assert_eq!(round_trip, settings);
+    }
+}

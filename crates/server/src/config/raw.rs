@@ -1,0 +1,120 @@
+//! The configuration as written: every key optional, unknown keys refused.
+//!
+//! This is what the file, the environment and the flags are merged into.
+//! Nothing outside `config/` sees it: `validate.rs` turns it, once, into
+//! [`Settings`](super::Settings), and `render.rs` turns settings back into
+//! it to print the resolved configuration.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration::HumanDuration;
+use super::namespaces::{PublishPolicy, SubscribePolicy};
+use super::settings::{Durability, JwtAlgorithm};
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_grace: Option<HumanDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub auth: RawAuth,
+    /// Options of every namespace, including the default one (channel
+    /// names without `:`), unless `[namespaces.NAME]` overrides them.
+    #[serde(default)]
+    pub channel_defaults: RawNamespace,
+    #[serde(default)]
+    pub namespaces: BTreeMap<String, RawNamespace>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStore {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub durability: Option<Durability>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_frame_bytes: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_channels_per_connection: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbox_frames: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbox_bytes: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handshake_timeout: Option<HumanDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ping_interval: Option<HumanDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pong_timeout: Option<HumanDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_history_read: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_http_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuth {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_anonymous: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_algorithm: Option<JwtAlgorithm>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_public_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_public_key_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels_claim: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNamespace {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_ttl: Option<HumanDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_limit: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presence: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub join_leave: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish: Option<PublishPolicy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscribe: Option<SubscribePolicy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_message_bytes: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_anonymous: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_window: Option<HumanDuration>,
+}

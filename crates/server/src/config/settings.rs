@@ -1,0 +1,231 @@
+//! The validated configuration: the types the rest of the server uses.
+//!
+//! Built once by `validate.rs`; every value here has been checked, so code
+//! that reads it never re-validates. Secrets are redacted from `Debug`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fanfare_hub::OutboxLimits;
+use serde::{Deserialize, Serialize};
+
+use super::namespaces::Namespaces;
+
+/// The whole configuration of one server.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// HTTP API and WebSocket, on one port.
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Bearer key for the HTTP API. `None`: the serve command generates
+    /// one on first start and keeps it in `data_dir/api_key`
+    /// (see [`load_or_create_api_key`](super::load_or_create_api_key)).
+    pub api_key: Option<String>,
+    /// How long SIGTERM waits for clients to leave before exiting.
+    pub shutdown_grace: Duration,
+    /// A tracing `EnvFilter` directive, already checked to parse.
+    pub log_filter: String,
+    pub store: StoreSettings,
+    pub limits: Limits,
+    pub auth: AuthSettings,
+    pub namespaces: Namespaces,
+    /// The file the configuration was read from, if any.
+    pub config_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    pub kind: StoreKind,
+    pub durability: Durability,
+}
+
+/// Where history lives. Cluster backends (Redis, PostgreSQL) are not part
+/// of this build and are refused with a clear message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The embedded store, in this directory.
+    Embedded(PathBuf),
+    /// In memory: lost on restart (tests, caches).
+    Memory,
+}
+
+/// When the embedded store acknowledges an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// After the group commit holding it reached the disk (fsync).
+    Fsync,
+    /// After the write call: survives a process crash, not a power loss.
+    Buffered,
+}
+
+/// Limits that protect the server from any one client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest WebSocket frame (and so message) accepted from a client.
+    pub max_frame_bytes: usize,
+    pub max_channels_per_connection: usize,
+    /// Frames queued per connection; overflow disconnects the slow consumer.
+    pub outbox_frames: usize,
+    /// Bytes queued per connection; overflow disconnects the slow consumer.
+    pub outbox_bytes: usize,
+    /// Time a client has to send `connect` after the WebSocket opens.
+    pub handshake_timeout: Duration,
+    pub ping_interval: Duration,
+    /// A connection from which nothing (pong or any frame) arrived within
+    /// `ping_interval + pong_timeout` is closed.
+    pub pong_timeout: Duration,
+    /// Most publications one history read returns.
+    pub max_history_read: usize,
+    pub max_http_body_bytes: usize,
+}
+
+impl Limits {
+    /// The outbox limits in the hub's terms.
+    pub fn outbox(&self) -> OutboxLimits {
+        OutboxLimits { max_frames: self.outbox_frames, max_bytes: self.outbox_bytes }
+    }
+
+    /// How long a connection may stay silent before it is closed.
+    pub fn idle_timeout(&self) -> Duration {
+        self.ping_interval + self.pong_timeout
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 64 * 1024,
+            max_channels_per_connection: 128,
+            outbox_frames: 1024,
+            outbox_bytes: 4 << 20,
+            handshake_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(25),
+            pong_timeout: Duration::from_secs(10),
+            max_history_read: 1000,
+            max_http_body_bytes: 1 << 20,
+        }
+    }
+}
+
+/// How connections authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// Whether a client may connect without a token.
+    pub allow_anonymous: bool,
+    /// How tokens are verified; `None`: no key configured, every token is
+    /// refused (anonymous connections still work if allowed).
+    pub jwt: Option<JwtSettings>,
+    /// The claim listing the channels a token grants (`ns:*` for a whole
+    /// namespace), used by namespaces with `subscribe = "token_claim"`.
+    pub channels_claim: String,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self { allow_anonymous: true, jwt: None, channels_claim: "channels".to_owned() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtSettings {
+    pub algorithm: JwtAlgorithm,
+    pub key: JwtKey,
+    /// When set, tokens must carry this `aud`; when not, `aud` is ignored.
+    pub audience: Option<String>,
+    /// When set, tokens must carry this `iss`; when not, `iss` is ignored.
+    pub issuer: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JwtAlgorithm {
+    #[serde(rename = "HS256")]
+    Hs256,
+    #[serde(rename = "RS256")]
+    Rs256,
+    #[serde(rename = "ES256")]
+    Es256,
+}
+
+impl JwtAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JwtAlgorithm::Hs256 => "HS256",
+            JwtAlgorithm::Rs256 => "RS256",
+            JwtAlgorithm::Es256 => "ES256",
+        }
+    }
+
+    /// Whether the key is a shared secret (HMAC) rather than a public key.
+    pub fn is_hmac(self) -> bool {
+        self == JwtAlgorithm::Hs256
+    }
+}
+
+impl fmt::Display for JwtAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The key tokens are verified with.
+#[derive(Clone, PartialEq, Eq)]
+pub enum JwtKey {
+    /// HMAC secret (HS256).
+    Secret(String),
+    /// PEM public key (RS256, ES256), with the file it was read from.
+    PublicKeyPem { pem: String, file: Option<PathBuf> },
+}
+
+impl fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JwtKey::Secret(_) => f.write_str("Secret(<redacted>)"),
+            JwtKey::PublicKeyPem { file, .. } => f.debug_struct("PublicKeyPem").field("file", file).finish_non_exhaustive(),
+        }
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("log_filter", &self.log_filter)
+            .field("store", &self.store)
+            .field("limits", &self.limits)
+            .field("auth", &self.auth)
+            .field("namespaces", &self.namespaces)
+            .field("config_file", &self.config_file)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let settings = Settings {
+            api_key: Some("api-key-that-must-not-leak".to_owned()),
+            auth: AuthSettings {
+                jwt: Some(JwtSettings {
+                    algorithm: JwtAlgorithm::Hs256,
+                    key: JwtKey::Secret("jwt-secret-that-must-not-leak".to_owned()),
+                    audience: None,
+                    issuer: None,
+                }),
+                ..AuthSettings::default()
+            },
+            ..Settings::default()
+        };
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("must-not-leak"), "{debug}");
+        assert!(debug.contains("<redacted>"));
+    }
+}

@@ -1,0 +1,469 @@
+//! The one step from [`RawConfig`] (as written) to [`Settings`] (as used):
+//! defaults filled in, every value checked, keys that only make sense
+//! together checked together. Errors name the key and where it was set.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use fanfare_protocol::ChannelName;
+
+use super::error::{ConfigError, Origin};
+use super::namespaces::{NamespaceSettings, Namespaces, SubscribePolicy};
+use super::raw::{RawAuth, RawConfig, RawLimits, RawNamespace, RawStore};
+use super::settings::{AuthSettings, JwtAlgorithm, JwtKey, JwtSettings, Limits, Settings, StoreKind, StoreSettings};
+
+/// Room a publication's envelope (channel, offset, time) takes in a frame
+/// beyond its payload, when checking that one message fits in an outbox.
+const FRAME_ENVELOPE_BYTES: usize = 1024;
+/// Shortest API key accepted when one is configured.
+const MIN_API_KEY_LEN: usize = 16;
+/// RFC 7518 §3.2: an HS256 key must be at least as long as the hash (256 bits).
+const MIN_HMAC_SECRET_LEN: usize = 32;
+
+/// Tells where the value of a key came from (for error messages).
+pub(crate) type Origins<'a> = &'a dyn Fn(&str) -> Option<Origin>;
+
+pub(crate) fn validate(
+    raw: RawConfig,
+    origins: Origins<'_>,
+    config_file: Option<PathBuf>,
+) -> Result<Settings, ConfigError> {
+    let check = Check { origins };
+    let defaults = Settings::default();
+    let listen = match &raw.listen {
+        Some(text) => check.listen(text)?,
+        None => defaults.listen,
+    };
+    let data_dir = raw.data_dir.clone().unwrap_or(defaults.data_dir);
+    if data_dir.as_os_str().is_empty() {
+        return Err(check.invalid("data_dir", "must not be empty"));
+    }
+    let api_key = raw.api_key.as_deref().map(|key| check.api_key(key)).transpose()?;
+    let log_filter = check.log_filter(raw.log.as_deref().unwrap_or(&defaults.log_filter))?;
+    let store = check.store(&raw.store, &data_dir)?;
+    let limits = check.limits(&raw.limits)?;
+    let auth = check.auth(&raw.auth)?;
+    let namespaces = check.namespaces(&raw.channel_defaults, &raw.namespaces, &limits, &auth)?;
+    Ok(Settings {
+        listen,
+        data_dir,
+        api_key,
+        shutdown_grace: raw.shutdown_grace.map_or(defaults.shutdown_grace, |d| d.0),
+        log_filter,
+        store,
+        limits,
+        auth,
+        namespaces,
+        config_file,
+    })
+}
+
+/// Where a store URL points, relative to the data directory.
+pub(crate) fn parse_store_url(url: &str, data_dir: &Path) -> Result<StoreKind, String> {
+    let (scheme, rest) = url.split_once("://").unwrap_or((url, ""));
+    match scheme {
+        "memory" if rest.is_empty() => Ok(StoreKind::Memory),
+        "embedded" if rest.is_empty() => Ok(StoreKind::Embedded(data_dir.join("store"))),
+        "embedded" if rest.starts_with('/') => Ok(StoreKind::Embedded(PathBuf::from(rest))),
+        "embedded" => Err(format!(
+            "`{url}`: embedded:// takes an absolute path (embedded:///var/lib/fanfare/store) \
+             or none (the store goes under data_dir)"
+        )),
+        "memory" => Err(format!("`{url}`: memory:// takes no path")),
+        // Not echoing these URLs: they may carry a password.
+        "redis" | "rediss" | "postgres" | "postgresql" | "nats" => Err(format!(
+            "{scheme}:// is a cluster backend, which this build does not support; \
+             use embedded:// (one node, on disk) or memory://"
+        )),
+        _ => Err("expected embedded://, embedded:///absolute/path or memory://".to_owned()),
+    }
+}
+
+struct Check<'a> {
+    origins: Origins<'a>,
+}
+
+impl Check<'_> {
+    fn invalid(&self, key: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid { key: key.to_owned(), reason: reason.into(), origin: (self.origins)(key) }
+    }
+
+    fn listen(&self, text: &str) -> Result<SocketAddr, ConfigError> {
+        text.trim().parse().map_err(|_| {
+            self.invalid("listen", format!("`{text}` is not an IP address and port, e.g. 0.0.0.0:6001 or [::]:6001"))
+        })
+    }
+
+    fn api_key(&self, key: &str) -> Result<String, ConfigError> {
+        if !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(self.invalid("api_key", "must be printable ASCII without spaces (it travels in an HTTP header)"));
+        }
+        if key.len() < MIN_API_KEY_LEN {
+            return Err(self.invalid(
+                "api_key",
+                format!("must be at least {MIN_API_KEY_LEN} characters (or leave it unset to have one generated)"),
+            ));
+        }
+        Ok(key.to_owned())
+    }
+
+    fn log_filter(&self, filter: &str) -> Result<String, ConfigError> {
+        match tracing_subscriber::EnvFilter::try_new(filter) {
+            Ok(_) if !filter.trim().is_empty() => Ok(filter.to_owned()),
+            Ok(_) => Err(self.invalid("log", "must not be empty (e.g. \"info\")")),
+            Err(error) => Err(self.invalid("log", format!("`{filter}` is not a log filter: {error}"))),
+        }
+    }
+
+    fn store(&self, raw: &RawStore, data_dir: &Path) -> Result<StoreSettings, ConfigError> {
+        let kind = match &raw.url {
+            Some(url) => parse_store_url(url.trim(), data_dir).map_err(|reason| self.invalid("store.url", reason))?,
+            None => StoreKind::Embedded(data_dir.join("store")),
+        };
+        let durability = raw.durability.unwrap_or(super::settings::Durability::Fsync);
+        Ok(StoreSettings { kind, durability })
+    }
+
+    fn limits(&self, raw: &RawLimits) -> Result<Limits, ConfigError> {
+        let defaults = Limits::default();
+        let count = |key: &str, value: Option<usize>, default: usize| match value {
+            Some(0) => Err(self.invalid(key, "must be at least 1")),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
+        let time = |key: &str, value: Option<super::duration::HumanDuration>, default| match value {
+            Some(d) if d.0.is_zero() => Err(self.invalid(key, "must be longer than 0s")),
+            Some(d) => Ok(d.0),
+            None => Ok(default),
+        };
+        Ok(Limits {
+            max_frame_bytes: count("limits.max_frame_bytes", raw.max_frame_bytes, defaults.max_frame_bytes)?,
+            max_channels_per_connection: count(
+                "limits.max_channels_per_connection",
+                raw.max_channels_per_connection,
+                defaults.max_channels_per_connection,
+            )?,
+            outbox_frames: count("limits.outbox_frames", raw.outbox_frames, defaults.outbox_frames)?,
+            outbox_bytes: count("limits.outbox_bytes", raw.outbox_bytes, defaults.outbox_bytes)?,
+            handshake_timeout: time("limits.handshake_timeout", raw.handshake_timeout, defaults.handshake_timeout)?,
+            ping_interval: time("limits.ping_interval", raw.ping_interval, defaults.ping_interval)?,
+            pong_timeout: time("limits.pong_timeout", raw.pong_timeout, defaults.pong_timeout)?,
+            max_history_read: count("limits.max_history_read", raw.max_history_read, defaults.max_history_read)?,
+            max_http_body_bytes: count(
+                "limits.max_http_body_bytes",
+                raw.max_http_body_bytes,
+                defaults.max_http_body_bytes,
+            )?,
+        })
+    }
+
+    fn auth(&self, raw: &RawAuth) -> Result<AuthSettings, ConfigError> {
+        let defaults = AuthSettings::default();
+        let channels_claim = raw.channels_claim.clone().unwrap_or(defaults.channels_claim);
+        if channels_claim.trim().is_empty() {
+            return Err(self.invalid("auth.channels_claim", "must not be empty"));
+        }
+        let jwt = self.jwt(raw)?;
+        let allow_anonymous = raw.allow_anonymous.unwrap_or(defaults.allow_anonymous);
+        if !allow_anonymous && jwt.is_none() {
+            return Err(self.invalid(
+                "auth.allow_anonymous",
+                "is false but no JWT key is configured (auth.jwt_secret, auth.jwt_public_key or \
+                 auth.jwt_public_key_file): no client could connect",
+            ));
+        }
+        let auth = AuthSettings { allow_anonymous, jwt, channels_claim };
+        // Parses the key now, so that `fanfare config check` catches a bad PEM.
+        crate::auth::Authenticator::new(&auth)?;
+        Ok(auth)
+    }
+
+    fn jwt(&self, raw: &RawAuth) -> Result<Option<JwtSettings>, ConfigError> {
+        let public_key = self.public_key(raw)?;
+        let (algorithm, key) = match (raw.jwt_algorithm, &raw.jwt_secret, public_key) {
+            (_, Some(_), Some(_)) => {
+                return Err(self.invalid(
+                    "auth.jwt_secret",
+                    "set either jwt_secret (HS256) or a public key (RS256, ES256), not both",
+                ));
+            }
+            (None | Some(JwtAlgorithm::Hs256), Some(secret), None) => (JwtAlgorithm::Hs256, self.hmac_secret(secret)?),
+            (Some(algorithm @ (JwtAlgorithm::Rs256 | JwtAlgorithm::Es256)), None, Some(key)) => (algorithm, key),
+            (None, None, None) => {
+                if raw.audience.is_some() {
+                    return Err(self.invalid("auth.audience", "is set but no JWT key is configured"));
+                }
+                if raw.issuer.is_some() {
+                    return Err(self.invalid("auth.issuer", "is set but no JWT key is configured"));
+                }
+                return Ok(None);
+            }
+            (None, None, Some(_)) => {
+                return Err(self.invalid("auth.jwt_algorithm", "must be set to RS256 or ES256 to use a public key"));
+            }
+            (Some(algorithm), _, _) => {
+                let needs = if algorithm.is_hmac() {
+                    "auth.jwt_secret (a public key is for RS256 or ES256)"
+                } else {
+                    "auth.jwt_public_key or auth.jwt_public_key_file (jwt_secret is for HS256)"
+                };
+                return Err(self.invalid("auth.jwt_algorithm", format!("= {algorithm} needs {needs}")));
+            }
+        };
+        let non_empty = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+        Ok(Some(JwtSettings { algorithm, key, audience: non_empty(&raw.audience), issuer: non_empty(&raw.issuer) }))
+    }
+
+    fn hmac_secret(&self, secret: &str) -> Result<JwtKey, ConfigError> {
+        if secret.len() < MIN_HMAC_SECRET_LEN {
+            return Err(self.invalid(
+                "auth.jwt_secret",
+                format!("must be at least {MIN_HMAC_SECRET_LEN} bytes (HS256 needs a 256-bit key)"),
+            ));
+        }
+        Ok(JwtKey::Secret(secret.to_owned()))
+    }
+
+    fn public_key(&self, raw: &RawAuth) -> Result<Option<JwtKey>, ConfigError> {
+        match (&raw.jwt_public_key, &raw.jwt_public_key_file) {
+            (Some(_), Some(_)) => Err(self.invalid(
+                "auth.jwt_public_key",
+                "set either jwt_public_key or jwt_public_key_file, not both",
+            )),
+            (Some(pem), None) => Ok(Some(JwtKey::PublicKeyPem { pem: pem.clone(), file: None })),
+            (None, Some(path)) => {
+                let key = "auth.jwt_public_key_file";
+                let pem = std::fs::read_to_string(path).map_err(|source| ConfigError::KeyFile {
+                    key,
+                    path: path.clone(),
+                    origin: (self.origins)(key),
+                    source,
+                })?;
+                Ok(Some(JwtKey::PublicKeyPem { pem, file: Some(path.clone()) }))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn namespaces(
+        &self,
+        defaults: &RawNamespace,
+        configured: &std::collections::BTreeMap<String, RawNamespace>,
+        limits: &Limits,
+        auth: &AuthSettings,
+    ) -> Result<Namespaces, ConfigError> {
+        let mut base = NamespaceSettings::default();
+        base.apply(defaults);
+        self.namespace("channel_defaults", &base, limits, auth)?;
+        let mut resolved = Vec::with_capacity(configured.len());
+        for (name, raw) in configured {
+            let prefix = format!("namespaces.{name}");
+            let valid_name = !name.contains(':') && (name.is_empty() || ChannelName::new(&format!("{name}:x")).is_ok());
+            if !valid_name {
+                return Err(self.invalid(
+                    &prefix,
+                    format!("`{name}` is not a namespace name: use the characters of channel names, without `:`"),
+                ));
+            }
+            let mut settings = base.clone();
+            settings.apply(raw);
+            self.namespace(&prefix, &settings, limits, auth)?;
+            resolved.push((name.clone(), settings));
+        }
+        Ok(Namespaces::new(base, resolved))
+    }
+
+    /// Checks one namespace's resolved settings; `prefix` is its table.
+    fn namespace(
+        &self,
+        prefix: &str,
+        settings: &NamespaceSettings,
+        limits: &Limits,
+        auth: &AuthSettings,
+    ) -> Result<(), ConfigError> {
+        let key = |name: &str| format!("{prefix}.{name}");
+        let channel = &settings.channel;
+        if settings.max_message_bytes == 0 {
+            return Err(self.invalid(&key("max_message_bytes"), "must be at least 1"));
+        }
+        if settings.max_message_bytes.saturating_add(FRAME_ENVELOPE_BYTES) > limits.outbox_bytes {
+            return Err(self.invalid(
+                &key("max_message_bytes"),
+                format!(
+                    "= {} does not fit, with its envelope, in limits.outbox_bytes = {}: every such message \
+                     would disconnect its subscribers as slow consumers",
+                    settings.max_message_bytes, limits.outbox_bytes
+                ),
+            ));
+        }
+        if channel.history.max_len > 0 && channel.history.max_age.is_zero() {
+            return Err(self.invalid(
+                &key("history_ttl"),
+                "must be longer than 0s while history is on (history_size = 0 turns history off)",
+            ));
+        }
+        if channel.join_leave && !channel.presence {
+            return Err(self.invalid(&key("join_leave"), "= true needs presence = true (join and leave are presence events)"));
+        }
+        if settings.subscribe == SubscribePolicy::TokenClaim && auth.jwt.is_none() {
+            return Err(self.invalid(
+                &key("subscribe"),
+                "= \"token_claim\" needs a JWT key (auth.jwt_secret, auth.jwt_public_key or \
+                 auth.jwt_public_key_file): without tokens no one could subscribe",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_origins(_: &str) -> Option<Origin> {
+        None
+    }
+
+    fn validate_raw(raw: RawConfig) -> Result<Settings, ConfigError> {
+        validate(raw, &no_origins, None)
+    }
+
+    fn reason(error: ConfigError) -> (String, String) {
+        match error {
+            ConfigError::Invalid { key, reason, .. } => (key, reason),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nothing_configured_gives_the_built_in_defaults() {
+        assert_eq!(validate_raw(RawConfig::default()).unwrap(), Settings::default());
+    }
+
+    #[test]
+    fn store_urls_select_the_backend() {
+        let data = Path::new("/data");
+        assert_eq!(parse_store_url("embedded://", data), Ok(StoreKind::Embedded("/data/store".into())));
+        assert_eq!(parse_store_url("embedded:///srv/h", data), Ok(StoreKind::Embedded("/srv/h".into())));
+        assert_eq!(parse_store_url("memory://", data), Ok(StoreKind::Memory));
+        assert!(parse_store_url("embedded://relative", data).unwrap_err().contains("absolute path"));
+        let cluster = parse_store_url("redis://:hunter2@redis:6379", data).unwrap_err();
+        assert!(cluster.contains("cluster backend"));
+        assert!(!cluster.contains("hunter2"), "{cluster}");
+        assert!(parse_store_url("sqlite://x", data).unwrap_err().contains("expected embedded://"));
+    }
+
+    #[test]
+    fn an_unparsable_listen_address_is_refused_by_key() {
+        let raw = RawConfig { listen: Some("localhost:6001".into()), ..RawConfig::default() };
+        let (key, reason) = reason(validate_raw(raw).unwrap_err());
+        assert_eq!(key, "listen");
+        assert!(reason.contains("not an IP address and port"), "{reason}");
+    }
+
+    #[test]
+    fn short_or_spaced_api_keys_are_refused() {
+        for bad in ["short", "has a space in it, long enough"] {
+            let raw = RawConfig { api_key: Some(bad.into()), ..RawConfig::default() };
+            assert_eq!(reason(validate_raw(raw).unwrap_err()).0, "api_key");
+        }
+        let raw = RawConfig { api_key: Some("k".repeat(16)), ..RawConfig::default() };
+        assert_eq!(validate_raw(raw).unwrap().api_key.as_deref(), Some(&*"k".repeat(16)));
+    }
+
+    #[test]
+    fn a_bad_log_filter_is_refused() {
+        let raw = RawConfig { log: Some("info,fanfare=loud".into()), ..RawConfig::default() };
+        assert_eq!(reason(validate_raw(raw).unwrap_err()).0, "log");
+    }
+
+    #[test]
+    fn zero_limits_are_refused_by_key() {
+        let raw = RawConfig {
+            limits: RawLimits { outbox_frames: Some(0), ..RawLimits::default() },
+            ..RawConfig::default()
+        };
+        assert_eq!(reason(validate_raw(raw).unwrap_err()).0, "limits.outbox_frames");
+    }
+
+    #[test]
+    fn an_rs256_algorithm_without_a_public_key_is_refused() {
+        let raw = RawConfig {
+            auth: RawAuth { jwt_algorithm: Some(JwtAlgorithm::Rs256), ..RawAuth::default() },
+            ..RawConfig::default()
+        };
+        let (key, reason) = reason(validate_raw(raw).unwrap_err());
+        assert_eq!(key, "auth.jwt_algorithm");
+        assert_eq!(reason, "= RS256 needs auth.jwt_public_key or auth.jwt_public_key_file (jwt_secret is for HS256)");
+    }
+
+    #[test]
+    fn a_short_hmac_secret_is_refused() {
+        let raw = RawConfig {
+            auth: RawAuth { jwt_secret: Some("secret".into()), ..RawAuth::default() },
+            ..RawConfig::default()
+        };
+        assert_eq!(reason(validate_raw(raw).unwrap_err()).0, "auth.jwt_secret");
+    }
+
+    #[test]
+    fn refusing_anonymous_connections_needs_a_jwt_key() {
+        let raw = RawConfig {
+            auth: RawAuth { allow_anonymous: Some(false), ..RawAuth::default() },
+            ..RawConfig::default()
+        };
+        assert_eq!(reason(validate_raw(raw).unwrap_err()).0, "auth.allow_anonymous");
+    }
+
+    #[test]
+    fn a_missing_public_key_file_names_the_key_and_path() {
+        let raw = RawConfig {
+            auth: RawAuth {
+                jwt_algorithm: Some(JwtAlgorithm::Es256),
+                jwt_public_key_file: Some("/nonexistent/fanfare-key.pem".into()),
+                ..RawAuth::default()
+            },
+            ..RawConfig::default()
+        };
+        let message = validate_raw(raw).unwrap_err().to_string();
+        assert!(message.starts_with("auth.jwt_public_key_file: cannot read /nonexistent/fanfare-key.pem"), "{message}");
+    }
+
+    #[test]
+    fn namespace_options_that_contradict_each_other_are_refused() {
+        let mut raw = RawConfig::default();
+        raw.namespaces.insert("chat".into(), RawNamespace { join_leave: Some(true), ..RawNamespace::default() });
+        assert_eq!(reason(validate_raw(raw).unwrap_err()).0, "namespaces.chat.join_leave");
+
+        let mut raw = RawConfig::default();
+        raw.channel_defaults.subscribe = Some(SubscribePolicy::TokenClaim);
+        assert_eq!(reason(validate_raw(raw).unwrap_err()).0, "channel_defaults.subscribe");
+
+        let mut raw = RawConfig::default();
+        raw.limits.outbox_bytes = Some(10_000);
+        assert_eq!(reason(validate_raw(raw).unwrap_err()).0, "channel_defaults.max_message_bytes");
+    }
+
+    #[test]
+    fn namespaces_start_from_channel_defaults() {
+        let mut raw = RawConfig::default();
+        raw.channel_defaults.history_size = Some(10);
+        raw.namespaces.insert("chat".into(), RawNamespace { presence: Some(true), ..RawNamespace::default() });
+        let settings = validate_raw(raw).unwrap();
+        let chat = settings.namespaces.get("chat");
+        assert!(chat.channel.presence);
+        assert_eq!(chat.channel.history.max_len, 10);
+        assert_eq!(settings.namespaces.get("news").channel.history.max_len, 10);
+        assert!(!settings.namespaces.get("news").channel.presence);
+    }
+
+    #[test]
+    fn namespace_names_must_be_channel_name_characters_without_colon() {
+        let mut raw = RawConfig::default();
+        raw.namespaces.insert("a b".into(), RawNamespace::default());
+        assert_eq!(reason(validate_raw(raw).unwrap_err()).0, "namespaces.a b");
+        let mut raw = RawConfig::default();
+        raw.namespaces.insert("a:b".into(), RawNamespace::default());
+        assert!(validate_raw(raw).is_err());
+    }
+}

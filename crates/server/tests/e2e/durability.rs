@@ -1,0 +1,140 @@
+//! Durability with the real binary: SIGKILL loses no acknowledged
+//! publication, and the first start generates the API key.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+use crate::support::{WAIT, http};
+
+/// A `fanfare serve` process on 127.0.0.1:0.
+struct Process {
+    child: Child,
+    addr: SocketAddr,
+    /// Everything it printed on stdout before it said where it listens.
+    banner: Vec<String>,
+    _stdout: Lines<BufReader<ChildStdout>>,
+}
+
+async fn spawn(data_dir: &Path, api_key: Option<&str>) -> Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fanfare"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("FANFARE_API_KEY")
+        .env_remove("FANFARE_CONFIG")
+        .env("FANFARE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(key) = api_key {
+        command.env("FANFARE_API_KEY", key);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = Vec::new();
+    let addr = tokio::time::timeout(WAIT, async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("the server exited before listening");
+            if let Some(addr) = line.strip_prefix("fanfare listening on ") {
+                return addr.trim().parse::<SocketAddr>().unwrap();
+            }
+            banner.push(line);
+        }
+    })
+    .await
+    .expect("the server did not start in time");
+    Process { child, addr, banner, _stdout: lines }
+}
+
+impl Process {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_stream_loses_no_acknowledged_publication_and_offsets_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = spawn(dir.path(), Some("k")).await;
+    let acked: Arc<Mutex<Vec<(u64, String, Value)>>> = Arc::default();
+    let enough = Arc::new(tokio::sync::Notify::new());
+    let publishers: Vec<_> = (0..4)
+        .map(|p| {
+            let url = server.url("/api/publish");
+            let acked = acked.clone();
+            let enough = enough.clone();
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let data = json!({"publisher": p, "i": i});
+                    let body = json!({"channel": "ledger", "data": data});
+                    let Ok(response) = http().post(&url).bearer_auth("k").json(&body).send().await else { return };
+                    let Ok(reply) = response.json::<Value>().await else { return };
+                    let (Some(offset), Some(epoch)) = (reply["offset"].as_u64(), reply["epoch"].as_str()) else { return };
+                    let mut acked = acked.lock().unwrap();
+                    acked.push((offset, epoch.to_string(), data));
+                    if acked.len() >= 200 {
+                        enough.notify_one();
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::timeout(WAIT, enough.notified()).await.expect("publishing is too slow");
+    server.child.start_kill().unwrap(); // SIGKILL
+    server.child.wait().await.unwrap();
+    for publisher in publishers {
+        publisher.await.unwrap();
+    }
+
+    let restarted = spawn(dir.path(), Some("k")).await;
+    let (status, history): (u16, Value) = get(&restarted, "/api/history?channel=ledger&limit=1000").await;
+    assert_eq!(status, 200);
+    let acked = acked.lock().unwrap().clone();
+    let epoch = &acked[0].1;
+    assert_eq!(history["epoch"], json!(epoch), "same epoch after the crash");
+    let stored: std::collections::HashMap<u64, Value> = history["publications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["offset"].as_u64().unwrap(), p["data"].clone()))
+        .collect();
+    for (offset, _, data) in &acked {
+        assert_eq!(stored.get(offset), Some(data), "acknowledged offset {offset} lost");
+    }
+    let top = history["top_offset"].as_u64().unwrap();
+    let (_, next) = post(&restarted, "/api/publish", json!({"channel": "ledger", "data": "after"})).await;
+    assert_eq!(next["offset"], top + 1, "offsets continue");
+    assert_eq!(next["epoch"], json!(epoch));
+}
+
+#[tokio::test]
+async fn the_first_start_generates_an_api_key_prints_it_once_and_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = spawn(dir.path(), None).await;
+    let printed = first.banner.join("\n");
+    assert!(printed.contains("Generated an HTTP API key"), "{printed}");
+    let key = first.banner.iter().rev().map(|l| l.trim()).find(|l| !l.is_empty()).unwrap().to_string();
+    let ok = http().get(first.url("/api/channels")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    drop(first);
+
+    let second = spawn(dir.path(), None).await;
+    assert!(!second.banner.join("\n").contains("Generated"), "printed only once");
+    let ok = http().get(second.url("/api/channels")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(ok.status(), 200, "the stored key still works");
+}
+
+async fn get(server: &Process, path: &str) -> (u16, Value) {
+    let response = http().get(server.url(path)).bearer_auth("k").send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+async fn post(server: &Process, path: &str, body: Value) -> (u16, Value) {
+    let response = http().post(server.url(path)).bearer_auth("k").json(&body).send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}

@@ -1,0 +1,39 @@
+//! Operating the server: health, readiness, metrics, OpenAPI, and the
+//! graceful shutdown.
+
+use serde_json::json;
+
+use crate::support::{RawConn, TestServer, WAIT, http};
+
+#[tokio::test]
+async fn health_ready_metrics_and_openapi_answer() {
+    let server = TestServer::start().await;
+    let health = http().get(server.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = http().get(server.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    server.publish("m", json!(1)).await;
+    let metrics = http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for name in ["fanfare_publications_total", "fanfare_connections", "fanfare_publish_fanout_seconds"] {
+        assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
+    }
+    let openapi: serde_json::Value = http().get(server.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(openapi["paths"]["/api/publish"].is_object(), "the OpenAPI document describes the API");
+}
+
+#[tokio::test]
+async fn shutdown_tells_clients_to_reconnect_stops_accepting_and_finishes() {
+    let mut server = TestServer::start().await;
+    let mut conn = RawConn::connected(&server, None).await;
+    conn.command(json!({"type": "subscribe", "channel": "a"})).await;
+    let addr = server.addr;
+    let done = server.begin_shutdown();
+    let (code, push) = conn.until_closed().await;
+    assert_eq!(code, 4500);
+    let push = push.expect("a disconnect push precedes the close");
+    assert_eq!(push["reconnect"], true);
+    assert!(push["reconnect_after_ms"].is_u64());
+    tokio::time::timeout(WAIT, done).await.unwrap().unwrap().unwrap();
+    let refused = tokio_tungstenite::connect_async(format!("ws://{addr}/connection/websocket")).await;
+    assert!(refused.is_err(), "no new connections after shutdown");
+}

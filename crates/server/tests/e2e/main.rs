@@ -1,0 +1,12 @@
+//! End-to-end tests: a real server on 127.0.0.1:0 (in-process, or the real
+//! binary where a process must die), real sockets, real clients.
+
+mod bad_input;
+mod durability;
+mod lifecycle;
+mod ordering;
+mod presence;
+mod publishing;
+mod recovery;
+mod slow_consumer;
+mod support;

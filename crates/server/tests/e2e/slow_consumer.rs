@@ -1,0 +1,50 @@
+//! A subscriber that never reads is disconnected as a slow consumer
+//! ("reconnect and recover") and does not hold back anyone else.
+
+use fanfare_client::SubscriptionEvent;
+use serde_json::json;
+
+use crate::support::{RawConn, TestServer, WAIT};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_never_reads_is_disconnected_and_the_fast_one_gets_everything() {
+    let server = TestServer::with_config(
+        "[limits]\noutbox_frames = 32\noutbox_bytes = 262144\n[namespaces.big]\nhistory_size = 10\n",
+    )
+    .await;
+    let mut slow = RawConn::connected(&server, None).await;
+    slow.command(json!({"type": "subscribe", "channel": "big:feed"})).await;
+    let fast = server.client().await;
+    let mut fast_sub = fast.subscribe("big:feed", None).await.unwrap();
+
+    // 16 KiB messages: kernel socket buffers fill after a few MiB, then the
+    // slow connection's outbox fills and overflows.
+    let payload = "x".repeat(16 * 1024);
+    const COUNT: u64 = 600;
+    let reader = tokio::spawn(async move {
+        let mut last = 0;
+        while last < COUNT {
+            match tokio::time::timeout(WAIT, fast_sub.next()).await.unwrap().unwrap() {
+                SubscriptionEvent::Publication { publication, .. } => {
+                    assert_eq!(publication.offset, last + 1, "no gap, no duplicate");
+                    last = publication.offset;
+                }
+                SubscriptionEvent::Subscribed { .. } => {}
+                other => panic!("fast subscriber got {other:?}"),
+            }
+        }
+    });
+    for _ in 0..COUNT {
+        assert_eq!(server.publish("big:feed", json!(payload)).await.0, 200);
+    }
+    tokio::time::timeout(WAIT, reader).await.unwrap().unwrap();
+
+    let (code, disconnect) = slow.until_closed().await;
+    assert_eq!(code, 4501, "closed as a slow consumer");
+    let disconnect = disconnect.expect("a disconnect push precedes the close");
+    assert_eq!(disconnect["reconnect"], true);
+    let (_, channels) = server.get("/api/channels?prefix=big:").await;
+    assert_eq!(channels["channels"][0]["subscribers"], 1, "only the fast subscriber is left: {channels}");
+    let metrics = crate::support::http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("fanfare_slow_consumer_disconnects_total"), "{metrics}");
+}
