@@ -196,3 +196,33 @@ impl HistoryStore for MemoryStore {
         Ok(StreamPosition::new(self.epoch.clone(), head))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use fanfare_protocol::JsonData;
+
+    use super::*;
+    use crate::Retention;
+
+    #[test]
+    fn expired_idempotency_keys_are_forgotten_so_memory_stays_bounded() {
+        let mut log = ChannelLog::default();
+        let keyed = |key: String, time_ms| AppendRequest {
+            channel: ChannelName::new("chat:keys").unwrap(),
+            data: JsonData::parse("1".into()).unwrap(),
+            time_ms,
+            idempotency_key: Some(key),
+            idempotency_window: Duration::from_secs(1),
+            retention: Retention::default(),
+        };
+        for n in 0..100 {
+            log.append(keyed(format!("k{n}"), 10_000 + n), 10_000);
+        }
+        assert_eq!(log.idempotency.by_key.len(), 100);
+        log.append(keyed("late".into(), 11_050), 11_050);
+        assert_eq!(log.idempotency.by_key.len(), 50, "keys older than their window are gone");
+        assert_eq!(log.idempotency.by_expiry.len(), 50);
+    }
+}

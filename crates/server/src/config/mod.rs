@@ -1,1 +1,76 @@
-//! placeholder
+//! Configuration: TOML file, `FANFARE_*` environment and flags → [`Settings`].
+//!
+//! Precedence, lowest first: built-in defaults < TOML file (`--config`) <
+//! environment (`FANFARE_*`, all listed in [`ENV_VARS`]) < command-line
+//! flags ([`ServeArgs`]). The layers are merged into one raw struct that
+//! refuses unknown keys (`raw.rs`), which is validated once into the typed
+//! [`Settings`] the rest of the server reads (`validate.rs`). Errors name
+//! the key and where its value came from.
+//!
+//! - `load.rs`: the layering and [`load`] / [`load_from`] / [`from_toml`].
+//! - `env.rs`: the table of environment variables.
+//! - `settings.rs`, `namespaces.rs`: the validated types; channel settings
+//!   are resolved per namespace by [`Namespaces::resolve`].
+//! - `render.rs`: [`Settings::to_toml`] for `fanfare config check`.
+//! - `api_key.rs`: the HTTP API key generated on first start.
+//! - `example.toml`: every key, documented.
+
+mod api_key;
+mod duration;
+mod env;
+mod error;
+mod load;
+mod namespaces;
+mod raw;
+mod render;
+mod settings;
+mod validate;
+
+pub use api_key::{api_key_file, load_or_create_api_key};
+pub use duration::{format_duration, parse_duration};
+pub use env::{ENV_VARS, EnvKind, EnvVar, markdown_table as env_markdown_table};
+pub use error::{ConfigError, Origin};
+pub use load::{ServeArgs, from_toml, load, load_from};
+pub use namespaces::{NamespaceSettings, Namespaces, PublishPolicy, SubscribePolicy};
+pub use render::REDACTED;
+pub use settings::{
+    AuthSettings, Durability, JwtAlgorithm, JwtKey, JwtSettings, Limits, Settings, StoreKind, StoreSettings,
+};
+
+/// The documented example configuration (every key, with its default).
+pub const EXAMPLE_TOML: &str = include_str!("example.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_parses_and_shows_the_defaults() {
+        let settings = from_toml(EXAMPLE_TOML).unwrap();
+        let defaults = Settings::default();
+        assert_eq!(settings.listen, defaults.listen);
+        assert_eq!(settings.limits, defaults.limits);
+        assert_eq!(settings.store, defaults.store);
+        assert_eq!(settings.auth, defaults.auth);
+        assert_eq!(settings.namespaces.defaults(), defaults.namespaces.defaults());
+
+        let chat = settings.namespaces.get("chat");
+        assert_eq!(chat.publish, PublishPolicy::Subscribers);
+        assert!(chat.channel.presence && chat.channel.join_leave);
+        assert_eq!(chat.channel.history.max_len, 200);
+    }
+
+    #[test]
+    fn the_example_file_mentions_every_key() {
+        let raw = Settings::default().to_raw(false);
+        let rendered = toml::to_string(&raw).unwrap();
+        for line in rendered.lines() {
+            if let Some((key, _)) = line.split_once(" = ") {
+                assert!(EXAMPLE_TOML.contains(&format!("{key} = ")), "example.toml does not mention `{key}`");
+            }
+        }
+        for key in ["api_key", "jwt_algorithm", "jwt_secret", "jwt_public_key_file", "jwt_public_key", "audience", "issuer"] {
+            assert!(EXAMPLE_TOML.contains(&format!("# {key} = ")), "example.toml does not mention `{key}`");
+        }
+    }
+}

@@ -35,6 +35,25 @@ pub struct Settings {
     pub config_file: Option<PathBuf>,
 }
 
+impl Default for Settings {
+    /// What a server started with no file, no variables and no flags uses.
+    fn default() -> Self {
+        let data_dir = PathBuf::from("./fanfare-data");
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 6001)),
+            store: StoreSettings { kind: StoreKind::Embedded(data_dir.join("store")), durability: Durability::Fsync },
+            data_dir,
+            api_key: None,
+            shutdown_grace: Duration::from_secs(30),
+            log_filter: "info".to_owned(),
+            limits: Limits::default(),
+            auth: AuthSettings::default(),
+            namespaces: Namespaces::default(),
+            config_file: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreSettings {
     pub kind: StoreKind,

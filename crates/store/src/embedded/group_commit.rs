@@ -1,9 +1,9 @@
 //! One group commit being assembled: offsets, idempotency, count trimming,
 //! all turned into a single fjall write batch.
 //!
-//! Nothing here touches the writer's head cache: the new heads are handed
-//! back and only adopted once the batch is on disk, so a failed batch
-//! consumes no offset.
+//! Nothing here touches the writer's cache of channel bounds: the new
+//! bounds are handed back and only adopted once the batch is on disk, so a
+//! failed batch consumes no offset.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -12,14 +12,19 @@ use fanfare_protocol::{ChannelName, Publication};
 use fjall::OwnedWriteBatch;
 
 use super::Shared;
-use super::keys::{self, ChannelMeta, RememberedKey};
+use super::keys::{self, Bounds, ChannelMeta, RememberedKey};
 use crate::history::duration_ms;
 use crate::{AppendRequest, Appended, Retention, StoreError};
+
+/// Old publications one batch deletes per channel beyond one per append:
+/// enough to keep up in steady state and to catch up, a slice at a time,
+/// after `max_len` was lowered.
+const EXTRA_TRIM_PER_BATCH: u64 = 1024;
 
 /// The appends of one batch, grouped by channel.
 pub(super) struct GroupCommit<'a> {
     shared: &'a Shared,
-    cached_heads: &'a HashMap<ChannelName, u64>,
+    cached: &'a HashMap<ChannelName, Bounds>,
     channels: HashMap<ChannelName, ChannelAppends>,
     /// Idempotency keys first used in this batch, by stored key: a second
     /// request with the same key in the same batch is a duplicate too.
@@ -29,7 +34,7 @@ pub(super) struct GroupCommit<'a> {
 }
 
 struct ChannelAppends {
-    head_before: u64,
+    before: Bounds,
     head: u64,
     /// The latest request's; it decides the trim and is stored for the sweep.
     retention: Retention,
@@ -38,15 +43,9 @@ struct ChannelAppends {
 }
 
 impl<'a> GroupCommit<'a> {
-    pub fn new(shared: &'a Shared, cached_heads: &'a HashMap<ChannelName, u64>) -> Self {
-        Self {
-            shared,
-            cached_heads,
-            channels: HashMap::new(),
-            new_keys: HashMap::new(),
-            written: 0,
-            duplicates: 0,
-        }
+    pub fn new(shared: &'a Shared, cached: &'a HashMap<ChannelName, Bounds>) -> Self {
+        let (channels, new_keys) = (HashMap::new(), HashMap::new());
+        Self { shared, cached, channels, new_keys, written: 0, duplicates: 0 }
     }
 
     /// Publications this batch writes (duplicates excluded).
@@ -85,22 +84,22 @@ impl<'a> GroupCommit<'a> {
         Ok(self.appended(publication, false))
     }
 
-    /// The fjall batch that makes this group durable, and the heads the
+    /// The fjall batch that makes this group durable, and the bounds the
     /// writer adopts once it is committed.
-    pub fn into_batch(self) -> (OwnedWriteBatch, Vec<(ChannelName, u64)>) {
+    pub fn into_batch(self) -> (OwnedWriteBatch, Vec<(ChannelName, Bounds)>) {
         let shared = self.shared;
         let mut batch = shared.db.batch();
-        let mut heads = Vec::with_capacity(self.channels.len());
+        let mut bounds = Vec::with_capacity(self.channels.len());
         for (channel, appends) in self.channels {
-            write_channel_appends(shared, &mut batch, &channel, &appends);
-            let meta = ChannelMeta { head: appends.head, retention: appends.retention };
+            let tail = write_channel_appends(shared, &mut batch, &channel, &appends);
+            let meta = ChannelMeta { head: appends.head, tail, retention: appends.retention };
             batch.insert(&shared.channels, channel.as_str().as_bytes(), meta.encode());
-            heads.push((channel, appends.head));
+            bounds.push((channel, Bounds { head: appends.head, tail }));
         }
         for (stored_key, remembered) in self.new_keys {
             batch.insert(&shared.idempotency, stored_key, remembered.encode());
         }
-        (batch, heads)
+        (batch, bounds)
     }
 
     fn appended(&self, publication: Publication, duplicate: bool) -> Appended {
@@ -120,53 +119,62 @@ impl<'a> GroupCommit<'a> {
         Ok(remembered.filter(|r| now_ms < r.expires_ms))
     }
 
-    /// The channel's entry in this batch, its head loaded on first touch.
+    /// The channel's entry in this batch, its bounds loaded on first touch.
     fn channel_appends(&mut self, channel: &ChannelName) -> Result<&mut ChannelAppends, StoreError> {
         Ok(match self.channels.entry(channel.clone()) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
-                let head = load_head(self.shared, self.cached_heads, channel)?;
+                let before = load_bounds(self.shared, self.cached, channel)?;
                 let retention = Retention::default();
-                entry.insert(ChannelAppends { head_before: head, head, retention, publications: Vec::new() })
+                entry.insert(ChannelAppends {
+                    before,
+                    head: before.head,
+                    retention,
+                    publications: Vec::new(),
+                })
             }
         })
     }
 }
 
-/// The channel's newest offset: from the writer's cache, else from the
-/// `channels` keyspace (0 for a channel never written).
-fn load_head(
+/// The channel's bounds: from the writer's cache, else from the `channels`
+/// keyspace (a channel never written has none stored yet).
+fn load_bounds(
     shared: &Shared,
-    cached_heads: &HashMap<ChannelName, u64>,
+    cached: &HashMap<ChannelName, Bounds>,
     channel: &ChannelName,
-) -> Result<u64, StoreError> {
-    if let Some(head) = cached_heads.get(channel) {
-        return Ok(*head);
+) -> Result<Bounds, StoreError> {
+    if let Some(bounds) = cached.get(channel) {
+        return Ok(*bounds);
     }
     let key = channel.as_str().as_bytes();
     match shared.channels.get(key).map_err(super::storage_error)? {
-        Some(value) => Ok(ChannelMeta::decode(key, &value)?.head),
-        None => Ok(0),
+        Some(value) => Ok(ChannelMeta::decode(key, &value)?.bounds()),
+        None => Ok(Bounds::NEW_CHANNEL),
     }
 }
 
-/// Inserts the channel's new publications and point-deletes those that fell
-/// out of `max_len`. Offsets written and trimmed in the same batch are
-/// simply not written: one batch must never insert and delete one key.
+/// Inserts the channel's new publications and point-deletes the old ones
+/// that fell out of `max_len`, from the tail up; returns the new tail.
+/// Offsets written and trimmed in the same batch are simply not written:
+/// one batch must never insert and delete the same key.
 fn write_channel_appends(
     shared: &Shared,
     batch: &mut OwnedWriteBatch,
     channel: &ChannelName,
     appends: &ChannelAppends,
-) {
+) -> u64 {
     let name = channel.as_str();
     let keep_from = appends.retention.first_kept_offset(appends.head);
     for (offset, value) in appends.publications.iter().filter(|(offset, _)| *offset >= keep_from) {
         batch.insert(&shared.publications, keys::publication_key(name, *offset), value.as_slice());
     }
-    let kept_before_from = appends.retention.first_kept_offset(appends.head_before);
-    let trim_until = keep_from.min(appends.head_before + 1);
-    for offset in kept_before_from..trim_until {
+    let before = appends.before;
+    let stale_until = keep_from.min(before.head + 1); // exclusive: old offsets no longer kept
+    let budget = appends.publications.len() as u64 + EXTRA_TRIM_PER_BATCH;
+    let trim_until = stale_until.min(before.tail.saturating_add(budget));
+    for offset in before.tail..trim_until {
         batch.remove(&shared.publications, keys::publication_key(name, offset));
     }
+    if trim_until == stale_until { keep_from.max(before.tail) } else { trim_until }
 }

@@ -90,10 +90,15 @@ pub(super) struct ChannelMeta {
 }
 
 impl ChannelMeta {
+    pub fn bounds(&self) -> Bounds {
+        Bounds { head: self.head, tail: self.tail }
+    }
+
     pub fn encode(&self) -> [u8; 32] {
         let max_age_ms = crate::history::duration_ms(self.retention.max_age);
         let mut value = [0; 32];
-        for (slot, field) in value.chunks_exact_mut(8).zip([self.head, self.tail, self.retention.max_len, max_age_ms])
+        for (slot, field) in
+            value.chunks_exact_mut(8).zip([self.head, self.tail, self.retention.max_len, max_age_ms])
         {
             slot.copy_from_slice(&field.to_be_bytes());
         }
@@ -106,6 +111,19 @@ impl ChannelMeta {
         let retention = Retention { max_len, max_age: Duration::from_millis(max_age_ms) };
         Ok(Self { head, tail, retention })
     }
+}
+
+/// A channel's stored offsets: `tail..=head` (none when `tail > head`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Bounds {
+    /// The newest offset ever assigned.
+    pub head: u64,
+    /// Every offset below it has been deleted.
+    pub tail: u64,
+}
+
+impl Bounds {
+    pub const NEW_CHANNEL: Self = Self { head: 0, tail: 1 };
 }
 
 pub(super) fn idempotency_key(channel: &ChannelName, key: &str) -> Vec<u8> {

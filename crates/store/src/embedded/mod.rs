@@ -213,13 +213,13 @@ impl HistoryStore for EmbeddedStore {
     /// blocking pool, from the same snapshot.
     async fn read(&self, channel: &ChannelName, query: HistoryQuery) -> Result<HistoryPage, StoreError> {
         let snapshot = self.shared.db.snapshot();
-        let top_offset = reader::read_head(&snapshot, &self.shared, channel)?;
-        if reader::is_small(&query, top_offset) {
-            return reader::read_page(&self.shared, &snapshot, top_offset, channel, &query, unix_time_ms());
+        let bounds = reader::read_bounds(&snapshot, &self.shared, channel)?;
+        if reader::is_small(&query, bounds) {
+            return reader::read_page(&self.shared, &snapshot, bounds, channel, &query, unix_time_ms());
         }
         let channel = channel.clone();
         self.run_blocking(move |shared| {
-            reader::read_page(shared, &snapshot, top_offset, &channel, &query, unix_time_ms())
+            reader::read_page(shared, &snapshot, bounds, &channel, &query, unix_time_ms())
         })
         .await
     }

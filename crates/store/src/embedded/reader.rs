@@ -9,10 +9,12 @@
 //! The head is read first, on the caller's task; it tells how large the
 //! rest of the read can be, which decides where the rest runs.
 
+use std::ops::RangeInclusive;
+
 use fanfare_protocol::{ChannelName, Publication};
 use fjall::{Guard, Readable, Snapshot};
 
-use super::keys::{self, ChannelMeta};
+use super::keys::{self, Bounds, ChannelMeta};
 use super::{Shared, storage_error};
 use crate::{HistoryPage, HistoryQuery, StoreError};
 
@@ -20,25 +22,25 @@ use crate::{HistoryPage, HistoryQuery, StoreError};
 /// the caller's task; see `EmbeddedStore::read` for why.
 const DIRECT_READ_MAX_PUBLICATIONS: u64 = 64;
 
-/// Whether a read of `query` against a channel whose head is `top_offset`
-/// is small enough to run on the caller's task.
-pub(super) fn is_small(query: &HistoryQuery, top_offset: u64) -> bool {
-    let offsets = query.offsets_to_scan(top_offset);
+/// Whether a read of `query` against a channel with these bounds is small
+/// enough to run on the caller's task.
+pub(super) fn is_small(query: &HistoryQuery, bounds: Bounds) -> bool {
+    let offsets = offsets_to_scan(query, bounds);
     let scanned = offsets.end().saturating_add(1).saturating_sub(*offsets.start());
     scanned.min(u64::try_from(query.limit).unwrap_or(u64::MAX)) <= DIRECT_READ_MAX_PUBLICATIONS
 }
 
-/// The page of `query`, read from the same `snapshot` the head `top_offset`
-/// was read from.
+/// The page of `query`, read from the same `snapshot` the channel's
+/// `bounds` were read from.
 pub(super) fn read_page(
     shared: &Shared,
     snapshot: &Snapshot,
-    top_offset: u64,
+    bounds: Bounds,
     channel: &ChannelName,
     query: &HistoryQuery,
     now_ms: u64,
 ) -> Result<HistoryPage, StoreError> {
-    let offsets = query.offsets_to_scan(top_offset);
+    let offsets = offsets_to_scan(query, bounds);
     let mut publications = Vec::new();
     if !offsets.is_empty() && query.limit > 0 {
         let name = channel.as_str();
@@ -52,23 +54,30 @@ pub(super) fn read_page(
             collect_kept(scan, name, first_kept_time_ms, query.limit)?
         };
     }
-    Ok(HistoryPage { epoch: shared.epoch.clone(), top_offset, publications })
+    Ok(HistoryPage { epoch: shared.epoch.clone(), top_offset: bounds.head, publications })
 }
 
 pub(super) fn read_position(shared: &Shared, channel: &ChannelName) -> Result<u64, StoreError> {
-    read_head(&shared.db.snapshot(), shared, channel)
+    Ok(read_bounds(&shared.db.snapshot(), shared, channel)?.head)
 }
 
-/// The channel's newest offset as of the snapshot (0: never written).
-pub(super) fn read_head(
+/// What the query asks for, starting no lower than the tail: below it
+/// there is nothing but tombstones to wade through.
+fn offsets_to_scan(query: &HistoryQuery, bounds: Bounds) -> RangeInclusive<u64> {
+    let offsets = query.offsets_to_scan(bounds.head);
+    (*offsets.start()).max(bounds.tail)..=*offsets.end()
+}
+
+/// The channel's bounds as of the snapshot.
+pub(super) fn read_bounds(
     snapshot: &Snapshot,
     shared: &Shared,
     channel: &ChannelName,
-) -> Result<u64, StoreError> {
+) -> Result<Bounds, StoreError> {
     let key = channel.as_str().as_bytes();
     match snapshot.get(&shared.channels, key).map_err(storage_error)? {
-        Some(value) => Ok(ChannelMeta::decode(key, &value)?.head),
-        None => Ok(0),
+        Some(value) => Ok(ChannelMeta::decode(key, &value)?.bounds()),
+        None => Ok(Bounds::NEW_CHANNEL),
     }
 }
 

@@ -8,11 +8,13 @@
 //! with a cursor, so a pass costs about the same on a store with ten
 //! channels or ten million; a full cycle just takes longer.
 
+use std::collections::HashMap;
 use std::ops::RangeFrom;
 
-use fjall::OwnedWriteBatch;
+use fanfare_protocol::ChannelName;
+use fjall::{OwnedWriteBatch, PersistMode};
 
-use super::keys::{self, ChannelMeta, RememberedKey};
+use super::keys::{self, Bounds, ChannelMeta, RememberedKey};
 use super::{Shared, storage_error};
 use crate::StoreError;
 
@@ -39,14 +41,28 @@ pub(super) struct SweepCursor {
 }
 
 impl SweepCursor {
-    /// One bounded pass. Deletes are written with OS-buffer durability: a
-    /// delete lost to a power cut is simply redone by a later pass.
-    pub fn sweep_pass(&mut self, shared: &Shared, now_ms: u64) -> Result<SweepReport, StoreError> {
-        let mut batch = shared.db.batch();
+    /// One bounded pass. It runs on the writer thread, between group
+    /// commits, and keeps the writer's `cached` bounds in step with the
+    /// tails it advances. Its batch is as durable as the appends (`persist`),
+    /// so a tail on disk never claims deletes that a power cut took back.
+    pub fn sweep_pass(
+        &mut self,
+        shared: &Shared,
+        cached: &mut HashMap<ChannelName, Bounds>,
+        persist: PersistMode,
+        now_ms: u64,
+    ) -> Result<SweepReport, StoreError> {
+        let mut batch = shared.db.batch().durability(Some(persist));
         let mut report = SweepReport::default();
-        self.sweep_channels(shared, now_ms, &mut batch, &mut report)?;
+        let mut new_tails = Vec::new();
+        self.sweep_channels(shared, now_ms, &mut batch, &mut report, &mut new_tails)?;
         self.sweep_idempotency_keys(shared, now_ms, &mut batch, &mut report)?;
         batch.commit().map_err(storage_error)?;
+        for (channel, tail) in new_tails {
+            if let Some(bounds) = cached.get_mut(&channel) {
+                bounds.tail = tail;
+            }
+        }
         Ok(report)
     }
 
@@ -56,6 +72,7 @@ impl SweepCursor {
         now_ms: u64,
         batch: &mut OwnedWriteBatch,
         report: &mut SweepReport,
+        new_tails: &mut Vec<(ChannelName, u64)>,
     ) -> Result<(), StoreError> {
         let mut scan = shared.channels.range(resume_at(&self.next_channel));
         while report.channels_visited < CHANNELS_PER_PASS {
@@ -65,13 +82,17 @@ impl SweepCursor {
             };
             let (channel, value) = guard.into_inner().map_err(storage_error)?;
             report.channels_visited += 1;
-            let finished = match ChannelMeta::decode(&channel, &value) {
-                Ok(meta) => delete_expired_publications(shared, &channel, meta, now_ms, batch, report)?,
-                Err(error) => {
-                    tracing::warn!(%error, "retention sweep skips a channel");
-                    true
-                }
+            let (Ok(meta), Some(name)) = (ChannelMeta::decode(&channel, &value), channel_name(&channel))
+            else {
+                tracing::warn!(channel = %String::from_utf8_lossy(&channel), "retention sweep skips a corrupt channel");
+                self.next_channel = key_after(&channel);
+                continue;
             };
+            let (tail, finished) = delete_expired_publications(shared, &name, meta, now_ms, batch, report)?;
+            if tail != meta.tail {
+                batch.insert(&shared.channels, &*channel, ChannelMeta { tail, ..meta }.encode());
+                new_tails.push((name, tail));
+            }
             if !finished {
                 self.next_channel = channel.to_vec(); // budget spent: resume inside this channel
                 return Ok(());
@@ -107,38 +128,46 @@ impl SweepCursor {
     }
 }
 
-/// Deletes the channel's oldest publications while they are out of its
-/// retention, oldest first, stopping at the first one still kept (times
-/// are nearly monotonic; reads filter exactly anyway). Returns whether the
-/// channel is done, or the pass's delete budget ran out.
+/// Deletes the channel's oldest publications, from its tail up, while they
+/// are out of its retention, stopping at the first one still kept (times
+/// are nearly monotonic; reads filter exactly anyway). Returns the new tail
+/// and whether the channel is done (or the pass's delete budget ran out).
 fn delete_expired_publications(
     shared: &Shared,
-    channel: &[u8],
+    channel: &ChannelName,
     meta: ChannelMeta,
     now_ms: u64,
     batch: &mut OwnedWriteBatch,
     report: &mut SweepReport,
-) -> Result<bool, StoreError> {
-    let Ok(name) = std::str::from_utf8(channel) else {
-        tracing::warn!("retention sweep skips a channel whose name is not UTF-8");
-        return Ok(true);
-    };
+) -> Result<(u64, bool), StoreError> {
+    if meta.tail > meta.head {
+        return Ok((meta.tail, true)); // nothing stored
+    }
+    let name = channel.as_str();
     let first_kept_offset = meta.retention.first_kept_offset(meta.head);
     let first_kept_time_ms = meta.retention.first_kept_time_ms(now_ms);
-    for guard in shared.publications.prefix(keys::channel_prefix(name)) {
+    let stored = keys::publication_key(name, meta.tail)..=keys::publication_key(name, meta.head);
+    let mut tail = meta.tail;
+    for guard in shared.publications.range(stored) {
         if report.publications_deleted >= DELETES_PER_PASS {
-            return Ok(false);
+            return Ok((tail, false));
         }
         let (key, value) = guard.into_inner().map_err(storage_error)?;
         let offset = keys::offset_of_publication_key(name, &key)?;
         let time_ms = keys::time_of_publication_value(name, offset, &value)?;
         if offset >= first_kept_offset && time_ms >= first_kept_time_ms {
-            break;
+            return Ok((offset, true));
         }
         batch.remove(&shared.publications, key);
         report.publications_deleted += 1;
+        tail = offset + 1;
     }
-    Ok(true)
+    Ok((meta.head + 1, true)) // everything stored has expired
+}
+
+/// The channel name of a `channels` key, if it is one.
+fn channel_name(key: &[u8]) -> Option<ChannelName> {
+    ChannelName::new(std::str::from_utf8(key).ok()?).ok()
 }
 
 fn resume_at(cursor: &[u8]) -> RangeFrom<Vec<u8>> {

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::group_commit::GroupCommit;
+use super::keys::Bounds;
 use super::sweep::{SweepCursor, SweepReport};
 use super::{Durability, Shared, storage_error};
 use crate::{AppendRequest, Appended, StoreError, unix_time_ms};
@@ -30,10 +31,10 @@ use crate::{AppendRequest, Appended, StoreError, unix_time_ms};
 /// How often the writer spends one bounded pass deleting expired data.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Heads cached by the writer. Past this many channels the cache is
+/// Channels whose bounds the writer caches. Past this many the cache is
 /// dropped and refilled from the `channels` keyspace on demand, which keeps
 /// memory bounded on servers with millions of short-lived channels.
-const HEAD_CACHE_LIMIT: usize = 1 << 18;
+const BOUNDS_CACHE_LIMIT: usize = 1 << 18;
 
 /// What the store asks of its writer.
 pub(super) enum Command {
@@ -60,15 +61,15 @@ pub(super) struct Writer {
     shared: Arc<Shared>,
     durability: Durability,
     max_batch: usize,
-    /// Newest offset per channel, valid for every channel it holds because
-    /// only this thread writes.
-    heads: HashMap<ChannelName, u64>,
+    /// Head and tail per channel, valid for every channel it holds because
+    /// only this thread writes (appends and sweeps alike).
+    bounds: HashMap<ChannelName, Bounds>,
     sweep_cursor: SweepCursor,
 }
 
 impl Writer {
     pub fn new(shared: Arc<Shared>, durability: Durability, max_batch: usize) -> Self {
-        Self { shared, durability, max_batch, heads: HashMap::new(), sweep_cursor: SweepCursor::default() }
+        Self { shared, durability, max_batch, bounds: HashMap::new(), sweep_cursor: SweepCursor::default() }
     }
 
     /// The thread's body. The small current-thread runtime exists only so
@@ -113,7 +114,10 @@ impl Writer {
                 Command::Append { request, reply } => appends.push(PendingAppend { request, reply }),
                 Command::Sweep { reply } => {
                     self.commit_appends(appends);
-                    let _ = reply.send(self.sweep_cursor.sweep_pass(&self.shared, unix_time_ms()));
+                    let persist = self.persist_mode();
+                    let report =
+                        self.sweep_cursor.sweep_pass(&self.shared, &mut self.bounds, persist, unix_time_ms());
+                    let _ = reply.send(report);
                 }
                 Command::Close { reply } => {
                     self.commit_appends(appends);
@@ -127,19 +131,19 @@ impl Writer {
     }
 
     /// Plans, writes and syncs one batch, then answers every receipt in
-    /// order. On failure every receipt of the batch fails and the head cache
-    /// is left untouched, so the failed appends consume no offset.
+    /// order. On failure every receipt of the batch fails and the bounds
+    /// cache is left untouched, so the failed appends consume no offset.
     fn commit_appends(&mut self, appends: &mut Vec<PendingAppend>) {
         if appends.is_empty() {
             return;
         }
-        let mut group = GroupCommit::new(&self.shared, &self.heads);
+        let mut group = GroupCommit::new(&self.shared, &self.bounds);
         let outcomes: Vec<_> = appends.iter().map(|append| group.plan(&append.request)).collect();
         let (written, duplicates) = (group.written(), group.duplicates());
-        let (batch, heads) = group.into_batch();
+        let (batch, bounds) = group.into_batch();
         match self.write_batch(batch, written) {
             Ok(()) => {
-                self.adopt_heads(heads);
+                self.adopt_bounds(bounds);
                 self.shared.counters.duplicates.fetch_add(duplicates, Ordering::Relaxed);
                 for (append, outcome) in appends.drain(..).zip(outcomes) {
                     let _ = append.reply.send(outcome);
@@ -161,10 +165,7 @@ impl Writer {
             return Ok(()); // only duplicates or failed plans: nothing to make durable
         }
         let counters = &self.shared.counters;
-        let batch = match self.durability {
-            Durability::Fsync => batch.durability(Some(PersistMode::SyncData)),
-            Durability::Buffered => batch.durability(Some(PersistMode::Buffer)),
-        };
+        let batch = batch.durability(Some(self.persist_mode()));
         let result = self.shared.take_injected_failure().map_or_else(|| batch.commit(), Err);
         if let Err(error) = result {
             tracing::error!(%error, "history store group commit failed; its appends are failed");
@@ -181,17 +182,28 @@ impl Writer {
         Ok(())
     }
 
-    fn adopt_heads(&mut self, heads: Vec<(ChannelName, u64)>) {
-        if self.heads.len() + heads.len() > HEAD_CACHE_LIMIT {
-            self.heads.clear();
+    /// How far fjall persists a batch before `commit` returns.
+    fn persist_mode(&self) -> PersistMode {
+        match self.durability {
+            Durability::Fsync => PersistMode::SyncData,
+            Durability::Buffered => PersistMode::Buffer,
         }
-        self.heads.extend(heads);
+    }
+
+    fn adopt_bounds(&mut self, bounds: Vec<(ChannelName, Bounds)>) {
+        if self.bounds.len() + bounds.len() > BOUNDS_CACHE_LIMIT {
+            self.bounds.clear();
+        }
+        self.bounds.extend(bounds);
     }
 
     /// A failed background sweep is logged and retried on the next pass;
     /// reads filter by retention anyway, so nothing user-visible depends on it.
     fn sweep_quietly(&mut self) {
-        if let Err(error) = self.sweep_cursor.sweep_pass(&self.shared, unix_time_ms()) {
+        let persist = self.persist_mode();
+        if let Err(error) =
+            self.sweep_cursor.sweep_pass(&self.shared, &mut self.bounds, persist, unix_time_ms())
+        {
             tracing::warn!(%error, "history retention sweep failed");
         }
     }

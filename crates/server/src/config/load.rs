@@ -1,0 +1,428 @@
+//! Layering: built-in defaults < TOML file < `FANFARE_*` environment <
+//! command-line flags, merged with figment into one [`RawConfig`], then
+//! validated once.
+//!
+//! Each layer is a figment provider whose metadata records where its values
+//! came from, so an error can say "set by environment variable
+//! FANFARE_LISTEN" or "config file /etc/fanfare.toml". Defaults are not a
+//! layer: a key nobody set stays `None` in the raw struct and validation
+//! fills it in.
+
+use std::path::{Path, PathBuf};
+
+use figment::error::Kind;
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider, Source};
+
+use super::env::{ENV_VARS, EnvKind, EnvVar, parse_bool, var_for_key};
+use super::error::{ConfigError, Origin};
+use super::raw::RawConfig;
+use super::settings::Settings;
+use super::validate::validate;
+
+/// Flags shared by `fanfare serve` and `fanfare config check`; the CLI
+/// flattens this struct into both commands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct ServeArgs {
+    /// Address for the HTTP API and WebSocket, e.g. 0.0.0.0:6001 [env: FANFARE_LISTEN]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Directory for the embedded store and the generated API key [env: FANFARE_DATA_DIR]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML configuration file [env: FANFARE_CONFIG]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// The configuration keys command-line flags set.
+const FLAGS: [(&str, &str); 2] = [("listen", "--listen"), ("data_dir", "--data-dir")];
+
+const FILE_LAYER: &str = "config file";
+const ENV_LAYER: &str = "environment";
+const FLAG_LAYER: &str = "command line";
+
+/// Loads the configuration from the file, the process environment and
+/// `args`, and validates it.
+pub fn load(args: &ServeArgs) -> Result<Settings, ConfigError> {
+    if let Some(var) = ENV_VARS.iter().find(|var| std::env::var_os(var.name).is_some_and(|v| v.to_str().is_none())) {
+        return Err(ConfigError::EnvNotUnicode { var: var.name });
+    }
+    load_from(args, |name| std::env::var(name).ok())
+}
+
+/// [`load`] with the environment given as a lookup function, so that tests
+/// need not touch the (process-wide) environment. Only the variables in
+/// [`ENV_VARS`] are looked up.
+pub fn load_from(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+    let env: Vec<(&'static EnvVar, String)> = ENV_VARS
+        .iter()
+        .filter_map(|var| env(var.name).filter(|value| !value.is_empty()).map(|value| (var, value)))
+        .collect();
+    let config_file = args.config.clone().or_else(|| {
+        env.iter().find(|(var, _)| var.key.is_none()).map(|(_, value)| PathBuf::from(value))
+    });
+    let file = match &config_file {
+        Some(path) => Some(file_layer(path)?),
+        None => None,
+    };
+    let figment = file.into_iter().fold(Figment::new(), Figment::merge).merge(env_layer(&env)?).merge(flag_layer(args));
+    extract_and_validate(&figment, config_file)
+}
+
+/// Settings from TOML text alone (no environment, no flags): for tests
+/// and tools that build a configuration in code.
+pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
+    let path = PathBuf::from("<inline>");
+    let dict = parse_toml(&path, text)?;
+    let figment = Figment::from(Layer { name: FILE_LAYER, source: Some(path), dict });
+    extract_and_validate(&figment, None)
+}
+
+fn extract_and_validate(figment: &Figment, config_file: Option<PathBuf>) -> Result<Settings, ConfigError> {
+    let raw: RawConfig = figment.extract().map_err(|error| from_figment(figment, error))?;
+    let origins = |key: &str| figment.find_metadata(key).and_then(|metadata| origin(metadata, key));
+    validate(raw, &origins, config_file)
+}
+
+/// One layer of configuration values and where they came from.
+struct Layer {
+    name: &'static str,
+    source: Option<PathBuf>,
+    dict: Dict,
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        let metadata = Metadata::named(self.name);
+        match &self.source {
+            Some(path) => metadata.source(Source::File(path.clone())),
+            None => metadata,
+        }
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.dict.clone()))
+    }
+}
+
+fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::File { path: path.to_owned(), source })?;
+    Ok(Layer { name: FILE_LAYER, source: Some(path.to_owned()), dict: parse_toml(path, &text)? })
+}
+
+fn parse_toml(path: &Path, text: &str) -> Result<Dict, ConfigError> {
+    toml::from_str(text).map_err(|error| ConfigError::Syntax { path: path.to_owned(), message: error.to_string() })
+}
+
+fn env_layer(values: &[(&'static EnvVar, String)]) -> Result<Layer, ConfigError> {
+    let mut dict = Dict::new();
+    for (var, text) in values {
+        let Some(key) = var.key else { continue };
+        let value = match var.kind {
+            EnvKind::Text => Value::from(text.as_str()),
+            EnvKind::Bool => Value::from(parse_bool(text).ok_or_else(|| ConfigError::Invalid {
+                key: key.to_owned(),
+                reason: format!("expected true or false, found `{text}`"),
+                origin: Some(Origin::Env(var.name)),
+            })?),
+        };
+        insert(&mut dict, key, value);
+    }
+    Ok(Layer { name: ENV_LAYER, source: None, dict })
+}
+
+fn flag_layer(args: &ServeArgs) -> Layer {
+    let mut dict = Dict::new();
+    if let Some(listen) = &args.listen {
+        insert(&mut dict, "listen", Value::from(listen.as_str()));
+    }
+    if let Some(data_dir) = &args.data_dir {
+        insert(&mut dict, "data_dir", Value::from(data_dir.to_string_lossy().as_ref()));
+    }
+    Layer { name: FLAG_LAYER, source: None, dict }
+}
+
+/// Inserts `value` at a dotted key, creating the tables on the way.
+fn insert(dict: &mut Dict, key: &str, value: Value) {
+    match key.split_once('.') {
+        None => {
+            dict.insert(key.to_owned(), value);
+        }
+        Some((table, rest)) => {
+            let entry = dict.entry(table.to_owned()).or_insert_with(|| Value::from(Dict::new()));
+            if let Value::Dict(_, inner) = entry {
+                insert(inner, rest, value);
+            }
+        }
+    }
+}
+
+/// Where the value of `key` came from, given the metadata of its layer.
+fn origin(metadata: &Metadata, key: &str) -> Option<Origin> {
+    match &*metadata.name {
+        FILE_LAYER => metadata.source.as_ref().and_then(Source::file_path).map(|path| Origin::File(path.to_owned())),
+        ENV_LAYER => var_for_key(key).map(|var| Origin::Env(var.name)),
+        FLAG_LAYER => FLAGS.iter().find(|(flag_key, _)| *flag_key == key).map(|(_, flag)| Origin::Flag(flag)),
+        _ => None,
+    }
+}
+
+/// A deserialization error as a [`ConfigError`] naming the dotted key.
+fn from_figment(figment: &Figment, error: figment::Error) -> ConfigError {
+    let mut key = error.path.join(".");
+    let origin_of = |key: &str| {
+        figment
+            .find_metadata(key)
+            .or(error.metadata.as_ref())
+            .and_then(|metadata| origin(metadata, key))
+    };
+    let reason = match error.kind {
+        Kind::UnknownField(field, expected) => {
+            if !key.ends_with(&field) {
+                key = if key.is_empty() { field } else { format!("{key}.{field}") };
+            }
+            let origin = origin_of(&key);
+            return ConfigError::UnknownKey { key, expected: expected.join(", "), origin };
+        }
+        Kind::UnknownVariant(found, expected) => format!("expected one of {}, found `{found}`", expected.join(", ")),
+        Kind::InvalidType(found, expected) | Kind::InvalidValue(found, expected) => {
+            format!("expected {expected}, found {found}")
+        }
+        Kind::Message(message) => message,
+        other => other.to_string(),
+    };
+    let origin = origin_of(&key);
+    ConfigError::Invalid { key, reason, origin }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{Durability, NamespaceSettings, PublishPolicy, StoreKind, SubscribePolicy};
+
+    /// A config file in a temporary directory (kept alive by the guard).
+    fn config_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fanfare.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    fn with_file(path: &Path) -> ServeArgs {
+        ServeArgs { config: Some(path.to_owned()), ..ServeArgs::default() }
+    }
+
+    #[test]
+    fn nothing_given_yields_the_documented_defaults() {
+        let settings = load_from(&ServeArgs::default(), env(&[])).unwrap();
+        assert_eq!(settings, Settings::default());
+        assert_eq!(settings.listen.to_string(), "0.0.0.0:6001");
+        assert_eq!(settings.data_dir, PathBuf::from("./fanfare-data"));
+        assert_eq!(settings.store.kind, StoreKind::Embedded(PathBuf::from("./fanfare-data/store")));
+        assert_eq!(settings.store.durability, Durability::Fsync);
+        assert_eq!(settings.api_key, None);
+        assert_eq!(settings.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(settings.log_filter, "info");
+        assert_eq!(settings.limits.max_frame_bytes, 65536);
+        assert_eq!(settings.limits.outbox_frames, 1024);
+        assert_eq!(settings.limits.outbox_bytes, 4 * 1024 * 1024);
+        assert_eq!(settings.limits.idle_timeout(), Duration::from_secs(35));
+        assert!(settings.auth.allow_anonymous);
+        assert!(settings.auth.jwt.is_none());
+        assert_eq!(settings.auth.channels_claim, "channels");
+        let defaults = settings.namespaces.defaults();
+        assert_eq!(**defaults, NamespaceSettings::default());
+        assert_eq!(defaults.channel.history.max_len, 1000);
+        assert_eq!(defaults.channel.history.max_age, Duration::from_secs(24 * 3600));
+        assert_eq!(defaults.publish, PublishPolicy::Server);
+        assert_eq!(defaults.subscribe, SubscribePolicy::Anyone);
+        assert!(!defaults.channel.presence);
+    }
+
+    #[test]
+    fn flags_override_environment_which_overrides_the_file() {
+        let (_dir, path) = config_file(
+            "listen = \"127.0.0.1:1000\"\ndata_dir = \"/from/file\"\nshutdown_grace = \"5s\"\n\
+             [store]\ndurability = \"buffered\"\n",
+        );
+        let env = env(&[("FANFARE_LISTEN", "127.0.0.1:2000"), ("FANFARE_DATA_DIR", "/from/env")]);
+
+        let file_and_env = load_from(&with_file(&path), &env).unwrap();
+        assert_eq!(file_and_env.listen.to_string(), "127.0.0.1:2000", "env beats file");
+        assert_eq!(file_and_env.data_dir, PathBuf::from("/from/env"));
+        assert_eq!(file_and_env.shutdown_grace, Duration::from_secs(5), "file beats defaults");
+        assert_eq!(file_and_env.store.durability, Durability::Buffered);
+        assert_eq!(file_and_env.config_file.as_deref(), Some(path.as_path()));
+
+        let args = ServeArgs { listen: Some("127.0.0.1:3000".into()), ..with_file(&path) };
+        let all = load_from(&args, &env).unwrap();
+        assert_eq!(all.listen.to_string(), "127.0.0.1:3000", "flag beats env");
+        assert_eq!(all.data_dir, PathBuf::from("/from/env"), "env still applies where no flag is given");
+        assert_eq!(all.store.kind, StoreKind::Embedded(PathBuf::from("/from/env/store")));
+    }
+
+    #[test]
+    fn the_config_file_can_be_named_by_the_environment_and_the_flag_wins() {
+        let (_a, from_env) = config_file("listen = \"127.0.0.1:1111\"\n");
+        let (_b, from_flag) = config_file("listen = \"127.0.0.1:2222\"\n");
+        let env = env(&[("FANFARE_CONFIG", from_env.to_str().unwrap())]);
+        assert_eq!(load_from(&ServeArgs::default(), &env).unwrap().listen.port(), 1111);
+        assert_eq!(load_from(&with_file(&from_flag), &env).unwrap().listen.port(), 2222);
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_an_error_naming_it() {
+        let (_dir, path) = config_file("[limits]\nmax_frames = 10\n");
+        let error = load_from(&with_file(&path), env(&[])).unwrap_err();
+        let ConfigError::UnknownKey { key, expected, origin } = &error else { panic!("{error:?}") };
+        assert_eq!(key, "limits.max_frames");
+        assert!(expected.contains("max_frame_bytes"), "{expected}");
+        assert_eq!(origin, &Some(Origin::File(path.clone())));
+        assert!(error.to_string().starts_with("unknown key `limits.max_frames`"), "{error}");
+
+        let (_dir, path) = config_file("lisen = \"0.0.0.0:1\"\n");
+        let error = load_from(&with_file(&path), env(&[])).unwrap_err();
+        assert_eq!(error.key(), Some("lisen"));
+
+        let (_dir, path) = config_file("[namespaces.chat]\npublsh = \"anyone\"\n");
+        let error = load_from(&with_file(&path), env(&[])).unwrap_err();
+        assert_eq!(error.key(), Some("namespaces.chat.publsh"));
+    }
+
+    #[test]
+    fn a_bad_enum_value_is_an_error_naming_the_key_and_the_choices() {
+        let (_dir, path) = config_file("[namespaces.chat]\npublish = \"everyone\"\n");
+        let error = load_from(&with_file(&path), env(&[])).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with(
+                "namespaces.chat.publish: expected one of server, subscribers, anyone, found `everyone`"
+            ),
+            "{message}"
+        );
+        assert!(message.contains(&format!("config file {}", path.display())), "{message}");
+    }
+
+    #[test]
+    fn a_bad_value_from_the_environment_names_the_variable() {
+        let error = load_from(&ServeArgs::default(), env(&[("FANFARE_DURABILITY", "sometimes")])).unwrap_err();
+        assert_eq!(error.key(), Some("store.durability"));
+        assert!(error.to_string().contains("environment variable FANFARE_DURABILITY"), "{error}");
+
+        let error = load_from(&ServeArgs::default(), env(&[("FANFARE_LISTEN", "nowhere")])).unwrap_err();
+        assert!(error.to_string().contains("set by environment variable FANFARE_LISTEN"), "{error}");
+
+        let error = load_from(&ServeArgs::default(), env(&[("FANFARE_ALLOW_ANONYMOUS", "maybe")])).unwrap_err();
+        assert_eq!(error.key(), Some("auth.allow_anonymous"));
+    }
+
+    #[test]
+    fn a_bad_flag_names_the_flag() {
+        let args = ServeArgs { listen: Some("not-an-address".into()), ..ServeArgs::default() };
+        let error = load_from(&args, env(&[])).unwrap_err();
+        assert!(error.to_string().contains("set by flag --listen"), "{error}");
+    }
+
+    #[test]
+    fn a_number_where_a_duration_string_is_expected_is_refused() {
+        let error = from_toml("shutdown_grace = 30\n").unwrap_err();
+        assert_eq!(error.key(), Some("shutdown_grace"));
+        assert!(error.to_string().contains("duration string"), "{error}");
+        let error = from_toml("[limits]\nping_interval = \"25 seconds\"\n").unwrap_err();
+        assert_eq!(error.key(), Some("limits.ping_interval"));
+    }
+
+    #[test]
+    fn other_fanfare_variables_are_ignored_and_empty_ones_are_unset() {
+        let env = env(&[
+            ("FANFARE_PUSHER_APP_ID", "123"),
+            ("FANFARE_SOMETHING_ELSE", "x"),
+            ("FANFARE_API_KEY", ""),
+            ("FANFARE_STORE_URL", "memory://"),
+        ]);
+        let settings = load_from(&ServeArgs::default(), env).unwrap();
+        assert_eq!(settings.api_key, None);
+        assert_eq!(settings.store.kind, StoreKind::Memory);
+    }
+
+    #[test]
+    fn every_listed_variable_sets_its_key() {
+        let examples = [
+            ("FANFARE_LISTEN", "127.0.0.1:7000"),
+            ("FANFARE_DATA_DIR", "/tmp/fanfare-env-test"),
+            ("FANFARE_API_KEY", "0123456789abcdef0123"),
+            ("FANFARE_LOG", "debug"),
+            ("FANFARE_SHUTDOWN_GRACE", "1m"),
+            ("FANFARE_STORE_URL", "memory://"),
+            ("FANFARE_DURABILITY", "buffered"),
+            ("FANFARE_ALLOW_ANONYMOUS", "false"),
+            ("FANFARE_JWT_ALGORITHM", "HS256"),
+            ("FANFARE_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ];
+        let settings = load_from(&ServeArgs::default(), env(&examples)).unwrap();
+        assert_eq!(settings.listen.port(), 7000);
+        assert_eq!(settings.data_dir, PathBuf::from("/tmp/fanfare-env-test"));
+        assert_eq!(settings.api_key.as_deref(), Some("0123456789abcdef0123"));
+        assert_eq!(settings.log_filter, "debug");
+        assert_eq!(settings.shutdown_grace, Duration::from_secs(60));
+        assert_eq!(settings.store.kind, StoreKind::Memory);
+        assert_eq!(settings.store.durability, Durability::Buffered);
+        assert!(!settings.auth.allow_anonymous);
+        assert!(settings.auth.jwt.is_some());
+
+        // The PEM variables are covered in auth's tests; every other
+        // listed variable must have been exercised here.
+        for var in ENV_VARS {
+            let covered = examples.iter().any(|(name, _)| *name == var.name)
+                || matches!(var.name, "FANFARE_CONFIG" | "FANFARE_JWT_PUBLIC_KEY" | "FANFARE_JWT_PUBLIC_KEY_FILE");
+            assert!(covered, "{} has no test", var.name);
+        }
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error_naming_the_path() {
+        let args = with_file(Path::new("/nonexistent/fanfare.toml"));
+        let error = load_from(&args, env(&[])).unwrap_err();
+        assert!(matches!(error, ConfigError::File { .. }), "{error:?}");
+        assert!(error.to_string().contains("/nonexistent/fanfare.toml"));
+    }
+
+    #[test]
+    fn invalid_toml_is_a_syntax_error_with_the_line() {
+        let (_dir, path) = config_file("listen = \n");
+        let error = load_from(&with_file(&path), env(&[])).unwrap_err();
+        assert!(matches!(error, ConfigError::Syntax { .. }), "{error:?}");
+        assert!(error.to_string().contains("line 1"), "{error}");
+    }
+
+    #[test]
+    fn the_public_key_file_can_come_from_the_environment() {
+        let pem = concat!(env!("CARGO_MANIFEST_DIR"), "/src/auth/testdata/es256_public.pem");
+        let settings = load_from(
+            &ServeArgs::default(),
+            env(&[("FANFARE_JWT_ALGORITHM", "ES256"), ("FANFARE_JWT_PUBLIC_KEY_FILE", pem)]),
+        )
+        .unwrap();
+        let jwt = settings.auth.jwt.unwrap();
+        assert_eq!(jwt.algorithm, crate::config::JwtAlgorithm::Es256);
+        assert!(matches!(jwt.key, crate::config::JwtKey::PublicKeyPem { file: Some(_), .. }));
+
+        let inline = std::fs::read_to_string(pem).unwrap();
+        let settings = load_from(
+            &ServeArgs::default(),
+            env(&[("FANFARE_JWT_ALGORITHM", "ES256"), ("FANFARE_JWT_PUBLIC_KEY", &inline)]),
+        )
+        .unwrap();
+        assert!(settings.auth.jwt.is_some());
+    }
+}
