@@ -1,4 +1,4 @@
-//! HTTP errors: `{"error": {"code", "message"}}` with the status of the
+//! HTTP errors: `{"error": {"code", "message", "retry"}}` with the status of the
 //! code's row in the error table.
 
 use axum::Json;

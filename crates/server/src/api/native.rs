@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::extract::{ApiKey, JsonBody};
 use crate::api::ApiError;
-use crate::gateway::{check_size, hub_error};
+use crate::gateway::{check_data, hub_error};
 use crate::server::AppState;
 
 /// The most channels one broadcast may name.
@@ -42,7 +42,7 @@ pub async fn publish(
 }
 
 async fn publish_one(app: &AppState, publish: Publish) -> Result<PublishResult, ApiError> {
-    check_size(&publish.data, &app.settings.namespaces.resolve(&publish.channel))?;
+    check_data(&publish.data, &app.settings.namespaces.resolve(&publish.channel))?;
     Ok(match app.hub.publish(publish).await.map_err(hub_error)? {
         Published::Durable(appended) => {
             PublishResult { epoch: Some(appended.epoch), offset: Some(appended.publication.offset) }
@@ -158,15 +158,16 @@ struct ChannelEntry {
 pub async fn channels(
     _: ApiKey,
     State(app): State<AppState>,
-    Query(q): Query<PrefixParam>,
-) -> Json<ChannelList> {
+    query: Result<Query<PrefixParam>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ChannelList>, ApiError> {
+    let Query(q) = query.map_err(bad_query)?;
     let channels = app
         .hub
         .channels(&q.prefix)
         .into_iter()
         .map(|info| ChannelEntry { channel: info.channel, subscribers: info.subscribers })
         .collect();
-    Json(ChannelList { channels })
+    Ok(Json(ChannelList { channels }))
 }
 
 #[derive(Deserialize)]
@@ -194,6 +195,11 @@ pub async fn disconnect(
 }
 
 fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
-    let code = if rejection.body_text().contains("channel") { ErrorCode::InvalidChannel } else { ErrorCode::BadRequest };
-    ApiError::new(code, rejection.body_text())
+    let text = rejection.body_text();
+    let code = if text.contains("channel") && !text.contains("missing field") {
+        ErrorCode::InvalidChannel
+    } else {
+        ErrorCode::BadRequest
+    };
+    ApiError::new(code, text)
 }

@@ -54,7 +54,8 @@ mod tests {
     fn only_expiry_has_its_own_code() {
         assert_eq!(AuthError::Expired.code(), ErrorCode::TokenExpired);
         assert_eq!(AuthError::Expired.code().as_str(), "token_expired");
-        for other in [AuthError::Missing, AuthError::BadSignature, AuthError::MissingSubject, AuthError::NotConfigured]
+        for other in
+            [AuthError::Missing, AuthError::BadSignature, AuthError::MissingSubject, AuthError::NotConfigured]
         {
             assert_eq!(other.code(), ErrorCode::Unauthorized, "{other}");
         }

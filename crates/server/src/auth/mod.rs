@@ -57,7 +57,11 @@ impl Authenticator {
     pub fn new(settings: &AuthSettings) -> Result<Self, ConfigError> {
         install_crypto_provider();
         let verifier = settings.jwt.as_ref().map(Verifier::new).transpose()?;
-        Ok(Self { allow_anonymous: settings.allow_anonymous, channels_claim: settings.channels_claim.clone(), verifier })
+        Ok(Self {
+            allow_anonymous: settings.allow_anonymous,
+            channels_claim: settings.channels_claim.clone(),
+            verifier,
+        })
     }
 
     pub fn allows_anonymous(&self) -> bool {
@@ -100,7 +104,8 @@ impl Authenticator {
             Some(value) => Some(JsonData::from_value(&value)),
         };
         // The library has checked that `exp`, when present, is a number.
-        let expires_at = claims.get("exp").and_then(|exp| exp.as_u64().or_else(|| exp.as_f64().map(|f| f as u64)));
+        let expires_at =
+            claims.get("exp").and_then(|exp| exp.as_u64().or_else(|| exp.as_f64().map(|f| f as u64)));
         Ok(Identity { user, grants, info, expires_at })
     }
 }
@@ -119,13 +124,15 @@ impl Verifier {
     fn new(settings: &JwtSettings) -> Result<Self, ConfigError> {
         let key = match &settings.key {
             JwtKey::Secret(secret) => DecodingKey::from_secret(secret.as_bytes()),
-            JwtKey::PublicKeyPem { pem, file } => public_key(settings.algorithm, pem)
-                .map_err(|reason| match file {
-                    Some(path) => {
-                        ConfigError::invalid("auth.jwt_public_key_file", format!("{}: {reason}", path.display()))
-                    }
+            JwtKey::PublicKeyPem { pem, file } => {
+                public_key(settings.algorithm, pem).map_err(|reason| match file {
+                    Some(path) => ConfigError::invalid(
+                        "auth.jwt_public_key_file",
+                        format!("{}: {reason}", path.display()),
+                    ),
                     None => ConfigError::invalid("auth.jwt_public_key", reason),
-                })?,
+                })?
+            }
         };
         let mut validation = Validation::new(algorithm(settings.algorithm));
         validation.leeway = LEEWAY_SECS;
@@ -166,7 +173,9 @@ impl Verifier {
 /// feature unification). Installing the one we build with makes the choice
 /// explicit; a second call (or one made elsewhere first) changes nothing.
 fn install_crypto_provider() {
-    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(&jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER);
+    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+        &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
+    );
 }
 
 fn algorithm(algorithm: JwtAlgorithm) -> Algorithm {
@@ -181,17 +190,22 @@ fn algorithm(algorithm: JwtAlgorithm) -> Algorithm {
 /// the right curve or size, and not a private key by mistake.
 fn public_key(alg: JwtAlgorithm, pem: &str) -> Result<DecodingKey, String> {
     if pem.contains("PRIVATE KEY") {
-        return Err("is a private key; the server needs only the public key (never give it the private one)".into());
+        return Err(
+            "is a private key; the server needs only the public key (never give it the private one)".into()
+        );
     }
     let (key, what) = match alg {
         JwtAlgorithm::Rs256 => (DecodingKey::from_rsa_pem(pem.as_bytes()), "an RSA public key in PEM format"),
-        JwtAlgorithm::Es256 => (DecodingKey::from_ec_pem(pem.as_bytes()), "a P-256 EC public key in PEM format"),
+        JwtAlgorithm::Es256 => {
+            (DecodingKey::from_ec_pem(pem.as_bytes()), "a P-256 EC public key in PEM format")
+        }
         JwtAlgorithm::Hs256 => return Err("HS256 uses auth.jwt_secret, not a public key".into()),
     };
     let key = key.map_err(|error| format!("is not {what} ({error})"))?;
     // Parsing the key fully now, rather than at the first connection, so
     // that a bad key fails start-up and `fanfare config check`.
-    let jwk = Jwk::from_decoding_key(&key, Some(algorithm(alg))).map_err(|error| format!("is not {what} ({error})"))?;
+    let jwk = Jwk::from_decoding_key(&key, Some(algorithm(alg)))
+        .map_err(|error| format!("is not {what} ({error})"))?;
     match (&jwk.algorithm, alg) {
         (AlgorithmParameters::RSA(rsa), JwtAlgorithm::Rs256) => {
             let bits = base64_len(&rsa.n) * 8;

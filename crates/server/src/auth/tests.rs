@@ -1,6 +1,8 @@
 //! Tokens signed here with test-only keys (`testdata/`), verified as a
 //! connecting client's would be.
 
+use fanfare_protocol::{ChannelName, ErrorCode};
+use jsonwebtoken::crypto::{CryptoProvider, KeyUtils};
 use jsonwebtoken::{EncodingKey, Header, get_current_timestamp};
 use serde_json::json;
 
@@ -59,8 +61,6 @@ fn a_valid_hs256_token_yields_the_user_its_grants_and_info() {
     assert!(!grants.allows(&ChannelName::new("news:x").unwrap()));
 }
 
-use fanfare_protocol::ChannelName;
-
 #[test]
 fn a_token_without_exp_is_accepted_and_never_expires() {
     let identity = hs256().verify(&sign_hs256(SECRET, json!({"sub": "bob"}))).unwrap();
@@ -76,8 +76,6 @@ fn a_token_signed_with_another_secret_has_a_bad_signature() {
     assert!(matches!(error, AuthError::BadSignature), "{error:?}");
     assert_eq!(error.code(), ErrorCode::Unauthorized);
 }
-
-use fanfare_protocol::ErrorCode;
 
 #[test]
 fn an_expired_token_is_refused_with_token_expired() {
@@ -181,7 +179,11 @@ fn keys_of_the_wrong_kind_are_refused_at_start_up() {
         (JwtAlgorithm::Es256, RS256_PUBLIC, "is not a P-256 EC public key"),
         (JwtAlgorithm::Es256, P384_PUBLIC, "ES256 needs P-256"),
         (JwtAlgorithm::Rs256, RS256_PRIVATE, "is a private key"),
-        (JwtAlgorithm::Es256, "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "is not a P-256"),
+        (
+            JwtAlgorithm::Es256,
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+            "is not a P-256",
+        ),
         (JwtAlgorithm::Rs256, "", "is not an RSA public key"),
     ];
     for (algorithm, key, expected) in cases {
@@ -245,10 +247,14 @@ fn without_a_configured_audience_the_aud_claim_is_ignored() {
 
 #[test]
 fn the_crypto_backend_is_chosen_explicitly() {
-    let _ = hs256();
-    // Already installed by `Authenticator::new`: a second install is refused,
-    // and it is the aws-lc provider that is in place.
-    let installed = jsonwebtoken::crypto::CryptoProvider::install_default(&jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER);
-    let current = installed.unwrap_err();
-    assert!(std::ptr::eq(current, &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER));
+    static OTHER: CryptoProvider = CryptoProvider {
+        signer_factory: |_, _| Err(ErrorKind::UnsupportedAlgorithm.into()),
+        verifier_factory: |_, _| Err(ErrorKind::UnsupportedAlgorithm.into()),
+        key_utils: KeyUtils::new_unimplemented(),
+    };
+    let authenticator = hs256();
+    // `Authenticator::new` installed the aws-lc provider: no other can be
+    // installed after it, and verifying works (instead of panicking).
+    assert!(CryptoProvider::install_default(&OTHER).is_err());
+    assert!(authenticator.verify(&sign_hs256(SECRET, json!({"sub": "a"}))).is_ok());
 }

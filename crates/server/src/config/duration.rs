@@ -21,7 +21,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("`{text}` is not a duration: expected a whole number and a unit, e.g. \"10s\""));
     }
     let Some(&(_, unit_ms)) = UNITS.iter().find(|(name, _)| *name == unit) else {
-        return Err(format!("`{text}` is not a duration: the unit must be one of ms, s, m, h, d (e.g. \"10s\")"));
+        return Err(format!(
+            "`{text}` is not a duration: the unit must be one of ms, s, m, h, d (e.g. \"10s\")"
+        ));
     };
     number
         .parse::<u64>()
@@ -31,7 +33,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{text}` is too long a duration"))
 }
 
-/// Writes a duration in the largest unit that represents it exactly, so
+/// Writes a duration in the largest unit up to hours that represents it exactly, so
 /// that [`parse_duration`] reads it back unchanged (sub-millisecond parts,
 /// which the parser cannot produce, are dropped).
 pub fn format_duration(duration: Duration) -> String {
@@ -39,7 +41,8 @@ pub fn format_duration(duration: Duration) -> String {
     if ms == 0 {
         return "0s".to_owned();
     }
-    let (unit, size) = UNITS.iter().find(|(_, size)| ms % size == 0).copied().unwrap_or(("ms", 1));
+    // Days are read but not written: "24h" is how people say a day of history.
+    let (unit, size) = UNITS[1..].iter().find(|(_, size)| ms % size == 0).copied().unwrap_or(("ms", 1));
     format!("{}{unit}", ms / size)
 }
 
@@ -100,8 +103,16 @@ mod tests {
     }
 
     #[test]
-    fn formatting_picks_the_largest_exact_unit_and_reads_back() {
-        for (ms, text) in [(0, "0s"), (1500, "1500ms"), (30_000, "30s"), (300_000, "5m"), (86_400_000, "1d"), (90 * 60_000, "90m")] {
+    fn formatting_picks_the_largest_exact_unit_up_to_hours_and_reads_back() {
+        for (ms, text) in [
+            (0, "0s"),
+            (1500, "1500ms"),
+            (30_000, "30s"),
+            (300_000, "5m"),
+            (86_400_000, "24h"),
+            (7 * 86_400_000, "168h"),
+            (90 * 60_000, "90m"),
+        ] {
             let duration = Duration::from_millis(ms);
             assert_eq!(format_duration(duration), text);
             assert_eq!(parse_duration(text), Ok(duration));

@@ -50,7 +50,13 @@ pub const ENV_VARS: &[EnvVar] = &[
         description: "Path of the TOML configuration file (like `--config`, which wins). No file is read when unset.",
     },
     var("FANFARE_LISTEN", "listen", Text, "0.0.0.0:6001", "Address and port for the HTTP API and WebSocket."),
-    var("FANFARE_DATA_DIR", "data_dir", Text, "/var/lib/fanfare", "Directory for the embedded store and the generated API key."),
+    var(
+        "FANFARE_DATA_DIR",
+        "data_dir",
+        Text,
+        "/var/lib/fanfare",
+        "Directory for the embedded store and the generated API key.",
+    ),
     var(
         "FANFARE_API_KEY",
         "api_key",
@@ -59,7 +65,13 @@ pub const ENV_VARS: &[EnvVar] = &[
         "Bearer key for the HTTP API. When unset, one is generated on first start and kept in `DATA_DIR/api_key`.",
     ),
     var("FANFARE_LOG", "log", Text, "info,fanfare=debug", "Log filter (tracing `EnvFilter` syntax)."),
-    var("FANFARE_SHUTDOWN_GRACE", "shutdown_grace", Text, "30s", "How long SIGTERM waits for clients to leave before exiting."),
+    var(
+        "FANFARE_SHUTDOWN_GRACE",
+        "shutdown_grace",
+        Text,
+        "30s",
+        "How long SIGTERM waits for clients to leave before exiting.",
+    ),
     var(
         "FANFARE_STORE_URL",
         "store.url",
@@ -67,10 +79,34 @@ pub const ENV_VARS: &[EnvVar] = &[
         "embedded://",
         "History store: `embedded://` (under the data directory), `embedded:///abs/path` or `memory://`.",
     ),
-    var("FANFARE_DURABILITY", "store.durability", Text, "fsync", "`fsync` (acknowledge after group commit reaches disk) or `buffered`."),
-    var("FANFARE_ALLOW_ANONYMOUS", "auth.allow_anonymous", Bool, "false", "Whether clients may connect without a token."),
-    var("FANFARE_JWT_ALGORITHM", "auth.jwt_algorithm", Text, "RS256", "Algorithm of connection tokens: `HS256`, `RS256` or `ES256`."),
-    var("FANFARE_JWT_SECRET", "auth.jwt_secret", Text, "(a random string, at least 32 bytes)", "HMAC secret for HS256 connection tokens."),
+    var(
+        "FANFARE_DURABILITY",
+        "store.durability",
+        Text,
+        "fsync",
+        "`fsync` (acknowledge after group commit reaches disk) or `buffered`.",
+    ),
+    var(
+        "FANFARE_ALLOW_ANONYMOUS",
+        "auth.allow_anonymous",
+        Bool,
+        "false",
+        "Whether clients may connect without a token.",
+    ),
+    var(
+        "FANFARE_JWT_ALGORITHM",
+        "auth.jwt_algorithm",
+        Text,
+        "RS256",
+        "Algorithm of connection tokens: `HS256`, `RS256` or `ES256`.",
+    ),
+    var(
+        "FANFARE_JWT_SECRET",
+        "auth.jwt_secret",
+        Text,
+        "(a random string, at least 32 bytes)",
+        "HMAC secret for HS256 connection tokens.",
+    ),
     var(
         "FANFARE_JWT_PUBLIC_KEY",
         "auth.jwt_public_key",
@@ -97,7 +133,9 @@ pub fn markdown_table() -> String {
     let mut out = String::from("| Variable | Sets | Example | Description |\n|---|---|---|---|\n");
     for var in ENV_VARS {
         let sets = var.key.map_or_else(|| "(the config file)".to_owned(), |key| format!("`{key}`"));
-        out.push_str(&format!("| `{}` | {sets} | `{}` | {} |\n", var.name, var.example, var.description));
+        let example =
+            if var.example.starts_with('(') { var.example.to_owned() } else { format!("`{}`", var.example) };
+        out.push_str(&format!("| `{}` | {sets} | {example} | {} |\n", var.name, var.description));
     }
     out
 }

@@ -40,11 +40,11 @@ pub enum ConfigError {
     #[error("config file {} is not valid TOML: {message}", path.display())]
     Syntax { path: PathBuf, message: String },
 
-    #[error("unknown key `{key}`{} (known keys here: {expected})", from(.origin))]
+    #[error("unknown key `{key}`{} (known keys here: {expected})", within(.origin))]
     UnknownKey { key: String, expected: String, origin: Option<Origin> },
 
     /// A value of the wrong type, out of range, or inconsistent with another key.
-    #[error("{key}: {reason}{}", from(.origin))]
+    #[error("{}{}", key_and_reason(.key, .reason), from(.origin))]
     Invalid { key: String, reason: String, origin: Option<Origin> },
 
     #[error("environment variable {var} is not valid UTF-8")]
@@ -78,4 +78,14 @@ impl ConfigError {
 
 fn from(origin: &Option<Origin>) -> String {
     origin.as_ref().map(|origin| format!(" (set by {origin})")).unwrap_or_default()
+}
+
+fn within(origin: &Option<Origin>) -> String {
+    origin.as_ref().map(|origin| format!(" in {origin}")).unwrap_or_default()
+}
+
+/// `key: reason`, or `key = value reason` when the reason starts by
+/// quoting the value (`auth.jwt_algorithm = RS256 needs ...`).
+fn key_and_reason(key: &str, reason: &str) -> String {
+    if reason.starts_with("= ") { format!("{key} {reason}") } else { format!("{key}: {reason}") }
 }

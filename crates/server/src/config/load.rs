@@ -45,7 +45,9 @@ const FLAG_LAYER: &str = "command line";
 /// Loads the configuration from the file, the process environment and
 /// `args`, and validates it.
 pub fn load(args: &ServeArgs) -> Result<Settings, ConfigError> {
-    if let Some(var) = ENV_VARS.iter().find(|var| std::env::var_os(var.name).is_some_and(|v| v.to_str().is_none())) {
+    if let Some(var) =
+        ENV_VARS.iter().find(|var| std::env::var_os(var.name).is_some_and(|v| v.to_str().is_none()))
+    {
         return Err(ConfigError::EnvNotUnicode { var: var.name });
     }
     load_from(args, |name| std::env::var(name).ok())
@@ -59,14 +61,16 @@ pub fn load_from(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Resu
         .iter()
         .filter_map(|var| env(var.name).filter(|value| !value.is_empty()).map(|value| (var, value)))
         .collect();
-    let config_file = args.config.clone().or_else(|| {
-        env.iter().find(|(var, _)| var.key.is_none()).map(|(_, value)| PathBuf::from(value))
-    });
+    let config_file = args
+        .config
+        .clone()
+        .or_else(|| env.iter().find(|(var, _)| var.key.is_none()).map(|(_, value)| PathBuf::from(value)));
     let file = match &config_file {
         Some(path) => Some(file_layer(path)?),
         None => None,
     };
-    let figment = file.into_iter().fold(Figment::new(), Figment::merge).merge(env_layer(&env)?).merge(flag_layer(args));
+    let figment =
+        file.into_iter().fold(Figment::new(), Figment::merge).merge(env_layer(&env)?).merge(flag_layer(args));
     extract_and_validate(&figment, config_file)
 }
 
@@ -107,13 +111,14 @@ impl Provider for Layer {
 }
 
 fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| ConfigError::File { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::File { path: path.to_owned(), source })?;
     Ok(Layer { name: FILE_LAYER, source: Some(path.to_owned()), dict: parse_toml(path, &text)? })
 }
 
 fn parse_toml(path: &Path, text: &str) -> Result<Dict, ConfigError> {
-    toml::from_str(text).map_err(|error| ConfigError::Syntax { path: path.to_owned(), message: error.to_string() })
+    toml::from_str(text)
+        .map_err(|error| ConfigError::Syntax { path: path.to_owned(), message: error.to_string() })
 }
 
 fn env_layer(values: &[(&'static EnvVar, String)]) -> Result<Layer, ConfigError> {
@@ -162,10 +167,22 @@ fn insert(dict: &mut Dict, key: &str, value: Value) {
 /// Where the value of `key` came from, given the metadata of its layer.
 fn origin(metadata: &Metadata, key: &str) -> Option<Origin> {
     match &*metadata.name {
-        FILE_LAYER => metadata.source.as_ref().and_then(Source::file_path).map(|path| Origin::File(path.to_owned())),
+        FILE_LAYER => {
+            metadata.source.as_ref().and_then(Source::file_path).map(|path| Origin::File(path.to_owned()))
+        }
         ENV_LAYER => var_for_key(key).map(|var| Origin::Env(var.name)),
         FLAG_LAYER => FLAGS.iter().find(|(flag_key, _)| *flag_key == key).map(|(_, flag)| Origin::Flag(flag)),
         _ => None,
+    }
+}
+
+/// Rust type names as a reader of the TOML file would say them.
+fn plain_type(expected: &str) -> &str {
+    match expected {
+        "usize" | "u64" | "u32" | "u16" | "u8" => "a whole number (0 or more)",
+        "a boolean" | "bool" => "true or false",
+        "a string" => "a string",
+        other => other,
     }
 }
 
@@ -173,10 +190,7 @@ fn origin(metadata: &Metadata, key: &str) -> Option<Origin> {
 fn from_figment(figment: &Figment, error: figment::Error) -> ConfigError {
     let mut key = error.path.join(".");
     let origin_of = |key: &str| {
-        figment
-            .find_metadata(key)
-            .or(error.metadata.as_ref())
-            .and_then(|metadata| origin(metadata, key))
+        figment.find_metadata(key).or(error.metadata.as_ref()).and_then(|metadata| origin(metadata, key))
     };
     let reason = match error.kind {
         Kind::UnknownField(field, expected) => {
@@ -186,9 +200,11 @@ fn from_figment(figment: &Figment, error: figment::Error) -> ConfigError {
             let origin = origin_of(&key);
             return ConfigError::UnknownKey { key, expected: expected.join(", "), origin };
         }
-        Kind::UnknownVariant(found, expected) => format!("expected one of {}, found `{found}`", expected.join(", ")),
+        Kind::UnknownVariant(found, expected) => {
+            format!("expected one of {}, found `{found}`", expected.join(", "))
+        }
         Kind::InvalidType(found, expected) | Kind::InvalidValue(found, expected) => {
-            format!("expected {expected}, found {found}")
+            format!("expected {}, found {found}", plain_type(&expected))
         }
         Kind::Message(message) => message,
         other => other.to_string(),
@@ -213,8 +229,9 @@ mod tests {
         (dir, path)
     }
 
-    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let vars: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |name| vars.get(name).cloned()
     }
 
@@ -315,14 +332,16 @@ mod tests {
 
     #[test]
     fn a_bad_value_from_the_environment_names_the_variable() {
-        let error = load_from(&ServeArgs::default(), env(&[("FANFARE_DURABILITY", "sometimes")])).unwrap_err();
+        let error =
+            load_from(&ServeArgs::default(), env(&[("FANFARE_DURABILITY", "sometimes")])).unwrap_err();
         assert_eq!(error.key(), Some("store.durability"));
         assert!(error.to_string().contains("environment variable FANFARE_DURABILITY"), "{error}");
 
         let error = load_from(&ServeArgs::default(), env(&[("FANFARE_LISTEN", "nowhere")])).unwrap_err();
         assert!(error.to_string().contains("set by environment variable FANFARE_LISTEN"), "{error}");
 
-        let error = load_from(&ServeArgs::default(), env(&[("FANFARE_ALLOW_ANONYMOUS", "maybe")])).unwrap_err();
+        let error =
+            load_from(&ServeArgs::default(), env(&[("FANFARE_ALLOW_ANONYMOUS", "maybe")])).unwrap_err();
         assert_eq!(error.key(), Some("auth.allow_anonymous"));
     }
 
@@ -331,6 +350,15 @@ mod tests {
         let args = ServeArgs { listen: Some("not-an-address".into()), ..ServeArgs::default() };
         let error = load_from(&args, env(&[])).unwrap_err();
         assert!(error.to_string().contains("set by flag --listen"), "{error}");
+    }
+
+    #[test]
+    fn a_negative_number_is_refused_in_plain_words() {
+        let error = from_toml("[limits]\nmax_frame_bytes = -1\n").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "limits.max_frame_bytes: expected a whole number (0 or more), found signed int `-1` (set by config file <inline>)"
+        );
     }
 
     #[test]
@@ -384,7 +412,10 @@ mod tests {
         // listed variable must have been exercised here.
         for var in ENV_VARS {
             let covered = examples.iter().any(|(name, _)| *name == var.name)
-                || matches!(var.name, "FANFARE_CONFIG" | "FANFARE_JWT_PUBLIC_KEY" | "FANFARE_JWT_PUBLIC_KEY_FILE");
+                || matches!(
+                    var.name,
+                    "FANFARE_CONFIG" | "FANFARE_JWT_PUBLIC_KEY" | "FANFARE_JWT_PUBLIC_KEY_FILE"
+                );
             assert!(covered, "{} has no test", var.name);
         }
     }

@@ -69,7 +69,15 @@ mod tests {
                 assert!(EXAMPLE_TOML.contains(&format!("{key} = ")), "example.toml does not mention `{key}`");
             }
         }
-        for key in ["api_key", "jwt_algorithm", "jwt_secret", "jwt_public_key_file", "jwt_public_key", "audience", "issuer"] {
+        for key in [
+            "api_key",
+            "jwt_algorithm",
+            "jwt_secret",
+            "jwt_public_key_file",
+            "jwt_public_key",
+            "audience",
+            "issuer",
+        ] {
             assert!(EXAMPLE_TOML.contains(&format!("# {key} = ")), "example.toml does not mention `{key}`");
         }
     }

@@ -124,66 +124,52 @@ fn set<T>(slot: &mut T, value: Option<T>) {
 /// The settings of every namespace, looked up by channel name.
 #[derive(Debug, Clone)]
 pub struct Namespaces {
-    defaults: Entry,
-    configured: HashMap<Box<str>, Entry>,
-}
-
-/// One namespace's settings, plus its channel options in their own `Arc`
-/// so that the hub's [`ChannelPolicy`] can hand them out without copying.
-#[derive(Debug, Clone)]
-struct Entry {
-    settings: Arc<NamespaceSettings>,
-    channel: Arc<ChannelOptions>,
-}
-
-impl Entry {
-    fn new(settings: NamespaceSettings) -> Self {
-        let channel = Arc::new(settings.channel.clone());
-        Self { settings: Arc::new(settings), channel }
-    }
+    defaults: Arc<NamespaceSettings>,
+    configured: HashMap<Box<str>, Arc<NamespaceSettings>>,
 }
 
 impl Namespaces {
     /// `defaults` applies to every namespace not in `configured`, including
     /// the default namespace `""` unless it is configured itself.
-    pub fn new(defaults: NamespaceSettings, configured: impl IntoIterator<Item = (String, NamespaceSettings)>) -> Self {
-        let configured = configured.into_iter().map(|(name, settings)| (name.into(), Entry::new(settings))).collect();
-        Self { defaults: Entry::new(defaults), configured }
+    pub fn new(
+        defaults: NamespaceSettings,
+        configured: impl IntoIterator<Item = (String, NamespaceSettings)>,
+    ) -> Self {
+        let configured =
+            configured.into_iter().map(|(name, settings)| (name.into(), Arc::new(settings))).collect();
+        Self { defaults: Arc::new(defaults), configured }
     }
 
     /// The settings of `channel`'s namespace: one hash lookup, shared.
     pub fn resolve(&self, channel: &ChannelName) -> Arc<NamespaceSettings> {
-        self.entry(channel.namespace()).settings.clone()
+        self.get(channel.namespace()).clone()
     }
 
     /// The settings of a namespace by name (`""`: the default namespace).
     pub fn get(&self, namespace: &str) -> &Arc<NamespaceSettings> {
-        &self.entry(namespace).settings
-    }
-
-    /// The settings of namespaces that are not configured.
-    pub fn defaults(&self) -> &Arc<NamespaceSettings> {
-        &self.defaults.settings
-    }
-
-    /// The configured namespaces, sorted by name.
-    pub fn configured(&self) -> Vec<(&str, &Arc<NamespaceSettings>)> {
-        let mut list: Vec<_> = self.configured.iter().map(|(name, entry)| (&**name, &entry.settings)).collect();
-        list.sort_unstable_by_key(|(name, _)| *name);
-        list
-    }
-
-    /// The hub's view: channel name → channel options, without allocating.
-    pub fn channel_policy(&self) -> ChannelPolicy {
-        let namespaces = self.clone();
-        Arc::new(move |channel: &ChannelName| namespaces.entry(channel.namespace()).channel.clone())
-    }
-
-    fn entry(&self, namespace: &str) -> &Entry {
         if self.configured.is_empty() {
             return &self.defaults;
         }
         self.configured.get(namespace).unwrap_or(&self.defaults)
+    }
+
+    /// The settings of namespaces that are not configured.
+    pub fn defaults(&self) -> &Arc<NamespaceSettings> {
+        &self.defaults
+    }
+
+    /// The configured namespaces, sorted by name.
+    pub fn configured(&self) -> Vec<(&str, &Arc<NamespaceSettings>)> {
+        let mut list: Vec<_> = self.configured.iter().map(|(name, settings)| (&**name, settings)).collect();
+        list.sort_unstable_by_key(|(name, _)| *name);
+        list
+    }
+
+    /// The hub's view: channel name → channel options (a copy of plain
+    /// values, no allocation).
+    pub fn channel_policy(&self) -> ChannelPolicy {
+        let namespaces = self.clone();
+        Arc::new(move |channel: &ChannelName| namespaces.get(channel.namespace()).channel.clone())
     }
 }
 
@@ -219,7 +205,10 @@ mod tests {
     #[test]
     fn defaults_keep_history_and_let_only_the_server_publish() {
         let defaults = NamespaceSettings::default();
-        assert_eq!(defaults.channel.history, Retention { max_len: 1000, max_age: Duration::from_secs(86_400) });
+        assert_eq!(
+            defaults.channel.history,
+            Retention { max_len: 1000, max_age: Duration::from_secs(86_400) }
+        );
         assert_eq!(defaults.channel.recovery_limit, 1000);
         assert_eq!(defaults.publish, PublishPolicy::Server);
         assert_eq!(defaults.subscribe, SubscribePolicy::Anyone);
@@ -251,16 +240,14 @@ mod tests {
     }
 
     #[test]
-    fn resolving_shares_one_allocation_per_namespace() {
+    fn resolving_shares_one_allocation_per_namespace_and_feeds_the_hub() {
         let namespaces = Namespaces::new(NamespaceSettings::default(), [("chat".to_owned(), chat())]);
         let a = namespaces.resolve(&channel("chat:a"));
         let b = namespaces.resolve(&channel("chat:b"));
         assert!(Arc::ptr_eq(&a, &b));
 
         let policy = namespaces.channel_policy();
-        let options = policy(&channel("chat:a"));
-        assert!(options.presence);
-        assert!(Arc::ptr_eq(&options, &policy(&channel("chat:b"))));
+        assert_eq!(policy(&channel("chat:a")), chat().channel);
         assert!(!policy(&channel("news:a")).presence);
     }
 
@@ -278,7 +265,8 @@ mod tests {
         assert_eq!(settings.channel.history.max_age, Duration::from_secs(86_400));
         assert_eq!(settings.publish, PublishPolicy::Server);
 
-        let mut round_trip = NamespaceSettings { publish: PublishPolicy::Anyone, ..NamespaceSettings::default() };
+        let mut round_trip =
+            NamespaceSettings { publish: PublishPolicy::Anyone, ..NamespaceSettings::default() };
         round_trip.apply(&settings.to_raw());
         assert_eq!(round_trip, settings);
     }

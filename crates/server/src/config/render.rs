@@ -12,9 +12,8 @@ impl Settings {
     /// Every key with its resolved value, in the configuration file's
     /// shape; `api_key` and `auth.jwt_secret` appear as `"<redacted>"`.
     pub fn to_toml(&self) -> String {
-        let mut out = String::from(
-            "# Resolved configuration: defaults < config file < FANFARE_* variables < flags.\n",
-        );
+        let mut out =
+            String::from("# Resolved configuration: defaults < config file < FANFARE_* variables < flags.\n");
         if let Some(path) = &self.config_file {
             out.push_str(&format!("# Config file: {}\n", path.display()));
         }
@@ -47,7 +46,9 @@ impl Settings {
             auth.issuer = jwt.issuer.clone();
             match &jwt.key {
                 JwtKey::Secret(value) => auth.jwt_secret = Some(secret(value)),
-                JwtKey::PublicKeyPem { file: Some(path), .. } => auth.jwt_public_key_file = Some(path.clone()),
+                JwtKey::PublicKeyPem { file: Some(path), .. } => {
+                    auth.jwt_public_key_file = Some(path.clone())
+                }
                 JwtKey::PublicKeyPem { pem, file: None } => auth.jwt_public_key = Some(pem.clone()),
             }
         }

@@ -41,7 +41,10 @@ impl Default for Settings {
         let data_dir = PathBuf::from("./fanfare-data");
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 6001)),
-            store: StoreSettings { kind: StoreKind::Embedded(data_dir.join("store")), durability: Durability::Fsync },
+            store: StoreSettings {
+                kind: StoreKind::Embedded(data_dir.join("store")),
+                durability: Durability::Fsync,
+            },
             data_dir,
             api_key: None,
             shutdown_grace: Duration::from_secs(30),
@@ -202,7 +205,9 @@ impl fmt::Debug for JwtKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             JwtKey::Secret(_) => f.write_str("Secret(<redacted>)"),
-            JwtKey::PublicKeyPem { file, .. } => f.debug_struct("PublicKeyPem").field("file", file).finish_non_exhaustive(),
+            JwtKey::PublicKeyPem { file, .. } => {
+                f.debug_struct("PublicKeyPem").field("file", file).finish_non_exhaustive()
+            }
         }
     }
 }

@@ -10,7 +10,9 @@ use fanfare_protocol::ChannelName;
 use super::error::{ConfigError, Origin};
 use super::namespaces::{NamespaceSettings, Namespaces, SubscribePolicy};
 use super::raw::{RawAuth, RawConfig, RawLimits, RawNamespace, RawStore};
-use super::settings::{AuthSettings, JwtAlgorithm, JwtKey, JwtSettings, Limits, Settings, StoreKind, StoreSettings};
+use super::settings::{
+    AuthSettings, JwtAlgorithm, JwtKey, JwtSettings, Limits, Settings, StoreKind, StoreSettings,
+};
 
 /// Room a publication's envelope (channel, offset, time) takes in a frame
 /// beyond its payload, when checking that one message fits in an outbox.
@@ -90,18 +92,26 @@ impl Check<'_> {
 
     fn listen(&self, text: &str) -> Result<SocketAddr, ConfigError> {
         text.trim().parse().map_err(|_| {
-            self.invalid("listen", format!("`{text}` is not an IP address and port, e.g. 0.0.0.0:6001 or [::]:6001"))
+            self.invalid(
+                "listen",
+                format!("`{text}` is not an IP address and port, e.g. 0.0.0.0:6001 or [::]:6001"),
+            )
         })
     }
 
     fn api_key(&self, key: &str) -> Result<String, ConfigError> {
         if !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(self.invalid("api_key", "must be printable ASCII without spaces (it travels in an HTTP header)"));
+            return Err(self.invalid(
+                "api_key",
+                "must be printable ASCII without spaces (it travels in an HTTP header)",
+            ));
         }
         if key.len() < MIN_API_KEY_LEN {
             return Err(self.invalid(
                 "api_key",
-                format!("must be at least {MIN_API_KEY_LEN} characters (or leave it unset to have one generated)"),
+                format!(
+                    "must be at least {MIN_API_KEY_LEN} characters (or leave it unset to have one generated)"
+                ),
             ));
         }
         Ok(key.to_owned())
@@ -117,7 +127,9 @@ impl Check<'_> {
 
     fn store(&self, raw: &RawStore, data_dir: &Path) -> Result<StoreSettings, ConfigError> {
         let kind = match &raw.url {
-            Some(url) => parse_store_url(url.trim(), data_dir).map_err(|reason| self.invalid("store.url", reason))?,
+            Some(url) => {
+                parse_store_url(url.trim(), data_dir).map_err(|reason| self.invalid("store.url", reason))?
+            }
             None => StoreKind::Embedded(data_dir.join("store")),
         };
         let durability = raw.durability.unwrap_or(super::settings::Durability::Fsync);
@@ -145,10 +157,18 @@ impl Check<'_> {
             )?,
             outbox_frames: count("limits.outbox_frames", raw.outbox_frames, defaults.outbox_frames)?,
             outbox_bytes: count("limits.outbox_bytes", raw.outbox_bytes, defaults.outbox_bytes)?,
-            handshake_timeout: time("limits.handshake_timeout", raw.handshake_timeout, defaults.handshake_timeout)?,
+            handshake_timeout: time(
+                "limits.handshake_timeout",
+                raw.handshake_timeout,
+                defaults.handshake_timeout,
+            )?,
             ping_interval: time("limits.ping_interval", raw.ping_interval, defaults.ping_interval)?,
             pong_timeout: time("limits.pong_timeout", raw.pong_timeout, defaults.pong_timeout)?,
-            max_history_read: count("limits.max_history_read", raw.max_history_read, defaults.max_history_read)?,
+            max_history_read: count(
+                "limits.max_history_read",
+                raw.max_history_read,
+                defaults.max_history_read,
+            )?,
             max_http_body_bytes: count(
                 "limits.max_http_body_bytes",
                 raw.max_http_body_bytes,
@@ -174,7 +194,13 @@ impl Check<'_> {
         }
         let auth = AuthSettings { allow_anonymous, jwt, channels_claim };
         // Parses the key now, so that `fanfare config check` catches a bad PEM.
-        crate::auth::Authenticator::new(&auth)?;
+        crate::auth::Authenticator::new(&auth).map_err(|error| match error {
+            ConfigError::Invalid { key, reason, origin: None } => {
+                let origin = (self.origins)(&key);
+                ConfigError::Invalid { key, reason, origin }
+            }
+            other => other,
+        })?;
         Ok(auth)
     }
 
@@ -187,8 +213,12 @@ impl Check<'_> {
                     "set either jwt_secret (HS256) or a public key (RS256, ES256), not both",
                 ));
             }
-            (None | Some(JwtAlgorithm::Hs256), Some(secret), None) => (JwtAlgorithm::Hs256, self.hmac_secret(secret)?),
-            (Some(algorithm @ (JwtAlgorithm::Rs256 | JwtAlgorithm::Es256)), None, Some(key)) => (algorithm, key),
+            (None | Some(JwtAlgorithm::Hs256), Some(secret), None) => {
+                (JwtAlgorithm::Hs256, self.hmac_secret(secret)?)
+            }
+            (Some(algorithm @ (JwtAlgorithm::Rs256 | JwtAlgorithm::Es256)), None, Some(key)) => {
+                (algorithm, key)
+            }
             (None, None, None) => {
                 if raw.audience.is_some() {
                     return Err(self.invalid("auth.audience", "is set but no JWT key is configured"));
@@ -199,7 +229,9 @@ impl Check<'_> {
                 return Ok(None);
             }
             (None, None, Some(_)) => {
-                return Err(self.invalid("auth.jwt_algorithm", "must be set to RS256 or ES256 to use a public key"));
+                return Err(
+                    self.invalid("auth.jwt_algorithm", "must be set to RS256 or ES256 to use a public key")
+                );
             }
             (Some(algorithm), _, _) => {
                 let needs = if algorithm.is_hmac() {
@@ -211,7 +243,12 @@ impl Check<'_> {
             }
         };
         let non_empty = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
-        Ok(Some(JwtSettings { algorithm, key, audience: non_empty(&raw.audience), issuer: non_empty(&raw.issuer) }))
+        Ok(Some(JwtSettings {
+            algorithm,
+            key,
+            audience: non_empty(&raw.audience),
+            issuer: non_empty(&raw.issuer),
+        }))
     }
 
     fn hmac_secret(&self, secret: &str) -> Result<JwtKey, ConfigError> {
@@ -258,11 +295,14 @@ impl Check<'_> {
         let mut resolved = Vec::with_capacity(configured.len());
         for (name, raw) in configured {
             let prefix = format!("namespaces.{name}");
-            let valid_name = !name.contains(':') && (name.is_empty() || ChannelName::new(&format!("{name}:x")).is_ok());
+            let valid_name =
+                !name.contains(':') && (name.is_empty() || ChannelName::new(&format!("{name}:x")).is_ok());
             if !valid_name {
                 return Err(self.invalid(
                     &prefix,
-                    format!("`{name}` is not a namespace name: use the characters of channel names, without `:`"),
+                    format!(
+                        "`{name}` is not a namespace name: use the characters of channel names, without `:`"
+                    ),
                 ));
             }
             let mut settings = base.clone();
@@ -303,7 +343,10 @@ impl Check<'_> {
             ));
         }
         if channel.join_leave && !channel.presence {
-            return Err(self.invalid(&key("join_leave"), "= true needs presence = true (join and leave are presence events)"));
+            return Err(self.invalid(
+                &key("join_leave"),
+                "= true needs presence = true (join and leave are presence events)",
+            ));
         }
         if settings.subscribe == SubscribePolicy::TokenClaim && auth.jwt.is_none() {
             return Err(self.invalid(
@@ -394,7 +437,10 @@ mod tests {
         };
         let (key, reason) = reason(validate_raw(raw).unwrap_err());
         assert_eq!(key, "auth.jwt_algorithm");
-        assert_eq!(reason, "= RS256 needs auth.jwt_public_key or auth.jwt_public_key_file (jwt_secret is for HS256)");
+        assert_eq!(
+            reason,
+            "= RS256 needs auth.jwt_public_key or auth.jwt_public_key_file (jwt_secret is for HS256)"
+        );
     }
 
     #[test]
@@ -426,13 +472,17 @@ mod tests {
             ..RawConfig::default()
         };
         let message = validate_raw(raw).unwrap_err().to_string();
-        assert!(message.starts_with("auth.jwt_public_key_file: cannot read /nonexistent/fanfare-key.pem"), "{message}");
+        assert!(
+            message.starts_with("auth.jwt_public_key_file: cannot read /nonexistent/fanfare-key.pem"),
+            "{message}"
+        );
     }
 
     #[test]
     fn namespace_options_that_contradict_each_other_are_refused() {
         let mut raw = RawConfig::default();
-        raw.namespaces.insert("chat".into(), RawNamespace { join_leave: Some(true), ..RawNamespace::default() });
+        raw.namespaces
+            .insert("chat".into(), RawNamespace { join_leave: Some(true), ..RawNamespace::default() });
         assert_eq!(reason(validate_raw(raw).unwrap_err()).0, "namespaces.chat.join_leave");
 
         let mut raw = RawConfig::default();
@@ -448,7 +498,8 @@ mod tests {
     fn namespaces_start_from_channel_defaults() {
         let mut raw = RawConfig::default();
         raw.channel_defaults.history_size = Some(10);
-        raw.namespaces.insert("chat".into(), RawNamespace { presence: Some(true), ..RawNamespace::default() });
+        raw.namespaces
+            .insert("chat".into(), RawNamespace { presence: Some(true), ..RawNamespace::default() });
         let settings = validate_raw(raw).unwrap();
         let chat = settings.namespaces.get("chat");
         assert!(chat.channel.presence);

@@ -133,7 +133,7 @@ impl Session {
             }
             PublishPolicy::Subscribers | PublishPolicy::Anyone => {}
         }
-        check_size(&data, &namespace)?;
+        check_data(&data, &namespace)?;
         let publish = Publish { channel, data, idempotency_key, ephemeral };
         let result = match self.app.hub.publish(publish).await.map_err(hub_error)? {
             Published::Durable(appended) => {
@@ -162,7 +162,12 @@ impl Session {
     }
 }
 
-pub(crate) fn check_size(data: &JsonData, namespace: &NamespaceSettings) -> Result<(), ErrorInfo> {
+/// `data` may be any JSON value but `null` (which over WebSocket reads as a
+/// missing field) and at most the namespace's message size.
+pub(crate) fn check_data(data: &JsonData, namespace: &NamespaceSettings) -> Result<(), ErrorInfo> {
+    if data.as_str().trim() == "null" {
+        return Err(ErrorInfo::new(ErrorCode::BadRequest, "\"data\" must not be null"));
+    }
     if data.len() > namespace.max_message_bytes {
         return Err(ErrorInfo::new(
             ErrorCode::MessageTooLarge,

@@ -9,5 +9,5 @@ mod session;
 mod upgrade;
 mod writer;
 
-pub(crate) use commands::{check_size, hub_error};
+pub(crate) use commands::{check_data, hub_error};
 pub use upgrade::accept;
