@@ -8,12 +8,12 @@ use fanfare_protocol::{ChannelName, JsonData};
 use fanfare_store::{AppendRequest, Appended, HistoryQuery, HistoryStore};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::HubError;
 use crate::connections::Connections;
 use crate::options::{ChannelOptions, ChannelPolicy, HubOptions};
 use crate::publish::{PublishJob, run_pipeline};
 use crate::registry::{ConnId, FanOut, Registry};
 use crate::telemetry::HubMetrics;
-use crate::HubError;
 
 /// A publication to make.
 #[derive(Debug, Clone)]
@@ -120,7 +120,11 @@ impl Hub {
     }
 
     /// Reads a channel's history (`since` exclusive).
-    pub async fn history(&self, channel: &ChannelName, params: HistoryParams) -> Result<HistoryResult, HubError> {
+    pub async fn history(
+        &self,
+        channel: &ChannelName,
+        params: HistoryParams,
+    ) -> Result<HistoryResult, HubError> {
         let options = self.channel_options(channel);
         let max = self.shared.options.max_history_read;
         let query = HistoryQuery {
@@ -156,11 +160,9 @@ impl Hub {
         let options = self.channel_options(channel);
         let catch_up_cap = self.shared.options.catch_up_buffer;
         let (found, dropped) = self.shared.registry.detach(channel, conn, |state, entry| {
-            if entry.joined && state.presence.leave(&entry.sub.user) {
-                if options.join_leave {
-                    let frame = native::encode_leave(channel, &entry.sub.user);
-                    state.fan_out(None, &frame, None, catch_up_cap);
-                }
+            if entry.joined && state.presence.leave(&entry.sub.user) && options.join_leave {
+                let frame = native::encode_leave(channel, &entry.sub.user);
+                state.fan_out(None, &frame, None, catch_up_cap);
             }
         });
         if !found {
@@ -182,4 +184,3 @@ impl Hub {
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
-

@@ -149,12 +149,12 @@ impl Outbox {
         loop {
             {
                 let mut state = self.state.lock();
-                if let Some(reason) = state.closed {
-                    if reason.code == CloseCode::SlowConsumer || state.frames.is_empty() {
-                        state.frames = VecDeque::new();
-                        state.bytes = 0;
-                        return Some(reason);
-                    }
+                if let Some(reason) = state.closed
+                    && (reason.code == CloseCode::SlowConsumer || state.frames.is_empty())
+                {
+                    state.frames = VecDeque::new();
+                    state.bytes = 0;
+                    return Some(reason);
                 }
                 if !state.frames.is_empty() {
                     into.extend(state.frames.drain(..));
@@ -246,7 +246,8 @@ mod tests {
         let mut received = Vec::new();
         while received.len() < 10 {
             let mut batch = Vec::new();
-            let closed = tokio::time::timeout(std::time::Duration::from_secs(5), outbox.drain(&mut batch)).await;
+            let closed =
+                tokio::time::timeout(std::time::Duration::from_secs(5), outbox.drain(&mut batch)).await;
             assert_eq!(closed.unwrap(), None);
             assert!(batch.len() <= 2);
             received.extend(batch.iter().map(|f| f.as_str().to_string()));

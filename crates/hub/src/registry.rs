@@ -6,7 +6,7 @@
 //! subscribers are changed or a frame is fanned out to them.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use fanfare_protocol::{ChannelName, CloseCode, Frame, JsonData};
@@ -93,8 +93,10 @@ impl ChannelState {
     }
 }
 
+type Shard = RwLock<HashMap<ChannelName, Arc<Channel>>>;
+
 pub(crate) struct Registry {
-    shards: Box<[RwLock<HashMap<ChannelName, Arc<Channel>>>]>,
+    shards: Box<[Shard]>,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -115,9 +117,7 @@ impl Registry {
     }
 
     pub fn shard_of(&self, channel: &ChannelName) -> usize {
-        let mut h = self.hasher.build_hasher();
-        channel.hash(&mut h);
-        (h.finish() as usize) % self.shards.len()
+        (self.hasher.hash_one(channel) as usize) % self.shards.len()
     }
 
     pub fn get(&self, channel: &ChannelName) -> Option<Arc<Channel>> {

@@ -108,12 +108,15 @@ impl Hub {
             return Ok(Plan { covered_up_to: result.offset, result, replay: Vec::new() });
         };
         let limit = usize::try_from(options.recovery_limit.saturating_add(1)).unwrap_or(usize::MAX);
-        let query = HistoryQuery { since: Some(since.offset), limit, reverse: false, retention: options.history };
+        let query =
+            HistoryQuery { since: Some(since.offset), limit, reverse: false, retention: options.history };
         let page = store.read(channel, query).await?;
         let recovered = can_recover(since, &page, options.recovery_limit);
-        let covered_up_to = page.publications.last().map_or(page.top_offset, |p| p.offset.max(page.top_offset));
+        let covered_up_to =
+            page.publications.last().map_or(page.top_offset, |p| p.offset.max(page.top_offset));
         let replay = if recovered { page.publications } else { Vec::new() };
-        let result = SubscribeResult { epoch: page.epoch, offset: page.top_offset, recovered: Some(recovered) };
+        let result =
+            SubscribeResult { epoch: page.epoch, offset: page.top_offset, recovered: Some(recovered) };
         Ok(Plan { result, replay, covered_up_to })
     }
 
@@ -188,7 +191,10 @@ mod tests {
         HistoryPage {
             epoch: Epoch::new(epoch),
             top_offset: top,
-            publications: offsets.iter().map(|&offset| Publication { offset, time_ms: 0, data: data.clone() }).collect(),
+            publications: offsets
+                .iter()
+                .map(|&offset| Publication { offset, time_ms: 0, data: data.clone() })
+                .collect(),
         }
     }
 

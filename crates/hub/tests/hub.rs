@@ -4,13 +4,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fanfare_hub::{ChannelOptions, CloseReason, Hub, HubOptions, Outbox, OutboxLimits, Publish, Subscribe, Subscriber};
+use fanfare_hub::{
+    ChannelOptions, CloseReason, Hub, HubOptions, Outbox, OutboxLimits, Publish, Subscribe, Subscriber,
+};
 use fanfare_protocol::native::{ServerMessage, encode_reply};
 use fanfare_protocol::{ChannelName, CloseCode, Frame, JsonData, StreamPosition};
 use fanfare_store::MemoryStore;
 
 fn hub_with(options: ChannelOptions) -> Arc<Hub> {
-    Arc::new(Hub::new(Arc::new(MemoryStore::new()), Arc::new(move |_: &ChannelName| options), HubOptions::default()))
+    Arc::new(Hub::new(
+        Arc::new(MemoryStore::new()),
+        Arc::new(move |_: &ChannelName| options),
+        HubOptions::default(),
+    ))
 }
 
 fn channel(name: &str) -> ChannelName {
@@ -23,7 +29,9 @@ fn subscriber(conn: u64, user: &str, limits: OutboxLimits) -> Subscriber {
 
 async fn publish(hub: &Hub, name: &str, n: u64) {
     let data = JsonData::parse(n.to_string()).unwrap();
-    hub.publish(Publish { channel: channel(name), data, idempotency_key: None, ephemeral: false }).await.unwrap();
+    hub.publish(Publish { channel: channel(name), data, idempotency_key: None, ephemeral: false })
+        .await
+        .unwrap();
 }
 
 /// Reads what an outbox holds right now, decoded.

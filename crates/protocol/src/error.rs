@@ -97,10 +97,24 @@ impl ErrorCode {
     pub const ALL: [ErrorCode; 18] = {
         use ErrorCode::*;
         [
-            BadRequest, UnknownCommand, InvalidChannel, MessageTooLarge, Unauthorized,
-            TokenExpired, PermissionDenied, NotConnected, AlreadyConnected, AlreadySubscribed,
-            NotSubscribed, TooManyChannels, RateLimited, NotFound, NotAvailable, Unavailable,
-            ShuttingDown, Internal,
+            BadRequest,
+            UnknownCommand,
+            InvalidChannel,
+            MessageTooLarge,
+            Unauthorized,
+            TokenExpired,
+            PermissionDenied,
+            NotConnected,
+            AlreadyConnected,
+            AlreadySubscribed,
+            NotSubscribed,
+            TooManyChannels,
+            RateLimited,
+            NotFound,
+            NotAvailable,
+            Unavailable,
+            ShuttingDown,
+            Internal,
         ]
     };
 }
@@ -194,8 +208,16 @@ impl CloseCode {
     pub const ALL: [CloseCode; 10] = {
         use CloseCode::*;
         [
-            Normal, BadFrame, Unauthorized, HandshakeTimeout, Disconnected, MessageTooBig, ShuttingDown,
-            SlowConsumer, IdleTimeout, ServerError,
+            Normal,
+            BadFrame,
+            Unauthorized,
+            HandshakeTimeout,
+            Disconnected,
+            MessageTooBig,
+            ShuttingDown,
+            SlowConsumer,
+            IdleTimeout,
+            ServerError,
         ]
     };
 }

@@ -14,7 +14,9 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::{ChannelName, CloseCode, Epoch, ErrorCode, ErrorInfo, Frame, JsonData, Publication, StreamPosition};
+use crate::{
+    ChannelName, CloseCode, Epoch, ErrorCode, ErrorInfo, Frame, JsonData, Publication, StreamPosition,
+};
 
 /// A decoded client command.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,13 +141,17 @@ impl RawCommand<'_> {
                     ),
                     None => None,
                 };
-                let query = HistoryParams { since, limit: self.limit, reverse: self.reverse.unwrap_or(false) };
+                let query =
+                    HistoryParams { since, limit: self.limit, reverse: self.reverse.unwrap_or(false) };
                 CommandBody::History { channel: channel(&self.channel)?, query }
             }
             "presence" => CommandBody::Presence { channel: channel(&self.channel)? },
             "ping" => CommandBody::Ping,
             other => {
-                return Err(ErrorInfo::new(ErrorCode::UnknownCommand, format!("unknown command type {other:?}")));
+                return Err(ErrorInfo::new(
+                    ErrorCode::UnknownCommand,
+                    format!("unknown command type {other:?}"),
+                ));
             }
         })
     }
@@ -248,7 +254,6 @@ pub fn encode_reply<T: Serialize>(id: u64, result: &T) -> Frame {
 pub fn encode_error(id: u64, error: &ErrorInfo) -> Frame {
     encode(&ErrReply { id, error })
 }
-
 
 #[derive(Serialize)]
 struct PublicationPush<'a> {
@@ -455,7 +460,9 @@ impl Command {
                 out.channel = Some(channel);
                 out.since = since.as_ref().map(|p| serde_json::json!({"epoch": p.epoch, "offset": p.offset}));
             }
-            CommandBody::Unsubscribe { channel } | CommandBody::Presence { channel } => out.channel = Some(channel),
+            CommandBody::Unsubscribe { channel } | CommandBody::Presence { channel } => {
+                out.channel = Some(channel)
+            }
             CommandBody::Publish { channel, data, idempotency_key, ephemeral } => {
                 out.channel = Some(channel);
                 out.data = Some(data);

@@ -1,2 +1,25 @@
+//! The Fanfare server: configuration, authentication, the WebSocket
+//! gateway, the HTTP API, metrics and shutdown around the hub.
+//!
+//! Where a message goes, by file:
+//! - decoded: `gateway/session.rs` (WebSocket frames) and `api/native.rs`
+//!   (HTTP) into typed commands of `fanfare-protocol`;
+//! - given its offset and fanned out: `fanfare-hub` (`publish.rs`) over a
+//!   `fanfare-store` history store;
+//! - written to the socket: `gateway/writer.rs`, draining the outbox.
+//!
+//! Modules:
+//! - `config/`: raw TOML + environment + flags → validated [`config::Settings`].
+//! - `auth/`: JWT connection tokens → an [`auth::Identity`].
+//! - `gateway/`: WebSocket upgrade, one session per connection, its writer.
+//! - `api/`: the native HTTP API, health, readiness, metrics.
+//! - [`server`]: assembling and running it all, and the graceful shutdown.
+//! - `cli/`: `fanfare serve`, `fanfare config check`.
+
+pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod config;
+pub mod gateway;
+pub mod server;
+pub mod telemetry;

@@ -93,10 +93,9 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_accepting, accepting_stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = axum::serve(listener, router(app.clone()))
-        .with_graceful_shutdown(async move {
-            let _ = accepting_stopped.await;
-        });
+    let http = axum::serve(listener, router(app.clone())).with_graceful_shutdown(async move {
+        let _ = accepting_stopped.await;
+    });
     let mut http = tokio::spawn(async move { http.await });
     tokio::select! {
         _ = shutdown => {}

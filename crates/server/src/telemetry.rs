@@ -25,7 +25,10 @@ impl ServerMetrics {
     pub fn install() -> Self {
         let handle = RECORDER.get_or_init(|| {
             let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Full("fanfare_publish_fanout_seconds".into()), LATENCY_BUCKETS)
+                .set_buckets_for_metric(
+                    Matcher::Full("fanfare_publish_fanout_seconds".into()),
+                    LATENCY_BUCKETS,
+                )
                 .expect("the bucket list is not empty")
                 .build_recorder();
             let handle = recorder.handle();

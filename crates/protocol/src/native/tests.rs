@@ -13,9 +13,17 @@ fn every_command_round_trips_through_its_encoding() {
         CommandBody::Subscribe { channel: ch("a"), since: None },
         CommandBody::Subscribe { channel: ch("a"), since: Some(StreamPosition::new(Epoch::new("e1"), 7)) },
         CommandBody::Unsubscribe { channel: ch("chat:x") },
-        CommandBody::Publish { channel: ch("a"), data: data.clone(), idempotency_key: Some("k".into()), ephemeral: false },
+        CommandBody::Publish {
+            channel: ch("a"),
+            data: data.clone(),
+            idempotency_key: Some("k".into()),
+            ephemeral: false,
+        },
         CommandBody::Publish { channel: ch("a"), data, idempotency_key: None, ephemeral: true },
-        CommandBody::History { channel: ch("a"), query: HistoryParams { since: Some(3), limit: Some(10), reverse: true } },
+        CommandBody::History {
+            channel: ch("a"),
+            query: HistoryParams { since: Some(3), limit: Some(10), reverse: true },
+        },
         CommandBody::History { channel: ch("a"), query: HistoryParams::default() },
         CommandBody::Presence { channel: ch("a") },
         CommandBody::Ping,
@@ -67,7 +75,8 @@ fn publish_without_data_is_refused() {
 
 #[test]
 fn publication_push_is_decoded_by_clients_as_encoded() {
-    let publication = Publication { offset: 42, time_ms: 1000, data: JsonData::parse("[1,\"x\"]".into()).unwrap() };
+    let publication =
+        Publication { offset: 42, time_ms: 1000, data: JsonData::parse("[1,\"x\"]".into()).unwrap() };
     let frame = encode_publication(&ch("room:1"), &Epoch::new("ep"), &publication);
     assert_eq!(
         frame.as_str(),

@@ -40,7 +40,9 @@ impl FromRequestParts<AppState> for ApiKey {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")))
             .map(|(_, key)| key)
-            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "missing Authorization: Bearer <api key>"))?;
+            .ok_or_else(|| {
+                ApiError::new(ErrorCode::Unauthorized, "missing Authorization: Bearer <api key>")
+            })?;
         if !constant_time_eq(given.trim().as_bytes(), app.api_key.as_bytes()) {
             return Err(ApiError::new(ErrorCode::Unauthorized, "wrong API key"));
         }

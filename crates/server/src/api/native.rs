@@ -8,8 +8,8 @@ use fanfare_protocol::native::{HistoryParams, HistoryResult, PresenceResult, Pub
 use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, JsonData};
 use serde::{Deserialize, Serialize};
 
-use crate::api::extract::{ApiKey, JsonBody};
 use crate::api::ApiError;
+use crate::api::extract::{ApiKey, JsonBody};
 use crate::gateway::{check_data, hub_error};
 use crate::server::AppState;
 
@@ -91,7 +91,12 @@ pub async fn broadcast(
         return Err(ApiError::new(ErrorCode::BadRequest, message));
     }
     let jobs = body.channels.into_iter().map(|channel| {
-        let publish = Publish { channel: channel.clone(), data: body.data.clone(), idempotency_key: None, ephemeral: body.ephemeral };
+        let publish = Publish {
+            channel: channel.clone(),
+            data: body.data.clone(),
+            idempotency_key: None,
+            ephemeral: body.ephemeral,
+        };
         let app = app.clone();
         async move {
             match publish_one(&app, publish).await {
@@ -190,7 +195,8 @@ pub async fn disconnect(
     if body.user.is_empty() {
         return Err(ApiError::new(ErrorCode::BadRequest, "\"user\" must not be empty"));
     }
-    let disconnected = app.hub.connections().close_user(&body.user, CloseReason::new(CloseCode::Disconnected));
+    let disconnected =
+        app.hub.connections().close_user(&body.user, CloseReason::new(CloseCode::Disconnected));
     Ok(Json(Disconnected { disconnected }))
 }
 

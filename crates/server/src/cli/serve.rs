@@ -10,7 +10,8 @@ use crate::server;
 pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = config::load(args)?;
     init_logging(&settings.log_filter);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(serve_async(settings))
 }
 
@@ -19,8 +20,9 @@ async fn serve_async(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
     let api_key = resolve_api_key(&settings)?;
     let store = server::open_store(&settings).await?;
-    let listener =
-        TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?;
     let app = server::build(settings, api_key, store)?;
     // One line on stdout that scripts (and the tests) can wait for.
     println!("fanfare listening on {}", listener.local_addr()?);

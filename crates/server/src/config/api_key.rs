@@ -29,7 +29,7 @@ pub fn load_or_create_api_key(data_dir: &Path) -> io::Result<(String, bool)> {
     // a crash never leaves a half-written key, and if another process
     // created the file meanwhile, its key wins and is read back.
     let temp = data_dir.join(format!("api_key.{:016x}.tmp", rand::random::<u64>()));
-    let written = write_private(&temp, &key).and_then(|()| fs::hard_link(&temp, &path));
+    let written = write_private(&temp, &key).and_then(|()| put_in_place(&temp, &path));
     let _ = fs::remove_file(&temp);
     match written {
         Ok(()) => {
@@ -41,6 +41,23 @@ pub fn load_or_create_api_key(data_dir: &Path) -> io::Result<(String, bool)> {
             Ok((key, false))
         }
         Err(error) => Err(error),
+    }
+}
+
+/// Links the finished temporary file to `path`, failing with
+/// `AlreadyExists` if `path` exists.
+fn put_in_place(temp: &Path, path: &Path) -> io::Result<()> {
+    match fs::hard_link(temp, path) {
+        Err(error) if error.kind() != io::ErrorKind::AlreadyExists => {
+            // Some filesystems (certain container volumes) have no hard
+            // links; a rename is atomic too, only less careful about a
+            // second server starting on the same directory at this instant.
+            if path.exists() {
+                return Err(io::ErrorKind::AlreadyExists.into());
+            }
+            fs::rename(temp, path)
+        }
+        linked => linked,
     }
 }
 

@@ -194,7 +194,8 @@ fn from_figment(figment: &Figment, error: figment::Error) -> ConfigError {
     };
     let reason = match error.kind {
         Kind::UnknownField(field, expected) => {
-            if !key.ends_with(&field) {
+            // figment's path usually ends with the unknown key already.
+            if error.path.last() != Some(&field) {
                 key = if key.is_empty() { field } else { format!("{key}.{field}") };
             }
             let origin = origin_of(&key);

@@ -169,7 +169,7 @@ impl Namespaces {
     /// values, no allocation).
     pub fn channel_policy(&self) -> ChannelPolicy {
         let namespaces = self.clone();
-        Arc::new(move |channel: &ChannelName| namespaces.get(channel.namespace()).channel.clone())
+        Arc::new(move |channel: &ChannelName| namespaces.get(channel.namespace()).channel)
     }
 }
 
@@ -196,10 +196,12 @@ mod tests {
     }
 
     fn chat() -> NamespaceSettings {
-        let mut chat = NamespaceSettings::default();
-        chat.publish = PublishPolicy::Subscribers;
-        chat.channel.presence = true;
-        chat
+        let defaults = NamespaceSettings::default();
+        NamespaceSettings {
+            publish: PublishPolicy::Subscribers,
+            channel: ChannelOptions { presence: true, ..defaults.channel },
+            ..defaults
+        }
     }
 
     #[test]

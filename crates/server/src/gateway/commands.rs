@@ -16,7 +16,9 @@ impl Session {
         let id = command.id;
         let outcome = match command.body {
             CommandBody::Connect { token } => return self.connect(id, token.as_deref()),
-            _ if self.identity.is_none() => Err(ErrorInfo::new(ErrorCode::NotConnected, "send connect first")),
+            _ if self.identity.is_none() => {
+                Err(ErrorInfo::new(ErrorCode::NotConnected, "send connect first"))
+            }
             CommandBody::Subscribe { channel, since } => self.subscribe(id, channel, since).await,
             CommandBody::Unsubscribe { channel } => self.unsubscribe(id, &channel),
             CommandBody::Publish { channel, data, idempotency_key, ephemeral } => {
@@ -79,7 +81,10 @@ impl Session {
             return Err(hub_error(HubError::AlreadySubscribed));
         }
         if self.channels.len() >= self.app.settings.limits.max_channels_per_connection {
-            return Err(ErrorInfo::new(ErrorCode::TooManyChannels, "this connection holds the most channels it may"));
+            return Err(ErrorInfo::new(
+                ErrorCode::TooManyChannels,
+                "this connection holds the most channels it may",
+            ));
         }
         let identity = self.identity.as_ref().expect("checked in dispatch");
         let subscriber = Subscriber {
@@ -89,12 +94,20 @@ impl Session {
             outbox: self.outbox.clone(),
         };
         let request = Subscribe { subscriber, channel: channel.clone(), since };
-        self.app.hub.subscribe(request, |result| native::encode_reply(id, result)).await.map_err(hub_error)?;
+        self.app
+            .hub
+            .subscribe(request, |result| native::encode_reply(id, result))
+            .await
+            .map_err(hub_error)?;
         self.channels.insert(channel);
         Ok(())
     }
 
-    fn check_may_subscribe(&self, channel: &ChannelName, namespace: &NamespaceSettings) -> Result<(), ErrorInfo> {
+    fn check_may_subscribe(
+        &self,
+        channel: &ChannelName,
+        namespace: &NamespaceSettings,
+    ) -> Result<(), ErrorInfo> {
         let identity = self.identity.as_ref().expect("checked in dispatch");
         if identity.user.is_empty() && !namespace.allow_anonymous {
             return Err(denied("anonymous connections may not subscribe in this namespace"));
@@ -145,7 +158,12 @@ impl Session {
         Ok(())
     }
 
-    async fn history(&mut self, id: u64, channel: &ChannelName, query: HistoryParams) -> Result<(), ErrorInfo> {
+    async fn history(
+        &mut self,
+        id: u64,
+        channel: &ChannelName,
+        query: HistoryParams,
+    ) -> Result<(), ErrorInfo> {
         let namespace = self.app.settings.namespaces.resolve(channel);
         self.check_may_subscribe(channel, &namespace)?;
         let result = self.app.hub.history(channel, query).await.map_err(hub_error)?;
@@ -187,4 +205,3 @@ pub(crate) fn hub_error(error: HubError) -> ErrorInfo {
     }
     ErrorInfo::new(error.code(), error.to_string())
 }
-

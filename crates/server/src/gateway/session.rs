@@ -14,7 +14,7 @@ use fanfare_protocol::native::{self, Command};
 use fanfare_protocol::{ChannelName, CloseCode, ErrorInfo};
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
 
@@ -58,17 +58,43 @@ where
     // shutdown reaches connections that have not sent `connect` yet.
     app.hub.connections().register(conn, Arc::from(""), outbox.clone());
     let mut session = Session { app, conn, outbox: outbox.clone(), identity: None, channels: HashSet::new() };
-    tokio::select! {
+    let finished_writer = tokio::select! {
         reason = session.read_until_closed(&mut stream) => {
             outbox.close(reason);
-            session.end();
-            // Give the writer a bounded time to send the close frame.
-            let _ = tokio::time::timeout(Duration::from_secs(5), &mut writer).await;
-            writer.abort();
+            None
         }
-        _ = &mut writer => session.end(),
+        sink = &mut writer => Some(sink),
+    };
+    session.end();
+    let sink = match finished_writer {
+        Some(sink) => sink.ok(),
+        None => tokio::time::timeout(CLOSE_LINGER, &mut writer).await.ok().and_then(Result::ok),
+    };
+    writer.abort();
+    if let Some(sink) = sink {
+        linger(stream, sink).await;
     }
 }
+
+/// The end of the close handshake. Closing a TCP socket that still has
+/// unread input resets the connection, and the client could lose the close
+/// frame (and its code) already on its way. So read and discard whatever
+/// the client still sends until it closes its side, for a bounded time.
+async fn linger<S>(stream: SplitStream<WebSocketStream<S>>, sink: writer::SocketSink<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Ok(socket) = stream.reunite(sink) else { return };
+    let mut io = socket.into_inner();
+    let discard = async {
+        let mut buffer = [0u8; 1024];
+        while matches!(io.read(&mut buffer).await, Ok(n) if n > 0) {}
+    };
+    let _ = tokio::time::timeout(CLOSE_LINGER, discard).await;
+}
+
+/// How long a closing session waits for the client's side of the close.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 impl Session {
     async fn read_until_closed<S>(&mut self, stream: &mut SplitStream<WebSocketStream<S>>) -> CloseReason

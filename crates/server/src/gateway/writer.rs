@@ -16,8 +16,9 @@ use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 pub type SocketSink<S> = SplitSink<WebSocketStream<S>, Message>;
 
-/// Runs until the outbox closes or the socket fails.
-pub async fn run<S>(mut sink: SocketSink<S>, outbox: &Outbox, ping_interval: Duration)
+/// Runs until the outbox closes or the socket fails; hands the sink back
+/// for the end of the close handshake.
+pub async fn run<S>(mut sink: SocketSink<S>, outbox: &Outbox, ping_interval: Duration) -> SocketSink<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -28,17 +29,17 @@ where
             closed = outbox.drain(&mut batch) => closed,
             _ = ping.tick() => {
                 if sink.send(Message::Ping(Bytes::new())).await.is_err() {
-                    return;
+                    return sink;
                 }
                 continue;
             }
         };
         if write_batch(&mut sink, &mut batch).await.is_err() {
-            return;
+            return sink;
         }
         if let Some(reason) = closed {
             close(&mut sink, reason).await;
-            return;
+            return sink;
         }
     }
 }
@@ -58,13 +59,17 @@ where
 
 /// Tells the client why (a `disconnect` push, for clients that cannot read
 /// close codes), then closes with the code.
-async fn close<S>(sink: &mut SocketSink<S>, reason: CloseReason) {
+async fn close<S>(sink: &mut SocketSink<S>, reason: CloseReason)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let code = reason.code;
     if code != fanfare_protocol::CloseCode::Normal {
         let push = native::encode_disconnect(code, reason.reconnect_after_ms);
         let _ = sink.feed(text_message(push)).await;
     }
-    let frame = CloseFrame { code: WsCloseCode::from(code.code()), reason: Utf8Bytes::from_static(code.reason()) };
+    let frame =
+        CloseFrame { code: WsCloseCode::from(code.code()), reason: Utf8Bytes::from_static(code.reason()) };
     let _ = sink.send(Message::Close(Some(frame))).await;
     let _ = sink.close().await;
 }

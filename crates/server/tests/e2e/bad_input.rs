@@ -45,7 +45,9 @@ async fn a_message_over_the_namespace_limit_is_refused_and_not_stored() {
     let server =
         TestServer::with_config("[namespaces.small]\nmax_message_bytes = 10\npublish = \"anyone\"\n").await;
     let mut conn = RawConn::connected(&server, None).await;
-    let reply = conn.command(json!({"type": "publish", "channel": "small:a", "data": "far too long a message"})).await;
+    let reply = conn
+        .command(json!({"type": "publish", "channel": "small:a", "data": "far too long a message"}))
+        .await;
     assert_eq!(reply["error"]["code"], "message_too_large");
     let (status, body) = server.publish("small:a", json!("also far too long")).await;
     assert_eq!(status, 413);
@@ -119,8 +121,12 @@ async fn an_expired_jwt_is_token_expired_and_closes_with_4001() {
 async fn a_jwt_signed_with_another_key_is_unauthorized() {
     let server = TestServer::start().await;
     let key = jsonwebtoken::EncodingKey::from_secret(b"some other secret entirely");
-    let forged = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &json!({"sub": "x", "exp": 4_000_000_000u64}), &key)
-        .unwrap();
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"sub": "x", "exp": 4_000_000_000u64}),
+        &key,
+    )
+    .unwrap();
     let mut conn = RawConn::open(&server).await;
     let reply = conn.command(json!({"type": "connect", "token": forged})).await;
     assert_eq!(reply["error"]["code"], "unauthorized");
@@ -134,9 +140,11 @@ async fn http_api_without_or_with_a_wrong_key_is_401() {
     assert_eq!(none.status(), 401);
     let error: serde_json::Value = none.json().await.unwrap();
     assert_eq!(error["error"]["code"], "unauthorized");
-    let wrong = http().post(server.url("/api/publish")).bearer_auth("wrong").json(&body).send().await.unwrap();
+    let wrong =
+        http().post(server.url("/api/publish")).bearer_auth("wrong").json(&body).send().await.unwrap();
     assert_eq!(wrong.status(), 401);
-    let right = http().post(server.url("/api/publish")).bearer_auth(API_KEY).json(&body).send().await.unwrap();
+    let right =
+        http().post(server.url("/api/publish")).bearer_auth(API_KEY).json(&body).send().await.unwrap();
     assert_eq!(right.status(), 200);
 }
 

@@ -12,6 +12,8 @@ use tokio::process::{Child, ChildStdout, Command};
 
 use crate::support::{WAIT, http};
 
+const KEY: &str = "durability-test-key-0123";
+
 /// A `fanfare serve` process on 127.0.0.1:0.
 struct Process {
     child: Child,
@@ -60,7 +62,7 @@ impl Process {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_loses_no_acknowledged_publication_and_offsets_continue() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = spawn(dir.path(), Some("k")).await;
+    let mut server = spawn(dir.path(), Some(KEY)).await;
     let acked: Arc<Mutex<Vec<(u64, String, Value)>>> = Arc::default();
     let enough = Arc::new(tokio::sync::Notify::new());
     let publishers: Vec<_> = (0..4)
@@ -72,9 +74,14 @@ async fn sigkill_mid_stream_loses_no_acknowledged_publication_and_offsets_contin
                 for i in 0.. {
                     let data = json!({"publisher": p, "i": i});
                     let body = json!({"channel": "ledger", "data": data});
-                    let Ok(response) = http().post(&url).bearer_auth("k").json(&body).send().await else { return };
+                    let Ok(response) = http().post(&url).bearer_auth(KEY).json(&body).send().await else {
+                        return;
+                    };
                     let Ok(reply) = response.json::<Value>().await else { return };
-                    let (Some(offset), Some(epoch)) = (reply["offset"].as_u64(), reply["epoch"].as_str()) else { return };
+                    let (Some(offset), Some(epoch)) = (reply["offset"].as_u64(), reply["epoch"].as_str())
+                    else {
+                        return;
+                    };
                     let mut acked = acked.lock().unwrap();
                     acked.push((offset, epoch.to_string(), data));
                     if acked.len() >= 200 {
@@ -91,7 +98,7 @@ async fn sigkill_mid_stream_loses_no_acknowledged_publication_and_offsets_contin
         publisher.await.unwrap();
     }
 
-    let restarted = spawn(dir.path(), Some("k")).await;
+    let restarted = spawn(dir.path(), Some(KEY)).await;
     let (status, history): (u16, Value) = get(&restarted, "/api/history?channel=ledger&limit=1000").await;
     assert_eq!(status, 200);
     let acked = acked.lock().unwrap().clone();
@@ -130,11 +137,11 @@ async fn the_first_start_generates_an_api_key_prints_it_once_and_keeps_it() {
 }
 
 async fn get(server: &Process, path: &str) -> (u16, Value) {
-    let response = http().get(server.url(path)).bearer_auth("k").send().await.unwrap();
+    let response = http().get(server.url(path)).bearer_auth(KEY).send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
 async fn post(server: &Process, path: &str, body: Value) -> (u16, Value) {
-    let response = http().post(server.url(path)).bearer_auth("k").json(&body).send().await.unwrap();
+    let response = http().post(server.url(path)).bearer_auth(KEY).json(&body).send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
 }

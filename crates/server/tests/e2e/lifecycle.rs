@@ -17,8 +17,10 @@ async fn health_ready_metrics_and_openapi_answer() {
     for name in ["fanfare_publications_total", "fanfare_connections", "fanfare_publish_fanout_seconds"] {
         assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
     }
-    let openapi: serde_json::Value = http().get(server.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let openapi: serde_json::Value =
+        http().get(server.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(openapi["paths"]["/api/publish"].is_object(), "the OpenAPI document describes the API");
+    server.stop().await;
 }
 
 #[tokio::test]

@@ -22,7 +22,8 @@ async fn concurrent_http_and_client_publishers_give_every_subscriber_one_gap_fre
         publishers.push(tokio::spawn(async move {
             for i in 0..PER_PUBLISHER {
                 let body = json!({"channel": "room:1", "data": {"from": format!("http-{p}"), "i": i}});
-                let response = http.post(&url).bearer_auth(crate::support::API_KEY).json(&body).send().await.unwrap();
+                let response =
+                    http.post(&url).bearer_auth(crate::support::API_KEY).json(&body).send().await.unwrap();
                 assert_eq!(response.status(), 200);
             }
         }));
@@ -58,5 +59,8 @@ async fn concurrent_http_and_client_publishers_give_every_subscriber_one_gap_fre
         assert_eq!(offsets, expected);
         payloads.push(data);
     }
-    assert!(payloads.windows(2).all(|w| w[0] == w[1]), "every subscriber saw the same message at each offset");
+    assert!(
+        payloads.windows(2).all(|w| w[0] == w[1]),
+        "every subscriber saw the same message at each offset"
+    );
 }

@@ -15,7 +15,9 @@ async fn an_idempotent_publish_is_applied_once() {
     assert_eq!(second, first, "the retry gets the first publication's position");
     let (_, history) = server.get("/api/history?channel=orders").await;
     assert_eq!(history["publications"].as_array().unwrap().len(), 1);
-    let (_, other) = server.post("/api/publish", json!({"channel": "orders", "data": 8, "idempotency_key": "order-8"})).await;
+    let (_, other) = server
+        .post("/api/publish", json!({"channel": "orders", "data": 8, "idempotency_key": "order-8"}))
+        .await;
     assert_eq!(other["offset"], 2);
 }
 
@@ -24,7 +26,8 @@ async fn an_ephemeral_publication_reaches_subscribers_but_not_history() {
     let server = TestServer::start().await;
     let mut conn = RawConn::connected(&server, None).await;
     conn.command(json!({"type": "subscribe", "channel": "typing"})).await;
-    let (status, body) = server.post("/api/publish", json!({"channel": "typing", "data": "…", "ephemeral": true})).await;
+    let (status, body) =
+        server.post("/api/publish", json!({"channel": "typing", "data": "…", "ephemeral": true})).await;
     assert_eq!((status, body), (200, json!({})), "no epoch, no offset");
     let push = conn.publications("typing", 1).await;
     assert_eq!(push[0]["data"], "…");
@@ -38,7 +41,8 @@ async fn an_ephemeral_publication_reaches_subscribers_but_not_history() {
 async fn broadcast_publishes_to_each_channel_with_a_result_per_channel() {
     let server = TestServer::start().await;
     server.publish("b", json!("earlier")).await;
-    let (status, body) = server.post("/api/broadcast", json!({"channels": ["a", "b"], "data": {"x": 1}})).await;
+    let (status, body) =
+        server.post("/api/broadcast", json!({"channels": ["a", "b"], "data": {"x": 1}})).await;
     assert_eq!(status, 200, "{body}");
     let results = body["results"].as_array().unwrap();
     assert_eq!(results[0]["channel"], "a");
@@ -56,11 +60,13 @@ async fn history_reads_forward_from_since_and_backward_with_reverse() {
         server.publish("h", json!(n)).await;
     }
     let (_, page) = server.get("/api/history?channel=h&since=2&limit=2").await;
-    let offsets: Vec<u64> = page["publications"].as_array().unwrap().iter().map(|p| p["offset"].as_u64().unwrap()).collect();
+    let offsets: Vec<u64> =
+        page["publications"].as_array().unwrap().iter().map(|p| p["offset"].as_u64().unwrap()).collect();
     assert_eq!(offsets, [3, 4]);
     assert_eq!(page["top_offset"], 5);
     let (_, page) = server.get("/api/history?channel=h&limit=2&reverse=true").await;
-    let offsets: Vec<u64> = page["publications"].as_array().unwrap().iter().map(|p| p["offset"].as_u64().unwrap()).collect();
+    let offsets: Vec<u64> =
+        page["publications"].as_array().unwrap().iter().map(|p| p["offset"].as_u64().unwrap()).collect();
     assert_eq!(offsets, [5, 4]);
     assert_eq!(page["publications"][0]["data"], 5);
     assert!(page["publications"][0]["time"].as_u64().unwrap() > 0);

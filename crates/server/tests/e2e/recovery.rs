@@ -61,8 +61,9 @@ async fn another_epoch_is_not_recovered() {
     let server = TestServer::start().await;
     server.publish("e", json!(1)).await;
     let mut conn = RawConn::connected(&server, None).await;
-    let reply =
-        conn.command(json!({"type": "subscribe", "channel": "e", "since": {"epoch": "gone", "offset": 0}})).await;
+    let reply = conn
+        .command(json!({"type": "subscribe", "channel": "e", "since": {"epoch": "gone", "offset": 0}}))
+        .await;
     assert_eq!(reply["result"]["recovered"], false);
 }
 

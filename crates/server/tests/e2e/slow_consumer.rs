@@ -45,6 +45,7 @@ async fn a_subscriber_that_never_reads_is_disconnected_and_the_fast_one_gets_eve
     assert_eq!(disconnect["reconnect"], true);
     let (_, channels) = server.get("/api/channels?prefix=big:").await;
     assert_eq!(channels["channels"][0]["subscribers"], 1, "only the fast subscriber is left: {channels}");
-    let metrics = crate::support::http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics =
+        crate::support::http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("fanfare_slow_consumer_disconnects_total"), "{metrics}");
 }

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub const API_KEY: &str = "test-api-key";
+pub const API_KEY: &str = "test-api-key-0123456789";
 pub const JWT_SECRET: &str = "test-jwt-secret-that-is-long-enough";
 /// Bound on every wait in these tests.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -81,7 +81,8 @@ impl TestServer {
 
     pub fn client_options(&self) -> fanfare_client::ClientOptions {
         let mut options = fanfare_client::ClientOptions::new(self.ws_url());
-        options.backoff = fanfare_client::Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(200) };
+        options.backoff =
+            fanfare_client::Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(200) };
         options
     }
 
@@ -189,14 +190,19 @@ impl RawConn {
     /// The next JSON frame, or the close code when the server closed.
     pub async fn next(&mut self) -> Result<Value, Closed> {
         loop {
-            let message = tokio::time::timeout(WAIT, self.socket.next()).await.expect("timed out waiting for a frame");
+            let message =
+                tokio::time::timeout(WAIT, self.socket.next()).await.expect("timed out waiting for a frame");
             match message {
                 Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(text.as_str()).unwrap()),
                 Some(Ok(Message::Close(frame))) => {
                     return Err(Closed { code: frame.map_or(1005, |f| u16::from(f.code)) });
                 }
                 Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return Err(Closed { code: 1006 }),
+                Some(Err(e)) => {
+                    eprintln!("socket error: {e}");
+                    return Err(Closed { code: 1006 });
+                }
+                None => return Err(Closed { code: 1006 }),
             }
         }
     }
