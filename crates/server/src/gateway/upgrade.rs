@@ -43,12 +43,14 @@ pub async fn accept(State(app): State<AppState>, mut request: Request) -> Respon
 
 /// Buffers sized for many mostly idle connections: tungstenite's defaults
 /// (128 KiB read buffer, touched on first read) would cost ~136 KiB per
-/// connection (`shared/reference/crates.md`). Writes are coalesced by the
-/// writer task, so a small write buffer suffices.
+/// connection (`shared/reference/crates.md`). The writer task feeds every
+/// queued frame and flushes once; frames collect in the write buffer up to
+/// 16 KiB before a write, so a burst becomes a few large writes. The buffer
+/// grows only as far as a connection's traffic needs.
 fn socket_config(max_frame_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4096)
-        .write_buffer_size(0)
+        .write_buffer_size(16 * 1024)
         .max_write_buffer_size(8 << 20)
         .max_message_size(Some(max_frame_bytes))
         .max_frame_size(Some(max_frame_bytes))

@@ -145,3 +145,48 @@ async fn post(server: &Process, path: &str, body: Value) -> (u16, Value) {
     let response = http().post(server.url(path)).bearer_auth(KEY).json(&body).send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
 }
+
+#[tokio::test]
+async fn sigterm_tells_clients_to_reconnect_and_the_process_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = spawn(dir.path(), Some(KEY)).await;
+    let url = format!("ws://{}/connection/websocket", server.addr);
+    let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut conn = crate::support::RawConn::from_socket(socket);
+    conn.command(json!({"type": "connect"})).await;
+    let pid = server.child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let (code, push) = conn.until_closed().await;
+    assert_eq!(code, 4500, "shutting down: reconnect");
+    assert!(push.unwrap()["reconnect_after_ms"].is_u64());
+    let status = tokio::time::timeout(WAIT, server.child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "exits cleanly: {status}");
+}
+
+#[tokio::test]
+async fn config_check_names_the_bad_key_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[namespaces.chat]\npublish = \"everyone\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_fanfare"))
+        .args(["config", "check", "--config"])
+        .arg(&path)
+        .env_remove("FANFARE_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("namespaces.chat.publish"), "{stderr}");
+
+    std::fs::write(&path, "[namespaces.chat]\npublish = \"subscribers\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_fanfare"))
+        .args(["config", "check", "--config"])
+        .arg(&path)
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("subscribers"));
+}

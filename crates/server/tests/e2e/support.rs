@@ -158,6 +158,10 @@ pub struct Closed {
 impl RawConn {
     pub async fn open(server: &TestServer) -> Self {
         let (socket, _) = tokio_tungstenite::connect_async(server.ws_url()).await.unwrap();
+        Self::from_socket(socket)
+    }
+
+    pub fn from_socket(socket: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
         Self { socket, next_id: 0 }
     }
 
