@@ -94,7 +94,8 @@ impl Client {
         let text = serde_json::to_string(data).map_err(ClientError::InvalidData)?;
         let data = JsonData::parse(text).map_err(ClientError::InvalidData)?;
         let PublishOptions { idempotency_key, ephemeral } = options;
-        self.call_decoded(CommandBody::Publish { channel, data, idempotency_key, ephemeral }).await
+        self.call_decoded(CommandBody::Publish { channel, event: None, data, idempotency_key, ephemeral })
+            .await
     }
 
     /// Reads the channel's stored publications.

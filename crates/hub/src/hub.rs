@@ -3,13 +3,15 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use fanfare_protocol::native::{self, HistoryParams, HistoryResult, Member};
-use fanfare_protocol::{ChannelName, JsonData};
+use fanfare_protocol::native::{HistoryParams, HistoryResult, Member};
+use fanfare_protocol::{ChannelName, JsonData, StreamPosition};
 use fanfare_store::{AppendRequest, Appended, HistoryQuery, HistoryStore};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::HubError;
 use crate::connections::Connections;
+use crate::encode::{Encoded, Message};
+use crate::events::{EventSink, HubEvent};
 use crate::options::{ChannelOptions, ChannelPolicy, HubOptions};
 use crate::publish::{PublishJob, run_pipeline};
 use crate::registry::{ConnId, FanOut, Registry};
@@ -19,10 +21,33 @@ use crate::telemetry::HubMetrics;
 #[derive(Debug, Clone)]
 pub struct Publish {
     pub channel: ChannelName,
+    /// The event name (Pusher events have one; native publications may).
+    pub event: Option<String>,
     pub data: JsonData,
     pub idempotency_key: Option<String>,
     /// Skip history: no offset, no recovery, never stored.
     pub ephemeral: bool,
+    /// A connection that must not receive it (the Pusher `socket_id`
+    /// exclusion, or the sender of a client event).
+    pub exclude: Option<ConnId>,
+    /// The sender's user id, shown to Pusher clients on ephemeral
+    /// publications (client events on presence channels).
+    pub user_id: Option<String>,
+}
+
+impl Publish {
+    /// A durable publication of `data`, with no event name.
+    pub fn new(channel: ChannelName, data: JsonData) -> Self {
+        Self {
+            channel,
+            event: None,
+            data,
+            idempotency_key: None,
+            ephemeral: false,
+            exclude: None,
+            user_id: None,
+        }
+    }
 }
 
 /// What a publish did.
@@ -45,6 +70,7 @@ pub(crate) struct Shared {
     pub policy: ChannelPolicy,
     pub options: HubOptions,
     pub metrics: HubMetrics,
+    pub events: EventSink,
 }
 
 impl Shared {
@@ -67,7 +93,8 @@ impl Hub {
     /// Tokio runtime.
     pub fn new(store: Arc<dyn HistoryStore>, policy: ChannelPolicy, options: HubOptions) -> Self {
         let registry = Registry::new(options.shards);
-        let shared = Arc::new(Shared { store, registry, policy, options, metrics: HubMetrics::register() });
+        let metrics = HubMetrics::register();
+        let shared = Arc::new(Shared { store, registry, policy, options, metrics, events: EventSink::new() });
         let pipelines = (0..shared.registry.shard_count())
             .map(|_| {
                 let (tx, rx) = mpsc::channel(options.publish_queue);
@@ -82,6 +109,13 @@ impl Hub {
         &self.connections
     }
 
+    /// Channel lifecycle events (for webhooks), through a queue of
+    /// `capacity`; subscription counts only `with_counts`. Only the first
+    /// caller gets the receiver.
+    pub fn events(&self, capacity: usize, with_counts: bool) -> Option<mpsc::Receiver<HubEvent>> {
+        self.shared.events.listen(capacity, with_counts)
+    }
+
     pub fn channel_options(&self, channel: &ChannelName) -> ChannelOptions {
         (self.shared.policy)(channel)
     }
@@ -92,7 +126,7 @@ impl Hub {
     pub async fn publish(&self, publish: Publish) -> Result<Published, HubError> {
         let time_ms = now_ms();
         if publish.ephemeral {
-            self.publish_ephemeral(&publish.channel, time_ms, &publish.data);
+            self.publish_ephemeral(&publish, time_ms);
             return Ok(Published::Ephemeral);
         }
         let options = self.channel_options(&publish.channel);
@@ -100,23 +134,41 @@ impl Hub {
         let (reply, answer) = oneshot::channel();
         let request = AppendRequest {
             channel: publish.channel,
+            event: publish.event,
             data: publish.data,
             time_ms,
             idempotency_key: publish.idempotency_key,
             idempotency_window: options.idempotency_window,
             retention: options.history,
         };
-        let job = PublishJob { request, accepted_at: Instant::now(), reply };
+        let job = PublishJob { request, exclude: publish.exclude, accepted_at: Instant::now(), reply };
         pipeline.send(job).await.map_err(|_| HubError::ShuttingDown)?;
         answer.await.map_err(|_| HubError::ShuttingDown)?.map(Published::Durable)
     }
 
-    fn publish_ephemeral(&self, channel: &ChannelName, time_ms: u64, data: &JsonData) {
+    fn publish_ephemeral(&self, publish: &Publish, time_ms: u64) {
         self.shared.metrics.ephemeral_publications.increment(1);
-        let Some(chan) = self.shared.registry.get(channel) else { return };
-        let frame = native::encode_ephemeral(channel, time_ms, data);
-        let result = chan.state.lock().fan_out(None, &frame, None, self.shared.options.catch_up_buffer);
+        let Some(chan) = self.shared.registry.get(&publish.channel) else { return };
+        let message = Message::Ephemeral {
+            time_ms,
+            event: publish.event.as_deref(),
+            data: &publish.data,
+            user: publish.user_id.as_deref(),
+        };
+        let encoded = Encoded::new(&publish.channel, message);
+        let result =
+            chan.state.lock().fan_out(None, &encoded, publish.exclude, self.shared.options.catch_up_buffer);
         self.shared.count_fan_out(result);
+    }
+
+    /// The channel's current position in the store.
+    pub async fn position(&self, channel: &ChannelName) -> Result<StreamPosition, HubError> {
+        Ok(self.shared.store.position(channel).await?)
+    }
+
+    /// How many connections on this node are subscribed to the channel.
+    pub fn subscriber_count(&self, channel: &ChannelName) -> usize {
+        self.shared.registry.get(channel).map_or(0, |c| c.state.lock().entries.len())
     }
 
     /// Reads a channel's history (`since` exclusive).
@@ -158,11 +210,21 @@ impl Hub {
     /// Removes a connection's subscription, with presence leave.
     pub fn unsubscribe(&self, conn: ConnId, channel: &ChannelName) -> Result<(), HubError> {
         let options = self.channel_options(channel);
-        let catch_up_cap = self.shared.options.catch_up_buffer;
-        let (found, dropped) = self.shared.registry.detach(channel, conn, |state, entry| {
-            if entry.joined && state.presence.leave(&entry.sub.user) && options.join_leave {
-                let frame = native::encode_leave(channel, &entry.sub.user);
-                state.fan_out(None, &frame, None, catch_up_cap);
+        let shared = &self.shared;
+        let (found, dropped) = shared.registry.detach(channel, conn, |state, entry| {
+            if entry.joined && state.presence.leave(&entry.sub.user) {
+                shared.events.emit(HubEvent::MemberRemoved {
+                    channel: channel.clone(),
+                    user: entry.sub.user.to_string(),
+                });
+                if options.join_leave {
+                    let encoded = Encoded::new(channel, Message::Leave(&entry.sub.user));
+                    state.fan_out(None, &encoded, None, shared.options.catch_up_buffer);
+                }
+            }
+            let count = state.entries.len();
+            if count > 0 {
+                shared.events.emit(HubEvent::SubscriptionCount { channel: channel.clone(), count });
             }
         });
         if !found {
@@ -171,6 +233,7 @@ impl Hub {
         self.shared.metrics.subscriptions.decrement(1.0);
         if dropped {
             self.shared.metrics.channels.decrement(1.0);
+            self.shared.events.emit(HubEvent::ChannelVacated { channel: channel.clone() });
         }
         Ok(())
     }

@@ -17,13 +17,17 @@
 //! - `publish.rs`: per-shard pipelines that keep each channel in offset order.
 //! - `subscribe.rs`: subscribe with recovery from `(epoch, offset)`.
 //! - `presence.rs`: members keyed by user, join on first connection, leave on last.
+//! - `encode.rs`: a message encoded once per protocol among its subscribers.
+//! - [`HubEvent`] (`events.rs`): channel lifecycle events for webhooks.
 //! - [`Connections`]: every connection, to close by user or all at shutdown.
 //!
 //! The hub knows no sockets, HTTP or wire format beyond "a subscriber has an
 //! outbox of encoded frames".
 
 mod connections;
+mod encode;
 mod error;
+mod events;
 mod hub;
 mod options;
 mod outbox;
@@ -34,7 +38,9 @@ mod subscribe;
 mod telemetry;
 
 pub use connections::Connections;
+pub use encode::{DEFAULT_PUSHER_EVENT, Protocol};
 pub use error::HubError;
+pub use events::HubEvent;
 pub use hub::{ChannelInfo, Hub, Publish, Published};
 pub use options::{ChannelOptions, ChannelPolicy, HubOptions};
 pub use outbox::{CloseReason, Outbox, OutboxLimits, Pushed};

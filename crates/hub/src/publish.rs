@@ -12,23 +12,27 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use fanfare_protocol::{ChannelName, native};
+use fanfare_protocol::ChannelName;
 use fanfare_store::{AppendRequest, Appended, StoreError};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::HubError;
+use crate::encode::{Encoded, Message};
 use crate::hub::Shared;
+use crate::registry::ConnId;
 
 pub(crate) struct PublishJob {
     pub request: AppendRequest,
+    pub exclude: Option<ConnId>,
     pub accepted_at: Instant,
     pub reply: oneshot::Sender<Result<Appended, HubError>>,
 }
 
 struct Pending {
     channel: ChannelName,
+    exclude: Option<ConnId>,
     accepted_at: Instant,
     reply: oneshot::Sender<Result<Appended, HubError>>,
 }
@@ -47,6 +51,7 @@ pub(crate) async fn run_pipeline(shared: Arc<Shared>, mut jobs: mpsc::Receiver<P
                 let Some(job) = job else { open = false; continue };
                 let pending = Pending {
                     channel: job.request.channel.clone(),
+                    exclude: job.exclude,
                     accepted_at: job.accepted_at,
                     reply: job.reply,
                 };
@@ -67,7 +72,7 @@ fn finish(shared: &Shared, pending: Pending, outcome: Result<Appended, StoreErro
         if appended.duplicate {
             shared.metrics.duplicate_publications.increment(1);
         } else {
-            fan_out_durable(shared, &pending.channel, appended);
+            fan_out_durable(shared, &pending, appended);
             shared.metrics.publications.increment(1);
             shared.metrics.fanout_latency.record(pending.accepted_at.elapsed().as_secs_f64());
         }
@@ -78,14 +83,11 @@ fn finish(shared: &Shared, pending: Pending, outcome: Result<Appended, StoreErro
 
 /// Encodes the publication once and queues the same bytes for every
 /// subscriber of the channel on this node.
-fn fan_out_durable(shared: &Shared, channel: &ChannelName, appended: &Appended) {
-    let Some(chan) = shared.registry.get(channel) else { return };
-    let frame = native::encode_publication(channel, &appended.epoch, &appended.publication);
-    let result = chan.state.lock().fan_out(
-        Some(appended.publication.offset),
-        &frame,
-        None,
-        shared.options.catch_up_buffer,
-    );
+fn fan_out_durable(shared: &Shared, pending: &Pending, appended: &Appended) {
+    let Some(chan) = shared.registry.get(&pending.channel) else { return };
+    let message = Message::Publication { epoch: &appended.epoch, publication: &appended.publication };
+    let encoded = Encoded::new(&pending.channel, message);
+    let offset = Some(appended.publication.offset);
+    let result = chan.state.lock().fan_out(offset, &encoded, pending.exclude, shared.options.catch_up_buffer);
     shared.count_fan_out(result);
 }

@@ -10,6 +10,8 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use fanfare_protocol::{ChannelName, CloseCode, Frame, JsonData};
+
+use crate::encode::{Encoded, Protocol};
 use parking_lot::{Mutex, RwLock};
 
 use crate::outbox::{CloseReason, Outbox, Pushed};
@@ -26,6 +28,7 @@ pub struct Subscriber {
     pub user: Arc<str>,
     /// What presence shows about this user.
     pub info: Option<JsonData>,
+    pub protocol: Protocol,
     pub outbox: Arc<Outbox>,
 }
 
@@ -56,14 +59,14 @@ pub(crate) struct FanOut {
 }
 
 impl ChannelState {
-    /// Pushes a frame to every subscriber (but `except`): into the outbox,
-    /// or into the catch-up buffer of a subscription still replaying
-    /// history. A catch-up buffer larger than `catch_up_cap` makes its
-    /// connection a slow consumer.
+    /// Pushes a message to every subscriber (but `except`), in the
+    /// subscriber's protocol: into the outbox, or into the catch-up buffer
+    /// of a subscription still replaying history. A catch-up buffer larger
+    /// than `catch_up_cap` makes its connection a slow consumer.
     pub fn fan_out(
         &mut self,
         offset: Option<u64>,
-        frame: &Frame,
+        message: &Encoded<'_>,
         except: Option<ConnId>,
         catch_up_cap: usize,
     ) -> FanOut {
@@ -72,6 +75,7 @@ impl ChannelState {
             if Some(entry.sub.conn) == except {
                 continue;
             }
+            let frame = message.frame(entry.sub.protocol);
             match &mut entry.catch_up {
                 Some(buffer) if buffer.len() >= catch_up_cap => {
                     entry.sub.outbox.close(CloseReason::new(CloseCode::SlowConsumer));
@@ -102,7 +106,7 @@ pub(crate) struct Registry {
 
 /// What `attach` found.
 pub(crate) enum Attached {
-    Added { channel: Arc<Channel>, created: bool },
+    Added { channel: Arc<Channel>, created: bool, count: usize },
     AlreadySubscribed,
 }
 
@@ -140,8 +144,9 @@ impl Registry {
             return Attached::AlreadySubscribed;
         }
         state.entries.push(entry);
+        let count = state.entries.len();
         drop(state);
-        Attached::Added { channel: chan, created }
+        Attached::Added { channel: chan, created, count }
     }
 
     /// Removes a subscriber; `on_removed` runs under the channel's lock with

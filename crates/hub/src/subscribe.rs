@@ -19,10 +19,12 @@
 
 use std::sync::Arc;
 
-use fanfare_protocol::native::{self, Member, SubscribeResult};
+use fanfare_protocol::native::{Member, SubscribeResult};
 use fanfare_protocol::{ChannelName, Frame, Publication, StreamPosition};
 use fanfare_store::{HistoryPage, HistoryQuery};
 
+use crate::encode::{Encoded, Message};
+use crate::events::HubEvent;
 use crate::hub::Hub;
 use crate::options::ChannelOptions;
 use crate::registry::{Attached, ChannelState, Entry, Subscriber};
@@ -45,15 +47,17 @@ struct Plan {
 
 impl Hub {
     /// Subscribes and queues, in this order, the reply built by
-    /// `encode_reply`, any recovered publications, then live ones.
+    /// `encode_reply` (given the channel's members, this subscriber
+    /// included, when presence is on), any recovered publications, then
+    /// live ones.
     pub async fn subscribe(
         &self,
         request: Subscribe,
-        encode_reply: impl FnOnce(&SubscribeResult) -> Frame,
+        encode_reply: impl FnOnce(&SubscribeResult, &[Member]) -> Frame,
     ) -> Result<SubscribeResult, HubError> {
         let Subscribe { subscriber, channel, since } = request;
         let options = self.channel_options(&channel);
-        let conn = subscriber.conn;
+        let (conn, protocol) = (subscriber.conn, subscriber.protocol);
         let outbox = subscriber.outbox.clone();
         let chan = self.attach_catching_up(&channel, subscriber)?;
 
@@ -65,15 +69,16 @@ impl Hub {
             }
         };
         self.count_recovery(plan.result.recovered);
-        outbox.push_waiting(encode_reply(&plan.result)).await;
+        let members = match options.presence {
+            true => self.join_presence(&mut chan.state.lock(), &channel, conn, options.join_leave),
+            false => Vec::new(),
+        };
+        outbox.push_waiting(encode_reply(&plan.result, &members)).await;
         for publication in &plan.replay {
-            outbox.push_waiting(native::encode_publication(&channel, &plan.result.epoch, publication)).await;
+            let message = Message::Publication { epoch: &plan.result.epoch, publication };
+            outbox.push_waiting(Encoded::new(&channel, message).frame(protocol).clone()).await;
         }
-        let mut state = chan.state.lock();
-        release_catch_up(&mut state, conn, &outbox, plan.covered_up_to);
-        if options.presence {
-            self.join_presence(&mut state, &channel, conn, options.join_leave);
-        }
+        release_catch_up(&mut chan.state.lock(), conn, &outbox, plan.covered_up_to);
         Ok(plan.result)
     }
 
@@ -85,12 +90,14 @@ impl Hub {
         let entry = Entry { sub: subscriber, catch_up: Some(Vec::new()), joined: false };
         match self.shared.registry.attach(channel, entry) {
             Attached::AlreadySubscribed => Err(HubError::AlreadySubscribed),
-            Attached::Added { channel, created } => {
+            Attached::Added { channel: chan, created, count } => {
                 self.shared.metrics.subscriptions.increment(1.0);
                 if created {
                     self.shared.metrics.channels.increment(1.0);
+                    self.shared.events.emit(HubEvent::ChannelOccupied { channel: channel.clone() });
                 }
-                Ok(channel)
+                self.shared.events.emit(HubEvent::SubscriptionCount { channel: channel.clone(), count });
+                Ok(chan)
             }
         }
     }
@@ -120,22 +127,35 @@ impl Hub {
         Ok(Plan { result, replay, covered_up_to })
     }
 
-    /// Counts the (now live) subscription in presence; the user's first
-    /// connection announces a `join` to the others.
-    fn join_presence(&self, state: &mut ChannelState, channel: &ChannelName, conn: u64, announce: bool) {
-        let Some(index) = state.position_of(conn) else { return };
+    /// Counts the subscription in presence; the user's first connection
+    /// announces a `join` to the others. Returns the members, this one
+    /// included.
+    fn join_presence(
+        &self,
+        state: &mut ChannelState,
+        channel: &ChannelName,
+        conn: u64,
+        announce: bool,
+    ) -> Vec<Member> {
+        let Some(index) = state.position_of(conn) else { return state.presence.members() };
         let entry = &mut state.entries[index];
         if entry.sub.user.is_empty() {
-            return;
+            return state.presence.members();
         }
         entry.joined = true;
         let member = Member { user: entry.sub.user.to_string(), info: entry.sub.info.clone() };
         let user = entry.sub.user.clone();
-        if state.presence.join(&user, member.info.as_ref()) && announce {
-            let frame = native::encode_join(channel, &member);
-            let result = state.fan_out(None, &frame, Some(conn), self.shared.options.catch_up_buffer);
-            self.shared.count_fan_out(result);
+        if state.presence.join(&user, member.info.as_ref()) {
+            self.shared
+                .events
+                .emit(HubEvent::MemberAdded { channel: channel.clone(), user: member.user.clone() });
+            if announce {
+                let encoded = Encoded::new(channel, Message::Join(&member));
+                let result = state.fan_out(None, &encoded, Some(conn), self.shared.options.catch_up_buffer);
+                self.shared.count_fan_out(result);
+            }
         }
+        state.presence.members()
     }
 
     fn count_recovery(&self, recovered: Option<bool>) {
@@ -193,7 +213,7 @@ mod tests {
             top_offset: top,
             publications: offsets
                 .iter()
-                .map(|&offset| Publication { offset, time_ms: 0, data: data.clone() })
+                .map(|&offset| Publication { offset, time_ms: 0, event: None, data: data.clone() })
                 .collect(),
         }
     }

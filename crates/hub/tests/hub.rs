@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fanfare_hub::{
-    ChannelOptions, CloseReason, Hub, HubOptions, Outbox, OutboxLimits, Publish, Subscribe, Subscriber,
+    ChannelOptions, CloseReason, Hub, HubOptions, Outbox, OutboxLimits, Protocol, Publish, Subscribe,
+    Subscriber,
 };
 use fanfare_protocol::native::{ServerMessage, encode_reply};
 use fanfare_protocol::{ChannelName, CloseCode, Frame, JsonData, StreamPosition};
@@ -24,14 +25,13 @@ fn channel(name: &str) -> ChannelName {
 }
 
 fn subscriber(conn: u64, user: &str, limits: OutboxLimits) -> Subscriber {
-    Subscriber { conn, user: Arc::from(user), info: None, outbox: Arc::new(Outbox::new(limits)) }
+    let outbox = Arc::new(Outbox::new(limits));
+    Subscriber { conn, user: Arc::from(user), info: None, protocol: Protocol::Native, outbox }
 }
 
 async fn publish(hub: &Hub, name: &str, n: u64) {
     let data = JsonData::parse(n.to_string()).unwrap();
-    hub.publish(Publish { channel: channel(name), data, idempotency_key: None, ephemeral: false })
-        .await
-        .unwrap();
+    hub.publish(Publish::new(channel(name), data)).await.unwrap();
 }
 
 /// Reads what an outbox holds right now, decoded.
@@ -56,7 +56,7 @@ fn offsets(messages: &[ServerMessage]) -> Vec<u64> {
 
 async fn subscribe(hub: &Hub, sub: Subscriber, name: &str, since: Option<StreamPosition>) -> Option<bool> {
     let request = Subscribe { subscriber: sub, channel: channel(name), since };
-    hub.subscribe(request, |r| encode_reply(1, r)).await.unwrap().recovered
+    hub.subscribe(request, |r, _| encode_reply(1, r)).await.unwrap().recovered
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,12 +27,30 @@ pub struct Command {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CommandBody {
-    Connect { token: Option<String> },
-    Subscribe { channel: ChannelName, since: Option<StreamPosition> },
-    Unsubscribe { channel: ChannelName },
-    Publish { channel: ChannelName, data: JsonData, idempotency_key: Option<String>, ephemeral: bool },
-    History { channel: ChannelName, query: HistoryParams },
-    Presence { channel: ChannelName },
+    Connect {
+        token: Option<String>,
+    },
+    Subscribe {
+        channel: ChannelName,
+        since: Option<StreamPosition>,
+    },
+    Unsubscribe {
+        channel: ChannelName,
+    },
+    Publish {
+        channel: ChannelName,
+        event: Option<String>,
+        data: JsonData,
+        idempotency_key: Option<String>,
+        ephemeral: bool,
+    },
+    History {
+        channel: ChannelName,
+        query: HistoryParams,
+    },
+    Presence {
+        channel: ChannelName,
+    },
     Ping,
 }
 
@@ -80,6 +98,7 @@ struct RawCommand<'a> {
     #[serde(borrow)]
     since: Option<&'a RawValue>,
     data: Option<JsonData>,
+    event: Option<String>,
     token: Option<String>,
     idempotency_key: Option<String>,
     ephemeral: Option<bool>,
@@ -129,6 +148,7 @@ impl RawCommand<'_> {
             "unsubscribe" => CommandBody::Unsubscribe { channel: channel(&self.channel)? },
             "publish" => CommandBody::Publish {
                 channel: channel(&self.channel)?,
+                event: self.event,
                 data: self.data.ok_or_else(|| bad("publish needs \"data\""))?,
                 idempotency_key: self.idempotency_key,
                 ephemeral: self.ephemeral.unwrap_or(false),
@@ -265,6 +285,8 @@ struct PublicationPush<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     offset: Option<u64>,
     time: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<&'a str>,
     data: &'a JsonData,
 }
 
@@ -277,13 +299,22 @@ pub fn encode_publication(channel: &ChannelName, epoch: &Epoch, publication: &Pu
         epoch: Some(epoch),
         offset: Some(publication.offset),
         time: publication.time_ms,
+        event: publication.event.as_deref(),
         data: &publication.data,
     })
 }
 
 /// Encodes an ephemeral publication push: no epoch, no offset.
-pub fn encode_ephemeral(channel: &ChannelName, time_ms: u64, data: &JsonData) -> Frame {
-    encode(&PublicationPush { kind: "publication", channel, epoch: None, offset: None, time: time_ms, data })
+pub fn encode_ephemeral(channel: &ChannelName, time_ms: u64, event: Option<&str>, data: &JsonData) -> Frame {
+    encode(&PublicationPush {
+        kind: "publication",
+        channel,
+        epoch: None,
+        offset: None,
+        time: time_ms,
+        event,
+        data,
+    })
 }
 
 #[derive(Serialize)]
@@ -357,6 +388,7 @@ struct RawServerMessage {
     epoch: Option<Epoch>,
     offset: Option<u64>,
     time: Option<u64>,
+    event: Option<String>,
     data: Option<JsonData>,
     user: Option<String>,
     info: Option<JsonData>,
@@ -391,6 +423,7 @@ impl RawServerMessage {
                 publication: Publication {
                     offset: self.offset.unwrap_or(0),
                     time_ms: self.time.unwrap_or(0),
+                    event: self.event,
                     data: self.data.ok_or("publication without data")?,
                 },
             }),
@@ -428,6 +461,8 @@ struct OutgoingCommand<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     since: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<&'a JsonData>,
     #[serde(skip_serializing_if = "Option::is_none")]
     idempotency_key: Option<&'a str>,
@@ -448,6 +483,7 @@ impl Command {
             channel: None,
             token: None,
             since: None,
+            event: None,
             data: None,
             idempotency_key: None,
             ephemeral: false,
@@ -463,8 +499,9 @@ impl Command {
             CommandBody::Unsubscribe { channel } | CommandBody::Presence { channel } => {
                 out.channel = Some(channel)
             }
-            CommandBody::Publish { channel, data, idempotency_key, ephemeral } => {
+            CommandBody::Publish { channel, event, data, idempotency_key, ephemeral } => {
                 out.channel = Some(channel);
+                out.event = event.as_deref();
                 out.data = Some(data);
                 out.idempotency_key = idempotency_key.as_deref();
                 out.ephemeral = *ephemeral;

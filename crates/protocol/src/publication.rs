@@ -64,6 +64,10 @@ pub struct Publication {
     /// on the wire, as in publication pushes).
     #[serde(rename = "time")]
     pub time_ms: u64,
+    /// The event name, for publications that carry one (every Pusher event
+    /// has a name; native publications may).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
     pub data: JsonData,
 }
 

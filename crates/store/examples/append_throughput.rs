@@ -82,6 +82,7 @@ async fn publish_to_one_channel(
         }
         let request = AppendRequest {
             channel: channel.clone(),
+            event: None,
             data: data.clone(),
             time_ms: unix_time_ms(),
             idempotency_key: None,

@@ -63,6 +63,7 @@ async fn fill(store: &EmbeddedStore, channels: &[ChannelName]) {
         for channel in channels {
             let request = AppendRequest {
                 channel: channel.clone(),
+                event: None,
                 data: data.clone(),
                 time_ms: unix_time_ms(),
                 idempotency_key: None,

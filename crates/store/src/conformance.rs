@@ -295,6 +295,7 @@ fn channel(name: &str) -> ChannelName {
 fn request(channel: &ChannelName, data: &str) -> AppendRequest {
     AppendRequest {
         channel: channel.clone(),
+        event: None,
         data: JsonData::parse(data.to_owned()).expect("conformance data is JSON"),
         time_ms: unix_time_ms(),
         idempotency_key: None,

@@ -44,6 +44,8 @@ impl Retention {
 #[derive(Debug, Clone)]
 pub struct AppendRequest {
     pub channel: ChannelName,
+    /// The event name, kept with the publication (Pusher events have one).
+    pub event: Option<String>,
     pub data: JsonData,
     /// When it was accepted, in milliseconds since the Unix epoch.
     pub time_ms: u64,

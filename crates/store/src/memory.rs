@@ -88,12 +88,21 @@ impl ChannelLog {
         if let Some(key) = &request.idempotency_key
             && let Some(first) = self.idempotency.find(key, request.time_ms)
         {
-            let publication =
-                Publication { offset: first.offset, time_ms: first.time_ms, data: request.data };
+            let publication = Publication {
+                offset: first.offset,
+                time_ms: first.time_ms,
+                event: request.event,
+                data: request.data,
+            };
             return (publication, true);
         }
         self.head += 1;
-        let publication = Publication { offset: self.head, time_ms: request.time_ms, data: request.data };
+        let publication = Publication {
+            offset: self.head,
+            time_ms: request.time_ms,
+            event: request.event,
+            data: request.data,
+        };
         self.publications.push_back(publication.clone());
         self.trim(
             request.retention.first_kept_offset(self.head),
@@ -211,6 +220,7 @@ mod tests {
         let mut log = ChannelLog::default();
         let keyed = |key: String, time_ms| AppendRequest {
             channel: ChannelName::new("chat:keys").unwrap(),
+            event: None,
             data: JsonData::parse("1".into()).unwrap(),
             time_ms,
             idempotency_key: Some(key),

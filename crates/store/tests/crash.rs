@@ -93,6 +93,7 @@ fn channels() -> Vec<ChannelName> {
 fn request(channel: &ChannelName, data: &str) -> AppendRequest {
     AppendRequest {
         channel: channel.clone(),
+        event: None,
         data: JsonData::parse(data.to_owned()).unwrap(),
         time_ms: unix_time_ms(),
         idempotency_key: None,

@@ -15,11 +15,12 @@ fn every_command_round_trips_through_its_encoding() {
         CommandBody::Unsubscribe { channel: ch("chat:x") },
         CommandBody::Publish {
             channel: ch("a"),
+            event: Some("chat-message".into()),
             data: data.clone(),
             idempotency_key: Some("k".into()),
             ephemeral: false,
         },
-        CommandBody::Publish { channel: ch("a"), data, idempotency_key: None, ephemeral: true },
+        CommandBody::Publish { channel: ch("a"), event: None, data, idempotency_key: None, ephemeral: true },
         CommandBody::History {
             channel: ch("a"),
             query: HistoryParams { since: Some(3), limit: Some(10), reverse: true },
@@ -75,8 +76,12 @@ fn publish_without_data_is_refused() {
 
 #[test]
 fn publication_push_is_decoded_by_clients_as_encoded() {
-    let publication =
-        Publication { offset: 42, time_ms: 1000, data: JsonData::parse("[1,\"x\"]".into()).unwrap() };
+    let publication = Publication {
+        offset: 42,
+        time_ms: 1000,
+        event: None,
+        data: JsonData::parse("[1,\"x\"]".into()).unwrap(),
+    };
     let frame = encode_publication(&ch("room:1"), &Epoch::new("ep"), &publication);
     assert_eq!(
         frame.as_str(),

@@ -20,6 +20,8 @@ const MAX_BROADCAST_CHANNELS: usize = 1000;
 #[serde(deny_unknown_fields)]
 pub struct PublishBody {
     channel: ChannelName,
+    #[serde(default)]
+    event: Option<String>,
     data: JsonData,
     #[serde(default)]
     idempotency_key: Option<String>,
@@ -33,10 +35,10 @@ pub async fn publish(
     JsonBody(body): JsonBody<PublishBody>,
 ) -> Result<Json<PublishResult>, ApiError> {
     let publish = Publish {
-        channel: body.channel,
-        data: body.data,
+        event: body.event,
         idempotency_key: body.idempotency_key,
         ephemeral: body.ephemeral,
+        ..Publish::new(body.channel, body.data)
     };
     publish_one(&app, publish).await.map(Json)
 }
@@ -55,6 +57,8 @@ async fn publish_one(app: &AppState, publish: Publish) -> Result<PublishResult, 
 #[serde(deny_unknown_fields)]
 pub struct BroadcastBody {
     channels: Vec<ChannelName>,
+    #[serde(default)]
+    event: Option<String>,
     data: JsonData,
     #[serde(default)]
     ephemeral: bool,
@@ -92,10 +96,9 @@ pub async fn broadcast(
     }
     let jobs = body.channels.into_iter().map(|channel| {
         let publish = Publish {
-            channel: channel.clone(),
-            data: body.data.clone(),
-            idempotency_key: None,
+            event: body.event.clone(),
             ephemeral: body.ephemeral,
+            ..Publish::new(channel.clone(), body.data.clone())
         };
         let app = app.clone();
         async move {

@@ -1,7 +1,7 @@
 //! One function per native command. Each checks what the namespace and
 //! the connection's identity allow, then asks the hub.
 
-use fanfare_hub::{CloseReason, HubError, Publish, Published, Subscribe, Subscriber};
+use fanfare_hub::{CloseReason, HubError, Protocol, Publish, Published, Subscribe, Subscriber};
 use fanfare_protocol::native::{
     self, CommandBody, ConnectResult, HistoryParams, PresenceResult, PublishResult,
 };
@@ -21,8 +21,9 @@ impl Session {
             }
             CommandBody::Subscribe { channel, since } => self.subscribe(id, channel, since).await,
             CommandBody::Unsubscribe { channel } => self.unsubscribe(id, &channel),
-            CommandBody::Publish { channel, data, idempotency_key, ephemeral } => {
-                self.publish(id, channel, data, idempotency_key, ephemeral).await
+            CommandBody::Publish { channel, event, data, idempotency_key, ephemeral } => {
+                let publish = Publish { event, idempotency_key, ephemeral, ..Publish::new(channel, data) };
+                self.publish(id, publish).await
             }
             CommandBody::History { channel, query } => self.history(id, &channel, query).await,
             CommandBody::Presence { channel } => self.presence(id, &channel),
@@ -91,12 +92,13 @@ impl Session {
             conn: self.conn,
             user: identity.user.clone(),
             info: identity.info.clone(),
+            protocol: Protocol::Native,
             outbox: self.outbox.clone(),
         };
         let request = Subscribe { subscriber, channel: channel.clone(), since };
         self.app
             .hub
-            .subscribe(request, |result| native::encode_reply(id, result))
+            .subscribe(request, |result, _| native::encode_reply(id, result))
             .await
             .map_err(hub_error)?;
         self.channels.insert(channel);
@@ -130,24 +132,16 @@ impl Session {
         Ok(())
     }
 
-    async fn publish(
-        &mut self,
-        id: u64,
-        channel: ChannelName,
-        data: JsonData,
-        idempotency_key: Option<String>,
-        ephemeral: bool,
-    ) -> Result<(), ErrorInfo> {
-        let namespace = self.app.settings.namespaces.resolve(&channel);
+    async fn publish(&mut self, id: u64, publish: Publish) -> Result<(), ErrorInfo> {
+        let namespace = self.app.settings.namespaces.resolve(&publish.channel);
         match namespace.publish {
             PublishPolicy::Server => return Err(denied("clients may not publish in this namespace")),
-            PublishPolicy::Subscribers if !self.channels.contains(&channel) => {
+            PublishPolicy::Subscribers if !self.channels.contains(&publish.channel) => {
                 return Err(denied("only subscribers may publish in this channel"));
             }
             PublishPolicy::Subscribers | PublishPolicy::Anyone => {}
         }
-        check_data(&data, &namespace)?;
-        let publish = Publish { channel, data, idempotency_key, ephemeral };
+        check_data(&publish.data, &namespace)?;
         let result = match self.app.hub.publish(publish).await.map_err(hub_error)? {
             Published::Durable(appended) => {
                 PublishResult { epoch: Some(appended.epoch), offset: Some(appended.publication.offset) }

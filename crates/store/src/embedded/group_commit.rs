@@ -66,21 +66,33 @@ impl<'a> GroupCommit<'a> {
             && let Some(first) = self.find_remembered(stored_key, request.time_ms)?
         {
             self.duplicates += 1;
-            let publication =
-                Publication { offset: first.offset, time_ms: first.time_ms, data: request.data.clone() };
+            let publication = Publication {
+                offset: first.offset,
+                time_ms: first.time_ms,
+                event: request.event.clone(),
+                data: request.data.clone(),
+            };
             return Ok(self.appended(publication, true));
         }
         let channel = self.channel_appends(&request.channel)?;
         channel.head += 1;
         channel.retention = request.retention;
         let offset = channel.head;
-        channel.publications.push((offset, keys::publication_value(request.time_ms, &request.data)));
+        channel.publications.push((
+            offset,
+            keys::publication_value(request.time_ms, request.event.as_deref(), &request.data),
+        ));
         self.written += 1;
         if let Some(stored_key) = stored_key {
             let expires_ms = request.time_ms.saturating_add(duration_ms(request.idempotency_window));
             self.new_keys.insert(stored_key, RememberedKey { offset, time_ms: request.time_ms, expires_ms });
         }
-        let publication = Publication { offset, time_ms: request.time_ms, data: request.data.clone() };
+        let publication = Publication {
+            offset,
+            time_ms: request.time_ms,
+            event: request.event.clone(),
+            data: request.data.clone(),
+        };
         Ok(self.appended(publication, false))
     }
 

@@ -2,7 +2,7 @@
 //!
 //! | keyspace       | key                                 | value                                   |
 //! |----------------|-------------------------------------|-----------------------------------------|
-//! | `publications` | channel, `0x00`, offset (u64 BE)    | time_ms (u64 BE), JSON text             |
+//! | `publications` | channel, `0x00`, offset (u64 BE)    | time_ms (u64 BE), event length (u16 BE), event, JSON text |
 //! | `channels`     | channel                             | head, tail, max_len, max_age_ms (u64 BE)|
 //! | `idempotency`  | channel, `0x00`, idempotency key    | offset, time_ms, expires_ms (u64 BE)    |
 //! | `store`        | `epoch`, `format`                   | epoch text, format version (u32 BE)     |
@@ -45,9 +45,16 @@ pub(super) fn publication_key(channel: &str, offset: u64) -> Vec<u8> {
     key
 }
 
-pub(super) fn publication_value(time_ms: u64, data: &JsonData) -> Vec<u8> {
-    let mut value = Vec::with_capacity(8 + data.len());
+/// `time_ms` (u64 BE), the event name's length (u16 BE, 0 for none), the
+/// event name, then the JSON text.
+pub(super) fn publication_value(time_ms: u64, event: Option<&str>, data: &JsonData) -> Vec<u8> {
+    let event = event.unwrap_or("").as_bytes();
+    let event_len = u16::try_from(event.len()).unwrap_or(u16::MAX);
+    let event = &event[..usize::from(event_len)];
+    let mut value = Vec::with_capacity(8 + 2 + event.len() + data.len());
     value.extend_from_slice(&time_ms.to_be_bytes());
+    value.extend_from_slice(&event_len.to_be_bytes());
+    value.extend_from_slice(event);
     value.extend_from_slice(data.as_str().as_bytes());
     value
 }
@@ -71,10 +78,17 @@ pub(super) fn decode_publication(
 ) -> Result<Publication, StoreError> {
     let time_ms = time_of_publication_value(channel, offset, value)?;
     let bad = |reason| corrupt(PUBLICATIONS, format!("{channel}@{offset}"), reason);
-    let text = value.get(8..).ok_or_else(|| bad("value too short"))?;
+    let event_len = value.get(8..10).ok_or_else(|| bad("value too short"))?;
+    let event_len = usize::from(u16::from_be_bytes([event_len[0], event_len[1]]));
+    let event = value.get(10..10 + event_len).ok_or_else(|| bad("value too short"))?;
+    let event = match event_len {
+        0 => None,
+        _ => Some(String::from_utf8(event.to_vec()).map_err(|_| bad("event name is not UTF-8"))?),
+    };
+    let text = value.get(10 + event_len..).ok_or_else(|| bad("value too short"))?;
     let text = String::from_utf8(text.to_vec()).map_err(|_| bad("data is not UTF-8"))?;
     let data = JsonData::parse(text).map_err(|_| bad("data is not JSON"))?;
-    Ok(Publication { offset, time_ms, data })
+    Ok(Publication { offset, time_ms, event, data })
 }
 
 /// What `channels` keeps per channel: the newest offset ever assigned
@@ -207,11 +221,16 @@ mod tests {
     #[test]
     fn publications_round_trip_and_truncated_values_are_corrupt_not_panics() {
         let data = JsonData::parse(r#"{"é": [1, 2.50]}"#.to_owned()).unwrap();
-        let value = publication_value(42, &data);
+        let value = publication_value(42, None, &data);
         let publication = decode_publication("c", 7, &value).unwrap();
-        assert_eq!(publication, Publication { offset: 7, time_ms: 42, data });
+        assert_eq!(publication, Publication { offset: 7, time_ms: 42, event: None, data: data.clone() });
         assert!(matches!(decode_publication("c", 7, &value[..5]), Err(StoreError::Corrupt { .. })));
         assert!(matches!(decode_publication("c", 7, &value[..9]), Err(StoreError::Corrupt { .. })));
+        let named = publication_value(42, Some("chat-message"), &data);
+        let publication = decode_publication("c", 8, &named).unwrap();
+        assert_eq!(publication.event.as_deref(), Some("chat-message"));
+        assert_eq!(publication.data, data);
+        assert!(matches!(decode_publication("c", 8, &named[..15]), Err(StoreError::Corrupt { .. })));
     }
 
     #[test]

@@ -1,0 +1,119 @@
+//! Encoding a channel message once per protocol.
+//!
+//! Subscribers of one channel may speak different protocols (native and
+//! Pusher). A message is encoded at most once for each protocol present
+//! among them, on first need, and the bytes are shared by every subscriber
+//! of that protocol.
+
+use std::cell::OnceCell;
+
+use fanfare_protocol::native::{self, Member};
+use fanfare_protocol::{ChannelName, Epoch, Frame, JsonData, Publication};
+
+/// The event name a Pusher client sees for a publication that has none
+/// (one published through the native protocol or API without `event`).
+pub const DEFAULT_PUSHER_EVENT: &str = "publication";
+
+/// The protocol a subscriber speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Native,
+    /// Pusher Channels v7. The first `strip` bytes of the hub's channel name
+    /// are the app's prefix, not part of the name the client knows.
+    Pusher {
+        strip: u8,
+    },
+}
+
+/// What is being sent to a channel's subscribers.
+pub(crate) enum Message<'a> {
+    Publication { epoch: &'a Epoch, publication: &'a Publication },
+    Ephemeral { time_ms: u64, event: Option<&'a str>, data: &'a JsonData, user: Option<&'a str> },
+    Join(&'a Member),
+    Leave(&'a str),
+}
+
+pub(crate) struct Encoded<'a> {
+    channel: &'a ChannelName,
+    message: Message<'a>,
+    native: OnceCell<Frame>,
+    pusher: OnceCell<Frame>,
+}
+
+impl<'a> Encoded<'a> {
+    pub fn new(channel: &'a ChannelName, message: Message<'a>) -> Self {
+        Self { channel, message, native: OnceCell::new(), pusher: OnceCell::new() }
+    }
+
+    /// The frame for `protocol`, encoded on first use.
+    pub fn frame(&self, protocol: Protocol) -> &Frame {
+        match protocol {
+            Protocol::Native => self.native.get_or_init(|| self.encode_native()),
+            Protocol::Pusher { strip } => self.pusher.get_or_init(|| self.encode_pusher(strip)),
+        }
+    }
+
+    fn encode_native(&self) -> Frame {
+        let channel = self.channel;
+        match &self.message {
+            Message::Publication { epoch, publication } => {
+                native::encode_publication(channel, epoch, publication)
+            }
+            Message::Ephemeral { time_ms, event, data, .. } => {
+                native::encode_ephemeral(channel, *time_ms, *event, data)
+            }
+            Message::Join(member) => native::encode_join(channel, member),
+            Message::Leave(user) => native::encode_leave(channel, user),
+        }
+    }
+
+    fn encode_pusher(&self, strip: u8) -> Frame {
+        let name = self.channel.as_str().get(usize::from(strip)..).unwrap_or_default();
+        match &self.message {
+            Message::Publication { publication, .. } => {
+                let event = publication.event.as_deref().unwrap_or(DEFAULT_PUSHER_EVENT);
+                pusher::encode_event(name, event, &publication.data, None)
+            }
+            Message::Ephemeral { event, data, user, .. } => {
+                pusher::encode_event(name, event.unwrap_or(DEFAULT_PUSHER_EVENT), data, *user)
+            }
+            Message::Join(member) => pusher::encode_member_added(name, &member.user, member.info.as_ref()),
+            Message::Leave(user) => pusher::encode_member_removed(name, user),
+        }
+    }
+}
+
+/// Pusher frames (interim: to be replaced by the protocol crate's Pusher codec).
+mod pusher {
+    use fanfare_protocol::{Frame, JsonData};
+    use serde_json::json;
+
+    /// Pusher sends `data` as a string: a JSON string payload as itself,
+    /// anything else as its JSON text.
+    fn data_string(data: &JsonData) -> String {
+        serde_json::from_str::<String>(data.as_str()).unwrap_or_else(|_| data.as_str().to_owned())
+    }
+
+    pub fn encode_event(channel: &str, event: &str, data: &JsonData, user_id: Option<&str>) -> Frame {
+        let mut frame = json!({"event": event, "channel": channel, "data": data_string(data)});
+        if let Some(user_id) = user_id {
+            frame["user_id"] = json!(user_id);
+        }
+        Frame::from_string(frame.to_string())
+    }
+
+    pub fn encode_member_added(channel: &str, user_id: &str, user_info: Option<&JsonData>) -> Frame {
+        let info = user_info.map_or(serde_json::Value::Null, JsonData::to_value);
+        let data = json!({"user_id": user_id, "user_info": info}).to_string();
+        Frame::from_string(
+            json!({"event": "pusher_internal:member_added", "channel": channel, "data": data}).to_string(),
+        )
+    }
+
+    pub fn encode_member_removed(channel: &str, user_id: &str) -> Frame {
+        let data = json!({"user_id": user_id}).to_string();
+        Frame::from_string(
+            json!({"event": "pusher_internal:member_removed", "channel": channel, "data": data}).to_string(),
+        )
+    }
+}
