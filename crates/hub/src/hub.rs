@@ -219,7 +219,7 @@ impl Hub {
                 });
                 if options.join_leave {
                     let encoded = Encoded::new(channel, Message::Leave(&entry.sub.user));
-                    state.fan_out(None, &encoded, None, shared.options.catch_up_buffer);
+                    shared.count_fan_out(state.fan_out(None, &encoded, None, shared.options.catch_up_buffer));
                 }
             }
             let count = state.entries.len();

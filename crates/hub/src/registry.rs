@@ -78,8 +78,10 @@ impl ChannelState {
             let frame = message.frame(entry.sub.protocol);
             match &mut entry.catch_up {
                 Some(buffer) if buffer.len() >= catch_up_cap => {
-                    entry.sub.outbox.close(CloseReason::new(CloseCode::SlowConsumer));
-                    result.overflowed += 1;
+                    if !entry.sub.outbox.is_closed() {
+                        entry.sub.outbox.close(CloseReason::new(CloseCode::SlowConsumer));
+                        result.overflowed += 1;
+                    }
                 }
                 Some(buffer) => buffer.push((offset, frame.clone())),
                 None => match entry.sub.outbox.push(frame.clone()) {

@@ -21,5 +21,6 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod gateway;
+pub mod pusher;
 pub mod server;
 pub mod telemetry;

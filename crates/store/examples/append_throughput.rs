@@ -20,7 +20,9 @@ use fanfare_store::{
 
 const APPENDS: usize = 200_000;
 const CHANNELS: usize = 1_000;
-/// The default for appends in flight per channel (the hub's pipeline depth).
+/// The default for appends in flight per channel: a burst on a busy channel.
+/// (The hub itself allows up to 4,096 in flight per pipeline, across all of
+/// that pipeline's channels.)
 const IN_FLIGHT_PER_CHANNEL: usize = 32;
 
 #[tokio::main]

@@ -61,7 +61,7 @@ impl PusherCloseCode {
         match self {
             AppNotFound => (4001, "app does not exist", ErrorCode::NotFound),
             AppDisabled => (4003, "app disabled", ErrorCode::PermissionDenied),
-            OverQuota => (4004, "over connection quota", ErrorCode::TooManyChannels),
+            OverQuota => (4004, "over connection quota", ErrorCode::PermissionDenied),
             InvalidVersionFormat => (4006, "invalid version string format", ErrorCode::BadRequest),
             UnsupportedProtocol => (4007, "unsupported protocol version", ErrorCode::BadRequest),
             NoProtocol => (4008, "no protocol version supplied", ErrorCode::BadRequest),

@@ -26,7 +26,8 @@ pub(super) const STORE: &str = "store";
 pub(super) const EPOCH_KEY: &[u8] = b"epoch";
 pub(super) const FORMAT_KEY: &[u8] = b"format";
 /// Bumped whenever the layout above changes; older data needs a migration.
-pub(super) const FORMAT_VERSION: u32 = 1;
+/// 2: publication values carry the event name.
+pub(super) const FORMAT_VERSION: u32 = 2;
 
 const SEPARATOR: u8 = 0x00;
 const OFFSET_LEN: usize = 8;
