@@ -8,6 +8,7 @@
 use std::cell::OnceCell;
 
 use fanfare_protocol::native::{self, Member};
+use fanfare_protocol::pusher::{self, PresenceMember};
 use fanfare_protocol::{ChannelName, Epoch, Frame, JsonData, Publication};
 
 /// The event name a Pusher client sees for a publication that has none
@@ -77,43 +78,11 @@ impl<'a> Encoded<'a> {
             Message::Ephemeral { event, data, user, .. } => {
                 pusher::encode_event(name, event.unwrap_or(DEFAULT_PUSHER_EVENT), data, *user)
             }
-            Message::Join(member) => pusher::encode_member_added(name, &member.user, member.info.as_ref()),
+            Message::Join(member) => pusher::encode_member_added(
+                name,
+                &PresenceMember::new(member.user.clone(), member.info.clone()),
+            ),
             Message::Leave(user) => pusher::encode_member_removed(name, user),
         }
-    }
-}
-
-/// Pusher frames (interim: to be replaced by the protocol crate's Pusher codec).
-mod pusher {
-    use fanfare_protocol::{Frame, JsonData};
-    use serde_json::json;
-
-    /// Pusher sends `data` as a string: a JSON string payload as itself,
-    /// anything else as its JSON text.
-    fn data_string(data: &JsonData) -> String {
-        serde_json::from_str::<String>(data.as_str()).unwrap_or_else(|_| data.as_str().to_owned())
-    }
-
-    pub fn encode_event(channel: &str, event: &str, data: &JsonData, user_id: Option<&str>) -> Frame {
-        let mut frame = json!({"event": event, "channel": channel, "data": data_string(data)});
-        if let Some(user_id) = user_id {
-            frame["user_id"] = json!(user_id);
-        }
-        Frame::from_string(frame.to_string())
-    }
-
-    pub fn encode_member_added(channel: &str, user_id: &str, user_info: Option<&JsonData>) -> Frame {
-        let info = user_info.map_or(serde_json::Value::Null, JsonData::to_value);
-        let data = json!({"user_id": user_id, "user_info": info}).to_string();
-        Frame::from_string(
-            json!({"event": "pusher_internal:member_added", "channel": channel, "data": data}).to_string(),
-        )
-    }
-
-    pub fn encode_member_removed(channel: &str, user_id: &str) -> Frame {
-        let data = json!({"user_id": user_id}).to_string();
-        Frame::from_string(
-            json!({"event": "pusher_internal:member_removed", "channel": channel, "data": data}).to_string(),
-        )
     }
 }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod native;
 pub mod position;
 pub mod publication;
+pub mod pusher;
 
 pub use channel::{ChannelName, ChannelNameError};
 pub use error::{CloseCode, ErrorCode, ErrorInfo};

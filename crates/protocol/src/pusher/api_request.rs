@@ -194,7 +194,13 @@ mod tests {
         ])
     }
 
-    fn verify(method: &str, path: &str, query: &[(String, String)], body: &[u8], now: u64) -> Result<(), ApiAuthError> {
+    fn verify(
+        method: &str,
+        path: &str,
+        query: &[(String, String)],
+        body: &[u8],
+        now: u64,
+    ) -> Result<(), ApiAuthError> {
         verify_api_request(ApiRequest { method, path, query, body }, KEY, SECRET, now)
     }
 
@@ -288,7 +294,10 @@ mod tests {
             );
         }
         let version = with(&query, "auth_version", "2.0");
-        assert_eq!(verify("POST", "/apps/3/events", &version, BODY, TIMESTAMP), Err(ApiAuthError::WrongVersion));
+        assert_eq!(
+            verify("POST", "/apps/3/events", &version, BODY, TIMESTAMP),
+            Err(ApiAuthError::WrongVersion)
+        );
     }
 
     #[test]
@@ -312,7 +321,8 @@ mod tests {
     fn an_empty_body_may_carry_the_md5_of_nothing() {
         let query = pairs(&[("body_md5", "d41d8cd98f00b204e9800998ecf8427e")]);
         let request = ApiRequest { method: "GET", path: "/apps/3/channels", query: &query, body: b"" };
-        let full: Vec<_> = query.iter().cloned().chain(sign_api_request(request, KEY, SECRET, TIMESTAMP)).collect();
+        let full: Vec<_> =
+            query.iter().cloned().chain(sign_api_request(request, KEY, SECRET, TIMESTAMP)).collect();
         assert_eq!(verify("GET", "/apps/3/channels", &full, b"", TIMESTAMP), Ok(()));
     }
 

@@ -265,10 +265,7 @@ mod tests {
     fn only_server_to_user_may_start_with_a_hash() {
         assert_eq!(PusherChannel::new("#private"), Err(PusherChannelError::Reserved));
         assert_eq!(PusherChannel::new("#server-to-user-"), Err(PusherChannelError::Reserved));
-        assert_eq!(
-            PusherChannel::new("#server-to-user-a#b"),
-            Err(PusherChannelError::BadCharacter('#'))
-        );
+        assert_eq!(PusherChannel::new("#server-to-user-a#b"), Err(PusherChannelError::BadCharacter('#')));
         assert_eq!(PusherChannel::new("a#b"), Err(PusherChannelError::BadCharacter('#')));
         assert_eq!(ch("#server-to-user-alice@example.com").as_str(), "#server-to-user-alice@example.com");
     }
@@ -286,10 +283,7 @@ mod tests {
         assert_eq!(validate_event_name(&"e".repeat(201)), Err(EventNameError::TooLong));
         assert_eq!(validate_event_name(""), Err(EventNameError::Empty));
         assert_eq!(validate_event_name("pusher:subscribe"), Err(EventNameError::Reserved));
-        assert_eq!(
-            validate_event_name("pusher_internal:member_added"),
-            Err(EventNameError::Reserved)
-        );
+        assert_eq!(validate_event_name("pusher_internal:member_added"), Err(EventNameError::Reserved));
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! that fails. Clients send `data` of `pusher:*` events as plain objects,
 //! though some send strings; the decoder accepts both.
 //!
-//! - [`channel`](PusherChannel): channel kinds by name prefix, name and event-name rules.
+//! - [`PusherChannel`], [`ChannelKind`]: channel kinds by name prefix; name and event-name rules.
 //! - [`ClientFrame`]: decoding client → server frames.
 //! - `encode_*`: server → client frames, each built once into a [`Frame`](crate::Frame).
 //! - [`PresenceMember`], [`UserData`]: what presence `channel_data` and signin `user_data` carry.

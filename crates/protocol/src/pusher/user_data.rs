@@ -95,7 +95,8 @@ mod tests {
     #[test]
     fn channel_data_with_a_numeric_user_id_keys_the_member_by_its_text() {
         let member =
-            PresenceMember::from_channel_data(r#"{"user_id":10,"user_info":{"name":"Mr. Channels"}}"#).unwrap();
+            PresenceMember::from_channel_data(r#"{"user_id":10,"user_info":{"name":"Mr. Channels"}}"#)
+                .unwrap();
         assert_eq!(member.user_id, "10");
         assert_eq!(member.user_info.unwrap().as_str(), r#"{"name":"Mr. Channels"}"#);
     }

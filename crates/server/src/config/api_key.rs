@@ -46,7 +46,7 @@ pub fn load_or_create_api_key(data_dir: &Path) -> io::Result<(String, bool)> {
 
 /// Links the finished temporary file to `path`, failing with
 /// `AlreadyExists` if `path` exists.
-fn put_in_place(temp: &Path, path: &Path) -> io::Result<()> {
+pub(super) fn put_in_place(temp: &Path, path: &Path) -> io::Result<()> {
     match fs::hard_link(temp, path) {
         Err(error) if error.kind() != io::ErrorKind::AlreadyExists => {
             // Some filesystems (certain container volumes) have no hard
@@ -88,7 +88,7 @@ fn generate_key() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn write_private(path: &Path, key: &str) -> io::Result<()> {
+pub(super) fn write_private(path: &Path, key: &str) -> io::Result<()> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -101,7 +101,7 @@ fn write_private(path: &Path, key: &str) -> io::Result<()> {
 
 /// Makes the new directory entry itself durable: a key printed once must
 /// survive a power loss.
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     fs::File::open(dir)?.sync_all()?;
     #[cfg(not(unix))]
@@ -110,17 +110,17 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 #[cfg(unix)]
-fn warn_if_readable_by_others(path: &Path) {
+pub(super) fn warn_if_readable_by_others(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = fs::metadata(path)
         && meta.permissions().mode() & 0o077 != 0
     {
-        tracing::warn!(path = %path.display(), "the API key file is readable by other users; chmod 600 it");
+        tracing::warn!(path = %path.display(), "this file holds a secret and is readable by other users; chmod 600 it");
     }
 }
 
 #[cfg(not(unix))]
-fn warn_if_readable_by_others(_: &Path) {}
+pub(super) fn warn_if_readable_by_others(_: &Path) {}
 
 #[cfg(test)]
 mod tests {

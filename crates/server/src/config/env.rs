@@ -121,6 +121,31 @@ pub const ENV_VARS: &[EnvVar] = &[
         "/etc/fanfare/jwt.pem",
         "File holding the PEM public key for RS256 / ES256 tokens.",
     ),
+    var(
+        "FANFARE_PUSHER_APP_ID",
+        "pusher.app_id",
+        Text,
+        "app-1",
+        "Pusher default app: its `app_id` (with `FANFARE_PUSHER_APP_KEY` and `FANFARE_PUSHER_APP_SECRET`; \
+         channel prefix `\"\"`). Naming an app of `[[pusher.apps]]` overrides that app's key, secret and \
+         client events instead. With no app configured anywhere, one is generated on first start and kept \
+         in `DATA_DIR/pusher_app.json`.",
+    ),
+    var("FANFARE_PUSHER_APP_KEY", "pusher.app_key", Text, "key-1", "Pusher default app: its public key."),
+    var(
+        "FANFARE_PUSHER_APP_SECRET",
+        "pusher.app_secret",
+        Text,
+        "(a random string)",
+        "Pusher default app: its secret (signs auth, HTTP API requests and webhooks).",
+    ),
+    var(
+        "FANFARE_PUSHER_APP_CLIENT_EVENTS",
+        "pusher.app_client_events",
+        Bool,
+        "true",
+        "Pusher default app: whether clients may send `client-*` events (off by default).",
+    ),
 ];
 
 /// The variable that sets `key`, if there is one.

@@ -374,7 +374,7 @@ mod tests {
     #[test]
     fn other_fanfare_variables_are_ignored_and_empty_ones_are_unset() {
         let env = env(&[
-            ("FANFARE_PUSHER_APP_ID", "123"),
+            ("FANFARE_PUSHER_FEATURE", "123"),
             ("FANFARE_SOMETHING_ELSE", "x"),
             ("FANFARE_API_KEY", ""),
             ("FANFARE_STORE_URL", "memory://"),
@@ -397,6 +397,10 @@ mod tests {
             ("FANFARE_ALLOW_ANONYMOUS", "false"),
             ("FANFARE_JWT_ALGORITHM", "HS256"),
             ("FANFARE_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("FANFARE_PUSHER_APP_ID", "app-env"),
+            ("FANFARE_PUSHER_APP_KEY", "key-env"),
+            ("FANFARE_PUSHER_APP_SECRET", "secret-env"),
+            ("FANFARE_PUSHER_APP_CLIENT_EVENTS", "true"),
         ];
         let settings = load_from(&ServeArgs::default(), env(&examples)).unwrap();
         assert_eq!(settings.listen.port(), 7000);
@@ -408,6 +412,9 @@ mod tests {
         assert_eq!(settings.store.durability, Durability::Buffered);
         assert!(!settings.auth.allow_anonymous);
         assert!(settings.auth.jwt.is_some());
+        let app = &settings.pusher.apps[0];
+        assert_eq!((&*app.id, &*app.key, &*app.secret), ("app-env", "key-env", "secret-env"));
+        assert!(app.client_events);
 
         // The PEM variables are covered in auth's tests; every other
         // listed variable must have been exercised here.

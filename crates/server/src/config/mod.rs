@@ -13,6 +13,8 @@
 //!   are resolved per namespace by [`Namespaces::resolve`].
 //! - `render.rs`: [`Settings::to_toml`] for `fanfare config check`.
 //! - `api_key.rs`: the HTTP API key generated on first start.
+//! - `pusher.rs`: the `[pusher]` section (apps and their webhooks);
+//!   `pusher_app.rs`: the Pusher app generated on first start.
 //! - `example.toml`: every key, documented.
 
 mod api_key;
@@ -21,6 +23,8 @@ mod env;
 mod error;
 mod load;
 mod namespaces;
+mod pusher;
+mod pusher_app;
 mod raw;
 mod render;
 mod settings;
@@ -32,6 +36,8 @@ pub use env::{ENV_VARS, EnvKind, EnvVar, markdown_table as env_markdown_table};
 pub use error::{ConfigError, Origin};
 pub use load::{ServeArgs, from_toml, load, load_from};
 pub use namespaces::{NamespaceSettings, Namespaces, PublishPolicy, SubscribePolicy};
+pub use pusher::{AppSettings, PusherSettings, WebhookKind, WebhookSettings};
+pub use pusher_app::{load_or_create_default_app, pusher_app_file};
 pub use render::REDACTED;
 pub use settings::{
     AuthSettings, Durability, JwtAlgorithm, JwtKey, JwtSettings, Limits, Settings, StoreKind, StoreSettings,

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::HumanDuration;
 use super::namespaces::{PublishPolicy, SubscribePolicy};
+use super::pusher::WebhookKind;
 use super::settings::{Durability, JwtAlgorithm};
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -39,6 +40,8 @@ pub(crate) struct RawConfig {
     pub channel_defaults: RawNamespace,
     #[serde(default)]
     pub namespaces: BTreeMap<String, RawNamespace>,
+    #[serde(default, skip_serializing_if = "RawPusher::is_empty")]
+    pub pusher: RawPusher,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -117,4 +120,65 @@ pub(crate) struct RawNamespace {
     pub allow_anonymous: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_window: Option<HumanDuration>,
+}
+
+/// `[pusher]`: the default app's shorthand keys (what the
+/// `FANFARE_PUSHER_APP_*` variables set) and the `[[pusher.apps]]` list.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPusher {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_client_events: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apps: Vec<RawPusherApp>,
+}
+
+impl RawPusher {
+    pub fn is_empty(&self) -> bool {
+        *self == RawPusher::default()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPusherApp {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel_prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_events: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_authentication: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_presence_members: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_presence_user_info_bytes: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_event_bytes: Option<usize>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<RawWebhook>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWebhook {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<WebhookKind>>,
 }

@@ -78,6 +78,7 @@ impl Settings {
                 .into_iter()
                 .map(|(name, settings)| (name.to_owned(), settings.to_raw()))
                 .collect(),
+            pusher: self.pusher.to_raw(secret),
         }
     }
 

@@ -12,6 +12,7 @@ use fanfare_hub::OutboxLimits;
 use serde::{Deserialize, Serialize};
 
 use super::namespaces::Namespaces;
+use super::pusher::PusherSettings;
 
 /// The whole configuration of one server.
 #[derive(Clone, PartialEq, Eq)]
@@ -31,6 +32,9 @@ pub struct Settings {
     pub limits: Limits,
     pub auth: AuthSettings,
     pub namespaces: Namespaces,
+    /// Pusher apps. Empty: the serve command generates one on first start
+    /// (see [`load_or_create_default_app`](super::load_or_create_default_app)).
+    pub pusher: PusherSettings,
     /// The file the configuration was read from, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -52,6 +56,7 @@ impl Default for Settings {
             limits: Limits::default(),
             auth: AuthSettings::default(),
             namespaces: Namespaces::default(),
+            pusher: PusherSettings::default(),
             config_file: None,
         }
     }
@@ -224,6 +229,7 @@ impl fmt::Debug for Settings {
             .field("limits", &self.limits)
             .field("auth", &self.auth)
             .field("namespaces", &self.namespaces)
+            .field("pusher", &self.pusher)
             .field("config_file", &self.config_file)
             .finish()
     }

@@ -9,6 +9,7 @@ use fanfare_protocol::ChannelName;
 
 use super::error::{ConfigError, Origin};
 use super::namespaces::{NamespaceSettings, Namespaces, SubscribePolicy};
+use super::pusher::validate_pusher;
 use super::raw::{RawAuth, RawConfig, RawLimits, RawNamespace, RawStore};
 use super::settings::{
     AuthSettings, JwtAlgorithm, JwtKey, JwtSettings, Limits, Settings, StoreKind, StoreSettings,
@@ -46,6 +47,7 @@ pub(crate) fn validate(
     let limits = check.limits(&raw.limits)?;
     let auth = check.auth(&raw.auth)?;
     let namespaces = check.namespaces(&raw.channel_defaults, &raw.namespaces, &limits, &auth)?;
+    let pusher = validate_pusher(&raw.pusher, &limits, origins)?;
     Ok(Settings {
         listen,
         data_dir,
@@ -56,6 +58,7 @@ pub(crate) fn validate(
         limits,
         auth,
         namespaces,
+        pusher,
         config_file,
     })
 }

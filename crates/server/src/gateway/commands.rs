@@ -9,7 +9,8 @@ use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, ErrorInfo, JsonData, S
 
 use crate::auth::Identity;
 use crate::config::{NamespaceSettings, PublishPolicy, SubscribePolicy};
-use crate::gateway::session::{Next, Session};
+use crate::gateway::connection::Next;
+use crate::gateway::session::Session;
 
 impl Session {
     pub(crate) async fn dispatch(&mut self, command: native::Command) -> Next {

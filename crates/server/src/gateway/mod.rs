@@ -5,6 +5,7 @@
 //! into the socket.
 
 mod commands;
+mod connection;
 mod session;
 mod upgrade;
 mod writer;

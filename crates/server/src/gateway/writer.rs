@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use fanfare_hub::{CloseReason, Outbox};
-use fanfare_protocol::{Frame, native};
+use fanfare_hub::{CloseReason, Outbox, Protocol};
+use fanfare_protocol::pusher::PusherCloseCode;
+use fanfare_protocol::{CloseCode, Frame, native};
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -18,7 +19,12 @@ pub type SocketSink<S> = SplitSink<WebSocketStream<S>, Message>;
 
 /// Runs until the outbox closes or the socket fails; hands the sink back
 /// for the end of the close handshake.
-pub async fn run<S>(mut sink: SocketSink<S>, outbox: &Outbox, ping_interval: Duration) -> SocketSink<S>
+pub async fn run<S>(
+    mut sink: SocketSink<S>,
+    outbox: &Outbox,
+    ping_interval: Duration,
+    protocol: Protocol,
+) -> SocketSink<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -38,7 +44,7 @@ where
             return sink;
         }
         if let Some(reason) = closed {
-            close(&mut sink, reason).await;
+            close(&mut sink, reason, protocol).await;
             return sink;
         }
     }
@@ -57,21 +63,44 @@ where
     sink.flush().await.map_err(drop)
 }
 
-/// Tells the client why (a `disconnect` push, for clients that cannot read
-/// close codes), then closes with the code.
-async fn close<S>(sink: &mut SocketSink<S>, reason: CloseReason)
+/// Tells the client why and closes. Native clients get a `disconnect`
+/// push first (for clients that cannot read close codes); Pusher clients
+/// get the Pusher close code their library acts on.
+async fn close<S>(sink: &mut SocketSink<S>, reason: CloseReason, protocol: Protocol)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let code = reason.code;
-    if code != fanfare_protocol::CloseCode::Normal {
-        let push = native::encode_disconnect(code, reason.reconnect_after_ms);
-        let _ = sink.feed(text_message(push)).await;
-    }
-    let frame =
-        CloseFrame { code: WsCloseCode::from(code.code()), reason: Utf8Bytes::from_static(code.reason()) };
+    let (number, text) = match protocol {
+        Protocol::Native => {
+            if code != CloseCode::Normal {
+                let push = native::encode_disconnect(code, reason.reconnect_after_ms);
+                let _ = sink.feed(text_message(push)).await;
+            }
+            (code.code(), code.reason())
+        }
+        Protocol::Pusher { .. } => pusher_close(code),
+    };
+    let frame = CloseFrame { code: WsCloseCode::from(number), reason: Utf8Bytes::from_static(text) };
     let _ = sink.send(Message::Close(Some(frame))).await;
     let _ = sink.close().await;
+}
+
+/// The Pusher close code for why the outbox closed: pusher-js reconnects
+/// at once on 42xx, after a backoff on 41xx, and gives up on 40xx.
+fn pusher_close(code: CloseCode) -> (u16, &'static str) {
+    let pusher = match code {
+        CloseCode::Normal => return (1000, "normal closure"),
+        CloseCode::MessageTooBig => return (1009, "message too big"),
+        CloseCode::BadFrame => return (1003, "unsupported data"),
+        CloseCode::Unauthorized | CloseCode::HandshakeTimeout | CloseCode::Disconnected => {
+            PusherCloseCode::Unauthorized
+        }
+        CloseCode::ShuttingDown => PusherCloseCode::ShuttingDown,
+        CloseCode::SlowConsumer | CloseCode::ServerError => PusherCloseCode::OverCapacity,
+        CloseCode::IdleTimeout => PusherCloseCode::PongTimeout,
+    };
+    (pusher.code(), pusher.reason())
 }
 
 /// A text message sharing the frame's bytes: no copy and no second UTF-8
