@@ -19,6 +19,10 @@ use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
 use crate::config::{Durability, Settings, StoreKind};
+use crate::pusher::apps::Apps;
+use crate::pusher::users::SignedInUsers;
+use crate::pusher::webhooks::{WebhookOptions, Webhooks};
+use crate::pusher::{self, PusherState};
 use crate::telemetry::ServerMetrics;
 use crate::{api, gateway};
 
@@ -29,6 +33,7 @@ pub struct AppState(Arc<App>);
 pub struct App {
     pub settings: Arc<Settings>,
     pub hub: Arc<Hub>,
+    pub pusher: Arc<PusherState>,
     pub auth: Authenticator,
     pub api_key: String,
     pub telemetry: ServerMetrics,
@@ -73,15 +78,24 @@ pub fn build(settings: Settings, api_key: String, store: Arc<dyn HistoryStore>) 
     let auth = Authenticator::new(&settings.auth).context("configuring authentication")?;
     let policy = {
         let settings = settings.clone();
-        Arc::new(move |channel: &fanfare_protocol::ChannelName| settings.namespaces.resolve(channel).channel)
+        Arc::new(move |channel: &fanfare_protocol::ChannelName| {
+            pusher::channel_options(settings.namespaces.resolve(channel).channel, channel)
+        })
     };
     let options = HubOptions { max_history_read: settings.limits.max_history_read, ..HubOptions::default() };
     let hub = Arc::new(Hub::new(store, policy, options));
-    Ok(AppState(Arc::new(App { settings, hub, auth, api_key, telemetry, draining: AtomicBool::new(false) })))
+    let apps = Arc::new(Apps::new(settings.pusher.apps.clone()).context("configuring Pusher apps")?);
+    let webhooks = Webhooks::start(apps.clone(), &hub, &settings.data_dir, WebhookOptions::default());
+    let pusher = Arc::new(PusherState { apps, users: SignedInUsers::default(), webhooks });
+    let draining = AtomicBool::new(false);
+    Ok(AppState(Arc::new(App { settings, hub, pusher, auth, api_key, telemetry, draining })))
 }
 
 pub fn router(app: AppState) -> Router {
-    api::router().route("/connection/websocket", any(gateway::accept)).with_state(app)
+    api::router()
+        .route("/connection/websocket", any(gateway::accept))
+        .route("/app/{key}", any(gateway::accept_pusher))
+        .with_state(app)
 }
 
 /// Serves until `shutdown` resolves, then drains: stops accepting, marks

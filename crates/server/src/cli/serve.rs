@@ -15,10 +15,13 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(serve_async(settings))
 }
 
-async fn serve_async(settings: Settings) -> anyhow::Result<()> {
+async fn serve_async(mut settings: Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
     let api_key = resolve_api_key(&settings)?;
+    if settings.pusher.apps.is_empty() {
+        settings.pusher.apps.push(default_pusher_app(&settings)?);
+    }
     let store = server::open_store(&settings).await?;
     let listener = TcpListener::bind(settings.listen)
         .await
@@ -42,6 +45,19 @@ fn resolve_api_key(settings: &Settings) -> anyhow::Result<String> {
         println!("  {key}");
     }
     Ok(key)
+}
+
+/// With no Pusher app configured: the one generated on the first start
+/// (printed once) and kept in the data directory.
+fn default_pusher_app(settings: &Settings) -> anyhow::Result<config::AppSettings> {
+    let (app, created) =
+        config::load_or_create_default_app(&settings.data_dir).context("reading the default Pusher app")?;
+    if created {
+        let path = config::pusher_app_file(&settings.data_dir);
+        println!("Generated a Pusher app (stored in {}; shown only this once):", path.display());
+        println!("  app_id = {}\n  key    = {}\n  secret = {}", app.id, app.key, app.secret);
+    }
+    Ok(app)
 }
 
 async fn shutdown_signal() {

@@ -6,9 +6,11 @@
 
 mod commands;
 mod connection;
+mod pusher;
 mod session;
 mod upgrade;
 mod writer;
 
 pub(crate) use commands::{check_data, hub_error};
+pub use pusher::accept as accept_pusher;
 pub use upgrade::accept;

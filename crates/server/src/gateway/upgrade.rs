@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -16,8 +17,21 @@ use crate::gateway::session;
 use crate::server::AppState;
 use fanfare_protocol::ErrorCode;
 
-/// `GET /connection/websocket`.
-pub async fn accept(State(app): State<AppState>, mut request: Request) -> Response {
+/// `GET /connection/websocket`: the native protocol.
+pub async fn accept(State(app): State<AppState>, request: Request) -> Response {
+    upgrade(app, request, session::run)
+}
+
+/// The socket type every session runs on.
+pub(crate) type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// Answers the upgrade handshake and, once the connection is switched,
+/// runs `session` on it.
+pub(crate) fn upgrade<F, Fut>(app: AppState, mut request: Request, session: F) -> Response
+where
+    F: FnOnce(AppState, Socket) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     if app.draining() {
         return ApiError::new(ErrorCode::ShuttingDown, "the server is shutting down").into_response();
     }
@@ -33,7 +47,7 @@ pub async fn accept(State(app): State<AppState>, mut request: Request) -> Respon
                 let socket =
                     WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                         .await;
-                session::run(app, socket).await;
+                session(app, socket).await;
             }
             Err(error) => tracing::debug!(%error, "websocket upgrade failed"),
         }

@@ -11,3 +11,41 @@ pub mod api;
 pub mod apps;
 pub mod users;
 pub mod webhooks;
+
+use std::sync::Arc;
+
+use apps::Apps;
+use users::SignedInUsers;
+use webhooks::Webhooks;
+
+/// What the Pusher side of the server shares.
+pub struct PusherState {
+    pub apps: Arc<Apps>,
+    pub users: SignedInUsers,
+    pub webhooks: Webhooks,
+}
+
+/// How long a cache channel keeps its last event.
+const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Channel options with the Pusher naming rules on top of the namespace's:
+/// a channel whose name (after an app prefix) starts with `presence-` tracks
+/// presence and announces joins and leaves; a cache channel keeps its last
+/// event for at most 30 minutes.
+pub fn channel_options(
+    mut options: fanfare_hub::ChannelOptions,
+    channel: &fanfare_protocol::ChannelName,
+) -> fanfare_hub::ChannelOptions {
+    let name = channel.as_str();
+    let local = name.split_once(':').map_or(name, |(_, rest)| rest);
+    let Ok(pusher_channel) = fanfare_protocol::pusher::PusherChannel::new(local) else { return options };
+    if matches!(pusher_channel.kind(), fanfare_protocol::pusher::ChannelKind::Presence) {
+        options.presence = true;
+        options.join_leave = true;
+    }
+    if pusher_channel.is_cache() {
+        options.history.max_len = options.history.max_len.max(1);
+        options.history.max_age = options.history.max_age.min(CACHE_TTL);
+    }
+    options
+}

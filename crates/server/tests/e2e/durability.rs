@@ -125,7 +125,8 @@ async fn the_first_start_generates_an_api_key_prints_it_once_and_keeps_it() {
     let first = spawn(dir.path(), None).await;
     let printed = first.banner.join("\n");
     assert!(printed.contains("Generated an HTTP API key"), "{printed}");
-    let key = first.banner.iter().rev().map(|l| l.trim()).find(|l| !l.is_empty()).unwrap().to_string();
+    let announced = first.banner.iter().position(|l| l.contains("Generated an HTTP API key")).unwrap();
+    let key = first.banner[announced + 1].trim().to_string();
     let ok = http().get(first.url("/api/channels")).bearer_auth(&key).send().await.unwrap();
     assert_eq!(ok.status(), 200);
     drop(first);

@@ -1,1 +1,247 @@
-//! (being written)
+//! Pusher webhooks: telling each app's backend what happened to its
+//! channels.
+//!
+//! ```text
+//! Hub::events (occupied, vacated, member added/removed, counts) ──┐
+//! Webhooks::send (client_event, cache_miss, from the gateway) ────┴─▶ dispatch.rs
+//!     one task: maps hub channels to apps, holds channel_vacated and
+//!     member_removed for 3 s (a reconnect within that time cancels both
+//!     sides of the flicker), routes each event to the endpoints that want it
+//!         │ bounded queue per endpoint (full: dropped and counted)
+//!         ▼
+//! delivery.rs: one task per (app, url): batches ≤ 50 events / ~100 ms into
+//!     one signed POST {"time_ms", "events"}, retries with exponential
+//!     backoff for 5 minutes, then writes a dead letter (dead_letters.rs)
+//! ```
+//!
+//! Nothing here can slow the hub: the hub's queue and every queue after it
+//! are bounded and overflow is dropped and counted. Unlike Pusher's, every
+//! event carries an `id` (a UUID v4) so that receivers can de-duplicate
+//! retried batches.
+
+mod dead_letters;
+mod delivery;
+mod dispatch;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fanfare_hub::Hub;
+use metrics::{Counter, counter};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+pub use dead_letters::DeadLetters;
+
+use crate::config::WebhookKind;
+use crate::pusher::apps::{Apps, PusherApp};
+
+/// An event only the gateway sees, for the app's webhooks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookEvent {
+    /// A `client-*` event a connection sent; `channel` is the Pusher name
+    /// (without the app's prefix), `user_id` set on presence channels.
+    ClientEvent { channel: String, event: String, data: String, socket_id: String, user_id: Option<String> },
+    /// A subscription to a cache channel found nothing cached.
+    CacheMiss { channel: String },
+}
+
+impl WebhookEvent {
+    pub fn kind(&self) -> WebhookKind {
+        match self {
+            WebhookEvent::ClientEvent { .. } => WebhookKind::ClientEvent,
+            WebhookEvent::CacheMiss { .. } => WebhookKind::CacheMiss,
+        }
+    }
+}
+
+/// Timings and sizes; the defaults are Pusher's behaviour. Tests shorten
+/// the times.
+#[derive(Debug, Clone)]
+pub struct WebhookOptions {
+    /// How long `channel_vacated` and `member_removed` wait for the channel
+    /// to be occupied (the member to be added) again.
+    pub hold: Duration,
+    /// How long a batch collects events after its first one.
+    pub batch_window: Duration,
+    /// Most events in one POST.
+    pub batch_max: usize,
+    /// The first retry delay, doubled after each failure…
+    pub retry_initial: Duration,
+    /// …up to this.
+    pub retry_max_delay: Duration,
+    /// How long a batch is retried before it becomes a dead letter.
+    pub retry_for: Duration,
+    /// One POST's timeout.
+    pub request_timeout: Duration,
+    /// Events queued for the dispatcher (hub events and gateway events).
+    pub input_queue: usize,
+    /// Events queued per endpoint.
+    pub endpoint_queue: usize,
+    /// Batches being delivered or retried at once per endpoint.
+    pub max_in_flight: usize,
+    /// Events held at once; beyond it they are sent without waiting.
+    pub max_held: usize,
+    /// Size at which the dead-letter file is rotated (to `.1`).
+    pub dead_letters_max_bytes: u64,
+}
+
+impl Default for WebhookOptions {
+    fn default() -> Self {
+        Self {
+            hold: Duration::from_secs(3),
+            batch_window: Duration::from_millis(100),
+            batch_max: 50,
+            retry_initial: Duration::from_secs(1),
+            retry_max_delay: Duration::from_secs(60),
+            retry_for: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(10),
+            input_queue: 16_384,
+            endpoint_queue: 10_000,
+            max_in_flight: 16,
+            max_held: 100_000,
+            dead_letters_max_bytes: 16 << 20,
+        }
+    }
+}
+
+/// One event of a webhook body. The same event sent to two endpoints
+/// carries the same `id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Event {
+    pub name: WebhookKind,
+    pub id: String,
+    pub channel: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription_count: Option<usize>,
+}
+
+impl Event {
+    pub fn new(name: WebhookKind, channel: &str) -> Self {
+        Self {
+            name,
+            id: event_id(),
+            channel: channel.to_owned(),
+            user_id: None,
+            event: None,
+            data: None,
+            socket_id: None,
+            subscription_count: None,
+        }
+    }
+}
+
+/// A UUID v4: unique across processes and restarts without coordination.
+fn event_id() -> String {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
+/// What reaches the dispatcher from the gateway.
+pub(crate) struct FromGateway {
+    pub app: Arc<PusherApp>,
+    pub event: WebhookEvent,
+}
+
+#[derive(Clone)]
+pub(crate) struct WebhookMetrics {
+    pub delivered: Counter,
+    pub retried: Counter,
+    pub dead: Counter,
+    pub dead_letters: Counter,
+    /// Events dropped because a queue was full.
+    pub dropped: Counter,
+}
+
+impl WebhookMetrics {
+    fn register() -> Self {
+        Self {
+            delivered: counter!("fanfare_webhook_deliveries_total", "outcome" => "ok"),
+            retried: counter!("fanfare_webhook_deliveries_total", "outcome" => "retry"),
+            dead: counter!("fanfare_webhook_deliveries_total", "outcome" => "dead"),
+            dead_letters: counter!("fanfare_webhook_dead_letters_total"),
+            dropped: counter!("fanfare_webhook_events_dropped_total"),
+        }
+    }
+}
+
+/// The webhooks of every app: a handle to the dispatcher task.
+pub struct Webhooks {
+    apps: Arc<Apps>,
+    /// `None` when no app has a webhook: nothing runs.
+    input: Option<mpsc::Sender<FromGateway>>,
+    dead_letters: Arc<DeadLetters>,
+    metrics: WebhookMetrics,
+}
+
+impl Webhooks {
+    /// Starts the dispatcher and one delivery task per endpoint, fed by the
+    /// hub's lifecycle events (with subscription counts only when some app
+    /// wants them). Needs a Tokio runtime. Dead letters go to
+    /// `data_dir/webhooks/dead_letters.jsonl`.
+    pub fn start(apps: Arc<Apps>, hub: &Hub, data_dir: &Path, options: WebhookOptions) -> Self {
+        let any_webhook = apps.iter().any(|app| !app.settings.webhooks.is_empty());
+        let with_counts = apps.any_wants(WebhookKind::SubscriptionCount);
+        let hub_events = match any_webhook {
+            true => hub.events(options.input_queue, with_counts),
+            false => None,
+        };
+        if any_webhook && hub_events.is_none() {
+            tracing::warn!("the hub's events already have a listener: channel webhooks are off");
+        }
+        Self::start_with(apps, hub_events, data_dir, options)
+    }
+
+    /// [`start`](Self::start) with the hub's events given (tests feed their own).
+    pub(crate) fn start_with(
+        apps: Arc<Apps>,
+        hub_events: Option<mpsc::Receiver<fanfare_hub::HubEvent>>,
+        data_dir: &Path,
+        options: WebhookOptions,
+    ) -> Self {
+        let metrics = WebhookMetrics::register();
+        let dead_letters = Arc::new(DeadLetters::new(data_dir, options.dead_letters_max_bytes));
+        let any_webhook = apps.iter().any(|app| !app.settings.webhooks.is_empty());
+        let input = any_webhook.then(|| {
+            let (tx, rx) = mpsc::channel(options.input_queue);
+            let endpoints = delivery::start_endpoints(&apps, &options, &dead_letters, &metrics);
+            let dispatcher = dispatch::Dispatcher::new(apps.clone(), endpoints, &options, metrics.clone());
+            tokio::spawn(dispatcher.run(hub_events, rx));
+            tx
+        });
+        Self { apps, input, dead_letters, metrics }
+    }
+
+    /// Queues an event the gateway saw for the webhooks of app `app_id`.
+    /// Never waits: when the queue is full the event is dropped (and
+    /// counted). Events no webhook of the app wants are dropped here.
+    pub fn send(&self, app_id: &str, event: WebhookEvent) {
+        let Some(input) = &self.input else { return };
+        let Some(app) = self.apps.by_id(app_id) else { return };
+        if !app.wants(event.kind()) {
+            return;
+        }
+        if input.try_send(FromGateway { app, event }).is_err() {
+            self.metrics.dropped.increment(1);
+        }
+    }
+
+    /// Batches that could not be delivered, newest first.
+    pub fn dead_letters(&self) -> &DeadLetters {
+        &self.dead_letters
+    }
+}

@@ -1,0 +1,115 @@
+//! `client-*` events: relayed to the channel's other subscribers (native
+//! ones too), never echoed to the sender, never stored, at most
+//! [`PER_SECOND`] per connection.
+
+use fanfare_hub::Publish;
+use fanfare_protocol::JsonData;
+use fanfare_protocol::pusher::{PusherChannel, PusherErrorCode};
+use tokio::time::Instant;
+
+use super::PusherSession;
+use crate::pusher::webhooks::WebhookEvent;
+
+/// Client events a connection may send per second (Pusher's limit).
+const PER_SECOND: u32 = 10;
+
+/// A token bucket: [`PER_SECOND`] tokens, refilled continuously.
+pub(super) struct ClientEventRate {
+    tokens: f64,
+    refilled_at: Instant,
+}
+
+impl Default for ClientEventRate {
+    fn default() -> Self {
+        Self { tokens: f64::from(PER_SECOND), refilled_at: Instant::now() }
+    }
+}
+
+impl ClientEventRate {
+    fn try_take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.refilled_at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * f64::from(PER_SECOND)).min(f64::from(PER_SECOND));
+        self.refilled_at = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+}
+
+impl PusherSession {
+    pub(super) async fn client_event(&mut self, channel: PusherChannel, event: String, data: JsonData) {
+        if let Err((code, message)) = self.check_client_event(&channel, &data) {
+            self.send_error(code, message);
+            return;
+        }
+        let Some(subscribed) = self.channels.get(channel.as_str()) else { return };
+        let publish = Publish {
+            event: Some(event.clone()),
+            ephemeral: true,
+            exclude: Some(self.conn),
+            user_id: subscribed.member.clone(),
+            ..Publish::new(subscribed.hub.clone(), data.clone())
+        };
+        let user_id = subscribed.member.clone();
+        let _ = self.app.hub.publish(publish).await;
+        let webhook = WebhookEvent::ClientEvent {
+            channel: channel.as_str().to_owned(),
+            event,
+            data: data_string(&data),
+            socket_id: self.socket_id.clone(),
+            user_id,
+        };
+        self.app.pusher.webhooks.send(self.pusher_app.id(), webhook);
+    }
+
+    fn check_client_event(
+        &mut self,
+        channel: &PusherChannel,
+        data: &JsonData,
+    ) -> Result<(), (PusherErrorCode, &'static str)> {
+        let rejected = PusherErrorCode::ClientEventRejected;
+        if !self.pusher_app.settings.client_events {
+            return Err((rejected, "client events are not enabled for this app"));
+        }
+        if !channel.accepts_client_events() {
+            return Err((rejected, "client events are allowed on private and presence channels only"));
+        }
+        if !self.channels.contains_key(channel.as_str()) {
+            return Err((rejected, "subscribe to the channel before sending client events on it"));
+        }
+        if data.len() > self.pusher_app.settings.max_event_bytes {
+            return Err((rejected, "the client event is too large"));
+        }
+        if !self.client_events.try_take(Instant::now()) {
+            return Err((PusherErrorCode::ClientEventRateLimit, "more than 10 client events per second"));
+        }
+        Ok(())
+    }
+}
+
+/// Pusher carries event data as a string: a JSON string as itself,
+/// anything else as its JSON text.
+fn data_string(data: &JsonData) -> String {
+    serde_json::from_str::<String>(data.as_str()).unwrap_or_else(|_| data.as_str().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn ten_per_second_then_refused_then_refilled() {
+        let mut rate = ClientEventRate::default();
+        let start = rate.refilled_at;
+        for _ in 0..10 {
+            assert!(rate.try_take(start));
+        }
+        assert!(!rate.try_take(start));
+        assert!(rate.try_take(start + Duration::from_millis(150)), "one token back after 100 ms");
+        assert!(!rate.try_take(start + Duration::from_millis(150)));
+    }
+}

@@ -1,0 +1,204 @@
+//! The Pusher Channels v7 side of a connection (`/app/{key}`): pusher-js
+//! and Laravel Echo connect here unmodified.
+//!
+//! - `mod.rs`: the upgrade (app, protocol version, quota) and the session's
+//!   frame dispatch, deadlines and cleanup.
+//! - `subscribe.rs`: subscribe with channel auth, presence, cache channels.
+//! - `client_events.rs`: `client-*` events with their rate limit.
+//! - `signin.rs`: `pusher:signin`, watchlists.
+
+mod client_events;
+mod signin;
+mod subscribe;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::response::Response;
+use fanfare_hub::{CloseReason, ConnId, Outbox, Protocol};
+use fanfare_protocol::pusher::{self, ClientFrame, PusherCloseCode, PusherErrorCode, SocketId};
+use fanfare_protocol::{ChannelName, CloseCode, JsonData};
+use futures_util::SinkExt;
+use serde::Deserialize;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use crate::gateway::connection::{self, Dialect, Link, Next};
+use crate::gateway::upgrade::{Socket, upgrade};
+use crate::pusher::apps::PusherApp;
+use crate::server::AppState;
+
+use client_events::ClientEventRate;
+
+/// Seconds of silence after which pusher-js pings (it uses the smaller of
+/// this and its own setting, 120 s by default).
+const ACTIVITY_TIMEOUT_SECS: u32 = 120;
+/// Time a connection of an app with `user_authentication` has to sign in
+/// or subscribe to a private or presence channel.
+const USER_AUTHENTICATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Deserialize)]
+pub struct ConnectParams {
+    protocol: Option<String>,
+}
+
+/// `GET /app/{key}`.
+pub async fn accept(
+    State(app): State<AppState>,
+    Path(key): Path<String>,
+    Query(params): Query<ConnectParams>,
+    request: Request,
+) -> Response {
+    upgrade(app, request, move |app, socket| start(app, socket, key, params))
+}
+
+/// Refusals that happen before the session starts: an unknown or disabled
+/// app, a protocol version we do not speak, an app over its quota.
+async fn start(app: AppState, mut socket: Socket, key: String, params: ConnectParams) {
+    let refusal = match (app.pusher.apps.by_key(&key), check_protocol(params.protocol.as_deref())) {
+        (_, Err(code)) => Some(code),
+        (None, _) => Some(PusherCloseCode::AppNotFound),
+        (Some(pusher_app), _) if !pusher_app.settings.enabled => Some(PusherCloseCode::AppDisabled),
+        (Some(pusher_app), _) => {
+            let max = pusher_app.settings.max_connections;
+            if app.pusher.users.admit(pusher_app.id(), max) {
+                return PusherSession::run(app, socket, pusher_app).await;
+            }
+            Some(PusherCloseCode::OverQuota)
+        }
+    };
+    if let Some(code) = refusal {
+        let frame = CloseFrame { code: code.code().into(), reason: Utf8Bytes::from_static(code.reason()) };
+        let _ = socket.send(Message::Close(Some(frame))).await;
+    }
+}
+
+/// pusher-js sends `protocol=7`; versions 5 to 7 share this wire format.
+fn check_protocol(protocol: Option<&str>) -> Result<(), PusherCloseCode> {
+    let protocol = protocol.ok_or(PusherCloseCode::NoProtocol)?;
+    match protocol.parse::<u32>() {
+        Err(_) => Err(PusherCloseCode::InvalidVersionFormat),
+        Ok(5..=7) => Ok(()),
+        Ok(_) => Err(PusherCloseCode::UnsupportedProtocol),
+    }
+}
+
+/// A channel this connection is subscribed to.
+struct Subscribed {
+    hub: ChannelName,
+    /// The presence member id on a presence channel (added to client events).
+    member: Option<String>,
+}
+
+/// Who the connection signed in as.
+struct SignedIn {
+    id: String,
+    info: Option<JsonData>,
+    watchlist: Vec<String>,
+}
+
+pub(crate) struct PusherSession {
+    app: AppState,
+    pusher_app: Arc<PusherApp>,
+    conn: ConnId,
+    socket_id: String,
+    outbox: Arc<Outbox>,
+    channels: HashMap<String, Subscribed>,
+    signed_in: Option<SignedIn>,
+    /// When an app requires authentication: until when it must happen.
+    authenticate_by: Option<Instant>,
+    client_events: ClientEventRate,
+}
+
+impl PusherSession {
+    async fn run(app: AppState, socket: Socket, pusher_app: Arc<PusherApp>) {
+        let Link { app, conn, outbox } = Link::new(app);
+        app.hub.connections().register(conn, Arc::from(""), outbox.clone());
+        let socket_id = SocketId::new(conn, rand::random_range(1..1_000_000_000)).to_string();
+        let socket_id_parsed = SocketId::parse(&socket_id).expect("just formatted");
+        outbox.push(pusher::encode_connection_established(socket_id_parsed, ACTIVITY_TIMEOUT_SECS));
+        let authenticate_by =
+            pusher_app.settings.user_authentication.then(|| Instant::now() + USER_AUTHENTICATION_TIMEOUT);
+        let protocol = pusher_app.protocol();
+        let session = PusherSession {
+            app: app.clone(),
+            pusher_app,
+            conn,
+            socket_id,
+            outbox: outbox.clone(),
+            channels: HashMap::new(),
+            signed_in: None,
+            authenticate_by,
+            client_events: ClientEventRate::default(),
+        };
+        connection::drive(app, socket, outbox, protocol, session).await;
+    }
+
+    fn protocol(&self) -> Protocol {
+        self.pusher_app.protocol()
+    }
+
+    fn send_error(&self, code: PusherErrorCode, message: &str) {
+        self.outbox.push(pusher::encode_error(code, message));
+    }
+
+    /// Signed in, or subscribed to a private or presence channel.
+    fn authenticated(&mut self) {
+        self.authenticate_by = None;
+    }
+}
+
+impl Dialect for PusherSession {
+    fn read_deadline(&self) -> Duration {
+        let limits = &self.app.settings.limits;
+        let idle = limits.ping_interval + limits.pong_timeout;
+        match self.authenticate_by {
+            Some(deadline) => idle.min(deadline.saturating_duration_since(Instant::now())),
+            None => idle,
+        }
+    }
+
+    fn on_timeout(&self) -> CloseReason {
+        match self.authenticate_by {
+            Some(deadline) if Instant::now() >= deadline => CloseReason::new(CloseCode::Unauthorized),
+            _ => CloseReason::new(CloseCode::IdleTimeout),
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) -> Next {
+        let frame = match ClientFrame::decode(text) {
+            Ok(frame) => frame,
+            Err(error) => {
+                self.send_error(error.pusher_code(), &error.to_string());
+                return Next::Continue;
+            }
+        };
+        match frame {
+            ClientFrame::Ping => {
+                self.outbox.push(pusher::encode_pong());
+            }
+            ClientFrame::Pong => {}
+            ClientFrame::Subscribe { channel, auth, channel_data } => {
+                Box::pin(self.subscribe(channel, auth, channel_data)).await;
+            }
+            ClientFrame::Unsubscribe { channel } => self.unsubscribe(channel.as_str()),
+            ClientFrame::Signin { auth, user_data } => return self.sign_in(&auth, &user_data),
+            ClientFrame::ClientEvent { channel, event, data } => {
+                Box::pin(self.client_event(channel, event, data)).await;
+            }
+        }
+        Next::Continue
+    }
+
+    fn end(&mut self) {
+        for (_, subscribed) in self.channels.drain() {
+            let _ = self.app.hub.unsubscribe(self.conn, &subscribed.hub);
+        }
+        self.sign_out();
+        self.app.pusher.users.release(self.pusher_app.id());
+        self.app.hub.connections().unregister(self.conn);
+    }
+}

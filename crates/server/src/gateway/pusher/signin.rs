@@ -1,0 +1,87 @@
+//! `pusher:signin` and watchlists: a connection proves who it is with a
+//! signed `user_data`; then it may subscribe to `#server-to-user-<id>`, be
+//! terminated by the HTTP API, and hear when users on its watchlist come
+//! online or go offline.
+
+use std::sync::Arc;
+
+use fanfare_hub::{CloseReason, Outbox};
+use fanfare_protocol::CloseCode;
+use fanfare_protocol::pusher::{
+    self, MAX_WATCHLIST_LEN, PusherErrorCode, UserData, WatchlistEvent, WatchlistStatus,
+};
+
+use super::{PusherSession, SignedIn};
+use crate::gateway::connection::Next;
+
+impl PusherSession {
+    pub(super) fn sign_in(&mut self, auth: &str, user_data: &str) -> Next {
+        let settings = &self.pusher_app.settings;
+        if !pusher::verify_user_auth(&settings.key, &settings.secret, &self.socket_id, user_data, auth) {
+            self.send_error(PusherErrorCode::Unauthorized, "invalid signin signature");
+            return Next::Close(CloseReason::new(CloseCode::Unauthorized));
+        }
+        let mut user = match UserData::parse(user_data) {
+            Ok(user) => user,
+            Err(error) => {
+                self.send_error(PusherErrorCode::Unauthorized, &error.to_string());
+                return Next::Close(CloseReason::new(CloseCode::Unauthorized));
+            }
+        };
+        if let Some(current) = &self.signed_in {
+            if current.id != user.id {
+                self.send_error(PusherErrorCode::Unauthorized, "already signed in as another user");
+                return Next::Close(CloseReason::new(CloseCode::Unauthorized));
+            }
+            return Next::Continue;
+        }
+        if user.watchlist.len() > MAX_WATCHLIST_LEN {
+            user.watchlist.truncate(MAX_WATCHLIST_LEN);
+            self.send_error(
+                PusherErrorCode::WatchlistLimit,
+                "only the first 100 watchlist entries are watched",
+            );
+        }
+        self.outbox.push(pusher::encode_signin_success(user_data));
+        self.register_user(user);
+        self.authenticated();
+        Next::Continue
+    }
+
+    fn register_user(&mut self, user: UserData) {
+        let app_id = self.pusher_app.id();
+        let signed =
+            self.app.pusher.users.sign_in(app_id, &user.id, self.conn, &self.outbox, &user.watchlist);
+        notify(&signed.notify_online, WatchlistStatus::Online, &user.id);
+        let mut events = Vec::new();
+        if !signed.online.is_empty() {
+            events.push(WatchlistEvent { status: WatchlistStatus::Online, user_ids: signed.online });
+        }
+        if !signed.offline.is_empty() {
+            events.push(WatchlistEvent { status: WatchlistStatus::Offline, user_ids: signed.offline });
+        }
+        if !events.is_empty() {
+            self.outbox.push(pusher::encode_watchlist_events(&events));
+        }
+        self.signed_in = Some(SignedIn { id: user.id, info: user.user_info, watchlist: user.watchlist });
+    }
+
+    /// On close: the user's last connection going tells their watchers.
+    pub(super) fn sign_out(&mut self) {
+        let Some(user) = self.signed_in.take() else { return };
+        let users = &self.app.pusher.users;
+        let watchers = users.sign_out(self.pusher_app.id(), &user.id, self.conn, &user.watchlist);
+        notify(&watchers, WatchlistStatus::Offline, &user.id);
+    }
+}
+
+fn notify(watchers: &[Arc<Outbox>], status: WatchlistStatus, user: &str) {
+    if watchers.is_empty() {
+        return;
+    }
+    let frame =
+        pusher::encode_watchlist_events(&[WatchlistEvent { status, user_ids: vec![user.to_owned()] }]);
+    for watcher in watchers {
+        watcher.push(frame.clone());
+    }
+}

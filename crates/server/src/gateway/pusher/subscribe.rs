@@ -1,0 +1,178 @@
+//! `pusher:subscribe` and `pusher:unsubscribe`: channel auth checked
+//! against the app secret in constant time, presence members from the
+//! signed `channel_data` (or the signed-in user), and cache channels that
+//! replay their last event or say `pusher:cache_miss`.
+
+use fanfare_hub::{Subscribe, Subscriber};
+use fanfare_protocol::native::{Member, SubscribeResult};
+use fanfare_protocol::pusher::{self, ChannelKind, PresenceMember, PusherChannel};
+use fanfare_protocol::{Frame, StreamPosition};
+
+use super::{PusherSession, Subscribed};
+use crate::pusher::apps::Apps;
+use crate::pusher::webhooks::WebhookEvent;
+
+/// Why a subscription was refused: `pusher:subscription_error`.
+struct Refusal {
+    message: String,
+    status: u16,
+}
+
+impl Refusal {
+    fn new(status: u16, message: impl Into<String>) -> Self {
+        Self { message: message.into(), status }
+    }
+}
+
+impl PusherSession {
+    pub(super) async fn subscribe(
+        &mut self,
+        channel: PusherChannel,
+        auth: Option<String>,
+        channel_data: Option<String>,
+    ) {
+        let name = channel.as_str().to_owned();
+        if self.channels.contains_key(&name) {
+            return; // pusher-js does not subscribe twice; a repeat changes nothing.
+        }
+        if let Err(refusal) = self.try_subscribe(&channel, auth.as_deref(), channel_data.as_deref()).await {
+            self.outbox.push(pusher::encode_subscription_error(&name, &refusal.message, refusal.status));
+        }
+    }
+
+    async fn try_subscribe(
+        &mut self,
+        channel: &PusherChannel,
+        auth: Option<&str>,
+        channel_data: Option<&str>,
+    ) -> Result<(), Refusal> {
+        let name = channel.as_str();
+        if self.channels.len() >= self.app.settings.limits.max_channels_per_connection {
+            return Err(Refusal::new(429, "this connection holds the most channels it may"));
+        }
+        let member = self.authorize(channel, auth, channel_data)?;
+        let hub = Apps::hub_channel(&self.pusher_app, name).map_err(|e| Refusal::new(400, e.to_string()))?;
+        if member.is_some() {
+            self.check_presence_room(&hub)?;
+        }
+        let since = match channel.is_cache() {
+            true => self.last_event_position(&hub).await?,
+            false => None,
+        };
+        let subscriber = Subscriber {
+            conn: self.conn,
+            user: member.as_ref().map_or_else(|| "".into(), |m| m.user_id.as_str().into()),
+            info: member.as_ref().and_then(|m| m.user_info.clone()),
+            protocol: self.protocol(),
+            outbox: self.outbox.clone(),
+        };
+        let request = Subscribe { subscriber, channel: hub.clone(), since: since.clone() };
+        let presence = member.is_some();
+        let result = self
+            .app
+            .hub
+            .subscribe(request, |_, members| subscription_succeeded(name, presence, members))
+            .await
+            .map_err(|e| Refusal::new(503, e.to_string()))?;
+        if channel.is_cache() && !replayed_last_event(since.as_ref(), &result) {
+            self.outbox.push(pusher::encode_cache_miss(name));
+            let miss = WebhookEvent::CacheMiss { channel: name.to_owned() };
+            self.app.pusher.webhooks.send(self.pusher_app.id(), miss);
+        }
+        if channel.requires_auth() {
+            self.authenticated();
+        }
+        self.channels.insert(name.to_owned(), Subscribed { hub, member: member.map(|m| m.user_id) });
+        Ok(())
+    }
+
+    /// Checks the channel's auth; for a presence channel returns the member.
+    fn authorize(
+        &self,
+        channel: &PusherChannel,
+        auth: Option<&str>,
+        channel_data: Option<&str>,
+    ) -> Result<Option<PresenceMember>, Refusal> {
+        let name = channel.as_str();
+        if let ChannelKind::ServerToUser(user) = channel.kind() {
+            return match &self.signed_in {
+                Some(signed_in) if signed_in.id == user => Ok(None),
+                _ => Err(Refusal::new(403, "sign in as this user to subscribe to their channel")),
+            };
+        }
+        if !channel.requires_auth() {
+            return Ok(None);
+        }
+        let settings = &self.pusher_app.settings;
+        let auth = auth.ok_or_else(|| Refusal::new(401, "this channel needs auth"))?;
+        if !pusher::verify_channel_auth(
+            &settings.key,
+            &settings.secret,
+            &self.socket_id,
+            name,
+            channel_data,
+            auth,
+        ) {
+            return Err(Refusal::new(401, "invalid signature"));
+        }
+        if !matches!(channel.kind(), ChannelKind::Presence) {
+            return Ok(None);
+        }
+        let member = match (channel_data, &self.signed_in) {
+            (Some(data), _) => {
+                PresenceMember::from_channel_data(data).map_err(|e| Refusal::new(400, e.to_string()))?
+            }
+            (None, Some(user)) => PresenceMember::new(user.id.clone(), user.info.clone()),
+            (None, None) => {
+                return Err(Refusal::new(400, "presence channels need channel_data or a signed-in user"));
+            }
+        };
+        let info_len = member.user_info.as_ref().map_or(0, |info| info.len());
+        if info_len > settings.max_presence_user_info_bytes {
+            return Err(Refusal::new(
+                413,
+                format!("user_info is larger than {} bytes", settings.max_presence_user_info_bytes),
+            ));
+        }
+        Ok(Some(member))
+    }
+
+    fn check_presence_room(&self, hub: &fanfare_protocol::ChannelName) -> Result<(), Refusal> {
+        let max = self.pusher_app.settings.max_presence_members;
+        let members = self.app.hub.presence(hub).map(|m| m.len()).unwrap_or(0);
+        match members >= max {
+            true => Err(Refusal::new(403, format!("the presence channel is full ({max} members)"))),
+            false => Ok(()),
+        }
+    }
+
+    /// A cache channel replays its last event through recovery: subscribe
+    /// from just before the newest offset.
+    async fn last_event_position(
+        &self,
+        hub: &fanfare_protocol::ChannelName,
+    ) -> Result<Option<StreamPosition>, Refusal> {
+        let position = self.app.hub.position(hub).await.map_err(|e| Refusal::new(503, e.to_string()))?;
+        Ok((position.offset > 0).then(|| StreamPosition::new(position.epoch, position.offset - 1)))
+    }
+
+    pub(super) fn unsubscribe(&mut self, name: &str) {
+        if let Some(subscribed) = self.channels.remove(name) {
+            let _ = self.app.hub.unsubscribe(self.conn, &subscribed.hub);
+        }
+    }
+}
+
+fn subscription_succeeded(name: &str, presence: bool, members: &[Member]) -> Frame {
+    if !presence {
+        return pusher::encode_subscription_succeeded(name);
+    }
+    let members: Vec<PresenceMember> =
+        members.iter().map(|m| PresenceMember::new(m.user.clone(), m.info.clone())).collect();
+    pusher::encode_presence_subscription_succeeded(name, &members)
+}
+
+/// Whether subscribing from `since` replayed the channel's last event.
+fn replayed_last_event(since: Option<&StreamPosition>, result: &SubscribeResult) -> bool {
+    since.is_some() && result.recovered == Some(true) && result.offset > 0
+}
