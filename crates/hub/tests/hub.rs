@@ -157,3 +157,29 @@ async fn presence_counts_a_user_with_two_connections_once() {
     let leaves = pushes.iter().filter(|m| matches!(m, ServerMessage::Leave { .. })).count();
     assert_eq!((joins, leaves), (1, 1), "{pushes:?}");
 }
+
+#[tokio::test]
+async fn native_and_pusher_subscribers_of_one_channel_each_get_their_own_encoding() {
+    let hub = hub_with(ChannelOptions::default());
+    let native = subscriber(1, "", OutboxLimits::default());
+    let mut pusher = subscriber(2, "", OutboxLimits::default());
+    pusher.protocol = Protocol::Pusher { strip: 5 };
+    subscribe(&hub, native.clone(), "acme:news", None).await;
+    let request = Subscribe { subscriber: pusher.clone(), channel: channel("acme:news"), since: None };
+    hub.subscribe(request, |_, _| Frame::from_string("{}".into())).await.unwrap();
+    let data = JsonData::parse(r#"{"text":"hi"}"#.into()).unwrap();
+    let publish = Publish { event: Some("chat".into()), ..Publish::new(channel("acme:news"), data) };
+    hub.publish(publish).await.unwrap();
+
+    let native_frames = drain(&native.outbox).await;
+    let ServerMessage::Publication { publication, .. } = &native_frames[1] else {
+        panic!("{native_frames:?}")
+    };
+    assert_eq!(publication.event.as_deref(), Some("chat"));
+    let mut frames = Vec::new();
+    pusher.outbox.drain(&mut frames).await;
+    let event: serde_json::Value = serde_json::from_str(frames[1].as_str()).unwrap();
+    assert_eq!(event["event"], "chat");
+    assert_eq!(event["channel"], "news", "the app prefix is not part of the Pusher name");
+    assert_eq!(event["data"], r#"{"text":"hi"}"#, "Pusher data is a JSON string");
+}

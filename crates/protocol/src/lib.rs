@@ -10,8 +10,7 @@
 //! - [`publication`]: what a channel carries, and the raw JSON payload type.
 //! - [`error`]: the one error-code table (code → HTTP status → retry) and the close codes.
 //! - [`native`]: the native protocol v1 codec (`docs/protocol.md`).
-//!
-//! A second codec (the Pusher protocol) will sit beside [`native`].
+//! - [`pusher`]: the Pusher Channels v7 codec and signatures (`docs/pusher.md`).
 
 pub mod channel;
 pub mod error;
