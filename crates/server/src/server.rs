@@ -93,6 +93,7 @@ pub fn build(settings: Settings, api_key: String, store: Arc<dyn HistoryStore>) 
 
 pub fn router(app: AppState) -> Router {
     api::router()
+        .merge(pusher::api::router())
         .route("/connection/websocket", any(gateway::accept))
         .route("/app/{key}", any(gateway::accept_pusher))
         .with_state(app)

@@ -2,7 +2,7 @@
 //! metrics and the OpenAPI document.
 
 mod error;
-mod extract;
+pub(crate) mod extract;
 mod native;
 mod ops;
 

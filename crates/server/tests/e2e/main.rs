@@ -7,6 +7,7 @@ mod lifecycle;
 mod ordering;
 mod presence;
 mod publishing;
+mod pusher_api;
 mod recovery;
 mod slow_consumer;
 mod support;

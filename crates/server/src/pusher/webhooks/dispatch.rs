@@ -115,7 +115,8 @@ impl Dispatcher {
             if self.held.remove(&key).is_none() {
                 self.route(&app, event);
             }
-        } else if self.held.len() < self.max_held {
+        } else if self.held.len() < self.max_held && self.expiries.len() < 2 * self.max_held {
+            // (Cancelled holds leave their expiry queued until it is due.)
             self.hold(key, app, event);
         } else {
             self.route(&app, event);

@@ -376,3 +376,13 @@ async fn a_real_hub_reports_its_channels_and_counts_only_when_asked() {
     }
     assert_eq!(names, [pair("channel_occupied", "news"), pair("subscription_count", "news")]);
 }
+
+#[tokio::test]
+async fn beyond_the_most_held_events_a_vacated_channel_is_reported_at_once() {
+    let mut receiver = Receiver::start(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = WebhookOptions { hold: Duration::from_secs(60), max_held: 0, ..fast() };
+    let (_webhooks, hub) = start(vec![app("a", "", &receiver.url, &ALL)], &dir, options);
+    hub.send(vacated("news")).await.unwrap();
+    assert_eq!(receiver.next().await.names(), [pair("channel_vacated", "news")], "not held for 60 s");
+}

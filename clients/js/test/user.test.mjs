@@ -1,0 +1,170 @@
+// User features: signin, server-to-user (sendToUser), watchlist, terminate.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+
+import {
+  T,
+  leftConnected,
+  marker,
+  nextEvent,
+  setup,
+  signedIn,
+  subscribe,
+  unique,
+  waitFor,
+} from './support.mjs';
+
+describe('user features', () => {
+  let h;
+  before(async () => {
+    h = await setup();
+  }, { timeout: T.hook });
+  after(async () => {
+    await h?.close();
+  }, { timeout: T.hook });
+
+  it('signin: pusher.signin() succeeds with the SDK-signed user data', { timeout: T.test }, async () => {
+    const p = await h.connectedClient({ user: { id: 'alice', info: { name: 'Alice' } } });
+    const userData = await signedIn(p);
+    assert.equal(userData.id, 'alice');
+    assert.deepEqual(userData.user_info, { name: 'Alice' });
+    const ok = p.received.find((m) => m.event === 'pusher:signin_success');
+    assert.ok(ok, 'no pusher:signin_success frame');
+    assert.equal(typeof ok.data.user_data, 'string', 'signin_success data.user_data must be the JSON string');
+    assert.equal(p.user.serverToUserChannel.name, '#server-to-user-alice');
+  });
+
+  it('sendToUser reaches every connection of that user and no one else', { timeout: T.test }, async () => {
+    const user = unique('u');
+    const a1 = await h.connectedClient({ user: { id: user } });
+    const a2 = await h.connectedClient({ user: { id: user } });
+    const other = unique('v');
+    const b = await h.connectedClient({ user: { id: other } });
+    await Promise.all([signedIn(a1), signedIn(a2), signedIn(b)]);
+
+    const got = [nextEvent(a1.user, 'notice'), nextEvent(a2.user, 'notice')];
+    const res = await h.sdk.sendToUser(user, 'notice', { text: 'for you' });
+    assert.equal(res.status, 200);
+    for (const { data } of await Promise.all(got)) assert.deepEqual(data, { text: 'for you' });
+
+    const toB = nextEvent(b.user, 'marker');
+    await h.sdk.sendToUser(other, 'marker', {});
+    await toB;
+    assert.equal(b.received.filter((m) => m.event === 'notice').length, 0, 'another user got the notice');
+  });
+
+  it('a signin signed with the wrong secret is refused', { timeout: T.test }, async () => {
+    const p = await h.connectedClient({ user: { id: 'mallory' }, mode: 'forge' });
+    const from = p.received.length;
+    const statesFrom = p.states.length;
+    p.signin();
+    // Either a pusher:error or the connection being closed (4009) is acceptable.
+    await waitFor('the forged signin to be refused (pusher:error or disconnect)', T.event, (resolve) => {
+      const check = () => {
+        if (p.received.slice(from).some((m) => m.event === 'pusher:error')) resolve();
+        if (p.states.slice(statesFrom).some((s) => s.previous === 'connected')) resolve();
+      };
+      check();
+      const u1 = p.received.watch(check);
+      const u2 = p.states.watch(check);
+      return () => {
+        u1();
+        u2();
+      };
+    });
+    assert.equal(p.received.filter((m) => m.event === 'pusher:signin_success').length, 0);
+  });
+
+  it('#server-to-user-<id> cannot be subscribed without signing in as <id>', { timeout: T.test }, async () => {
+    const victim = unique('victim');
+    const r = await h.raw();
+    const channel = `#server-to-user-${victim}`;
+    r.send('pusher:subscribe', { channel, auth: '' });
+    await r.waitMessage(
+      'subscription_error (or pusher:error) for the foreign server-to-user channel',
+      (m) => (m.event === 'pusher:subscription_error' && m.channel === channel) || m.event === 'pusher:error',
+    );
+    // And nothing sent to that user reaches this socket.
+    const pub = unique('pub-');
+    r.send('pusher:subscribe', { channel: pub, auth: '' });
+    await r.waitMessage('subscription_succeeded', (m) => m.event === 'pusher_internal:subscription_succeeded' && m.channel === pub);
+    await h.sdk.sendToUser(victim, 'private-note', { secret: 1 });
+    await h.sdk.trigger(pub, 'marker', {});
+    await r.waitMessage('marker', (m) => m.event === 'marker' && m.channel === pub);
+    assert.ok(!r.messages.some((m) => m.event === 'private-note'), 'server-to-user event leaked');
+  });
+
+  it('watchlist: online and offline events for watched users', { timeout: T.test }, async () => {
+    const carol = unique('carol');
+    const bob = unique('bob');
+    const carolP = await h.connectedClient({ user: { id: carol } });
+    await signedIn(carolP);
+
+    const alice = h.client({ user: { id: unique('alice'), watchlist: [bob, carol] } });
+    const online = [];
+    const offline = [];
+    const watchlistEvents = [];
+    alice.user.watchlist.bind('online', (e) => online.push(e));
+    alice.user.watchlist.bind('offline', (e) => offline.push(e));
+    alice.connection.bind('message', (m) => {
+      if (m.event === 'pusher_internal:watchlist_events') watchlistEvents.push(m);
+    });
+    await signedIn(alice);
+
+    const watch = (list, id, label) =>
+      waitFor(() => `${label} (watchlist events so far: ${JSON.stringify(watchlistEvents)})`, T.event, (resolve) => {
+        const check = () => {
+          if (list.some((e) => e.user_ids?.includes(id))) resolve();
+        };
+        check();
+        return alice.received.watch(check);
+      });
+
+    await watch(online, carol, `initial online for ${carol} (already signed in)`);
+
+    const bobP = await h.connectedClient({ user: { id: bob } });
+    await signedIn(bobP);
+    await watch(online, bob, `online for ${bob} after signin`);
+
+    bobP.disconnect();
+    await watch(offline, bob, `offline for ${bob} after disconnect`);
+    assert.ok(!offline.some((e) => e.user_ids?.includes(carol)), `${carol} reported offline while online`);
+  });
+
+  it('terminateUserConnections disconnects the signed-in user only', { timeout: T.test }, async () => {
+    const victim = unique('t');
+    const bystander = unique('b');
+    const v = await h.connectedClient({ user: { id: victim } });
+    const b = await h.connectedClient({ user: { id: bystander } });
+    await Promise.all([signedIn(v), signedIn(b)]);
+    // The same user id on a presence channel without signin is not affected (Pusher docs).
+    const room = unique('presence-t-');
+    const presenceOnly = await h.connectedClient({ user: { id: victim, info: {} } });
+    await subscribe(presenceOnly, room);
+
+    const vFrom = v.states.length;
+    const bFrom = b.states.length;
+    const pFrom = presenceOnly.states.length;
+    const res = await h.sdk.terminateUserConnections(victim);
+    assert.equal(res.status, 200);
+    await leftConnected(v, { from: vFrom });
+
+    const toB = nextEvent(b.user, 'still-here');
+    await h.sdk.sendToUser(bystander, 'still-here', {});
+    await toB;
+    await marker(h, room, [presenceOnly]);
+    assert.equal(b.states.length, bFrom, 'the bystander was disconnected');
+    assert.equal(presenceOnly.states.length, pFrom, 'a connection that never signed in was disconnected');
+  });
+
+  it('presence without channel_data uses the signed-in user (Pusher docs)', { timeout: T.test }, async () => {
+    const id = unique('s');
+    const p = await h.connectedClient({ user: { id, info: { name: 'Signed' } }, mode: 'no-channel-data' });
+    await signedIn(p);
+    const room = unique('presence-signed-');
+    const { channel } = await subscribe(p, room);
+    assert.equal(channel.members.count, 1);
+    assert.deepEqual(channel.members.me, { id, info: { name: 'Signed' } });
+  });
+});
+

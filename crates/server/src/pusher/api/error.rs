@@ -1,0 +1,41 @@
+//! Pusher HTTP API errors: `{"error": "…"}` with the HTTP status of the
+//! error's row in the error table (Pusher SDKs read the status only).
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use fanfare_hub::HubError;
+use fanfare_protocol::ErrorCode;
+
+#[derive(Debug)]
+pub(super) struct PusherApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl PusherApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadRequest, message)
+    }
+}
+
+impl From<HubError> for PusherApiError {
+    fn from(error: HubError) -> Self {
+        if let HubError::Store(store) = &error {
+            tracing::warn!(%store, "history store error");
+        }
+        Self::new(error.code(), error.to_string())
+    }
+}
+
+impl IntoResponse for PusherApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(serde_json::json!({ "error": self.message }))).into_response()
+    }
+}

@@ -1,0 +1,181 @@
+//! `POST /apps/{id}/events` and `POST /apps/{id}/batch_events`: events
+//! triggered by the app's backend, published through the hub like any
+//! publication.
+//!
+//! Each channel gets `Hub::publish` with the event name and the `data`
+//! string: durable, so it has an offset, is in history, and reaches native
+//! subscribers of the same hub channel as well as Pusher ones. Events to
+//! `#server-to-user-<id>` channels (`sendToUser`) are ephemeral: they reach
+//! that user's signed-in connections, which the gateway subscribes to the
+//! channel, and are never stored. A request is checked whole before
+//! anything is published.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use fanfare_hub::{ConnId, Publish};
+use fanfare_protocol::pusher::{ChannelKind, PusherChannel, SocketId, validate_event_name};
+use fanfare_protocol::{ChannelName, ErrorCode, JsonData};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::error::PusherApiError;
+use super::signed::{InfoAttributes, Signed};
+use crate::pusher::apps::{Apps, PusherApp};
+use crate::server::AppState;
+
+/// Most channels one trigger may name.
+const MAX_CHANNELS: usize = 100;
+/// Most events in one batch.
+const MAX_BATCH: usize = 10;
+const TRIGGER_INFO: [&str; 2] = ["user_count", "subscription_count"];
+
+#[derive(Deserialize)]
+struct TriggerBody {
+    name: String,
+    data: JsonData,
+    #[serde(default)]
+    channels: Option<Vec<String>>,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    socket_id: Option<String>,
+    #[serde(default)]
+    info: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BatchBody {
+    batch: Vec<TriggerBody>,
+}
+
+/// One checked event, ready to publish.
+struct Trigger {
+    name: String,
+    data: JsonData,
+    /// Pusher name and hub channel of each target, without duplicates.
+    channels: Vec<(PusherChannel, ChannelName)>,
+    exclude: Option<ConnId>,
+    info: InfoAttributes,
+}
+
+pub(super) async fn trigger(
+    State(state): State<AppState>,
+    signed: Signed,
+) -> Result<Json<Value>, PusherApiError> {
+    let body: TriggerBody = signed.json()?;
+    let trigger = check(&signed.app, body)?;
+    publish(&state, &trigger).await?;
+    if !trigger.info.any() {
+        return Ok(Json(json!({})));
+    }
+    Ok(Json(json!({ "channels": channel_info(&state, &trigger) })))
+}
+
+pub(super) async fn trigger_batch(
+    State(state): State<AppState>,
+    signed: Signed,
+) -> Result<Json<Value>, PusherApiError> {
+    let body: BatchBody = signed.json()?;
+    if body.batch.len() > MAX_BATCH {
+        return Err(PusherApiError::bad_request(format!("a batch holds at most {MAX_BATCH} events")));
+    }
+    let triggers: Vec<Trigger> =
+        body.batch.into_iter().map(|event| check(&signed.app, event)).collect::<Result<_, _>>()?;
+    for trigger in &triggers {
+        publish(&state, trigger).await?;
+    }
+    if !triggers.iter().any(|t| t.info.any()) {
+        return Ok(Json(json!({})));
+    }
+    let batch: Vec<Value> = triggers
+        .iter()
+        .map(|trigger| match channel_info(&state, trigger).into_iter().next() {
+            Some((_, info)) => info,
+            None => json!({}),
+        })
+        .collect();
+    Ok(Json(json!({ "batch": batch })))
+}
+
+fn check(app: &PusherApp, body: TriggerBody) -> Result<Trigger, PusherApiError> {
+    validate_event_name(&body.name)
+        .map_err(|error| PusherApiError::bad_request(format!("invalid event name: {error}")))?;
+    if body.data.as_str().trim() == "null" {
+        return Err(PusherApiError::bad_request("\"data\" must be a string"));
+    }
+    let data_len = match serde_json::from_str::<String>(body.data.as_str()) {
+        Ok(text) => text.len(),
+        Err(_) => body.data.len(),
+    };
+    let max = app.settings.max_event_bytes;
+    if data_len > max {
+        return Err(PusherApiError::new(
+            ErrorCode::MessageTooLarge,
+            format!("data is {data_len} bytes; this app allows {max}"),
+        ));
+    }
+    let names = match (body.channels, body.channel) {
+        (Some(channels), _) => channels,
+        (None, Some(channel)) => vec![channel],
+        (None, None) => return Err(PusherApiError::bad_request("give \"channels\" (or \"channel\")")),
+    };
+    if names.is_empty() || names.len() > MAX_CHANNELS {
+        return Err(PusherApiError::bad_request(format!(
+            "\"channels\" must name 1 to {MAX_CHANNELS} channels"
+        )));
+    }
+    let mut channels: Vec<(PusherChannel, ChannelName)> = Vec::with_capacity(names.len());
+    for name in names {
+        let bad = |error: String| PusherApiError::bad_request(format!("channel {name:?}: {error}"));
+        let pusher = PusherChannel::new(&name).map_err(|e| bad(e.to_string()))?;
+        let hub = Apps::hub_channel(app, &name).map_err(|e| bad(e.to_string()))?;
+        if !channels.iter().any(|(known, _)| *known == pusher) {
+            channels.push((pusher, hub));
+        }
+    }
+    let exclude = match body.socket_id.as_deref() {
+        Some(socket_id) => Some(
+            SocketId::parse(socket_id)
+                .map_err(|e| PusherApiError::bad_request(format!("socket_id: {e}")))?
+                .connection_id(),
+        ),
+        None => None,
+    };
+    let info = InfoAttributes::parse(body.info.as_deref(), &TRIGGER_INFO)?;
+    Ok(Trigger { name: body.name, data: body.data, channels, exclude, info })
+}
+
+/// Publishes the event to each of its channels, concurrently.
+async fn publish(state: &AppState, trigger: &Trigger) -> Result<(), PusherApiError> {
+    let publishes = trigger.channels.iter().map(|(pusher, hub)| {
+        let publish = Publish {
+            event: Some(trigger.name.clone()),
+            ephemeral: matches!(pusher.kind(), ChannelKind::ServerToUser(_)),
+            exclude: trigger.exclude,
+            ..Publish::new(hub.clone(), trigger.data.clone())
+        };
+        state.hub.publish(publish)
+    });
+    for result in futures_util::future::join_all(publishes).await {
+        result?;
+    }
+    Ok(())
+}
+
+/// `{name: {user_count?, subscription_count?}}` for each channel of the trigger.
+fn channel_info(state: &AppState, trigger: &Trigger) -> BTreeMap<String, Value> {
+    let mut channels = BTreeMap::new();
+    for (pusher, hub) in &trigger.channels {
+        let mut info = Map::new();
+        if trigger.info.user_count && pusher.kind() == ChannelKind::Presence {
+            info.insert("user_count".into(), json!(state.hub.presence(hub).map_or(0, |m| m.len())));
+        }
+        if trigger.info.subscription_count {
+            info.insert("subscription_count".into(), json!(state.hub.subscriber_count(hub)));
+        }
+        channels.insert(pusher.as_str().to_owned(), Value::Object(info));
+    }
+    channels
+}
