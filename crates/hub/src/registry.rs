@@ -39,6 +39,10 @@ pub(crate) struct Entry {
     pub catch_up: Option<Vec<(Option<u64>, Frame)>>,
     /// Whether this subscription counts in presence (set once it is live).
     pub joined: bool,
+    /// Offsets at or below this were covered when the subscription was
+    /// made (replayed, or before its starting point): a fan-out of one of
+    /// them that arrives late is not delivered again.
+    pub skip_up_to: u64,
 }
 
 pub(crate) struct Channel {
@@ -72,7 +76,7 @@ impl ChannelState {
     ) -> FanOut {
         let mut result = FanOut::default();
         for entry in &mut self.entries {
-            if Some(entry.sub.conn) == except {
+            if Some(entry.sub.conn) == except || offset.is_some_and(|o| o <= entry.skip_up_to) {
                 continue;
             }
             let frame = message.frame(entry.sub.protocol);

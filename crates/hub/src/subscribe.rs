@@ -9,7 +9,9 @@
 //!    read is in it; anything fanned out after step 1 is in the buffer.
 //! 3. Queue the reply, then the missed publications, in the outbox.
 //! 4. Release the buffer, dropping what step 3 already sent (by offset), and
-//!    switch the subscription to live.
+//!    switch the subscription to live. From then on, fan-out skips offsets
+//!    the read covered: a publication durable before the read may reach
+//!    fan-out only after this step.
 //!
 //! Recovery succeeds only when the client's epoch is the channel's, its
 //! offset is not ahead of the channel, the gap is within the namespace's
@@ -87,7 +89,7 @@ impl Hub {
         channel: &ChannelName,
         subscriber: Subscriber,
     ) -> Result<Arc<crate::registry::Channel>, HubError> {
-        let entry = Entry { sub: subscriber, catch_up: Some(Vec::new()), joined: false };
+        let entry = Entry { sub: subscriber, catch_up: Some(Vec::new()), joined: false, skip_up_to: 0 };
         match self.shared.registry.attach(channel, entry) {
             Attached::AlreadySubscribed => Err(HubError::AlreadySubscribed),
             Attached::Added { channel: chan, created, count } => {
@@ -189,9 +191,13 @@ fn can_recover(since: &StreamPosition, page: &HistoryPage, recovery_limit: u64) 
 }
 
 /// Step 4: moves held live frames newer than the read into the outbox and
-/// makes the subscription live, atomically with respect to fan-out.
+/// makes the subscription live, atomically with respect to fan-out. A
+/// publication the read covered may still be on its way to fan-out (it was
+/// durable before the read, and is fanned out after this): the entry
+/// remembers `covered_up_to` so that it is not delivered twice.
 fn release_catch_up(state: &mut ChannelState, conn: u64, outbox: &Outbox, covered_up_to: u64) {
     let Some(index) = state.position_of(conn) else { return };
+    state.entries[index].skip_up_to = covered_up_to;
     let held = state.entries[index].catch_up.take().unwrap_or_default();
     for (offset, frame) in held {
         if offset.is_none_or(|offset| offset > covered_up_to) {

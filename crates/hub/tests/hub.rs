@@ -10,7 +10,9 @@ use fanfare_hub::{
 };
 use fanfare_protocol::native::{ServerMessage, encode_reply};
 use fanfare_protocol::{ChannelName, CloseCode, Frame, JsonData, StreamPosition};
-use fanfare_store::MemoryStore;
+use fanfare_store::{
+    AppendReceipt, AppendRequest, HistoryPage, HistoryQuery, HistoryStore, MemoryStore, StoreError,
+};
 
 fn hub_with(options: ChannelOptions) -> Arc<Hub> {
     Arc::new(Hub::new(
@@ -182,4 +184,104 @@ async fn native_and_pusher_subscribers_of_one_channel_each_get_their_own_encodin
     assert_eq!(event["event"], "chat");
     assert_eq!(event["channel"], "news", "the app prefix is not part of the Pusher name");
     assert_eq!(event["data"], r#"{"text":"hi"}"#, "Pusher data is a JSON string");
+}
+
+/// A memory store whose appends become durable at once but are
+/// acknowledged only when the test opens the gate: the window in which a
+/// publication is readable but not yet fanned out.
+struct GatedStore {
+    inner: MemoryStore,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+#[async_trait::async_trait]
+impl HistoryStore for GatedStore {
+    async fn enqueue(&self, request: AppendRequest) -> Result<AppendReceipt, StoreError> {
+        let outcome = self.inner.enqueue(request).await?.await;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let gate = self.gate.clone();
+        tokio::spawn(async move {
+            let _permit = gate.acquire().await;
+            let _ = tx.send(outcome);
+        });
+        Ok(AppendReceipt::waiting(rx))
+    }
+
+    async fn read(&self, channel: &ChannelName, query: HistoryQuery) -> Result<HistoryPage, StoreError> {
+        self.inner.read(channel, query).await
+    }
+
+    async fn position(&self, channel: &ChannelName) -> Result<StreamPosition, StoreError> {
+        self.inner.position(channel).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publication_read_on_subscribe_but_fanned_out_after_is_delivered_once() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let store = Arc::new(GatedStore { inner: MemoryStore::new(), gate: gate.clone() });
+    let options = ChannelOptions::default();
+    let hub =
+        Arc::new(Hub::new(store.clone(), Arc::new(move |_: &ChannelName| options), HubOptions::default()));
+    let epoch = store.position(&channel("late")).await.unwrap().epoch;
+
+    let in_flight = {
+        let hub = hub.clone();
+        tokio::spawn(async move { publish(&hub, "late", 1).await })
+    };
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while store.position(&channel("late")).await.unwrap().offset < 1 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    let sub = subscriber(1, "", OutboxLimits::default());
+    let since = Some(StreamPosition::new(epoch, 0));
+    assert_eq!(subscribe(&hub, sub.clone(), "late", since).await, Some(true), "offset 1 is replayed");
+    gate.add_permits(1_000);
+    in_flight.await.unwrap();
+    publish(&hub, "late", 2).await;
+    assert_eq!(
+        offsets(&drain(&sub.outbox).await),
+        vec![1, 2],
+        "1 is not delivered again by its late fan-out"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resubscribing_while_publications_are_in_flight_never_duplicates_or_skips() {
+    // Subscribe again and again with the last seen position while a
+    // publisher runs: every offset arrives exactly once, in order.
+    let hub = hub_with(ChannelOptions::default());
+    let publisher = {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            for n in 0..400 {
+                publish(&hub, "storm", n).await;
+            }
+        })
+    };
+    let mut seen: Vec<u64> = Vec::new();
+    let mut position: Option<StreamPosition> = None;
+    let mut conn = 100;
+    while seen.last().copied().unwrap_or(0) < 400 {
+        conn += 1;
+        let sub = subscriber(conn, "", OutboxLimits { max_frames: 100_000, max_bytes: 1 << 26 });
+        let request =
+            Subscribe { subscriber: sub.clone(), channel: channel("storm"), since: position.clone() };
+        let result = hub.subscribe(request, |r, _| encode_reply(1, r)).await.unwrap();
+        if position.is_none() {
+            seen.extend(1..=result.offset);
+        }
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        hub.unsubscribe(conn, &channel("storm")).unwrap();
+        let got = offsets(&drain(&sub.outbox).await);
+        seen.extend(got);
+        position = Some(StreamPosition::new(result.epoch, seen.last().copied().unwrap_or(0)));
+    }
+    publisher.await.unwrap();
+    assert_eq!(seen, (1..=400).collect::<Vec<_>>());
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::routing::any;
+use axum::serve::ListenerExt;
 use fanfare_hub::{CloseReason, Hub, HubOptions};
 use fanfare_protocol::CloseCode;
 use fanfare_store::{EmbeddedOptions, EmbeddedStore, HistoryStore, MemoryStore};
@@ -108,6 +109,11 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_accepting, accepting_stopped) = tokio::sync::oneshot::channel::<()>();
+    // Frames are coalesced by the writer already; Nagle's algorithm would
+    // only add the peer's delayed-ACK time (~40 ms) to every delivery.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let http = axum::serve(listener, router(app.clone())).with_graceful_shutdown(async move {
         let _ = accepting_stopped.await;
     });

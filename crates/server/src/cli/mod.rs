@@ -1,5 +1,6 @@
-//! The command line: `fanfare serve`, `fanfare config check`.
+//! The command line: `fanfare serve`, `fanfare bench`, `fanfare config check`.
 
+mod bench;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +18,8 @@ pub struct Cli {
 enum CliCommand {
     /// Run the server.
     Serve(ServeArgs),
+    /// Load a server and measure it.
+    Bench(Box<bench::BenchArgs>),
     /// Work with the configuration.
     Config {
         #[command(subcommand)]
@@ -34,6 +37,7 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<()> {
         match self.command {
             CliCommand::Serve(args) => serve::serve(&args),
+            CliCommand::Bench(args) => bench::run(*args),
             CliCommand::Config { action: ConfigAction::Check(args) } => {
                 let settings = crate::config::load(&args)?;
                 print!("{}", settings.to_toml());

@@ -2,7 +2,7 @@
 //! on SIGTERM or Ctrl-C.
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::config::{self, ServeArgs, Settings};
 use crate::server;
@@ -23,14 +23,28 @@ async fn serve_async(mut settings: Settings) -> anyhow::Result<()> {
         settings.pusher.apps.push(default_pusher_app(&settings)?);
     }
     let store = server::open_store(&settings).await?;
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("listening on {}", settings.listen))?;
+    let listener = listen(settings.listen).with_context(|| format!("listening on {}", settings.listen))?;
     let app = server::build(settings, api_key, store)?;
     // One line on stdout that scripts (and the tests) can wait for.
     println!("fanfare listening on {}", listener.local_addr()?);
     server::run(app, listener, shutdown_signal()).await
 }
+
+/// Binds with a deep accept queue: a reconnect storm opens thousands of
+/// connections at once, and every SYN dropped from a full queue costs the
+/// client a one-second retransmit.
+fn listen(address: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        std::net::SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Accept queue length (the kernel caps it at `net.core.somaxconn`).
+const LISTEN_BACKLOG: u32 = 4096;
 
 /// The configured key, or the one stored in the data directory (generated
 /// and printed once, on the first start).

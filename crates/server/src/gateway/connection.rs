@@ -121,15 +121,29 @@ where
     }
 }
 
-/// The end of the close handshake. Closing a TCP socket that still has
-/// unread input resets the connection, and the client could lose the close
-/// frame (and its code) already on its way. So read and discard whatever
-/// the client still sends until it closes its side, for a bounded time.
+/// The end of the close handshake: wait (bounded) for the client's close
+/// frame, then close the TCP connection ourselves, as RFC 6455 wants of a
+/// server. If the client sends garbage instead, read and discard it until
+/// it closes its side: closing a TCP socket that still has unread input
+/// resets the connection, and the client could lose the close frame (and
+/// its code) already on its way.
 async fn linger<S>(stream: SplitStream<WebSocketStream<S>>, sink: writer::SocketSink<S>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let Ok(socket) = stream.reunite(sink) else { return };
+    let Ok(mut socket) = stream.reunite(sink) else { return };
+    let handshake = async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(_))) | None => return true,
+                Some(Ok(_)) => {}
+                Some(Err(_)) => return false,
+            }
+        }
+    };
+    if let Ok(true) = tokio::time::timeout(CLOSE_LINGER, handshake).await {
+        return;
+    }
     let mut io = socket.into_inner();
     let discard = async {
         let mut buffer = [0u8; 1024];

@@ -2,6 +2,7 @@
 //! binary where a process must die), real sockets, real clients.
 
 mod bad_input;
+mod bench;
 mod durability;
 mod lifecycle;
 mod ordering;

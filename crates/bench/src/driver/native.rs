@@ -1,0 +1,140 @@
+//! The native protocol (`docs/protocol.md`) for subscribers: `connect`,
+//! `subscribe` with an optional `since`, and publications read with
+//! borrowed fields, so a frame costs one pass and no allocation.
+
+use fanfare_protocol::native::{Command, CommandBody, ConnectResult, ServerMessage, SubscribeResult};
+use fanfare_protocol::{ChannelName, Epoch, StreamPosition};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{Incoming, Opened, Resume, SessionError, WebSocket, next_text, send_text};
+use crate::payload;
+
+const CONNECT_ID: u64 = 1;
+const SUBSCRIBE_ID: u64 = 2;
+
+/// Sends `connect`, then `subscribe` (from `resume` when given), and waits
+/// for both replies.
+pub(crate) async fn subscribe(
+    ws: &mut WebSocket,
+    token: Option<&str>,
+    channel: &str,
+    resume: Option<Resume>,
+) -> Result<Opened, SessionError> {
+    let connect = Command { id: CONNECT_ID, body: CommandBody::Connect { token: token.map(str::to_string) } };
+    send_text(ws, connect.encode()).await?;
+    let _: ConnectResult = reply(ws, CONNECT_ID).await?;
+
+    let channel = ChannelName::new(channel).map_err(|e| SessionError::Refused(e.to_string()))?;
+    let since = resume.as_ref().map(|r| StreamPosition::new(Epoch::new(&r.epoch), r.offset));
+    let subscribe = Command { id: SUBSCRIBE_ID, body: CommandBody::Subscribe { channel, since } };
+    send_text(ws, subscribe.encode()).await?;
+    let result: SubscribeResult = reply(ws, SUBSCRIBE_ID).await?;
+    // Recovered: the gap after our position follows. Otherwise only what
+    // comes after the channel's top (a `recovered: false` loses the gap).
+    let after = match (&resume, result.recovered) {
+        (Some(resume), Some(true)) => resume.offset,
+        _ => result.offset,
+    };
+    Ok(Opened {
+        after,
+        epoch: Some(result.epoch.as_str().to_string()),
+        recovered: result.recovered,
+        top: result.offset,
+    })
+}
+
+/// Waits for the reply `id`; a push before it cannot be ours (the reply
+/// comes first) and is skipped.
+async fn reply<T: serde::de::DeserializeOwned>(ws: &mut WebSocket, id: u64) -> Result<T, SessionError> {
+    loop {
+        let text = next_text(ws).await?;
+        match ServerMessage::decode(&text) {
+            Ok(ServerMessage::Reply { id: got, outcome }) if got == id => {
+                let result = outcome.map_err(|error| SessionError::Refused(error.to_string()))?;
+                return serde_json::from_str(result.as_str())
+                    .map_err(|_| SessionError::Unexpected(text.as_str().chars().take(200).collect()));
+            }
+            Ok(ServerMessage::Disconnect { code, reason, .. }) => {
+                return Err(SessionError::Closed { code, reason });
+            }
+            Ok(_) => continue,
+            Err(_) => return Err(SessionError::Unexpected(text.as_str().chars().take(200).collect())),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Frame<'a> {
+    id: Option<u64>,
+    // Borrowed: types and epochs never need escapes (a frame where they
+    // did would not decode, and count as unreadable).
+    #[serde(rename = "type")]
+    kind: Option<&'a str>,
+    epoch: Option<&'a str>,
+    offset: Option<u64>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    code: Option<u16>,
+}
+
+/// What a frame means to a subscriber; durable publications only.
+pub(crate) fn decode(text: &str) -> Incoming<'_> {
+    let Ok(frame) = serde_json::from_str::<Frame<'_>>(text) else { return Incoming::Unreadable };
+    if frame.id.is_some() {
+        return Incoming::Ignore;
+    }
+    match frame.kind {
+        Some("publication") => match (frame.offset, frame.epoch) {
+            (Some(offset), Some(epoch)) => Incoming::Delivery {
+                key: offset,
+                epoch: Some(epoch),
+                payload: frame.data.and_then(|data| payload::decode(data.get())),
+            },
+            // Ephemeral publications have no offset.
+            _ => Incoming::Ignore,
+        },
+        Some("disconnect") => Incoming::Disconnect { code: frame.code.unwrap_or(0) },
+        _ => Incoming::Ignore,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::Payload;
+
+    #[test]
+    fn a_publication_gives_its_offset_epoch_and_payload() {
+        let data = payload::encode(3, 1000, 40);
+        let text = format!(
+            r#"{{"type":"publication","channel":"c","epoch":"ep","offset":42,"time":1,"data":{data}}}"#
+        );
+        assert_eq!(
+            decode(&text),
+            Incoming::Delivery {
+                key: 42,
+                epoch: Some("ep"),
+                payload: Some(Payload { seq: 3, sent_us: 1000 })
+            }
+        );
+    }
+
+    #[test]
+    fn foreign_data_is_still_a_delivery_without_payload() {
+        let text = r#"{"type":"publication","channel":"c","epoch":"ep","offset":1,"time":1,"data":{"a":1}}"#;
+        assert_eq!(decode(text), Incoming::Delivery { key: 1, epoch: Some("ep"), payload: None });
+    }
+
+    #[test]
+    fn replies_ephemerals_and_others_are_ignored() {
+        assert_eq!(decode(r#"{"id":3,"result":{}}"#), Incoming::Ignore);
+        assert_eq!(decode(r#"{"type":"publication","channel":"c","time":1,"data":"x"}"#), Incoming::Ignore);
+        assert_eq!(decode(r#"{"type":"join","channel":"c","user":"u"}"#), Incoming::Ignore);
+        assert_eq!(
+            decode(r#"{"type":"disconnect","code":4501,"reason":"slow consumer","reconnect":true}"#),
+            Incoming::Disconnect { code: 4501 }
+        );
+        assert_eq!(decode("not json"), Incoming::Unreadable);
+    }
+}

@@ -1,0 +1,296 @@
+//! One subscriber: a task that owns its socket, decodes each frame in
+//! place, and checks every delivery against its [`SeqTracker`].
+//!
+//! When its connection is lost (the server closed it, or the fleet cut
+//! it) it reconnects as a real client does: attempt `n` waits a delay
+//! drawn from `[c/2, c]`, `c = min(initial × 2^(n-1), max)`, then
+//! resubscribes from the last position it holds, so the server replays
+//! the gap (native; Pusher has no positions, so a gap there is lost).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::local::{Shared, bump};
+use crate::driver::{Incoming, Opened, Resume, SessionError, WebSocket, close, closed, send_text};
+use crate::payload;
+use crate::tracker::{Integrity, SeqTracker};
+
+/// Orders from the fleet, read by every subscriber.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Control {
+    /// Bumped to cut every connection at once.
+    pub cut: u32,
+    /// Targets are set: count yourself caught up once you have it all.
+    pub draining: bool,
+    pub stop: bool,
+}
+
+pub(crate) struct Spec {
+    /// Global index (over all workers).
+    pub index: usize,
+    pub channel: usize,
+}
+
+/// Why a session ended.
+enum End {
+    Stop,
+    Cut,
+    Lost(SessionError),
+}
+
+struct Subscriber {
+    shared: Arc<Shared>,
+    spec: Spec,
+    tracker: SeqTracker,
+    epoch: Option<String>,
+    cuts_seen: u32,
+    draining: bool,
+    caught_up: bool,
+    /// When the connection was cut, until the gap is recovered.
+    cut_at: Option<Instant>,
+    /// The offset a replay runs to, while it runs.
+    replay_to: Option<u64>,
+}
+
+pub(crate) async fn run(shared: Arc<Shared>, spec: Spec, mut control: watch::Receiver<Control>) -> Integrity {
+    let channel = shared.channels[spec.channel].clone();
+    let source = shared.source_for(spec.index);
+    let opened = {
+        let _slot = shared.connect_slots.acquire().await;
+        shared.driver.open(source, &channel, None).await
+    };
+    let (mut ws, opened) = match opened {
+        Ok(opened) => opened,
+        Err(error) => {
+            shared.errors.record(error.kind(), &error);
+            bump(&shared.counters.connect_failed);
+            shared.attempted.notify_waiters();
+            return Integrity::default();
+        }
+    };
+    bump(&shared.counters.connected);
+    shared.attempted.notify_waiters();
+    let cuts_seen = control.borrow().cut;
+    let mut subscriber = Subscriber {
+        tracker: SeqTracker::after(opened.after),
+        epoch: opened.epoch,
+        shared,
+        spec,
+        cuts_seen,
+        draining: false,
+        caught_up: false,
+        cut_at: None,
+        replay_to: None,
+    };
+    loop {
+        match subscriber.read(&mut ws, &mut control).await {
+            End::Stop => {
+                close(ws).await;
+                break;
+            }
+            End::Cut => {
+                crate::driver::abort(ws);
+                subscriber.cut_at = Some(Instant::now());
+            }
+            End::Lost(error) => subscriber.shared.errors.record(error.kind(), &error),
+        }
+        bump(&subscriber.shared.counters.reconnects);
+        match subscriber.reconnect(&channel, &mut control).await {
+            Some(new_ws) => ws = new_ws,
+            None => break,
+        }
+    }
+    subscriber.finish()
+}
+
+impl Subscriber {
+    /// Reads until the fleet says stop or cut, or the connection dies.
+    async fn read(&mut self, ws: &mut WebSocket, control: &mut watch::Receiver<Control>) -> End {
+        loop {
+            tokio::select! {
+                frame = ws.next() => match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        if let Some(answer) = self.on_text(&text)
+                            && let Err(error) = send_text(ws, answer.to_string()).await
+                        {
+                            return End::Lost(error);
+                        }
+                    }
+                    Some(Ok(Message::Close(frame))) => return End::Lost(closed(frame)),
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => return End::Lost(error.into()),
+                    None => return End::Lost(SessionError::Closed { code: 1006, reason: String::new() }),
+                },
+                changed = control.changed() => {
+                    if changed.is_err() {
+                        return End::Stop;
+                    }
+                    let orders = *control.borrow_and_update();
+                    if orders.stop {
+                        return End::Stop;
+                    }
+                    if orders.draining && !self.draining {
+                        self.draining = true;
+                        self.check_caught_up();
+                    }
+                    if orders.cut != self.cuts_seen {
+                        self.cuts_seen = orders.cut;
+                        return End::Cut;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one frame; returns a frame to send back, if any.
+    fn on_text(&mut self, text: &str) -> Option<&'static str> {
+        match self.shared.driver.decode(text) {
+            Incoming::Delivery { key, epoch, payload } => {
+                if let (Some(held), Some(epoch)) = (&self.epoch, epoch)
+                    && held != epoch
+                {
+                    self.shared.errors.record("epoch changed", format!("{held} → {epoch}"));
+                    self.epoch = Some(epoch.to_string());
+                }
+                self.tracker.observe(key);
+                let latency = payload.map(|p| payload::age_us(p.sent_us));
+                if latency.is_none() {
+                    bump(&self.shared.counters.foreign);
+                }
+                self.shared.stats.record(self.spec.index, latency);
+                self.check_recovered();
+                self.check_caught_up();
+                None
+            }
+            Incoming::Answer(answer) => Some(answer),
+            Incoming::Disconnect { .. } | Incoming::Ignore => None,
+            Incoming::Unreadable => {
+                self.shared.errors.record("protocol", text.chars().take(120).collect::<String>());
+                None
+            }
+        }
+    }
+
+    /// Reconnects with backoff until it works or the fleet says stop.
+    async fn reconnect(
+        &mut self,
+        channel: &str,
+        control: &mut watch::Receiver<Control>,
+    ) -> Option<WebSocket> {
+        let options = &self.shared.plan.options;
+        let (initial, max) = (options.backoff_initial, options.backoff_max);
+        let source = self.shared.source_for(self.spec.index);
+        for attempt in 1u32.. {
+            let delay = backoff(attempt, initial, max);
+            let opening = async {
+                tokio::time::sleep(delay).await;
+                bump(&self.shared.counters.reconnect_attempts);
+                let resume = self.epoch.clone().map(|epoch| Resume { epoch, offset: self.tracker.last() });
+                self.shared.driver.open(source, channel, resume).await
+            };
+            let stopped = async {
+                while control.changed().await.is_ok() {
+                    if control.borrow_and_update().stop {
+                        return;
+                    }
+                }
+            };
+            let outcome = tokio::select! {
+                outcome = opening => outcome,
+                () = stopped => return None,
+            };
+            match outcome {
+                Ok((ws, opened)) => {
+                    // Orders read while reconnecting were consumed above.
+                    let orders = *control.borrow();
+                    self.cuts_seen = orders.cut;
+                    self.draining |= orders.draining;
+                    self.resubscribed(opened);
+                    return Some(ws);
+                }
+                Err(error) => self.shared.errors.record(error.kind(), &error),
+            }
+        }
+        None
+    }
+
+    fn resubscribed(&mut self, opened: Opened) {
+        if let (Some(held), Some(epoch)) = (&self.epoch, &opened.epoch)
+            && held != epoch
+        {
+            self.shared.errors.record("epoch changed", format!("{held} → {epoch}"));
+            self.epoch = Some(epoch.clone());
+        }
+        match opened.recovered {
+            Some(true) => self.replay_to = Some(opened.top),
+            Some(false) => {
+                bump(&self.shared.counters.recovered_false);
+                self.tracker.skip_to(opened.top + 1);
+                self.replay_to = Some(opened.top);
+            }
+            // No positions (Pusher): whatever was missed is lost.
+            None => self.replay_to = Some(self.tracker.last()),
+        }
+        self.check_recovered();
+        self.check_caught_up();
+    }
+
+    fn check_recovered(&mut self) {
+        let Some(replay_to) = self.replay_to else { return };
+        if !self.tracker.complete_through(replay_to) {
+            return;
+        }
+        self.replay_to = None;
+        if let Some(cut_at) = self.cut_at.take() {
+            let micros = u64::try_from(cut_at.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.shared.recovery.lock().record(micros);
+            bump(&self.shared.counters.recovered);
+        }
+    }
+
+    fn check_caught_up(&mut self) {
+        if !self.draining || self.caught_up {
+            return;
+        }
+        let Some(target) = self.shared.target(self.spec.channel) else { return };
+        if self.tracker.complete_through(target) {
+            self.caught_up = true;
+            bump(&self.shared.counters.caught_up);
+        }
+    }
+
+    fn finish(self) -> Integrity {
+        let target = self.shared.target(self.spec.channel).unwrap_or(self.tracker.last());
+        self.tracker.finish(target)
+    }
+}
+
+/// Attempt `n` (from 1) waits a delay drawn from `[c/2, c]`, where
+/// `c = min(initial × 2^(n-1), max)`.
+pub(crate) fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {
+    let ceiling = initial.saturating_mul(1 << attempt.saturating_sub(1).min(20)).min(max);
+    let micros = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
+    Duration::from_micros(rand::random_range(micros / 2..=micros))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_ceiling_with_jitter_in_the_upper_half() {
+        let (initial, max) = (Duration::from_millis(100), Duration::from_secs(1));
+        for _ in 0..200 {
+            let first = backoff(1, initial, max);
+            assert!((Duration::from_millis(50)..=initial).contains(&first), "{first:?}");
+            let third = backoff(3, initial, max);
+            assert!((Duration::from_millis(200)..=Duration::from_millis(400)).contains(&third), "{third:?}");
+            let late = backoff(40, initial, max);
+            assert!((Duration::from_millis(500)..=max).contains(&late), "{late:?}");
+        }
+    }
+}

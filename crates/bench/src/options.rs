@@ -1,0 +1,479 @@
+//! What a run is asked to do ([`BenchOptions`]) and the checked form the
+//! scenarios use ([`Plan`]): one step from raw to validated, so no
+//! scenario re-checks an option.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::BenchError;
+
+/// Added to `--duration` for the hard timeout when none is given.
+const DEFAULT_TIMEOUT_MARGIN: Duration = Duration::from_secs(120);
+/// Subscribers per channel in `rooms` when `--channels` is not given.
+const ROOM_SIZE: usize = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    Idle,
+    Fanout,
+    Rooms,
+    ReconnectStorm,
+    History,
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Scenario::Idle => "idle",
+            Scenario::Fanout => "fanout",
+            Scenario::Rooms => "rooms",
+            Scenario::ReconnectStorm => "reconnect-storm",
+            Scenario::History => "history",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// `/connection/websocket`, JSON commands; publish with `POST /api/publish`.
+    Native,
+    /// `/app/{key}?protocol=7`; publish with `POST /apps/{id}/events`.
+    Pusher,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Native => "native",
+            Protocol::Pusher => "pusher",
+        })
+    }
+}
+
+/// Where publications come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PublishFrom {
+    /// The server's HTTP API, over a pool of keep-alive connections.
+    Api,
+    /// `publish` commands on dedicated WebSocket connections (native only;
+    /// the channels' namespace must let anyone publish).
+    Clients,
+}
+
+/// For the in-process `history` run (`--data-dir`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    Fsync,
+    Buffered,
+}
+
+/// A Pusher app's credentials.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PusherApp {
+    pub id: String,
+    pub key: String,
+    pub secret: String,
+}
+
+impl fmt::Debug for PusherApp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PusherApp").field("id", &self.id).field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+/// How `--workers` starts a worker: this program with these arguments
+/// (the worker reads its orders on stdin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerProgram {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+}
+
+/// Everything a run can be asked; [`BenchOptions::new`] gives the defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchOptions {
+    pub scenario: Scenario,
+    pub protocol: Protocol,
+    /// The server, `http://host:port` or `ws://host:port` (a path is ignored).
+    pub url: String,
+    /// Native HTTP API key.
+    pub api_key: Option<String>,
+    /// A JWT for the native `connect` (anonymous without).
+    pub token: Option<String>,
+    pub pusher_app: Option<PusherApp>,
+    /// Subscriber connections (in total, over all workers).
+    pub connections: usize,
+    /// `None`: 1, except `rooms` (connections / 3) and `history` (100).
+    pub channels: Option<usize>,
+    /// Put before every channel name (a namespace such as `bench:`).
+    pub channel_prefix: String,
+    /// Publications per second in total; 0 = as fast as the subscribers
+    /// keep up (see `max_lag`).
+    pub rate: f64,
+    /// Bytes of each publication's JSON data.
+    pub size: usize,
+    /// How long to publish (how long to hold the connections for `idle`).
+    pub duration: Duration,
+    /// Stop publishing after this many publications, if before `duration`.
+    pub messages: Option<u64>,
+    /// Publish requests in flight at once.
+    pub in_flight: usize,
+    /// With `rate` 0: publishing waits while subscribers are, on average,
+    /// more than this many publications behind.
+    pub max_lag: u64,
+    pub publish_from: PublishFrom,
+    /// Publishing connections for `PublishFrom::Clients`.
+    pub publishers: usize,
+    /// The server's process, for its memory and CPU.
+    pub server_pid: Option<u32>,
+    /// Child processes sharing the subscriber connections (1 = none).
+    pub workers: usize,
+    /// Bind client sockets to these local addresses in turn.
+    pub source_addrs: Vec<IpAddr>,
+    pub allow_remote: bool,
+    /// Connections being opened at once.
+    pub connect_concurrency: usize,
+    /// Limit for opening one connection and subscribing.
+    pub connect_timeout: Duration,
+    /// After publishing: how long subscribers get to receive everything.
+    pub drain_timeout: Duration,
+    /// The whole run; `None`: `duration` + 2 minutes.
+    pub timeout: Option<Duration>,
+    /// `reconnect-storm`: when to cut every connection, after publishing began.
+    pub cut_after: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// `history`: benchmark an embedded store in this directory, in
+    /// process, instead of a server over HTTP.
+    pub data_dir: Option<PathBuf>,
+    pub durability: Durability,
+    /// `history`: publications per range read.
+    pub read_limit: usize,
+    /// The Pusher event name of publications.
+    pub event: String,
+    /// A progress line on stderr once a second.
+    pub progress: bool,
+    /// Set by the command line; needed for `workers` > 1.
+    pub worker_program: Option<WorkerProgram>,
+}
+
+impl BenchOptions {
+    pub fn new(scenario: Scenario, url: impl Into<String>) -> Self {
+        Self {
+            scenario,
+            protocol: Protocol::Native,
+            url: url.into(),
+            api_key: None,
+            token: None,
+            pusher_app: None,
+            connections: 1000,
+            channels: None,
+            channel_prefix: String::new(),
+            rate: if scenario == Scenario::ReconnectStorm { 100.0 } else { 0.0 },
+            size: 100,
+            duration: Duration::from_secs(10),
+            messages: None,
+            in_flight: 64,
+            max_lag: 200,
+            publish_from: PublishFrom::Api,
+            publishers: 4,
+            server_pid: None,
+            workers: 1,
+            source_addrs: Vec::new(),
+            allow_remote: false,
+            connect_concurrency: 64,
+            connect_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(15),
+            timeout: None,
+            cut_after: Duration::from_secs(2),
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(3),
+            data_dir: None,
+            durability: Durability::Fsync,
+            read_limit: 100,
+            event: "fanfare-bench".to_string(),
+            progress: true,
+            worker_program: None,
+        }
+    }
+
+    /// Checks the options and resolves the server's address.
+    pub async fn plan(&self) -> Result<Plan, BenchError> {
+        let invalid = |option, reason: &str| BenchError::InvalidOption { option, reason: reason.to_string() };
+        let (host, port) = split_url(&self.url).ok_or_else(|| {
+            invalid("url", "expected http://HOST:PORT or ws://HOST:PORT (TLS is not supported)")
+        })?;
+        let server = resolve(&host, port).await?;
+        if !self.allow_remote && !is_local(server.ip()) {
+            return Err(BenchError::RemoteHost { host });
+        }
+        if self.source_addrs.iter().any(|ip| !self.allow_remote && !is_local(*ip)) {
+            return Err(invalid("source-addrs", "source addresses must be in 127.0.0.0/8"));
+        }
+        let in_process_history = self.scenario == Scenario::History && self.data_dir.is_some();
+        if self.connections == 0 && self.scenario != Scenario::History {
+            return Err(invalid("connections", "must be at least 1"));
+        }
+        let channels = self.channels.unwrap_or(match self.scenario {
+            Scenario::Rooms => self.connections.div_ceil(ROOM_SIZE),
+            Scenario::History => 100,
+            _ => 1,
+        });
+        if channels == 0 {
+            return Err(invalid("channels", "must be at least 1"));
+        }
+        if !(self.rate.is_finite() && self.rate >= 0.0) {
+            return Err(invalid("rate", "must be a number of publications per second, 0 or more"));
+        }
+        if self.in_flight == 0 || self.connect_concurrency == 0 || self.read_limit == 0 {
+            return Err(invalid(
+                "in-flight",
+                "in-flight, connect-concurrency and read-limit must be at least 1",
+            ));
+        }
+        if self.workers == 0 {
+            return Err(invalid("workers", "must be at least 1"));
+        }
+        if self.workers > 1 && self.worker_program.is_none() {
+            return Err(invalid("workers", "this caller cannot start worker processes"));
+        }
+        if self.duration.is_zero() {
+            return Err(invalid("duration", "must be more than 0"));
+        }
+        if self.scenario == Scenario::ReconnectStorm && self.cut_after >= self.duration {
+            return Err(invalid("cut-after", "the cut must come before the end of --duration"));
+        }
+        self.check_protocol(in_process_history)?;
+        self.check_open_files()?;
+        let timeout = self.timeout.unwrap_or(self.duration * 2 + DEFAULT_TIMEOUT_MARGIN);
+        let run_id = format!("{:08x}", rand::random::<u32>());
+        Ok(Plan { options: self.clone(), server, host, channels, run_id, timeout })
+    }
+
+    fn check_protocol(&self, in_process_history: bool) -> Result<(), BenchError> {
+        let unsupported =
+            |reason| BenchError::Unsupported { scenario: self.scenario, protocol: self.protocol, reason };
+        match self.protocol {
+            Protocol::Native if !in_process_history && self.api_key.is_none() => {
+                let needs_api = self.publish_from == PublishFrom::Api || self.scenario == Scenario::History;
+                if needs_api && self.scenario != Scenario::Idle {
+                    return Err(BenchError::InvalidOption {
+                        option: "api-key",
+                        reason: "publishing through the HTTP API needs the server's API key".into(),
+                    });
+                }
+                Ok(())
+            }
+            Protocol::Native => Ok(()),
+            Protocol::Pusher => {
+                if self.pusher_app.is_none() {
+                    return Err(BenchError::InvalidOption {
+                        option: "app-key",
+                        reason: "the Pusher protocol needs --app-id, --app-key and --app-secret".into(),
+                    });
+                }
+                match self.scenario {
+                    Scenario::ReconnectStorm => {
+                        Err(unsupported("Pusher clients cannot resume from a position after a reconnect"))
+                    }
+                    Scenario::History => Err(unsupported("the Pusher HTTP API has no history reads")),
+                    _ if self.publish_from == PublishFrom::Clients => Err(unsupported(
+                        "Pusher client events need private channels, skip the sender and are rate limited",
+                    )),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// One process holds `connections / workers` sockets, plus some.
+    fn check_open_files(&self) -> Result<(), BenchError> {
+        let needed = self.connections.div_ceil(self.workers) + self.in_flight + self.publishers + 64;
+        match crate::proc_stats::open_files_limit() {
+            Some(limit) if (needed as u64) > limit => Err(BenchError::TooManyFiles { needed, limit }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Checked options with what was derived from them.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub options: BenchOptions,
+    /// The server's resolved address.
+    pub server: SocketAddr,
+    /// The host as given, for `Host` headers and the report.
+    pub host: String,
+    pub channels: usize,
+    /// Random, in every channel name, so runs never share channels.
+    pub run_id: String,
+    pub timeout: Duration,
+}
+
+impl Plan {
+    pub fn channel_name(&self, index: usize) -> String {
+        format!("{}fb-{}-{index}", self.options.channel_prefix, self.run_id)
+    }
+
+    /// The channel of subscriber `index`: subscribers go round the channels.
+    pub fn channel_of(&self, subscriber: usize) -> usize {
+        subscriber % self.channels
+    }
+
+    /// Subscribers of each channel when `connections` go round them.
+    pub fn subscribers_per_channel(&self, connections: usize) -> Vec<u64> {
+        let mut counts = vec![0u64; self.channels];
+        for subscriber in 0..connections {
+            counts[self.channel_of(subscriber)] += 1;
+        }
+        counts
+    }
+
+    pub fn http_base(&self) -> String {
+        format!("http://{}:{}", self.host, self.server.port())
+    }
+
+    pub fn ws_url(&self) -> String {
+        let host = format!("{}:{}", self.host, self.server.port());
+        match (&self.options.protocol, &self.options.pusher_app) {
+            (Protocol::Pusher, Some(app)) => {
+                format!("ws://{host}/app/{}?protocol=7&client=fanfare-bench&version=0.1", app.key)
+            }
+            _ => format!("ws://{host}/connection/websocket"),
+        }
+    }
+}
+
+/// `http://host:port/…` or `ws://host:port/…` → (host, port); port 80 by default.
+fn split_url(url: &str) -> Option<(String, u16)> {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("ws://"))?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    if let Some(bracketed) = authority.strip_prefix('[') {
+        let (host, port) = bracketed.split_once(']')?;
+        let port = port.strip_prefix(':').map_or(Some(80), |p| p.parse().ok())?;
+        return Some((format!("[{host}]"), port));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) => Some((host.to_string(), port.parse().ok()?)),
+        None => Some((authority.to_string(), 80)),
+    }
+}
+
+async fn resolve(host: &str, port: u16) -> Result<SocketAddr, BenchError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let mut addrs = tokio::net::lookup_host((bare, port))
+        .await
+        .map_err(|source| BenchError::Resolve { host: host.to_string(), source })?
+        .collect::<Vec<_>>();
+    // `localhost` may resolve to ::1 first; the loopback check wants 127/8.
+    addrs.sort_by_key(|addr| !addr.is_ipv4());
+    addrs.into_iter().next().ok_or_else(|| BenchError::Resolve {
+        host: host.to_string(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
+    })
+}
+
+fn is_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.octets()[0] == 127,
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some_and(|v4| v4.octets()[0] == 127),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(url: &str) -> BenchOptions {
+        let mut options = BenchOptions::new(Scenario::Fanout, url);
+        options.api_key = Some("key".into());
+        options
+    }
+
+    #[test]
+    fn urls_give_host_and_port() {
+        assert_eq!(split_url("http://127.0.0.1:6001"), Some(("127.0.0.1".into(), 6001)));
+        assert_eq!(split_url("ws://localhost:7/connection/websocket"), Some(("localhost".into(), 7)));
+        assert_eq!(split_url("http://127.0.0.2"), Some(("127.0.0.2".into(), 80)));
+        assert_eq!(split_url("http://[::1]:9"), Some(("[::1]".into(), 9)));
+        for bad in ["https://127.0.0.1:1", "127.0.0.1:1", "http://", "http://h:x", "http://u@h:1"] {
+            assert_eq!(split_url(bad), None, "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn only_loopback_hosts_unless_allowed() {
+        assert!(options("http://127.0.0.1:6001").plan().await.is_ok());
+        assert!(options("http://127.9.9.9:6001").plan().await.is_ok());
+        assert!(options("http://localhost:6001").plan().await.is_ok());
+        let error = options("http://10.1.2.3:6001").plan().await.unwrap_err();
+        assert!(matches!(error, BenchError::RemoteHost { .. }), "{error}");
+        let mut remote = options("http://10.1.2.3:6001");
+        remote.allow_remote = true;
+        assert!(remote.plan().await.is_ok());
+        let mut sources = options("http://127.0.0.1:6001");
+        sources.source_addrs = vec!["10.0.0.1".parse().unwrap()];
+        assert!(sources.plan().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn scenario_defaults_for_channels_and_names() {
+        let mut rooms = options("http://127.0.0.1:1");
+        rooms.scenario = Scenario::Rooms;
+        rooms.connections = 15_000;
+        let plan = rooms.plan().await.unwrap();
+        assert_eq!(plan.channels, 5_000);
+        assert_eq!(plan.subscribers_per_channel(15_000), vec![3; 5_000]);
+        assert_eq!(plan.channel_name(7), format!("fb-{}-7", plan.run_id));
+        assert_eq!(plan.timeout, Duration::from_secs(140));
+        assert_eq!(plan.ws_url(), "ws://127.0.0.1:1/connection/websocket");
+    }
+
+    #[tokio::test]
+    async fn credentials_and_protocol_limits_are_checked() {
+        let mut no_key = options("http://127.0.0.1:1");
+        no_key.api_key = None;
+        assert!(matches!(no_key.plan().await, Err(BenchError::InvalidOption { option: "api-key", .. })));
+        no_key.scenario = Scenario::Idle;
+        assert!(no_key.plan().await.is_ok(), "idle publishes nothing");
+
+        let mut pusher = options("http://127.0.0.1:1");
+        pusher.protocol = Protocol::Pusher;
+        assert!(matches!(pusher.plan().await, Err(BenchError::InvalidOption { option: "app-key", .. })));
+        pusher.pusher_app = Some(PusherApp { id: "1".into(), key: "k".into(), secret: "s".into() });
+        let plan = pusher.plan().await.unwrap();
+        assert_eq!(plan.ws_url(), "ws://127.0.0.1:1/app/k?protocol=7&client=fanfare-bench&version=0.1");
+        pusher.scenario = Scenario::ReconnectStorm;
+        assert!(matches!(pusher.plan().await, Err(BenchError::Unsupported { .. })));
+    }
+
+    #[tokio::test]
+    async fn impossible_numbers_are_refused() {
+        let mut bad = options("http://127.0.0.1:1");
+        bad.rate = -1.0;
+        assert!(bad.plan().await.is_err());
+        let mut bad = options("http://127.0.0.1:1");
+        bad.channels = Some(0);
+        assert!(bad.plan().await.is_err());
+        let mut bad = options("http://127.0.0.1:1");
+        bad.workers = 2;
+        assert!(bad.plan().await.is_err(), "no worker program");
+        let mut bad = options("http://127.0.0.1:1");
+        bad.connections = 1_000_000;
+        assert!(matches!(bad.plan().await, Err(BenchError::TooManyFiles { .. })));
+    }
+}
