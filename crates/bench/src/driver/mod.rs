@@ -10,11 +10,15 @@
 //!   `since`, publications carry `(epoch, offset)`.
 //! - `pusher.rs`: `/app/{key}`, `pusher:subscribe`, events carry only
 //!   their data, so order comes from the payload's `seq`.
+//! - `nats.rs`: NATS over WebSocket (the fan-out reference), `SUB` and
+//!   `MSG` in a byte stream, order from the payload's `seq`; its own
+//!   publishing connections.
 //! - `api.rs`: publishing through the servers' HTTP APIs.
 //! - `ws_publisher.rs`: publishing with `publish` commands over WebSockets.
 
 pub(crate) mod api;
 pub(crate) mod native;
+pub(crate) mod nats;
 pub(crate) mod pusher;
 pub(crate) mod ws_publisher;
 
@@ -72,6 +76,9 @@ pub(crate) struct Opened {
     pub recovered: Option<bool>,
     /// Native: the channel's top offset when it answered.
     pub top: u64,
+    /// NATS: bytes read during the handshake that belong to the stream
+    /// after it (messages that arrived with the confirming `PONG`).
+    pub pending: Vec<u8>,
 }
 
 /// Where a native subscriber resumes.
@@ -134,17 +141,26 @@ impl Driver {
             let opened = match self.protocol {
                 Protocol::Native => native::subscribe(&mut ws, self.token.as_deref(), channel, resume).await,
                 Protocol::Pusher => pusher::subscribe(&mut ws, channel).await,
+                Protocol::Nats => nats::subscribe(&mut ws, channel).await,
             }?;
             Ok((ws, opened))
         };
         tokio::time::timeout(self.timeout, attempt).await.map_err(|_| SessionError::Timeout(self.timeout))?
     }
 
+    /// What one text frame means (native and Pusher; NATS is a byte
+    /// stream, read with [`nats::StreamBuffer`]).
     pub(crate) fn decode<'a>(&self, text: &'a str) -> Incoming<'a> {
         match self.protocol {
             Protocol::Native => native::decode(text),
             Protocol::Pusher => pusher::decode(text),
+            Protocol::Nats => Incoming::Unreadable,
         }
+    }
+
+    /// Whether frames are pieces of a byte stream rather than one message each.
+    pub(crate) fn is_stream(&self) -> bool {
+        self.protocol == Protocol::Nats
     }
 }
 

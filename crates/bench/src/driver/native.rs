@@ -41,6 +41,7 @@ pub(crate) async fn subscribe(
         epoch: Some(result.epoch.as_str().to_string()),
         recovered: result.recovered,
         top: result.offset,
+        pending: Vec::new(),
     })
 }
 

@@ -41,7 +41,7 @@ pub(crate) async fn subscribe(ws: &mut WebSocket, channel: &str) -> Result<Opene
         let frame = parse(&text)?;
         match frame.event.as_ref() {
             "pusher_internal:subscription_succeeded" if frame.channel == Some(channel) => {
-                return Ok(Opened { after: 0, epoch: None, recovered: None, top: 0 });
+                return Ok(Opened { after: 0, epoch: None, recovered: None, top: 0, pending: Vec::new() });
             }
             "pusher:subscription_error" | "pusher:error" => return Err(refused(&frame)),
             "pusher:ping" => send_text(ws, PONG.to_string()).await?,

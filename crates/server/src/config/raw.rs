@@ -61,6 +61,8 @@ pub(crate) struct RawLimits {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_channels_per_connection: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_commands_per_second: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub outbox_frames: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outbox_bytes: Option<usize>,

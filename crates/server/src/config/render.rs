@@ -62,6 +62,7 @@ impl Settings {
             limits: RawLimits {
                 max_frame_bytes: Some(limits.max_frame_bytes),
                 max_channels_per_connection: Some(limits.max_channels_per_connection),
+                max_commands_per_second: Some(limits.max_commands_per_second),
                 outbox_frames: Some(limits.outbox_frames),
                 outbox_bytes: Some(limits.outbox_bytes),
                 handshake_timeout: Some(HumanDuration(limits.handshake_timeout)),

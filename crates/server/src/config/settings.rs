@@ -94,6 +94,9 @@ pub struct Limits {
     /// Largest WebSocket frame (and so message) accepted from a client.
     pub max_frame_bytes: usize,
     pub max_channels_per_connection: usize,
+    /// Commands (native) or messages (Pusher) a connection may send per
+    /// second, with bursts of as many; more are refused with `rate_limited`.
+    pub max_commands_per_second: usize,
     /// Frames queued per connection; overflow disconnects the slow consumer.
     pub outbox_frames: usize,
     /// Bytes queued per connection; overflow disconnects the slow consumer.
@@ -126,6 +129,7 @@ impl Default for Limits {
         Self {
             max_frame_bytes: 64 * 1024,
             max_channels_per_connection: 128,
+            max_commands_per_second: 100,
             outbox_frames: 1024,
             outbox_bytes: 4 << 20,
             handshake_timeout: Duration::from_secs(10),

@@ -158,6 +158,11 @@ impl Check<'_> {
                 raw.max_channels_per_connection,
                 defaults.max_channels_per_connection,
             )?,
+            max_commands_per_second: count(
+                "limits.max_commands_per_second",
+                raw.max_commands_per_second,
+                defaults.max_commands_per_second,
+            )?,
             outbox_frames: count("limits.outbox_frames", raw.outbox_frames, defaults.outbox_frames)?,
             outbox_bytes: count("limits.outbox_bytes", raw.outbox_bytes, defaults.outbox_bytes)?,
             handshake_timeout: time(

@@ -7,6 +7,7 @@
 mod commands;
 mod connection;
 mod pusher;
+mod rate;
 mod session;
 mod upgrade;
 mod writer;

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use fanfare_hub::{CloseReason, ConnId, Outbox, Protocol};
 use fanfare_protocol::native::{self, Command};
-use fanfare_protocol::{ChannelName, CloseCode, ErrorInfo};
+use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, ErrorInfo};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::auth::Identity;
 use crate::gateway::connection::{self, Dialect, Link, Next};
+use crate::gateway::rate::TokenBucket;
 use crate::server::AppState;
 
 pub(crate) struct Session {
@@ -22,6 +23,8 @@ pub(crate) struct Session {
     /// Set by a successful `connect`.
     pub identity: Option<Identity>,
     pub channels: HashSet<ChannelName>,
+    /// Every command counts against `limits.max_commands_per_second`.
+    pub commands: TokenBucket,
 }
 
 pub async fn run<S>(app: AppState, socket: WebSocketStream<S>)
@@ -32,8 +35,15 @@ where
     // Registered from the start (as anonymous until `connect`), so a
     // shutdown reaches connections that have not sent `connect` yet.
     app.hub.connections().register(conn, Arc::from(""), outbox.clone());
-    let session =
-        Session { app: app.clone(), conn, outbox: outbox.clone(), identity: None, channels: HashSet::new() };
+    let commands = TokenBucket::new(app.settings.limits.max_commands_per_second);
+    let session = Session {
+        app: app.clone(),
+        conn,
+        outbox: outbox.clone(),
+        identity: None,
+        channels: HashSet::new(),
+        commands,
+    };
     connection::drive(app, socket, outbox, Protocol::Native, session).await;
 }
 
@@ -57,6 +67,13 @@ impl Dialect for Session {
 
     async fn on_text(&mut self, text: &str) -> Next {
         match Command::decode(text) {
+            Ok(command) if !self.commands.try_take() => {
+                self.reply_error(
+                    command.id,
+                    ErrorInfo::new(ErrorCode::RateLimited, "too many commands; slow down"),
+                );
+                Next::Continue
+            }
             Ok(command) => Box::pin(self.dispatch(command)).await,
             Err(error) => match error.id {
                 Some(id) => {

@@ -185,3 +185,26 @@ async fn too_many_channels_on_one_connection_is_refused() {
     let reply = conn.command(json!({"type": "subscribe", "channel": "c"})).await;
     assert_eq!(reply["error"]["code"], "too_many_channels");
 }
+
+#[tokio::test]
+async fn a_command_flood_is_answered_with_rate_limited_and_the_connection_stays() {
+    let server = TestServer::with_config("[limits]\nmax_commands_per_second = 20\n").await;
+    let mut conn = RawConn::connected(&server, None).await;
+    for id in 100..300 {
+        conn.send_text(&json!({"id": id, "type": "ping"}).to_string()).await;
+    }
+    let (mut answered, mut limited) = (0, 0);
+    while answered + limited < 200 {
+        let reply = conn.next_json().await.expect("the connection stays open");
+        match reply["error"]["code"].as_str() {
+            Some("rate_limited") => {
+                assert_eq!(reply["error"]["retry"], true);
+                limited += 1;
+            }
+            Some(other) => panic!("unexpected error {other}"),
+            None => answered += 1,
+        }
+    }
+    assert!(limited > 0, "the flood was limited");
+    assert!(answered >= 19, "a burst of the rate (less the connect) went through");
+}

@@ -5,38 +5,12 @@
 use fanfare_hub::Publish;
 use fanfare_protocol::JsonData;
 use fanfare_protocol::pusher::{PusherChannel, PusherErrorCode};
-use tokio::time::Instant;
 
 use super::PusherSession;
 use crate::pusher::webhooks::WebhookEvent;
 
 /// Client events a connection may send per second (Pusher's limit).
-const PER_SECOND: u32 = 10;
-
-/// A token bucket: [`PER_SECOND`] tokens, refilled continuously.
-pub(super) struct ClientEventRate {
-    tokens: f64,
-    refilled_at: Instant,
-}
-
-impl Default for ClientEventRate {
-    fn default() -> Self {
-        Self { tokens: f64::from(PER_SECOND), refilled_at: Instant::now() }
-    }
-}
-
-impl ClientEventRate {
-    fn try_take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.refilled_at).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * f64::from(PER_SECOND)).min(f64::from(PER_SECOND));
-        self.refilled_at = now;
-        if self.tokens < 1.0 {
-            return false;
-        }
-        self.tokens -= 1.0;
-        true
-    }
-}
+pub(super) const CLIENT_EVENTS_PER_SECOND: usize = 10;
 
 impl PusherSession {
     pub(super) async fn client_event(&mut self, channel: PusherChannel, event: String, data: JsonData) {
@@ -82,7 +56,7 @@ impl PusherSession {
         if data.len() > self.pusher_app.settings.max_event_bytes {
             return Err((rejected, "the client event is too large"));
         }
-        if !self.client_events.try_take(Instant::now()) {
+        if !self.client_events.try_take() {
             return Err((PusherErrorCode::ClientEventRateLimit, "more than 10 client events per second"));
         }
         Ok(())
@@ -93,23 +67,4 @@ impl PusherSession {
 /// anything else as its JSON text.
 fn data_string(data: &JsonData) -> String {
     serde_json::from_str::<String>(data.as_str()).unwrap_or_else(|_| data.as_str().to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    #[test]
-    fn ten_per_second_then_refused_then_refilled() {
-        let mut rate = ClientEventRate::default();
-        let start = rate.refilled_at;
-        for _ in 0..10 {
-            assert!(rate.try_take(start));
-        }
-        assert!(!rate.try_take(start));
-        assert!(rate.try_take(start + Duration::from_millis(150)), "one token back after 100 ms");
-        assert!(!rate.try_take(start + Duration::from_millis(150)));
-    }
 }

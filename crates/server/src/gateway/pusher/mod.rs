@@ -31,7 +31,7 @@ use crate::gateway::upgrade::{Socket, upgrade};
 use crate::pusher::apps::PusherApp;
 use crate::server::AppState;
 
-use client_events::ClientEventRate;
+use crate::gateway::rate::TokenBucket;
 
 /// Seconds of silence after which pusher-js pings (it uses the smaller of
 /// this and its own setting, 120 s by default).
@@ -110,7 +110,9 @@ pub(crate) struct PusherSession {
     signed_in: Option<SignedIn>,
     /// When an app requires authentication: until when it must happen.
     authenticate_by: Option<Instant>,
-    client_events: ClientEventRate,
+    client_events: TokenBucket,
+    /// Every frame counts against `limits.max_commands_per_second`.
+    frames: TokenBucket,
 }
 
 impl PusherSession {
@@ -132,7 +134,8 @@ impl PusherSession {
             channels: HashMap::new(),
             signed_in: None,
             authenticate_by,
-            client_events: ClientEventRate::default(),
+            client_events: TokenBucket::new(client_events::CLIENT_EVENTS_PER_SECOND),
+            frames: TokenBucket::new(app.settings.limits.max_commands_per_second),
         };
         connection::drive(app, socket, outbox, protocol, session).await;
     }
@@ -169,6 +172,10 @@ impl Dialect for PusherSession {
     }
 
     async fn on_text(&mut self, text: &str) -> Next {
+        if !self.frames.try_take() {
+            self.send_error(PusherErrorCode::InvalidMessage, "too many messages; slow down");
+            return Next::Continue;
+        }
         let frame = match ClientFrame::decode(text) {
             Ok(frame) => frame,
             Err(error) => {
