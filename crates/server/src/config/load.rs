@@ -250,7 +250,7 @@ mod tests {
         assert_eq!(settings.store.durability, Durability::Fsync);
         assert_eq!(settings.api_key, None);
         assert_eq!(settings.shutdown_grace, Duration::from_secs(30));
-        assert_eq!(settings.log_filter, "info");
+        assert_eq!(settings.log_filter, "info,fjall=warn,lsm_tree=warn");
         assert_eq!(settings.limits.max_frame_bytes, 65536);
         assert_eq!(settings.limits.outbox_frames, 1024);
         assert_eq!(settings.limits.outbox_bytes, 4 * 1024 * 1024);

@@ -52,7 +52,7 @@ impl Default for Settings {
             data_dir,
             api_key: None,
             shutdown_grace: Duration::from_secs(30),
-            log_filter: "info".to_owned(),
+            log_filter: "info,fjall=warn,lsm_tree=warn".to_owned(),
             limits: Limits::default(),
             auth: AuthSettings::default(),
             namespaces: Namespaces::default(),
