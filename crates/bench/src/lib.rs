@@ -1,6 +1,7 @@
 //! `fanfare bench`: load scenarios against a real server — Fanfare over
-//! its native protocol, or any Pusher-compatible server (Fanfare, Sockudo,
-//! Soketi) over Pusher's — measuring it from outside, as its clients do.
+//! its native protocol, any Pusher-compatible server (Fanfare, Sockudo,
+//! Soketi) over Pusher's, or a `nats-server` over NATS-on-WebSocket as a
+//! fan-out reference — measuring it from outside, as its clients do.
 //!
 //! # What it measures
 //!
@@ -36,7 +37,7 @@
 //! - `options.rs`: [`BenchOptions`] → checked [`Plan`].
 //! - `scenario/`: one file per scenario, from a plan to a [`Report`].
 //! - `fleet/`: the subscribers; `publisher.rs`: the publishers.
-//! - `driver/`: native and Pusher sockets, the HTTP APIs.
+//! - `driver/`: native, Pusher and NATS sockets, the HTTP APIs.
 //! - `report.rs`: the summary table and the JSON.
 
 mod driver;

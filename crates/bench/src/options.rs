@@ -45,6 +45,9 @@ pub enum Protocol {
     Native,
     /// `/app/{key}?protocol=7`; publish with `POST /apps/{id}/events`.
     Pusher,
+    /// NATS over WebSocket (a `nats-server` `websocket` port): `SUB` per
+    /// subscriber, `PUB` from `--publishers` separate NATS connections.
+    Nats,
 }
 
 impl fmt::Display for Protocol {
@@ -52,6 +55,7 @@ impl fmt::Display for Protocol {
         f.write_str(match self {
             Protocol::Native => "native",
             Protocol::Pusher => "pusher",
+            Protocol::Nats => "nats",
         })
     }
 }
@@ -291,6 +295,14 @@ impl BenchOptions {
                     _ => Ok(()),
                 }
             }
+            // Publications always come from NATS connections of their own.
+            Protocol::Nats => match self.scenario {
+                Scenario::ReconnectStorm => Err(unsupported(
+                    "NATS core subscriptions cannot resume from a position after a reconnect",
+                )),
+                Scenario::History => Err(unsupported("NATS core keeps no history")),
+                _ => Ok(()),
+            },
         }
     }
 
@@ -347,6 +359,7 @@ impl Plan {
             (Protocol::Pusher, Some(app)) => {
                 format!("ws://{host}/app/{}?protocol=7&client=fanfare-bench&version=0.1", app.key)
             }
+            (Protocol::Nats, _) => format!("ws://{host}/"),
             _ => format!("ws://{host}/connection/websocket"),
         }
     }
@@ -459,6 +472,14 @@ mod tests {
         assert_eq!(plan.ws_url(), "ws://127.0.0.1:1/app/k?protocol=7&client=fanfare-bench&version=0.1");
         pusher.scenario = Scenario::ReconnectStorm;
         assert!(matches!(pusher.plan().await, Err(BenchError::Unsupported { .. })));
+
+        let mut nats = options("ws://127.0.0.1:1");
+        nats.protocol = Protocol::Nats;
+        nats.api_key = None;
+        let plan = nats.plan().await.unwrap();
+        assert_eq!(plan.ws_url(), "ws://127.0.0.1:1/");
+        nats.scenario = Scenario::History;
+        assert!(matches!(nats.plan().await, Err(BenchError::Unsupported { .. })));
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@
 //!
 //! Order: the native API answers each publish with its offset, which is
 //! what subscribers check order against, so any task may publish to any
-//! channel. The Pusher API answers no position, so there each channel
+//! channel. The Pusher API (and NATS) answer no position, so there each channel
 //! belongs to one task (a *lane*) that publishes it one at a time and
 //! numbers its payloads 1, 2, 3…; a failed publish is retried with the
 //! same number (so a publish that timed out but was applied shows up as a
@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::driver::api::{ApiClient, ApiError};
+use crate::driver::nats::NatsPublishers;
 use crate::driver::ws_publisher::WsPublishers;
 use crate::error_log::ErrorLog;
 use crate::fleet::ProgressGauge;
@@ -43,11 +44,16 @@ const ERROR_PAUSE: Duration = Duration::from_millis(20);
 pub(crate) enum Sink {
     Api(ApiClient),
     Clients(WsPublishers),
+    /// `PUB` on NATS connections of their own (`--protocol nats`).
+    Nats(NatsPublishers),
 }
 
 impl Sink {
     pub(crate) fn new(plan: &Plan) -> Result<Self, crate::BenchError> {
         let options = &plan.options;
+        if options.protocol == Protocol::Nats {
+            return Ok(Sink::Nats(NatsPublishers::start(plan, options.publishers)));
+        }
         Ok(match options.publish_from {
             PublishFrom::Api => Sink::Api(ApiClient::new(plan, options.in_flight)?),
             PublishFrom::Clients => {
@@ -60,6 +66,7 @@ impl Sink {
         match self {
             Sink::Api(api) => api.publish(channel, payload).await,
             Sink::Clients(clients) => clients.publish(lane, channel, payload).await,
+            Sink::Nats(nats) => nats.publish(lane, channel, payload).await,
         }
     }
 }
@@ -124,7 +131,8 @@ impl Publisher {
         errors: Arc<ErrorLog>,
     ) -> Self {
         let options = &plan.options;
-        let by_lane = options.protocol == Protocol::Pusher;
+        // Pusher and NATS answer no position: order by the payload's seq.
+        let by_lane = options.protocol != Protocol::Native;
         let lanes = if by_lane { options.in_flight.min(plan.channels) } else { options.in_flight };
         let start = Instant::now();
         let planned: u64 = subscribers.iter().sum();

@@ -40,7 +40,10 @@ pub(crate) const PONG: &str = "PONG\r\n";
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Op<'a> {
     Info,
-    Msg { subject: &'a str, payload: &'a [u8] },
+    Msg {
+        subject: &'a str,
+        payload: &'a [u8],
+    },
     Ping,
     Pong,
     Ok,
@@ -114,10 +117,6 @@ fn find_crlf(buf: &[u8]) -> Option<usize> {
 pub(crate) struct StreamBuffer(Vec<u8>);
 
 impl StreamBuffer {
-    pub(crate) fn with_pending(pending: Vec<u8>) -> Self {
-        Self(pending)
-    }
-
     /// Calls `each` for every complete operation of what was kept plus
     /// `bytes`, and keeps the incomplete rest.
     pub(crate) fn feed(&mut self, bytes: &[u8], mut each: impl FnMut(Op<'_>)) -> Result<(), ParseError> {
@@ -182,7 +181,9 @@ async fn handshake(ws: &mut WebSocket, extra: &str) -> Result<Vec<u8>, SessionEr
     let mut info = false;
     loop {
         let mut used = 0;
-        while let Some((op, len)) = next_op(&buf[used..]).map_err(|e| SessionError::Unexpected(e.to_string()))? {
+        while let Some((op, len)) =
+            next_op(&buf[used..]).map_err(|e| SessionError::Unexpected(e.to_string()))?
+        {
             used += len;
             if matches!(op, Op::Info) {
                 info = true;
@@ -200,7 +201,9 @@ async fn handshake(ws: &mut WebSocket, extra: &str) -> Result<Vec<u8>, SessionEr
     loop {
         let mut used = 0;
         let mut ponged = false;
-        while let Some((op, len)) = next_op(&buf[used..]).map_err(|e| SessionError::Unexpected(e.to_string()))? {
+        while let Some((op, len)) =
+            next_op(&buf[used..]).map_err(|e| SessionError::Unexpected(e.to_string()))?
+        {
             match op {
                 Op::Pong => ponged = true,
                 Op::Ping => send_bytes(ws, PONG).await?,
@@ -379,8 +382,14 @@ mod tests {
 
     #[test]
     fn a_message_with_a_reply_subject_and_an_empty_payload() {
-        assert_eq!(next_op(b"MSG a 1 inbox.1 2\r\nhi\r\n").unwrap(), Some((Op::Msg { subject: "a", payload: b"hi" }, 22)));
-        assert_eq!(next_op(b"MSG a 1 0\r\n\r\n").unwrap(), Some((Op::Msg { subject: "a", payload: b"" }, 13)));
+        assert_eq!(
+            next_op(b"MSG a 1 inbox.1 2\r\nhi\r\n").unwrap(),
+            Some((Op::Msg { subject: "a", payload: b"hi" }, 23))
+        );
+        assert_eq!(
+            next_op(b"MSG a 1 0\r\n\r\n").unwrap(),
+            Some((Op::Msg { subject: "a", payload: b"" }, 13))
+        );
     }
 
     #[test]
@@ -399,7 +408,10 @@ mod tests {
 
     #[test]
     fn a_payload_holding_crlf_is_taken_by_its_length() {
-        assert_eq!(next_op(b"MSG s 1 4\r\n\r\n\r\n\r\n").unwrap(), Some((Op::Msg { subject: "s", payload: b"\r\n\r\n" }, 17)));
+        assert_eq!(
+            next_op(b"MSG s 1 4\r\n\r\n\r\n\r\n").unwrap(),
+            Some((Op::Msg { subject: "s", payload: b"\r\n\r\n" }, 17))
+        );
     }
 
     #[test]

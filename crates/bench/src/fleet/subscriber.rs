@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::local::{Shared, bump};
+use crate::driver::nats::{self, StreamBuffer};
 use crate::driver::{Incoming, Opened, Resume, SessionError, WebSocket, close, closed, send_text};
 use crate::payload;
 use crate::tracker::{Integrity, SeqTracker};
@@ -54,6 +55,8 @@ struct Subscriber {
     cut_at: Option<Instant>,
     /// The offset a replay runs to, while it runs.
     replay_to: Option<u64>,
+    /// NATS: the part of an operation a frame left unfinished.
+    stream: StreamBuffer,
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, spec: Spec, mut control: watch::Receiver<Control>) -> Integrity {
@@ -85,7 +88,11 @@ pub(crate) async fn run(shared: Arc<Shared>, spec: Spec, mut control: watch::Rec
         caught_up: false,
         cut_at: None,
         replay_to: None,
+        stream: StreamBuffer::default(),
     };
+    if let Err(error) = subscriber.on_bytes(&mut ws, &opened.pending).await {
+        subscriber.shared.errors.record(error.kind(), &error);
+    }
     loop {
         match subscriber.read(&mut ws, &mut control).await {
             End::Stop => {
@@ -100,7 +107,12 @@ pub(crate) async fn run(shared: Arc<Shared>, spec: Spec, mut control: watch::Rec
         }
         bump(&subscriber.shared.counters.reconnects);
         match subscriber.reconnect(&channel, &mut control).await {
-            Some(new_ws) => ws = new_ws,
+            Some((new_ws, pending)) => {
+                ws = new_ws;
+                if let Err(error) = subscriber.on_bytes(&mut ws, &pending).await {
+                    subscriber.shared.errors.record(error.kind(), &error);
+                }
+            }
             None => break,
         }
     }
@@ -113,10 +125,20 @@ impl Subscriber {
         loop {
             tokio::select! {
                 frame = ws.next() => match frame {
+                    Some(Ok(Message::Text(text))) if self.shared.driver.is_stream() => {
+                        if let Err(error) = self.on_bytes(ws, text.as_bytes()).await {
+                            return End::Lost(error);
+                        }
+                    }
                     Some(Ok(Message::Text(text))) => {
                         if let Some(answer) = self.on_text(&text)
                             && let Err(error) = send_text(ws, answer.to_string()).await
                         {
+                            return End::Lost(error);
+                        }
+                    }
+                    Some(Ok(Message::Binary(bytes))) if self.shared.driver.is_stream() => {
+                        if let Err(error) = self.on_bytes(ws, &bytes).await {
                             return End::Lost(error);
                         }
                     }
@@ -148,7 +170,43 @@ impl Subscriber {
 
     /// Handles one frame; returns a frame to send back, if any.
     fn on_text(&mut self, text: &str) -> Option<&'static str> {
-        match self.shared.driver.decode(text) {
+        let incoming = self.shared.driver.decode(text);
+        if incoming == Incoming::Unreadable {
+            self.shared.errors.record("protocol", text.chars().take(120).collect::<String>());
+        }
+        self.on_incoming(incoming)
+    }
+
+    /// Handles a piece of a NATS byte stream: every operation it completes.
+    async fn on_bytes(&mut self, ws: &mut WebSocket, bytes: &[u8]) -> Result<(), SessionError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let mut stream = std::mem::take(&mut self.stream);
+        let (mut pings, mut refused) = (0, None);
+        let parsed = stream.feed(bytes, |op| match op {
+            nats::Op::Msg { payload, .. } => {
+                self.on_incoming(nats::delivery(payload));
+            }
+            nats::Op::Ping => pings += 1,
+            nats::Op::Err(error) => refused = Some(error.to_string()),
+            _ => {}
+        });
+        self.stream = stream;
+        parsed.map_err(|error| SessionError::Unexpected(error.to_string()))?;
+        if let Some(error) = refused {
+            // The server closes the connection after most errors; say why.
+            self.shared.errors.record("nats -ERR", error);
+        }
+        for _ in 0..pings {
+            nats::send_bytes(ws, nats::PONG).await?;
+        }
+        Ok(())
+    }
+
+    /// Handles what one message means; returns a frame to send back, if any.
+    fn on_incoming(&mut self, incoming: Incoming<'_>) -> Option<&'static str> {
+        match incoming {
             Incoming::Delivery { key, epoch, payload } => {
                 if let (Some(held), Some(epoch)) = (&self.epoch, epoch)
                     && held != epoch
@@ -167,20 +225,17 @@ impl Subscriber {
                 None
             }
             Incoming::Answer(answer) => Some(answer),
-            Incoming::Disconnect { .. } | Incoming::Ignore => None,
-            Incoming::Unreadable => {
-                self.shared.errors.record("protocol", text.chars().take(120).collect::<String>());
-                None
-            }
+            Incoming::Disconnect { .. } | Incoming::Ignore | Incoming::Unreadable => None,
         }
     }
 
-    /// Reconnects with backoff until it works or the fleet says stop.
+    /// Reconnects with backoff until it works or the fleet says stop; the
+    /// new socket, and (NATS) what its handshake read past its end.
     async fn reconnect(
         &mut self,
         channel: &str,
         control: &mut watch::Receiver<Control>,
-    ) -> Option<WebSocket> {
+    ) -> Option<(WebSocket, Vec<u8>)> {
         let options = &self.shared.plan.options;
         let (initial, max) = (options.backoff_initial, options.backoff_max);
         let source = self.shared.source_for(self.spec.index);
@@ -204,13 +259,16 @@ impl Subscriber {
                 () = stopped => return None,
             };
             match outcome {
-                Ok((ws, opened)) => {
+                Ok((ws, mut opened)) => {
                     // Orders read while reconnecting were consumed above.
                     let orders = *control.borrow();
                     self.cuts_seen = orders.cut;
                     self.draining |= orders.draining;
+                    // A half-read operation of the old socket never ends.
+                    self.stream = StreamBuffer::default();
+                    let pending = std::mem::take(&mut opened.pending);
                     self.resubscribed(opened);
-                    return Some(ws);
+                    return Some((ws, pending));
                 }
                 Err(error) => self.shared.errors.record(error.kind(), &error),
             }
@@ -232,7 +290,7 @@ impl Subscriber {
                 self.tracker.skip_to(opened.top + 1);
                 self.replay_to = Some(opened.top);
             }
-            // No positions (Pusher): whatever was missed is lost.
+            // No positions (Pusher, NATS): whatever was missed is lost.
             None => self.replay_to = Some(self.tracker.last()),
         }
         self.check_recovered();

@@ -30,6 +30,8 @@ enum ScenarioArg {
 enum ProtocolArg {
     Native,
     Pusher,
+    /// NATS over WebSocket (a nats-server `websocket` port): fan-out reference
+    Nats,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -196,6 +198,7 @@ fn options(args: BenchArgs) -> anyhow::Result<BenchOptions> {
     options.protocol = match args.protocol {
         ProtocolArg::Native => Protocol::Native,
         ProtocolArg::Pusher => Protocol::Pusher,
+        ProtocolArg::Nats => Protocol::Nats,
     };
     // An empty variable (`FANFARE_PUSHER_APP_ID=`) counts as unset.
     let given = |value: Option<String>| value.filter(|v| !v.is_empty());
