@@ -51,7 +51,7 @@ pub use server_frame::{
     WatchlistEvent, WatchlistStatus, encode_cache_miss, encode_connection_established, encode_error,
     encode_event, encode_member_added, encode_member_removed, encode_ping, encode_pong,
     encode_presence_subscription_succeeded, encode_signin_success, encode_subscription_count,
-    encode_subscription_error, encode_subscription_succeeded, encode_watchlist_events,
+    encode_subscription_error, encode_subscription_succeeded, encode_watchlist_events, event_data_string,
 };
 pub use signature::{sign, sign_webhook, verify_channel_auth, verify_user_auth, verify_webhook};
 pub use socket_id::{SocketId, SocketIdError};

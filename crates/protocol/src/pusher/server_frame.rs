@@ -179,6 +179,13 @@ pub fn encode_event(channel: &str, event: &str, data: &JsonData, user_id: Option
     }
 }
 
+/// The string Pusher carries as an event's `data` (in frames, API bodies
+/// and webhooks): a JSON string payload as itself, anything else as its
+/// JSON text.
+pub fn event_data_string(data: &JsonData) -> String {
+    serde_json::from_str::<String>(data.as_str()).unwrap_or_else(|_| data.as_str().to_owned())
+}
+
 /// `pusher:cache_miss` on a cache channel with nothing cached, sent after
 /// `subscription_succeeded`; `data` is `{}` as Pusher sends it.
 pub fn encode_cache_miss(channel: &str) -> Frame {

@@ -64,11 +64,7 @@ impl Session {
     }
 
     fn authenticate(&self, token: Option<&str>) -> Result<Identity, ErrorInfo> {
-        match token {
-            Some(token) => self.app.auth.verify(token).map_err(|e| ErrorInfo::new(e.code(), e.to_string())),
-            None if self.app.settings.auth.allow_anonymous => Ok(Identity::anonymous()),
-            None => Err(ErrorInfo::new(ErrorCode::Unauthorized, "a token is required to connect")),
-        }
+        self.app.auth.authenticate(token).map_err(|e| ErrorInfo::new(e.code(), e.to_string()))
     }
 
     async fn subscribe(

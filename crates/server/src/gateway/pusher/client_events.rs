@@ -31,7 +31,7 @@ impl PusherSession {
         let webhook = WebhookEvent::ClientEvent {
             channel: channel.as_str().to_owned(),
             event,
-            data: data_string(&data),
+            data: fanfare_protocol::pusher::event_data_string(&data),
             socket_id: self.socket_id.clone(),
             user_id,
         };
@@ -61,10 +61,4 @@ impl PusherSession {
         }
         Ok(())
     }
-}
-
-/// Pusher carries event data as a string: a JSON string as itself,
-/// anything else as its JSON text.
-fn data_string(data: &JsonData) -> String {
-    serde_json::from_str::<String>(data.as_str()).unwrap_or_else(|_| data.as_str().to_owned())
 }

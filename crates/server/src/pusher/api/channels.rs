@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use fanfare_protocol::ChannelName;
 use fanfare_protocol::native::HistoryParams;
 use fanfare_protocol::pusher::{ChannelKind, PusherChannel};
-use fanfare_protocol::{ChannelName, JsonData};
 use serde_json::{Map, Value, json};
 
 use super::error::PusherApiError;
@@ -117,11 +117,5 @@ async fn cached_event(state: &AppState, hub: &ChannelName) -> Result<Option<Valu
     let Some(last) = history.publications.first() else { return Ok(None) };
     let age = Duration::from_millis((now_unix() * 1000).saturating_sub(last.time_ms));
     let Some(ttl) = CACHE_TTL.checked_sub(age).filter(|ttl| !ttl.is_zero()) else { return Ok(None) };
-    Ok(Some(json!({ "data": data_string(&last.data), "ttl": ttl.as_secs() })))
-}
-
-/// Pusher data is a string: a JSON string as itself, anything else (a
-/// native publication) as its JSON text.
-fn data_string(data: &JsonData) -> String {
-    serde_json::from_str::<String>(data.as_str()).unwrap_or_else(|_| data.as_str().to_owned())
+    Ok(Some(json!({ "data": fanfare_protocol::pusher::event_data_string(&last.data), "ttl": ttl.as_secs() })))
 }
