@@ -1,9 +1,9 @@
 // Cache channels: the last server-triggered event is replayed right after
 // subscription_succeeded; an empty cache gives pusher:cache_miss.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { T, framesOf, receivedFrame, setup, subscribe, unique } from './support.mjs';
+import { T, framesOf, receivedFrame, serverForSuite, subscribe, unique } from './support.mjs';
 
 function firstAfterSucceeded(p, name) {
   const frames = p.received.filter((m) => m.channel === name);
@@ -13,13 +13,7 @@ function firstAfterSucceeded(p, name) {
 }
 
 describe('cache channels', () => {
-  let h;
-  before(async () => {
-    h = await setup();
-  }, { timeout: T.hook });
-  after(async () => {
-    await h?.close();
-  }, { timeout: T.hook });
+  const h = serverForSuite();
 
   it('miss: pusher:cache_miss follows subscription_succeeded', { timeout: T.test }, async () => {
     const name = unique('cache-empty-');

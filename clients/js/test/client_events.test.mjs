@@ -1,18 +1,21 @@
 // Client events (client-*): private and presence only, never echoed to the
 // sender, user_id added on presence, 10/s per connection (pusher:error 4301).
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { T, fence, framesOf, marker, nextEvent, setup, subscribe, unique } from './support.mjs';
+import {
+  T,
+  fence,
+  framesOf,
+  marker,
+  nextEvent,
+  serverForSuite,
+  subscribe,
+  unique,
+} from './support.mjs';
 
 describe('client events (enabled)', () => {
-  let h;
-  before(async () => {
-    h = await setup({ clientEvents: true });
-  }, { timeout: T.hook });
-  after(async () => {
-    await h?.close();
-  }, { timeout: T.hook });
+  const h = serverForSuite({ clientEvents: true });
 
   it('private: reach the other subscriber, not the sender', { timeout: T.test }, async () => {
     const name = unique('private-chat-');
@@ -79,13 +82,7 @@ describe('client events (enabled)', () => {
 });
 
 describe('client events (disabled for the app)', () => {
-  let h;
-  before(async () => {
-    h = await setup({ clientEvents: false });
-  }, { timeout: T.hook });
-  after(async () => {
-    await h?.close();
-  }, { timeout: T.hook });
+  const h = serverForSuite({ clientEvents: false });
 
   it('are not delivered', { timeout: T.test }, async () => {
     const name = unique('private-quiet-');

@@ -1,10 +1,10 @@
 // Laravel Echo (broadcaster: 'pusher') on top of a real pusher-js client.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
 import Echo from 'laravel-echo';
 
-import { T, connected, setup, unique, waitFor } from './support.mjs';
+import { T, connected, serverForSuite, unique, waitFor } from './support.mjs';
 
 /** Resolve when an Echo channel is subscribed, reject on its subscription error. */
 function echoSubscribed(label, channel) {
@@ -22,13 +22,7 @@ function firstCall(label, register) {
 }
 
 describe('Laravel Echo', () => {
-  let h;
-  before(async () => {
-    h = await setup({ clientEvents: true });
-  }, { timeout: T.hook });
-  after(async () => {
-    await h?.close();
-  }, { timeout: T.hook });
+  const h = serverForSuite({ clientEvents: true });
 
   async function echoFor(user) {
     const client = h.client({ user });

@@ -1,19 +1,13 @@
 // private-encrypted-: the SDK encrypts with the master key, the auth
 // endpoint hands pusher-js the per-channel shared_secret, and the server only
 // forwards {"nonce","ciphertext"}.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { T, nextEvent, setup, subscribe, unique } from './support.mjs';
+import { T, nextEvent, serverForSuite, subscribe, unique } from './support.mjs';
 
 describe('encrypted channels', () => {
-  let h;
-  before(async () => {
-    h = await setup();
-  }, { timeout: T.hook });
-  after(async () => {
-    await h?.close();
-  }, { timeout: T.hook });
+  const h = serverForSuite();
 
   it('pusher-js decrypts what the SDK encrypted; the wire carries only nonce and ciphertext', { timeout: T.test }, async () => {
     const name = unique('private-encrypted-vault-');

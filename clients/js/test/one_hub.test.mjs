@@ -1,18 +1,12 @@
 // One hub: a native client and a pusher-js client on the same channel see
 // each other's messages.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { T, nativePublish, nextEvent, setup, subscribe, unique } from './support.mjs';
+import { T, nativePublish, nextEvent, serverForSuite, subscribe, unique } from './support.mjs';
 
 describe('one hub (native + Pusher)', () => {
-  let h;
-  before(async () => {
-    h = await setup();
-  }, { timeout: T.hook });
-  after(async () => {
-    await h?.close();
-  }, { timeout: T.hook });
+  const h = serverForSuite();
 
   it('native side alone: HTTP publish reaches a native subscriber (harness check)', { timeout: T.test }, async () => {
     const name = unique('hub-native-');

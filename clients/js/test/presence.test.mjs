@@ -1,21 +1,15 @@
 // Presence: two users, alice with two connections. member_added only on a
 // user's first connection, member_removed only when the last one leaves.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { T, fence, marker, nextEvent, setup, subscribe, unique } from './support.mjs';
+import { T, fence, marker, nextEvent, serverForSuite, subscribe, unique } from './support.mjs';
 
 const ALICE = { id: 'alice', info: { name: 'Alice' } };
 const BOB = { id: 'bob', info: { name: 'Bob' } };
 
 describe('presence channels', () => {
-  let h;
-  before(async () => {
-    h = await setup();
-  }, { timeout: T.hook });
-  after(async () => {
-    await h?.close();
-  }, { timeout: T.hook });
+  const h = serverForSuite();
 
   it('tracks members by user, not by connection', { timeout: T.test }, async () => {
     const room = unique('presence-room-');

@@ -1,18 +1,21 @@
 // Private channels: pusher-js asks the local auth endpoint (pusher SDK
 // authorizeChannel) and the server checks the signature.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { T, fence, framesOf, marker, nextEvent, setup, subscribe, unique } from './support.mjs';
+import {
+  T,
+  fence,
+  framesOf,
+  marker,
+  nextEvent,
+  serverForSuite,
+  subscribe,
+  unique,
+} from './support.mjs';
 
 describe('private channels', () => {
-  let h;
-  before(async () => {
-    h = await setup();
-  }, { timeout: T.hook });
-  after(async () => {
-    await h?.close();
-  }, { timeout: T.hook });
+  const h = serverForSuite();
 
   it('subscribes with SDK-signed auth and receives triggers', { timeout: T.test }, async () => {
     const p = await h.connectedClient({ user: { id: 'u1' } });

@@ -1,17 +1,11 @@
 // Wire-level checks of what pusher-js relies on, with a raw WebSocket.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { T, setup, unique, waitFor } from './support.mjs';
+import { T, serverForSuite, unique, waitFor } from './support.mjs';
 
 describe('pusher protocol on the wire', () => {
-  let h;
-  before(async () => {
-    h = await setup();
-  }, { timeout: T.hook });
-  after(async () => {
-    await h?.close();
-  }, { timeout: T.hook });
+  const h = serverForSuite();
 
   it('connection_established: string-encoded data with socket_id and activity_timeout', { timeout: T.test }, async () => {
     const r = await h.raw();

@@ -1,17 +1,20 @@
 // Public channels with the real pusher-js client and the `pusher` SDK.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { T, fence, framesOf, marker, nextEvent, setup, subscribe, unique } from './support.mjs';
+import {
+  T,
+  fence,
+  framesOf,
+  marker,
+  nextEvent,
+  serverForSuite,
+  subscribe,
+  unique,
+} from './support.mjs';
 
 describe('public channels', () => {
-  let h;
-  before(async () => {
-    h = await setup();
-  }, { timeout: T.hook });
-  after(async () => {
-    await h?.close();
-  }, { timeout: T.hook });
+  const h = serverForSuite();
 
   it('pusher-js connects and gets a socket id the SDK accepts', { timeout: T.test }, async () => {
     const p = await h.connectedClient();

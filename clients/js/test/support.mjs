@@ -6,6 +6,7 @@
 // of it sleeps to synchronise.
 
 import { spawn } from 'node:child_process';
+import { after, before } from 'node:test';
 import { createInterface } from 'node:readline';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -843,4 +844,25 @@ export async function marker(h, channel, clients, name = 'marker') {
 /** Frames of event `event` on `channel` received by `p`. */
 export function framesOf(p, channel, event) {
   return p.received.filter((m) => m.channel === channel && m.event === event);
+}
+
+/**
+ * One server for the enclosing `describe`: started before its tests,
+ * stopped after them. Returns the harness (the same object `setup` gives),
+ * usable inside the tests once the hook has run.
+ */
+export function serverForSuite(options = {}) {
+  let harness;
+  before(async () => {
+    harness = await setup(options);
+  }, { timeout: T.hook });
+  after(async () => {
+    await harness?.close();
+  }, { timeout: T.hook });
+  return new Proxy({}, {
+    get(_, key) {
+      const value = harness[key];
+      return typeof value === 'function' ? value.bind(harness) : value;
+    },
+  });
 }

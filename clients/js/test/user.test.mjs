@@ -1,5 +1,5 @@
 // User features: signin, server-to-user (sendToUser), watchlist, terminate.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
@@ -7,7 +7,7 @@ import {
   leftConnected,
   marker,
   nextEvent,
-  setup,
+  serverForSuite,
   signedIn,
   subscribe,
   unique,
@@ -15,13 +15,7 @@ import {
 } from './support.mjs';
 
 describe('user features', () => {
-  let h;
-  before(async () => {
-    h = await setup();
-  }, { timeout: T.hook });
-  after(async () => {
-    await h?.close();
-  }, { timeout: T.hook });
+  const h = serverForSuite();
 
   it('signin: pusher.signin() succeeds with the SDK-signed user data', { timeout: T.test }, async () => {
     const p = await h.connectedClient({ user: { id: 'alice', info: { name: 'Alice' } } });

@@ -1,10 +1,10 @@
 // Webhooks: received by a local receiver and verified with the SDK's own
 // pusher.webhook({headers, rawBody}).isValid(). channel_vacated and
 // member_removed are held 3 s by the server, so their waits are T.held.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { PusherServer, T, fence, setup, subscribe, unique } from './support.mjs';
+import { PusherServer, T, fence, serverForSuite, subscribe, unique } from './support.mjs';
 
 const EVENTS = ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event', 'cache_miss'];
 const HOLD_MS = 3000;
@@ -12,13 +12,7 @@ const HOLD_MS = 3000;
 const asObject = (d) => (typeof d === 'string' ? JSON.parse(d) : d);
 
 describe('webhooks', () => {
-  let h;
-  before(async () => {
-    h = await setup({ withWebhooks: EVENTS, clientEvents: true });
-  }, { timeout: T.hook });
-  after(async () => {
-    await h?.close();
-  }, { timeout: T.hook });
+  const h = serverForSuite({ withWebhooks: EVENTS, clientEvents: true });
 
   const is = (name, channel, extra = () => true) => (e) => e.name === name && e.channel === channel && extra(e);
   const count = (name, channel, extra = () => true) => h.hooks.events.filter(is(name, channel, extra)).length;
