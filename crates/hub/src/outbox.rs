@@ -1,13 +1,15 @@
 //! The outbox: a connection's bounded queue of frames waiting to be written.
 //!
 //! Fan-out pushes shared [`Frame`]s here without waiting; the connection's
-//! writer task drains everything queued in one go and writes it with one
-//! flush. When a push finds the outbox full, the connection is too slow for
+//! task drains everything queued in one go and writes it with one
+//! vectored write. When a push finds the outbox full, the connection is too slow for
 //! the channel: the outbox closes itself with [`CloseCode::SlowConsumer`]
 //! ("reconnect and recover") instead of growing or making the publisher
 //! wait, so one slow client never delays the others and memory stays bounded.
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::task::{Context, Poll, Waker};
 
 use fanfare_protocol::{CloseCode, Frame};
 use parking_lot::Mutex;
@@ -53,8 +55,6 @@ pub enum Pushed {
 
 pub struct Outbox {
     state: Mutex<State>,
-    /// Wakes the writer: frames queued or the outbox closed.
-    ready: Notify,
     /// Wakes a replay waiting for room (see [`Outbox::push_waiting`]).
     room: Notify,
     limits: OutboxLimits,
@@ -64,12 +64,28 @@ struct State {
     frames: VecDeque<Frame>,
     bytes: usize,
     closed: Option<CloseReason>,
+    /// The connection waiting in [`Outbox::poll_drain`]: woken when frames
+    /// are queued or the outbox closes.
+    writer: Option<Waker>,
+}
+
+impl State {
+    fn take_writer(&mut self) -> Option<Waker> {
+        self.writer.take()
+    }
+}
+
+/// Wakes outside the lock (waking may run the woken task's scheduler code).
+fn wake(writer: Option<Waker>) {
+    if let Some(writer) = writer {
+        writer.wake();
+    }
 }
 
 impl Outbox {
     pub fn new(limits: OutboxLimits) -> Self {
-        let state = State { frames: VecDeque::new(), bytes: 0, closed: None };
-        Self { state: Mutex::new(state), ready: Notify::new(), room: Notify::new(), limits }
+        let state = State { frames: VecDeque::new(), bytes: 0, closed: None, writer: None };
+        Self { state: Mutex::new(state), room: Notify::new(), limits }
     }
 
     /// Queues a frame without waiting. The writer is woken only when the
@@ -82,17 +98,16 @@ impl Outbox {
         }
         if state.frames.len() >= self.limits.max_frames || state.bytes + frame.len() > self.limits.max_bytes {
             state.closed = Some(CloseReason::new(CloseCode::SlowConsumer));
+            let writer = state.take_writer();
             drop(state);
-            self.ready.notify_one();
+            wake(writer);
             return Pushed::Overflowed;
         }
-        let was_empty = state.frames.is_empty();
         state.bytes += frame.len();
         state.frames.push_back(frame);
+        let writer = state.take_writer();
         drop(state);
-        if was_empty {
-            self.ready.notify_one();
-        }
+        wake(writer);
         Pushed::Queued
     }
 
@@ -110,13 +125,11 @@ impl Outbox {
                 let fits = state.frames.len() < self.limits.max_frames
                     && state.bytes + frame.len() <= self.limits.max_bytes;
                 if fits || state.frames.is_empty() {
-                    let was_empty = state.frames.is_empty();
                     state.bytes += frame.len();
                     state.frames.push_back(frame);
+                    let writer = state.take_writer();
                     drop(state);
-                    if was_empty {
-                        self.ready.notify_one();
-                    }
+                    wake(writer);
                     return Pushed::Queued;
                 }
             }
@@ -131,8 +144,9 @@ impl Outbox {
         if state.closed.is_none() {
             state.closed = Some(reason);
         }
+        let writer = state.take_writer();
         drop(state);
-        self.ready.notify_one();
+        wake(writer);
         self.room.notify_waiters();
     }
 
@@ -146,29 +160,38 @@ impl Outbox {
     /// first except after an overflow, where they are dropped (the client
     /// recovers them by position).
     pub async fn drain(&self, into: &mut Vec<Frame>) -> Option<CloseReason> {
-        loop {
-            {
-                let mut state = self.state.lock();
-                if let Some(reason) = state.closed
-                    && (reason.code == CloseCode::SlowConsumer || state.frames.is_empty())
-                {
-                    state.frames = VecDeque::new();
-                    state.bytes = 0;
-                    return Some(reason);
-                }
-                if !state.frames.is_empty() {
-                    into.extend(state.frames.drain(..));
-                    state.bytes = 0;
-                    if state.frames.capacity() > 64 {
-                        state.frames.shrink_to(16);
-                    }
-                    drop(state);
-                    self.room.notify_waiters();
-                    return None;
-                }
-            }
-            self.ready.notified().await;
+        poll_fn(|cx| self.poll_drain(cx, into)).await
+    }
+
+    /// [`Outbox::drain`] for a hand-written future: `Pending` registers
+    /// the task to wake (one writer per outbox; the last to poll wins).
+    pub fn poll_drain(
+        &self,
+        cx: &mut Context<'_>,
+        into: &mut impl Extend<Frame>,
+    ) -> Poll<Option<CloseReason>> {
+        let mut state = self.state.lock();
+        if let Some(reason) = state.closed
+            && (reason.code == CloseCode::SlowConsumer || state.frames.is_empty())
+        {
+            state.frames = VecDeque::new();
+            state.bytes = 0;
+            return Poll::Ready(Some(reason));
         }
+        if state.frames.is_empty() {
+            if !state.writer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                state.writer = Some(cx.waker().clone());
+            }
+            return Poll::Pending;
+        }
+        into.extend(state.frames.drain(..));
+        state.bytes = 0;
+        if state.frames.capacity() > 64 {
+            state.frames.shrink_to(16);
+        }
+        drop(state);
+        self.room.notify_waiters();
+        Poll::Ready(None)
     }
 
     pub fn len(&self) -> usize {

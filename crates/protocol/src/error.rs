@@ -161,6 +161,10 @@ pub enum CloseCode {
     Disconnected,
     /// A frame larger than the server's limit (the WebSocket standard code).
     MessageTooBig,
+    /// A frame that breaks the WebSocket framing rules (RFC 6455 code 1002).
+    ProtocolError,
+    /// A text message or close reason that is not valid UTF-8 (RFC 6455 code 1007).
+    InvalidPayload,
     /// The server is shutting down: reconnect (with jitter) and resume.
     ShuttingDown,
     /// The connection could not keep up and its outbox overflowed: reconnect and recover.
@@ -198,6 +202,8 @@ impl CloseCode {
             HandshakeTimeout => (4504, "handshake timeout"),
             Disconnected => (4003, "disconnected by server"),
             MessageTooBig => (1009, "message too big"),
+            ProtocolError => (1002, "protocol error"),
+            InvalidPayload => (1007, "invalid payload data"),
             ShuttingDown => (4500, "shutting down"),
             SlowConsumer => (4501, "slow consumer"),
             IdleTimeout => (4502, "idle timeout"),
@@ -205,7 +211,7 @@ impl CloseCode {
         }
     }
 
-    pub const ALL: [CloseCode; 10] = {
+    pub const ALL: [CloseCode; 12] = {
         use CloseCode::*;
         [
             Normal,
@@ -214,6 +220,8 @@ impl CloseCode {
             HandshakeTimeout,
             Disconnected,
             MessageTooBig,
+            ProtocolError,
+            InvalidPayload,
             ShuttingDown,
             SlowConsumer,
             IdleTimeout,

@@ -11,6 +11,7 @@
 //! - [`error`]: the one error-code table (code → HTTP status → retry) and the close codes.
 //! - [`native`]: the native protocol v1 codec (`docs/protocol.md`).
 //! - [`pusher`]: the Pusher Channels v7 codec and signatures (`docs/pusher.md`).
+//! - [`websocket`]: WebSocket framing, server side (RFC 6455).
 
 pub mod channel;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod native;
 pub mod position;
 pub mod publication;
 pub mod pusher;
+pub mod websocket;
 
 pub use channel::{ChannelName, ChannelNameError};
 pub use error::{CloseCode, ErrorCode, ErrorInfo};

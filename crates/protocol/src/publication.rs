@@ -71,34 +71,55 @@ pub struct Publication {
     pub data: JsonData,
 }
 
-/// The encoded bytes of one server-to-client text frame, built once and
-/// shared by every connection that sends it. Always valid UTF-8.
+/// One server-to-client text message, encoded once and shared by every
+/// connection that sends it: the whole WebSocket frame (header and
+/// payload, unmasked, as every server frame is), so each socket writes the
+/// same bytes without copying or framing them again. The payload is
+/// always valid UTF-8.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Frame(Bytes);
+pub struct Frame {
+    wire: Bytes,
+    header_len: u8,
+}
 
 impl Frame {
     pub fn from_string(text: String) -> Self {
-        Self(Bytes::from(text))
+        let (wire, header_len) = crate::websocket::text_frame(text.as_bytes());
+        Self { wire, header_len }
     }
 
+    /// A binary message (neither protocol sends one; the Autobahn echo
+    /// endpoint of the test suite does).
+    pub fn binary(payload: &[u8]) -> Self {
+        let (wire, header_len) = crate::websocket::binary_frame(payload);
+        Self { wire, header_len }
+    }
+
+    /// The text the client receives (lossy for a binary frame).
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).expect("a Frame is built from a String")
+        std::str::from_utf8(self.payload()).unwrap_or("<binary>")
     }
 
-    pub fn bytes(&self) -> &Bytes {
-        &self.0
+    pub fn payload(&self) -> &[u8] {
+        &self.wire[self.header_len as usize..]
     }
 
-    pub fn into_bytes(self) -> Bytes {
-        self.0
+    /// The frame as it goes on the wire, header included.
+    pub fn wire(&self) -> &Bytes {
+        &self.wire
     }
 
+    pub fn into_wire(self) -> Bytes {
+        self.wire
+    }
+
+    /// The payload's length.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.wire.len() - self.header_len as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 }
 

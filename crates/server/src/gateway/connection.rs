@@ -1,30 +1,32 @@
-//! The life of one WebSocket connection, whatever protocol it speaks.
+//! The life of one WebSocket connection, whatever protocol it speaks, in
+//! one task.
 //!
-//! A connection is two tasks: the reader here, which hands each text frame
-//! to the protocol's [`Dialect`] (native session or Pusher session), and the
-//! writer (`writer.rs`), which drains the outbox. Replies and pushes all go
-//! through the outbox, so the socket has exactly one writer and every frame
-//! keeps its order. Cleanup happens in one place, once, however the
-//! connection ends; then the close handshake is finished.
+//! The task waits for whichever comes first: a message from the client
+//! (handed to the protocol's [`Dialect`]), frames in the outbox (written
+//! with one vectored write), or the timer (keepalive ping, read deadline).
+//! While a command runs, the outbox keeps being written, so a replay that
+//! waits for room in the outbox makes progress. Replies and pushes all go
+//! through the outbox, so every frame keeps its order. Cleanup happens in
+//! one place, once, however the connection ends; then the close handshake
+//! is finished (`closing.rs`).
 
+use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use fanfare_hub::{CloseReason, ConnId, Outbox, OutboxLimits, Protocol};
 use fanfare_protocol::CloseCode;
-use futures_util::StreamExt;
-use futures_util::stream::SplitStream;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
+use fanfare_protocol::websocket::{self, Incoming};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, Sleep};
 
-use crate::gateway::writer;
+use crate::gateway::closing::{self, Closing};
+use crate::gateway::socket::{ReadEnd, WebSocket};
 use crate::server::AppState;
 
-/// How long a closing connection waits for the client's side of the close.
-const CLOSE_LINGER: Duration = Duration::from_secs(2);
-
-/// What to do after a frame.
+/// What to do after a message.
 pub(crate) enum Next {
     Continue,
     Close(CloseReason),
@@ -32,11 +34,16 @@ pub(crate) enum Next {
 
 /// A protocol's side of a connection.
 pub(crate) trait Dialect: Send {
-    /// How long the reader may wait for the next frame.
-    fn read_deadline(&self) -> Duration;
-    /// Why the connection closes when that wait runs out.
+    /// When the connection times out if nothing arrives after
+    /// `last_activity` (the last message from the client).
+    fn read_deadline(&self, last_activity: Instant) -> Instant;
+    /// Why the connection closes when that deadline passes.
     fn on_timeout(&self) -> CloseReason;
     fn on_text(&mut self, text: &str) -> impl Future<Output = Next> + Send;
+    /// A binary message: neither protocol has one.
+    fn on_binary(&mut self, _data: Vec<u8>) -> Next {
+        Next::Close(CloseReason::new(CloseCode::BadFrame))
+    }
     /// Releases every piece of per-connection state; called exactly once.
     fn end(&mut self);
 }
@@ -60,102 +67,186 @@ impl Link {
     }
 }
 
-/// Runs a connection to its end: `dialect` was built around `link`.
-pub(crate) async fn drive<S, D>(
-    app: AppState,
-    socket: WebSocketStream<S>,
-    outbox: Arc<Outbox>,
+/// What the driver needs to know of the server's limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SocketLimits {
+    pub max_message_bytes: usize,
+    pub ping_interval: Duration,
+}
+
+impl SocketLimits {
+    pub fn of(app: &AppState) -> Self {
+        let limits = &app.settings.limits;
+        Self { max_message_bytes: limits.max_frame_bytes, ping_interval: limits.ping_interval }
+    }
+}
+
+/// Runs a connection of the server to its end: `dialect` was built around
+/// `outbox`.
+pub(crate) async fn drive<S, D>(app: AppState, io: S, outbox: Arc<Outbox>, protocol: Protocol, dialect: D)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    D: Dialect,
+{
+    app.telemetry.connections.increment(1.0);
+    run(io, SocketLimits::of(&app), &outbox, protocol, dialect).await;
+    app.telemetry.connections.decrement(1.0);
+}
+
+/// Runs a connection to its end: serves it, releases its state, closes.
+pub(crate) async fn run<S, D>(
+    io: S,
+    limits: SocketLimits,
+    outbox: &Outbox,
     protocol: Protocol,
     mut dialect: D,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send,
     D: Dialect,
 {
-    let (sink, mut stream) = socket.split();
-    let ping_interval = app.settings.limits.ping_interval;
-    let mut writer = tokio::spawn({
-        let outbox = outbox.clone();
-        async move { writer::run(sink, &outbox, ping_interval, protocol).await }
-    });
-    app.telemetry.connections.increment(1.0);
-    let finished_writer = tokio::select! {
-        reason = read_until_closed(&mut dialect, &mut stream) => {
-            outbox.close(reason);
-            None
-        }
-        sink = &mut writer => Some(sink),
-    };
+    let mut socket = WebSocket::new(io, limits.max_message_bytes);
+    let closing = serve(&mut socket, limits, outbox, &mut dialect).await;
+    outbox.close(closing.reason());
     dialect.end();
-    app.telemetry.connections.decrement(1.0);
-    let sink = match finished_writer {
-        Some(sink) => sink.ok(),
-        None => tokio::time::timeout(CLOSE_LINGER, &mut writer).await.ok().and_then(Result::ok),
-    };
-    writer.abort();
-    if let Some(sink) = sink {
-        linger(stream, sink).await;
+    closing::finish(socket, outbox, closing, protocol).await;
+}
+
+/// What woke the connection.
+enum Wake {
+    Message(Incoming),
+    Closed(CloseReason),
+    Timer,
+    Ended(Closing),
+}
+
+async fn serve<S, D>(
+    socket: &mut WebSocket<S>,
+    limits: SocketLimits,
+    outbox: &Outbox,
+    dialect: &mut D,
+) -> Closing
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    D: Dialect,
+{
+    let mut last_activity = Instant::now();
+    let mut next_ping = last_activity + limits.ping_interval;
+    let timer = tokio::time::sleep_until(next_ping.min(dialect.read_deadline(last_activity)));
+    let mut timer = std::pin::pin!(timer);
+    loop {
+        let wake = poll_fn(|cx| poll_wake(cx, socket, outbox, timer.as_mut())).await;
+        let message = match wake {
+            Wake::Message(message) => message,
+            Wake::Closed(reason) => return Closing::Server(reason),
+            Wake::Ended(closing) => return closing,
+            Wake::Timer => {
+                let now = Instant::now();
+                let deadline = dialect.read_deadline(last_activity);
+                if now >= deadline {
+                    return Closing::Server(dialect.on_timeout());
+                }
+                if now >= next_ping {
+                    socket.outbound().push(websocket::ping_frame());
+                    next_ping = now + limits.ping_interval;
+                }
+                timer.as_mut().reset(next_ping.min(deadline));
+                continue;
+            }
+        };
+        last_activity = Instant::now();
+        let next = match message {
+            Incoming::Text(text) => {
+                let mut command = Box::pin(dialect.on_text(&text));
+                poll_fn(|cx| poll_command(cx, command.as_mut(), socket, outbox)).await
+            }
+            Incoming::Binary(data) => dialect.on_binary(data),
+            Incoming::Ping(payload) => {
+                socket.outbound().push(websocket::pong_frame(&payload));
+                Next::Continue
+            }
+            Incoming::Pong => Next::Continue,
+            Incoming::Close(code) => return Closing::Client(code),
+        };
+        if let Next::Close(reason) = next {
+            return Closing::Server(reason);
+        }
     }
 }
 
-async fn read_until_closed<S, D>(dialect: &mut D, stream: &mut SplitStream<WebSocketStream<S>>) -> CloseReason
+/// Writes what is queued and waits for the next thing to do.
+fn poll_wake<S>(
+    cx: &mut Context<'_>,
+    socket: &mut WebSocket<S>,
+    outbox: &Outbox,
+    timer: Pin<&mut Sleep>,
+) -> Poll<Wake>
 where
     S: AsyncRead + AsyncWrite + Unpin,
-    D: Dialect,
+{
+    match poll_flush_outbox(cx, socket, outbox) {
+        Poll::Ready(Err(ended)) => return Poll::Ready(ended),
+        Poll::Ready(Ok(reason)) => return Poll::Ready(Wake::Closed(reason)),
+        Poll::Pending => {}
+    }
+    match socket.poll_message(cx) {
+        Poll::Ready(Ok(message)) => return Poll::Ready(Wake::Message(message)),
+        Poll::Ready(Err(ReadEnd::Violation(violation))) => {
+            return Poll::Ready(Wake::Ended(Closing::Server(CloseReason::new(violation.close_code()))));
+        }
+        Poll::Ready(Err(ReadEnd::Gone)) => return Poll::Ready(Wake::Ended(Closing::Gone)),
+        Poll::Pending => {}
+    }
+    timer.poll(cx).map(|()| Wake::Timer)
+}
+
+/// Moves frames from the outbox to the socket until the socket is full or
+/// the outbox is empty (`Pending` either way). Ready with the close reason
+/// once the outbox is closed, or with `Gone` if the socket failed.
+fn poll_flush_outbox<S>(
+    cx: &mut Context<'_>,
+    socket: &mut WebSocket<S>,
+    outbox: &Outbox,
+) -> Poll<Result<CloseReason, Wake>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     loop {
-        let message = match tokio::time::timeout(dialect.read_deadline(), stream.next()).await {
-            Err(_) => return dialect.on_timeout(),
-            Ok(None) => return CloseReason::new(CloseCode::Normal),
-            Ok(Some(Err(error))) => return close_reason_for(&error),
-            Ok(Some(Ok(message))) => message,
-        };
-        let text = match message {
-            Message::Text(text) => text,
-            Message::Binary(_) => return CloseReason::new(CloseCode::BadFrame),
-            Message::Close(_) => return CloseReason::new(CloseCode::Normal),
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-        };
-        if let Next::Close(reason) = dialect.on_text(text.as_str()).await {
-            return reason;
+        match socket.poll_write(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(_)) => {
+                outbox.close(CloseReason::new(CloseCode::Normal));
+                return Poll::Ready(Err(Wake::Ended(Closing::Gone)));
+            }
+            Poll::Pending => return Poll::Pending,
+        }
+        // Only an empty socket queue takes more from the outbox: a client
+        // that does not read lets its outbox fill up and overflow.
+        match outbox.poll_drain(cx, socket.outbound()) {
+            Poll::Ready(None) => continue,
+            Poll::Ready(Some(reason)) => return Poll::Ready(Ok(reason)),
+            Poll::Pending => return Poll::Pending,
         }
     }
 }
 
-/// The end of the close handshake: wait (bounded) for the client's close
-/// frame, then close the TCP connection ourselves, as RFC 6455 wants of a
-/// server. If the client sends garbage instead, read and discard it until
-/// it closes its side: closing a TCP socket that still has unread input
-/// resets the connection, and the client could lose the close frame (and
-/// its code) already on its way.
-async fn linger<S>(stream: SplitStream<WebSocketStream<S>>, sink: writer::SocketSink<S>)
+/// Runs one command to its end, writing the outbox meanwhile. Messages
+/// from the client wait: one command at a time, in order.
+fn poll_command<S, F>(
+    cx: &mut Context<'_>,
+    command: Pin<&mut F>,
+    socket: &mut WebSocket<S>,
+    outbox: &Outbox,
+) -> Poll<Next>
 where
     S: AsyncRead + AsyncWrite + Unpin,
+    F: Future<Output = Next>,
 {
-    let Ok(mut socket) = stream.reunite(sink) else { return };
-    let handshake = async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Close(_))) | None => return true,
-                Some(Ok(_)) => {}
-                Some(Err(_)) => return false,
-            }
-        }
-    };
-    if let Ok(true) = tokio::time::timeout(CLOSE_LINGER, handshake).await {
-        return;
+    if let Poll::Ready(next) = command.poll(cx) {
+        return Poll::Ready(next);
     }
-    let mut io = socket.into_inner();
-    let discard = async {
-        let mut buffer = [0u8; 1024];
-        while matches!(io.read(&mut buffer).await, Ok(n) if n > 0) {}
-    };
-    let _ = tokio::time::timeout(CLOSE_LINGER, discard).await;
-}
-
-fn close_reason_for(error: &WsError) -> CloseReason {
-    match error {
-        WsError::Capacity(CapacityError::MessageTooLong { .. }) => CloseReason::new(CloseCode::MessageTooBig),
-        WsError::Protocol(_) | WsError::Utf8(_) => CloseReason::new(CloseCode::BadFrame),
-        _ => CloseReason::new(CloseCode::Normal),
-    }
+    // A closed outbox or a failed socket are seen again by `poll_wake`
+    // once the command has finished; the command itself ends soon, as the
+    // outbox refuses its frames.
+    let _ = poll_flush_outbox(cx, socket, outbox);
+    Poll::Pending
 }

@@ -1,16 +1,19 @@
-//! The WebSocket gateway: upgrade, one session per connection, its writer.
+//! The WebSocket gateway: upgrade, one task per connection.
 //!
-//! `upgrade.rs` accepts the HTTP upgrade; `session.rs` reads and decodes
-//! frames; `commands.rs` runs each command; `writer.rs` drains the outbox
-//! into the socket.
+//! `upgrade.rs` accepts the HTTP upgrade; `connection.rs` runs the
+//! connection (its messages, its outbox, its timers) over `socket.rs`'s
+//! framing; `session.rs` decodes native commands and `commands.rs` runs
+//! them (`pusher/` does the same for Pusher); `closing.rs` ends it.
 
+mod closing;
 mod commands;
 mod connection;
+pub mod echo;
 mod pusher;
 mod rate;
 mod session;
+mod socket;
 mod upgrade;
-mod writer;
 
 pub(crate) use commands::{check_data, hub_error};
 pub use pusher::accept as accept_pusher;

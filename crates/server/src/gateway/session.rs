@@ -3,17 +3,16 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use fanfare_hub::{CloseReason, ConnId, Outbox, Protocol};
 use fanfare_protocol::native::{self, Command};
 use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, ErrorInfo};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::WebSocketStream;
+use tokio::time::Instant;
 
 use crate::auth::Identity;
 use crate::gateway::connection::{self, Dialect, Link, Next};
 use crate::gateway::rate::TokenBucket;
+use crate::gateway::upgrade::Io;
 use crate::server::AppState;
 
 pub(crate) struct Session {
@@ -27,10 +26,7 @@ pub(crate) struct Session {
     pub commands: TokenBucket,
 }
 
-pub async fn run<S>(app: AppState, socket: WebSocketStream<S>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+pub async fn run(app: AppState, io: Io) {
     let Link { app, conn, outbox } = Link::new(app);
     // Registered from the start (as anonymous until `connect`), so a
     // shutdown reaches connections that have not sent `connect` yet.
@@ -44,18 +40,19 @@ where
         channels: HashSet::new(),
         commands,
     };
-    connection::drive(app, socket, outbox, Protocol::Native, session).await;
+    connection::drive(app, io, outbox, Protocol::Native, session).await;
 }
 
 impl Dialect for Session {
     /// Before `connect` the client has the handshake timeout; after it,
     /// one ping interval plus the pong timeout between any two frames.
-    fn read_deadline(&self) -> Duration {
+    fn read_deadline(&self, last_activity: Instant) -> Instant {
         let limits = &self.app.settings.limits;
-        match self.identity {
-            None => limits.handshake_timeout,
-            Some(_) => limits.ping_interval + limits.pong_timeout,
-        }
+        last_activity
+            + match self.identity {
+                None => limits.handshake_timeout,
+                Some(_) => limits.ping_interval + limits.pong_timeout,
+            }
     }
 
     fn on_timeout(&self) -> CloseReason {

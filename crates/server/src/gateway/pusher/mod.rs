@@ -20,14 +20,12 @@ use axum::response::Response;
 use fanfare_hub::{CloseReason, ConnId, Outbox, Protocol};
 use fanfare_protocol::pusher::{self, ClientFrame, PusherCloseCode, PusherErrorCode, SocketId};
 use fanfare_protocol::{ChannelName, CloseCode, JsonData};
-use futures_util::SinkExt;
 use serde::Deserialize;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use crate::gateway::closing;
 use crate::gateway::connection::{self, Dialect, Link, Next};
-use crate::gateway::upgrade::{Socket, upgrade};
+use crate::gateway::upgrade::{Io, upgrade};
 use crate::pusher::apps::PusherApp;
 use crate::server::AppState;
 
@@ -57,7 +55,7 @@ pub async fn accept(
 
 /// Refusals that happen before the session starts: an unknown or disabled
 /// app, a protocol version we do not speak, an app over its quota.
-async fn start(app: AppState, mut socket: Socket, key: String, params: ConnectParams) {
+async fn start(app: AppState, io: Io, key: String, params: ConnectParams) {
     let refusal = match (app.pusher.apps.by_key(&key), check_protocol(params.protocol.as_deref())) {
         (_, Err(code)) => Some(code),
         (None, _) => Some(PusherCloseCode::AppNotFound),
@@ -65,14 +63,13 @@ async fn start(app: AppState, mut socket: Socket, key: String, params: ConnectPa
         (Some(pusher_app), _) => {
             let max = pusher_app.settings.max_connections;
             if app.pusher.users.admit(pusher_app.id(), max) {
-                return PusherSession::run(app, socket, pusher_app).await;
+                return PusherSession::run(app, io, pusher_app).await;
             }
             Some(PusherCloseCode::OverQuota)
         }
     };
     if let Some(code) = refusal {
-        let frame = CloseFrame { code: code.code().into(), reason: Utf8Bytes::from_static(code.reason()) };
-        let _ = socket.send(Message::Close(Some(frame))).await;
+        closing::refuse(io, code.code(), code.reason()).await;
     }
 }
 
@@ -116,7 +113,7 @@ pub(crate) struct PusherSession {
 }
 
 impl PusherSession {
-    async fn run(app: AppState, socket: Socket, pusher_app: Arc<PusherApp>) {
+    async fn run(app: AppState, io: Io, pusher_app: Arc<PusherApp>) {
         let Link { app, conn, outbox } = Link::new(app);
         app.hub.connections().register(conn, Arc::from(""), outbox.clone());
         let socket_id = SocketId::new(conn, rand::random_range(1..1_000_000_000)).to_string();
@@ -137,7 +134,7 @@ impl PusherSession {
             client_events: TokenBucket::new(client_events::CLIENT_EVENTS_PER_SECOND),
             frames: TokenBucket::new(app.settings.limits.max_commands_per_second),
         };
-        connection::drive(app, socket, outbox, protocol, session).await;
+        connection::drive(app, io, outbox, protocol, session).await;
     }
 
     fn protocol(&self) -> Protocol {
@@ -155,11 +152,11 @@ impl PusherSession {
 }
 
 impl Dialect for PusherSession {
-    fn read_deadline(&self) -> Duration {
+    fn read_deadline(&self, last_activity: Instant) -> Instant {
         let limits = &self.app.settings.limits;
-        let idle = limits.ping_interval + limits.pong_timeout;
+        let idle = last_activity + limits.ping_interval + limits.pong_timeout;
         match self.authenticate_by {
-            Some(deadline) => idle.min(deadline.saturating_duration_since(Instant::now())),
+            Some(deadline) => idle.min(deadline),
             None => idle,
         }
     }

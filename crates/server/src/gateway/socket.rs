@@ -1,0 +1,142 @@
+//! One WebSocket connection's I/O: messages read from the client, frames
+//! written to it. Reads go through a buffer on the stack and are kept only
+//! while a frame is incomplete; writes hand the shared frames themselves
+//! to one vectored write, so an idle connection holds no buffer at all and
+//! a busy one copies nothing (`fanfare_protocol::websocket`).
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use fanfare_protocol::Frame;
+use fanfare_protocol::websocket::{Incoming, MessageReader, Violation};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Bytes asked of the socket per read. On the stack, so it costs an idle
+/// connection nothing.
+const READ_CHUNK: usize = 8 * 1024;
+/// Frames handed to one `writev`.
+const WRITE_SLICES: usize = 64;
+
+/// Why reading stopped.
+#[derive(Debug)]
+pub(crate) enum ReadEnd {
+    /// The client broke the framing rules.
+    Violation(Violation),
+    /// The connection closed or failed under us.
+    Gone,
+}
+
+pub(crate) struct WebSocket<S> {
+    io: S,
+    reader: MessageReader,
+    outbound: Outbound,
+}
+
+/// Frames waiting to be written, in order; the first may be partly written.
+#[derive(Default)]
+pub(crate) struct Outbound {
+    frames: VecDeque<Bytes>,
+    written: usize,
+}
+
+impl Outbound {
+    pub fn push(&mut self, wire: Bytes) {
+        self.frames.push_back(wire);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Drops what a write took: `n` bytes from the front.
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let front = self.frames.front().expect("wrote no more than was queued");
+            let left = front.len() - self.written;
+            if n < left {
+                self.written += n;
+                return;
+            }
+            n -= left;
+            self.written = 0;
+            self.frames.pop_front();
+        }
+        if self.frames.is_empty() && self.frames.capacity() > 64 {
+            self.frames = VecDeque::new();
+        }
+    }
+}
+
+impl Extend<Frame> for Outbound {
+    fn extend<I: IntoIterator<Item = Frame>>(&mut self, frames: I) {
+        self.frames.extend(frames.into_iter().map(Frame::into_wire));
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    pub fn new(io: S, max_message_bytes: usize) -> Self {
+        Self { io, reader: MessageReader::new(max_message_bytes), outbound: Outbound::default() }
+    }
+
+    pub fn outbound(&mut self) -> &mut Outbound {
+        &mut self.outbound
+    }
+
+    /// Writes queued frames until none is left (`Ready(Ok)`) or the socket
+    /// is full (`Pending`, woken when it has room).
+    pub fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.outbound.is_empty() {
+            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+            let mut count = 0;
+            for (i, frame) in self.outbound.frames.iter().take(WRITE_SLICES).enumerate() {
+                let skip = if i == 0 { self.outbound.written } else { 0 };
+                slices[i] = IoSlice::new(&frame[skip..]);
+                count += 1;
+            }
+            let n = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.outbound.advance(n);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// The next message from the client.
+    pub fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, ReadEnd>> {
+        loop {
+            match self.reader.next_message() {
+                Ok(Some(message)) => return Poll::Ready(Ok(message)),
+                Ok(None) => {}
+                Err(violation) => return Poll::Ready(Err(ReadEnd::Violation(violation))),
+            }
+            let mut chunk = [0u8; READ_CHUNK];
+            let mut buffer = ReadBuf::new(&mut chunk);
+            match ready!(Pin::new(&mut self.io).poll_read(cx, &mut buffer)) {
+                Ok(()) if buffer.filled().is_empty() => return Poll::Ready(Err(ReadEnd::Gone)),
+                Ok(()) => self.reader.feed(buffer.filled()),
+                Err(_) => return Poll::Ready(Err(ReadEnd::Gone)),
+            }
+        }
+    }
+
+    /// Reads and drops whatever the client still sends, until it closes
+    /// its side or shows the end of the close handshake.
+    pub fn poll_discard(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            let mut chunk = [0u8; READ_CHUNK];
+            let mut buffer = ReadBuf::new(&mut chunk);
+            match ready!(Pin::new(&mut self.io).poll_read(cx, &mut buffer)) {
+                Ok(()) if !buffer.filled().is_empty() => {}
+                _ => return Poll::Ready(()),
+            }
+        }
+    }
+
+    pub async fn shutdown(&mut self) {
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.io).await;
+    }
+}
