@@ -160,16 +160,17 @@ impl Outbox {
     /// first except after an overflow, where they are dropped (the client
     /// recovers them by position).
     pub async fn drain(&self, into: &mut Vec<Frame>) -> Option<CloseReason> {
-        poll_fn(|cx| self.poll_drain(cx, into)).await
+        let mut taken = VecDeque::new();
+        let closed = poll_fn(|cx| self.poll_drain(cx, &mut taken)).await;
+        into.extend(taken);
+        closed
     }
 
     /// [`Outbox::drain`] for a hand-written future: `Pending` registers
     /// the task to wake (one writer per outbox; the last to poll wins).
-    pub fn poll_drain(
-        &self,
-        cx: &mut Context<'_>,
-        into: &mut impl Extend<Frame>,
-    ) -> Poll<Option<CloseReason>> {
+    /// Into an empty `into` the queue is swapped, not copied; an idle
+    /// outbox keeps no buffer.
+    pub fn poll_drain(&self, cx: &mut Context<'_>, into: &mut VecDeque<Frame>) -> Poll<Option<CloseReason>> {
         let mut state = self.state.lock();
         if let Some(reason) = state.closed
             && (reason.code == CloseCode::SlowConsumer || state.frames.is_empty())
@@ -179,16 +180,21 @@ impl Outbox {
             return Poll::Ready(Some(reason));
         }
         if state.frames.is_empty() {
+            if state.frames.capacity() > 0 {
+                state.frames = VecDeque::new();
+            }
             if !state.writer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 state.writer = Some(cx.waker().clone());
             }
             return Poll::Pending;
         }
-        into.extend(state.frames.drain(..));
-        state.bytes = 0;
-        if state.frames.capacity() > 64 {
-            state.frames.shrink_to(16);
+        if into.is_empty() {
+            std::mem::swap(&mut state.frames, into);
+            state.frames.clear();
+        } else {
+            into.extend(state.frames.drain(..));
         }
+        state.bytes = 0;
         drop(state);
         self.room.notify_waiters();
         Poll::Ready(None)

@@ -71,11 +71,13 @@ pub struct Publication {
     pub data: JsonData,
 }
 
-/// One server-to-client text message, encoded once and shared by every
+/// One server-to-client message, encoded once and shared by every
 /// connection that sends it: the whole WebSocket frame (header and
 /// payload, unmasked, as every server frame is), so each socket writes the
-/// same bytes without copying or framing them again. The payload is
-/// always valid UTF-8.
+/// same bytes without copying or framing them again. Built from a
+/// `String`, its payload is valid UTF-8; control frames
+/// ([`crate::websocket`]) and [`Frame::binary`] exist for the connection
+/// itself.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Frame {
     wire: Bytes,
@@ -84,15 +86,18 @@ pub struct Frame {
 
 impl Frame {
     pub fn from_string(text: String) -> Self {
-        let (wire, header_len) = crate::websocket::text_frame(text.as_bytes());
+        crate::websocket::text_frame(text.as_bytes())
+    }
+
+    /// A frame already encoded, with its header's length.
+    pub(crate) fn from_wire(wire: Bytes, header_len: u8) -> Self {
         Self { wire, header_len }
     }
 
     /// A binary message (neither protocol sends one; the Autobahn echo
     /// endpoint of the test suite does).
     pub fn binary(payload: &[u8]) -> Self {
-        let (wire, header_len) = crate::websocket::binary_frame(payload);
-        Self { wire, header_len }
+        crate::websocket::binary_frame(payload)
     }
 
     /// The text the client receives (lossy for a binary frame).

@@ -13,6 +13,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::Frame;
+
 /// Frame opcodes (RFC 6455 §5.2).
 const CONTINUATION: u8 = 0x0;
 const TEXT: u8 = 0x1;
@@ -49,41 +51,35 @@ pub fn write_header(opcode: u8, payload_len: usize, out: &mut [u8; MAX_HEADER_LE
 }
 
 /// A whole unmasked frame: header and payload in one buffer.
-fn frame(opcode: u8, payload: &[u8]) -> Bytes {
+pub(crate) fn frame(opcode: u8, payload: &[u8]) -> Frame {
     let mut header = [0u8; MAX_HEADER_LEN];
     let header_len = write_header(opcode, payload.len(), &mut header);
     let mut wire = BytesMut::with_capacity(header_len + payload.len());
     wire.put_slice(&header[..header_len]);
     wire.put_slice(payload);
-    wire.freeze()
+    Frame::from_wire(wire.freeze(), header_len as u8)
 }
 
-/// A text frame and its header's length: used by [`crate::Frame`].
-pub(crate) fn text_frame(payload: &[u8]) -> (Bytes, u8) {
-    let wire = frame(TEXT, payload);
-    let header_len = (wire.len() - payload.len()) as u8;
-    (wire, header_len)
+pub(crate) fn text_frame(payload: &[u8]) -> Frame {
+    frame(TEXT, payload)
 }
 
-/// A binary frame and its header's length.
-pub(crate) fn binary_frame(payload: &[u8]) -> (Bytes, u8) {
-    let wire = frame(BINARY, payload);
-    let header_len = (wire.len() - payload.len()) as u8;
-    (wire, header_len)
+pub(crate) fn binary_frame(payload: &[u8]) -> Frame {
+    frame(BINARY, payload)
 }
 
 /// A ping frame (empty payload): the server's keepalive.
-pub fn ping_frame() -> Bytes {
-    Bytes::from_static(&[0x80 | PING, 0])
+pub fn ping_frame() -> Frame {
+    Frame::from_wire(Bytes::from_static(&[0x80 | PING, 0]), 2)
 }
 
 /// The pong answering a ping with `payload`.
-pub fn pong_frame(payload: &[u8]) -> Bytes {
+pub fn pong_frame(payload: &[u8]) -> Frame {
     frame(PONG, payload)
 }
 
 /// A close frame with a status code and a reason (cut to fit a control frame).
-pub fn close_frame(code: u16, reason: &str) -> Bytes {
+pub fn close_frame(code: u16, reason: &str) -> Frame {
     let mut payload = Vec::with_capacity(2 + reason.len());
     payload.extend_from_slice(&code.to_be_bytes());
     let mut end = reason.len().min(MAX_CONTROL_PAYLOAD - 2);

@@ -214,9 +214,9 @@ fn server_frames_are_well_formed() {
         assert_eq!(frame.len(), len);
         assert_eq!(frame.as_str().len(), len);
     }
-    assert_eq!(parse_server_frame(&ping_frame()), (9, vec![]));
-    assert_eq!(parse_server_frame(&pong_frame(b"abc")), (10, b"abc".to_vec()));
-    let (opcode, payload) = parse_server_frame(&close_frame(4501, "slow consumer"));
+    assert_eq!(parse_server_frame(ping_frame().wire()), (9, vec![]));
+    assert_eq!(parse_server_frame(pong_frame(b"abc").wire()), (10, b"abc".to_vec()));
+    let (opcode, payload) = parse_server_frame(close_frame(4501, "slow consumer").wire());
     assert_eq!(opcode, 8);
     assert_eq!(&payload[..2], &4501u16.to_be_bytes());
     assert_eq!(&payload[2..], b"slow consumer");
@@ -225,7 +225,7 @@ fn server_frames_are_well_formed() {
 #[test]
 fn a_long_close_reason_is_cut_on_a_character_boundary() {
     let reason = "é".repeat(100);
-    let (_, payload) = parse_server_frame(&close_frame(1000, &reason));
+    let (_, payload) = parse_server_frame(close_frame(1000, &reason).wire());
     assert!(payload.len() <= 125);
     assert!(std::str::from_utf8(&payload[2..]).is_ok());
 }

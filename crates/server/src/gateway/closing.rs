@@ -12,6 +12,7 @@ use fanfare_protocol::{CloseCode, native};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::gateway::socket::{ReadEnd, WebSocket};
+use crate::gateway::upgrade::Io;
 
 /// How long each step of a close may take: writing what is left, then
 /// waiting for the client's side of the handshake.
@@ -71,11 +72,8 @@ where
 
 /// Refuses a connection before any session starts (Pusher: unknown app,
 /// protocol version, quota).
-pub(crate) async fn refuse<S>(io: S, code: u16, reason: &str)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut socket = WebSocket::new(io, 1024);
+pub(crate) async fn refuse(io: Io, code: u16, reason: &str) {
+    let mut socket = WebSocket::new(io.stream, &[], 1024);
     socket.outbound().push(websocket::close_frame(code, reason));
     if write_all(&mut socket).await {
         linger(socket).await;
@@ -95,7 +93,7 @@ where
                 Poll::Ready(Err(_)) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
             }
-            if let Some(reason) = ready!(outbox.poll_drain(cx, socket.outbound())) {
+            if let Some(reason) = ready!(outbox.poll_drain(cx, socket.outbound().queue())) {
                 return Poll::Ready(Some(reason));
             }
         }
@@ -117,7 +115,7 @@ where
             // 1007, 1009) nothing but the close frame is sent.
             if code.code() >= 4000 {
                 let push = native::encode_disconnect(code, reason.reconnect_after_ms);
-                socket.outbound().push(push.into_wire());
+                socket.outbound().push(push);
             }
             (code.code(), code.reason())
         }

@@ -15,8 +15,8 @@ use fanfare_protocol::Frame;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-use crate::gateway::connection::{self, Dialect, Next, SocketLimits};
-use crate::gateway::upgrade::switch;
+use crate::gateway::connection::{Connection, Dialect, Next, SocketLimits};
+use crate::gateway::upgrade::{Io, switch};
 
 /// Serves echo connections on `listener` at any path until the task is
 /// dropped; messages up to `max_message_bytes`.
@@ -27,10 +27,10 @@ pub async fn serve(listener: TcpListener, max_message_bytes: usize) -> std::io::
     axum::serve(listener, router).await
 }
 
-async fn echo(io: crate::gateway::upgrade::Io, limits: SocketLimits) {
+async fn echo(io: Io, limits: SocketLimits) {
     let outbox = Arc::new(Outbox::new(OutboxLimits { max_frames: 1 << 20, max_bytes: 1 << 30 }));
     let dialect = Echo { outbox: outbox.clone() };
-    connection::run(io, limits, &outbox, Protocol::Native, dialect).await;
+    Connection::new(io, limits, outbox, Protocol::Native, dialect).run().await;
 }
 
 struct Echo {

@@ -26,7 +26,8 @@ pub(crate) struct Session {
     pub commands: TokenBucket,
 }
 
-pub async fn run(app: AppState, io: Io) {
+/// The connection's future (see [`connection::drive`]).
+pub fn run(app: AppState, io: Io) -> impl Future<Output = ()> + Send {
     let Link { app, conn, outbox } = Link::new(app);
     // Registered from the start (as anonymous until `connect`), so a
     // shutdown reaches connections that have not sent `connect` yet.
@@ -40,7 +41,7 @@ pub async fn run(app: AppState, io: Io) {
         channels: HashSet::new(),
         commands,
     };
-    connection::drive(app, io, outbox, Protocol::Native, session).await;
+    connection::drive(&app, io, outbox, Protocol::Native, session)
 }
 
 impl Dialect for Session {

@@ -9,7 +9,6 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
 use fanfare_protocol::Frame;
 use fanfare_protocol::websocket::{Incoming, MessageReader, Violation};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -38,13 +37,18 @@ pub(crate) struct WebSocket<S> {
 /// Frames waiting to be written, in order; the first may be partly written.
 #[derive(Default)]
 pub(crate) struct Outbound {
-    frames: VecDeque<Bytes>,
+    frames: VecDeque<Frame>,
     written: usize,
 }
 
 impl Outbound {
-    pub fn push(&mut self, wire: Bytes) {
-        self.frames.push_back(wire);
+    pub fn push(&mut self, frame: Frame) {
+        self.frames.push_back(frame);
+    }
+
+    /// Where the outbox's frames go.
+    pub fn queue(&mut self) -> &mut VecDeque<Frame> {
+        &mut self.frames
     }
 
     pub fn is_empty(&self) -> bool {
@@ -55,7 +59,7 @@ impl Outbound {
     fn advance(&mut self, mut n: usize) {
         while n > 0 {
             let front = self.frames.front().expect("wrote no more than was queued");
-            let left = front.len() - self.written;
+            let left = front.wire().len() - self.written;
             if n < left {
                 self.written += n;
                 return;
@@ -64,21 +68,22 @@ impl Outbound {
             self.written = 0;
             self.frames.pop_front();
         }
-        if self.frames.is_empty() && self.frames.capacity() > 64 {
+        // An idle connection keeps no buffer (the outbox swaps its queue
+        // in when it has frames).
+        if self.frames.is_empty() {
             self.frames = VecDeque::new();
         }
     }
 }
 
-impl Extend<Frame> for Outbound {
-    fn extend<I: IntoIterator<Item = Frame>>(&mut self, frames: I) {
-        self.frames.extend(frames.into_iter().map(Frame::into_wire));
-    }
-}
-
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
-    pub fn new(io: S, max_message_bytes: usize) -> Self {
-        Self { io, reader: MessageReader::new(max_message_bytes), outbound: Outbound::default() }
+    /// `read_ahead`: bytes already read from `io` past the handshake.
+    pub fn new(io: S, read_ahead: &[u8], max_message_bytes: usize) -> Self {
+        let mut reader = MessageReader::new(max_message_bytes);
+        if !read_ahead.is_empty() {
+            reader.feed(read_ahead);
+        }
+        Self { io, reader, outbound: Outbound::default() }
     }
 
     pub fn outbound(&mut self) -> &mut Outbound {
@@ -93,7 +98,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             let mut count = 0;
             for (i, frame) in self.outbound.frames.iter().take(WRITE_SLICES).enumerate() {
                 let skip = if i == 0 { self.outbound.written } else { 0 };
-                slices[i] = IoSlice::new(&frame[skip..]);
+                slices[i] = IoSlice::new(&frame.wire()[skip..]);
                 count += 1;
             }
             let n = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]))?;

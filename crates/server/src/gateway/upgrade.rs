@@ -6,8 +6,10 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::api::ApiError;
@@ -20,8 +22,22 @@ pub async fn accept(State(app): State<AppState>, request: Request) -> Response {
     upgrade(app, request, session::run)
 }
 
-/// The byte stream every session runs on, once switched to WebSocket.
-pub(crate) type Io = TokioIo<Upgraded>;
+/// A connection switched to WebSocket: the TCP stream itself (not hyper's
+/// boxed wrapper around it, which costs every connection a little more),
+/// and whatever the client sent right behind its handshake.
+pub(crate) struct Io {
+    pub stream: TcpStream,
+    pub read_ahead: Bytes,
+}
+
+impl Io {
+    /// Takes the TCP stream back from hyper (axum serves connections
+    /// through hyper-util's `auto` builder, whose wrapper this unwraps).
+    fn from_upgraded(upgraded: Upgraded) -> Option<Self> {
+        let parts = hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<TcpStream>>(upgraded).ok()?;
+        Some(Self { stream: parts.io.into_inner(), read_ahead: parts.read_buf })
+    }
+}
 
 /// Answers the upgrade handshake and, once the connection is switched,
 /// runs `session` on it.
@@ -48,9 +64,16 @@ where
         Err(message) => return ApiError::new(ErrorCode::BadRequest, message).into_response(),
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
+    // The connection runs in a task of its own, spawned once switched: the
+    // long-lived task holds only the connection's future.
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => then(TokioIo::new(upgraded)).await,
+            Ok(upgraded) => match Io::from_upgraded(upgraded) {
+                Some(io) => {
+                    tokio::spawn(then(io));
+                }
+                None => tracing::error!("websocket upgrade: the connection is not a TCP stream"),
+            },
             Err(error) => tracing::debug!(%error, "websocket upgrade failed"),
         }
     });

@@ -20,6 +20,7 @@ use axum::response::Response;
 use fanfare_hub::{CloseReason, ConnId, Outbox, Protocol};
 use fanfare_protocol::pusher::{self, ClientFrame, PusherCloseCode, PusherErrorCode, SocketId};
 use fanfare_protocol::{ChannelName, CloseCode, JsonData};
+use futures_util::future::Either;
 use serde::Deserialize;
 use tokio::time::Instant;
 
@@ -54,23 +55,26 @@ pub async fn accept(
 }
 
 /// Refusals that happen before the session starts: an unknown or disabled
-/// app, a protocol version we do not speak, an app over its quota.
-async fn start(app: AppState, io: Io, key: String, params: ConnectParams) {
-    let refusal = match (app.pusher.apps.by_key(&key), check_protocol(params.protocol.as_deref())) {
-        (_, Err(code)) => Some(code),
-        (None, _) => Some(PusherCloseCode::AppNotFound),
-        (Some(pusher_app), _) if !pusher_app.settings.enabled => Some(PusherCloseCode::AppDisabled),
-        (Some(pusher_app), _) => {
-            let max = pusher_app.settings.max_connections;
-            if app.pusher.users.admit(pusher_app.id(), max) {
-                return PusherSession::run(app, io, pusher_app).await;
-            }
-            Some(PusherCloseCode::OverQuota)
-        }
-    };
-    if let Some(code) = refusal {
-        closing::refuse(io, code.code(), code.reason()).await;
+/// app, a protocol version we do not speak, an app over its quota. A plain
+/// function returning the connection's future (see `connection::drive`).
+fn start(app: AppState, io: Io, key: String, params: ConnectParams) -> impl Future<Output = ()> + Send {
+    match admit(&app, &key, &params) {
+        Ok(pusher_app) => Either::Left(PusherSession::run(app, io, pusher_app)),
+        Err(code) => Either::Right(async move { closing::refuse(io, code.code(), code.reason()).await }),
     }
+}
+
+fn admit(app: &AppState, key: &str, params: &ConnectParams) -> Result<Arc<PusherApp>, PusherCloseCode> {
+    check_protocol(params.protocol.as_deref())?;
+    let pusher_app = app.pusher.apps.by_key(key).ok_or(PusherCloseCode::AppNotFound)?;
+    if !pusher_app.settings.enabled {
+        return Err(PusherCloseCode::AppDisabled);
+    }
+    let max = pusher_app.settings.max_connections;
+    if !app.pusher.users.admit(pusher_app.id(), max) {
+        return Err(PusherCloseCode::OverQuota);
+    }
+    Ok(pusher_app)
 }
 
 /// pusher-js sends `protocol=7`; versions 5 to 7 share this wire format.
@@ -113,7 +117,7 @@ pub(crate) struct PusherSession {
 }
 
 impl PusherSession {
-    async fn run(app: AppState, io: Io, pusher_app: Arc<PusherApp>) {
+    fn run(app: AppState, io: Io, pusher_app: Arc<PusherApp>) -> impl Future<Output = ()> + Send + use<> {
         let Link { app, conn, outbox } = Link::new(app);
         app.hub.connections().register(conn, Arc::from(""), outbox.clone());
         let socket_id = SocketId::new(conn, rand::random_range(1..1_000_000_000)).to_string();
@@ -134,7 +138,7 @@ impl PusherSession {
             client_events: TokenBucket::new(client_events::CLIENT_EVENTS_PER_SECOND),
             frames: TokenBucket::new(app.settings.limits.max_commands_per_second),
         };
-        connection::drive(app, io, outbox, protocol, session).await;
+        connection::drive(&app, io, outbox, protocol, session)
     }
 
     fn protocol(&self) -> Protocol {
