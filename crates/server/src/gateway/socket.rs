@@ -4,8 +4,10 @@
 //! to one vectored write, so an idle connection holds no buffer at all and
 //! a busy one copies nothing (`fanfare_protocol::websocket`).
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -16,8 +18,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// Bytes asked of the socket per read. On the stack, so it costs an idle
 /// connection nothing.
 const READ_CHUNK: usize = 8 * 1024;
-/// Frames handed to one `writev`.
-const WRITE_SLICES: usize = 64;
+/// Most bytes copied together for one write.
+const STAGING_BYTES: usize = 32 * 1024;
+
+thread_local! {
+    /// Where small frames are put together for one write (per worker
+    /// thread, so no connection holds a write buffer).
+    static STAGING: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(STAGING_BYTES));
+}
 
 /// Why reading stopped.
 #[derive(Debug)]
@@ -94,20 +102,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// is full (`Pending`, woken when it has room).
     pub fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.outbound.is_empty() {
-            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-            let mut count = 0;
-            for (i, frame) in self.outbound.frames.iter().take(WRITE_SLICES).enumerate() {
-                let skip = if i == 0 { self.outbound.written } else { 0 };
-                slices[i] = IoSlice::new(&frame.wire()[skip..]);
-                count += 1;
-            }
-            let n = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]))?;
+            let n = ready!(self.poll_write_some(cx))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             self.outbound.advance(n);
         }
         Poll::Ready(Ok(()))
+    }
+
+    /// One write: a lone frame as it is; several small ones copied
+    /// together first into the worker thread's staging buffer, because
+    /// the kernel's per-segment cost of a `writev` of many small frames
+    /// is higher than the copy.
+    fn poll_write_some(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let frames = &self.outbound.frames;
+        let first = &frames[0].wire()[self.outbound.written..];
+        if frames.len() == 1 || first.len() >= STAGING_BYTES / 2 {
+            return Pin::new(&mut self.io).poll_write(cx, first);
+        }
+        STAGING.with_borrow_mut(|staging| {
+            staging.clear();
+            staging.extend_from_slice(first);
+            for frame in frames.iter().skip(1) {
+                if staging.len() + frame.wire().len() > STAGING_BYTES {
+                    break;
+                }
+                staging.extend_from_slice(frame.wire());
+            }
+            Pin::new(&mut self.io).poll_write(cx, staging)
+        })
     }
 
     /// The next message from the client.
@@ -118,8 +142,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 Ok(None) => {}
                 Err(violation) => return Poll::Ready(Err(ReadEnd::Violation(violation))),
             }
-            let mut chunk = [0u8; READ_CHUNK];
-            let mut buffer = ReadBuf::new(&mut chunk);
+            // Not zeroed: `ReadBuf` tracks what the read filled.
+            let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut buffer = ReadBuf::uninit(&mut chunk);
             match ready!(Pin::new(&mut self.io).poll_read(cx, &mut buffer)) {
                 Ok(()) if buffer.filled().is_empty() => return Poll::Ready(Err(ReadEnd::Gone)),
                 Ok(()) => self.reader.feed(buffer.filled()),
