@@ -6,12 +6,13 @@
 //!   (HTTP) into typed commands of `fanfare-protocol`;
 //! - given its offset and fanned out: `fanfare-hub` (`publish.rs`) over a
 //!   `fanfare-store` history store;
-//! - written to the socket: `gateway/writer.rs`, draining the outbox.
+//! - written to the socket: `gateway/connection.rs`, draining the outbox
+//!   through `gateway/socket.rs` (our WebSocket framing).
 //!
 //! Modules:
 //! - `config/`: raw TOML + environment + flags → validated [`config::Settings`].
 //! - `auth/`: JWT connection tokens → an [`auth::Identity`].
-//! - `gateway/`: WebSocket upgrade, one session per connection, its writer.
+//! - `gateway/`: WebSocket upgrade, one task per connection.
 //! - `api/`: the native HTTP API, health, readiness, metrics.
 //! - [`server`]: assembling and running it all, and the graceful shutdown.
 //! - `cli/`: `fanfare serve`, `fanfare config check`.
