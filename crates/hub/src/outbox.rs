@@ -88,27 +88,38 @@ impl Outbox {
         Self { state: Mutex::new(state), room: Notify::new(), limits }
     }
 
-    /// Queues a frame without waiting. The writer is woken only when the
-    /// queue goes from empty to non-empty: while it is non-empty the writer
-    /// has not finished draining and will see the new frame.
+    /// Queues a frame without waiting; wakes the connection if it waits.
     pub fn push(&self, frame: Frame) -> Pushed {
+        self.push_all(std::iter::once(frame)).1
+    }
+
+    /// Queues frames in order under one lock, with one wake; returns how
+    /// many were queued and what happened to the last one tried (an
+    /// overflow stops there).
+    pub fn push_all(&self, frames: impl IntoIterator<Item = Frame>) -> (u64, Pushed) {
         let mut state = self.state.lock();
-        if state.closed.is_some() {
-            return Pushed::Closed;
+        let mut queued = 0;
+        let mut outcome = Pushed::Queued;
+        for frame in frames {
+            if state.closed.is_some() {
+                outcome = Pushed::Closed;
+                break;
+            }
+            if state.frames.len() >= self.limits.max_frames
+                || state.bytes + frame.len() > self.limits.max_bytes
+            {
+                state.closed = Some(CloseReason::new(CloseCode::SlowConsumer));
+                outcome = Pushed::Overflowed;
+                break;
+            }
+            state.bytes += frame.len();
+            state.frames.push_back(frame);
+            queued += 1;
         }
-        if state.frames.len() >= self.limits.max_frames || state.bytes + frame.len() > self.limits.max_bytes {
-            state.closed = Some(CloseReason::new(CloseCode::SlowConsumer));
-            let writer = state.take_writer();
-            drop(state);
-            wake(writer);
-            return Pushed::Overflowed;
-        }
-        state.bytes += frame.len();
-        state.frames.push_back(frame);
-        let writer = state.take_writer();
+        let writer = if queued > 0 || outcome == Pushed::Overflowed { state.take_writer() } else { None };
         drop(state);
         wake(writer);
-        Pushed::Queued
+        (queued, outcome)
     }
 
     /// Queues a frame, waiting for room instead of overflowing. For history
@@ -241,6 +252,16 @@ mod tests {
         let reason = outbox.drain(&mut out).await.unwrap();
         assert_eq!(reason.code, CloseCode::SlowConsumer);
         assert!(out.is_empty());
+    }
+
+    #[tokio::test]
+    async fn push_all_queues_in_order_and_stops_at_an_overflow() {
+        let outbox = Outbox::new(OutboxLimits { max_frames: 3, max_bytes: 1 << 20 });
+        assert_eq!(outbox.push_all([frame("a"), frame("b")]), (2, Pushed::Queued));
+        assert_eq!(outbox.push_all([frame("c"), frame("d"), frame("e")]), (1, Pushed::Overflowed));
+        assert_eq!(outbox.push_all([frame("f")]), (0, Pushed::Closed));
+        let mut out = Vec::new();
+        assert_eq!(outbox.drain(&mut out).await.unwrap().code, CloseCode::SlowConsumer);
     }
 
     #[tokio::test]

@@ -14,14 +14,18 @@ use std::time::Instant;
 
 use fanfare_protocol::ChannelName;
 use fanfare_store::{AppendRequest, Appended, StoreError};
-use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::HubError;
 use crate::encode::{Encoded, Message};
 use crate::hub::Shared;
-use crate::registry::ConnId;
+use crate::registry::{ConnId, Outgoing};
+
+/// Most publications fanned out in one pass (those whose appends completed
+/// in the same group commit).
+const FAN_OUT_BATCH: usize = 64;
 
 pub(crate) struct PublishJob {
     pub request: AppendRequest,
@@ -44,8 +48,14 @@ pub(crate) async fn run_pipeline(shared: Arc<Shared>, mut jobs: mpsc::Receiver<P
     while open || !in_flight.is_empty() {
         tokio::select! {
             biased;
-            Some((pending, outcome)) = in_flight.next(), if !in_flight.is_empty() => {
-                finish(&shared, pending, outcome);
+            Some(first) = in_flight.next(), if !in_flight.is_empty() => {
+                let mut done = vec![first];
+                while done.len() < FAN_OUT_BATCH
+                    && let Some(Some(next)) = in_flight.next().now_or_never()
+                {
+                    done.push(next);
+                }
+                finish(&shared, done);
             }
             job = jobs.recv(), if open && in_flight.len() < max_in_flight => {
                 let Some(job) = job else { open = false; continue };
@@ -66,28 +76,59 @@ pub(crate) async fn run_pipeline(shared: Arc<Shared>, mut jobs: mpsc::Receiver<P
     }
 }
 
-fn finish(shared: &Shared, pending: Pending, outcome: Result<Appended, StoreError>) {
-    let outcome = outcome.map_err(HubError::from);
-    if let Ok(appended) = &outcome {
-        if appended.duplicate {
-            shared.metrics.duplicate_publications.increment(1);
-        } else {
-            fan_out_durable(shared, &pending, appended);
-            shared.metrics.publications.increment(1);
-            shared.metrics.fanout_latency.record(pending.accepted_at.elapsed().as_secs_f64());
-        }
+/// Fans out publications whose appends completed together, then answers
+/// their publishers, in offset order.
+fn finish(shared: &Shared, done: Vec<(Pending, Result<Appended, StoreError>)>) {
+    let mut start = 0;
+    while start < done.len() {
+        let channel = &done[start].0.channel;
+        let run = done[start..].iter().take_while(|(pending, _)| pending.channel == *channel).count();
+        fan_out_durable(shared, channel, &done[start..start + run]);
+        start += run;
     }
-    // The publisher may have gone away; the publication stands regardless.
-    let _ = pending.reply.send(outcome);
+    for (pending, outcome) in done {
+        let outcome = outcome.map_err(HubError::from);
+        if let Ok(appended) = &outcome {
+            if appended.duplicate {
+                shared.metrics.duplicate_publications.increment(1);
+            } else {
+                shared.metrics.publications.increment(1);
+                shared.metrics.fanout_latency.record(pending.accepted_at.elapsed().as_secs_f64());
+            }
+        }
+        // The publisher may have gone away; the publication stands regardless.
+        let _ = pending.reply.send(outcome);
+    }
 }
 
-/// Encodes the publication once and queues the same bytes for every
-/// subscriber of the channel on this node.
-fn fan_out_durable(shared: &Shared, pending: &Pending, appended: &Appended) {
-    let Some(chan) = shared.registry.get(&pending.channel) else { return };
-    let message = Message::Publication { epoch: &appended.epoch, publication: &appended.publication };
-    let encoded = Encoded::new(&pending.channel, message);
-    let offset = Some(appended.publication.offset);
-    let result = chan.state.lock().fan_out(offset, &encoded, pending.exclude, shared.options.catch_up_buffer);
+/// Encodes each new publication of one channel once and queues the same
+/// bytes for every subscriber on this node, all of them in one pass over
+/// the subscribers (each connection then writes them together).
+fn fan_out_durable(shared: &Shared, channel: &ChannelName, run: &[(Pending, Result<Appended, StoreError>)]) {
+    let Some(chan) = shared.registry.get(channel) else { return };
+    let fresh: Vec<(&Pending, &Appended)> = run
+        .iter()
+        .filter_map(|(pending, outcome)| outcome.as_ref().ok().filter(|a| !a.duplicate).map(|a| (pending, a)))
+        .collect();
+    let encoded: Vec<Encoded<'_>> = fresh
+        .iter()
+        .map(|(_, appended)| {
+            let message = Message::Publication { epoch: &appended.epoch, publication: &appended.publication };
+            Encoded::new(channel, message)
+        })
+        .collect();
+    let outgoing: Vec<Outgoing<'_>> = fresh
+        .iter()
+        .zip(&encoded)
+        .map(|((pending, appended), message)| Outgoing {
+            offset: Some(appended.publication.offset),
+            message,
+            except: pending.exclude,
+        })
+        .collect();
+    if outgoing.is_empty() {
+        return;
+    }
+    let result = chan.state.lock().fan_out_many(&outgoing, shared.options.catch_up_buffer);
     shared.count_fan_out(result);
 }

@@ -62,11 +62,18 @@ pub(crate) struct FanOut {
     pub overflowed: u64,
 }
 
+/// One message of a fan-out.
+pub(crate) struct Outgoing<'a> {
+    /// Its offset, for a publication kept in history.
+    pub offset: Option<u64>,
+    pub message: &'a Encoded<'a>,
+    /// The connection that must not get it (a client's own event).
+    pub except: Option<ConnId>,
+}
+
 impl ChannelState {
-    /// Pushes a message to every subscriber (but `except`), in the
-    /// subscriber's protocol: into the outbox, or into the catch-up buffer
-    /// of a subscription still replaying history. A catch-up buffer larger
-    /// than `catch_up_cap` makes its connection a slow consumer.
+    /// Pushes one message to every subscriber (but `except`): see
+    /// [`ChannelState::fan_out_many`].
     pub fn fan_out(
         &mut self,
         offset: Option<u64>,
@@ -74,25 +81,37 @@ impl ChannelState {
         except: Option<ConnId>,
         catch_up_cap: usize,
     ) -> FanOut {
+        self.fan_out_many(&[Outgoing { offset, message, except }], catch_up_cap)
+    }
+
+    /// Pushes messages, in order, to every subscriber, in the subscriber's
+    /// protocol: into the outbox, or into the catch-up buffer of a
+    /// subscription still replaying history. Subscriber by subscriber, so
+    /// each outbox takes all of them at once and its connection writes
+    /// them together. A catch-up buffer larger than `catch_up_cap` makes
+    /// its connection a slow consumer.
+    pub fn fan_out_many(&mut self, messages: &[Outgoing<'_>], catch_up_cap: usize) -> FanOut {
         let mut result = FanOut::default();
         for entry in &mut self.entries {
-            if Some(entry.sub.conn) == except || offset.is_some_and(|o| o <= entry.skip_up_to) {
+            let due = messages.iter().filter(|m| {
+                Some(entry.sub.conn) != m.except && m.offset.is_none_or(|o| o > entry.skip_up_to)
+            });
+            let Some(buffer) = &mut entry.catch_up else {
+                let frames = due.map(|m| m.message.frame(entry.sub.protocol).clone());
+                let (queued, pushed) = entry.sub.outbox.push_all(frames);
+                result.delivered += queued;
+                result.overflowed += u64::from(pushed == Pushed::Overflowed);
                 continue;
-            }
-            let frame = message.frame(entry.sub.protocol);
-            match &mut entry.catch_up {
-                Some(buffer) if buffer.len() >= catch_up_cap => {
+            };
+            for m in due {
+                if buffer.len() >= catch_up_cap {
                     if !entry.sub.outbox.is_closed() {
                         entry.sub.outbox.close(CloseReason::new(CloseCode::SlowConsumer));
                         result.overflowed += 1;
                     }
+                    break;
                 }
-                Some(buffer) => buffer.push((offset, frame.clone())),
-                None => match entry.sub.outbox.push(frame.clone()) {
-                    Pushed::Queued => result.delivered += 1,
-                    Pushed::Overflowed => result.overflowed += 1,
-                    Pushed::Closed => {}
-                },
+                buffer.push((m.offset, m.message.frame(entry.sub.protocol).clone()));
             }
         }
         result

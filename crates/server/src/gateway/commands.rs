@@ -98,7 +98,7 @@ impl Session {
             .subscribe(request, |result, _| native::encode_reply(id, result))
             .await
             .map_err(hub_error)?;
-        self.channels.insert(channel);
+        self.channels.insert(channel, ());
         Ok(())
     }
 
@@ -121,7 +121,7 @@ impl Session {
     }
 
     fn unsubscribe(&mut self, id: u64, channel: &ChannelName) -> Result<(), ErrorInfo> {
-        if !self.channels.remove(channel) {
+        if self.channels.remove(channel).is_none() {
             return Err(hub_error(HubError::NotSubscribed));
         }
         self.app.hub.unsubscribe(self.conn, channel).map_err(hub_error)?;

@@ -13,6 +13,7 @@ mod pusher;
 mod rate;
 mod session;
 mod socket;
+mod subscriptions;
 mod upgrade;
 
 pub(crate) use commands::{check_data, hub_error};

@@ -1,7 +1,6 @@
 //! The native protocol's side of a connection: decodes commands, runs
 //! them (`commands.rs`), and releases the session's state when it ends.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use fanfare_hub::{CloseReason, ConnId, Outbox, Protocol};
@@ -12,6 +11,7 @@ use tokio::time::Instant;
 use crate::auth::Identity;
 use crate::gateway::connection::{self, Dialect, Link, Next};
 use crate::gateway::rate::TokenBucket;
+use crate::gateway::subscriptions::Subscriptions;
 use crate::gateway::upgrade::Io;
 use crate::server::AppState;
 
@@ -21,7 +21,7 @@ pub(crate) struct Session {
     pub outbox: Arc<Outbox>,
     /// Set by a successful `connect`.
     pub identity: Option<Identity>,
-    pub channels: HashSet<ChannelName>,
+    pub channels: Subscriptions<ChannelName, ()>,
     /// Every command counts against `limits.max_commands_per_second`.
     pub commands: TokenBucket,
 }
@@ -38,7 +38,7 @@ pub fn run(app: AppState, io: Io) -> impl Future<Output = ()> + Send {
         conn,
         outbox: outbox.clone(),
         identity: None,
-        channels: HashSet::new(),
+        channels: Subscriptions::new(),
         commands,
     };
     connection::drive(&app, io, outbox, Protocol::Native, session)
@@ -85,7 +85,7 @@ impl Dialect for Session {
 
     /// Every piece of per-connection state is released here, once.
     fn end(&mut self) {
-        for channel in self.channels.drain() {
+        for (channel, ()) in self.channels.drain() {
             let _ = self.app.hub.unsubscribe(self.conn, &channel);
         }
         self.app.hub.connections().unregister(self.conn);

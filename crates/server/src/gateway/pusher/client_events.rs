@@ -50,7 +50,7 @@ impl PusherSession {
         if !channel.accepts_client_events() {
             return Err((rejected, "client events are allowed on private and presence channels only"));
         }
-        if !self.channels.contains_key(channel.as_str()) {
+        if !self.channels.contains(channel.as_str()) {
             return Err((rejected, "subscribe to the channel before sending client events on it"));
         }
         if data.len() > self.pusher_app.settings.max_event_bytes {

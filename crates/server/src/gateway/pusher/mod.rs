@@ -11,7 +11,6 @@ mod client_events;
 mod signin;
 mod subscribe;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +30,7 @@ use crate::pusher::apps::PusherApp;
 use crate::server::AppState;
 
 use crate::gateway::rate::TokenBucket;
+use crate::gateway::subscriptions::Subscriptions;
 
 /// Seconds of silence after which pusher-js pings (it uses the smaller of
 /// this and its own setting, 120 s by default).
@@ -107,7 +107,7 @@ pub(crate) struct PusherSession {
     conn: ConnId,
     socket_id: String,
     outbox: Arc<Outbox>,
-    channels: HashMap<String, Subscribed>,
+    channels: Subscriptions<String, Subscribed>,
     signed_in: Option<SignedIn>,
     /// When an app requires authentication: until when it must happen.
     authenticate_by: Option<Instant>,
@@ -132,7 +132,7 @@ impl PusherSession {
             conn,
             socket_id,
             outbox: outbox.clone(),
-            channels: HashMap::new(),
+            channels: Subscriptions::new(),
             signed_in: None,
             authenticate_by,
             client_events: TokenBucket::new(client_events::CLIENT_EVENTS_PER_SECOND),

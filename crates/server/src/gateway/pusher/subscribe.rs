@@ -32,7 +32,7 @@ impl PusherSession {
         channel_data: Option<String>,
     ) {
         let name = channel.as_str().to_owned();
-        if self.channels.contains_key(&name) {
+        if self.channels.contains(name.as_str()) {
             return; // pusher-js does not subscribe twice; a repeat changes nothing.
         }
         if let Err(refusal) = self.try_subscribe(&channel, auth.as_deref(), channel_data.as_deref()).await {
