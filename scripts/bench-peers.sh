@@ -23,6 +23,7 @@
 #   --targets "A B"     subset of: fanfare-native fanfare-pusher sockudo soketi nats fanfare-store
 #   --scenarios "A B"   subset of: idle fanout-throughput fanout-latency history reconnect-storm reconnect-storm-light
 #   --quick             1 run, 3 s, 2,000 idle connections: a smoke test of the script
+#   --pin               server on CPU 0, load tool on CPU 1 (taskset): no core shared
 #   --install-only      install missing peers and stop
 #   --no-install        never install; skip a peer that is missing
 #
@@ -49,6 +50,8 @@ SOCKUDO_VERSION=5.2.0
 SOKETI_VERSION=1.6.1
 UWS_OVERRIDE=npm:@trufflesuite/uws-js-unofficial@20.30.0-unofficial.0
 INSTALL=auto
+SERVER_ON=()   # --pin: the command prefixes that put the server and the tool on their own core
+TOOL_ON=()
 
 die() { echo "bench-peers: $*" >&2; exit 1; }
 say() { echo "[bench-peers $(date -u +%H:%M:%S)] $*" >&2; }
@@ -62,6 +65,7 @@ while [ $# -gt 0 ]; do
     --targets) TARGETS=$2; shift 2 ;;
     --scenarios) SCENARIOS=$2; shift 2 ;;
     --quick) RUNS=1; DURATION=3s; CUT_AFTER=1s; BIG_CONNECTIONS=2000; shift ;;
+    --pin) SERVER_ON=(taskset -c 0); TOOL_ON=(taskset -c 1); shift ;;
     --install-only) INSTALL=only; shift ;;
     --no-install) INSTALL=never; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -201,7 +205,7 @@ start_server() { # target log
     fanfare-native|fanfare-pusher)
       local data
       data=$(mktemp -d "$SESSION/fanfare-data.XXXXXX")
-      "$FANFARE" serve --listen "$BIND_HOST:0" --data-dir "$data" >"$log" 2>&1 &
+      "${SERVER_ON[@]}" "$FANFARE" serve --listen "$BIND_HOST:0" --data-dir "$data" >"$log" 2>&1 &
       SERVER_PID=$!
       started_pids+=("$SERVER_PID")
       local i addr=""
@@ -226,7 +230,7 @@ start_server() { # target log
         SOCKUDO_DEFAULT_APP_MAX_BACKEND_EVENTS_PER_SECOND=1000000 \
         SOCKUDO_DEFAULT_APP_MAX_CLIENT_EVENTS_PER_SECOND=1000000 \
         SOCKUDO_DEFAULT_APP_MAX_READ_REQUESTS_PER_SECOND=1000000 \
-        "$SOCKUDO_BIN" >"$log" 2>&1 &
+        "${SERVER_ON[@]}" "$SOCKUDO_BIN" >"$log" 2>&1 &
       SERVER_PID=$!
       started_pids+=("$SERVER_PID")
       wait_port "$BIND_HOST" "$port" 60 "$SERVER_PID" || return 1
@@ -236,7 +240,7 @@ start_server() { # target log
       port=$(free_port)
       local metrics_port
       metrics_port=$(free_port)
-      (cd "$SOKETI_DIR" && exec env SOKETI_HOST="$BIND_HOST" SOKETI_PORT="$port" \
+      (cd "$SOKETI_DIR" && exec "${SERVER_ON[@]}" env SOKETI_HOST="$BIND_HOST" SOKETI_PORT="$port" \
         SOKETI_METRICS_ENABLED=false SOKETI_METRICS_HOST="$BIND_HOST" SOKETI_METRICS_SERVER_PORT="$metrics_port" \
         SOKETI_DEFAULT_APP_ID="$FANFARE_PUSHER_APP_ID" SOKETI_DEFAULT_APP_KEY="$FANFARE_PUSHER_APP_KEY" \
         SOKETI_DEFAULT_APP_SECRET="$FANFARE_PUSHER_APP_SECRET" \
@@ -260,7 +264,7 @@ websocket {
   no_tls: true
 }
 EOF
-      "$NATS_SERVER" -c "$conf" >"$log" 2>&1 &
+      "${SERVER_ON[@]}" "$NATS_SERVER" -c "$conf" >"$log" 2>&1 &
       SERVER_PID=$!
       started_pids+=("$SERVER_PID")
       wait_port "$BIND_HOST" "$port" 30 "$SERVER_PID" || return 1
@@ -349,7 +353,7 @@ run_one() { # scenario target run
   [ -n "$SERVER_URL" ] && shown+=" --url \$URL --server-pid \$PID"
   say "$name: $shown"
   # shellcheck disable=SC2086 # args are words by construction
-  timeout --kill-after=15s $((RUN_TIMEOUT + 30)) "$FANFARE" bench $args \
+  timeout --kill-after=15s $((RUN_TIMEOUT + 30)) "${TOOL_ON[@]}" "$FANFARE" bench $args \
     --timeout "${RUN_TIMEOUT}s" --json --no-progress >"$out" 2>"$err" &
   local bench=$!
   started_pids+=("$bench")
@@ -387,7 +391,7 @@ DATE=$(date -u +%Y-%m-%d)
   [[ " $available " == *" sockudo "* ]] && echo "sockudo=$("$SOCKUDO_BIN" --version 2>/dev/null | head -n1)"
   [[ " $available " == *" soketi "* ]] && echo "soketi=@soketi/soketi $(sed -n 's/^ *"version": *"\(.*\)",*/\1/p' "$SOKETI_DIR/node_modules/@soketi/soketi/package.json" | head -n1), node $(node --version)"
   [[ " $available " == *" nats "* ]] && echo "nats=$("$NATS_SERVER" --version 2>/dev/null)"
-  echo "settings=runs $RUNS, duration $DURATION, $BIG_CONNECTIONS idle/storm connections over $WORKERS workers from $SOURCE_ADDRS, $FANOUT_CONNECTIONS fan-out subscribers"
+  echo "settings=runs $RUNS, duration $DURATION, pinned: ${SERVER_ON[*]:-no}${TOOL_ON[*]:+ / tool }${TOOL_ON[*]:-}, $BIG_CONNECTIONS idle/storm connections over $WORKERS workers from $SOURCE_ADDRS, $FANOUT_CONNECTIONS fan-out subscribers"
 } >"$SESSION/machine"
 
 python3 - "$SESSION" "$OUT_DIR" "$DATE" <<'PY'
