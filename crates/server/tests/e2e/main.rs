@@ -4,6 +4,7 @@
 mod bad_input;
 mod bench;
 mod durability;
+mod framing;
 mod lifecycle;
 mod ordering;
 mod presence;
