@@ -67,6 +67,9 @@ struct State {
     /// The connection waiting in [`Outbox::poll_drain`]: woken when frames
     /// are queued or the outbox closes.
     writer: Option<Waker>,
+    /// The connection waiting in [`Outbox::poll_closed`] while its socket
+    /// is full: woken only when the outbox closes.
+    closer: Option<Waker>,
 }
 
 impl State {
@@ -84,7 +87,7 @@ fn wake(writer: Option<Waker>) {
 
 impl Outbox {
     pub fn new(limits: OutboxLimits) -> Self {
-        let state = State { frames: VecDeque::new(), bytes: 0, closed: None, writer: None };
+        let state = State { frames: VecDeque::new(), bytes: 0, closed: None, writer: None, closer: None };
         Self { state: Mutex::new(state), room: Notify::new(), limits }
     }
 
@@ -117,8 +120,10 @@ impl Outbox {
             queued += 1;
         }
         let writer = if queued > 0 || outcome == Pushed::Overflowed { state.take_writer() } else { None };
+        let closer = if outcome == Pushed::Overflowed { state.closer.take() } else { None };
         drop(state);
         wake(writer);
+        wake(closer);
         (queued, outcome)
     }
 
@@ -156,9 +161,26 @@ impl Outbox {
             state.closed = Some(reason);
         }
         let writer = state.take_writer();
+        let closer = state.closer.take();
         drop(state);
         wake(writer);
+        wake(closer);
         self.room.notify_waiters();
+    }
+
+    /// Ready with the reason once the outbox is closed; `Pending` registers
+    /// the task to wake then. For a connection whose socket is full, so a
+    /// client that stops reading is still disconnected as soon as its
+    /// outbox overflows.
+    pub fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<CloseReason> {
+        let mut state = self.state.lock();
+        if let Some(reason) = state.closed {
+            return Poll::Ready(reason);
+        }
+        if !state.closer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            state.closer = Some(cx.waker().clone());
+        }
+        Poll::Pending
     }
 
     pub fn is_closed(&self) -> bool {

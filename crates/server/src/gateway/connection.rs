@@ -249,7 +249,13 @@ where
                 outbox.close(CloseReason::new(CloseCode::Normal));
                 return Poll::Ready(Err(Wake::Ended(Closing::Gone)));
             }
-            Poll::Pending => return Poll::Pending,
+            Poll::Pending => {
+                // The socket is full: if the outbox overflows (or the server
+                // closes it) meanwhile, the connection ends now, not when the
+                // client reads again; what is left to write gets the bounded
+                // time of the close (`closing.rs`).
+                return outbox.poll_closed(cx).map(Ok);
+            }
         }
         // Only an empty socket queue takes more from the outbox: a client
         // that does not read lets its outbox fill up and overflow.
