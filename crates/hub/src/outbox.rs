@@ -1,11 +1,11 @@
 //! The outbox: a connection's bounded queue of frames waiting to be written.
 //!
 //! Fan-out pushes shared [`Frame`]s here without waiting; the connection's
-//! task drains everything queued in one go and writes it with one
-//! vectored write. When a push finds the outbox full, the connection is too slow for
-//! the channel: the outbox closes itself with [`CloseCode::SlowConsumer`]
-//! ("reconnect and recover") instead of growing or making the publisher
-//! wait, so one slow client never delays the others and memory stays bounded.
+//! task drains everything queued in one go and writes it together. When a
+//! push finds the outbox full, the connection is too slow for the channel:
+//! the outbox closes itself with [`CloseCode::SlowConsumer`] ("reconnect
+//! and recover") instead of growing or making the publisher wait, so one
+//! slow client never delays the others and memory stays bounded.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;

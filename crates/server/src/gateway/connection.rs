@@ -3,7 +3,7 @@
 //!
 //! The task waits for whichever comes first: a message from the client
 //! (handed to the protocol's [`Dialect`]), frames in the outbox (written
-//! with one vectored write), or the timer (keepalive ping, read deadline).
+//! together, `socket.rs`), or the timer (keepalive ping, read deadline).
 //! While a command runs, the outbox keeps being written, so a replay that
 //! waits for room in the outbox makes progress. Replies and pushes all go
 //! through the outbox, so every frame keeps its order. Cleanup happens in

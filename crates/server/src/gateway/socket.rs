@@ -1,8 +1,9 @@
 //! One WebSocket connection's I/O: messages read from the client, frames
 //! written to it. Reads go through a buffer on the stack and are kept only
-//! while a frame is incomplete; writes hand the shared frames themselves
-//! to one vectored write, so an idle connection holds no buffer at all and
-//! a busy one copies nothing (`fanfare_protocol::websocket`).
+//! while a frame is incomplete; a lone frame is written straight from the
+//! bytes every connection shares, several small ones are put together in
+//! the worker thread's staging buffer first. An idle connection holds no
+//! buffer at all (`fanfare_protocol::websocket`).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
