@@ -171,3 +171,49 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.io).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    /// Frames of many sizes through a pipe that takes 7 bytes at a time:
+    /// every partial write resumes where it stopped, and the bytes arrive
+    /// exactly as queued.
+    #[tokio::test]
+    async fn partial_writes_deliver_every_frame_intact_and_in_order() {
+        let (ours, mut theirs) = tokio::io::duplex(7);
+        let mut socket = WebSocket::new(ours, &[], 1024);
+        let frames: Vec<Frame> = [0, 1, 125, 126, 3000, 65_536, 2, 40_000]
+            .iter()
+            .map(|&n| Frame::from_string("z".repeat(n)))
+            .collect();
+        let expected: Vec<u8> = frames.iter().flat_map(|f| f.wire().to_vec()).collect();
+        for frame in frames {
+            socket.outbound().push(frame);
+        }
+        let reader = tokio::spawn(async move {
+            let mut got = vec![0; expected.len()];
+            theirs.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, expected);
+        });
+        poll_fn(|cx| socket.poll_write(cx)).await.unwrap();
+        assert!(socket.outbound().is_empty());
+        assert_eq!(socket.outbound().queue().capacity(), 0, "an idle connection keeps no buffer");
+        reader.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn bytes_read_with_the_handshake_come_first() {
+        let (ours, mut theirs) = tokio::io::duplex(64);
+        let early = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
+        let mut socket = WebSocket::new(ours, &early, 1024);
+        tokio::io::AsyncWriteExt::write_all(&mut theirs, &[0x81, 0x81, 0, 0, 0, 0, b'!']).await.unwrap();
+        let first = poll_fn(|cx| socket.poll_message(cx)).await.unwrap();
+        let second = poll_fn(|cx| socket.poll_message(cx)).await.unwrap();
+        assert_eq!((first, second), (Incoming::Text("hi".into()), Incoming::Text("!".into())));
+    }
+}
