@@ -21,6 +21,9 @@
 #   --runs N            runs per scenario and server (env RUNS, default 3)
 #   --duration D        publish / hold time per run (env DURATION, default 10s)
 #   --targets "A B"     subset of: fanfare-native fanfare-pusher sockudo soketi nats fanfare-store
+#                       and, not run unless named: fanfare-nagle (native, tcp_nodelay = false),
+#                       bare and bare-nodelay (the bare coalescing broadcaster example, the
+#                       reference of the fan-out targets; Nagle on / TCP_NODELAY)
 #   --scenarios "A B"   subset of: idle fanout-throughput fanout-latency history reconnect-storm reconnect-storm-light
 #   --quick             1 run, 3 s, 2,000 idle connections: a smoke test of the script
 #   --pin               server on CPU 0, load tool on CPU 1 (taskset): no core shared
@@ -135,12 +138,17 @@ available=""
 if has_target sockudo; then install_sockudo && available+=" sockudo"; fi
 if has_target soketi; then install_soketi && available+=" soketi"; fi
 if has_target nats; then install_nats && available+=" nats"; fi
-for t in fanfare-native fanfare-pusher fanfare-store; do has_target $t && available+=" $t"; done
+for t in fanfare-native fanfare-pusher fanfare-store fanfare-nagle bare bare-nodelay; do
+  has_target $t && available+=" $t"
+done
 [ "$INSTALL" = only ] && { say "peers installed:$available"; exit 0; }
 
 command -v python3 >/dev/null || die "python3 is needed for the results and charts"
 say "building target/release/fanfare"
 (cd "$REPO" && cargo build --release -p fanfare)
+if has_target bare || has_target bare-nodelay; then
+  (cd "$REPO" && cargo build --release -p fanfare-bench --example bare_broadcaster)
+fi
 COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$REPO" diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null || COMMIT+="+changes"
 CHANGED=$(git -C "$REPO" status --short -- crates Cargo.toml Cargo.lock 2>/dev/null | awk '{print $2}' | tr '\n' ' ')
@@ -157,6 +165,10 @@ started_pids=()
 # this machine) must not change the binary under test between runs.
 FANFARE=$SESSION/fanfare
 cp "$REPO/target/release/fanfare" "$FANFARE"
+BARE=$SESSION/bare_broadcaster
+if has_target bare || has_target bare-nodelay; then
+  cp "$REPO/target/release/examples/bare_broadcaster" "$BARE"
+fi
 
 cleanup() {
   local pid
@@ -202,10 +214,11 @@ start_server() { # target log
   local target=$1 log=$2 port
   SERVER_PID="" SERVER_URL=""
   case $target in
-    fanfare-native|fanfare-pusher)
-      local data
+    fanfare-native|fanfare-pusher|fanfare-nagle)
+      local data nodelay=true
       data=$(mktemp -d "$SESSION/fanfare-data.XXXXXX")
-      "${SERVER_ON[@]}" "$FANFARE" serve --listen "$BIND_HOST:0" --data-dir "$data" >"$log" 2>&1 &
+      [ "$target" = fanfare-nagle ] && nodelay=false
+      FANFARE_TCP_NODELAY=$nodelay "${SERVER_ON[@]}" "$FANFARE" serve --listen "$BIND_HOST:0" --data-dir "$data" >"$log" 2>&1 &
       SERVER_PID=$!
       started_pids+=("$SERVER_PID")
       local i addr=""
@@ -270,6 +283,23 @@ EOF
       wait_port "$BIND_HOST" "$port" 30 "$SERVER_PID" || return 1
       SERVER_URL=ws://$BIND_HOST:$port
       ;;
+    bare|bare-nodelay)
+      local flags=()
+      [ "$target" = bare-nodelay ] && flags=(--nodelay)
+      "${SERVER_ON[@]}" "$BARE" "$BIND_HOST:0" "${flags[@]}" >"$log" 2>&1 &
+      SERVER_PID=$!
+      started_pids+=("$SERVER_PID")
+      local i addr=""
+      for i in $(seq 100); do
+        addr=$(sed -n 's/.*listening on \([0-9.]*:[0-9]*\).*/\1/p' "$log" | head -n1)
+        [ -n "$addr" ] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+      done
+      [ -n "$addr" ] || return 1
+      is_loopback "${addr%:*}" || die "the bare broadcaster listens on $addr, not loopback"
+      SERVER_URL=http://$addr
+      ;;
     fanfare-store) ;; # the store in the bench's own process: no server
     *) die "unknown target $target" ;;
   esac
@@ -290,7 +320,8 @@ stop_server() {
 # The targets a scenario applies to, and why the others cannot run it.
 targets_of() {
   case $1 in
-    idle|fanout-throughput|fanout-latency) echo "fanfare-native fanfare-pusher sockudo soketi nats" ;;
+    idle|fanout-throughput|fanout-latency)
+      echo "fanfare-native fanfare-pusher sockudo soketi nats fanfare-nagle bare bare-nodelay" ;;
     history) echo "fanfare-native fanfare-store" ;;
     reconnect-storm|reconnect-storm-light) echo "fanfare-native" ;;
     *) die "unknown scenario $1" ;;
@@ -318,7 +349,7 @@ scenario_args() { # scenario target
 
 protocol_of() {
   case $1 in
-    fanfare-native|fanfare-store) echo native ;;
+    fanfare-native|fanfare-store|fanfare-nagle|bare|bare-nodelay) echo native ;;
     fanfare-pusher|sockudo|soketi) echo pusher ;;
     nats) echo nats ;;
   esac
@@ -403,6 +434,8 @@ session, out_dir, date = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 LABELS = {
     "fanfare-native": "Fanfare native", "fanfare-pusher": "Fanfare Pusher",
     "sockudo": "Sockudo", "soketi": "Soketi", "nats": "NATS", "fanfare-store": "Fanfare store (in process)",
+    "fanfare-nagle": "Fanfare native, Nagle", "bare": "bare, Nagle",
+    "bare-nodelay": "bare, TCP_NODELAY",
 }
 ORDER = list(LABELS)
 
@@ -432,6 +465,7 @@ METRICS = {
                ("p99_ms", ("delivery", "latency", "p99_us"), 1e-3),
                ("p999_ms", ("delivery", "latency", "p999_us"), 1e-3),
                ("server_cpu_s", ("server", "cpu_seconds"), 1), ("tool_cpu_s", ("tool", "cpu_seconds"), 1),
+               ("frames_per_write", ("server", "frames_per_write"), 1),
                ("lost", ("delivery", "lost"), 1), ("duplicated", ("delivery", "duplicated"), 1),
                ("out_of_order", ("delivery", "out_of_order"), 1)],
     "history": [("appends_per_s", ("history", "appends_per_second"), 1),
@@ -532,7 +566,8 @@ def chart(file, title, unit, rows, target=None, target_label=None, fmt="{:,.0f}"
 
 RUNS = max((r["run"] for r in runs), default=1)
 COLOURS = {"fanfare-native": "#2b6cb0", "fanfare-pusher": "#63a4e8", "sockudo": "#dd6b20",
-           "soketi": "#38a169", "nats": "#805ad5", "fanfare-store": "#2c7a7b"}
+           "soketi": "#38a169", "nats": "#805ad5", "fanfare-store": "#2c7a7b",
+           "fanfare-nagle": "#1a4480", "bare": "#718096", "bare-nodelay": "#a0aec0"}
 def rows_for(scenario, metric):
     rows = []
     for target in ORDER:

@@ -51,6 +51,7 @@ mod progress;
 mod publisher;
 mod report;
 mod scenario;
+mod server_writes;
 mod stats;
 mod tracker;
 mod workers;

@@ -51,6 +51,10 @@ pub struct ServerReport {
     pub rss_per_connection_kib: Option<f64>,
     /// CPU (user + system) the server used while publications flowed.
     pub cpu_seconds: f64,
+    /// Frames per socket write while publishing, from the server's
+    /// `/metrics` (Fanfare's `fanfare_ws_*` counters; absent for others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames_per_write: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -190,9 +194,10 @@ impl ServerReport {
     fn rows(&self) -> Rows {
         let per = per_connection(self.rss_per_connection_kib);
         let (before, after) = (mib(self.rss_before_kib), mib(self.rss_after_kib));
+        let frames = self.frames_per_write.map_or(String::new(), |f| format!(", {f:.1} frames per write"));
         vec![(
             "server",
-            format!("pid {}: RSS {before} → {after}{per}, CPU {:.2} s", self.pid, self.cpu_seconds),
+            format!("pid {}: RSS {before} → {after}{per}, CPU {:.2} s{frames}", self.pid, self.cpu_seconds),
         )]
     }
 }

@@ -109,10 +109,12 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_accepting, accepting_stopped) = tokio::sync::oneshot::channel::<()>();
-    // Frames are coalesced by the writer already; Nagle's algorithm would
-    // only add the peer's delayed-ACK time (~40 ms) to every delivery.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
+    // Frames are coalesced by the writer already; by default Nagle's
+    // algorithm is off, as it would add the peer's delayed-ACK time to a
+    // delivery that follows another closely (`tcp_nodelay`).
+    let nodelay = app.settings.tcp_nodelay;
+    let listener = listener.tap_io(move |tcp| {
+        let _ = tcp.set_nodelay(nodelay);
     });
     let http = axum::serve(listener, router(app.clone())).with_graceful_shutdown(async move {
         let _ = accepting_stopped.await;

@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use metrics::{Gauge, gauge};
+use metrics::{Gauge, counter, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Buckets of the publish → fan-out latency histogram, in seconds.
@@ -38,6 +38,10 @@ impl ServerMetrics {
             spawn_upkeep(handle.clone());
             handle
         });
+        // Counted by the gateway's sockets (`gateway/socket.rs`); registered
+        // here so they show from the start.
+        counter!("fanfare_ws_writes_total").increment(0);
+        counter!("fanfare_ws_frames_written_total").increment(0);
         Self { handle: handle.clone(), connections: gauge!("fanfare_connections") }
     }
 

@@ -14,7 +14,7 @@ use crate::proc_stats::ProcSample;
 use crate::publisher::{PublishOutcome, Publisher, Sink};
 use crate::report::{DeliveryReport, PublishReport};
 use crate::stats::{Latency, per_second};
-use crate::{BenchError, progress};
+use crate::{BenchError, progress, server_writes};
 
 /// How often the drain looks whether everyone has caught up.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
@@ -25,6 +25,8 @@ pub(crate) struct DeliveryRun {
     pub elapsed_s: f64,
     pub server_before: Option<ProcSample>,
     pub server_after: Option<ProcSample>,
+    /// Frames per socket write on the server while publishing (Fanfare only).
+    pub frames_per_write: Option<f64>,
     pub caught_up: u64,
     pub recovered: u64,
     pub errors: Arc<ErrorLog>,
@@ -48,6 +50,7 @@ pub(crate) async fn publish_and_drain(
         counter: None,
     };
     let line = progress::start(plan.options.progress, plan.options.scenario.to_string(), sources);
+    let writes_before = server_writes::sample(plan).await;
     let server_before = probe.sample()?;
     let started = Instant::now();
     let publishing = tokio::spawn(publisher.run());
@@ -68,6 +71,7 @@ pub(crate) async fn publish_and_drain(
     }
     let elapsed_s = started.elapsed().as_secs_f64();
     let server_after = probe.sample()?;
+    let frames_per_write = server_writes::frames_per_write(writes_before, server_writes::sample(plan).await);
     drop(line);
     let progress = fleet.progress();
     Ok(DeliveryRun {
@@ -75,6 +79,7 @@ pub(crate) async fn publish_and_drain(
         elapsed_s,
         server_before,
         server_after,
+        frames_per_write,
         caught_up: progress.caught_up,
         recovered: progress.recovered,
         errors,

@@ -47,5 +47,6 @@ pub(super) fn server_report(plan: &Plan, delivery: &super::delivery::DeliveryRun
         rss_after_kib: after.rss_kib,
         rss_per_connection_kib: None,
         cpu_seconds: after.cpu_seconds - before.cpu_seconds,
+        frames_per_write: delivery.frames_per_write,
     })
 }

@@ -59,6 +59,7 @@ pub(crate) async fn run(plan: Arc<Plan>) -> Result<Report, BenchError> {
             rss_after_kib: after.rss_kib,
             rss_per_connection_kib: None,
             cpu_seconds: after.cpu_seconds - before.cpu_seconds,
+            frames_per_write: None,
         });
     }
     report.history = Some(history);

@@ -41,6 +41,7 @@ pub(crate) async fn run(plan: Arc<Plan>) -> Result<Report, BenchError> {
             rss_after_kib: after.rss_kib,
             rss_per_connection_kib: per_connection(before.rss_kib, after.rss_kib, held.connected),
             cpu_seconds: after.cpu_seconds - before.cpu_seconds,
+            frames_per_write: None,
         });
     }
     report.errors = result.errors;

@@ -64,6 +64,13 @@ pub const ENV_VARS: &[EnvVar] = &[
         "(a random string, at least 16 characters)",
         "Bearer key for the HTTP API. When unset, one is generated on first start and kept in `DATA_DIR/api_key`.",
     ),
+    var(
+        "FANFARE_TCP_NODELAY",
+        "tcp_nodelay",
+        Bool,
+        "true",
+        "`TCP_NODELAY` on client connections; `false` lets Nagle's algorithm batch small writes under load at the cost of delayed-ACK latency.",
+    ),
     var("FANFARE_LOG", "log", Text, "info,fanfare=debug", "Log filter (tracing `EnvFilter` syntax)."),
     var(
         "FANFARE_SHUTDOWN_GRACE",

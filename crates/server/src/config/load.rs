@@ -250,6 +250,7 @@ mod tests {
         assert_eq!(settings.store.durability, Durability::Fsync);
         assert_eq!(settings.api_key, None);
         assert_eq!(settings.shutdown_grace, Duration::from_secs(30));
+        assert!(settings.tcp_nodelay, "Nagle's algorithm is off unless asked for");
         assert_eq!(settings.log_filter, "info,fjall=warn,lsm_tree=warn");
         assert_eq!(settings.limits.max_frame_bytes, 65536);
         assert_eq!(settings.limits.outbox_frames, 1024);
@@ -395,6 +396,7 @@ mod tests {
             ("FANFARE_STORE_URL", "memory://"),
             ("FANFARE_DURABILITY", "buffered"),
             ("FANFARE_ALLOW_ANONYMOUS", "false"),
+            ("FANFARE_TCP_NODELAY", "off"),
             ("FANFARE_JWT_ALGORITHM", "HS256"),
             ("FANFARE_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
             ("FANFARE_PUSHER_APP_ID", "app-env"),
@@ -411,6 +413,7 @@ mod tests {
         assert_eq!(settings.store.kind, StoreKind::Memory);
         assert_eq!(settings.store.durability, Durability::Buffered);
         assert!(!settings.auth.allow_anonymous);
+        assert!(!settings.tcp_nodelay);
         assert!(settings.auth.jwt.is_some());
         let app = &settings.pusher.apps[0];
         assert_eq!((&*app.id, &*app.key, &*app.secret), ("app-env", "key-env", "secret-env"));

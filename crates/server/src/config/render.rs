@@ -57,6 +57,7 @@ impl Settings {
             data_dir: Some(self.data_dir.clone()),
             api_key: self.api_key.as_deref().map(secret),
             shutdown_grace: Some(HumanDuration(self.shutdown_grace)),
+            tcp_nodelay: Some(self.tcp_nodelay),
             log: Some(self.log_filter.clone()),
             store: RawStore { url: Some(self.store_url()), durability: Some(self.store.durability) },
             limits: RawLimits {
@@ -102,6 +103,7 @@ listen = "127.0.0.1:7001"
 data_dir = "/var/lib/fanfare"
 api_key = "an-api-key-that-is-secret"
 shutdown_grace = "45s"
+tcp_nodelay = false
 
 [store]
 url = "embedded:///srv/history"
@@ -134,6 +136,7 @@ publish = "anyone"
         assert!(text.contains("api_key = \"<redacted>\""), "{text}");
         assert!(text.contains("jwt_secret = \"<redacted>\""), "{text}");
         assert!(text.contains("ping_interval = \"20s\""), "{text}");
+        assert!(text.contains("tcp_nodelay = false"), "{text}");
         assert!(text.contains("pong_timeout = \"10s\""), "defaults are shown too:\n{text}");
         assert!(text.contains("url = \"embedded:///srv/history\""), "{text}");
         assert!(text.contains("[namespaces.chat]"), "{text}");

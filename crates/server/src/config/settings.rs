@@ -26,6 +26,11 @@ pub struct Settings {
     pub api_key: Option<String>,
     /// How long SIGTERM waits for clients to leave before exiting.
     pub shutdown_grace: Duration,
+    /// `TCP_NODELAY` on every accepted connection: each write leaves at
+    /// once. Off, the kernel's Nagle algorithm holds small writes while
+    /// earlier data is unacknowledged: fewer packets under load, but a
+    /// delivery can wait for the client's delayed ACK (`docs/operations.md`).
+    pub tcp_nodelay: bool,
     /// A tracing `EnvFilter` directive, already checked to parse.
     pub log_filter: String,
     pub store: StoreSettings,
@@ -52,6 +57,7 @@ impl Default for Settings {
             data_dir,
             api_key: None,
             shutdown_grace: Duration::from_secs(30),
+            tcp_nodelay: true,
             log_filter: "info,fjall=warn,lsm_tree=warn".to_owned(),
             limits: Limits::default(),
             auth: AuthSettings::default(),
@@ -228,6 +234,7 @@ impl fmt::Debug for Settings {
             .field("data_dir", &self.data_dir)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("tcp_nodelay", &self.tcp_nodelay)
             .field("log_filter", &self.log_filter)
             .field("store", &self.store)
             .field("limits", &self.limits)

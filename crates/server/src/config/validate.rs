@@ -53,6 +53,7 @@ pub(crate) fn validate(
         data_dir,
         api_key,
         shutdown_grace: raw.shutdown_grace.map_or(defaults.shutdown_grace, |d| d.0),
+        tcp_nodelay: raw.tcp_nodelay.unwrap_or(defaults.tcp_nodelay),
         log_filter,
         store,
         limits,

@@ -23,6 +23,32 @@ async fn health_ready_metrics_and_openapi_answer() {
     server.stop().await;
 }
 
+/// Prometheus text: the value of an unlabelled metric.
+fn metric_value(metrics: &str, name: &str) -> f64 {
+    let line = metrics.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '));
+    let line = line.unwrap_or_else(|| panic!("{name} missing from:\n{metrics}"));
+    line[name.len()..].trim().parse().unwrap()
+}
+
+#[tokio::test]
+async fn socket_writes_and_frames_written_are_counted() {
+    let server = TestServer::start().await;
+    let mut conn = RawConn::connected(&server, None).await;
+    conn.command(json!({"type": "subscribe", "channel": "w"})).await;
+    // Each publication waited for, so each is its own write: more than one
+    // thread's batch of 64 (the test runs on one thread).
+    for n in 0..100 {
+        server.publish("w", json!(n)).await;
+        assert_eq!(conn.publications("w", 1).await[0]["data"], n);
+    }
+    let metrics = http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let writes = metric_value(&metrics, "fanfare_ws_writes_total");
+    let frames = metric_value(&metrics, "fanfare_ws_frames_written_total");
+    assert!(writes >= 64.0, "writes {writes}");
+    assert!(frames >= writes, "frames {frames}, writes {writes}");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn shutdown_tells_clients_to_reconnect_stops_accepting_and_finishes() {
     let mut server = TestServer::start().await;
