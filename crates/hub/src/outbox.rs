@@ -70,6 +70,9 @@ struct State {
     /// The connection waiting in [`Outbox::poll_closed`] while its socket
     /// is full: woken only when the outbox closes.
     closer: Option<Waker>,
+    /// A [`Outbox::push_waiting`] waits for room: the next drain tells it
+    /// (otherwise a drain, the hottest call here, skips the notification).
+    room_wanted: bool,
 }
 
 impl State {
@@ -87,7 +90,14 @@ fn wake(writer: Option<Waker>) {
 
 impl Outbox {
     pub fn new(limits: OutboxLimits) -> Self {
-        let state = State { frames: VecDeque::new(), bytes: 0, closed: None, writer: None, closer: None };
+        let state = State {
+            frames: VecDeque::new(),
+            bytes: 0,
+            closed: None,
+            writer: None,
+            closer: None,
+            room_wanted: false,
+        };
         Self { state: Mutex::new(state), room: Notify::new(), limits }
     }
 
@@ -148,6 +158,9 @@ impl Outbox {
                     wake(writer);
                     return Pushed::Queued;
                 }
+                // `room` exists already, so the drain that sees this flag
+                // (under the same lock) wakes it.
+                state.room_wanted = true;
             }
             room.await;
         }
@@ -228,8 +241,11 @@ impl Outbox {
             into.extend(state.frames.drain(..));
         }
         state.bytes = 0;
+        let room_wanted = std::mem::take(&mut state.room_wanted);
         drop(state);
-        self.room.notify_waiters();
+        if room_wanted {
+            self.room.notify_waiters();
+        }
         Poll::Ready(None)
     }
 
@@ -326,6 +342,37 @@ mod tests {
         }
         replay.await.unwrap();
         assert_eq!(received, (0..10).map(|i| i.to_string()).collect::<Vec<_>>());
+    }
+
+    /// The replay and the writer on two threads, racing: every wait for
+    /// room is woken by a drain (a lost wakeup would hang until the timeout).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replay_racing_the_writer_on_two_threads_loses_no_wakeup() {
+        const FRAMES: usize = 20_000;
+        let outbox = std::sync::Arc::new(Outbox::new(OutboxLimits { max_frames: 2, max_bytes: 1 << 20 }));
+        let replay = {
+            let outbox = outbox.clone();
+            tokio::spawn(async move {
+                for i in 0..FRAMES {
+                    assert_eq!(outbox.push_waiting(frame(&i.to_string())).await, Pushed::Queued);
+                }
+            })
+        };
+        let writer = tokio::spawn(async move {
+            let mut received = 0;
+            while received < FRAMES {
+                let mut batch = Vec::new();
+                assert_eq!(outbox.drain(&mut batch).await, None);
+                for f in &batch {
+                    assert_eq!(f.as_str(), received.to_string());
+                    received += 1;
+                }
+            }
+        });
+        let both = async { (replay.await, writer.await) };
+        let (replay, writer) = tokio::time::timeout(std::time::Duration::from_secs(30), both).await.unwrap();
+        replay.unwrap();
+        writer.unwrap();
     }
 
     #[tokio::test]

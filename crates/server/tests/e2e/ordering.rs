@@ -64,3 +64,34 @@ async fn concurrent_http_and_client_publishers_give_every_subscriber_one_gap_fre
         "every subscriber saw the same message at each offset"
     );
 }
+
+/// With `tcp_nodelay = false` (Nagle's algorithm on, for throughput) a
+/// burst of publications arrives complete and in order, as with the default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_nagle_on_a_burst_still_arrives_complete_and_in_order() {
+    let server = TestServer::with_settings("", |settings| settings.tcp_nodelay = false).await;
+    assert!(!server.app.settings.tcp_nodelay);
+    let client = server.client().await;
+    let mut sub = client.subscribe("burst", None).await.unwrap();
+    const PUBLICATIONS: u64 = 200;
+    let http = crate::support::http();
+    let url = server.url("/api/publish");
+    let sent: Vec<_> = (0..PUBLICATIONS)
+        .map(|i| {
+            let request = http.post(&url).bearer_auth(crate::support::API_KEY);
+            tokio::spawn(request.json(&json!({"channel": "burst", "data": {"i": i}})).send())
+        })
+        .collect();
+    for publish in sent {
+        assert_eq!(publish.await.unwrap().unwrap().status(), 200);
+    }
+    let mut offsets = Vec::new();
+    while offsets.len() < PUBLICATIONS as usize {
+        match tokio::time::timeout(WAIT, sub.next()).await.unwrap().unwrap() {
+            SubscriptionEvent::Publication { publication, .. } => offsets.push(publication.offset),
+            SubscriptionEvent::Subscribed { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(offsets, (1..=PUBLICATIONS).collect::<Vec<_>>());
+}

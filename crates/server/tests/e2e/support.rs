@@ -55,11 +55,18 @@ impl TestServer {
 
     /// Starts with extra TOML (namespaces, limits …) after the shared part.
     pub async fn with_config(extra: &str) -> Self {
+        Self::with_settings(extra, |_| {}).await
+    }
+
+    /// Starts with extra TOML, then `adjust` on the loaded settings (for
+    /// top-level keys, which TOML appended after a table cannot set).
+    pub async fn with_settings(extra: &str, adjust: impl FnOnce(&mut config::Settings)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fanfare.toml");
         std::fs::write(&path, toml_for(dir.path(), extra)).unwrap();
         let args = ServeArgs { config: Some(path), ..ServeArgs::default() };
-        let settings = config::load(&args).unwrap();
+        let mut settings = config::load(&args).unwrap();
+        adjust(&mut settings);
         let store = server::open_store(&settings).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
