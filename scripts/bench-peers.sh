@@ -22,8 +22,9 @@
 #   --duration D        publish / hold time per run (env DURATION, default 10s)
 #   --targets "A B"     subset of: fanfare-native fanfare-pusher sockudo soketi nats fanfare-store
 #                       and, not run unless named: fanfare-nagle (native, tcp_nodelay = false),
-#                       bare and bare-nodelay (the bare coalescing broadcaster example, the
-#                       reference of the fan-out targets; Nagle on / TCP_NODELAY)
+#                       fanfare-one-worker (native, worker_threads = 1), bare, bare-nodelay and
+#                       bare-one-worker (the bare coalescing broadcaster example, the reference
+#                       of the fan-out targets: Nagle on / TCP_NODELAY / TCP_NODELAY, one thread)
 #   --scenarios "A B"   subset of: idle fanout-throughput fanout-latency history reconnect-storm reconnect-storm-light
 #   --quick             1 run, 3 s, 2,000 idle connections: a smoke test of the script
 #   --pin               server on CPU 0, load tool on CPU 1 (taskset): no core shared
@@ -138,7 +139,7 @@ available=""
 if has_target sockudo; then install_sockudo && available+=" sockudo"; fi
 if has_target soketi; then install_soketi && available+=" soketi"; fi
 if has_target nats; then install_nats && available+=" nats"; fi
-for t in fanfare-native fanfare-pusher fanfare-store fanfare-nagle bare bare-nodelay; do
+for t in fanfare-native fanfare-pusher fanfare-store fanfare-nagle fanfare-one-worker bare bare-nodelay bare-one-worker; do
   has_target $t && available+=" $t"
 done
 [ "$INSTALL" = only ] && { say "peers installed:$available"; exit 0; }
@@ -146,7 +147,7 @@ done
 command -v python3 >/dev/null || die "python3 is needed for the results and charts"
 say "building target/release/fanfare"
 (cd "$REPO" && cargo build --release -p fanfare)
-if has_target bare || has_target bare-nodelay; then
+if has_target bare || has_target bare-nodelay || has_target bare-one-worker; then
   (cd "$REPO" && cargo build --release -p fanfare-bench --example bare_broadcaster)
 fi
 COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -166,7 +167,7 @@ started_pids=()
 FANFARE=$SESSION/fanfare
 cp "$REPO/target/release/fanfare" "$FANFARE"
 BARE=$SESSION/bare_broadcaster
-if has_target bare || has_target bare-nodelay; then
+if has_target bare || has_target bare-nodelay || has_target bare-one-worker; then
   cp "$REPO/target/release/examples/bare_broadcaster" "$BARE"
 fi
 
@@ -214,11 +215,12 @@ start_server() { # target log
   local target=$1 log=$2 port
   SERVER_PID="" SERVER_URL=""
   case $target in
-    fanfare-native|fanfare-pusher|fanfare-nagle)
-      local data nodelay=true
+    fanfare-native|fanfare-pusher|fanfare-nagle|fanfare-one-worker)
+      local data nodelay=true threads=0
       data=$(mktemp -d "$SESSION/fanfare-data.XXXXXX")
       [ "$target" = fanfare-nagle ] && nodelay=false
-      FANFARE_TCP_NODELAY=$nodelay "${SERVER_ON[@]}" "$FANFARE" serve --listen "$BIND_HOST:0" --data-dir "$data" >"$log" 2>&1 &
+      [ "$target" = fanfare-one-worker ] && threads=1
+      FANFARE_TCP_NODELAY=$nodelay FANFARE_WORKER_THREADS=$threads "${SERVER_ON[@]}" "$FANFARE" serve --listen "$BIND_HOST:0" --data-dir "$data" >"$log" 2>&1 &
       SERVER_PID=$!
       started_pids+=("$SERVER_PID")
       local i addr=""
@@ -283,9 +285,10 @@ EOF
       wait_port "$BIND_HOST" "$port" 30 "$SERVER_PID" || return 1
       SERVER_URL=ws://$BIND_HOST:$port
       ;;
-    bare|bare-nodelay)
+    bare|bare-nodelay|bare-one-worker)
       local flags=()
       [ "$target" = bare-nodelay ] && flags=(--nodelay)
+      [ "$target" = bare-one-worker ] && flags=(--nodelay --one-worker)
       "${SERVER_ON[@]}" "$BARE" "$BIND_HOST:0" "${flags[@]}" >"$log" 2>&1 &
       SERVER_PID=$!
       started_pids+=("$SERVER_PID")
@@ -321,7 +324,7 @@ stop_server() {
 targets_of() {
   case $1 in
     idle|fanout-throughput|fanout-latency)
-      echo "fanfare-native fanfare-pusher sockudo soketi nats fanfare-nagle bare bare-nodelay" ;;
+      echo "fanfare-native fanfare-pusher sockudo soketi nats fanfare-nagle fanfare-one-worker bare bare-nodelay bare-one-worker" ;;
     history) echo "fanfare-native fanfare-store" ;;
     reconnect-storm|reconnect-storm-light) echo "fanfare-native" ;;
     *) die "unknown scenario $1" ;;
@@ -349,7 +352,7 @@ scenario_args() { # scenario target
 
 protocol_of() {
   case $1 in
-    fanfare-native|fanfare-store|fanfare-nagle|bare|bare-nodelay) echo native ;;
+    fanfare-native|fanfare-store|fanfare-nagle|fanfare-one-worker|bare|bare-nodelay|bare-one-worker) echo native ;;
     fanfare-pusher|sockudo|soketi) echo pusher ;;
     nats) echo nats ;;
   esac
@@ -435,7 +438,8 @@ LABELS = {
     "fanfare-native": "Fanfare native", "fanfare-pusher": "Fanfare Pusher",
     "sockudo": "Sockudo", "soketi": "Soketi", "nats": "NATS", "fanfare-store": "Fanfare store (in process)",
     "fanfare-nagle": "Fanfare native, Nagle", "bare": "bare, Nagle",
-    "bare-nodelay": "bare, TCP_NODELAY",
+    "bare-nodelay": "bare, TCP_NODELAY", "fanfare-one-worker": "Fanfare native, 1 thread",
+    "bare-one-worker": "bare, TCP_NODELAY, 1 thread",
 }
 ORDER = list(LABELS)
 
@@ -567,7 +571,8 @@ def chart(file, title, unit, rows, target=None, target_label=None, fmt="{:,.0f}"
 RUNS = max((r["run"] for r in runs), default=1)
 COLOURS = {"fanfare-native": "#2b6cb0", "fanfare-pusher": "#63a4e8", "sockudo": "#dd6b20",
            "soketi": "#38a169", "nats": "#805ad5", "fanfare-store": "#2c7a7b",
-           "fanfare-nagle": "#1a4480", "bare": "#718096", "bare-nodelay": "#a0aec0"}
+           "fanfare-nagle": "#1a4480", "bare": "#718096", "bare-nodelay": "#a0aec0",
+           "fanfare-one-worker": "#3182ce", "bare-one-worker": "#cbd5e0"}
 def rows_for(scenario, metric):
     rows = []
     for target in ORDER:

@@ -13,9 +13,10 @@
 //!
 //! Like any plain tokio server it leaves Nagle's algorithm on; `--nodelay`
 //! sets `TCP_NODELAY` on every connection, as Fanfare does by default.
+//! `--one-worker` runs it on one worker thread (default: one per core).
 //!
 //! ```text
-//! cargo run --release -p fanfare-bench --example bare_broadcaster -- 127.0.0.1:0 [--nodelay]
+//! cargo run --release -p fanfare-bench --example bare_broadcaster -- 127.0.0.1:0 [--nodelay] [--one-worker]
 //! ```
 //! prints `bare broadcaster listening on ADDR`, and runs until killed.
 
@@ -60,9 +61,16 @@ struct Channel {
     subscribers: Vec<mpsc::UnboundedSender<Utf8Bytes>>,
 }
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
+fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if args.iter().any(|a| a == "--one-worker") {
+        runtime.worker_threads(1);
+    }
+    runtime.enable_all().build()?.block_on(serve(args))
+}
+
+async fn serve(args: Vec<String>) -> std::io::Result<()> {
     let nodelay = args.iter().any(|a| a == "--nodelay");
     let address: SocketAddr = args
         .iter()

@@ -10,8 +10,11 @@ use crate::server;
 pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = config::load(args)?;
     init_logging(&settings.log_filter);
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if settings.worker_threads > 0 {
+        runtime.worker_threads(settings.worker_threads);
+    }
+    let runtime = runtime.enable_all().build().context("starting the runtime")?;
     runtime.block_on(serve_async(settings))
 }
 

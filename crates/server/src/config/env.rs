@@ -13,6 +13,8 @@ pub enum EnvKind {
     Text,
     /// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
     Bool,
+    /// A whole number, 0 or more.
+    Count,
 }
 
 /// One environment variable.
@@ -37,7 +39,7 @@ const fn var(
     EnvVar { name, key: Some(key), kind, example, description }
 }
 
-use EnvKind::{Bool, Text};
+use EnvKind::{Bool, Count, Text};
 
 /// The complete list. Precedence: a variable overrides the config file and
 /// is overridden by the matching command-line flag.
@@ -70,6 +72,13 @@ pub const ENV_VARS: &[EnvVar] = &[
         Bool,
         "true",
         "`TCP_NODELAY` on client connections; `false` lets Nagle's algorithm batch small writes under load at the cost of delayed-ACK latency.",
+    ),
+    var(
+        "FANFARE_WORKER_THREADS",
+        "worker_threads",
+        Count,
+        "0",
+        "Threads for connections, fan-out and the HTTP API; `0` means one per CPU core.",
     ),
     var("FANFARE_LOG", "log", Text, "info,fanfare=debug", "Log filter (tracing `EnvFilter` syntax)."),
     var(

@@ -132,6 +132,11 @@ fn env_layer(values: &[(&'static EnvVar, String)]) -> Result<Layer, ConfigError>
                 reason: format!("expected true or false, found `{text}`"),
                 origin: Some(Origin::Env(var.name)),
             })?),
+            EnvKind::Count => Value::from(text.trim().parse::<u64>().map_err(|_| ConfigError::Invalid {
+                key: key.to_owned(),
+                reason: format!("expected a whole number (0 or more), found `{text}`"),
+                origin: Some(Origin::Env(var.name)),
+            })?),
         };
         insert(&mut dict, key, value);
     }
@@ -251,6 +256,7 @@ mod tests {
         assert_eq!(settings.api_key, None);
         assert_eq!(settings.shutdown_grace, Duration::from_secs(30));
         assert!(settings.tcp_nodelay, "Nagle's algorithm is off unless asked for");
+        assert_eq!(settings.worker_threads, 0, "one worker thread per core");
         assert_eq!(settings.log_filter, "info,fjall=warn,lsm_tree=warn");
         assert_eq!(settings.limits.max_frame_bytes, 65536);
         assert_eq!(settings.limits.outbox_frames, 1024);
@@ -344,6 +350,9 @@ mod tests {
 
         let error =
             load_from(&ServeArgs::default(), env(&[("FANFARE_ALLOW_ANONYMOUS", "maybe")])).unwrap_err();
+        let threads =
+            load_from(&ServeArgs::default(), env(&[("FANFARE_WORKER_THREADS", "two")])).unwrap_err();
+        assert_eq!(threads.key(), Some("worker_threads"));
         assert_eq!(error.key(), Some("auth.allow_anonymous"));
     }
 
@@ -397,6 +406,7 @@ mod tests {
             ("FANFARE_DURABILITY", "buffered"),
             ("FANFARE_ALLOW_ANONYMOUS", "false"),
             ("FANFARE_TCP_NODELAY", "off"),
+            ("FANFARE_WORKER_THREADS", "1"),
             ("FANFARE_JWT_ALGORITHM", "HS256"),
             ("FANFARE_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
             ("FANFARE_PUSHER_APP_ID", "app-env"),
@@ -414,6 +424,7 @@ mod tests {
         assert_eq!(settings.store.durability, Durability::Buffered);
         assert!(!settings.auth.allow_anonymous);
         assert!(!settings.tcp_nodelay);
+        assert_eq!(settings.worker_threads, 1);
         assert!(settings.auth.jwt.is_some());
         let app = &settings.pusher.apps[0];
         assert_eq!((&*app.id, &*app.key, &*app.secret), ("app-env", "key-env", "secret-env"));

@@ -29,6 +29,8 @@ pub(crate) struct RawConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp_nodelay: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_threads: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
     #[serde(default)]
     pub store: RawStore,

@@ -58,6 +58,7 @@ impl Settings {
             api_key: self.api_key.as_deref().map(secret),
             shutdown_grace: Some(HumanDuration(self.shutdown_grace)),
             tcp_nodelay: Some(self.tcp_nodelay),
+            worker_threads: Some(self.worker_threads),
             log: Some(self.log_filter.clone()),
             store: RawStore { url: Some(self.store_url()), durability: Some(self.store.durability) },
             limits: RawLimits {
@@ -104,6 +105,7 @@ data_dir = "/var/lib/fanfare"
 api_key = "an-api-key-that-is-secret"
 shutdown_grace = "45s"
 tcp_nodelay = false
+worker_threads = 2
 
 [store]
 url = "embedded:///srv/history"
@@ -137,6 +139,7 @@ publish = "anyone"
         assert!(text.contains("jwt_secret = \"<redacted>\""), "{text}");
         assert!(text.contains("ping_interval = \"20s\""), "{text}");
         assert!(text.contains("tcp_nodelay = false"), "{text}");
+        assert!(text.contains("worker_threads = 2"), "{text}");
         assert!(text.contains("pong_timeout = \"10s\""), "defaults are shown too:\n{text}");
         assert!(text.contains("url = \"embedded:///srv/history\""), "{text}");
         assert!(text.contains("[namespaces.chat]"), "{text}");

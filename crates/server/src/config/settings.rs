@@ -31,6 +31,10 @@ pub struct Settings {
     /// earlier data is unacknowledged: fewer packets under load, but a
     /// delivery can wait for the client's delayed ACK (`docs/operations.md`).
     pub tcp_nodelay: bool,
+    /// Threads that run connections, fan-out and the HTTP API; 0: one per
+    /// CPU core. Fewer threads mean less cross-core coordination (wakeups,
+    /// shared counters) per delivery, and less parallelism.
+    pub worker_threads: usize,
     /// A tracing `EnvFilter` directive, already checked to parse.
     pub log_filter: String,
     pub store: StoreSettings,
@@ -58,6 +62,7 @@ impl Default for Settings {
             api_key: None,
             shutdown_grace: Duration::from_secs(30),
             tcp_nodelay: true,
+            worker_threads: 0,
             log_filter: "info,fjall=warn,lsm_tree=warn".to_owned(),
             limits: Limits::default(),
             auth: AuthSettings::default(),
@@ -235,6 +240,7 @@ impl fmt::Debug for Settings {
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("shutdown_grace", &self.shutdown_grace)
             .field("tcp_nodelay", &self.tcp_nodelay)
+            .field("worker_threads", &self.worker_threads)
             .field("log_filter", &self.log_filter)
             .field("store", &self.store)
             .field("limits", &self.limits)

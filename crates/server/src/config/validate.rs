@@ -54,6 +54,7 @@ pub(crate) fn validate(
         api_key,
         shutdown_grace: raw.shutdown_grace.map_or(defaults.shutdown_grace, |d| d.0),
         tcp_nodelay: raw.tcp_nodelay.unwrap_or(defaults.tcp_nodelay),
+        worker_threads: raw.worker_threads.unwrap_or(defaults.worker_threads),
         log_filter,
         store,
         limits,
