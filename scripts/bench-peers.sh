@@ -211,6 +211,21 @@ wait_port() { # host port seconds pid
 
 SERVER_PID="" SERVER_URL=""
 
+# Sets SERVER_URL from the "… listening on ADDR" line that Fanfare and the
+# bare broadcaster print once they listen (port 0: the kernel picks).
+listening_url() { # log
+  local i addr=""
+  for i in $(seq 300); do
+    addr=$(sed -n 's/.*listening on \([0-9.]*:[0-9]*\).*/\1/p' "$1" | head -n1)
+    [ -n "$addr" ] && break
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ -n "$addr" ] || return 1
+  is_loopback "${addr%:*}" || die "a server listens on $addr, not loopback"
+  SERVER_URL=http://$addr
+}
+
 start_server() { # target log
   local target=$1 log=$2 port
   SERVER_PID="" SERVER_URL=""
@@ -223,16 +238,7 @@ start_server() { # target log
       FANFARE_TCP_NODELAY=$nodelay FANFARE_WORKER_THREADS=$threads "${SERVER_ON[@]}" "$FANFARE" serve --listen "$BIND_HOST:0" --data-dir "$data" >"$log" 2>&1 &
       SERVER_PID=$!
       started_pids+=("$SERVER_PID")
-      local i addr=""
-      for i in $(seq 300); do
-        addr=$(sed -n 's/.*fanfare listening on \([0-9.]*:[0-9]*\).*/\1/p' "$log" | head -n1)
-        [ -n "$addr" ] && break
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-      done
-      [ -n "$addr" ] || return 1
-      is_loopback "${addr%:*}" || die "Fanfare listens on $addr, not loopback"
-      SERVER_URL=http://$addr
+      listening_url "$log" || return 1
       ;;
     sockudo)
       port=$(free_port)
@@ -292,16 +298,7 @@ EOF
       "${SERVER_ON[@]}" "$BARE" "$BIND_HOST:0" "${flags[@]}" >"$log" 2>&1 &
       SERVER_PID=$!
       started_pids+=("$SERVER_PID")
-      local i addr=""
-      for i in $(seq 100); do
-        addr=$(sed -n 's/.*listening on \([0-9.]*:[0-9]*\).*/\1/p' "$log" | head -n1)
-        [ -n "$addr" ] && break
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-      done
-      [ -n "$addr" ] || return 1
-      is_loopback "${addr%:*}" || die "the bare broadcaster listens on $addr, not loopback"
-      SERVER_URL=http://$addr
+      listening_url "$log" || return 1
       ;;
     fanfare-store) ;; # the store in the bench's own process: no server
     *) die "unknown target $target" ;;
