@@ -141,28 +141,27 @@ fn text(payload: &str) -> Vec<u8> {
     frame(0x81, payload.as_bytes(), true)
 }
 
-#[tokio::test]
-async fn an_unmasked_frame_closes_with_1002() {
+/// The close code a fresh native connection gets for sending `bytes`.
+async fn close_code_after(bytes: &[u8]) -> u16 {
     let server = TestServer::start().await;
     let mut wire = Wire::open(&server, "/connection/websocket", &[]).await;
-    wire.send(&frame(0x81, br#"{"id":1,"type":"ping"}"#, false)).await;
-    assert_eq!(wire.close_code().await, 1002);
+    wire.send(bytes).await;
+    wire.close_code().await
+}
+
+#[tokio::test]
+async fn an_unmasked_frame_closes_with_1002() {
+    assert_eq!(close_code_after(&frame(0x81, br#"{"id":1,"type":"ping"}"#, false)).await, 1002);
 }
 
 #[tokio::test]
 async fn a_reserved_bit_closes_with_1002() {
-    let server = TestServer::start().await;
-    let mut wire = Wire::open(&server, "/connection/websocket", &[]).await;
-    wire.send(&frame(0xC1, br#"{"id":1,"type":"ping"}"#, true)).await;
-    assert_eq!(wire.close_code().await, 1002);
+    assert_eq!(close_code_after(&frame(0xC1, br#"{"id":1,"type":"ping"}"#, true)).await, 1002);
 }
 
 #[tokio::test]
 async fn invalid_utf8_closes_with_1007() {
-    let server = TestServer::start().await;
-    let mut wire = Wire::open(&server, "/connection/websocket", &[]).await;
-    wire.send(&frame(0x81, &[b'{', 0xff, b'}'], true)).await;
-    assert_eq!(wire.close_code().await, 1007);
+    assert_eq!(close_code_after(&frame(0x81, &[b'{', 0xff, b'}'], true)).await, 1007);
 }
 
 #[tokio::test]
