@@ -34,6 +34,8 @@ macro_rules! history_store_conformance {
             position_of_an_unknown_channel_is_the_epoch_and_zero,
             enqueues_from_one_task_get_offsets_in_enqueue_order,
             interleaved_appends_to_many_channels_keep_each_channel_in_order,
+            a_group_gets_consecutive_offsets_in_request_order,
+            a_group_with_a_repeated_idempotency_key_appends_it_once,
             history_since_is_exclusive_and_limit_takes_the_oldest,
             reverse_history_is_the_newest_after_since_newest_first,
             retention_by_count_keeps_only_the_newest_max_len,
@@ -120,6 +122,46 @@ pub async fn enqueues_from_one_task_get_offsets_in_enqueue_order(store: &dyn His
     let data: Vec<String> = page.publications.iter().map(|p| p.data.as_str().to_owned()).collect();
     assert_eq!(data, (1..=300).map(|n: u64| n.to_string()).collect::<Vec<_>>());
     assert_eq!(offsets(&page.publications), (1..=300).collect::<Vec<_>>());
+}
+
+pub async fn a_group_gets_consecutive_offsets_in_request_order(store: &dyn HistoryStore) {
+    let (chat, other) = (channel("conf:group"), channel("conf:group-other"));
+    let before = store.enqueue(request(&chat, "0")).await.unwrap();
+    let group: Vec<AppendRequest> =
+        (1..=10).map(|n| request(if n % 3 == 0 { &other } else { &chat }, &n.to_string())).collect();
+    let group = store.enqueue_many(group).await;
+    let after = store.enqueue(request(&chat, "11")).await.unwrap();
+    assert_eq!(before.await.unwrap().publication.offset, 1);
+    let outcomes: Vec<(String, u64)> = group
+        .await
+        .into_iter()
+        .map(|outcome| outcome.unwrap().publication)
+        .map(|p| (p.data.as_str().to_owned(), p.offset))
+        .collect();
+    let expected: Vec<(String, u64)> =
+        [(1, 2), (2, 3), (3, 1), (4, 4), (5, 5), (6, 2), (7, 6), (8, 7), (9, 3), (10, 8)]
+            .into_iter()
+            .map(|(n, offset)| (n.to_string(), offset))
+            .collect();
+    assert_eq!(outcomes, expected, "one outcome per request, in request order");
+    assert_eq!(after.await.unwrap().publication.offset, 9);
+    let page = store.read(&chat, everything()).await.unwrap();
+    let data: Vec<&str> = page.publications.iter().map(|p| p.data.as_str()).collect();
+    assert_eq!(data, ["0", "1", "2", "4", "5", "7", "8", "10", "11"]);
+    assert_eq!(offsets(&page.publications), (1..=9).collect::<Vec<_>>());
+    assert!(store.enqueue_many(Vec::new()).await.await.is_empty(), "an empty group answers at once");
+}
+
+pub async fn a_group_with_a_repeated_idempotency_key_appends_it_once(store: &dyn HistoryStore) {
+    let chat = channel("conf:group-keys");
+    let now = unix_time_ms();
+    let group = vec![keyed(&chat, "1", "k", now), request(&chat, "2"), keyed(&chat, "3", "k", now)];
+    let outcomes: Vec<Appended> =
+        store.enqueue_many(group).await.await.into_iter().map(Result::unwrap).collect();
+    let seen: Vec<(u64, bool)> = outcomes.iter().map(|a| (a.publication.offset, a.duplicate)).collect();
+    assert_eq!(seen, [(1, false), (2, false), (1, true)]);
+    let page = store.read(&chat, everything()).await.unwrap();
+    assert_eq!(offsets(&page.publications), [1, 2]);
 }
 
 pub async fn interleaved_appends_to_many_channels_keep_each_channel_in_order(store: &dyn HistoryStore) {

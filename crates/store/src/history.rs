@@ -1,9 +1,10 @@
 //! The [`HistoryStore`] trait and the types it speaks.
 
+use std::collections::VecDeque;
 use std::future::{Future, IntoFuture};
 use std::ops::RangeInclusive;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fanfare_protocol::{ChannelName, Epoch, JsonData, Publication, StreamPosition};
@@ -117,6 +118,8 @@ pub struct AppendReceipt(Receipt);
 enum Receipt {
     Ready(Option<Result<Appended, StoreError>>),
     Waiting(oneshot::Receiver<Result<Appended, StoreError>>),
+    /// The only append of a group (a store that answers groups only).
+    OnlyOf(GroupReceipt),
 }
 
 impl AppendReceipt {
@@ -127,6 +130,11 @@ impl AppendReceipt {
     pub fn waiting(rx: oneshot::Receiver<Result<Appended, StoreError>>) -> Self {
         Self(Receipt::Waiting(rx))
     }
+
+    /// The receipt of a group of one append.
+    pub fn only_of(group: GroupReceipt) -> Self {
+        Self(Receipt::OnlyOf(group))
+    }
 }
 
 impl Future for AppendReceipt {
@@ -136,6 +144,63 @@ impl Future for AppendReceipt {
         match &mut self.0 {
             Receipt::Ready(outcome) => Poll::Ready(outcome.take().unwrap_or(Err(StoreError::Closed))),
             Receipt::Waiting(rx) => Pin::new(rx).poll(cx).map(|r| r.unwrap_or(Err(StoreError::Closed))),
+            Receipt::OnlyOf(group) => Pin::new(group)
+                .poll(cx)
+                .map(|outcomes| outcomes.into_iter().next().unwrap_or(Err(StoreError::Closed))),
+        }
+    }
+}
+
+/// The pending answer to [`HistoryStore::enqueue_many`]: resolves once
+/// every append of the group is durable (or has failed), with one outcome
+/// per request, in request order.
+pub struct GroupReceipt(Group);
+
+enum Group {
+    /// One receipt per append, answered in order.
+    Each { receipts: VecDeque<Result<AppendReceipt, StoreError>>, done: Vec<Result<Appended, StoreError>> },
+    /// One answer for the whole group, from a store that commits it at once.
+    Waiting { rx: oneshot::Receiver<Vec<Result<Appended, StoreError>>>, count: usize },
+}
+
+impl GroupReceipt {
+    /// A group answered append by append (each entry an `enqueue` outcome).
+    pub fn each(receipts: Vec<Result<AppendReceipt, StoreError>>) -> Self {
+        let done = Vec::with_capacity(receipts.len());
+        Self(Group::Each { receipts: receipts.into(), done })
+    }
+
+    /// A group of `count` appends that all failed with `error`.
+    pub fn failed(error: StoreError, count: usize) -> Self {
+        Self::each((0..count).map(|_| Err(error.clone())).collect())
+    }
+
+    /// A group of `count` appends answered at once through `rx`.
+    pub fn waiting(rx: oneshot::Receiver<Vec<Result<Appended, StoreError>>>, count: usize) -> Self {
+        Self(Group::Waiting { rx, count })
+    }
+}
+
+impl Future for GroupReceipt {
+    type Output = Vec<Result<Appended, StoreError>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            Group::Each { receipts, done } => {
+                // Receipts of one caller resolve in order: wait for each in turn.
+                while let Some(front) = receipts.front_mut() {
+                    let outcome = match front {
+                        Ok(receipt) => ready!(Pin::new(receipt).poll(cx)),
+                        Err(error) => Err(error.clone()),
+                    };
+                    receipts.pop_front();
+                    done.push(outcome);
+                }
+                Poll::Ready(std::mem::take(done))
+            }
+            Group::Waiting { rx, count } => Pin::new(rx)
+                .poll(cx)
+                .map(|outcomes| outcomes.unwrap_or_else(|_| vec![Err(StoreError::Closed); *count])),
         }
     }
 }
@@ -161,6 +226,20 @@ pub trait HistoryStore: Send + Sync + 'static {
     /// durable. Awaiting `enqueue` itself waits only for room in the
     /// store's bounded queue.
     async fn enqueue(&self, request: AppendRequest) -> Result<AppendReceipt, StoreError>;
+
+    /// Queues several appends at once, in order, and returns one receipt
+    /// for all of them. Appends to one channel in one group get
+    /// consecutive offsets in request order. A store that commits in
+    /// groups commits them in one group (so they become durable, and are
+    /// answered, together); the default enqueues them one by one. An
+    /// append that cannot be queued fails alone; the others still count.
+    async fn enqueue_many(&self, requests: Vec<AppendRequest>) -> GroupReceipt {
+        let mut receipts = Vec::with_capacity(requests.len());
+        for request in requests {
+            receipts.push(self.enqueue(request).await);
+        }
+        GroupReceipt::each(receipts)
+    }
 
     /// Reads publications of a channel, filtered by retention.
     async fn read(&self, channel: &ChannelName, query: HistoryQuery) -> Result<HistoryPage, StoreError>;

@@ -33,7 +33,8 @@ pub use self::sweep::SweepReport;
 use self::writer::{Command, Writer};
 use crate::memory::random_epoch;
 use crate::{
-    AppendReceipt, AppendRequest, HistoryPage, HistoryQuery, HistoryStore, StoreError, unix_time_ms,
+    AppendReceipt, AppendRequest, GroupReceipt, HistoryPage, HistoryQuery, HistoryStore, StoreError,
+    unix_time_ms,
 };
 
 const BACKEND: &str = "embedded";
@@ -196,8 +197,19 @@ impl Drop for EmbeddedStore {
 impl HistoryStore for EmbeddedStore {
     async fn enqueue(&self, request: AppendRequest) -> Result<AppendReceipt, StoreError> {
         let (reply, receipt) = oneshot::channel();
-        self.send(Command::Append { request, reply }).await?;
-        Ok(AppendReceipt::waiting(receipt))
+        self.send(Command::Append { requests: vec![request], reply }).await?;
+        Ok(AppendReceipt::only_of(GroupReceipt::waiting(receipt, 1)))
+    }
+
+    /// One command for the whole group, so the writer commits it in one
+    /// batch and answers it at once.
+    async fn enqueue_many(&self, requests: Vec<AppendRequest>) -> GroupReceipt {
+        let count = requests.len();
+        let (reply, receipt) = oneshot::channel();
+        match self.send(Command::Append { requests, reply }).await {
+            Ok(()) => GroupReceipt::waiting(receipt, count),
+            Err(error) => GroupReceipt::failed(error, count),
+        }
     }
 
     /// Where reads run, measured with `examples/read_storm.rs` (15,000

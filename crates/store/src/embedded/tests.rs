@@ -338,3 +338,30 @@ fn options_that_cannot_work_are_refused() {
         assert!(matches!(refused, Err(StoreError::Config { reason: "must be at least 1", .. })));
     }
 }
+
+#[tokio::test]
+async fn a_group_of_appends_is_one_commit_and_one_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let (chat, other) = (channel("chat:group"), channel("chat:group-other"));
+    let store = open(&dir, Durability::Fsync);
+    let group: Vec<AppendRequest> =
+        (1..=10).map(|n| request(if n <= 7 { &chat } else { &other }, &n.to_string())).collect();
+    let outcomes = store.enqueue_many(group).await.await;
+    let offsets: Vec<u64> = outcomes.into_iter().map(|o| o.unwrap().publication.offset).collect();
+    assert_eq!(offsets, [1, 2, 3, 4, 5, 6, 7, 1, 2, 3]);
+    let stats = store.stats();
+    assert_eq!((stats.commits, stats.fsyncs, stats.appended), (1, 1, 10));
+}
+
+#[tokio::test]
+async fn a_failed_group_commit_fails_every_append_of_the_group_and_consumes_no_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let chat = channel("chat:group-fails");
+    let store = open(&dir, Durability::Fsync);
+    store.fail_next_commits(1);
+    let outcomes = store.enqueue_many((1..=3).map(|n| request(&chat, &n.to_string())).collect()).await.await;
+    assert_eq!(outcomes.len(), 3);
+    assert!(outcomes.iter().all(|o| matches!(o, Err(StoreError::Storage { .. }))), "{outcomes:?}");
+    let outcomes = store.enqueue_many(vec![request(&chat, "4")]).await.await;
+    assert_eq!(outcomes[0].as_ref().unwrap().publication.offset, 1);
+}

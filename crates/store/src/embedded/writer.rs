@@ -1,7 +1,8 @@
 //! The embedded store's single writer: one OS thread that owns every write.
 //!
 //! It waits for commands on the bounded queue, takes everything waiting at
-//! that moment (up to `max_batch`), writes the appends as ONE fjall batch,
+//! that moment (up to `max_batch` commands, each carrying one append or a
+//! caller's group of them), writes the appends as ONE fjall batch,
 //! syncs it to disk once (group commit: one fsync for the whole batch), and
 //! only then completes the receipts, in queue order. Being the only writer
 //! is what makes offsets simple: the next offset of a channel is its cached
@@ -38,23 +39,18 @@ const BOUNDS_CACHE_LIMIT: usize = 1 << 18;
 
 /// What the store asks of its writer.
 pub(super) enum Command {
-    Append {
-        request: AppendRequest,
-        reply: oneshot::Sender<Result<Appended, StoreError>>,
-    },
+    /// Appends committed in the same group, answered together in order.
+    Append { requests: Vec<AppendRequest>, reply: oneshot::Sender<Vec<Result<Appended, StoreError>>> },
     /// Run one retention sweep pass now and report what it deleted.
-    Sweep {
-        reply: oneshot::Sender<Result<SweepReport, StoreError>>,
-    },
+    Sweep { reply: oneshot::Sender<Result<SweepReport, StoreError>> },
     /// Stop taking commands, finish the queued ones, flush, then answer.
-    Close {
-        reply: oneshot::Sender<()>,
-    },
+    Close { reply: oneshot::Sender<()> },
 }
 
+/// One `Append` command waiting for the group commit.
 struct PendingAppend {
-    request: AppendRequest,
-    reply: oneshot::Sender<Result<Appended, StoreError>>,
+    requests: Vec<AppendRequest>,
+    reply: oneshot::Sender<Vec<Result<Appended, StoreError>>>,
 }
 
 pub(super) struct Writer {
@@ -111,7 +107,7 @@ impl Writer {
     ) {
         for command in commands.drain(..) {
             match command {
-                Command::Append { request, reply } => appends.push(PendingAppend { request, reply }),
+                Command::Append { requests, reply } => appends.push(PendingAppend { requests, reply }),
                 Command::Sweep { reply } => {
                     self.commit_appends(appends);
                     let persist = self.persist_mode();
@@ -138,7 +134,10 @@ impl Writer {
             return;
         }
         let mut group = GroupCommit::new(&self.shared, &self.bounds);
-        let outcomes: Vec<_> = appends.iter().map(|append| group.plan(&append.request)).collect();
+        let outcomes: Vec<Vec<_>> = appends
+            .iter()
+            .map(|append| append.requests.iter().map(|request| group.plan(request)).collect())
+            .collect();
         let (written, duplicates) = (group.written(), group.duplicates());
         let (batch, bounds) = group.into_batch();
         match self.write_batch(batch, written) {
@@ -151,7 +150,7 @@ impl Writer {
             }
             Err(error) => {
                 for append in appends.drain(..) {
-                    let _ = append.reply.send(Err(error.clone()));
+                    let _ = append.reply.send(vec![Err(error.clone()); append.requests.len()]);
                 }
             }
         }
