@@ -1,9 +1,11 @@
 //! The [`Hub`]: the one place publications, subscriptions and presence meet.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use fanfare_protocol::native::{HistoryParams, HistoryResult, Member};
+use fanfare_protocol::native::{HistoryParams, HistoryResult, Member, PublishResult};
 use fanfare_protocol::{ChannelName, JsonData, StreamPosition};
 use fanfare_store::{AppendRequest, Appended, HistoryQuery, HistoryStore};
 use tokio::sync::{mpsc, oneshot};
@@ -13,7 +15,7 @@ use crate::connections::Connections;
 use crate::encode::{Encoded, Message};
 use crate::events::{EventSink, HubEvent};
 use crate::options::{ChannelOptions, ChannelPolicy, HubOptions};
-use crate::publish::{PublishJob, run_pipeline};
+use crate::publish::{JobItem, PublishJob, run_pipeline};
 use crate::registry::{ConnId, FanOut, Registry};
 use crate::telemetry::HubMetrics;
 
@@ -55,6 +57,40 @@ impl Publish {
 pub enum Published {
     Durable(Appended),
     Ephemeral,
+}
+
+/// The pending outcome of a submitted publication ([`Hub::submit`]).
+pub struct PublishReceipt(Receipt);
+
+enum Receipt {
+    Ready(Option<Result<Published, HubError>>),
+    Waiting(oneshot::Receiver<Result<Appended, HubError>>),
+}
+
+impl Future for PublishReceipt {
+    type Output = Result<Published, HubError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            Receipt::Ready(outcome) => Poll::Ready(outcome.take().unwrap_or(Err(HubError::ShuttingDown))),
+            Receipt::Waiting(answer) => Pin::new(answer).poll(cx).map(|answer| match answer {
+                Ok(outcome) => outcome.map(Published::Durable),
+                Err(_) => Err(HubError::ShuttingDown),
+            }),
+        }
+    }
+}
+
+/// The reply to a publish, on every protocol and the HTTP API.
+impl From<Published> for PublishResult {
+    fn from(published: Published) -> Self {
+        match published {
+            Published::Durable(appended) => {
+                PublishResult { epoch: Some(appended.epoch), offset: Some(appended.publication.offset) }
+            }
+            Published::Ephemeral => PublishResult::default(),
+        }
+    }
 }
 
 /// A channel in a listing.
@@ -124,14 +160,68 @@ impl Hub {
     /// its offset (and queued to every local subscriber); an ephemeral one
     /// once it is queued to every local subscriber.
     pub async fn publish(&self, publish: Publish) -> Result<Published, HubError> {
-        let time_ms = now_ms();
-        if publish.ephemeral {
-            self.publish_ephemeral(&publish, time_ms);
-            return Ok(Published::Ephemeral);
+        self.submit(publish).await.await
+    }
+
+    /// Publishes several publications of one request (or one connection)
+    /// together; the outcomes are in the order given. A channel's durable
+    /// publications among them are appended as one store group, in the
+    /// order given, so they get consecutive offsets and reach each
+    /// subscriber together; different channels proceed concurrently.
+    /// Ephemeral ones are fanned out at once.
+    pub async fn publish_many(&self, publishes: Vec<Publish>) -> Vec<Result<Published, HubError>> {
+        futures_util::future::join_all(self.submit_many(publishes).await).await
+    }
+
+    /// Hands a publication to its pipeline and returns its receipt without
+    /// waiting for the store: awaiting this waits only for room in the
+    /// pipeline's queue. Receipts of one channel resolve in submission
+    /// order.
+    pub async fn submit(&self, publish: Publish) -> PublishReceipt {
+        let mut receipts = self.submit_many(vec![publish]).await;
+        receipts.pop().unwrap_or(PublishReceipt(Receipt::Ready(Some(Err(HubError::ShuttingDown)))))
+    }
+
+    /// [`Hub::submit`] for several publications at once, grouped into one
+    /// job per channel (see [`Hub::publish_many`]); receipts in the order
+    /// given.
+    pub async fn submit_many(&self, publishes: Vec<Publish>) -> Vec<PublishReceipt> {
+        let (time_ms, accepted_at) = (now_ms(), Instant::now());
+        let mut receipts = Vec::with_capacity(publishes.len());
+        let mut jobs: Vec<PublishJob> = Vec::new();
+        for publish in publishes {
+            if publish.ephemeral {
+                self.publish_ephemeral(&publish, time_ms);
+                receipts.push(PublishReceipt(Receipt::Ready(Some(Ok(Published::Ephemeral)))));
+                continue;
+            }
+            let (reply, answer) = oneshot::channel();
+            receipts.push(PublishReceipt(Receipt::Waiting(answer)));
+            let item = self.job_item(publish, time_ms, reply);
+            match jobs.iter_mut().find(|job| job.channel == item.request.channel) {
+                Some(job) => job.items.push(item),
+                None => jobs.push(PublishJob {
+                    channel: item.request.channel.clone(),
+                    items: vec![item],
+                    accepted_at,
+                }),
+            }
         }
+        for job in jobs {
+            let pipeline = &self.pipelines[self.shared.registry.shard_of(&job.channel)];
+            // A pipeline that has stopped drops the job: its receipts answer `ShuttingDown`.
+            let _ = pipeline.send(job).await;
+        }
+        receipts
+    }
+
+    fn job_item(
+        &self,
+        publish: Publish,
+        time_ms: u64,
+        reply: oneshot::Sender<Result<Appended, HubError>>,
+    ) -> JobItem {
         let options = self.channel_options(&publish.channel);
-        let pipeline = &self.pipelines[self.shared.registry.shard_of(&publish.channel)];
-        let (reply, answer) = oneshot::channel();
         let request = AppendRequest {
             channel: publish.channel,
             event: publish.event,
@@ -141,9 +231,7 @@ impl Hub {
             idempotency_window: options.idempotency_window,
             retention: options.history,
         };
-        let job = PublishJob { request, exclude: publish.exclude, accepted_at: Instant::now(), reply };
-        pipeline.send(job).await.map_err(|_| HubError::ShuttingDown)?;
-        answer.await.map_err(|_| HubError::ShuttingDown)?.map(Published::Durable)
+        JobItem { request, exclude: publish.exclude, reply }
     }
 
     fn publish_ephemeral(&self, publish: &Publish, time_ms: u64) {

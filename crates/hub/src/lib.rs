@@ -4,8 +4,8 @@
 //! connection, in the server crate) and the history store:
 //!
 //! ```text
-//! session / HTTP API ──▶ Hub::publish ──▶ publish pipeline (publish.rs)
-//!                                          ├─▶ HistoryStore::enqueue → offset, durable
+//! session / HTTP API ──▶ Hub::publish(_many) ──▶ publish pipeline (publish.rs)
+//!                                          ├─▶ HistoryStore::enqueue_many → offsets, durable
 //!                                          └─▶ fan-out: encode once, push the same bytes
 //!                                              into every subscriber's Outbox (registry.rs)
 //! Outbox ──▶ the session's writer task (server crate) ──▶ socket
@@ -41,7 +41,7 @@ pub use connections::Connections;
 pub use encode::{DEFAULT_PUSHER_EVENT, Protocol};
 pub use error::HubError;
 pub use events::HubEvent;
-pub use hub::{ChannelInfo, Hub, Publish, Published};
+pub use hub::{ChannelInfo, Hub, Publish, PublishReceipt, Published};
 pub use options::{ChannelOptions, ChannelPolicy, HubOptions};
 pub use outbox::{CloseReason, Outbox, OutboxLimits, Pushed};
 pub use registry::{ConnId, Subscriber};

@@ -2,12 +2,16 @@
 //! out in offset order.
 //!
 //! Each channel belongs to one pipeline (by the same hash as its registry
-//! shard). A pipeline is one task: it enqueues its publications in the
-//! history store one after the other — so the store hands out offsets in
-//! that order — and keeps the pending receipts in a `FuturesOrdered`, so
-//! they complete, and are fanned out, in the same order. Appends of many
-//! publications are in flight at once (the store commits them as a group),
-//! yet every subscriber sees each channel in offset order.
+//! shard). A pipeline is one task: it takes jobs — one caller's
+//! publications to one channel — and enqueues each job's appends in the
+//! history store as one group, job after job, so the store hands out
+//! offsets in that order; it keeps the pending receipts in a
+//! `FuturesOrdered`, so they complete, and are fanned out, in the same
+//! order. Appends of many jobs are in flight at once (the store commits
+//! whatever is queued as one group commit), yet every subscriber sees each
+//! channel in offset order. A job's publications are never split across
+//! group commits, so a batch from one request reaches each subscriber in
+//! one pass, and in one socket write.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,22 +28,34 @@ use crate::hub::Shared;
 use crate::registry::{ConnId, Outgoing};
 
 /// Most publications fanned out in one pass (those whose appends completed
-/// in the same group commit).
+/// in the same group commit); a caller's group is never split.
 const FAN_OUT_BATCH: usize = 64;
 
+/// One caller's publications to one channel, in order: appended as one
+/// store group, so they get consecutive offsets, become durable together
+/// and are fanned out in one pass.
 pub(crate) struct PublishJob {
-    pub request: AppendRequest,
-    pub exclude: Option<ConnId>,
+    pub channel: ChannelName,
+    pub items: Vec<JobItem>,
     pub accepted_at: Instant,
+}
+
+pub(crate) struct JobItem {
+    pub request: AppendRequest,
+    /// A connection that must not receive it.
+    pub exclude: Option<ConnId>,
     pub reply: oneshot::Sender<Result<Appended, HubError>>,
 }
 
+/// A job whose appends are in the store, waiting to be durable.
 struct Pending {
     channel: ChannelName,
-    exclude: Option<ConnId>,
     accepted_at: Instant,
-    reply: oneshot::Sender<Result<Appended, HubError>>,
+    /// Per publication, in job order.
+    replies: Vec<(Option<ConnId>, oneshot::Sender<Result<Appended, HubError>>)>,
 }
+
+type Completed = (Pending, Vec<Result<Appended, StoreError>>);
 
 pub(crate) async fn run_pipeline(shared: Arc<Shared>, mut jobs: mpsc::Receiver<PublishJob>) {
     let max_in_flight = shared.options.max_in_flight;
@@ -49,36 +65,39 @@ pub(crate) async fn run_pipeline(shared: Arc<Shared>, mut jobs: mpsc::Receiver<P
         tokio::select! {
             biased;
             Some(first) = in_flight.next(), if !in_flight.is_empty() => {
-                let mut done = vec![first];
-                while done.len() < FAN_OUT_BATCH
+                let mut done: Vec<Completed> = vec![first];
+                let mut publications = done[0].1.len();
+                while publications < FAN_OUT_BATCH
                     && let Some(Some(next)) = in_flight.next().now_or_never()
                 {
+                    publications += next.1.len();
                     done.push(next);
                 }
                 finish(&shared, done);
             }
             job = jobs.recv(), if open && in_flight.len() < max_in_flight => {
                 let Some(job) = job else { open = false; continue };
-                let pending = Pending {
-                    channel: job.request.channel.clone(),
-                    exclude: job.exclude,
-                    accepted_at: job.accepted_at,
-                    reply: job.reply,
-                };
-                match shared.store.enqueue(job.request).await {
-                    Ok(receipt) => in_flight.push_back(async move { (pending, receipt.await) }),
-                    Err(error) => {
-                        let _ = pending.reply.send(Err(error.into()));
-                    }
-                }
+                let (requests, pending) = split(job);
+                let receipt = shared.store.enqueue_many(requests).await;
+                in_flight.push_back(async move { (pending, receipt.await) });
             }
         }
     }
 }
 
+fn split(job: PublishJob) -> (Vec<AppendRequest>, Pending) {
+    let mut requests = Vec::with_capacity(job.items.len());
+    let mut replies = Vec::with_capacity(job.items.len());
+    for item in job.items {
+        requests.push(item.request);
+        replies.push((item.exclude, item.reply));
+    }
+    (requests, Pending { channel: job.channel, accepted_at: job.accepted_at, replies })
+}
+
 /// Fans out publications whose appends completed together, then answers
 /// their publishers, in offset order.
-fn finish(shared: &Shared, done: Vec<(Pending, Result<Appended, StoreError>)>) {
+fn finish(shared: &Shared, done: Vec<Completed>) {
     let mut start = 0;
     while start < done.len() {
         let channel = &done[start].0.channel;
@@ -86,30 +105,36 @@ fn finish(shared: &Shared, done: Vec<(Pending, Result<Appended, StoreError>)>) {
         fan_out_durable(shared, channel, &done[start..start + run]);
         start += run;
     }
-    for (pending, outcome) in done {
-        let outcome = outcome.map_err(HubError::from);
-        if let Ok(appended) = &outcome {
-            if appended.duplicate {
-                shared.metrics.duplicate_publications.increment(1);
-            } else {
-                shared.metrics.publications.increment(1);
-                shared.metrics.fanout_latency.record(pending.accepted_at.elapsed().as_secs_f64());
+    for (pending, outcomes) in done {
+        for ((_, reply), outcome) in pending.replies.into_iter().zip(outcomes) {
+            let outcome = outcome.map_err(HubError::from);
+            if let Ok(appended) = &outcome {
+                if appended.duplicate {
+                    shared.metrics.duplicate_publications.increment(1);
+                } else {
+                    shared.metrics.publications.increment(1);
+                    shared.metrics.fanout_latency.record(pending.accepted_at.elapsed().as_secs_f64());
+                }
             }
+            // The publisher may have gone away; the publication stands regardless.
+            let _ = reply.send(outcome);
         }
-        // The publisher may have gone away; the publication stands regardless.
-        let _ = pending.reply.send(outcome);
     }
 }
 
 /// Encodes each new publication of one channel once and queues the same
 /// bytes for every subscriber on this node, all of them in one pass over
 /// the subscribers (each connection then writes them together).
-fn fan_out_durable(shared: &Shared, channel: &ChannelName, run: &[(Pending, Result<Appended, StoreError>)]) {
+fn fan_out_durable(shared: &Shared, channel: &ChannelName, run: &[Completed]) {
     let Some(chan) = shared.registry.get(channel) else { return };
-    let fresh: Vec<(&Pending, &Appended)> = run
+    let fresh: Vec<(Option<ConnId>, &Appended)> = run
         .iter()
-        .filter_map(|(pending, outcome)| outcome.as_ref().ok().filter(|a| !a.duplicate).map(|a| (pending, a)))
+        .flat_map(|(pending, outcomes)| pending.replies.iter().map(|(exclude, _)| *exclude).zip(outcomes))
+        .filter_map(|(exclude, outcome)| outcome.as_ref().ok().filter(|a| !a.duplicate).map(|a| (exclude, a)))
         .collect();
+    if fresh.is_empty() {
+        return;
+    }
     let encoded: Vec<Encoded<'_>> = fresh
         .iter()
         .map(|(_, appended)| {
@@ -120,15 +145,12 @@ fn fan_out_durable(shared: &Shared, channel: &ChannelName, run: &[(Pending, Resu
     let outgoing: Vec<Outgoing<'_>> = fresh
         .iter()
         .zip(&encoded)
-        .map(|((pending, appended), message)| Outgoing {
+        .map(|((exclude, appended), message)| Outgoing {
             offset: Some(appended.publication.offset),
             message,
-            except: pending.exclude,
+            except: *exclude,
         })
         .collect();
-    if outgoing.is_empty() {
-        return;
-    }
     let result = chan.state.lock().fan_out_many(&outgoing, shared.options.catch_up_buffer);
     shared.count_fan_out(result);
 }

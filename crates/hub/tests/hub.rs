@@ -285,3 +285,50 @@ async fn resubscribing_while_publications_are_in_flight_never_duplicates_or_skip
     publisher.await.unwrap();
     assert_eq!(seen, (1..=400).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_gets_consecutive_offsets_in_batch_order_while_others_publish() {
+    let hub = hub_with(ChannelOptions::default());
+    let sub = subscriber(1, "", OutboxLimits { max_frames: 10_000, max_bytes: 1 << 24 });
+    subscribe(&hub, sub.clone(), "batch", None).await;
+    let others: Vec<_> = (0..4)
+        .map(|t| {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                for i in 0..50 {
+                    publish(&hub, "batch", 1_000 * (t + 1) + i).await;
+                }
+            })
+        })
+        .collect();
+    let batch: Vec<Publish> = (0..10)
+        .map(|n| {
+            let name = if n == 4 { "batch-elsewhere" } else { "batch" };
+            let ephemeral = n == 7;
+            Publish { ephemeral, ..Publish::new(channel(name), JsonData::parse(n.to_string()).unwrap()) }
+        })
+        .collect();
+    let outcomes = hub.publish_many(batch).await;
+    for task in others {
+        task.await.unwrap();
+    }
+    let offsets: Vec<Option<u64>> = outcomes
+        .into_iter()
+        .map(|outcome| match outcome.unwrap() {
+            fanfare_hub::Published::Durable(appended) => Some(appended.publication.offset),
+            fanfare_hub::Published::Ephemeral => None,
+        })
+        .collect();
+    assert_eq!(offsets[4], Some(1), "the other channel's own order");
+    assert_eq!(offsets[7], None, "ephemeral: no offset");
+    let mine: Vec<u64> = [0, 1, 2, 3, 5, 6, 8, 9].iter().map(|&i| offsets[i].unwrap()).collect();
+    let first = mine[0];
+    assert_eq!(mine, (first..first + 8).collect::<Vec<_>>(), "consecutive, in batch order");
+    let delivered = offsets_of(&drain(&sub.outbox).await);
+    assert_eq!(delivered, (1..=208).collect::<Vec<_>>(), "one gap-free order for the subscriber");
+}
+
+/// Offsets of the durable publications (an ephemeral one reads as offset 0).
+fn offsets_of(messages: &[ServerMessage]) -> Vec<u64> {
+    offsets(messages).into_iter().filter(|&offset| offset != 0).collect()
+}

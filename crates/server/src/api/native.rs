@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use fanfare_hub::{CloseReason, Publish, Published};
+use fanfare_hub::{CloseReason, Publish};
 use fanfare_protocol::native::{HistoryParams, HistoryResult, PresenceResult, PublishResult};
 use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, JsonData};
 use serde::{Deserialize, Serialize};
@@ -45,12 +45,7 @@ pub async fn publish(
 
 async fn publish_one(app: &AppState, publish: Publish) -> Result<PublishResult, ApiError> {
     check_data(&publish.data, &app.settings.namespaces.resolve(&publish.channel))?;
-    Ok(match app.hub.publish(publish).await.map_err(hub_error)? {
-        Published::Durable(appended) => {
-            PublishResult { epoch: Some(appended.epoch), offset: Some(appended.publication.offset) }
-        }
-        Published::Ephemeral => PublishResult::default(),
-    })
+    Ok(app.hub.publish(publish).await.map_err(hub_error)?.into())
 }
 
 #[derive(Deserialize)]

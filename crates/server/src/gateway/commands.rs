@@ -1,10 +1,8 @@
 //! One function per native command. Each checks what the namespace and
 //! the connection's identity allow, then asks the hub.
 
-use fanfare_hub::{CloseReason, HubError, Protocol, Publish, Published, Subscribe, Subscriber};
-use fanfare_protocol::native::{
-    self, CommandBody, ConnectResult, HistoryParams, PresenceResult, PublishResult,
-};
+use fanfare_hub::{CloseReason, HubError, Protocol, Publish, Subscribe, Subscriber};
+use fanfare_protocol::native::{self, CommandBody, ConnectResult, HistoryParams, PresenceResult};
 use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, ErrorInfo, JsonData, StreamPosition};
 
 use crate::auth::Identity;
@@ -13,8 +11,13 @@ use crate::gateway::connection::Next;
 use crate::gateway::session::Session;
 
 impl Session {
+    /// Runs one command. Only a publish may overtake the replies still
+    /// pending (`replies.rs`); anything else is answered after them.
     pub(crate) async fn dispatch(&mut self, command: native::Command) -> Next {
         let id = command.id;
+        if !matches!(command.body, CommandBody::Publish { .. }) {
+            self.replies.flush(&self.outbox).await;
+        }
         let outcome = match command.body {
             CommandBody::Connect { token } => return self.connect(id, token.as_deref()),
             _ if self.identity.is_none() => {
@@ -34,6 +37,7 @@ impl Session {
             }
         };
         if let Err(error) = outcome {
+            self.replies.flush(&self.outbox).await;
             self.reply_error(id, error);
         }
         Next::Continue
@@ -129,6 +133,8 @@ impl Session {
         Ok(())
     }
 
+    /// Hands the publication to the hub and moves on to the next command;
+    /// the reply follows once it is durable (`replies.rs`).
     async fn publish(&mut self, id: u64, publish: Publish) -> Result<(), ErrorInfo> {
         let namespace = self.app.settings.namespaces.resolve(&publish.channel);
         match namespace.publish {
@@ -139,13 +145,9 @@ impl Session {
             PublishPolicy::Subscribers | PublishPolicy::Anyone => {}
         }
         check_data(&publish.data, &namespace)?;
-        let result = match self.app.hub.publish(publish).await.map_err(hub_error)? {
-            Published::Durable(appended) => {
-                PublishResult { epoch: Some(appended.epoch), offset: Some(appended.publication.offset) }
-            }
-            Published::Ephemeral => PublishResult::default(),
-        };
-        self.reply(id, &result);
+        self.replies.room(&self.outbox).await;
+        let receipt = self.app.hub.submit(publish).await;
+        self.replies.push(id, receipt);
         Ok(())
     }
 

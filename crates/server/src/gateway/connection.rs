@@ -2,8 +2,9 @@
 //! one task.
 //!
 //! The task waits for whichever comes first: a message from the client
-//! (handed to the protocol's [`Dialect`]), frames in the outbox (written
-//! together, `socket.rs`), or the timer (keepalive ping, read deadline).
+//! (handed to the protocol's [`Dialect`]), a reply to an earlier command
+//! becoming ready, frames in the outbox (written together, `socket.rs`),
+//! or the timer (keepalive ping, read deadline).
 //! While a command runs, the outbox keeps being written, so a replay that
 //! waits for room in the outbox makes progress. Replies and pushes all go
 //! through the outbox, so every frame keeps its order. Cleanup happens in
@@ -42,6 +43,10 @@ pub(crate) trait Dialect: Send {
     /// Why the connection closes when that deadline passes.
     fn on_timeout(&self) -> CloseReason;
     fn on_text(&mut self, text: &str) -> impl Future<Output = Next> + Send;
+    /// Pushes into the outbox the replies of earlier commands that are
+    /// ready now (registering `cx` for the rest); called whenever the
+    /// connection waits for its next message.
+    fn poll_replies(&mut self, _cx: &mut Context<'_>) {}
     /// A binary message: neither protocol has one.
     fn on_binary(&mut self, _data: Vec<u8>) -> Next {
         Next::Close(CloseReason::new(CloseCode::BadFrame))
@@ -166,7 +171,11 @@ where
     let timer = tokio::time::sleep_until(next_ping.min(dialect.read_deadline(last_activity)));
     let mut timer = std::pin::pin!(timer);
     loop {
-        let wake = poll_fn(|cx| poll_wake(cx, socket, outbox, timer.as_mut())).await;
+        let wake = poll_fn(|cx| {
+            dialect.poll_replies(cx);
+            poll_wake(cx, socket, outbox, timer.as_mut())
+        })
+        .await;
         let message = match wake {
             Wake::Message(message) => message,
             Wake::Closed(reason) => return Closing::Server(reason),

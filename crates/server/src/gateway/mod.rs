@@ -3,7 +3,8 @@
 //! `upgrade.rs` accepts the HTTP upgrade; `connection.rs` runs the
 //! connection (its messages, its outbox, its timers) over `socket.rs`'s
 //! framing; `session.rs` decodes native commands and `commands.rs` runs
-//! them (`pusher/` does the same for Pusher); `closing.rs` ends it.
+//! them, `replies.rs` answers pipelined publishes in order (`pusher/` does
+//! the same for Pusher); `closing.rs` ends it.
 
 mod closing;
 mod commands;
@@ -11,6 +12,7 @@ mod connection;
 pub mod echo;
 mod pusher;
 mod rate;
+mod replies;
 mod session;
 mod socket;
 mod subscriptions;

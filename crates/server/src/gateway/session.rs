@@ -2,6 +2,7 @@
 //! them (`commands.rs`), and releases the session's state when it ends.
 
 use std::sync::Arc;
+use std::task::Context;
 
 use fanfare_hub::{CloseReason, ConnId, Outbox, Protocol};
 use fanfare_protocol::native::{self, Command};
@@ -11,6 +12,7 @@ use tokio::time::Instant;
 use crate::auth::Identity;
 use crate::gateway::connection::{self, Dialect, Link, Next};
 use crate::gateway::rate::TokenBucket;
+use crate::gateway::replies::PendingReplies;
 use crate::gateway::subscriptions::Subscriptions;
 use crate::gateway::upgrade::Io;
 use crate::server::AppState;
@@ -24,6 +26,8 @@ pub(crate) struct Session {
     pub channels: Subscriptions<ChannelName, ()>,
     /// Every command counts against `limits.max_commands_per_second`.
     pub commands: TokenBucket,
+    /// Publishes handed to the hub whose replies are not written yet.
+    pub replies: PendingReplies,
 }
 
 /// The connection's future (see [`connection::drive`]).
@@ -40,6 +44,7 @@ pub fn run(app: AppState, io: Io) -> impl Future<Output = ()> + Send {
         identity: None,
         channels: Subscriptions::new(),
         commands,
+        replies: PendingReplies::default(),
     };
     connection::drive(&app, io, outbox, Protocol::Native, session)
 }
@@ -66,6 +71,7 @@ impl Dialect for Session {
     async fn on_text(&mut self, text: &str) -> Next {
         match Command::decode(text) {
             Ok(command) if !self.commands.try_take() => {
+                self.replies.flush(&self.outbox).await;
                 self.reply_error(
                     command.id,
                     ErrorInfo::new(ErrorCode::RateLimited, "too many commands; slow down"),
@@ -75,12 +81,18 @@ impl Dialect for Session {
             Ok(command) => Box::pin(self.dispatch(command)).await,
             Err(error) => match error.id {
                 Some(id) => {
+                    self.replies.flush(&self.outbox).await;
                     self.reply_error(id, error.error);
                     Next::Continue
                 }
                 None => Next::Close(CloseReason::new(CloseCode::BadFrame)),
             },
         }
+    }
+
+    /// Replies of pipelined publishes go out as soon as they are known.
+    fn poll_replies(&mut self, cx: &mut Context<'_>) {
+        let _ = self.replies.poll_send(cx, &self.outbox);
     }
 
     /// Every piece of per-connection state is released here, once.

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::{RawConn, TestServer, WAIT, http};
+use crate::support::{RawConn, TestServer, WAIT, http, metric_value};
 
 #[tokio::test]
 async fn health_ready_metrics_and_openapi_answer() {
@@ -21,13 +21,6 @@ async fn health_ready_metrics_and_openapi_answer() {
         http().get(server.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(openapi["paths"]["/api/publish"].is_object(), "the OpenAPI document describes the API");
     server.stop().await;
-}
-
-/// Prometheus text: the value of an unlabelled metric.
-fn metric_value(metrics: &str, name: &str) -> f64 {
-    let line = metrics.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '));
-    let line = line.unwrap_or_else(|| panic!("{name} missing from:\n{metrics}"));
-    line[name.len()..].trim().parse().unwrap()
 }
 
 #[tokio::test]

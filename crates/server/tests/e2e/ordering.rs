@@ -4,7 +4,9 @@
 use fanfare_client::{PublishOptions, SubscriptionEvent};
 use serde_json::json;
 
-use crate::support::{TestServer, WAIT};
+use fanfare::config::StoreKind;
+
+use crate::support::{RawConn, TestServer, WAIT, http, metric_value, offsets};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_http_and_client_publishers_give_every_subscriber_one_gap_free_order() {
@@ -94,4 +96,48 @@ async fn with_nagle_on_a_burst_still_arrives_complete_and_in_order() {
         }
     }
     assert_eq!(offsets, (1..=PUBLICATIONS).collect::<Vec<_>>());
+}
+
+/// A connection that sends many publishes without waiting (pipelining)
+/// gets its replies in command order, with consecutive offsets; a command
+/// sent after them is answered after them. The publishes do not wait for
+/// each other's fsync, so they are committed, fanned out and written
+/// together: many frames per socket write, on the default store.
+#[tokio::test]
+async fn pipelined_publishes_are_answered_in_order_and_committed_together() {
+    let config = "[namespaces.room]\npublish = \"anyone\"\n";
+    let server = TestServer::with_settings(config, |settings| {
+        settings.store.kind = StoreKind::Embedded(settings.data_dir.join("store"));
+        settings.limits.max_commands_per_second = 100_000;
+    })
+    .await;
+    let mut watcher = RawConn::connected(&server, None).await;
+    watcher.command(json!({"type": "subscribe", "channel": "room:p"})).await;
+    let mut publisher = RawConn::connected(&server, None).await;
+    let mut next_offset = 1;
+    for round in 0..30 {
+        // The first round holds more publishes than may wait at once (64).
+        let count = if round == 0 { 150 } else { 40 };
+        let first_id = 1_000 * (round + 1);
+        for n in 0..count {
+            let command = json!({"id": first_id + n, "type": "publish", "channel": "room:p", "data": n});
+            publisher.send_text(&command.to_string()).await;
+        }
+        publisher.send_text(&json!({"id": first_id + count, "type": "ping"}).to_string()).await;
+        for n in 0..=count {
+            let reply = publisher.next_json().await.expect("a reply");
+            assert_eq!(reply["id"], first_id + n, "replies in command order: {reply}");
+            if n < count {
+                assert_eq!(reply["result"]["offset"], next_offset, "{reply}");
+                next_offset += 1;
+            }
+        }
+        let seen = offsets(&watcher.publications("room:p", count as usize).await);
+        assert_eq!(seen, (next_offset - count..next_offset).collect::<Vec<_>>());
+    }
+    let metrics = http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let writes = metric_value(&metrics, "fanfare_ws_writes_total");
+    let frames = metric_value(&metrics, "fanfare_ws_frames_written_total");
+    assert!(writes >= 64.0, "writes {writes}");
+    assert!(frames >= 4.0 * writes, "{frames} frames in {writes} writes: pipelined publishes coalesce");
 }

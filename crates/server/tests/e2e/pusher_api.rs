@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use fanfare::config::{AppSettings, WebhookKind, WebhookSettings};
+use fanfare::config::{AppSettings, StoreKind, WebhookKind, WebhookSettings};
 use fanfare::pusher::apps::Apps;
 use fanfare::pusher::webhooks::{WebhookOptions, Webhooks};
 use fanfare_protocol::pusher::{ApiRequest, sign, sign_api_request, verify_webhook};
@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::support::{RawConn, TestServer, WAIT, http};
+use crate::support::{RawConn, TestServer, WAIT, http, metric_value};
 
 const APPS: &str = r#"
 [[pusher.apps]]
@@ -324,6 +324,49 @@ async fn a_prefixed_app_publishes_into_its_own_namespace() {
     assert_eq!(event["channel"], "news", "Pusher clients see the name without the prefix");
     let (_, history) = server.get("/api/history?channel=news").await;
     assert_eq!(history["top_offset"], 0, "app-1's channel of the same name is untouched");
+}
+
+/// The issue's benchmark in miniature, on the default (embedded, fsync)
+/// store: a batch of 10 events for one channel is one store group, so it
+/// gets consecutive offsets in batch order and reaches a subscriber in one
+/// socket write. The write counters are per thread and published every 64
+/// writes; the test runs on one thread, so 80 batches publish them.
+#[tokio::test]
+async fn a_batch_for_one_channel_gets_consecutive_offsets_and_reaches_a_subscriber_in_one_write() {
+    let server = TestServer::with_settings(APPS, |settings| {
+        settings.store.kind = StoreKind::Embedded(settings.data_dir.join("store"));
+    })
+    .await;
+    let mut pusher = PusherConn::open(&server, "key-1").await;
+    pusher.subscribe("live", "", None).await;
+    for round in 0..80 {
+        let batch: Vec<Value> = (0..10)
+            .map(|n| json!({"name": format!("e{n}"), "channel": "live", "data": format!("{round}.{n}")}))
+            .collect();
+        let (status, _) = sdk(&server, "app-1").post("/batch_events", json!({"batch": batch})).await;
+        assert_eq!(status, 200);
+        for n in 0..10 {
+            let event = pusher.next_event_of("live").await;
+            assert_eq!(
+                (event["event"].clone(), event["data"].clone()),
+                (json!(format!("e{n}")), json!(format!("{round}.{n}")))
+            );
+        }
+    }
+    let (_, history) = server.get("/api/history?channel=live&since=790").await;
+    let stored: Vec<(u64, String)> = history["publications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["offset"].as_u64().unwrap(), p["event"].as_str().unwrap().to_owned()))
+        .collect();
+    let expected: Vec<(u64, String)> = (0..10).map(|n| (791 + n, format!("e{n}"))).collect();
+    assert_eq!(stored, expected, "the last batch: consecutive offsets in batch order");
+    let metrics = http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let writes = metric_value(&metrics, "fanfare_ws_writes_total");
+    let frames = metric_value(&metrics, "fanfare_ws_frames_written_total");
+    assert!(writes >= 64.0, "writes {writes}");
+    assert!(frames >= 9.0 * writes, "{frames} frames in {writes} writes: a batch should be one write");
 }
 
 #[tokio::test]

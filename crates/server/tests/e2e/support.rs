@@ -134,6 +134,13 @@ impl TestServer {
     }
 }
 
+/// Prometheus text: the value of an unlabelled metric.
+pub fn metric_value(metrics: &str, name: &str) -> f64 {
+    let line = metrics.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '));
+    let line = line.unwrap_or_else(|| panic!("{name} missing from:\n{metrics}"));
+    line[name.len()..].trim().parse().unwrap()
+}
+
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder().timeout(WAIT).build().unwrap()
 }

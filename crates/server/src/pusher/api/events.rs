@@ -2,8 +2,8 @@
 //! triggered by the app's backend, published through the hub like any
 //! publication.
 //!
-//! Each channel gets `Hub::publish` with the event name and the `data`
-//! string: durable, so it has an offset, is in history, and reaches native
+//! Each channel gets a publication with the event name and the `data`
+//! string, all of a request's in one `Hub::publish_many`: durable, so it has an offset, is in history, and reaches native
 //! subscribers of the same hub channel as well as Pusher ones. Events to
 //! `#server-to-user-<id>` channels (`sendToUser`) are ephemeral: they reach
 //! that user's signed-in connections, which the gateway subscribes to the
@@ -66,7 +66,7 @@ pub(super) async fn trigger(
 ) -> Result<Json<Value>, PusherApiError> {
     let body: TriggerBody = signed.json()?;
     let trigger = check(&signed.app, body)?;
-    publish(&state, &trigger).await?;
+    publish(&state, std::slice::from_ref(&trigger)).await?;
     if !trigger.info.any() {
         return Ok(Json(json!({})));
     }
@@ -83,9 +83,7 @@ pub(super) async fn trigger_batch(
     }
     let triggers: Vec<Trigger> =
         body.batch.into_iter().map(|event| check(&signed.app, event)).collect::<Result<_, _>>()?;
-    for trigger in &triggers {
-        publish(&state, trigger).await?;
-    }
+    publish(&state, &triggers).await?;
     if !triggers.iter().any(|t| t.info.any()) {
         return Ok(Json(json!({})));
     }
@@ -147,18 +145,22 @@ fn check(app: &PusherApp, body: TriggerBody) -> Result<Trigger, PusherApiError> 
     Ok(Trigger { name: body.name, data: body.data, channels, exclude, info })
 }
 
-/// Publishes the event to each of its channels, concurrently.
-async fn publish(state: &AppState, trigger: &Trigger) -> Result<(), PusherApiError> {
-    let publishes = trigger.channels.iter().map(|(pusher, hub)| {
-        let publish = Publish {
+/// Publishes every event of the request to each of its channels in one
+/// `publish_many`: a channel's events are appended as one store group in
+/// request order (consecutive offsets) and reach each subscriber together,
+/// in one socket write; channels proceed concurrently.
+async fn publish(state: &AppState, triggers: &[Trigger]) -> Result<(), PusherApiError> {
+    let publishes = triggers
+        .iter()
+        .flat_map(|trigger| trigger.channels.iter().map(move |channel| (trigger, channel)))
+        .map(|(trigger, (pusher, hub))| Publish {
             event: Some(trigger.name.clone()),
             ephemeral: matches!(pusher.kind(), ChannelKind::ServerToUser(_)),
             exclude: trigger.exclude,
             ..Publish::new(hub.clone(), trigger.data.clone())
-        };
-        state.hub.publish(publish)
-    });
-    for result in futures_util::future::join_all(publishes).await {
+        })
+        .collect();
+    for result in state.hub.publish_many(publishes).await {
         result?;
     }
     Ok(())
