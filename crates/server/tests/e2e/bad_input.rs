@@ -13,6 +13,20 @@ async fn malformed_json_closes_with_bad_frame() {
 }
 
 #[tokio::test]
+async fn a_json_array_frame_closes_with_bad_frame_even_when_it_spells_out_a_command() {
+    let server = TestServer::start().await;
+    // An array of every command field in order, which a struct decoder
+    // would read by position as `ping` with id 8.
+    for frame in ["[7]", r#"[8,"ping",null,null,null,null,null,null,null,null,null]"#] {
+        let mut conn = RawConn::connected(&server, None).await;
+        conn.send_text(frame).await;
+        let first = conn.next().await.expect("a disconnect push before the close");
+        assert_eq!(first["type"], "disconnect", "{frame} was answered: {first}");
+        assert_eq!(conn.until_closed().await.0, 4000, "{frame}");
+    }
+}
+
+#[tokio::test]
 async fn a_binary_frame_closes_with_bad_frame() {
     let server = TestServer::start().await;
     let mut conn = RawConn::connected(&server, None).await;
