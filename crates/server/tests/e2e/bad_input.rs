@@ -179,6 +179,10 @@ async fn http_api_rejects_bad_bodies_and_channels_with_400() {
     let (status, body) = server.get("/api/history?channel=bad%20name").await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "invalid_channel");
+    for path in ["/api/history", "/api/presence"] {
+        let (status, body) = server.get(path).await;
+        assert_eq!((status, &body["error"]["code"]), (400, &json!("bad_request")), "{path} without channel");
+    }
 }
 
 #[tokio::test]
