@@ -160,6 +160,10 @@ async fn http_api_without_or_with_a_wrong_key_is_401() {
     let right =
         http().post(server.url("/api/publish")).bearer_auth(API_KEY).json(&body).send().await.unwrap();
     assert_eq!(right.status(), 200);
+    let any_case = format!("bEARER {API_KEY}");
+    let any_case =
+        http().post(server.url("/api/publish")).header("authorization", any_case).json(&body).send().await;
+    assert_eq!(any_case.unwrap().status(), 200, "the scheme is matched in any case");
 }
 
 #[tokio::test]
