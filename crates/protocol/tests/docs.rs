@@ -1,7 +1,8 @@
 //! The code tables of the docs against the code: clients are written from
 //! `docs/protocol.md` and `docs/api.md` alone, so every error code and close
 //! code the server can send must be in their tables, with the same HTTP
-//! status, retry flag, reason and reconnect advice, and nothing else.
+//! status, retry flag, reason and reconnect advice, and nothing else; and
+//! the `Error` schema of `docs/openapi.json` must list the same codes.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +10,7 @@ use fanfare_protocol::{CloseCode, ErrorCode};
 
 const PROTOCOL_MD: &str = include_str!("../../../docs/protocol.md");
 const API_MD: &str = include_str!("../../../docs/api.md");
+const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");
 
 #[test]
 fn the_protocol_error_table_lists_every_error_code_and_no_other() {
@@ -22,6 +24,21 @@ fn the_protocol_error_table_lists_every_error_code_and_no_other() {
 fn the_api_error_table_lists_every_error_code_and_no_other() {
     let documented = code_table(API_MD, "## 4. Errors", 3);
     assert_same_rows("docs/api.md §4", documented, error_rows(ErrorCode::ALL));
+}
+
+#[test]
+fn the_openapi_error_schema_lists_every_error_code_and_no_other() {
+    let openapi: serde_json::Value = serde_json::from_str(OPENAPI_JSON).expect("docs/openapi.json is JSON");
+    let listed =
+        &openapi["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"];
+    let documented = listed
+        .as_array()
+        .expect("the Error schema lists its codes in an enum")
+        .iter()
+        .map(|code| (code.as_str().expect("codes are strings").to_owned(), Vec::new()))
+        .collect();
+    let expected = ErrorCode::ALL.into_iter().map(|code| (code.as_str().to_owned(), Vec::new())).collect();
+    assert_same_rows("docs/openapi.json (schema Error)", documented, expected);
 }
 
 #[test]
@@ -76,6 +93,7 @@ fn assert_same_rows(
     let mut problems = Vec::new();
     for (code, row) in &expected {
         match documented.get(code) {
+            None if row.is_empty() => problems.push(format!("`{code}` is missing from {doc}")),
             None => problems.push(format!("`{code}` ({}) is missing from {doc}", row.join(", "))),
             Some(written) if written != row => problems.push(format!(
                 "{doc} says `{code}` is ({}); the code says ({})",
