@@ -64,3 +64,22 @@ async fn an_event_name_given_to_publish_comes_back_in_pushes_and_in_history() {
     let without = &history["publications"][3];
     assert!(without.get("event").is_none(), "no `event` field when published without one: {without}");
 }
+
+#[tokio::test]
+async fn a_history_limit_beyond_u64_is_refused_not_capped() {
+    let server = TestServer::start().await;
+    for limit in ["18446744073709551616", "-1"] {
+        let (status, body) = server.get(&format!("/api/history?channel=a&limit={limit}")).await;
+        assert_eq!((status, &body["error"]["code"]), (400, &json!("bad_request")), "limit={limit}: {body}");
+    }
+    let (status, _) = server.get("/api/history?channel=a&limit=18446744073709551615").await;
+    assert_eq!(status, 200, "the largest u64 is capped at the read limit");
+
+    let mut conn = RawConn::connected(&server, None).await;
+    // Written out: 2^64 does not fit in a `serde_json::Value`.
+    for limit in ["18446744073709551616", "-1", "2.5"] {
+        conn.send_text(&format!(r#"{{"id":90,"type":"history","channel":"a","limit":{limit}}}"#)).await;
+        let reply = conn.next_json().await.expect("an error reply, and the connection stays");
+        assert_eq!((&reply["id"], &reply["error"]["code"]), (&json!(90), &json!("bad_request")), "{reply}");
+    }
+}
