@@ -83,3 +83,21 @@ async fn a_history_limit_beyond_u64_is_refused_not_capped() {
         assert_eq!((&reply["id"], &reply["error"]["code"]), (&json!(90), &json!("bad_request")), "{reply}");
     }
 }
+
+#[tokio::test]
+async fn allow_anonymous_off_keeps_anonymous_connections_from_subscribing_not_from_publishing_to_anyone() {
+    let config = "[namespaces.open]\npublish = \"anyone\"\nallow_anonymous = false\n\
+                  [namespaces.members]\npublish = \"subscribers\"\nallow_anonymous = false\n";
+    let server = TestServer::with_config(config).await;
+    let mut anonymous = RawConn::connected(&server, None).await;
+    for command in [
+        json!({"type": "subscribe", "channel": "open:a"}),
+        json!({"type": "history", "channel": "open:a"}),
+        json!({"type": "publish", "channel": "members:a", "data": 1}),
+    ] {
+        let reply = anonymous.command(command.clone()).await;
+        assert_eq!(reply["error"]["code"], "permission_denied", "{command}: {reply}");
+    }
+    let reply = anonymous.command(json!({"type": "publish", "channel": "open:a", "data": 1})).await;
+    assert_eq!(reply["result"]["offset"], 1, "`publish = \"anyone\"` alone decides: {reply}");
+}
