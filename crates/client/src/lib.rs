@@ -9,10 +9,12 @@
 //! # async fn example() -> Result<(), fanfare_client::ClientError> {
 //! use fanfare_client::{Client, ClientOptions, PublishOptions, SubscriptionEvent};
 //!
-//! let client = Client::connect(ClientOptions::new("ws://127.0.0.1:8000/connection")).await?;
-//! let mut news = client.subscribe("news", None).await?;
-//! client.publish("news", &serde_json::json!({"text": "hello"}), PublishOptions::default()).await?;
-//! while let Some(event) = news.next().await {
+//! let client = Client::connect(ClientOptions::new("ws://127.0.0.1:6001/connection/websocket")).await?;
+//! // Clients may publish only where the namespace allows it, e.g. a `chat`
+//! // namespace with `publish = "subscribers"` (by default only the HTTP API may).
+//! let mut lobby = client.subscribe("chat:lobby", None).await?;
+//! client.publish("chat:lobby", &serde_json::json!({"text": "hello"}), PublishOptions::default()).await?;
+//! while let Some(event) = lobby.next().await {
 //!     if let SubscriptionEvent::Publication { publication, .. } = event {
 //!         println!("{}: {:?}", publication.offset, publication.data);
 //!     }

@@ -10,7 +10,7 @@ use crate::Backoff;
 /// syntax: `ClientOptions { token: Some(jwt), ..ClientOptions::new(url) }`.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// The server's native WebSocket endpoint, e.g. `ws://127.0.0.1:8000/connection`.
+    /// The server's native WebSocket endpoint, e.g. `ws://127.0.0.1:6001/connection/websocket`.
     pub url: String,
     /// A JWT sent with every `connect`; `None` connects anonymously.
     pub token: Option<String>,

@@ -8,115 +8,114 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A row of the error table. `docs/protocol.md` lists the same rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// The frame or body is not valid JSON or misses a required field.
-    BadRequest,
-    /// The command type is not one this server knows.
-    UnknownCommand,
-    /// The channel name is not valid.
-    InvalidChannel,
-    /// The message or payload is larger than the namespace or server allows.
-    MessageTooLarge,
-    /// No credentials, or credentials that are not valid (bad signature, wrong key).
-    Unauthorized,
-    /// The token was valid once but has expired.
-    TokenExpired,
-    /// Authenticated, but not allowed to do this on this channel.
-    PermissionDenied,
-    /// A command that needs a connected session came before `connect`.
-    NotConnected,
-    /// `connect` sent twice.
-    AlreadyConnected,
-    /// Subscribing to a channel this connection is already subscribed to.
-    AlreadySubscribed,
-    /// A command about a channel this connection is not subscribed to.
-    NotSubscribed,
-    /// The connection holds the most channels it may.
-    TooManyChannels,
-    /// Too many requests; slow down.
-    RateLimited,
-    /// The channel, user or resource does not exist.
-    NotFound,
-    /// The feature is off for this channel's namespace (presence).
-    NotAvailable,
-    /// A dependency (the store) failed or is overloaded; retry later.
-    Unavailable,
-    /// The server is shutting down.
-    ShuttingDown,
-    /// An unexpected failure inside the server.
-    Internal,
-    /// A code this version does not know (sent by a newer server); clients
-    /// treat it by its `retry` flag.
-    #[serde(other)]
-    Unknown,
+/// Declares a code enum and its table in one listing: each variant beside
+/// its doc comment and its row, so no second list of the variants can fall
+/// out of step. `ALL` holds the listed variants in order; a variant after
+/// `not in ALL` has a row but is never sent (the one unknown codes decode to).
+macro_rules! code_table {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident: $row:ident {
+            $( $(#[$variant_meta:meta])* $variant:ident => $value:expr, )*
+        }
+        $( not in ALL { $(#[$extra_meta:meta])* $extra:ident => $extra_value:expr, } )?
+    ) => {
+        $(#[$meta])*
+        pub enum $name {
+            $( $(#[$variant_meta])* $variant, )*
+            $( $(#[$extra_meta])* $extra, )?
+        }
+
+        impl $name {
+            pub const ALL: [$name; [$(stringify!($variant)),*].len()] = [$($name::$variant),*];
+
+            const fn row(self) -> $row {
+                match self {
+                    $( $name::$variant => $value, )*
+                    $( $name::$extra => $extra_value, )?
+                }
+            }
+        }
+    };
+}
+
+/// What the error table says about a code.
+struct ErrorRow {
+    /// The stable string written on the wire (serde's name of the variant).
+    code: &'static str,
+    http_status: u16,
+    retry: bool,
+}
+
+const fn error_row(code: &'static str, http_status: u16, retry: bool) -> ErrorRow {
+    ErrorRow { code, http_status, retry }
+}
+
+code_table! {
+    /// A row of the error table. `docs/protocol.md` §7 and `docs/api.md` §4
+    /// list the same rows (`tests/docs.rs` checks them).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum ErrorCode: ErrorRow {
+        /// The frame or body is not valid JSON or misses a required field.
+        BadRequest => error_row("bad_request", 400, false),
+        /// The command type is not one this server knows.
+        UnknownCommand => error_row("unknown_command", 400, false),
+        /// The channel name is not valid.
+        InvalidChannel => error_row("invalid_channel", 400, false),
+        /// The message or payload is larger than the namespace or server allows.
+        MessageTooLarge => error_row("message_too_large", 413, false),
+        /// No credentials, or credentials that are not valid (bad signature, wrong key).
+        Unauthorized => error_row("unauthorized", 401, false),
+        /// The token was valid once but has expired.
+        TokenExpired => error_row("token_expired", 401, false),
+        /// Authenticated, but not allowed to do this on this channel.
+        PermissionDenied => error_row("permission_denied", 403, false),
+        /// A command that needs a connected session came before `connect`.
+        NotConnected => error_row("not_connected", 400, false),
+        /// `connect` sent twice.
+        AlreadyConnected => error_row("already_connected", 409, false),
+        /// Subscribing to a channel this connection is already subscribed to.
+        AlreadySubscribed => error_row("already_subscribed", 409, false),
+        /// A command about a channel this connection is not subscribed to.
+        NotSubscribed => error_row("not_subscribed", 409, false),
+        /// The connection holds the most channels it may.
+        TooManyChannels => error_row("too_many_channels", 429, false),
+        /// Too many requests; slow down.
+        RateLimited => error_row("rate_limited", 429, true),
+        /// The channel, user or resource does not exist.
+        NotFound => error_row("not_found", 404, false),
+        /// The feature is off for this channel's namespace (presence).
+        NotAvailable => error_row("not_available", 403, false),
+        /// A dependency (the store) failed or is overloaded; retry later.
+        Unavailable => error_row("unavailable", 503, true),
+        /// The server is shutting down.
+        ShuttingDown => error_row("shutting_down", 503, true),
+        /// An unexpected failure inside the server.
+        Internal => error_row("internal", 500, true),
+    }
+    not in ALL {
+        /// A code this version does not know (sent by a newer server); clients
+        /// treat it by its `retry` flag.
+        #[serde(other)]
+        Unknown => error_row("unknown", 500, false),
+    }
 }
 
 impl ErrorCode {
     /// The stable string written on the wire.
     pub fn as_str(self) -> &'static str {
-        self.row().0
+        self.row().code
     }
 
     pub fn http_status(self) -> u16 {
-        self.row().1
+        self.row().http_status
     }
 
     /// Whether the same request can succeed if sent again later unchanged.
     pub fn retry(self) -> bool {
-        self.row().2
+        self.row().retry
     }
-
-    fn row(self) -> (&'static str, u16, bool) {
-        use ErrorCode::*;
-        match self {
-            BadRequest => ("bad_request", 400, false),
-            UnknownCommand => ("unknown_command", 400, false),
-            InvalidChannel => ("invalid_channel", 400, false),
-            MessageTooLarge => ("message_too_large", 413, false),
-            Unauthorized => ("unauthorized", 401, false),
-            TokenExpired => ("token_expired", 401, false),
-            PermissionDenied => ("permission_denied", 403, false),
-            NotConnected => ("not_connected", 400, false),
-            AlreadyConnected => ("already_connected", 409, false),
-            AlreadySubscribed => ("already_subscribed", 409, false),
-            NotSubscribed => ("not_subscribed", 409, false),
-            TooManyChannels => ("too_many_channels", 429, false),
-            RateLimited => ("rate_limited", 429, true),
-            NotFound => ("not_found", 404, false),
-            NotAvailable => ("not_available", 403, false),
-            Unavailable => ("unavailable", 503, true),
-            ShuttingDown => ("shutting_down", 503, true),
-            Internal => ("internal", 500, true),
-            Unknown => ("unknown", 500, false),
-        }
-    }
-
-    pub const ALL: [ErrorCode; 18] = {
-        use ErrorCode::*;
-        [
-            BadRequest,
-            UnknownCommand,
-            InvalidChannel,
-            MessageTooLarge,
-            Unauthorized,
-            TokenExpired,
-            PermissionDenied,
-            NotConnected,
-            AlreadyConnected,
-            AlreadySubscribed,
-            NotSubscribed,
-            TooManyChannels,
-            RateLimited,
-            NotFound,
-            NotAvailable,
-            Unavailable,
-            ShuttingDown,
-            Internal,
-        ]
-    };
 }
 
 /// An error as sent to a client: `{"code", "message", "retry"}`.
@@ -142,46 +141,59 @@ impl std::fmt::Display for ErrorInfo {
 
 impl std::error::Error for ErrorInfo {}
 
-/// Why the server closed a native WebSocket connection.
-///
-/// 4000–4499: do not reconnect without changing something (credentials,
-/// the client code). 4500–4999: reconnect with backoff and jitter, and
-/// resume every subscription from its last position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CloseCode {
-    /// A normal close (the client left, or its session ended cleanly).
-    Normal,
-    /// A frame that is not a valid command (not JSON, no `id`, binary).
-    BadFrame,
-    /// The token given to `connect` is missing, invalid or expired.
-    Unauthorized,
-    /// No `connect` command arrived within the handshake timeout.
-    HandshakeTimeout,
-    /// The server's HTTP API disconnected this user.
-    Disconnected,
-    /// A frame larger than the server's limit (the WebSocket standard code).
-    MessageTooBig,
-    /// A frame that breaks the WebSocket framing rules (RFC 6455 code 1002).
-    ProtocolError,
-    /// A text message or close reason that is not valid UTF-8 (RFC 6455 code 1007).
-    InvalidPayload,
-    /// The server is shutting down: reconnect (with jitter) and resume.
-    ShuttingDown,
-    /// The connection could not keep up and its outbox overflowed: reconnect and recover.
-    SlowConsumer,
-    /// No pong or other traffic within the idle timeout.
-    IdleTimeout,
-    /// The server failed internally; reconnect with backoff.
-    ServerError,
+/// What the close-code table says about a code.
+struct CloseRow {
+    code: u16,
+    /// The close frame's reason, also sent in the `disconnect` push.
+    reason: &'static str,
+}
+
+const fn close_row(code: u16, reason: &'static str) -> CloseRow {
+    CloseRow { code, reason }
+}
+
+code_table! {
+    /// Why the server closed a native WebSocket connection.
+    ///
+    /// 4000–4499: do not reconnect without changing something (credentials,
+    /// the client code). 4500–4999: reconnect with backoff and jitter, and
+    /// resume every subscription from its last position.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum CloseCode: CloseRow {
+        /// A normal close (the client left, or its session ended cleanly).
+        Normal => close_row(1000, "normal closure"),
+        /// A frame that is not a valid command (not JSON, no `id`, binary).
+        BadFrame => close_row(4000, "bad frame"),
+        /// The token given to `connect` is missing, invalid or expired.
+        Unauthorized => close_row(4001, "unauthorized"),
+        /// No `connect` command arrived within the handshake timeout.
+        HandshakeTimeout => close_row(4504, "handshake timeout"),
+        /// The server's HTTP API disconnected this user.
+        Disconnected => close_row(4003, "disconnected by server"),
+        /// A frame larger than the server's limit (the WebSocket standard code).
+        MessageTooBig => close_row(1009, "message too big"),
+        /// A frame that breaks the WebSocket framing rules (RFC 6455 code 1002).
+        ProtocolError => close_row(1002, "protocol error"),
+        /// A text message or close reason that is not valid UTF-8 (RFC 6455 code 1007).
+        InvalidPayload => close_row(1007, "invalid payload data"),
+        /// The server is shutting down: reconnect (with jitter) and resume.
+        ShuttingDown => close_row(4500, "shutting down"),
+        /// The connection could not keep up and its outbox overflowed: reconnect and recover.
+        SlowConsumer => close_row(4501, "slow consumer"),
+        /// No pong or other traffic within the idle timeout.
+        IdleTimeout => close_row(4502, "idle timeout"),
+        /// The server failed internally; reconnect with backoff.
+        ServerError => close_row(4503, "server error"),
+    }
 }
 
 impl CloseCode {
     pub fn code(self) -> u16 {
-        self.row().0
+        self.row().code
     }
 
     pub fn reason(self) -> &'static str {
-        self.row().1
+        self.row().reason
     }
 
     /// Whether a client should reconnect and resume by itself.
@@ -192,42 +204,6 @@ impl CloseCode {
     pub fn from_code(code: u16) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.code() == code)
     }
-
-    fn row(self) -> (u16, &'static str) {
-        use CloseCode::*;
-        match self {
-            Normal => (1000, "normal closure"),
-            BadFrame => (4000, "bad frame"),
-            Unauthorized => (4001, "unauthorized"),
-            HandshakeTimeout => (4504, "handshake timeout"),
-            Disconnected => (4003, "disconnected by server"),
-            MessageTooBig => (1009, "message too big"),
-            ProtocolError => (1002, "protocol error"),
-            InvalidPayload => (1007, "invalid payload data"),
-            ShuttingDown => (4500, "shutting down"),
-            SlowConsumer => (4501, "slow consumer"),
-            IdleTimeout => (4502, "idle timeout"),
-            ServerError => (4503, "server error"),
-        }
-    }
-
-    pub const ALL: [CloseCode; 12] = {
-        use CloseCode::*;
-        [
-            Normal,
-            BadFrame,
-            Unauthorized,
-            HandshakeTimeout,
-            Disconnected,
-            MessageTooBig,
-            ProtocolError,
-            InvalidPayload,
-            ShuttingDown,
-            SlowConsumer,
-            IdleTimeout,
-            ServerError,
-        ]
-    };
 }
 
 #[cfg(test)]

@@ -109,6 +109,12 @@ struct RawCommand<'a> {
 impl Command {
     /// Decodes one text frame.
     pub fn decode(text: &str) -> Result<Command, DecodeError> {
+        // serde also reads a struct from a JSON array, field by field: `[7]`
+        // would get a reply with id 7, and an array of every field in order
+        // would run. A command is an object, and anything else is a bad frame.
+        if !text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{') {
+            return Err(DecodeError { id: None, error: bad("a command must be a JSON object") });
+        }
         let raw: RawCommand<'_> = serde_json::from_str(text).map_err(|e| DecodeError {
             id: id_of_unparsable(text),
             error: ErrorInfo::new(ErrorCode::BadRequest, format!("not a valid command: {e}")),

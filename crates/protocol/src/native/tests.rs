@@ -49,6 +49,16 @@ fn a_command_without_id_cannot_be_answered() {
 }
 
 #[test]
+fn a_json_array_is_not_a_command_even_with_every_field_in_order() {
+    let fields_in_order = r#"[1,"ping",null,null,null,null,null,null,null,null,null]"#;
+    for text in ["[7]", fields_in_order, " \n[1]", "7", "\"ping\""] {
+        let err = Command::decode(text).unwrap_err();
+        assert_eq!(err.id, None, "{text} must close the connection, not get a reply");
+        assert_eq!(err.error.code, ErrorCode::BadRequest);
+    }
+}
+
+#[test]
 fn unknown_command_type_is_answered_with_its_id() {
     let err = Command::decode(r#"{"id":9,"type":"dance"}"#).unwrap_err();
     assert_eq!(err.id, Some(9));

@@ -1,6 +1,6 @@
 //! Pusher Channels protocol v7 compatibility: apps, the Pusher HTTP API,
 //! signed-in users and watchlists, and webhooks. The Pusher WebSocket
-//! session lives with the other sessions in `gateway/pusher.rs`.
+//! session lives with the native one in the gateway, in `gateway/pusher/`.
 //!
 //! Pusher apps map onto the same hub as the native protocol: a Pusher
 //! channel `name` of an app with prefix `p` is the hub channel `p` + `name`,

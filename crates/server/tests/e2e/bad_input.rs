@@ -13,6 +13,20 @@ async fn malformed_json_closes_with_bad_frame() {
 }
 
 #[tokio::test]
+async fn a_json_array_frame_closes_with_bad_frame_even_when_it_spells_out_a_command() {
+    let server = TestServer::start().await;
+    // An array of every command field in order, which a struct decoder
+    // would read by position as `ping` with id 8.
+    for frame in ["[7]", r#"[8,"ping",null,null,null,null,null,null,null,null,null]"#] {
+        let mut conn = RawConn::connected(&server, None).await;
+        conn.send_text(frame).await;
+        let first = conn.next().await.expect("a disconnect push before the close");
+        assert_eq!(first["type"], "disconnect", "{frame} was answered: {first}");
+        assert_eq!(conn.until_closed().await.0, 4000, "{frame}");
+    }
+}
+
+#[tokio::test]
 async fn a_binary_frame_closes_with_bad_frame() {
     let server = TestServer::start().await;
     let mut conn = RawConn::connected(&server, None).await;
@@ -146,6 +160,10 @@ async fn http_api_without_or_with_a_wrong_key_is_401() {
     let right =
         http().post(server.url("/api/publish")).bearer_auth(API_KEY).json(&body).send().await.unwrap();
     assert_eq!(right.status(), 200);
+    let any_case = format!("bEARER {API_KEY}");
+    let any_case =
+        http().post(server.url("/api/publish")).header("authorization", any_case).json(&body).send().await;
+    assert_eq!(any_case.unwrap().status(), 200, "the scheme is matched in any case");
 }
 
 #[tokio::test]
@@ -165,6 +183,10 @@ async fn http_api_rejects_bad_bodies_and_channels_with_400() {
     let (status, body) = server.get("/api/history?channel=bad%20name").await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "invalid_channel");
+    for path in ["/api/history", "/api/presence"] {
+        let (status, body) = server.get(path).await;
+        assert_eq!((status, &body["error"]["code"]), (400, &json!("bad_request")), "{path} without channel");
+    }
 }
 
 #[tokio::test]

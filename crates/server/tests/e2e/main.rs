@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod bench;
+mod docs;
 mod durability;
 mod framing;
 mod lifecycle;
