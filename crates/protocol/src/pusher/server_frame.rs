@@ -186,10 +186,17 @@ pub fn event_data_string(data: &JsonData) -> String {
     serde_json::from_str::<String>(data.as_str()).unwrap_or_else(|_| data.as_str().to_owned())
 }
 
+/// An empty JSON object, serialized as `{}` (not as the string `"{}"`).
+#[derive(Serialize)]
+struct EmptyObject {}
+
 /// `pusher:cache_miss` on a cache channel with nothing cached, sent after
-/// `subscription_succeeded`; `data` is `{}` as Pusher sends it.
+/// `subscription_succeeded`. Pusher sends its `data` as an empty *object*,
+/// not the double-encoded `"{}"` of the other events (Sockudo #78, observed
+/// against Pusher's service); pusher-js reads both as `{}`, other clients
+/// may not.
 pub fn encode_cache_miss(channel: &str) -> Frame {
-    encode(&Envelope { event: "pusher:cache_miss", channel: Some(channel), data: EMPTY, user_id: None })
+    encode(&Envelope { event: "pusher:cache_miss", channel: Some(channel), data: EmptyObject {}, user_id: None })
 }
 
 #[derive(Serialize)]
@@ -394,9 +401,10 @@ mod tests {
     }
 
     #[test]
-    fn cache_miss_names_the_channel() {
+    fn cache_miss_names_the_channel_and_carries_an_empty_object() {
         let frame = encode_cache_miss("cache-scores");
-        assert_eq!(frame.as_str(), r#"{"event":"pusher:cache_miss","channel":"cache-scores","data":"{}"}"#);
+        assert_eq!(frame.as_str(), r#"{"event":"pusher:cache_miss","channel":"cache-scores","data":{}}"#);
+        assert_eq!(pusher_js_sees(&frame).data, json!({}));
     }
 
     #[test]
