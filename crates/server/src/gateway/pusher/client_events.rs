@@ -33,7 +33,9 @@ impl PusherSession {
             event,
             data: fanfare_protocol::pusher::event_data_string(&data),
             socket_id: self.socket_id.clone(),
-            user_id,
+            // Pusher documents webhook user ids as strings (and pusher-http-go
+            // decodes them into one).
+            user_id: user_id.map(|id| id.to_string()),
         };
         self.app.pusher.webhooks.send(self.pusher_app.id(), webhook);
     }

@@ -18,7 +18,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::response::Response;
 use fanfare_hub::{CloseReason, ConnId, Outbox, Protocol};
 use fanfare_protocol::pusher::{self, ClientFrame, PusherCloseCode, PusherErrorCode, SocketId};
-use fanfare_protocol::{ChannelName, CloseCode, JsonData};
+use fanfare_protocol::{ChannelName, CloseCode, JsonData, UserId};
 use futures_util::future::Either;
 use serde::Deserialize;
 use tokio::time::Instant;
@@ -91,14 +91,14 @@ fn check_protocol(protocol: Option<&str>) -> Result<(), PusherCloseCode> {
 struct Subscribed {
     hub: ChannelName,
     /// The presence member id on a presence channel (added to client events).
-    member: Option<String>,
+    member: Option<UserId>,
 }
 
 /// Who the connection signed in as.
 struct SignedIn {
-    id: String,
+    id: UserId,
     info: Option<JsonData>,
-    watchlist: Vec<String>,
+    watchlist: Vec<UserId>,
 }
 
 pub(crate) struct PusherSession {
