@@ -180,14 +180,14 @@ impl PusherConn {
     }
 
     /// Joins a presence channel of app-1 as `user`.
-    async fn join_presence(&mut self, channel: &str, user: &str) {
+    pub async fn join_presence(&mut self, channel: &str, user: &str) {
         let channel_data = json!({"user_id": user, "user_info": {"name": user}}).to_string();
         let signature = sign("secret-1", &format!("{}:{channel}:{channel_data}", self.socket_id));
         self.subscribe(channel, &format!("key-1:{signature}"), Some(&channel_data)).await;
     }
 
     /// Signs in to app-1 as `user`.
-    async fn sign_in(&mut self, user: &str) {
+    pub async fn sign_in(&mut self, user: &str) {
         let user_data = json!({"id": user}).to_string();
         let signature = sign("secret-1", &format!("{}::user::{user_data}", self.socket_id));
         let data = json!({"auth": format!("key-1:{signature}"), "user_data": user_data});
