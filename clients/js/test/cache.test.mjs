@@ -27,6 +27,15 @@ describe('cache channels', () => {
     assert.equal(misses.length, 1, 'pusher-js did not surface pusher:cache_miss on the channel');
   });
 
+  it('miss on the wire: data is an empty object, as Pusher sends it', { timeout: T.test }, async () => {
+    const name = unique('cache-raw-');
+    const r = await h.raw();
+    r.send('pusher:subscribe', { channel: name, auth: '' });
+    const miss = await r.waitMessage('pusher:cache_miss', (m) => m.event === 'pusher:cache_miss' && m.channel === name);
+    assert.deepEqual(miss.dataRaw, {}, `cache_miss frame: ${miss.text}`);
+    assert.equal(miss.text, `{"event":"pusher:cache_miss","channel":"${name}","data":{}}`);
+  });
+
   it('hit: the last triggered event is delivered first, with its channel', { timeout: T.test }, async () => {
     const name = unique('cache-price-');
     await h.sdk.trigger(name, 'price', { v: 1 });

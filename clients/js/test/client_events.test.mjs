@@ -43,6 +43,18 @@ describe('client events (enabled)', () => {
     assert.equal(framesOf(a, name, 'client-hello').length, 0, 'client event echoed to the sender');
   });
 
+  it('presence with integer user ids: user_id is the number', { timeout: T.test }, async () => {
+    const name = unique('presence-ints-');
+    const a = await h.connectedClient({ user: { id: 1, info: {} } });
+    const b = await h.connectedClient({ user: { id: 2, info: {} } });
+    const [{ channel: ca }, { channel: cb }] = await Promise.all([subscribe(a, name), subscribe(b, name)]);
+    const got = nextEvent(cb, 'client-hello');
+    ca.trigger('client-hello', { text: 'hi' });
+    const { data, metadata } = await got;
+    assert.deepEqual(data, { text: 'hi' });
+    assert.equal(metadata?.user_id, 1);
+  });
+
   it('public: refused, not delivered, connection stays open', { timeout: T.test }, async () => {
     const name = unique('public-chat-');
     const a = await h.connectedClient();

@@ -44,20 +44,23 @@ describe('Laravel Echo', () => {
     assert.deepEqual((await namespaced)[0], { order: 2 });
   });
 
-  it('join(...).here / joining / leaving', { timeout: T.test }, async () => {
+  it('join(...).here / joining / leaving, with Laravel\'s integer user ids', { timeout: T.test }, async () => {
     const room = unique('room-');
-    const alice = await echoFor({ id: 'alice', info: { name: 'Alice' } });
+    const alice = await echoFor({ id: 1, info: { name: 'Alice' } });
     const aliceRoom = alice.join(room);
     const aliceHere = firstCall('alice here()', (cb) => aliceRoom.here(cb));
     const joining = firstCall('alice joining()', (cb) => aliceRoom.joining(cb));
     const leaving = firstCall('alice leaving()', (cb) => aliceRoom.leaving(cb));
+    const added = firstCall('member_added under Echo', (cb) => aliceRoom.subscription.bind('pusher:member_added', cb));
     assert.deepEqual((await aliceHere)[0], [{ name: 'Alice' }]);
 
-    const bob = await echoFor({ id: 'bob', info: { name: 'Bob' } });
-    const bobHere = firstCall('bob here()', (cb) => bob.join(room).here(cb));
+    const bob = await echoFor({ id: 2, info: { name: 'Bob' } });
+    const bobRoom = bob.join(room);
+    const bobHere = firstCall('bob here()', (cb) => bobRoom.here(cb));
     const bobSees = (await bobHere)[0].map((m) => m.name).sort();
     assert.deepEqual(bobSees, ['Alice', 'Bob']);
     assert.deepEqual((await joining)[0], { name: 'Bob' });
+    assert.deepEqual((await added)[0], { id: 2, info: { name: 'Bob' } }, 'the id as the auth endpoint wrote it');
 
     bob.leave(room);
     assert.deepEqual((await leaving)[0], { name: 'Bob' });
@@ -65,8 +68,8 @@ describe('Laravel Echo', () => {
 
   it('whisper / listenForWhisper (client events)', { timeout: T.test }, async () => {
     const name = unique('typing-');
-    const alice = await echoFor({ id: 'alice' });
-    const bob = await echoFor({ id: 'bob' });
+    const alice = await echoFor({ id: 1 });
+    const bob = await echoFor({ id: 2 });
     const a = alice.private(name);
     const b = bob.private(name);
     await Promise.all([echoSubscribed('alice subscribed', a), echoSubscribed('bob subscribed', b)]);

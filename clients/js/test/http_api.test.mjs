@@ -3,7 +3,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { T, handSignedUrl, nextEvent, setup, subscribe, unique } from './support.mjs';
+import { APP, T, handSignedUrl, nextEvent, serverForSuite, setup, subscribe, unique } from './support.mjs';
 
 async function json(res) {
   assert.equal(res.status, 200);
@@ -159,5 +159,42 @@ describe('HTTP API', () => {
       const res = await fetch(url, { signal: AbortSignal.timeout(T.event) });
       assert.equal(res.status, 401, await res.text());
     });
+  });
+});
+
+/** The suite's app with these limits added (the env vars give it its credentials). */
+function appWith(limits) {
+  return `[[pusher.apps]]\nid = "${APP.id}"\nkey = "${APP.key}"\nsecret = "${APP.secret}"\n${limits}\n`;
+}
+
+describe('HTTP API rate limits of the app', () => {
+  const h = serverForSuite({ configToml: appWith('max_backend_events_per_second = 2\nmax_read_requests_per_second = 1') });
+
+  it('events over max_backend_events_per_second: the SDK sees 429', { timeout: T.test }, async () => {
+    const [a, b] = [unique('rate-a-'), unique('rate-b-')];
+    await json(await h.sdk.trigger([a, b], 'e', { n: 1 }));
+    await rejectsWithStatus(h.sdk.trigger(a, 'e', { n: 2 }), 429);
+    await rejectsWithStatus(h.sdk.trigger([a, b, unique('rate-c-')], 'e', { n: 3 }), 429);
+  });
+
+  it('reads over max_read_requests_per_second: the SDK sees 429', { timeout: T.test }, async () => {
+    await json(await h.sdk.get({ path: '/channels' }));
+    await rejectsWithStatus(h.sdk.get({ path: '/channels' }), 429);
+  });
+});
+
+describe('client event rate of the app', () => {
+  const h = serverForSuite({ configToml: appWith('client_events = true\nmax_client_events_per_second = 2') });
+
+  it('over max_client_events_per_second: pusher:error 4301 for pusher-js, socket open', { timeout: T.test }, async () => {
+    const name = unique('private-rate-');
+    const a = await h.connectedClient({ user: { id: 1 } });
+    const b = await h.connectedClient({ user: { id: 2 } });
+    const [{ channel: ca }, { channel: cb }] = await Promise.all([subscribe(a, name), subscribe(b, name)]);
+    const first = nextEvent(cb, 'client-n', { filter: (d) => d.i === 0 });
+    for (let i = 0; i < 6; i++) ca.trigger('client-n', { i });
+    await a.errors.waitFor('pusher:error 4301', (e) => e.data?.code === 4301, { timeout: T.event });
+    await first;
+    assert.equal(a.connection.state, 'connected');
   });
 });

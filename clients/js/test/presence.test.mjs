@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { T, fence, marker, nextEvent, serverForSuite, subscribe, unique } from './support.mjs';
+import { T, fence, framesOf, marker, nextEvent, serverForSuite, subscribe, unique } from './support.mjs';
 
 const ALICE = { id: 'alice', info: { name: 'Alice' } };
 const BOB = { id: 'bob', info: { name: 'Bob' } };
@@ -73,5 +73,39 @@ describe('presence channels', () => {
     channel.members.each((m) => seen.push(m));
     seen.sort((x, y) => x.id.localeCompare(y.id));
     assert.deepEqual(seen, ['u1', 'u2', 'u3', 'u4'].map((id) => ({ id, info: { n: id } })));
+  });
+
+  it('integer user ids (Laravel) stay numbers; 2 and "2" are one member', { timeout: T.test }, async () => {
+    const room = unique('presence-ints-');
+    const one = await h.connectedClient({ user: { id: 1, info: { name: 'One' } } });
+    const { channel: oneCh } = await subscribe(one, room);
+    assert.deepEqual(oneCh.members.me, { id: 1, info: { name: 'One' } });
+
+    const added = nextEvent(oneCh, 'pusher:member_added');
+    const two = await h.connectedClient({ user: { id: 2, info: { name: 'Two' } } });
+    const { channel: twoCh } = await subscribe(two, room);
+    assert.deepEqual((await added).data, { id: 2, info: { name: 'Two' } });
+    assert.deepEqual(twoCh.members.me, { id: 2, info: { name: 'Two' } });
+    const succeeded = framesOf(two, room, 'pusher_internal:subscription_succeeded')[0];
+    assert.deepEqual(succeeded.data.presence.ids.sort(), [1, 2], JSON.stringify(succeeded.data));
+    assert.equal(succeeded.data.presence.count, 2);
+
+    // The same user written as a string on another connection: no second member.
+    const twoAgain = await h.connectedClient({ user: { id: '2', info: { name: 'Two' } } });
+    const { channel: againCh } = await subscribe(twoAgain, room);
+    assert.equal(againCh.members.count, 2);
+    await marker(h, room, [one, two, twoAgain]);
+    assert.equal(framesOf(one, room, 'pusher_internal:member_added').length, 1);
+    assert.equal(oneCh.members.count, 2);
+
+    // member_removed once the user's last connection leaves, with the number it used.
+    twoAgain.unsubscribe(room);
+    await fence(twoAgain);
+    const removed = nextEvent(oneCh, 'pusher:member_removed');
+    two.disconnect();
+    assert.deepEqual((await removed).data, { id: 2, info: { name: 'Two' } });
+    const frame = framesOf(one, room, 'pusher_internal:member_removed')[0];
+    assert.equal(frame.data.user_id, 2, JSON.stringify(frame));
+    assert.equal(oneCh.members.count, 1);
   });
 });

@@ -418,6 +418,12 @@ export async function startAuthServer(app = APP) {
         const userData = { id: user.id };
         if (user.info !== undefined) userData.user_info = user.info;
         if (user.watchlist !== undefined) userData.watchlist = user.watchlist;
+        if (typeof user.id === 'number') {
+          // The `pusher` SDK refuses non-string ids; Laravel's broadcaster
+          // signs its integer ids as they are.
+          const secret = mode === 'forge' ? `${app.secret}-WRONG` : app.secret;
+          return sendJson(res, 200, laravelUserAuth(app.key, secret, socketId, userData));
+        }
         return sendJson(res, 200, sdk.authenticateUser(socketId, userData));
       }
       return sendJson(res, 404, { error: 'not found' });
@@ -431,6 +437,17 @@ export async function startAuthServer(app = APP) {
     requests,
     close: () => closeHttp(srv),
   };
+}
+
+/**
+ * What Laravel's Pusher broadcaster answers a user authentication with:
+ * `user_data` is the JSON of the user array (an integer id stays a number),
+ * signed over `<socket_id>::user::<user_data>`.
+ */
+export function laravelUserAuth(key, secret, socketId, userData) {
+  const text = JSON.stringify(userData);
+  const signature = crypto.createHmac('sha256', secret).update(`${socketId}::user::${text}`).digest('hex');
+  return { auth: `${key}:${signature}`, user_data: text };
 }
 
 // ---------------------------------------------------------------------------

@@ -4,9 +4,12 @@ import assert from 'node:assert/strict';
 
 import {
   T,
+  fence,
+  laravelUserAuth,
   leftConnected,
   marker,
   nextEvent,
+  receivedFrame,
   serverForSuite,
   signedIn,
   subscribe,
@@ -26,6 +29,36 @@ describe('user features', () => {
     assert.ok(ok, 'no pusher:signin_success frame');
     assert.equal(typeof ok.data.user_data, 'string', 'signin_success data.user_data must be the JSON string');
     assert.equal(p.user.serverToUserChannel.name, '#server-to-user-alice');
+  });
+
+  it('signin with an integer id (Laravel) is accepted; routing and terminate go by its text', { timeout: T.test }, async () => {
+    const id = 4000 + Math.floor(Math.random() * 100000);
+    // pusher-js: the server answers signin_success and keeps the socket open.
+    // (pusher-js 8.6.0 then drops the signin itself: src/core/user.ts wants a
+    // string id, so it never subscribes #server-to-user-<id>.)
+    const p = await h.connectedClient({ user: { id, info: { name: 'Int' } } });
+    const from = p.received.length;
+    p.signin();
+    const ok = await receivedFrame(p, (m) => m.event === 'pusher:signin_success', { from, label: 'pusher:signin_success' });
+    assert.equal(ok.data.user_data, JSON.stringify({ id, user_info: { name: 'Int' } }), 'the signed string, echoed');
+    await fence(p);
+    assert.equal(p.connection.state, 'connected');
+
+    // A client that takes the id as it is: #server-to-user-<id>, sendToUser, terminate.
+    const r = await h.raw();
+    r.send('pusher:signin', laravelUserAuth(h.app.key, h.app.secret, r.socketId, { id }));
+    await r.waitMessage('pusher:signin_success', (m) => m.event === 'pusher:signin_success');
+    const channel = `#server-to-user-${id}`;
+    r.send('pusher:subscribe', { channel, auth: '' });
+    await r.waitMessage(`subscription_succeeded on ${channel}`, (m) => m.event === 'pusher_internal:subscription_succeeded' && m.channel === channel);
+    assert.equal((await h.sdk.sendToUser(String(id), 'notice', { n: 1 })).status, 200);
+    const notice = await r.waitMessage('notice', (m) => m.event === 'notice' && m.channel === channel);
+    assert.deepEqual(notice.data, { n: 1 });
+    assert.equal((await h.sdk.terminateUserConnections(String(id))).status, 200);
+    const closed = await waitFor('the signed-in socket to be closed', T.event, (resolve) => {
+      r.closed.then(resolve);
+    });
+    assert.ok(closed.code >= 4000, `closed with ${closed.code}`);
   });
 
   it('sendToUser reaches every connection of that user and no one else', { timeout: T.test }, async () => {

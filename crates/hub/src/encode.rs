@@ -9,7 +9,7 @@ use std::cell::OnceCell;
 
 use fanfare_protocol::native::{self, Member};
 use fanfare_protocol::pusher::{self, PresenceMember};
-use fanfare_protocol::{ChannelName, Epoch, Frame, JsonData, Publication};
+use fanfare_protocol::{ChannelName, Epoch, Frame, JsonData, Publication, UserId};
 
 /// The event name a Pusher client sees for a publication that has none
 /// (one published through the native protocol or API without `event`).
@@ -29,9 +29,9 @@ pub enum Protocol {
 /// What is being sent to a channel's subscribers.
 pub(crate) enum Message<'a> {
     Publication { epoch: &'a Epoch, publication: &'a Publication },
-    Ephemeral { time_ms: u64, event: Option<&'a str>, data: &'a JsonData, user: Option<&'a str> },
+    Ephemeral { time_ms: u64, event: Option<&'a str>, data: &'a JsonData, user: Option<&'a UserId> },
     Join(&'a Member),
-    Leave(&'a str),
+    Leave(&'a UserId),
 }
 
 pub(crate) struct Encoded<'a> {
@@ -64,7 +64,7 @@ impl<'a> Encoded<'a> {
                 native::encode_ephemeral(channel, *time_ms, *event, data)
             }
             Message::Join(member) => native::encode_join(channel, member),
-            Message::Leave(user) => native::encode_leave(channel, user),
+            Message::Leave(user) => native::encode_leave(channel, user.as_str()),
         }
     }
 

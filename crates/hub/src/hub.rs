@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use fanfare_protocol::native::{HistoryParams, HistoryResult, Member, PublishResult};
-use fanfare_protocol::{ChannelName, JsonData, StreamPosition};
+use fanfare_protocol::{ChannelName, JsonData, StreamPosition, UserId};
 use fanfare_store::{AppendRequest, Appended, HistoryQuery, HistoryStore};
 use tokio::sync::{mpsc, oneshot};
 
@@ -33,8 +33,9 @@ pub struct Publish {
     /// exclusion, or the sender of a client event).
     pub exclude: Option<ConnId>,
     /// The sender's user id, shown to Pusher clients on ephemeral
-    /// publications (client events on presence channels).
-    pub user_id: Option<String>,
+    /// publications (client events on presence channels), in the JSON
+    /// type the sender joined with.
+    pub user_id: Option<UserId>,
 }
 
 impl Publish {
@@ -241,7 +242,7 @@ impl Hub {
             time_ms,
             event: publish.event.as_deref(),
             data: &publish.data,
-            user: publish.user_id.as_deref(),
+            user: publish.user_id.as_ref(),
         };
         let encoded = Encoded::new(&publish.channel, message);
         let result =
@@ -300,7 +301,7 @@ impl Hub {
         let options = self.channel_options(channel);
         let shared = &self.shared;
         let (found, dropped) = shared.registry.detach(channel, conn, |state, entry| {
-            if entry.joined && state.presence.leave(&entry.sub.user) {
+            if entry.joined && state.presence.leave(entry.sub.user.as_str()) {
                 shared.events.emit(HubEvent::MemberRemoved {
                     channel: channel.clone(),
                     user: entry.sub.user.to_string(),

@@ -1,15 +1,16 @@
 //! Presence of one channel, keyed by user: a user joins with their first
-//! connection and leaves with their last.
+//! connection and leaves with their last. Keyed by the id's text, so a
+//! Pusher id sent as `1` on one connection and `"1"` on another is one
+//! member; the member keeps the id as its first connection sent it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use fanfare_protocol::JsonData;
 use fanfare_protocol::native::Member;
+use fanfare_protocol::{JsonData, UserId};
 
 #[derive(Default)]
 pub(crate) struct Presence {
-    members: HashMap<Arc<str>, Presentee>,
+    members: HashMap<UserId, Presentee>,
 }
 
 struct Presentee {
@@ -19,7 +20,7 @@ struct Presentee {
 
 impl Presence {
     /// Counts one more connection of `user`; true when it is their first.
-    pub fn join(&mut self, user: &Arc<str>, info: Option<&JsonData>) -> bool {
+    pub fn join(&mut self, user: &UserId, info: Option<&JsonData>) -> bool {
         let entry = self.members.entry(user.clone()).or_insert(Presentee { connections: 0, info: None });
         entry.connections += 1;
         if entry.connections == 1 {
@@ -44,7 +45,7 @@ impl Presence {
         let mut members: Vec<Member> = self
             .members
             .iter()
-            .map(|(user, p)| Member { user: user.to_string(), info: p.info.clone() })
+            .map(|(user, p)| Member { user: user.clone(), info: p.info.clone() })
             .collect();
         members.sort_by(|a, b| a.user.cmp(&b.user));
         members
@@ -68,7 +69,7 @@ mod tests {
     #[test]
     fn a_user_with_two_connections_joins_once_and_leaves_once() {
         let mut presence = Presence::default();
-        let alice: Arc<str> = Arc::from("alice");
+        let alice = UserId::new("alice");
         assert!(presence.join(&alice, None));
         assert!(!presence.join(&alice, None));
         assert_eq!(presence.len(), 1);
@@ -76,5 +77,18 @@ mod tests {
         assert!(presence.leave("alice"));
         assert!(presence.is_empty());
         assert!(!presence.leave("alice"), "leaving twice is harmless");
+    }
+
+    #[test]
+    fn a_numeric_id_and_its_text_are_one_member_shown_as_first_joined() {
+        let mut presence = Presence::default();
+        let number = UserId::number(&1.into());
+        assert!(presence.join(&number, None));
+        assert!(!presence.join(&UserId::new("1"), None), "the same user's second connection");
+        let members = presence.members();
+        assert_eq!(members.len(), 1);
+        assert!(members[0].user.is_number());
+        assert!(!presence.leave("1"));
+        assert!(presence.leave("1"));
     }
 }

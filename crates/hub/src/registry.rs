@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use fanfare_protocol::{ChannelName, CloseCode, Frame, JsonData};
+use fanfare_protocol::{ChannelName, CloseCode, Frame, JsonData, UserId};
 
 use crate::encode::{Encoded, Protocol};
 use parking_lot::{Mutex, RwLock};
@@ -25,7 +25,9 @@ pub type ConnId = u64;
 pub struct Subscriber {
     pub conn: ConnId,
     /// The user id, or `""` for an anonymous connection (never a member).
-    pub user: Arc<str>,
+    /// Presence is keyed by its text; Pusher subscribers see it in the JSON
+    /// type this connection joined with.
+    pub user: UserId,
     /// What presence shows about this user.
     pub info: Option<JsonData>,
     pub protocol: Protocol,

@@ -145,12 +145,12 @@ impl Hub {
             return state.presence.members();
         }
         entry.joined = true;
-        let member = Member { user: entry.sub.user.to_string(), info: entry.sub.info.clone() };
+        let member = Member { user: entry.sub.user.clone(), info: entry.sub.info.clone() };
         let user = entry.sub.user.clone();
         if state.presence.join(&user, member.info.as_ref()) {
             self.shared
                 .events
-                .emit(HubEvent::MemberAdded { channel: channel.clone(), user: member.user.clone() });
+                .emit(HubEvent::MemberAdded { channel: channel.clone(), user: member.user.to_string() });
             if announce {
                 let encoded = Encoded::new(channel, Message::Join(&member));
                 let result = state.fan_out(None, &encoded, Some(conn), self.shared.options.catch_up_buffer);

@@ -28,7 +28,7 @@ fn channel(name: &str) -> ChannelName {
 
 fn subscriber(conn: u64, user: &str, limits: OutboxLimits) -> Subscriber {
     let outbox = Arc::new(Outbox::new(limits));
-    Subscriber { conn, user: Arc::from(user), info: None, protocol: Protocol::Native, outbox }
+    Subscriber { conn, user: user.into(), info: None, protocol: Protocol::Native, outbox }
 }
 
 async fn publish(hub: &Hub, name: &str, n: u64) {
@@ -150,7 +150,8 @@ async fn presence_counts_a_user_with_two_connections_once() {
     drain(&watcher.outbox).await;
     subscribe(&hub, subscriber(2, "alice", OutboxLimits::default()), "team", None).await;
     subscribe(&hub, subscriber(3, "alice", OutboxLimits::default()), "team", None).await;
-    let users: Vec<String> = hub.presence(&channel("team")).unwrap().into_iter().map(|m| m.user).collect();
+    let users: Vec<String> =
+        hub.presence(&channel("team")).unwrap().into_iter().map(|m| m.user.to_string()).collect();
     assert_eq!(users, ["alice", "watcher"]);
     hub.unsubscribe(2, &channel("team")).unwrap();
     hub.unsubscribe(3, &channel("team")).unwrap();

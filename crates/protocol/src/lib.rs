@@ -11,6 +11,7 @@
 //! - [`error`]: the one error-code table (code → HTTP status → retry) and the close codes.
 //! - [`native`]: the native protocol v1 codec (`docs/protocol.md`).
 //! - [`pusher`]: the Pusher Channels v7 codec and signatures (`docs/pusher.md`).
+//! - [`user_id`]: a user's id, keyed by its text, remembering whether it was a JSON number.
 //! - [`websocket`]: WebSocket framing, server side (RFC 6455).
 
 pub mod channel;
@@ -19,9 +20,11 @@ pub mod native;
 pub mod position;
 pub mod publication;
 pub mod pusher;
+pub mod user_id;
 pub mod websocket;
 
 pub use channel::{ChannelName, ChannelNameError};
 pub use error::{CloseCode, ErrorCode, ErrorInfo};
 pub use position::{Epoch, StreamPosition};
 pub use publication::{Frame, JsonData, Publication};
+pub use user_id::UserId;

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::{
-    ChannelName, CloseCode, Epoch, ErrorCode, ErrorInfo, Frame, JsonData, Publication, StreamPosition,
+    ChannelName, CloseCode, Epoch, ErrorCode, ErrorInfo, Frame, JsonData, Publication, StreamPosition, UserId,
 };
 
 /// A decoded client command.
@@ -248,7 +248,9 @@ pub struct HistoryResult {
 /// One member in a presence answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
-    pub user: String,
+    /// Always a JSON string on the native protocol, whatever form a Pusher
+    /// client joined with.
+    pub user: UserId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub info: Option<JsonData>,
 }
@@ -335,7 +337,7 @@ struct PresencePush<'a> {
 
 /// Encodes a `join` push (a user's first connection in the channel).
 pub fn encode_join(channel: &ChannelName, member: &Member) -> Frame {
-    encode(&PresencePush { kind: "join", channel, user: &member.user, info: member.info.as_ref() })
+    encode(&PresencePush { kind: "join", channel, user: member.user.as_str(), info: member.info.as_ref() })
 }
 
 /// Encodes a `leave` push (a user's last connection left the channel).
@@ -435,7 +437,7 @@ impl RawServerMessage {
             }),
             Some("join") => Ok(ServerMessage::Join {
                 channel: channel.ok_or("join without channel")?,
-                member: Member { user: self.user.ok_or("join without user")?, info: self.info },
+                member: Member { user: self.user.ok_or("join without user")?.into(), info: self.info },
             }),
             Some("leave") => Ok(ServerMessage::Leave {
                 channel: channel.ok_or("leave without channel")?,

@@ -10,7 +10,8 @@ use std::collections::HashSet;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
-use crate::{Frame, JsonData};
+use crate::user_id::AsSent;
+use crate::{Frame, JsonData, UserId};
 
 use super::error::PusherErrorCode;
 use super::socket_id::SocketId;
@@ -23,7 +24,7 @@ struct Envelope<'a, D: Serialize> {
     channel: Option<&'a str>,
     data: D,
     #[serde(skip_serializing_if = "Option::is_none")]
-    user_id: Option<&'a str>,
+    user_id: Option<AsSent<'a>>,
 }
 
 fn encode<D: Serialize>(envelope: &Envelope<'_, D>) -> Frame {
@@ -95,7 +96,8 @@ struct PresenceData<'a> {
 
 #[derive(Serialize)]
 struct PresenceSet<'a> {
-    ids: Vec<&'a str>,
+    /// Each in the JSON type its member joined with.
+    ids: Vec<AsSent<'a>>,
     hash: PresenceHash<'a>,
     count: usize,
 }
@@ -108,7 +110,7 @@ impl Serialize for PresenceHash<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for member in self.0 {
-            map.serialize_entry(&member.user_id, &member.user_info)?;
+            map.serialize_entry(member.user_id.as_str(), &member.user_info)?;
         }
         map.end()
     }
@@ -116,13 +118,14 @@ impl Serialize for PresenceHash<'_> {
 
 /// `pusher_internal:subscription_succeeded` for a presence channel:
 /// `{"presence":{"ids":[…],"hash":{id: info},"count":N}}`. A user with
-/// several connections is listed once (the first entry wins).
+/// several connections is listed once (the first entry wins); ids go out
+/// as their members sent them, numbers as numbers.
 pub fn encode_presence_subscription_succeeded(channel: &str, members: &[PresenceMember]) -> Frame {
     let mut seen = HashSet::new();
     let unique: Vec<&PresenceMember> = members.iter().filter(|m| seen.insert(m.user_id.as_str())).collect();
     let data = PresenceData {
         presence: PresenceSet {
-            ids: unique.iter().map(|m| m.user_id.as_str()).collect(),
+            ids: unique.iter().map(|m| m.user_id.as_sent()).collect(),
             hash: PresenceHash(&unique),
             count: unique.len(),
         },
@@ -148,30 +151,34 @@ pub fn encode_subscription_error(channel: &str, message: &str, status: u16) -> F
 
 #[derive(Serialize)]
 struct MemberData<'a> {
-    user_id: &'a str,
+    user_id: AsSent<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     user_info: Option<Option<&'a JsonData>>,
 }
 
-/// `pusher_internal:member_added`: a user's first connection joined.
+/// `pusher_internal:member_added`: a user's first connection joined. The
+/// `user_id` is in the JSON type the member's `channel_data` used: pusher-js
+/// hands it to the app as `member.id`.
 pub fn encode_member_added(channel: &str, member: &PresenceMember) -> Frame {
-    let data = MemberData { user_id: &member.user_id, user_info: Some(member.user_info.as_ref()) };
+    let data = MemberData { user_id: member.user_id.as_sent(), user_info: Some(member.user_info.as_ref()) };
     encode_double("pusher_internal:member_added", Some(channel), &data)
 }
 
 /// `pusher_internal:member_removed`: a user's last connection left.
-pub fn encode_member_removed(channel: &str, user_id: &str) -> Frame {
-    let data = MemberData { user_id, user_info: None };
+pub fn encode_member_removed(channel: &str, user_id: &UserId) -> Frame {
+    let data = MemberData { user_id: user_id.as_sent(), user_info: None };
     encode_double("pusher_internal:member_removed", Some(channel), &data)
 }
 
 /// A channel event: `{"event","channel","data","user_id"?}`. A payload that
 /// is a JSON string goes out as that string (an SDK's `data` is usually a
 /// string of JSON already); any other payload goes out as a string of its
-/// JSON text. `user_id` is for client events on presence channels.
-pub fn encode_event(channel: &str, event: &str, data: &JsonData, user_id: Option<&str>) -> Frame {
+/// JSON text. `user_id` is for client events on presence channels, in the
+/// JSON type the sender joined with.
+pub fn encode_event(channel: &str, event: &str, data: &JsonData, user_id: Option<&UserId>) -> Frame {
     let text = data.as_str();
     let channel = Some(channel);
+    let user_id = user_id.map(UserId::as_sent);
     if text.trim_start().starts_with('"') {
         encode(&Envelope { event, channel, data, user_id })
     } else {
@@ -186,10 +193,22 @@ pub fn event_data_string(data: &JsonData) -> String {
     serde_json::from_str::<String>(data.as_str()).unwrap_or_else(|_| data.as_str().to_owned())
 }
 
+/// An empty JSON object, serialized as `{}` (not as the string `"{}"`).
+#[derive(Serialize)]
+struct EmptyObject {}
+
 /// `pusher:cache_miss` on a cache channel with nothing cached, sent after
-/// `subscription_succeeded`; `data` is `{}` as Pusher sends it.
+/// `subscription_succeeded`. Pusher sends its `data` as an empty *object*,
+/// not the double-encoded `"{}"` of the other events (Sockudo #78, observed
+/// against Pusher's service); pusher-js reads both as `{}`, other clients
+/// may not.
 pub fn encode_cache_miss(channel: &str) -> Frame {
-    encode(&Envelope { event: "pusher:cache_miss", channel: Some(channel), data: EMPTY, user_id: None })
+    encode(&Envelope {
+        event: "pusher:cache_miss",
+        channel: Some(channel),
+        data: EmptyObject {},
+        user_id: None,
+    })
 }
 
 #[derive(Serialize)]
@@ -217,7 +236,14 @@ pub enum WatchlistStatus {
 pub struct WatchlistEvent {
     #[serde(rename = "name")]
     pub status: WatchlistStatus,
-    pub user_ids: Vec<String>,
+    /// Each in the JSON type it was written in (a watchlist entry, or the
+    /// id the watched user signed in with).
+    #[serde(serialize_with = "as_sent")]
+    pub user_ids: Vec<UserId>,
+}
+
+fn as_sent<S: Serializer>(ids: &[UserId], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(ids.iter().map(UserId::as_sent))
 }
 
 #[derive(Serialize)]
@@ -270,6 +296,10 @@ mod tests {
 
     fn json_data(text: &str) -> JsonData {
         JsonData::parse(text.to_string()).unwrap()
+    }
+
+    fn number(n: u64) -> UserId {
+        UserId::number(&n.into())
     }
 
     #[test]
@@ -359,7 +389,7 @@ mod tests {
 
     #[test]
     fn member_removed_carries_only_the_user_id() {
-        let seen = pusher_js_sees(&encode_member_removed("presence-x", "10"));
+        let seen = pusher_js_sees(&encode_member_removed("presence-x", &UserId::new("10")));
         assert_eq!(seen.event, "pusher_internal:member_removed");
         assert_eq!(seen.data, json!({"user_id": "10"}));
     }
@@ -387,16 +417,46 @@ mod tests {
 
     #[test]
     fn user_id_is_sent_only_when_given() {
-        let frame = encode_event("presence-a", "client-x", &json_data("{}"), Some("7"));
+        let frame = encode_event("presence-a", "client-x", &json_data("{}"), Some(&UserId::new("7")));
         assert_eq!(pusher_js_sees(&frame).user_id.as_deref(), Some("7"));
         let frame = encode_event("presence-a", "e", &json_data("{}"), None);
         assert!(!frame.as_str().contains("user_id"));
     }
 
     #[test]
-    fn cache_miss_names_the_channel() {
+    fn numeric_ids_go_out_as_numbers_and_text_ids_as_strings() {
+        let added = encode_member_added("presence-a", &PresenceMember::new(number(1), None));
+        assert_eq!(
+            added.as_str(),
+            r#"{"event":"pusher_internal:member_added","channel":"presence-a","data":"{\"user_id\":1,\"user_info\":null}"}"#
+        );
+        assert_eq!(
+            pusher_js_sees(&encode_member_removed("presence-a", &number(1))).data,
+            json!({"user_id": 1})
+        );
+        let event = encode_event("presence-a", "client-x", &json_data("{}"), Some(&number(7)));
+        assert_eq!(event.as_str(), r#"{"event":"client-x","channel":"presence-a","data":"{}","user_id":7}"#);
+        let members = [PresenceMember::new(number(1), None), PresenceMember::new("alice", None)];
+        let seen = pusher_js_sees(&encode_presence_subscription_succeeded("presence-a", &members));
+        assert_eq!(
+            seen.data,
+            json!({"presence": {"ids": [1, "alice"], "hash": {"1": null, "alice": null}, "count": 2}})
+        );
+    }
+
+    #[test]
+    fn a_number_and_its_text_are_listed_as_one_member() {
+        let members = [PresenceMember::new(number(1), None), PresenceMember::new("1", None)];
+        let seen = pusher_js_sees(&encode_presence_subscription_succeeded("presence-a", &members));
+        assert_eq!(seen.data["presence"]["count"], 1);
+        assert_eq!(seen.data["presence"]["ids"], json!([1]));
+    }
+
+    #[test]
+    fn cache_miss_names_the_channel_and_carries_an_empty_object() {
         let frame = encode_cache_miss("cache-scores");
-        assert_eq!(frame.as_str(), r#"{"event":"pusher:cache_miss","channel":"cache-scores","data":"{}"}"#);
+        assert_eq!(frame.as_str(), r#"{"event":"pusher:cache_miss","channel":"cache-scores","data":{}}"#);
+        assert_eq!(pusher_js_sees(&frame).data, json!({}));
     }
 
     #[test]
@@ -413,14 +473,14 @@ mod tests {
     fn watchlist_events_use_the_format_pusher_js_reads() {
         let events = [
             WatchlistEvent { status: WatchlistStatus::Online, user_ids: vec!["1".into(), "2".into()] },
-            WatchlistEvent { status: WatchlistStatus::Offline, user_ids: vec!["3".into()] },
+            WatchlistEvent { status: WatchlistStatus::Offline, user_ids: vec![number(3)] },
         ];
         let seen = pusher_js_sees(&encode_watchlist_events(&events));
         assert_eq!(seen.event, "pusher_internal:watchlist_events");
         assert_eq!(seen.channel, None);
         assert_eq!(
             seen.data,
-            json!({"events": [{"name": "online", "user_ids": ["1", "2"]}, {"name": "offline", "user_ids": ["3"]}]})
+            json!({"events": [{"name": "online", "user_ids": ["1", "2"]}, {"name": "offline", "user_ids": [3]}]})
         );
     }
 

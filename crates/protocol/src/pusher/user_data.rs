@@ -3,11 +3,13 @@
 //!
 //! Both arrive as JSON *strings* (the exact text the app's auth endpoint
 //! signed), so they are verified first, as text, and parsed here after.
+//! User ids may be strings or numbers, as Pusher accepts them (Laravel's
+//! ids are integers); a [`UserId`] keeps which it was.
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::JsonData;
+use crate::{JsonData, UserId};
 
 use super::error::PusherDecodeError;
 
@@ -18,9 +20,9 @@ pub const MAX_WATCHLIST_LEN: usize = 100;
 /// One member of a presence channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresenceMember {
-    /// Members are keyed by this string; a numeric `user_id` (as in the
-    /// Pusher test vectors) becomes its decimal text.
-    pub user_id: String,
+    /// Members are keyed by its text; Pusher frames send it back in the
+    /// JSON type the member's `channel_data` used.
+    pub user_id: UserId,
     pub user_info: Option<JsonData>,
 }
 
@@ -31,7 +33,7 @@ struct RawChannelData {
 }
 
 impl PresenceMember {
-    pub fn new(user_id: impl Into<String>, user_info: Option<JsonData>) -> Self {
+    pub fn new(user_id: impl Into<UserId>, user_info: Option<JsonData>) -> Self {
         Self { user_id: user_id.into(), user_info }
     }
 
@@ -39,21 +41,17 @@ impl PresenceMember {
     pub fn from_channel_data(channel_data: &str) -> Result<Self, PusherDecodeError> {
         let raw: RawChannelData = serde_json::from_str(channel_data)
             .map_err(|_| PusherDecodeError::BadChannelData("not a JSON object"))?;
-        let user_id = user_id_text(raw.user_id)?;
+        let bad = PusherDecodeError::BadChannelData;
+        let user_id = id(raw.user_id.as_ref()).ok_or(bad("user_id must be a string or a number"))?;
+        if user_id.is_empty() {
+            return Err(bad("user_id is empty"));
+        }
         Ok(Self { user_id, user_info: raw.user_info })
     }
 }
 
-fn user_id_text(user_id: Option<Value>) -> Result<String, PusherDecodeError> {
-    let user_id = match user_id {
-        Some(Value::String(text)) => text,
-        Some(Value::Number(number)) => number.to_string(),
-        _ => return Err(PusherDecodeError::BadChannelData("user_id must be a string or a number")),
-    };
-    if user_id.is_empty() {
-        return Err(PusherDecodeError::BadChannelData("user_id is empty"));
-    }
-    Ok(user_id)
+fn id(value: Option<&Value>) -> Option<UserId> {
+    value.and_then(UserId::from_json)
 }
 
 /// A signed-in user, from `pusher:signin`'s `user_data`.
@@ -61,31 +59,43 @@ fn user_id_text(user_id: Option<Value>) -> Result<String, PusherDecodeError> {
 pub struct UserData {
     /// Non-empty, as pusher-js requires (`src/core/user.ts`), since it
     /// subscribes `#server-to-user-<id>` with it.
-    pub id: String,
+    pub id: UserId,
     pub user_info: Option<JsonData>,
     /// User ids whose online status this user follows, as sent (not yet
     /// cut to [`MAX_WATCHLIST_LEN`]).
-    pub watchlist: Vec<String>,
+    pub watchlist: Vec<UserId>,
 }
 
 #[derive(Deserialize)]
 struct RawUserData {
     id: Option<Value>,
     user_info: Option<JsonData>,
-    watchlist: Option<Vec<String>>,
+    watchlist: Option<Vec<Value>>,
 }
 
 impl UserData {
-    /// Parses signin `user_data`: `{"id": String, "user_info"?, "watchlist"?: [String]}`.
+    /// Parses signin `user_data`:
+    /// `{"id": String|Number, "user_info"?, "watchlist"?: [String|Number]}`.
     pub fn parse(user_data: &str) -> Result<Self, PusherDecodeError> {
-        let raw: RawUserData = serde_json::from_str(user_data)
-            .map_err(|_| PusherDecodeError::BadUserData("not a JSON object with a string array watchlist"))?;
-        let id = match raw.id {
-            Some(Value::String(id)) if !id.is_empty() => id,
-            _ => return Err(PusherDecodeError::BadUserData("id must be a non-empty string")),
-        };
-        Ok(Self { id, user_info: raw.user_info, watchlist: raw.watchlist.unwrap_or_default() })
+        let bad = PusherDecodeError::BadUserData;
+        let raw: RawUserData =
+            serde_json::from_str(user_data).map_err(|_| bad("not a JSON object with an array watchlist"))?;
+        let id = id(raw.id.as_ref())
+            .filter(|id| !id.is_empty())
+            .ok_or(bad("id must be a non-empty string or a number"))?;
+        let watchlist = raw.watchlist.unwrap_or_default();
+        let watchlist = watchlist
+            .iter()
+            .map(|entry| {
+                id_of_watchlist(entry).ok_or(bad("watchlist entries must be non-empty strings or numbers"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { id, user_info: raw.user_info, watchlist })
     }
+}
+
+fn id_of_watchlist(entry: &Value) -> Option<UserId> {
+    UserId::from_json(entry).filter(|id| !id.is_empty())
 }
 
 #[cfg(test)]
@@ -98,7 +108,10 @@ mod tests {
             PresenceMember::from_channel_data(r#"{"user_id":10,"user_info":{"name":"Mr. Channels"}}"#)
                 .unwrap();
         assert_eq!(member.user_id, "10");
+        assert!(member.user_id.is_number());
         assert_eq!(member.user_info.unwrap().as_str(), r#"{"name":"Mr. Channels"}"#);
+        let text = PresenceMember::from_channel_data(r#"{"user_id":"10"}"#).unwrap();
+        assert!(!text.user_id.is_number());
     }
 
     #[test]
@@ -120,19 +133,26 @@ mod tests {
     }
 
     #[test]
-    fn user_data_needs_a_non_empty_string_id() {
+    fn user_data_needs_a_non_empty_string_or_a_numeric_id() {
         let user = UserData::parse(r#"{"id":"12345"}"#).unwrap();
         assert_eq!(user, UserData { id: "12345".into(), user_info: None, watchlist: vec![] });
-        for bad in [r#"{"id":12345}"#, r#"{"id":""}"#, r#"{"name":"x"}"#, "not json", r#""{\"id\":\"1\"}""#] {
+        // Laravel's broadcaster signs `{"id":1,…}` for an integer user id.
+        let numeric = UserData::parse(r#"{"id":1,"user_info":{"name":"A"}}"#).unwrap();
+        assert_eq!(numeric.id, "1");
+        assert!(numeric.id.is_number());
+        for bad in [r#"{"id":""}"#, r#"{"id":null}"#, r#"{"id":true}"#, r#"{"name":"x"}"#, "not json"] {
             assert!(matches!(UserData::parse(bad), Err(PusherDecodeError::BadUserData(_))), "{bad:?}");
         }
+        assert!(UserData::parse(r#""{\"id\":\"1\"}""#).is_err(), "a string holding the object");
     }
 
     #[test]
     fn user_data_carries_info_and_watchlist() {
-        let user = UserData::parse(r#"{"id":"1","user_info":{"name":"A"},"watchlist":["2","3"]}"#).unwrap();
+        let user = UserData::parse(r#"{"id":"1","user_info":{"name":"A"},"watchlist":["2",3]}"#).unwrap();
         assert_eq!(user.user_info.unwrap().as_str(), r#"{"name":"A"}"#);
-        assert_eq!(user.watchlist, ["2", "3"]);
-        assert!(UserData::parse(r#"{"id":"1","watchlist":[2]}"#).is_err());
+        assert_eq!(user.watchlist, [UserId::new("2"), UserId::new("3")]);
+        assert!(user.watchlist[1].is_number());
+        assert!(UserData::parse(r#"{"id":"1","watchlist":[{"id":2}]}"#).is_err());
+        assert!(UserData::parse(r#"{"id":"1","watchlist":[""]}"#).is_err());
     }
 }

@@ -10,13 +10,18 @@
 //! channel prefix `""`. With no app at all, the serve command generates one
 //! on first start ([`load_or_create_default_app`](super::load_or_create_default_app)).
 
+mod limits;
+
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::time::Duration;
 
 use fanfare_protocol::ChannelName;
+use fanfare_protocol::pusher::{MAX_EVENT_NAME_LEN, MAX_PUSHER_CHANNEL_NAME_LEN};
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
+use super::duration::HumanDuration;
 use super::error::ConfigError;
 use super::raw::{RawPusher, RawPusherApp, RawWebhook};
 use super::settings::Limits;
@@ -52,13 +57,29 @@ pub struct AppSettings {
     pub max_connections: usize,
     /// Whether clients may send `client-*` events.
     pub client_events: bool,
-    /// Whether a connection must sign in (or subscribe to a private or
-    /// presence channel) within 30 s, else close 4009.
-    pub user_authentication: bool,
+    /// How long a connection has to sign in (or subscribe to a private or
+    /// presence channel) before it is closed with 4009; zero: no such rule.
+    pub user_authentication_timeout: Duration,
     pub max_presence_members: usize,
     pub max_presence_user_info_bytes: usize,
-    /// Largest `data` of an event triggered through the HTTP API.
+    /// Largest `data` of an event, triggered through the HTTP API or sent
+    /// by a client.
     pub max_event_bytes: usize,
+    /// `client-*` events one connection may send per second; 0 = unlimited.
+    pub max_client_events_per_second: usize,
+    /// Events the HTTP API may trigger per second on this node, an event to
+    /// N channels counting N (as Soketi counts); 0 = unlimited.
+    pub max_backend_events_per_second: usize,
+    /// `GET` requests to the HTTP API per second on this node; 0 = unlimited.
+    pub max_read_requests_per_second: usize,
+    /// Longest channel name, in characters (at most 200).
+    pub max_channel_name_length: usize,
+    /// Longest event name, in characters (at most 200).
+    pub max_event_name_length: usize,
+    /// Most channels one trigger may name; 0 = unlimited.
+    pub max_event_channels_at_once: usize,
+    /// Most events in one `batch_events` request; 0 = unlimited.
+    pub max_event_batch_size: usize,
     pub webhooks: Vec<WebhookSettings>,
 }
 
@@ -73,12 +94,25 @@ impl AppSettings {
             channel_prefix: String::new(),
             max_connections: 0,
             client_events: false,
-            user_authentication: false,
+            user_authentication_timeout: Duration::ZERO,
+            // Pusher's published limits where it has one, else unlimited.
             max_presence_members: 100,
             max_presence_user_info_bytes: 1024,
             max_event_bytes: 10 * 1024,
+            max_client_events_per_second: 10,
+            max_backend_events_per_second: 0,
+            max_read_requests_per_second: 0,
+            max_channel_name_length: MAX_PUSHER_CHANNEL_NAME_LEN,
+            max_event_name_length: MAX_EVENT_NAME_LEN,
+            max_event_channels_at_once: 100,
+            max_event_batch_size: 10,
             webhooks: Vec::new(),
         }
+    }
+
+    /// Whether connections must authenticate within a time.
+    pub fn requires_authentication(&self) -> bool {
+        !self.user_authentication_timeout.is_zero()
     }
 }
 
@@ -92,10 +126,17 @@ impl fmt::Debug for AppSettings {
             .field("channel_prefix", &self.channel_prefix)
             .field("max_connections", &self.max_connections)
             .field("client_events", &self.client_events)
-            .field("user_authentication", &self.user_authentication)
+            .field("user_authentication_timeout", &self.user_authentication_timeout)
             .field("max_presence_members", &self.max_presence_members)
             .field("max_presence_user_info_bytes", &self.max_presence_user_info_bytes)
             .field("max_event_bytes", &self.max_event_bytes)
+            .field("max_client_events_per_second", &self.max_client_events_per_second)
+            .field("max_backend_events_per_second", &self.max_backend_events_per_second)
+            .field("max_read_requests_per_second", &self.max_read_requests_per_second)
+            .field("max_channel_name_length", &self.max_channel_name_length)
+            .field("max_event_name_length", &self.max_event_name_length)
+            .field("max_event_channels_at_once", &self.max_event_channels_at_once)
+            .field("max_event_batch_size", &self.max_event_batch_size)
             .field("webhooks", &self.webhooks)
             .finish()
     }
@@ -195,11 +236,7 @@ impl Check<'_> {
         app.channel_prefix = raw.channel_prefix.clone().unwrap_or_default();
         app.max_connections = raw.max_connections.unwrap_or(app.max_connections);
         app.client_events = raw.client_events.unwrap_or(app.client_events);
-        app.user_authentication = raw.user_authentication.unwrap_or(app.user_authentication);
-        app.max_presence_members = raw.max_presence_members.unwrap_or(app.max_presence_members);
-        app.max_presence_user_info_bytes =
-            raw.max_presence_user_info_bytes.unwrap_or(app.max_presence_user_info_bytes);
-        app.max_event_bytes = raw.max_event_bytes.unwrap_or(app.max_event_bytes);
+        self.limits(table, raw, &mut app)?;
         for (index, webhook) in raw.webhooks.iter().enumerate() {
             app.webhooks.push(self.webhook(&key(&format!("webhooks[{index}]")), webhook)?);
         }
@@ -393,10 +430,20 @@ impl PusherSettings {
                 channel_prefix: Some(app.channel_prefix.clone()),
                 max_connections: Some(app.max_connections),
                 client_events: Some(app.client_events),
-                user_authentication: Some(app.user_authentication),
+                user_authentication: Some(app.requires_authentication()),
+                user_authentication_timeout: Some(HumanDuration(app.user_authentication_timeout)),
                 max_presence_members: Some(app.max_presence_members),
                 max_presence_user_info_bytes: Some(app.max_presence_user_info_bytes),
+                max_presence_member_size_in_kb: None,
                 max_event_bytes: Some(app.max_event_bytes),
+                max_event_payload_in_kb: None,
+                max_client_events_per_second: Some(app.max_client_events_per_second),
+                max_backend_events_per_second: Some(app.max_backend_events_per_second),
+                max_read_requests_per_second: Some(app.max_read_requests_per_second),
+                max_channel_name_length: Some(app.max_channel_name_length),
+                max_event_name_length: Some(app.max_event_name_length),
+                max_event_channels_at_once: Some(app.max_event_channels_at_once),
+                max_event_batch_size: Some(app.max_event_batch_size),
                 webhooks: app
                     .webhooks
                     .iter()
@@ -463,14 +510,15 @@ events = ["channel_occupied", "member_added", "member_added"]
         let settings = from_toml(TWO_APPS).unwrap();
         let [first, second] = &settings.pusher.apps[..] else { panic!("{:?}", settings.pusher) };
         assert_eq!(first, &AppSettings::new("app-1", "key-1", "secret-1"));
-        assert!(first.enabled && !first.client_events && !first.user_authentication);
+        assert!(first.enabled && !first.client_events && !first.requires_authentication());
         assert_eq!((first.max_presence_members, first.max_presence_user_info_bytes), (100, 1024));
         assert_eq!((first.max_event_bytes, first.max_connections), (10240, 0));
 
         assert!(!second.enabled);
         assert_eq!(second.channel_prefix, "two:");
         assert_eq!(second.max_connections, 500);
-        assert!(second.client_events && second.user_authentication);
+        assert!(second.client_events);
+        assert_eq!(second.user_authentication_timeout, Duration::from_secs(30));
         assert_eq!((second.max_presence_members, second.max_presence_user_info_bytes), (50, 512));
         assert_eq!(second.max_event_bytes, 2048);
         let hook = &second.webhooks[0];

@@ -166,16 +166,40 @@ pub(crate) struct RawPusherApp {
     pub channel_prefix: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `enable_client_messages`: Soketi's and Sockudo's name.
+    #[serde(alias = "enable_client_messages", skip_serializing_if = "Option::is_none")]
     pub client_events: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "enable_user_authentication", skip_serializing_if = "Option::is_none")]
     pub user_authentication: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_authentication_timeout: Option<HumanDuration>,
+    #[serde(alias = "max_presence_members_per_channel", skip_serializing_if = "Option::is_none")]
     pub max_presence_members: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_presence_user_info_bytes: Option<usize>,
+    /// Soketi's `max_presence_user_info_bytes`, in KiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_presence_member_size_in_kb: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_event_bytes: Option<usize>,
+    /// Soketi's `max_event_bytes`, in KiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_event_payload_in_kb: Option<f64>,
+    /// The `_per_sec` and `_req_` names are Soketi's (Sockudo's are ours).
+    #[serde(alias = "max_client_events_per_sec", skip_serializing_if = "Option::is_none")]
+    pub max_client_events_per_second: Option<usize>,
+    #[serde(alias = "max_backend_events_per_sec", skip_serializing_if = "Option::is_none")]
+    pub max_backend_events_per_second: Option<usize>,
+    #[serde(alias = "max_read_req_per_sec", skip_serializing_if = "Option::is_none")]
+    pub max_read_requests_per_second: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_channel_name_length: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_event_name_length: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_event_channels_at_once: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_event_batch_size: Option<usize>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<RawWebhook>,
 }

@@ -91,7 +91,7 @@ impl Session {
         let identity = self.identity.as_ref().expect("checked in dispatch");
         let subscriber = Subscriber {
             conn: self.conn,
-            user: identity.user.clone(),
+            user: identity.user.clone().into(),
             info: identity.info.clone(),
             protocol: Protocol::Native,
             outbox: self.outbox.clone(),

@@ -17,11 +17,14 @@ use fanfare_protocol::channel::MAX_CHANNEL_NAME_LEN;
 use fanfare_protocol::pusher::{PusherChannel, PusherChannelError};
 
 use crate::config::{AppSettings, WebhookKind};
+use crate::pusher::rates::AppRates;
 
 /// One Pusher app, as validated from the configuration.
 #[derive(Debug)]
 pub struct PusherApp {
     pub settings: AppSettings,
+    /// Its HTTP API's rate limits, on this node.
+    pub rates: AppRates,
 }
 
 impl PusherApp {
@@ -64,6 +67,8 @@ pub enum HubChannelError {
         "channel name is too long: with the app's prefix {prefix:?} it exceeds {MAX_CHANNEL_NAME_LEN} bytes"
     )]
     TooLong { prefix: String },
+    #[error("channel name is longer than this app's {max} characters")]
+    LongerThanTheAppAllows { max: usize },
 }
 
 /// Why a set of apps cannot be served together.
@@ -91,7 +96,7 @@ impl Apps {
     pub fn new(apps: Vec<AppSettings>) -> Result<Self, AppsError> {
         let mut registry = Apps::default();
         for settings in apps {
-            let app = Arc::new(PusherApp { settings });
+            let app = Arc::new(PusherApp { rates: AppRates::new(&settings), settings });
             let entries = [
                 (&mut registry.by_id, "id", app.id()),
                 (&mut registry.by_key, "key", app.key()),
@@ -139,9 +144,14 @@ impl Apps {
         Some((app.clone(), pusher_name))
     }
 
-    /// The hub channel of `app`'s Pusher channel `pusher_name`.
+    /// The hub channel of `app`'s Pusher channel `pusher_name`, if the name
+    /// is valid and within the app's `max_channel_name_length`.
     pub fn hub_channel(app: &PusherApp, pusher_name: &str) -> Result<ChannelName, HubChannelError> {
         PusherChannel::new(pusher_name)?;
+        let max = app.settings.max_channel_name_length;
+        if pusher_name.chars().count() > max {
+            return Err(HubChannelError::LongerThanTheAppAllows { max });
+        }
         let prefix = app.channel_prefix();
         ChannelName::new(&format!("{prefix}{pusher_name}"))
             .map_err(|_| HubChannelError::TooLong { prefix: prefix.to_owned() })

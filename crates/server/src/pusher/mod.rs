@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod apps;
+pub mod rates;
 pub mod users;
 pub mod webhooks;
 

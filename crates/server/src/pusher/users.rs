@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use fanfare_hub::{CloseReason, ConnId, Outbox};
-use fanfare_protocol::CloseCode;
+use fanfare_protocol::{CloseCode, UserId};
 use parking_lot::Mutex;
 
 type Key = (String, String);
@@ -33,9 +33,10 @@ impl UserEntry {
 
 /// What a sign-in changed.
 pub struct SignedIn {
-    /// Watchlist entries that are online / offline right now.
-    pub online: Vec<String>,
-    pub offline: Vec<String>,
+    /// Watchlist entries that are online / offline right now, as the
+    /// watchlist wrote them.
+    pub online: Vec<UserId>,
+    pub offline: Vec<UserId>,
     /// When this was the user's first connection: who to tell they are online.
     pub notify_online: Vec<Arc<Outbox>>,
 }
@@ -67,7 +68,7 @@ impl SignedInUsers {
         user: &str,
         conn: ConnId,
         outbox: &Arc<Outbox>,
-        watchlist: &[String],
+        watchlist: &[UserId],
     ) -> SignedIn {
         let mut users = self.users.lock();
         let entry = users.entry((app.to_owned(), user.to_owned())).or_default();
@@ -76,7 +77,7 @@ impl SignedInUsers {
         let notify_online = if first { outboxes(&entry.watchers, conn) } else { Vec::new() };
         let (mut online, mut offline) = (Vec::new(), Vec::new());
         for watched in watchlist {
-            let entry = users.entry((app.to_owned(), watched.clone())).or_default();
+            let entry = users.entry((app.to_owned(), watched.to_string())).or_default();
             entry.watchers.push((conn, outbox.clone()));
             match entry.connections.is_empty() {
                 true => offline.push(watched.clone()),
@@ -88,7 +89,7 @@ impl SignedInUsers {
 
     /// Undoes `sign_in` for a closing connection; returns who to tell the
     /// user went offline (when this was their last connection).
-    pub fn sign_out(&self, app: &str, user: &str, conn: ConnId, watchlist: &[String]) -> Vec<Arc<Outbox>> {
+    pub fn sign_out(&self, app: &str, user: &str, conn: ConnId, watchlist: &[UserId]) -> Vec<Arc<Outbox>> {
         let mut users = self.users.lock();
         let mut notify_offline = Vec::new();
         let key = (app.to_owned(), user.to_owned());
@@ -102,7 +103,7 @@ impl SignedInUsers {
             }
         }
         for watched in watchlist {
-            let key = (app.to_owned(), watched.clone());
+            let key = (app.to_owned(), watched.to_string());
             if let Some(entry) = users.get_mut(&key) {
                 entry.watchers.retain(|(c, _)| *c != conn);
                 if entry.is_unused() {
@@ -147,15 +148,15 @@ mod tests {
     fn watchers_hear_of_the_first_sign_in_and_the_last_sign_out_only() {
         let users = SignedInUsers::default();
         let watcher = outbox();
-        let seen = users.sign_in("app", "w", 1, &watcher, &["alice".to_string()]);
-        assert_eq!((seen.online.len(), seen.offline), (0, vec!["alice".to_string()]));
+        let seen = users.sign_in("app", "w", 1, &watcher, &["alice".into()]);
+        assert_eq!((seen.online.len(), seen.offline), (0, vec![UserId::new("alice")]));
         let first = users.sign_in("app", "alice", 2, &outbox(), &[]);
         assert_eq!(first.notify_online.len(), 1);
         let second = users.sign_in("app", "alice", 3, &outbox(), &[]);
         assert!(second.notify_online.is_empty());
         assert!(users.sign_out("app", "alice", 2, &[]).is_empty());
         assert_eq!(users.sign_out("app", "alice", 3, &[]).len(), 1);
-        users.sign_out("app", "w", 1, &["alice".to_string()]);
+        users.sign_out("app", "w", 1, &["alice".into()]);
         assert!(users.users.lock().is_empty(), "nothing left behind");
     }
 

@@ -11,6 +11,8 @@ mod ordering;
 mod presence;
 mod publishing;
 mod pusher_api;
+mod pusher_limits;
+mod pusher_user_ids;
 mod recovery;
 mod slow_consumer;
 mod support;

@@ -48,11 +48,11 @@ fn now() -> u64 {
 }
 
 /// A Pusher server SDK for one app.
-struct Sdk<'a> {
-    server: &'a TestServer,
-    app_id: &'a str,
-    key: &'a str,
-    secret: &'a str,
+pub(crate) struct Sdk<'a> {
+    pub server: &'a TestServer,
+    pub app_id: &'a str,
+    pub key: &'a str,
+    pub secret: &'a str,
 }
 
 fn sdk<'a>(server: &'a TestServer, app_id: &'a str) -> Sdk<'a> {
@@ -65,13 +65,13 @@ fn sdk<'a>(server: &'a TestServer, app_id: &'a str) -> Sdk<'a> {
 }
 
 impl Sdk<'_> {
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let body = body.to_string();
         let query = self.signed_query("POST", path, &[], body.as_bytes(), now());
         self.send("POST", path, &query, body).await
     }
 
-    async fn get(&self, path: &str, params: &[(&str, &str)]) -> (u16, Value) {
+    pub async fn get(&self, path: &str, params: &[(&str, &str)]) -> (u16, Value) {
         let query = self.signed_query("GET", path, params, b"", now());
         self.send("GET", path, &query, String::new()).await
     }
@@ -104,19 +104,19 @@ impl Sdk<'_> {
         (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn trigger(&self, channels: &[&str], name: &str, data: &str) -> (u16, Value) {
+    pub async fn trigger(&self, channels: &[&str], name: &str, data: &str) -> (u16, Value) {
         self.post("/events", json!({"name": name, "channels": channels, "data": data})).await
     }
 }
 
 /// A Pusher protocol client on a raw WebSocket, as pusher-js speaks it.
-struct PusherConn {
+pub(crate) struct PusherConn {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    socket_id: String,
+    pub socket_id: String,
 }
 
 impl PusherConn {
-    async fn open(server: &TestServer, key: &str) -> Self {
+    pub async fn open(server: &TestServer, key: &str) -> Self {
         let url = format!("ws://{}/app/{key}?protocol=7&client=js&version=8.6.0", server.addr);
         let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         let mut conn = Self { socket, socket_id: String::new() };
@@ -126,12 +126,12 @@ impl PusherConn {
         conn
     }
 
-    async fn send(&mut self, frame: Value) {
+    pub async fn send(&mut self, frame: Value) {
         self.socket.send(Message::text(frame.to_string())).await.unwrap();
     }
 
     /// The next frame, or `Err(close code)`.
-    async fn next(&mut self) -> Result<Value, u16> {
+    pub async fn next(&mut self) -> Result<Value, u16> {
         loop {
             let message = tokio::time::timeout(WAIT, self.socket.next()).await.expect("timed out waiting");
             match message {
@@ -143,7 +143,7 @@ impl PusherConn {
         }
     }
 
-    async fn next_event(&mut self, event: &str) -> Value {
+    pub async fn next_event(&mut self, event: &str) -> Value {
         loop {
             let frame =
                 self.next().await.unwrap_or_else(|code| panic!("closed ({code}) waiting for {event}"));
@@ -153,7 +153,7 @@ impl PusherConn {
         }
     }
 
-    async fn subscribe(&mut self, channel: &str, auth: &str, channel_data: Option<&str>) {
+    pub async fn subscribe(&mut self, channel: &str, auth: &str, channel_data: Option<&str>) {
         let mut data = json!({"channel": channel, "auth": auth});
         if let Some(channel_data) = channel_data {
             data["channel_data"] = json!(channel_data);
@@ -170,7 +170,7 @@ impl PusherConn {
     }
 
     /// The next frame about `channel`.
-    async fn next_event_of(&mut self, channel: &str) -> Value {
+    pub async fn next_event_of(&mut self, channel: &str) -> Value {
         loop {
             let frame = self.next().await.unwrap_or_else(|code| panic!("closed ({code})"));
             if frame["channel"] == channel || frame["event"] == "pusher:error" {
@@ -180,14 +180,14 @@ impl PusherConn {
     }
 
     /// Joins a presence channel of app-1 as `user`.
-    async fn join_presence(&mut self, channel: &str, user: &str) {
+    pub async fn join_presence(&mut self, channel: &str, user: &str) {
         let channel_data = json!({"user_id": user, "user_info": {"name": user}}).to_string();
         let signature = sign("secret-1", &format!("{}:{channel}:{channel_data}", self.socket_id));
         self.subscribe(channel, &format!("key-1:{signature}"), Some(&channel_data)).await;
     }
 
     /// Signs in to app-1 as `user`.
-    async fn sign_in(&mut self, user: &str) {
+    pub async fn sign_in(&mut self, user: &str) {
         let user_data = json!({"id": user}).to_string();
         let signature = sign("secret-1", &format!("{}::user::{user_data}", self.socket_id));
         let data = json!({"auth": format!("key-1:{signature}"), "user_data": user_data});
@@ -196,7 +196,7 @@ impl PusherConn {
     }
 }
 
-async fn native_subscriber(server: &TestServer, channel: &str) -> RawConn {
+pub(crate) async fn native_subscriber(server: &TestServer, channel: &str) -> RawConn {
     let mut conn = RawConn::connected(server, None).await;
     let reply = conn.command(json!({"type": "subscribe", "channel": channel})).await;
     assert!(reply.get("result").is_some(), "{reply}");

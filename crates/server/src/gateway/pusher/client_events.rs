@@ -1,6 +1,6 @@
 //! `client-*` events: relayed to the channel's other subscribers (native
-//! ones too), never echoed to the sender, never stored, at most
-//! [`PER_SECOND`] per connection.
+//! ones too), never echoed to the sender, never stored, at most the app's
+//! `max_client_events_per_second` per connection (Pusher's 10 by default).
 
 use fanfare_hub::Publish;
 use fanfare_protocol::JsonData;
@@ -9,13 +9,10 @@ use fanfare_protocol::pusher::{PusherChannel, PusherErrorCode};
 use super::PusherSession;
 use crate::pusher::webhooks::WebhookEvent;
 
-/// Client events a connection may send per second (Pusher's limit).
-pub(super) const CLIENT_EVENTS_PER_SECOND: usize = 10;
-
 impl PusherSession {
     pub(super) async fn client_event(&mut self, channel: PusherChannel, event: String, data: JsonData) {
-        if let Err((code, message)) = self.check_client_event(&channel, &data) {
-            self.send_error(code, message);
+        if let Err((code, message)) = self.check_client_event(&channel, &event, &data) {
+            self.send_error(code, &message);
             return;
         }
         let Some(subscribed) = self.channels.get(channel.as_str()) else { return };
@@ -33,7 +30,9 @@ impl PusherSession {
             event,
             data: fanfare_protocol::pusher::event_data_string(&data),
             socket_id: self.socket_id.clone(),
-            user_id,
+            // Pusher documents webhook user ids as strings (and pusher-http-go
+            // decodes them into one).
+            user_id: user_id.map(|id| id.to_string()),
         };
         self.app.pusher.webhooks.send(self.pusher_app.id(), webhook);
     }
@@ -41,23 +40,33 @@ impl PusherSession {
     fn check_client_event(
         &mut self,
         channel: &PusherChannel,
+        event: &str,
         data: &JsonData,
-    ) -> Result<(), (PusherErrorCode, &'static str)> {
-        let rejected = PusherErrorCode::ClientEventRejected;
-        if !self.pusher_app.settings.client_events {
-            return Err((rejected, "client events are not enabled for this app"));
+    ) -> Result<(), (PusherErrorCode, String)> {
+        let refuse = |message: &str| Err((PusherErrorCode::ClientEventRejected, message.to_owned()));
+        let settings = &self.pusher_app.settings;
+        if !settings.client_events {
+            return refuse("client events are not enabled for this app");
         }
         if !channel.accepts_client_events() {
-            return Err((rejected, "client events are allowed on private and presence channels only"));
+            return refuse("client events are allowed on private and presence channels only");
         }
         if !self.channels.contains(channel.as_str()) {
-            return Err((rejected, "subscribe to the channel before sending client events on it"));
+            return refuse("subscribe to the channel before sending client events on it");
         }
-        if data.len() > self.pusher_app.settings.max_event_bytes {
-            return Err((rejected, "the client event is too large"));
+        if event.chars().count() > settings.max_event_name_length {
+            let max = settings.max_event_name_length;
+            return refuse(&format!("the event name is longer than this app's {max} characters"));
         }
-        if !self.client_events.try_take() {
-            return Err((PusherErrorCode::ClientEventRateLimit, "more than 10 client events per second"));
+        if data.len() > settings.max_event_bytes {
+            return refuse("the client event is too large");
+        }
+        if let Some(bucket) = &mut self.client_events
+            && !bucket.try_take()
+        {
+            let message =
+                format!("more than {} client events per second", settings.max_client_events_per_second);
+            return Err((PusherErrorCode::ClientEventRateLimit, message));
         }
         Ok(())
     }

@@ -12,13 +12,12 @@ mod signin;
 mod subscribe;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, Query, Request, State};
 use axum::response::Response;
 use fanfare_hub::{CloseReason, ConnId, Outbox, Protocol};
 use fanfare_protocol::pusher::{self, ClientFrame, PusherCloseCode, PusherErrorCode, SocketId};
-use fanfare_protocol::{ChannelName, CloseCode, JsonData};
+use fanfare_protocol::{ChannelName, CloseCode, JsonData, UserId};
 use futures_util::future::Either;
 use serde::Deserialize;
 use tokio::time::Instant;
@@ -35,9 +34,6 @@ use crate::gateway::subscriptions::Subscriptions;
 /// Seconds of silence after which pusher-js pings (it uses the smaller of
 /// this and its own setting, 120 s by default).
 const ACTIVITY_TIMEOUT_SECS: u32 = 120;
-/// Time a connection of an app with `user_authentication` has to sign in
-/// or subscribe to a private or presence channel.
-const USER_AUTHENTICATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Deserialize)]
 pub struct ConnectParams {
@@ -91,14 +87,14 @@ fn check_protocol(protocol: Option<&str>) -> Result<(), PusherCloseCode> {
 struct Subscribed {
     hub: ChannelName,
     /// The presence member id on a presence channel (added to client events).
-    member: Option<String>,
+    member: Option<UserId>,
 }
 
 /// Who the connection signed in as.
 struct SignedIn {
-    id: String,
+    id: UserId,
     info: Option<JsonData>,
-    watchlist: Vec<String>,
+    watchlist: Vec<UserId>,
 }
 
 pub(crate) struct PusherSession {
@@ -111,7 +107,8 @@ pub(crate) struct PusherSession {
     signed_in: Option<SignedIn>,
     /// When an app requires authentication: until when it must happen.
     authenticate_by: Option<Instant>,
-    client_events: TokenBucket,
+    /// `None` when the app sets no client event rate.
+    client_events: Option<TokenBucket>,
     /// Every frame counts against `limits.max_commands_per_second`.
     frames: TokenBucket,
 }
@@ -123,8 +120,13 @@ impl PusherSession {
         let socket_id = SocketId::new(conn, rand::random_range(1..1_000_000_000)).to_string();
         let socket_id_parsed = SocketId::parse(&socket_id).expect("just formatted");
         outbox.push(pusher::encode_connection_established(socket_id_parsed, ACTIVITY_TIMEOUT_SECS));
+        let settings = &pusher_app.settings;
         let authenticate_by =
-            pusher_app.settings.user_authentication.then(|| Instant::now() + USER_AUTHENTICATION_TIMEOUT);
+            settings.requires_authentication().then(|| Instant::now() + settings.user_authentication_timeout);
+        let client_events = match settings.max_client_events_per_second {
+            0 => None,
+            per_second => Some(TokenBucket::new(per_second)),
+        };
         let protocol = pusher_app.protocol();
         let session = PusherSession {
             app: app.clone(),
@@ -135,7 +137,7 @@ impl PusherSession {
             channels: Subscriptions::new(),
             signed_in: None,
             authenticate_by,
-            client_events: TokenBucket::new(client_events::CLIENT_EVENTS_PER_SECOND),
+            client_events,
             frames: TokenBucket::new(app.settings.limits.max_commands_per_second),
         };
         connection::drive(&app, io, outbox, protocol, session)

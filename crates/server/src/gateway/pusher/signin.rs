@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use fanfare_hub::{CloseReason, Outbox};
-use fanfare_protocol::CloseCode;
 use fanfare_protocol::pusher::{
     self, MAX_WATCHLIST_LEN, PusherErrorCode, UserData, WatchlistEvent, WatchlistStatus,
 };
+use fanfare_protocol::{CloseCode, UserId};
 
 use super::{PusherSession, SignedIn};
 use crate::gateway::connection::Next;
@@ -50,8 +50,8 @@ impl PusherSession {
 
     fn register_user(&mut self, user: UserData) {
         let app_id = self.pusher_app.id();
-        let signed =
-            self.app.pusher.users.sign_in(app_id, &user.id, self.conn, &self.outbox, &user.watchlist);
+        let users = &self.app.pusher.users;
+        let signed = users.sign_in(app_id, user.id.as_str(), self.conn, &self.outbox, &user.watchlist);
         notify(&signed.notify_online, WatchlistStatus::Online, &user.id);
         let mut events = Vec::new();
         if !signed.online.is_empty() {
@@ -70,17 +70,17 @@ impl PusherSession {
     pub(super) fn sign_out(&mut self) {
         let Some(user) = self.signed_in.take() else { return };
         let users = &self.app.pusher.users;
-        let watchers = users.sign_out(self.pusher_app.id(), &user.id, self.conn, &user.watchlist);
+        let watchers = users.sign_out(self.pusher_app.id(), user.id.as_str(), self.conn, &user.watchlist);
         notify(&watchers, WatchlistStatus::Offline, &user.id);
     }
 }
 
-fn notify(watchers: &[Arc<Outbox>], status: WatchlistStatus, user: &str) {
+/// Tells `watchers` about `user`, its id in the form it signed in with.
+fn notify(watchers: &[Arc<Outbox>], status: WatchlistStatus, user: &UserId) {
     if watchers.is_empty() {
         return;
     }
-    let frame =
-        pusher::encode_watchlist_events(&[WatchlistEvent { status, user_ids: vec![user.to_owned()] }]);
+    let frame = pusher::encode_watchlist_events(&[WatchlistEvent { status, user_ids: vec![user.clone()] }]);
     for watcher in watchers {
         watcher.push(frame.clone());
     }

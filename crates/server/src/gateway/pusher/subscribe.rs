@@ -61,7 +61,7 @@ impl PusherSession {
         };
         let subscriber = Subscriber {
             conn: self.conn,
-            user: member.as_ref().map_or_else(|| "".into(), |m| m.user_id.as_str().into()),
+            user: member.as_ref().map_or_else(|| "".into(), |m| m.user_id.clone()),
             info: member.as_ref().and_then(|m| m.user_info.clone()),
             protocol: self.protocol(),
             outbox: self.outbox.clone(),

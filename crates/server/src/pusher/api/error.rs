@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 use fanfare_hub::HubError;
 use fanfare_protocol::ErrorCode;
 
+use crate::pusher::rates::RateLimited;
+
 #[derive(Debug)]
 pub(super) struct PusherApiError {
     pub code: ErrorCode,
@@ -29,6 +31,12 @@ impl From<HubError> for PusherApiError {
             tracing::warn!(%store, "history store error");
         }
         Self::new(error.code(), error.to_string())
+    }
+}
+
+impl From<RateLimited> for PusherApiError {
+    fn from(error: RateLimited) -> Self {
+        Self::new(ErrorCode::RateLimited, error.to_string())
     }
 }
 

@@ -25,10 +25,6 @@ use super::signed::{InfoAttributes, Signed};
 use crate::pusher::apps::{Apps, PusherApp};
 use crate::server::AppState;
 
-/// Most channels one trigger may name.
-const MAX_CHANNELS: usize = 100;
-/// Most events in one batch.
-const MAX_BATCH: usize = 10;
 const TRIGGER_INFO: [&str; 2] = ["user_count", "subscription_count"];
 
 #[derive(Deserialize)]
@@ -66,6 +62,7 @@ pub(super) async fn trigger(
 ) -> Result<Json<Value>, PusherApiError> {
     let body: TriggerBody = signed.json()?;
     let trigger = check(&signed.app, body)?;
+    signed.app.rates.take_backend_events(trigger.channels.len())?;
     publish(&state, std::slice::from_ref(&trigger)).await?;
     if !trigger.info.any() {
         return Ok(Json(json!({})));
@@ -78,11 +75,13 @@ pub(super) async fn trigger_batch(
     signed: Signed,
 ) -> Result<Json<Value>, PusherApiError> {
     let body: BatchBody = signed.json()?;
-    if body.batch.len() > MAX_BATCH {
-        return Err(PusherApiError::bad_request(format!("a batch holds at most {MAX_BATCH} events")));
+    let max = signed.app.settings.max_event_batch_size;
+    if max > 0 && body.batch.len() > max {
+        return Err(PusherApiError::bad_request(format!("a batch holds at most {max} events")));
     }
     let triggers: Vec<Trigger> =
         body.batch.into_iter().map(|event| check(&signed.app, event)).collect::<Result<_, _>>()?;
+    signed.app.rates.take_backend_events(triggers.iter().map(|t| t.channels.len()).sum())?;
     publish(&state, &triggers).await?;
     if !triggers.iter().any(|t| t.info.any()) {
         return Ok(Json(json!({})));
@@ -100,6 +99,12 @@ pub(super) async fn trigger_batch(
 fn check(app: &PusherApp, body: TriggerBody) -> Result<Trigger, PusherApiError> {
     validate_event_name(&body.name)
         .map_err(|error| PusherApiError::bad_request(format!("invalid event name: {error}")))?;
+    let max = app.settings.max_event_name_length;
+    if body.name.chars().count() > max {
+        return Err(PusherApiError::bad_request(format!(
+            "the event name is longer than this app's {max} characters"
+        )));
+    }
     if body.data.as_str().trim() == "null" {
         return Err(PusherApiError::bad_request("\"data\" must be a string"));
     }
@@ -119,9 +124,14 @@ fn check(app: &PusherApp, body: TriggerBody) -> Result<Trigger, PusherApiError> 
         (None, Some(channel)) => vec![channel],
         (None, None) => return Err(PusherApiError::bad_request("give \"channels\" (or \"channel\")")),
     };
-    if names.is_empty() || names.len() > MAX_CHANNELS {
+    if names.is_empty() {
+        return Err(PusherApiError::bad_request("\"channels\" must name at least one channel"));
+    }
+    let max = app.settings.max_event_channels_at_once;
+    if max > 0 && names.len() > max {
         return Err(PusherApiError::bad_request(format!(
-            "\"channels\" must name 1 to {MAX_CHANNELS} channels"
+            "\"channels\" names {} channels; this app allows at most {max} at once",
+            names.len()
         )));
     }
     let mut channels: Vec<(PusherChannel, ChannelName)> = Vec::with_capacity(names.len());

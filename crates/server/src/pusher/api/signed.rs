@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::Method;
 use fanfare_protocol::ErrorCode;
 use fanfare_protocol::pusher::{ApiRequest, verify_api_request};
 use serde::de::DeserializeOwned;
@@ -54,6 +55,9 @@ impl FromRequest<AppState> for Signed {
         // After the signature: only the app's owner learns it is disabled.
         if !app.settings.enabled {
             return Err(PusherApiError::new(ErrorCode::PermissionDenied, "this app is disabled"));
+        }
+        if parts.method == Method::GET {
+            app.rates.take_read_request()?;
         }
         Ok(Signed { app, query, body })
     }

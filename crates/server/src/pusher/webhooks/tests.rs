@@ -360,13 +360,8 @@ async fn a_real_hub_reports_its_channels_and_counts_only_when_asked() {
     let _webhooks = Webhooks::start(apps, &hub, dir.path(), fast());
 
     let outbox = Arc::new(Outbox::new(OutboxLimits::default()));
-    let subscriber = Subscriber {
-        conn: 1,
-        user: Arc::from(""),
-        info: None,
-        protocol: Protocol::Pusher { strip: 0 },
-        outbox,
-    };
+    let subscriber =
+        Subscriber { conn: 1, user: "".into(), info: None, protocol: Protocol::Pusher { strip: 0 }, outbox };
     let request = Subscribe { subscriber, channel: channel("news"), since: None };
     hub.subscribe(request, |_, _| Frame::from_string("{}".to_owned())).await.unwrap();
 
