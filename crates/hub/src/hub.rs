@@ -140,6 +140,7 @@ impl Hub {
             idempotency_key: publish.idempotency_key,
             idempotency_window: options.idempotency_window,
             retention: options.history,
+            durability: options.durability,
         };
         let job = PublishJob { request, exclude: publish.exclude, accepted_at: Instant::now(), reply };
         pipeline.send(job).await.map_err(|_| HubError::ShuttingDown)?;

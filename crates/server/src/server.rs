@@ -19,7 +19,7 @@ use fanfare_store::{EmbeddedOptions, EmbeddedStore, HistoryStore, MemoryStore};
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
-use crate::config::{Durability, Settings, StoreKind};
+use crate::config::{Settings, StoreKind};
 use crate::pusher::apps::Apps;
 use crate::pusher::users::SignedInUsers;
 use crate::pusher::webhooks::{WebhookOptions, Webhooks};
@@ -59,12 +59,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn HistorySt
     Ok(match &settings.store.kind {
         StoreKind::Memory => Arc::new(MemoryStore::new()),
         StoreKind::Embedded(dir) => {
-            let durability = match settings.store.durability {
-                Durability::Fsync => fanfare_store::Durability::Fsync,
-                Durability::Buffered => fanfare_store::Durability::Buffered,
-            };
-            let options = EmbeddedOptions { durability, ..EmbeddedOptions::default() };
-            let store = EmbeddedStore::open(dir, options)
+            let store = EmbeddedStore::open(dir, EmbeddedOptions::default())
                 .with_context(|| format!("opening the embedded store in {}", dir.display()))?;
             Arc::new(store)
         }

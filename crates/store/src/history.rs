@@ -40,6 +40,21 @@ impl Retention {
     }
 }
 
+/// When an append counts as written: what its receipt waits for.
+///
+/// Chosen per append (the server takes it from the channel's namespace),
+/// so channels that need the disk and channels that do not share one store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Once the write is synced to disk: survives a power loss.
+    #[default]
+    Fsync,
+    /// Once the write reached the operating system: survives a process
+    /// crash (the page cache outlives the process), not a power loss or a
+    /// kernel crash.
+    Buffered,
+}
+
 /// One publication to append.
 #[derive(Debug, Clone)]
 pub struct AppendRequest {
@@ -60,6 +75,9 @@ pub struct AppendRequest {
     pub idempotency_key: Option<String>,
     pub idempotency_window: Duration,
     pub retention: Retention,
+    /// What the receipt waits for. A store that writes several appends
+    /// together syncs the group when any of them asks for [`Durability::Fsync`].
+    pub durability: Durability,
 }
 
 /// The outcome of an append.
@@ -148,7 +166,7 @@ impl Future for AppendReceipt {
 ///   starting at 1 in a new epoch. (The hub enqueues each channel's appends
 ///   from one task, so this is the channel's total order.)
 /// - **Durability.** A receipt resolves `Ok` only once the publication is as
-///   durable as the store's durability setting promises; a publication whose
+///   durable as its request's [`Durability`] asks; a publication whose
 ///   receipt resolved `Ok` is readable until retention drops it.
 /// - **Failure.** An append that fails consumes no offset.
 /// - **Epoch.** `epoch` is stable for as long as the channel's stream is

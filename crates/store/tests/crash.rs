@@ -33,11 +33,11 @@ async fn appends_acknowledged_with_buffered_durability_survive_an_abort() {
 async fn run_parent_or_child(test_name: &str, durability: Durability) {
     match std::env::var(CHILD_DIR) {
         Ok(dir) => append_then_abort(Path::new(&dir), durability).await,
-        Err(_) => crash_child_then_check(test_name, durability).await,
+        Err(_) => crash_child_then_check(test_name).await,
     }
 }
 
-async fn crash_child_then_check(test_name: &str, durability: Durability) {
+async fn crash_child_then_check(test_name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
@@ -50,7 +50,7 @@ async fn crash_child_then_check(test_name: &str, durability: Durability) {
     // The harness prints the test name on the same line, hence `split_once`.
     let epoch = stdout.lines().find_map(|line| line.split_once("epoch ")).expect("the child's epoch").1;
 
-    let store = EmbeddedStore::open(dir.path(), options(durability)).unwrap();
+    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
     assert_eq!(store.epoch().as_str(), epoch);
     for (index, chat) in channels().iter().enumerate() {
         let query =
@@ -60,20 +60,21 @@ async fn crash_child_then_check(test_name: &str, durability: Durability) {
         assert_eq!(page.top_offset, expected, "channel {index}");
         let offsets: Vec<u64> = page.publications.iter().map(|p| p.offset).collect();
         assert_eq!(offsets, (1..=expected).collect::<Vec<_>>());
-        let appended = fanfare_store::append(&store, request(chat, "\"after\"")).await.unwrap();
+        let after = request(chat, "\"after\"", Durability::Fsync);
+        let appended = fanfare_store::append(&store, after).await.unwrap();
         assert_eq!(appended.publication.offset, expected + 1, "offsets continue after the crash");
     }
 }
 
 /// The child: every receipt awaited (so acknowledged), then an abort.
 async fn append_then_abort(dir: &Path, durability: Durability) {
-    let store = EmbeddedStore::open(dir, options(durability)).unwrap();
+    let store = EmbeddedStore::open(dir, EmbeddedOptions::default()).unwrap();
     println!("epoch {}", store.epoch());
     let channels = channels();
     let mut receipts = Vec::new();
     for n in 0..APPENDS {
         let chat = &channels[n % CHANNELS];
-        receipts.push(store.enqueue(request(chat, &n.to_string())).await.unwrap());
+        receipts.push(store.enqueue(request(chat, &n.to_string(), durability)).await.unwrap());
     }
     for receipt in receipts {
         receipt.await.unwrap();
@@ -82,15 +83,11 @@ async fn append_then_abort(dir: &Path, durability: Durability) {
     std::process::abort();
 }
 
-fn options(durability: Durability) -> EmbeddedOptions {
-    EmbeddedOptions { durability, ..EmbeddedOptions::default() }
-}
-
 fn channels() -> Vec<ChannelName> {
     (0..CHANNELS).map(|i| ChannelName::new(&format!("crash:{i}")).unwrap()).collect()
 }
 
-fn request(channel: &ChannelName, data: &str) -> AppendRequest {
+fn request(channel: &ChannelName, data: &str, durability: Durability) -> AppendRequest {
     AppendRequest {
         channel: channel.clone(),
         event: None,
@@ -99,5 +96,6 @@ fn request(channel: &ChannelName, data: &str) -> AppendRequest {
         idempotency_key: None,
         idempotency_window: Duration::from_secs(300),
         retention: Retention::default(),
+        durability,
     }
 }

@@ -38,19 +38,10 @@ use crate::{
 
 const BACKEND: &str = "embedded";
 
-/// When an append counts as written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Durability {
-    /// After the group commit's fsync: survives power loss.
-    #[default]
-    Fsync,
-    /// After the write reached the OS: survives a process crash, not a power loss.
-    Buffered,
-}
-
+/// How the store runs. Durability is not here: each append brings its own
+/// ([`AppendRequest::durability`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EmbeddedOptions {
-    pub durability: Durability,
     /// Appends waiting for the writer; `enqueue` waits for room beyond it,
     /// which is how a full disk pushes back on publishers.
     pub queue_capacity: usize,
@@ -63,7 +54,7 @@ pub struct EmbeddedOptions {
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
-        Self { durability: Durability::Fsync, queue_capacity: 16_384, max_batch: 4_096, read_concurrency: 16 }
+        Self { queue_capacity: 16_384, max_batch: 4_096, read_concurrency: 16 }
     }
 }
 
@@ -84,7 +75,7 @@ impl EmbeddedOptions {
 pub struct EmbeddedStats {
     /// Group commits written (each one fjall batch).
     pub commits: u64,
-    /// Group commits synced to disk; with `Fsync`, equal to `commits`.
+    /// Group commits synced to disk: those with an append that asked for fsync.
     pub fsyncs: u64,
     /// Publications appended.
     pub appended: u64,
@@ -115,7 +106,7 @@ impl EmbeddedStore {
             .build()
             .map_err(|e| StoreError::storage(BACKEND, e))?;
         let (queue, commands) = mpsc::channel(options.queue_capacity);
-        let writer = Writer::new(shared.clone(), options.durability, options.max_batch);
+        let writer = Writer::new(shared.clone(), options.max_batch);
         let writer = std::thread::Builder::new()
             .name("fanfare-store-writer".into())
             .spawn(move || writer.run(runtime, commands))

@@ -2,10 +2,11 @@
 //!
 //! It waits for commands on the bounded queue, takes everything waiting at
 //! that moment (up to `max_batch`), writes the appends as ONE fjall batch,
-//! syncs it to disk once (group commit: one fsync for the whole batch), and
-//! only then completes the receipts, in queue order. Being the only writer
-//! is what makes offsets simple: the next offset of a channel is its cached
-//! head plus one, with no lock and no read-modify-write race.
+//! syncs it to disk once if any of them asked for fsync (group commit: one
+//! fsync for the whole batch), and only then completes the receipts, in
+//! queue order. Being the only writer is what makes offsets simple: the
+//! next offset of a channel is its cached head plus one, with no lock and
+//! no read-modify-write race.
 //!
 //! Between batches, at most once per [`SWEEP_INTERVAL`], it runs one bounded
 //! retention sweep (see `sweep.rs`), also when idle, so channels that stopped
@@ -25,11 +26,16 @@ use tokio::time::Instant;
 use super::group_commit::GroupCommit;
 use super::keys::Bounds;
 use super::sweep::{SweepCursor, SweepReport};
-use super::{Durability, Shared, storage_error};
-use crate::{AppendRequest, Appended, StoreError, unix_time_ms};
+use super::{Shared, storage_error};
+use crate::{AppendRequest, Appended, Durability, StoreError, unix_time_ms};
 
 /// How often the writer spends one bounded pass deleting expired data.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Sweeps acknowledge nothing, so they never wait for the disk: a deletion
+/// a power loss takes back is simply made again by a later pass (reads
+/// filter by retention anyway). The next synced batch syncs them too.
+const SWEEP_PERSIST: PersistMode = PersistMode::Buffer;
 
 /// Channels whose bounds the writer caches. Past this many the cache is
 /// dropped and refilled from the `channels` keyspace on demand, which keeps
@@ -52,6 +58,32 @@ pub(super) enum Command {
     },
 }
 
+/// How a group commit reaches the disk before its receipts resolve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CommitSync {
+    /// An append in it asked for fsync: the whole batch is synced.
+    Sync,
+    /// Buffered appends only: the write to the OS is enough.
+    Buffer,
+}
+
+impl CommitSync {
+    fn of(any_fsync: bool) -> Self {
+        match any_fsync {
+            true => Self::Sync,
+            false => Self::Buffer,
+        }
+    }
+
+    /// How far fjall persists the batch before `commit` returns.
+    fn persist_mode(self) -> PersistMode {
+        match self {
+            Self::Sync => PersistMode::SyncData,
+            Self::Buffer => PersistMode::Buffer,
+        }
+    }
+}
+
 struct PendingAppend {
     request: AppendRequest,
     reply: oneshot::Sender<Result<Appended, StoreError>>,
@@ -59,7 +91,6 @@ struct PendingAppend {
 
 pub(super) struct Writer {
     shared: Arc<Shared>,
-    durability: Durability,
     max_batch: usize,
     /// Head and tail per channel, valid for every channel it holds because
     /// only this thread writes (appends and sweeps alike).
@@ -68,8 +99,8 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub fn new(shared: Arc<Shared>, durability: Durability, max_batch: usize) -> Self {
-        Self { shared, durability, max_batch, bounds: HashMap::new(), sweep_cursor: SweepCursor::default() }
+    pub fn new(shared: Arc<Shared>, max_batch: usize) -> Self {
+        Self { shared, max_batch, bounds: HashMap::new(), sweep_cursor: SweepCursor::default() }
     }
 
     /// The thread's body. The small current-thread runtime exists only so
@@ -114,9 +145,12 @@ impl Writer {
                 Command::Append { request, reply } => appends.push(PendingAppend { request, reply }),
                 Command::Sweep { reply } => {
                     self.commit_appends(appends);
-                    let persist = self.persist_mode();
-                    let report =
-                        self.sweep_cursor.sweep_pass(&self.shared, &mut self.bounds, persist, unix_time_ms());
+                    let report = self.sweep_cursor.sweep_pass(
+                        &self.shared,
+                        &mut self.bounds,
+                        SWEEP_PERSIST,
+                        unix_time_ms(),
+                    );
                     let _ = reply.send(report);
                 }
                 Command::Close { reply } => {
@@ -141,7 +175,8 @@ impl Writer {
         let outcomes: Vec<_> = appends.iter().map(|append| group.plan(&append.request)).collect();
         let (written, duplicates) = (group.written(), group.duplicates());
         let (batch, bounds) = group.into_batch();
-        match self.write_batch(batch, written) {
+        let any_fsync = appends.iter().any(|append| append.request.durability == Durability::Fsync);
+        match self.write_batch(batch, written, any_fsync) {
             Ok(()) => {
                 self.adopt_bounds(bounds);
                 self.shared.counters.duplicates.fetch_add(duplicates, Ordering::Relaxed);
@@ -157,15 +192,18 @@ impl Writer {
         }
     }
 
-    /// Commits the batch with the configured durability. With `Fsync`, fjall
-    /// syncs its journal inside `commit` before the batch becomes visible to
-    /// readers, so nothing is ever read that a power loss could take back.
-    fn write_batch(&self, batch: OwnedWriteBatch, written: u64) -> Result<(), StoreError> {
+    /// Commits the batch, synced when any of its appends asked for fsync.
+    /// Synced, fjall syncs its journal inside `commit` before the batch
+    /// becomes visible to readers, so nothing is ever read that a power loss
+    /// could take back. (Syncing the journal also syncs every earlier
+    /// buffered batch: it is one append-only file.)
+    fn write_batch(&self, batch: OwnedWriteBatch, written: u64, any_fsync: bool) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(()); // only duplicates or failed plans: nothing to make durable
         }
         let counters = &self.shared.counters;
-        let batch = batch.durability(Some(self.persist_mode()));
+        let sync = CommitSync::of(any_fsync);
+        let batch = batch.durability(Some(sync.persist_mode()));
         let result = self.shared.take_injected_failure().map_or_else(|| batch.commit(), Err);
         if let Err(error) = result {
             tracing::error!(%error, "history store group commit failed; its appends are failed");
@@ -176,18 +214,10 @@ impl Writer {
         self.shared.healthy.store(true, Ordering::Relaxed);
         counters.commits.fetch_add(1, Ordering::Relaxed);
         counters.appended.fetch_add(written, Ordering::Relaxed);
-        if self.durability == Durability::Fsync {
+        if sync == CommitSync::Sync {
             counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
-    }
-
-    /// How far fjall persists a batch before `commit` returns.
-    fn persist_mode(&self) -> PersistMode {
-        match self.durability {
-            Durability::Fsync => PersistMode::SyncData,
-            Durability::Buffered => PersistMode::Buffer,
-        }
     }
 
     fn adopt_bounds(&mut self, bounds: Vec<(ChannelName, Bounds)>) {
@@ -200,9 +230,8 @@ impl Writer {
     /// A failed background sweep is logged and retried on the next pass;
     /// reads filter by retention anyway, so nothing user-visible depends on it.
     fn sweep_quietly(&mut self) {
-        let persist = self.persist_mode();
         if let Err(error) =
-            self.sweep_cursor.sweep_pass(&self.shared, &mut self.bounds, persist, unix_time_ms())
+            self.sweep_cursor.sweep_pass(&self.shared, &mut self.bounds, SWEEP_PERSIST, unix_time_ms())
         {
             tracing::warn!(%error, "history retention sweep failed");
         }
@@ -214,5 +243,18 @@ impl Writer {
         if let Err(error) = self.shared.db.persist(PersistMode::SyncAll) {
             tracing::error!(%error, "history store could not flush on close");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_commit_syncs_when_any_append_in_it_asks_for_fsync() {
+        assert_eq!(CommitSync::of(true), CommitSync::Sync);
+        assert_eq!(CommitSync::of(true).persist_mode(), PersistMode::SyncData);
+        assert_eq!(CommitSync::of(false), CommitSync::Buffer);
+        assert_eq!(CommitSync::of(false).persist_mode(), PersistMode::Buffer);
     }
 }
