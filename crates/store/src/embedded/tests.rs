@@ -99,7 +99,7 @@ async fn buffered_appends_survive_an_explicit_close_and_reopen() {
     for receipt in receipts {
         receipt.await.unwrap();
     }
-    assert_eq!(store.stats().fsyncs, 0, "buffered never syncs a group commit");
+    assert_eq!(store.stats().fsyncs, 1, "only the run's first buffered group commit is synced");
     drop(store);
     let store = open(&dir);
     assert_eq!(store.position(&chat).await.unwrap().offset, 50);
@@ -116,8 +116,47 @@ async fn each_append_waits_for_the_disk_only_if_it_asks_to() {
     }
     let stats = store.stats();
     assert_eq!(stats.commits, 10, "each append awaited, so each its own group commit");
-    assert_eq!(stats.fsyncs, 5, "the five fsync ones");
+    assert_eq!(stats.fsyncs, 5 + 1, "the five fsync ones, and the first buffered one of the run");
     assert_eq!(offsets_read(&store, &comments).await, vec![1, 2, 3, 4, 5]);
+}
+
+/// The run record as it is on disk now.
+fn run_record(store: &EmbeddedStore) -> keys::RunRecord {
+    keys::RunRecord::decode(&store.shared.store.get(keys::RUN_KEY).unwrap().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn the_run_record_says_running_then_unsynced_appends_then_a_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = EmbeddedOptions { boot_id: BootId::Fixed("boot-1"), ..EmbeddedOptions::default() };
+    let store = EmbeddedStore::open(dir.path(), options).unwrap();
+    assert_eq!(store.last_stop(), LastStop::FirstStart);
+    let running =
+        keys::RunRecord { closed_cleanly: false, unsynced_appends: false, boot_id: Some("boot-1".into()) };
+    assert_eq!(run_record(&store), running);
+    append(&store, request(&channel("chat:a"), "1")).await.unwrap();
+    assert_eq!(run_record(&store), running, "an fsync append leaves nothing unsynced");
+    append(&store, buffered(&channel("comments:a"), "1")).await.unwrap();
+    assert_eq!(run_record(&store), keys::RunRecord { unsynced_appends: true, ..running.clone() });
+    store.close().await.unwrap();
+    assert_eq!(run_record(&store), keys::RunRecord { closed_cleanly: true, ..running.clone() });
+    drop(store);
+
+    let store = EmbeddedStore::open(dir.path(), options).unwrap();
+    assert_eq!(store.last_stop(), LastStop::Clean);
+    assert_eq!(run_record(&store), running, "a new run starts with nothing unsynced");
+}
+
+#[tokio::test]
+async fn dropping_the_store_without_closing_it_is_a_clean_stop_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let epoch = store.epoch().clone();
+    append(&store, buffered(&channel("comments:dropped"), "1")).await.unwrap();
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(store.last_stop(), LastStop::Clean);
+    assert_eq!(store.epoch(), &epoch);
 }
 
 #[tokio::test]

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 
 use super::group_commit::GroupCommit;
 use super::keys::Bounds;
+use super::last_stop;
 use super::sweep::{SweepCursor, SweepReport};
 use super::{Shared, storage_error};
 use crate::{AppendRequest, Appended, Durability, StoreError, unix_time_ms};
@@ -52,9 +53,10 @@ pub(super) enum Command {
     Sweep {
         reply: oneshot::Sender<Result<SweepReport, StoreError>>,
     },
-    /// Stop taking commands, finish the queued ones, flush, then answer.
+    /// Stop taking commands, finish the queued ones, sync everything and
+    /// record a clean stop, then answer.
     Close {
-        reply: oneshot::Sender<()>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
     },
 }
 
@@ -63,22 +65,26 @@ pub(super) enum Command {
 enum CommitSync {
     /// An append in it asked for fsync: the whole batch is synced.
     Sync,
+    /// Buffered appends only, the first such batch of the run: synced once,
+    /// with the run record's unsynced flag (see `last_stop.rs`, step 4).
+    SyncRecordingUnsynced,
     /// Buffered appends only: the write to the OS is enough.
     Buffer,
 }
 
 impl CommitSync {
-    fn of(any_fsync: bool) -> Self {
-        match any_fsync {
-            true => Self::Sync,
-            false => Self::Buffer,
+    fn of(any_fsync: bool, unsynced_recorded: bool) -> Self {
+        match (any_fsync, unsynced_recorded) {
+            (true, _) => Self::Sync,
+            (false, false) => Self::SyncRecordingUnsynced,
+            (false, true) => Self::Buffer,
         }
     }
 
     /// How far fjall persists the batch before `commit` returns.
     fn persist_mode(self) -> PersistMode {
         match self {
-            Self::Sync => PersistMode::SyncData,
+            Self::Sync | Self::SyncRecordingUnsynced => PersistMode::SyncData,
             Self::Buffer => PersistMode::Buffer,
         }
     }
@@ -92,6 +98,9 @@ struct PendingAppend {
 pub(super) struct Writer {
     shared: Arc<Shared>,
     max_batch: usize,
+    /// Whether the run record on disk already says that buffered appends
+    /// were acknowledged unsynced in this run.
+    unsynced_recorded: bool,
     /// Head and tail per channel, valid for every channel it holds because
     /// only this thread writes (appends and sweeps alike).
     bounds: HashMap<ChannelName, Bounds>,
@@ -100,7 +109,8 @@ pub(super) struct Writer {
 
 impl Writer {
     pub fn new(shared: Arc<Shared>, max_batch: usize) -> Self {
-        Self { shared, max_batch, bounds: HashMap::new(), sweep_cursor: SweepCursor::default() }
+        let (bounds, sweep_cursor) = (HashMap::new(), SweepCursor::default());
+        Self { shared, max_batch, unsynced_recorded: false, bounds, sweep_cursor }
     }
 
     /// The thread's body. The small current-thread runtime exists only so
@@ -126,9 +136,9 @@ impl Writer {
                 next_sweep = Instant::now() + SWEEP_INTERVAL;
             }
         }
-        self.flush_before_exit();
+        let stopped = self.record_clean_stop();
         for closer in closers {
-            let _ = closer.send(());
+            let _ = closer.send(stopped.clone());
         }
     }
 
@@ -138,7 +148,7 @@ impl Writer {
         commands: &mut Vec<Command>,
         appends: &mut Vec<PendingAppend>,
         queue: &mut mpsc::Receiver<Command>,
-        closers: &mut Vec<oneshot::Sender<()>>,
+        closers: &mut Vec<oneshot::Sender<Result<(), StoreError>>>,
     ) {
         for command in commands.drain(..) {
             match command {
@@ -197,12 +207,20 @@ impl Writer {
     /// becomes visible to readers, so nothing is ever read that a power loss
     /// could take back. (Syncing the journal also syncs every earlier
     /// buffered batch: it is one append-only file.)
-    fn write_batch(&self, batch: OwnedWriteBatch, written: u64, any_fsync: bool) -> Result<(), StoreError> {
+    fn write_batch(
+        &mut self,
+        mut batch: OwnedWriteBatch,
+        written: u64,
+        any_fsync: bool,
+    ) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(()); // only duplicates or failed plans: nothing to make durable
         }
         let counters = &self.shared.counters;
-        let sync = CommitSync::of(any_fsync);
+        let sync = CommitSync::of(any_fsync, self.unsynced_recorded);
+        if sync == CommitSync::SyncRecordingUnsynced {
+            last_stop::record_unsynced_appends(&self.shared, &mut batch);
+        }
         let batch = batch.durability(Some(sync.persist_mode()));
         let result = self.shared.take_injected_failure().map_or_else(|| batch.commit(), Err);
         if let Err(error) = result {
@@ -214,9 +232,10 @@ impl Writer {
         self.shared.healthy.store(true, Ordering::Relaxed);
         counters.commits.fetch_add(1, Ordering::Relaxed);
         counters.appended.fetch_add(written, Ordering::Relaxed);
-        if sync == CommitSync::Sync {
+        if sync != CommitSync::Buffer {
             counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
+        self.unsynced_recorded |= sync == CommitSync::SyncRecordingUnsynced;
         Ok(())
     }
 
@@ -237,12 +256,15 @@ impl Writer {
         }
     }
 
-    /// Makes everything written so far durable, also in `Buffered` mode:
-    /// a graceful shutdown should lose nothing even on power loss after it.
-    fn flush_before_exit(&self) {
-        if let Err(error) = self.shared.db.persist(PersistMode::SyncAll) {
-            tracing::error!(%error, "history store could not flush on close");
+    /// Makes everything written so far durable, buffered appends too (a
+    /// graceful shutdown should lose nothing even on a power loss after it),
+    /// and records the clean stop.
+    fn record_clean_stop(&self) -> Result<(), StoreError> {
+        let stopped = last_stop::record_clean_stop(&self.shared);
+        if let Err(error) = &stopped {
+            tracing::error!(%error, "history store could not sync on close; the next start will report an unclean stop");
         }
+        stopped
     }
 }
 
@@ -252,9 +274,16 @@ mod tests {
 
     #[test]
     fn a_group_commit_syncs_when_any_append_in_it_asks_for_fsync() {
-        assert_eq!(CommitSync::of(true), CommitSync::Sync);
-        assert_eq!(CommitSync::of(true).persist_mode(), PersistMode::SyncData);
-        assert_eq!(CommitSync::of(false), CommitSync::Buffer);
-        assert_eq!(CommitSync::of(false).persist_mode(), PersistMode::Buffer);
+        assert_eq!(CommitSync::of(true, false), CommitSync::Sync);
+        assert_eq!(CommitSync::of(true, true), CommitSync::Sync);
+        assert_eq!(CommitSync::of(true, true).persist_mode(), PersistMode::SyncData);
+    }
+
+    #[test]
+    fn only_the_first_buffered_group_commit_of_a_run_is_synced_recording_that_unsynced_ones_follow() {
+        assert_eq!(CommitSync::of(false, false), CommitSync::SyncRecordingUnsynced);
+        assert_eq!(CommitSync::of(false, false).persist_mode(), PersistMode::SyncData);
+        assert_eq!(CommitSync::of(false, true), CommitSync::Buffer);
+        assert_eq!(CommitSync::of(false, true).persist_mode(), PersistMode::Buffer);
     }
 }
