@@ -231,6 +231,7 @@ impl Hub {
             idempotency_key: publish.idempotency_key,
             idempotency_window: options.idempotency_window,
             retention: options.history,
+            durability: options.durability,
         };
         JobItem { request, exclude: publish.exclude, reply }
     }

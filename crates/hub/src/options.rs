@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fanfare_protocol::ChannelName;
-use fanfare_store::Retention;
+use fanfare_store::{Durability, Retention};
 
 /// Per-channel behaviour, resolved from the channel's namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +20,9 @@ pub struct ChannelOptions {
     /// Whether members receive `join` and `leave` pushes.
     pub join_leave: bool,
     pub idempotency_window: Duration,
+    /// What a durable publication waits for before it is acknowledged and
+    /// fanned out: the disk (`Fsync`) or only the OS (`Buffered`).
+    pub durability: Durability,
 }
 
 impl Default for ChannelOptions {
@@ -30,6 +33,7 @@ impl Default for ChannelOptions {
             presence: false,
             join_leave: false,
             idempotency_window: Duration::from_secs(300),
+            durability: Durability::Fsync,
         }
     }
 }

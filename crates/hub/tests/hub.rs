@@ -11,7 +11,8 @@ use fanfare_hub::{
 use fanfare_protocol::native::{ServerMessage, encode_reply};
 use fanfare_protocol::{ChannelName, CloseCode, Frame, JsonData, StreamPosition};
 use fanfare_store::{
-    AppendReceipt, AppendRequest, HistoryPage, HistoryQuery, HistoryStore, MemoryStore, StoreError,
+    AppendReceipt, AppendRequest, Durability, HistoryPage, HistoryQuery, HistoryStore, MemoryStore,
+    StoreError,
 };
 
 fn hub_with(options: ChannelOptions) -> Arc<Hub> {
@@ -185,6 +186,49 @@ async fn native_and_pusher_subscribers_of_one_channel_each_get_their_own_encodin
     assert_eq!(event["event"], "chat");
     assert_eq!(event["channel"], "news", "the app prefix is not part of the Pusher name");
     assert_eq!(event["data"], r#"{"text":"hi"}"#, "Pusher data is a JSON string");
+}
+
+/// A memory store that notes the durability each append asked for.
+#[derive(Default)]
+struct DurabilityRecordingStore {
+    inner: MemoryStore,
+    asked: parking_lot::Mutex<Vec<(String, Durability)>>,
+}
+
+#[async_trait::async_trait]
+impl HistoryStore for DurabilityRecordingStore {
+    async fn enqueue(&self, request: AppendRequest) -> Result<AppendReceipt, StoreError> {
+        self.asked.lock().push((request.channel.as_str().to_owned(), request.durability));
+        self.inner.enqueue(request).await
+    }
+
+    async fn read(&self, channel: &ChannelName, query: HistoryQuery) -> Result<HistoryPage, StoreError> {
+        self.inner.read(channel, query).await
+    }
+
+    async fn position(&self, channel: &ChannelName) -> Result<StreamPosition, StoreError> {
+        self.inner.position(channel).await
+    }
+}
+
+#[tokio::test]
+async fn each_publication_asks_the_store_for_its_channels_durability() {
+    let store = Arc::new(DurabilityRecordingStore::default());
+    let policy = |channel: &ChannelName| ChannelOptions {
+        durability: match channel.namespace() {
+            "comments" => Durability::Buffered,
+            _ => Durability::Fsync,
+        },
+        ..ChannelOptions::default()
+    };
+    let hub = Hub::new(store.clone(), Arc::new(policy), HubOptions::default());
+    publish(&hub, "comments:live", 1).await;
+    publish(&hub, "chat:room", 2).await;
+    let asked = store.asked.lock().clone();
+    assert_eq!(
+        asked,
+        vec![("comments:live".to_owned(), Durability::Buffered), ("chat:room".to_owned(), Durability::Fsync)]
+    );
 }
 
 /// A memory store whose appends become durable at once but are

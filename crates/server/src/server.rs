@@ -19,7 +19,7 @@ use fanfare_store::{EmbeddedOptions, EmbeddedStore, HistoryStore, MemoryStore};
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
-use crate::config::{Durability, Settings, StoreKind};
+use crate::config::{Settings, StoreKind};
 use crate::pusher::apps::Apps;
 use crate::pusher::users::SignedInUsers;
 use crate::pusher::webhooks::{WebhookOptions, Webhooks};
@@ -38,6 +38,9 @@ pub struct App {
     pub auth: Authenticator,
     pub api_key: String,
     pub telemetry: ServerMetrics,
+    /// The hub's store too, kept here so that [`run`] can close it once
+    /// nothing publishes any more.
+    store: Arc<dyn HistoryStore>,
     draining: AtomicBool,
 }
 
@@ -59,12 +62,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn HistorySt
     Ok(match &settings.store.kind {
         StoreKind::Memory => Arc::new(MemoryStore::new()),
         StoreKind::Embedded(dir) => {
-            let durability = match settings.store.durability {
-                Durability::Fsync => fanfare_store::Durability::Fsync,
-                Durability::Buffered => fanfare_store::Durability::Buffered,
-            };
-            let options = EmbeddedOptions { durability, ..EmbeddedOptions::default() };
-            let store = EmbeddedStore::open(dir, options)
+            let store = EmbeddedStore::open(dir, EmbeddedOptions::default())
                 .with_context(|| format!("opening the embedded store in {}", dir.display()))?;
             Arc::new(store)
         }
@@ -84,12 +82,12 @@ pub fn build(settings: Settings, api_key: String, store: Arc<dyn HistoryStore>) 
         })
     };
     let options = HubOptions { max_history_read: settings.limits.max_history_read, ..HubOptions::default() };
-    let hub = Arc::new(Hub::new(store, policy, options));
+    let hub = Arc::new(Hub::new(store.clone(), policy, options));
     let apps = Arc::new(Apps::new(settings.pusher.apps.clone()).context("configuring Pusher apps")?);
     let webhooks = Webhooks::start(apps.clone(), &hub, &settings.data_dir, WebhookOptions::default());
     let pusher = Arc::new(PusherState { apps, users: SignedInUsers::default(), webhooks });
     let draining = AtomicBool::new(false);
-    Ok(AppState(Arc::new(App { settings, hub, pusher, auth, api_key, telemetry, draining })))
+    Ok(AppState(Arc::new(App { settings, hub, pusher, auth, api_key, telemetry, store, draining })))
 }
 
 pub fn router(app: AppState) -> Router {
@@ -102,7 +100,8 @@ pub fn router(app: AppState) -> Router {
 
 /// Serves until `shutdown` resolves, then drains: stops accepting, marks
 /// not ready, tells every connection to reconnect elsewhere (each after its
-/// own random delay), and waits up to the grace period for them to go.
+/// own random delay), waits up to the grace period for them to go, and
+/// closes the store (which syncs it and records the clean stop).
 pub async fn run(
     app: AppState,
     listener: TcpListener,
@@ -122,7 +121,11 @@ pub async fn run(
     let mut http = tokio::spawn(async move { http.await });
     tokio::select! {
         _ = shutdown => {}
-        result = &mut http => return result.context("HTTP server task")?.context("HTTP server"),
+        result = &mut http => {
+            let served = result.context("HTTP server task").and_then(|r| r.context("HTTP server"));
+            let closed = close_store(&app).await;
+            return served.and(closed);
+        }
     }
     tracing::info!("shutting down: draining connections");
     app.draining.store(true, Ordering::Release);
@@ -130,6 +133,14 @@ pub async fn run(
     let grace = app.settings.shutdown_grace;
     drain_connections(&app, grace).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), http).await;
+    close_store(&app).await
+}
+
+/// Appends the store has queued complete first; any publish after this
+/// fails with the store closed.
+async fn close_store(app: &App) -> anyhow::Result<()> {
+    app.store.close().await.context("closing the history store")?;
+    tracing::info!("history store closed");
     Ok(())
 }
 

@@ -34,8 +34,8 @@ async fn main() {
     let in_flight =
         std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(IN_FLIGHT_PER_CHANNEL).max(1);
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let options = EmbeddedOptions { durability, ..EmbeddedOptions::default() };
-    let store = Arc::new(EmbeddedStore::open(dir.path(), options).expect("the store opens"));
+    let store =
+        Arc::new(EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("the store opens"));
     let data = JsonData::parse(format!(r#"{{"user":"alice","text":"{}","n":1}}"#, "x".repeat(160)))
         .expect("valid JSON");
 
@@ -43,8 +43,9 @@ async fn main() {
     let tasks: Vec<_> = (0..CHANNELS)
         .map(|index| {
             let channel = ChannelName::new(&format!("bench:{index}")).expect("valid name");
+            let count = APPENDS / CHANNELS;
             let pipeline =
-                publish_to_one_channel(store.clone(), channel, data.clone(), APPENDS / CHANNELS, in_flight);
+                publish_to_one_channel(store.clone(), channel, data.clone(), count, in_flight, durability);
             tokio::spawn(pipeline)
         })
         .collect();
@@ -75,6 +76,7 @@ async fn publish_to_one_channel(
     data: JsonData,
     count: usize,
     max_in_flight: usize,
+    durability: Durability,
 ) {
     let mut in_flight = VecDeque::with_capacity(max_in_flight);
     for _ in 0..count {
@@ -90,6 +92,7 @@ async fn publish_to_one_channel(
             idempotency_key: None,
             idempotency_window: Duration::from_secs(300),
             retention: Retention::default(),
+            durability,
         };
         in_flight.push_back(store.enqueue(request).await.expect("store open"));
     }

@@ -22,8 +22,8 @@ const CLIENTS: usize = 15_000;
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let options = EmbeddedOptions { durability: Durability::Buffered, ..EmbeddedOptions::default() };
-    let store = Arc::new(EmbeddedStore::open(dir.path(), options).expect("the store opens"));
+    let store =
+        Arc::new(EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("the store opens"));
     let channels: Vec<ChannelName> =
         (0..CHANNELS).map(|i| ChannelName::new(&format!("storm:{i}")).expect("valid name")).collect();
     fill(&store, &channels).await;
@@ -69,6 +69,7 @@ async fn fill(store: &EmbeddedStore, channels: &[ChannelName]) {
                 idempotency_key: None,
                 idempotency_window: Duration::from_secs(300),
                 retention: Retention::default(),
+                durability: Durability::Buffered,
             };
             receipts.push(store.enqueue(request).await.expect("store open"));
         }

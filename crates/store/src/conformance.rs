@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use fanfare_protocol::{ChannelName, JsonData};
 
-use crate::{AppendRequest, Appended, HistoryQuery, HistoryStore, Retention, append, unix_time_ms};
+use crate::{
+    AppendRequest, Appended, Durability, HistoryQuery, HistoryStore, Retention, append, unix_time_ms,
+};
 
 /// Generates one `#[tokio::test]` per conformance case for the store built
 /// by `$make` (an expression of a future yielding a store or a [`Subject`]).
@@ -343,6 +345,7 @@ fn request(channel: &ChannelName, data: &str) -> AppendRequest {
         idempotency_key: None,
         idempotency_window: Duration::from_secs(300),
         retention: Retention::default(),
+        durability: Durability::Fsync,
     }
 }
 

@@ -41,6 +41,21 @@ impl Retention {
     }
 }
 
+/// When an append counts as written: what its receipt waits for.
+///
+/// Chosen per append (the server takes it from the channel's namespace),
+/// so channels that need the disk and channels that do not share one store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Once the write is synced to disk: survives a power loss.
+    #[default]
+    Fsync,
+    /// Once the write reached the operating system: survives a process
+    /// crash (the page cache outlives the process), not a power loss or a
+    /// kernel crash.
+    Buffered,
+}
+
 /// One publication to append.
 #[derive(Debug, Clone)]
 pub struct AppendRequest {
@@ -61,6 +76,9 @@ pub struct AppendRequest {
     pub idempotency_key: Option<String>,
     pub idempotency_window: Duration,
     pub retention: Retention,
+    /// What the receipt waits for. A store that writes several appends
+    /// together syncs the group when any of them asks for [`Durability::Fsync`].
+    pub durability: Durability,
 }
 
 /// The outcome of an append.
@@ -209,15 +227,23 @@ impl Future for GroupReceipt {
 ///
 /// # Contract
 /// - **Order.** Appends to one channel that one caller enqueues one after
-///   the other get strictly increasing, gap-free offsets in that order,
-///   starting at 1 in a new epoch. (The hub enqueues each channel's appends
+///   the other get strictly increasing, gap-free offsets in that order; a
+///   channel's first append gets 1. (The hub enqueues each channel's appends
 ///   from one task, so this is the channel's total order.)
 /// - **Durability.** A receipt resolves `Ok` only once the publication is as
-///   durable as the store's durability setting promises; a publication whose
-///   receipt resolved `Ok` is readable until retention drops it.
+///   durable as its request's [`Durability`] asks; a publication whose
+///   receipt resolved `Ok` is readable until retention drops it, unless a
+///   power loss takes back a [`Durability::Buffered`] one (see Epoch).
 /// - **Failure.** An append that fails consumes no offset.
 /// - **Epoch.** `epoch` is stable for as long as the channel's stream is
 ///   intact; a store that loses or resets a stream must change its epoch.
+///   That includes a store that may have lost acknowledged appends: their
+///   offsets would otherwise be handed out again under the same epoch, and a
+///   client holding one would silently skip what got them. An offset is
+///   never given to two publications within one epoch. After a new epoch a
+///   store may start channels again at 1 (a wiped store) or keep what it
+///   still holds and continue after it (the embedded store after a power
+///   loss); positions of the old epoch are not recoverable either way.
 /// - **Position.** `position` works for channels that never had a
 ///   publication: `(epoch, 0)`.
 #[async_trait::async_trait]
@@ -253,10 +279,13 @@ pub trait HistoryStore: Send + Sync + 'static {
     }
 
     /// Stops taking appends, completes every append already queued and makes
-    /// it durable. Part of graceful shutdown: the server calls it after the
-    /// hub has stopped publishing, while other handles may still be alive
-    /// (so relying on `Drop` alone would be fragile). Later appends fail with
-    /// [`StoreError::Closed`]. Idempotent.
+    /// it durable (synced to disk, whatever each append asked for). Part of
+    /// graceful shutdown: the server calls it after the hub has stopped
+    /// publishing, while other handles may still be alive (so relying on
+    /// `Drop` alone would be fragile). A store that remembers how it stopped
+    /// records a clean stop here. Later appends fail with
+    /// [`StoreError::Closed`]. Idempotent; an error means the final flush
+    /// failed and the stop is not clean.
     async fn close(&self) -> Result<(), StoreError> {
         Ok(())
     }

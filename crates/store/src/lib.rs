@@ -20,7 +20,7 @@ mod error;
 mod history;
 mod memory;
 
-pub use embedded::{Durability, EmbeddedOptions, EmbeddedStats, EmbeddedStore, SweepReport};
+pub use embedded::{BootId, EmbeddedOptions, EmbeddedStats, EmbeddedStore, LastStop, SweepReport};
 pub use error::StoreError;
 pub use history::*;
 pub use memory::MemoryStore;

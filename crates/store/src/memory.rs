@@ -226,6 +226,7 @@ mod tests {
             idempotency_key: Some(key),
             idempotency_window: Duration::from_secs(1),
             retention: Retention::default(),
+            durability: crate::Durability::Fsync,
         };
         for n in 0..100 {
             log.append(keyed(format!("k{n}"), 10_000 + n), 10_000);

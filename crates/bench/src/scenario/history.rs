@@ -125,15 +125,11 @@ async fn in_process(
     errors: &Arc<ErrorLog>,
 ) -> Result<HistoryReport, BenchError> {
     let dir = dir.join(format!("fanfare-bench-{}", plan.run_id));
-    let durability = match plan.options.durability {
-        Durability::Fsync => fanfare_store::Durability::Fsync,
-        Durability::Buffered => fanfare_store::Durability::Buffered,
-    };
-    let options = EmbeddedOptions { durability, ..EmbeddedOptions::default() };
     let open_dir = dir.clone();
-    let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&open_dir, options))
-        .await
-        .expect("opening the store does not panic")?;
+    let store =
+        tokio::task::spawn_blocking(move || EmbeddedStore::open(&open_dir, EmbeddedOptions::default()))
+            .await
+            .expect("opening the store does not panic")?;
     let store = Arc::new(store);
     let outcome = store_phases(plan, &store, errors).await;
     let _ = store.close().await;
@@ -190,6 +186,10 @@ async fn store_appends(
             let (store, names, appends, next, errors) =
                 (store.clone(), names.clone(), appends.clone(), next.clone(), errors.clone());
             let size = plan.options.size;
+            let durability = match plan.options.durability {
+                Durability::Fsync => fanfare_store::Durability::Fsync,
+                Durability::Buffered => fanfare_store::Durability::Buffered,
+            };
             tokio::spawn(async move {
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
@@ -198,7 +198,8 @@ async fn store_appends(
                     }
                     let channel = names[(n % names.len() as u64) as usize].clone();
                     let sent = Instant::now();
-                    match fanfare_store::append(store.as_ref(), append_request(channel, n, size)).await {
+                    let request = append_request(channel, n, size, durability);
+                    match fanfare_store::append(store.as_ref(), request).await {
                         Ok(_) => appends.record(sent, 1),
                         Err(error) => {
                             appends.failed.fetch_add(1, Ordering::Relaxed);
@@ -216,7 +217,12 @@ async fn store_appends(
     (appends, started.elapsed().as_secs_f64())
 }
 
-fn append_request(channel: ChannelName, n: u64, size: usize) -> AppendRequest {
+fn append_request(
+    channel: ChannelName,
+    n: u64,
+    size: usize,
+    durability: fanfare_store::Durability,
+) -> AppendRequest {
     let data =
         JsonData::parse(payload::encode(n, payload::now_us(), size)).expect("payloads are JSON strings");
     AppendRequest {
@@ -227,6 +233,7 @@ fn append_request(channel: ChannelName, n: u64, size: usize) -> AppendRequest {
         idempotency_key: None,
         idempotency_window: IDEMPOTENCY_WINDOW,
         retention: Retention::default(),
+        durability,
     }
 }
 

@@ -1,5 +1,5 @@
 //! `fanfare serve`: load the settings, open the store, listen, and drain
-//! on SIGTERM or Ctrl-C.
+//! on SIGTERM or Ctrl-C (SIGINT).
 
 use anyhow::Context;
 use tokio::net::{TcpListener, TcpSocket};
@@ -19,6 +19,10 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve_async(mut settings: Settings) -> anyhow::Result<()> {
+    // First: from here on a SIGTERM waits for us instead of killing the
+    // process with no drain and no store close (opening the store, or a
+    // script that signals the moment it reads the listening line).
+    let shutdown = ShutdownSignals::install().context("installing the SIGTERM and SIGINT handlers")?;
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
     let api_key = resolve_api_key(&settings)?;
@@ -30,7 +34,7 @@ async fn serve_async(mut settings: Settings) -> anyhow::Result<()> {
     let app = server::build(settings, api_key, store)?;
     // One line on stdout that scripts (and the tests) can wait for.
     println!("fanfare listening on {}", listener.local_addr()?);
-    server::run(app, listener, shutdown_signal()).await
+    server::run(app, listener, shutdown.received()).await
 }
 
 /// Binds with a deep accept queue: a reconnect storm opens thousands of
@@ -77,20 +81,42 @@ fn default_pusher_app(settings: &Settings) -> anyhow::Result<config::AppSettings
     Ok(app)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
+/// The signals that start a graceful shutdown, caught from the moment
+/// they are installed: one that arrives before anyone awaits
+/// [`received`](Self::received) is kept until then.
+#[cfg(unix)]
+struct ShutdownSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl ShutdownSignals {
+    fn install() -> std::io::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} },
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
+        Ok(Self { terminate: signal(SignalKind::terminate())?, interrupt: signal(SignalKind::interrupt())? })
+    }
+
+    async fn received(mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+}
+
+#[cfg(not(unix))]
+struct ShutdownSignals(tokio::signal::windows::CtrlC);
+
+#[cfg(not(unix))]
+impl ShutdownSignals {
+    fn install() -> std::io::Result<Self> {
+        Ok(Self(tokio::signal::windows::ctrl_c()?))
+    }
+
+    async fn received(mut self) {
+        self.0.recv().await;
+    }
 }
 
 fn init_logging(filter: &str) {

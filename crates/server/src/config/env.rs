@@ -100,7 +100,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "store.durability",
         Text,
         "fsync",
-        "`fsync` (acknowledge after group commit reaches disk) or `buffered`.",
+        "Durability of every namespace that sets none: `fsync` (acknowledge after group commit reaches disk) or `buffered`.",
     ),
     var(
         "FANFARE_ALLOW_ANONYMOUS",

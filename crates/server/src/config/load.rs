@@ -339,6 +339,29 @@ mod tests {
     }
 
     #[test]
+    fn a_namespace_takes_the_store_durability_unless_it_or_channel_defaults_set_one() {
+        let (_dir, path) = config_file(
+            "[store]\ndurability = \"buffered\"\n\
+             [namespaces.chat]\ndurability = \"fsync\"\n\
+             [namespaces.comments]\nhistory_size = 0\n",
+        );
+        let settings = load_from(&with_file(&path), env(&[])).unwrap();
+        let durability = |namespace| settings.namespaces.get(namespace).channel.durability;
+        assert_eq!(durability("chat"), fanfare_store::Durability::Fsync);
+        assert_eq!(durability("comments"), fanfare_store::Durability::Buffered);
+        assert_eq!(durability("not-configured"), fanfare_store::Durability::Buffered);
+
+        let (_dir, path) = config_file("[channel_defaults]\ndurability = \"buffered\"\n");
+        let settings = load_from(&with_file(&path), env(&[("FANFARE_DURABILITY", "fsync")])).unwrap();
+        assert_eq!(settings.store.durability, Durability::Fsync);
+        assert_eq!(settings.namespaces.get("chat").channel.durability, fanfare_store::Durability::Buffered);
+
+        let (_dir, path) = config_file("[namespaces.chat]\ndurability = \"sometimes\"\n");
+        let error = load_from(&with_file(&path), env(&[])).unwrap_err();
+        assert_eq!(error.key(), Some("namespaces.chat.durability"), "{error}");
+    }
+
+    #[test]
     fn a_bad_value_from_the_environment_names_the_variable() {
         let error =
             load_from(&ServeArgs::default(), env(&[("FANFARE_DURABILITY", "sometimes")])).unwrap_err();

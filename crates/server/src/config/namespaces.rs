@@ -2,8 +2,9 @@
 //!
 //! Every channel belongs to a namespace: the part of its name before the
 //! first `:` (`chat:acme/general` → `chat`), or the default namespace `""`
-//! for names without `:`. A namespace's settings are the built-in defaults,
-//! overridden by `[channel_defaults]`, overridden by `[namespaces.NAME]`.
+//! for names without `:`. A namespace's settings are the built-in defaults
+//! (with `store.durability` as the durability), overridden by
+//! `[channel_defaults]`, overridden by `[namespaces.NAME]`.
 //! A namespace that is not configured gets the defaults, which are safe:
 //! only the server (the HTTP API) may publish.
 
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use fanfare_hub::{ChannelOptions, ChannelPolicy};
 use fanfare_protocol::ChannelName;
-use fanfare_store::Retention;
+use fanfare_store::{Durability, Retention};
 use serde::{Deserialize, Serialize};
 
 use super::duration::HumanDuration;
@@ -57,8 +58,8 @@ pub struct NamespaceSettings {
 }
 
 impl Default for NamespaceSettings {
-    /// History on (1,000 publications, 24 h), publish by the server only,
-    /// subscribe by anyone, presence off.
+    /// History on (1,000 publications, 24 h) and synced to disk, publish by
+    /// the server only, subscribe by anyone, presence off.
     fn default() -> Self {
         Self {
             channel: ChannelOptions {
@@ -67,6 +68,7 @@ impl Default for NamespaceSettings {
                 presence: false,
                 join_leave: false,
                 idempotency_window: Duration::from_secs(5 * 60),
+                durability: Durability::Fsync,
             },
             publish: PublishPolicy::Server,
             subscribe: SubscribePolicy::Anyone,
@@ -86,6 +88,7 @@ impl NamespaceSettings {
         set(&mut channel.presence, raw.presence);
         set(&mut channel.join_leave, raw.join_leave);
         set(&mut channel.idempotency_window, raw.idempotency_window.map(|d| d.0));
+        set(&mut channel.durability, raw.durability.map(Into::into));
         set(&mut self.publish, raw.publish);
         set(&mut self.subscribe, raw.subscribe);
         set(&mut self.max_message_bytes, raw.max_message_bytes);
@@ -106,6 +109,7 @@ impl NamespaceSettings {
             max_message_bytes: Some(self.max_message_bytes),
             allow_anonymous: Some(self.allow_anonymous),
             idempotency_window: Some(HumanDuration(channel.idempotency_window)),
+            durability: Some(channel.durability.into()),
         }
     }
 
@@ -259,9 +263,11 @@ mod tests {
         settings.apply(&RawNamespace {
             history_size: Some(0),
             join_leave: Some(true),
+            durability: Some(super::super::Durability::Buffered),
             ..RawNamespace::default()
         });
         assert_eq!(settings.channel.history.max_len, 0);
+        assert_eq!(settings.channel.durability, Durability::Buffered);
         assert!(!settings.history_enabled());
         assert!(settings.channel.join_leave);
         assert_eq!(settings.channel.history.max_age, Duration::from_secs(86_400));

@@ -126,6 +126,9 @@ pub(crate) struct RawNamespace {
     pub allow_anonymous: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_window: Option<HumanDuration>,
+    /// Unset: `store.durability`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub durability: Option<Durability>,
 }
 
 /// `[pusher]`: the default app's shorthand keys (what the

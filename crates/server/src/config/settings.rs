@@ -89,7 +89,8 @@ pub enum StoreKind {
     Memory,
 }
 
-/// When the embedded store acknowledges an append.
+/// When the embedded store acknowledges an append: `store.durability`
+/// (the default of every namespace) and a namespace's `durability`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Durability {
@@ -97,6 +98,24 @@ pub enum Durability {
     Fsync,
     /// After the write call: survives a process crash, not a power loss.
     Buffered,
+}
+
+impl From<Durability> for fanfare_store::Durability {
+    fn from(durability: Durability) -> Self {
+        match durability {
+            Durability::Fsync => Self::Fsync,
+            Durability::Buffered => Self::Buffered,
+        }
+    }
+}
+
+impl From<fanfare_store::Durability> for Durability {
+    fn from(durability: fanfare_store::Durability) -> Self {
+        match durability {
+            fanfare_store::Durability::Fsync => Self::Fsync,
+            fanfare_store::Durability::Buffered => Self::Buffered,
+        }
+    }
 }
 
 /// Limits that protect the server from any one client.

@@ -10,7 +10,7 @@ use fanfare_protocol::ChannelName;
 use super::error::{ConfigError, Origin};
 use super::namespaces::{NamespaceSettings, Namespaces, SubscribePolicy};
 use super::pusher::validate_pusher;
-use super::raw::{RawAuth, RawConfig, RawLimits, RawNamespace, RawStore};
+use super::raw::{RawAuth, RawConfig, RawLimits, RawStore};
 use super::settings::{
     AuthSettings, JwtAlgorithm, JwtKey, JwtSettings, Limits, Settings, StoreKind, StoreSettings,
 };
@@ -46,7 +46,7 @@ pub(crate) fn validate(
     let store = check.store(&raw.store, &data_dir)?;
     let limits = check.limits(&raw.limits)?;
     let auth = check.auth(&raw.auth)?;
-    let namespaces = check.namespaces(&raw.channel_defaults, &raw.namespaces, &limits, &auth)?;
+    let namespaces = check.namespaces(&raw, &store, &limits, &auth)?;
     let pusher = validate_pusher(&raw.pusher, &limits, origins)?;
     Ok(Settings {
         listen,
@@ -292,18 +292,21 @@ impl Check<'_> {
         }
     }
 
+    /// `[channel_defaults]` and `[namespaces.*]`, over the built-in
+    /// defaults with the store's durability.
     fn namespaces(
         &self,
-        defaults: &RawNamespace,
-        configured: &std::collections::BTreeMap<String, RawNamespace>,
+        raw: &RawConfig,
+        store: &StoreSettings,
         limits: &Limits,
         auth: &AuthSettings,
     ) -> Result<Namespaces, ConfigError> {
         let mut base = NamespaceSettings::default();
-        base.apply(defaults);
+        base.channel.durability = store.durability.into();
+        base.apply(&raw.channel_defaults);
         self.namespace("channel_defaults", &base, limits, auth)?;
-        let mut resolved = Vec::with_capacity(configured.len());
-        for (name, raw) in configured {
+        let mut resolved = Vec::with_capacity(raw.namespaces.len());
+        for (name, raw) in &raw.namespaces {
             let prefix = format!("namespaces.{name}");
             let valid_name =
                 !name.contains(':') && (name.is_empty() || ChannelName::new(&format!("{name}:x")).is_ok());
@@ -371,6 +374,7 @@ impl Check<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::raw::RawNamespace;
     use super::*;
 
     fn no_origins(_: &str) -> Option<Origin> {

@@ -1,14 +1,18 @@
 //! Durability with the real binary: SIGKILL loses no acknowledged
-//! publication, and the first start generates the API key.
+//! publication, SIGTERM always stops cleanly (store closed), the next start
+//! says how the last one stopped, and the first start generates the API key.
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use fanfare_store::{EmbeddedOptions, EmbeddedStore, LastStop};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
+use tokio::task::JoinHandle;
 
 use crate::support::{WAIT, http};
 
@@ -21,22 +25,44 @@ struct Process {
     /// Everything it printed on stdout before it said where it listens.
     banner: Vec<String>,
     _stdout: Lines<BufReader<ChildStdout>>,
+    /// Everything it logs, once it has exited (only from [`spawn_logging`]).
+    log: Option<JoinHandle<String>>,
 }
 
 async fn spawn(data_dir: &Path, api_key: Option<&str>) -> Process {
+    spawn_with(data_dir, api_key, None).await
+}
+
+/// Like [`spawn`], with the log at info level collected.
+async fn spawn_logging(data_dir: &Path, api_key: Option<&str>) -> Process {
+    spawn_with(data_dir, api_key, Some("info")).await
+}
+
+async fn spawn_with(data_dir: &Path, api_key: Option<&str>, log: Option<&str>) -> Process {
     let mut command = Command::new(env!("CARGO_BIN_EXE_fanfare"));
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env_remove("FANFARE_API_KEY")
         .env_remove("FANFARE_CONFIG")
-        .env("FANFARE_LOG", "warn")
+        .env("FANFARE_LOG", log.unwrap_or("warn"))
         .stdout(Stdio::piped())
         .kill_on_drop(true);
+    if log.is_some() {
+        command.stderr(Stdio::piped());
+    }
     if let Some(key) = api_key {
         command.env("FANFARE_API_KEY", key);
     }
     let mut child = command.spawn().unwrap();
+    // Read as it comes, so a chatty server never blocks on a full pipe.
+    let log = child.stderr.take().map(|mut stderr| {
+        tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text).await;
+            text
+        })
+    });
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut banner = Vec::new();
     let addr = tokio::time::timeout(WAIT, async {
@@ -50,13 +76,74 @@ async fn spawn(data_dir: &Path, api_key: Option<&str>) -> Process {
     })
     .await
     .expect("the server did not start in time");
-    Process { child, addr, banner, _stdout: lines }
+    Process { child, addr, banner, _stdout: lines, log }
 }
 
 impl Process {
     fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
+
+    /// Sends SIGTERM (no waiting before it) and waits for the exit.
+    async fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().expect("still running").to_string();
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        tokio::time::timeout(WAIT, self.child.wait()).await.expect("exits in time").unwrap()
+    }
+
+    /// What it logged, after it has exited.
+    async fn log(&mut self) -> String {
+        let log = self.log.take().expect("started with spawn_logging");
+        tokio::time::timeout(WAIT, log).await.expect("the log ends with the process").unwrap()
+    }
+}
+
+/// How the server's embedded store last stopped, as the store itself
+/// reports on open (opening and closing it records a clean stop again).
+fn last_stop(data_dir: &Path) -> LastStop {
+    let store = EmbeddedStore::open(&data_dir.join("store"), EmbeddedOptions::default()).unwrap();
+    store.last_stop()
+}
+
+#[tokio::test]
+async fn sigterm_right_after_the_listening_line_exits_0_and_closes_the_store_every_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut slowest = Duration::ZERO;
+    for start in 1..=20 {
+        let mut server = spawn_logging(dir.path(), Some(KEY)).await;
+        let signalled = Instant::now();
+        let status = server.terminate().await;
+        slowest = slowest.max(signalled.elapsed());
+        assert!(status.success(), "start {start}: {status}");
+        let log = server.log().await;
+        assert!(log.contains("history store closed"), "start {start}: the server closed the store\n{log}");
+        assert_eq!(last_stop(dir.path()), LastStop::Clean, "start {start}");
+    }
+    // With no connection to drain, nothing waits for the 30 s grace period.
+    assert!(slowest < Duration::from_secs(5), "slowest shutdown took {slowest:?}");
+}
+
+#[tokio::test]
+async fn after_sigkill_the_next_start_logs_an_unclean_stop_and_after_sigterm_a_clean_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = spawn(dir.path(), Some(KEY)).await;
+    let (status, _) = post(&server, "/api/publish", json!({"channel": "ledger", "data": 1})).await;
+    assert_eq!(status, 200);
+    server.child.start_kill().unwrap(); // SIGKILL
+    server.child.wait().await.unwrap();
+
+    let mut after_kill = spawn_logging(dir.path(), Some(KEY)).await;
+    assert!(after_kill.terminate().await.success());
+    let log = after_kill.log().await;
+    assert!(log.contains("WARN") && log.contains("the last stop was not clean"), "{log}");
+    assert!(log.contains("history store closed"), "{log}");
+
+    let mut after_term = spawn_logging(dir.path(), Some(KEY)).await;
+    assert!(after_term.terminate().await.success());
+    let log = after_term.log().await;
+    assert!(log.contains("the last stop was clean"), "{log}");
+    assert_eq!(last_stop(dir.path()), LastStop::Clean);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

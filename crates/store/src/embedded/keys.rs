@@ -5,7 +5,7 @@
 //! | `publications` | channel, `0x00`, offset (u64 BE)    | time_ms (u64 BE), event length (u16 BE), event, JSON text |
 //! | `channels`     | channel                             | head, tail, max_len, max_age_ms (u64 BE)|
 //! | `idempotency`  | channel, `0x00`, idempotency key    | offset, time_ms, expires_ms (u64 BE)    |
-//! | `store`        | `epoch`, `format`                   | epoch text, format version (u32 BE)     |
+//! | `store`        | `epoch`, `format`, `run`            | epoch text, format version (u32 BE), [`RunRecord`] |
 //!
 //! Channel names never contain `0x00`, so the separator makes each
 //! channel's publications one contiguous, offset-ordered key range (big
@@ -25,6 +25,10 @@ pub(super) const STORE: &str = "store";
 
 pub(super) const EPOCH_KEY: &[u8] = b"epoch";
 pub(super) const FORMAT_KEY: &[u8] = b"format";
+/// How the current (or, at open, the previous) run stands; see `last_stop.rs`.
+/// Added within format 2: a directory without it was last written by an
+/// older version.
+pub(super) const RUN_KEY: &[u8] = b"run";
 /// Bumped whenever the layout above changes; older data needs a migration.
 /// 2: publication values carry the event name.
 pub(super) const FORMAT_VERSION: u32 = 2;
@@ -173,6 +177,49 @@ impl RememberedKey {
     }
 }
 
+/// What the `run` key holds: one byte for the state (0 running, 1 closed
+/// cleanly), one byte of flags (bit 0: buffered appends were acknowledged
+/// before being synced), then the boot id as UTF-8 (empty: unknown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RunRecord {
+    pub closed_cleanly: bool,
+    pub unsynced_appends: bool,
+    pub boot_id: Option<String>,
+}
+
+const UNSYNCED_APPENDS_FLAG: u8 = 1;
+
+impl RunRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let boot_id = self.boot_id.as_deref().unwrap_or("").as_bytes();
+        let mut value = Vec::with_capacity(2 + boot_id.len());
+        value.push(u8::from(self.closed_cleanly));
+        value.push(if self.unsynced_appends { UNSYNCED_APPENDS_FLAG } else { 0 });
+        value.extend_from_slice(boot_id);
+        value
+    }
+
+    pub fn decode(value: &[u8]) -> Result<Self, StoreError> {
+        let bad = |reason| corrupt(STORE, "run".into(), reason);
+        let [state, flags, boot_id @ ..] = value else { return Err(bad("too short")) };
+        let (state, flags) = (*state, *flags);
+        let closed_cleanly = match state {
+            0 => false,
+            1 => true,
+            _ => return Err(bad("unknown state")),
+        };
+        if flags & !UNSYNCED_APPENDS_FLAG != 0 {
+            return Err(bad("unknown flags"));
+        }
+        let boot_id = std::str::from_utf8(boot_id).map_err(|_| bad("boot id is not UTF-8"))?;
+        Ok(Self {
+            closed_cleanly,
+            unsynced_appends: flags & UNSYNCED_APPENDS_FLAG != 0,
+            boot_id: Some(boot_id.to_owned()).filter(|id| !id.is_empty()),
+        })
+    }
+}
+
 pub(super) fn decode_format(value: &[u8]) -> Result<u32, StoreError> {
     let bytes: [u8; 4] = value.try_into().map_err(|_| corrupt(STORE, "format".into(), "bad length"))?;
     Ok(u32::from_be_bytes(bytes))
@@ -241,5 +288,18 @@ mod tests {
         assert!(ChannelMeta::decode(b"c", &[1, 2, 3]).is_err());
         let remembered = RememberedKey { offset: 3, time_ms: 4, expires_ms: 5 };
         assert_eq!(RememberedKey::decode(b"k", &remembered.encode()).unwrap(), remembered);
+    }
+
+    #[test]
+    fn run_records_round_trip_and_unknown_bytes_are_corrupt() {
+        for record in [
+            RunRecord { closed_cleanly: true, unsynced_appends: false, boot_id: Some("b-1".into()) },
+            RunRecord { closed_cleanly: false, unsynced_appends: true, boot_id: None },
+        ] {
+            assert_eq!(RunRecord::decode(&record.encode()).unwrap(), record);
+        }
+        for bad in [&[][..], &[1], &[2, 0], &[0, 2], &[0, 0, 0xff]] {
+            assert!(matches!(RunRecord::decode(bad), Err(StoreError::Corrupt { keyspace: "store", .. })));
+        }
     }
 }

@@ -7,13 +7,17 @@
 //! - `reader.rs`: snapshot reads; small ones on the caller's task, large
 //!   ones on tokio's blocking pool.
 //! - `sweep.rs`: the bounded background deletion of expired data.
+//! - `last_stop.rs`: the clean-shutdown record, and whether the epoch
+//!   survives an unclean stop.
 //!
 //! The epoch is generated once, when the data directory is created, and
 //! stored with the data, so offsets and epoch survive restarts and crashes;
-//! a new (or wiped) directory starts a new epoch.
+//! a new (or wiped) directory starts a new epoch, and so does a directory
+//! that may have lost acknowledged buffered appends (see `last_stop.rs`).
 
 mod group_commit;
 mod keys;
+mod last_stop;
 mod reader;
 mod sweep;
 #[cfg(test)]
@@ -26,12 +30,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use fanfare_protocol::{ChannelName, Epoch, StreamPosition};
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+pub use self::last_stop::{BootId, LastStop};
 pub use self::sweep::SweepReport;
 use self::writer::{Command, Writer};
-use crate::memory::random_epoch;
 use crate::{
     AppendReceipt, AppendRequest, GroupReceipt, HistoryPage, HistoryQuery, HistoryStore, StoreError,
     unix_time_ms,
@@ -39,19 +43,10 @@ use crate::{
 
 const BACKEND: &str = "embedded";
 
-/// When an append counts as written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Durability {
-    /// After the group commit's fsync: survives power loss.
-    #[default]
-    Fsync,
-    /// After the write reached the OS: survives a process crash, not a power loss.
-    Buffered,
-}
-
+/// How the store runs. Durability is not here: each append brings its own
+/// ([`AppendRequest::durability`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EmbeddedOptions {
-    pub durability: Durability,
     /// Appends waiting for the writer; `enqueue` waits for room beyond it,
     /// which is how a full disk pushes back on publishers.
     pub queue_capacity: usize,
@@ -60,11 +55,14 @@ pub struct EmbeddedOptions {
     /// Most large reads (over 64 publications) running at once on tokio's
     /// blocking pool; more wait.
     pub read_concurrency: usize,
+    /// Where the store learns which boot of the machine it runs in, to tell
+    /// a process crash from a machine restart after an unclean stop.
+    pub boot_id: BootId,
 }
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
-        Self { durability: Durability::Fsync, queue_capacity: 16_384, max_batch: 4_096, read_concurrency: 16 }
+        Self { queue_capacity: 16_384, max_batch: 4_096, read_concurrency: 16, boot_id: BootId::Kernel }
     }
 }
 
@@ -85,7 +83,8 @@ impl EmbeddedOptions {
 pub struct EmbeddedStats {
     /// Group commits written (each one fjall batch).
     pub commits: u64,
-    /// Group commits synced to disk; with `Fsync`, equal to `commits`.
+    /// Group commits synced to disk: those with an append that asked for
+    /// fsync, and the first buffered one of the run (see `LastStop`).
     pub fsyncs: u64,
     /// Publications appended.
     pub appended: u64,
@@ -102,6 +101,7 @@ pub struct EmbeddedStore {
     queue: Option<mpsc::Sender<Command>>,
     writer: Option<JoinHandle<()>>,
     read_slots: Arc<Semaphore>,
+    last_stop: LastStop,
 }
 
 impl EmbeddedStore {
@@ -110,24 +110,30 @@ impl EmbeddedStore {
     /// `spawn_blocking`.
     pub fn open(dir: &Path, options: EmbeddedOptions) -> Result<Self, StoreError> {
         options.validate()?;
-        let shared = Arc::new(Shared::open(dir)?);
+        let (shared, last_stop) = Shared::open(dir, options.boot_id)?;
+        let shared = Arc::new(shared);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .map_err(|e| StoreError::storage(BACKEND, e))?;
         let (queue, commands) = mpsc::channel(options.queue_capacity);
-        let writer = Writer::new(shared.clone(), options.durability, options.max_batch);
+        let writer = Writer::new(shared.clone(), options.max_batch);
         let writer = std::thread::Builder::new()
             .name("fanfare-store-writer".into())
             .spawn(move || writer.run(runtime, commands))
             .map_err(|e| StoreError::storage(BACKEND, e))?;
         tracing::info!(dir = %dir.display(), epoch = %shared.epoch, "embedded history store open");
         let read_slots = Arc::new(Semaphore::new(options.read_concurrency));
-        Ok(Self { shared, queue: Some(queue), writer: Some(writer), read_slots })
+        Ok(Self { shared, queue: Some(queue), writer: Some(writer), read_slots, last_stop })
     }
 
     pub fn epoch(&self) -> &Epoch {
         &self.shared.epoch
+    }
+
+    /// How the previous run of this directory ended (also logged by `open`).
+    pub fn last_stop(&self) -> LastStop {
+        self.last_stop
     }
 
     pub fn stats(&self) -> EmbeddedStats {
@@ -142,13 +148,14 @@ impl EmbeddedStore {
         report.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Stops taking appends, completes every queued one, and flushes to
-    /// disk. Idempotent. Dropping the store does the same (blocking), and
-    /// also releases the data directory.
+    /// Stops taking appends, completes every queued one, syncs everything
+    /// to disk and records a clean stop. Idempotent. Dropping the store does
+    /// the same (blocking), and also releases the data directory. An error
+    /// means the final sync failed: the next open reports an unclean stop.
     pub async fn close(&self) -> Result<(), StoreError> {
         let (reply, closed) = oneshot::channel();
         match self.send(Command::Close { reply }).await {
-            Ok(()) => closed.await.map_err(|_| StoreError::Closed),
+            Ok(()) => closed.await.map_err(|_| StoreError::Closed)?,
             Err(_) => Ok(()), // already closed
         }
     }
@@ -258,7 +265,11 @@ struct Shared {
     publications: Keyspace,
     channels: Keyspace,
     idempotency: Keyspace,
+    /// The `store` keyspace: epoch, format, and the record of this run.
+    store: Keyspace,
     epoch: Epoch,
+    /// This boot of the machine, kept in the run record (`None`: unknown).
+    boot_id: Option<String>,
     counters: Counters,
     /// False after a failed commit (fjall refuses writes after a failed
     /// journal write or fsync), true again after a successful one.
@@ -268,21 +279,25 @@ struct Shared {
 }
 
 impl Shared {
-    fn open(dir: &Path) -> Result<Self, StoreError> {
+    fn open(dir: &Path, boot_id: BootId) -> Result<(Self, LastStop), StoreError> {
         let db = Database::builder(dir).open().map_err(storage_error)?;
         let keyspace = |name| db.keyspace(name, KeyspaceCreateOptions::default).map_err(storage_error);
-        let epoch = load_or_create_epoch(&db, &keyspace(keys::STORE)?)?;
-        Ok(Self {
+        let store = keyspace(keys::STORE)?;
+        let run = last_stop::start_run(&db, &store, boot_id.read())?;
+        let shared = Self {
             publications: keyspace(keys::PUBLICATIONS)?,
             channels: keyspace(keys::CHANNELS)?,
             idempotency: keyspace(keys::IDEMPOTENCY)?,
+            store,
             db,
-            epoch,
+            epoch: run.epoch,
+            boot_id: run.boot_id,
             counters: Counters::default(),
             healthy: AtomicBool::new(true),
             #[cfg(test)]
             injected_failures: AtomicU64::new(0),
-        })
+        };
+        Ok((shared, run.last_stop))
     }
 
     /// A failure the tests asked for, in place of the next commit.
@@ -297,26 +312,6 @@ impl Shared {
         }
         None
     }
-}
-
-/// The store's epoch: read back if this directory has one, else created
-/// and synced to disk before the first append can use it.
-fn load_or_create_epoch(db: &Database, store: &Keyspace) -> Result<Epoch, StoreError> {
-    if let Some(format) = store.get(keys::FORMAT_KEY).map_err(storage_error)?
-        && keys::decode_format(&format)? != keys::FORMAT_VERSION
-    {
-        let reason = "written by an unknown version of Fanfare";
-        return Err(keys::corrupt(keys::STORE, "format".into(), reason));
-    }
-    if let Some(epoch) = store.get(keys::EPOCH_KEY).map_err(storage_error)? {
-        return Ok(Epoch::new(&keys::decode_epoch(&epoch)?));
-    }
-    let epoch = random_epoch();
-    let mut batch = db.batch().durability(Some(PersistMode::SyncAll));
-    batch.insert(store, keys::EPOCH_KEY, epoch.as_str());
-    batch.insert(store, keys::FORMAT_KEY, keys::FORMAT_VERSION.to_be_bytes());
-    batch.commit().map_err(storage_error)?;
-    Ok(epoch)
 }
 
 fn storage_error(error: fjall::Error) -> StoreError {

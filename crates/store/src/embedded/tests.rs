@@ -8,7 +8,7 @@ use fanfare_protocol::{ChannelName, JsonData};
 use tempfile::TempDir;
 
 use super::*;
-use crate::{Retention, append};
+use crate::{Durability, Retention, append};
 
 fn channel(name: &str) -> ChannelName {
     ChannelName::new(name).unwrap()
@@ -23,15 +23,20 @@ fn request(channel: &ChannelName, data: &str) -> AppendRequest {
         idempotency_key: None,
         idempotency_window: Duration::from_secs(300),
         retention: Retention::default(),
+        durability: Durability::Fsync,
     }
+}
+
+fn buffered(channel: &ChannelName, data: &str) -> AppendRequest {
+    AppendRequest { durability: Durability::Buffered, ..request(channel, data) }
 }
 
 fn everything() -> HistoryQuery {
     HistoryQuery { since: None, limit: usize::MAX, reverse: false, retention: Retention::default() }
 }
 
-fn open(dir: &TempDir, durability: Durability) -> EmbeddedStore {
-    EmbeddedStore::open(dir.path(), EmbeddedOptions { durability, ..EmbeddedOptions::default() }).unwrap()
+fn open(dir: &TempDir) -> EmbeddedStore {
+    EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap()
 }
 
 /// Offsets physically present on disk for the channel, retention aside.
@@ -67,14 +72,14 @@ async fn offsets_read(store: &EmbeddedStore, channel: &ChannelName) -> Vec<u64> 
 async fn reopening_the_directory_keeps_epoch_and_history_and_continues_offsets() {
     let dir = tempfile::tempdir().unwrap();
     let chat = channel("chat:reopen");
-    let store = open(&dir, Durability::Fsync);
+    let store = open(&dir);
     let epoch = store.epoch().clone();
     for n in 1..=3 {
         append(&store, request(&chat, &n.to_string())).await.unwrap();
     }
     drop(store);
 
-    let store = open(&dir, Durability::Fsync);
+    let store = open(&dir);
     assert_eq!(store.epoch(), &epoch);
     assert_eq!(offsets_read(&store, &chat).await, vec![1, 2, 3]);
     let appended = append(&store, request(&chat, "4")).await.unwrap();
@@ -85,26 +90,80 @@ async fn reopening_the_directory_keeps_epoch_and_history_and_continues_offsets()
 async fn buffered_appends_survive_an_explicit_close_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let chat = channel("chat:buffered");
-    let store = open(&dir, Durability::Buffered);
+    let store = open(&dir);
     let mut receipts = Vec::new();
     for n in 1..=50 {
-        receipts.push(store.enqueue(request(&chat, &n.to_string())).await.unwrap());
+        receipts.push(store.enqueue(buffered(&chat, &n.to_string())).await.unwrap());
     }
     store.close().await.unwrap();
     for receipt in receipts {
         receipt.await.unwrap();
     }
-    assert_eq!(store.stats().fsyncs, 0, "buffered never syncs a group commit");
+    assert_eq!(store.stats().fsyncs, 1, "only the run's first buffered group commit is synced");
     drop(store);
-    let store = open(&dir, Durability::Buffered);
+    let store = open(&dir);
     assert_eq!(store.position(&chat).await.unwrap().offset, 50);
+}
+
+#[tokio::test]
+async fn each_append_waits_for_the_disk_only_if_it_asks_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let (chat, comments) = (channel("chat:mixed"), channel("comments:mixed"));
+    for n in 1..=5 {
+        append(&store, request(&chat, &n.to_string())).await.unwrap();
+        append(&store, buffered(&comments, &n.to_string())).await.unwrap();
+    }
+    let stats = store.stats();
+    assert_eq!(stats.commits, 10, "each append awaited, so each its own group commit");
+    assert_eq!(stats.fsyncs, 5 + 1, "the five fsync ones, and the first buffered one of the run");
+    assert_eq!(offsets_read(&store, &comments).await, vec![1, 2, 3, 4, 5]);
+}
+
+/// The run record as it is on disk now.
+fn run_record(store: &EmbeddedStore) -> keys::RunRecord {
+    keys::RunRecord::decode(&store.shared.store.get(keys::RUN_KEY).unwrap().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn the_run_record_says_running_then_unsynced_appends_then_a_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = EmbeddedOptions { boot_id: BootId::Fixed("boot-1"), ..EmbeddedOptions::default() };
+    let store = EmbeddedStore::open(dir.path(), options).unwrap();
+    assert_eq!(store.last_stop(), LastStop::FirstStart);
+    let running =
+        keys::RunRecord { closed_cleanly: false, unsynced_appends: false, boot_id: Some("boot-1".into()) };
+    assert_eq!(run_record(&store), running);
+    append(&store, request(&channel("chat:a"), "1")).await.unwrap();
+    assert_eq!(run_record(&store), running, "an fsync append leaves nothing unsynced");
+    append(&store, buffered(&channel("comments:a"), "1")).await.unwrap();
+    assert_eq!(run_record(&store), keys::RunRecord { unsynced_appends: true, ..running.clone() });
+    store.close().await.unwrap();
+    assert_eq!(run_record(&store), keys::RunRecord { closed_cleanly: true, ..running.clone() });
+    drop(store);
+
+    let store = EmbeddedStore::open(dir.path(), options).unwrap();
+    assert_eq!(store.last_stop(), LastStop::Clean);
+    assert_eq!(run_record(&store), running, "a new run starts with nothing unsynced");
+}
+
+#[tokio::test]
+async fn dropping_the_store_without_closing_it_is_a_clean_stop_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let epoch = store.epoch().clone();
+    append(&store, buffered(&channel("comments:dropped"), "1")).await.unwrap();
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(store.last_stop(), LastStop::Clean);
+    assert_eq!(store.epoch(), &epoch);
 }
 
 #[tokio::test]
 async fn a_new_directory_gets_a_new_epoch() {
     let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let first = open(&first, Durability::Fsync);
-    let second = open(&second, Durability::Fsync);
+    let first = open(&first);
+    let second = open(&second);
     assert_ne!(first.epoch(), second.epoch());
     assert!(first.epoch().as_str().len() >= 8);
 }
@@ -112,7 +171,7 @@ async fn a_new_directory_gets_a_new_epoch() {
 #[tokio::test]
 async fn group_commit_makes_a_thousand_concurrent_appends_durable_with_few_fsyncs() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir, Durability::Fsync);
+    let store = open(&dir);
     let mut receipts = Vec::new();
     for n in 0..1_000 {
         let chat = channel(&format!("chat:{}", n % 10));
@@ -130,7 +189,7 @@ async fn group_commit_makes_a_thousand_concurrent_appends_durable_with_few_fsync
 #[tokio::test]
 async fn a_failed_commit_fails_its_receipts_and_consumes_no_offset() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir, Durability::Fsync);
+    let store = open(&dir);
     let chat = channel("chat:failing");
     append(&store, request(&chat, "1")).await.unwrap();
 
@@ -150,7 +209,7 @@ async fn a_failed_commit_fails_its_receipts_and_consumes_no_offset() {
 #[tokio::test]
 async fn a_failed_batch_fails_every_receipt_in_it_and_later_offsets_stay_gap_free() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir, Durability::Fsync);
+    let store = open(&dir);
     let chat = channel("chat:failing-burst");
     store.fail_next_commits(1);
     let mut receipts = Vec::new();
@@ -171,7 +230,7 @@ async fn a_failed_batch_fails_every_receipt_in_it_and_later_offsets_stay_gap_fre
 #[tokio::test]
 async fn trimming_by_count_deletes_old_publications_from_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir, Durability::Buffered);
+    let store = open(&dir);
     let chat = channel("chat:trim");
     let retention = Retention { max_len: 5, ..Retention::default() };
     let mut receipts = Vec::new();
@@ -191,7 +250,7 @@ async fn trimming_by_count_deletes_old_publications_from_disk() {
 #[tokio::test]
 async fn sweep_deletes_expired_history_of_quiet_channels_but_keeps_their_offsets() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir, Durability::Buffered);
+    let store = open(&dir);
     let quiet = channel("chat:quiet");
     let retention = Retention { max_age: Duration::from_secs(60), ..Retention::default() };
     let an_hour_ago = unix_time_ms() - 3_600_000;
@@ -211,7 +270,7 @@ async fn sweep_deletes_expired_history_of_quiet_channels_but_keeps_their_offsets
 #[tokio::test]
 async fn lowering_max_len_trims_the_backlog_a_slice_per_batch_and_the_sweep_finishes_it() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir, Durability::Buffered);
+    let store = open(&dir);
     let chat = channel("chat:shrinking");
     append_burst(&store, &chat, 2_100, Retention { max_len: 5_000, ..Retention::default() }).await;
     let small = Retention { max_len: 10, ..Retention::default() };
@@ -231,7 +290,7 @@ async fn lowering_max_len_trims_the_backlog_a_slice_per_batch_and_the_sweep_fini
 #[tokio::test]
 async fn sweep_forgets_expired_idempotency_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir, Durability::Buffered);
+    let store = open(&dir);
     let chat = channel("chat:keys");
     let old = AppendRequest {
         idempotency_key: Some("old".into()),
@@ -248,7 +307,7 @@ async fn sweep_forgets_expired_idempotency_keys() {
 #[tokio::test]
 async fn closing_completes_queued_appends_then_refuses_new_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir, Durability::Fsync);
+    let store = open(&dir);
     let chat = channel("chat:closing");
     let mut receipts = Vec::new();
     for n in 1..=100 {
@@ -267,7 +326,7 @@ async fn closing_completes_queued_appends_then_refuses_new_ones() {
 #[tokio::test]
 async fn dropping_the_store_completes_queued_receipts() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir, Durability::Fsync);
+    let store = open(&dir);
     let chat = channel("chat:dropping");
     let mut receipts = Vec::new();
     for n in 1..=100 {
@@ -282,7 +341,7 @@ async fn dropping_the_store_completes_queued_receipts() {
 #[tokio::test]
 async fn a_corrupt_record_is_reported_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir, Durability::Fsync);
+    let store = open(&dir);
     let chat = channel("chat:corrupt");
     append(&store, request(&chat, "1")).await.unwrap();
     store.shared.publications.insert(keys::publication_key(chat.as_str(), 1), [1, 2, 3]).unwrap();
@@ -343,7 +402,7 @@ fn options_that_cannot_work_are_refused() {
 async fn a_group_of_appends_is_one_commit_and_one_fsync() {
     let dir = tempfile::tempdir().unwrap();
     let (chat, other) = (channel("chat:group"), channel("chat:group-other"));
-    let store = open(&dir, Durability::Fsync);
+    let store = open(&dir);
     let group: Vec<AppendRequest> =
         (1..=10).map(|n| request(if n <= 7 { &chat } else { &other }, &n.to_string())).collect();
     let outcomes = store.enqueue_many(group).await.await;
@@ -357,7 +416,7 @@ async fn a_group_of_appends_is_one_commit_and_one_fsync() {
 async fn a_failed_group_commit_fails_every_append_of_the_group_and_consumes_no_offset() {
     let dir = tempfile::tempdir().unwrap();
     let chat = channel("chat:group-fails");
-    let store = open(&dir, Durability::Fsync);
+    let store = open(&dir);
     store.fail_next_commits(1);
     let outcomes = store.enqueue_many((1..=3).map(|n| request(&chat, &n.to_string())).collect()).await.await;
     assert_eq!(outcomes.len(), 3);
