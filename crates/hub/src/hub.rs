@@ -15,7 +15,7 @@ use crate::connections::Connections;
 use crate::encode::{Encoded, Message};
 use crate::events::{EventSink, HubEvent};
 use crate::options::{ChannelOptions, ChannelPolicy, HubOptions};
-use crate::publish::{JobItem, PublishJob, run_pipeline};
+use crate::publish::{JobItem, PublishJob, Reply, run_pipeline};
 use crate::registry::{ConnId, FanOut, Registry};
 use crate::telemetry::HubMetrics;
 
@@ -216,12 +216,7 @@ impl Hub {
         receipts
     }
 
-    fn job_item(
-        &self,
-        publish: Publish,
-        time_ms: u64,
-        reply: oneshot::Sender<Result<Appended, HubError>>,
-    ) -> JobItem {
+    fn job_item(&self, publish: Publish, time_ms: u64, reply: Reply) -> JobItem {
         let options = self.channel_options(&publish.channel);
         let request = AppendRequest {
             channel: publish.channel,
