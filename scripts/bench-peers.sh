@@ -9,7 +9,7 @@
 # noisy minute hurts every server alike), stops everything it started by
 # pid, and writes:
 #
-#   $OUT_DIR/results-YYYY-MM-DD.json   every run's report, medians, machine
+#   $OUT_DIR/results-YYYY-MM-DD[-LABEL].json   every run's report, medians, machine
 #   $OUT_DIR/*.svg                     bar charts (median, min–max whiskers)
 #
 # and prints a summary table. Nothing here is an assertion: a peer that
@@ -21,11 +21,17 @@
 #   --runs N            runs per scenario and server (env RUNS, default 3)
 #   --duration D        publish / hold time per run (env DURATION, default 10s)
 #   --targets "A B"     subset of: fanfare-native fanfare-pusher sockudo soketi nats fanfare-store
-#                       and, not run unless named: fanfare-nagle (native, tcp_nodelay = false),
+#                       and, not run unless named: fanfare-pusher-memory (Pusher, store memory://
+#                       instead of the default embedded:// with fsync), fanfare-nagle (native, tcp_nodelay = false),
 #                       fanfare-one-worker (native, worker_threads = 1), bare, bare-nodelay and
 #                       bare-one-worker (the bare coalescing broadcaster example, the reference
 #                       of the fan-out targets: Nagle on / TCP_NODELAY / TCP_NODELAY, one thread)
 #   --scenarios "A B"   subset of: idle fanout-throughput fanout-latency history reconnect-storm reconnect-storm-light
+#                       and, not run unless named: pusher-batch-throughput and pusher-batch-latency
+#                       (Pusher servers only: 500 events of 100 B sent as batch_events of 10 to
+#                       1,000 subscribers, as fast as they keep up and at 50 events/s; env
+#                       PUSHER_BATCH_MESSAGES, PUSHER_BATCH; the event count ends these runs, not --duration)
+#   --label NAME        results-YYYY-MM-DD-NAME.json instead of results-YYYY-MM-DD.json (env LABEL)
 #   --quick             1 run, 3 s, 2,000 idle connections: a smoke test of the script
 #   --pin               server on CPU 0, load tool on CPU 1 (taskset): no core shared
 #   --install-only      install missing peers and stop
@@ -46,6 +52,8 @@ BIG_CONNECTIONS=${BIG_CONNECTIONS:-15000}   # idle and reconnect-storm
 FANOUT_CONNECTIONS=${FANOUT_CONNECTIONS:-1000}
 WORKERS=${WORKERS:-3}
 CUT_AFTER=${CUT_AFTER:-3s}                  # reconnect-storm: when every connection is cut
+PUSHER_BATCH=${PUSHER_BATCH:-10}            # pusher-batch-*: events per batch_events request
+PUSHER_BATCH_MESSAGES=${PUSHER_BATCH_MESSAGES:-500}
 RUN_TIMEOUT=${RUN_TIMEOUT:-240}             # seconds: the bench's own --timeout; killed 30 s later
 INSTALL_TIMEOUT=${INSTALL_TIMEOUT:-7200}    # seconds, per peer install
 TARGETS=${TARGETS:-fanfare-native fanfare-pusher sockudo soketi nats fanfare-store}
@@ -53,6 +61,7 @@ SCENARIOS=${SCENARIOS:-idle fanout-throughput fanout-latency history reconnect-s
 SOCKUDO_VERSION=5.2.0
 SOKETI_VERSION=1.6.1
 UWS_OVERRIDE=npm:@trufflesuite/uws-js-unofficial@20.30.0-unofficial.0
+LABEL=${LABEL:-}
 INSTALL=auto
 SERVER_ON=()   # --pin: the command prefixes that put the server and the tool on their own core
 TOOL_ON=()
@@ -68,6 +77,7 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=$2; shift 2 ;;
     --targets) TARGETS=$2; shift 2 ;;
     --scenarios) SCENARIOS=$2; shift 2 ;;
+    --label) LABEL=$2; shift 2 ;;
     --quick) RUNS=1; DURATION=3s; CUT_AFTER=1s; BIG_CONNECTIONS=2000; shift ;;
     --pin) SERVER_ON=(taskset -c 0); TOOL_ON=(taskset -c 1); shift ;;
     --install-only) INSTALL=only; shift ;;
@@ -139,7 +149,7 @@ available=""
 if has_target sockudo; then install_sockudo && available+=" sockudo"; fi
 if has_target soketi; then install_soketi && available+=" soketi"; fi
 if has_target nats; then install_nats && available+=" nats"; fi
-for t in fanfare-native fanfare-pusher fanfare-store fanfare-nagle fanfare-one-worker bare bare-nodelay bare-one-worker; do
+for t in fanfare-native fanfare-pusher fanfare-pusher-memory fanfare-store fanfare-nagle fanfare-one-worker bare bare-nodelay bare-one-worker; do
   has_target $t && available+=" $t"
 done
 [ "$INSTALL" = only ] && { say "peers installed:$available"; exit 0; }
@@ -230,12 +240,16 @@ start_server() { # target log
   local target=$1 log=$2 port
   SERVER_PID="" SERVER_URL=""
   case $target in
-    fanfare-native|fanfare-pusher|fanfare-nagle|fanfare-one-worker)
-      local data nodelay=true threads=0
+    fanfare-native|fanfare-pusher|fanfare-pusher-memory|fanfare-nagle|fanfare-one-worker)
+      # The store is set even where it is the default (embedded, fsync), so
+      # a FANFARE_STORE_URL in the caller's environment cannot change it.
+      local data nodelay=true threads=0 store=embedded://
       data=$(mktemp -d "$SESSION/fanfare-data.XXXXXX")
       [ "$target" = fanfare-nagle ] && nodelay=false
       [ "$target" = fanfare-one-worker ] && threads=1
-      FANFARE_TCP_NODELAY=$nodelay FANFARE_WORKER_THREADS=$threads "${SERVER_ON[@]}" "$FANFARE" serve --listen "$BIND_HOST:0" --data-dir "$data" >"$log" 2>&1 &
+      [ "$target" = fanfare-pusher-memory ] && store=memory://
+      FANFARE_STORE_URL=$store FANFARE_DURABILITY=fsync FANFARE_TCP_NODELAY=$nodelay FANFARE_WORKER_THREADS=$threads \
+        "${SERVER_ON[@]}" "$FANFARE" serve --listen "$BIND_HOST:0" --data-dir "$data" >"$log" 2>&1 &
       SERVER_PID=$!
       started_pids+=("$SERVER_PID")
       listening_url "$log" || return 1
@@ -324,6 +338,7 @@ targets_of() {
       echo "fanfare-native fanfare-pusher sockudo soketi nats fanfare-nagle fanfare-one-worker bare bare-nodelay bare-one-worker" ;;
     history) echo "fanfare-native fanfare-store" ;;
     reconnect-storm|reconnect-storm-light) echo "fanfare-native" ;;
+    pusher-batch-throughput|pusher-batch-latency) echo "fanfare-pusher fanfare-pusher-memory sockudo soketi" ;;
     *) die "unknown scenario $1" ;;
   esac
 }
@@ -344,13 +359,17 @@ scenario_args() { # scenario target
       fi ;;
     reconnect-storm) echo "reconnect-storm $big --rate 100 --cut-after $CUT_AFTER --duration $DURATION" ;;
     reconnect-storm-light) echo "reconnect-storm $big --rate 10 --cut-after $CUT_AFTER --duration $DURATION" ;;
+    # The event count ends the run; the duration is only a cap (at 50/s,
+    # 500 events take 10 s).
+    pusher-batch-throughput) echo "fanout --connections $FANOUT_CONNECTIONS --size 100 --rate 0 --messages $PUSHER_BATCH_MESSAGES --pusher-batch $PUSHER_BATCH --duration 60s" ;;
+    pusher-batch-latency) echo "fanout --connections $FANOUT_CONNECTIONS --size 100 --rate 50 --messages $PUSHER_BATCH_MESSAGES --pusher-batch $PUSHER_BATCH --duration 60s" ;;
   esac
 }
 
 protocol_of() {
   case $1 in
     fanfare-native|fanfare-store|fanfare-nagle|fanfare-one-worker|bare|bare-nodelay|bare-one-worker) echo native ;;
-    fanfare-pusher|sockudo|soketi) echo pusher ;;
+    fanfare-pusher|fanfare-pusher-memory|sockudo|soketi) echo pusher ;;
     nats) echo nats ;;
   esac
 }
@@ -409,6 +428,9 @@ done
 # --- Machine, results, charts ---------------------------------------------------
 
 DATE=$(date -u +%Y-%m-%d)
+PUSHER_BATCH_RUNS=""
+[[ " $SCENARIOS " == *" pusher-batch-"* ]] && PUSHER_BATCH_RUNS=yes
+RESULTS=results-$DATE${LABEL:+-$LABEL}.json
 {
   echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "nproc=$(nproc)"
@@ -422,17 +444,18 @@ DATE=$(date -u +%Y-%m-%d)
   [[ " $available " == *" sockudo "* ]] && echo "sockudo=$("$SOCKUDO_BIN" --version 2>/dev/null | head -n1)"
   [[ " $available " == *" soketi "* ]] && echo "soketi=@soketi/soketi $(sed -n 's/^ *"version": *"\(.*\)",*/\1/p' "$SOKETI_DIR/node_modules/@soketi/soketi/package.json" | head -n1), node $(node --version)"
   [[ " $available " == *" nats "* ]] && echo "nats=$("$NATS_SERVER" --version 2>/dev/null)"
-  echo "settings=runs $RUNS, duration $DURATION, pinned: ${SERVER_ON[*]:-no}${TOOL_ON[*]:+ / tool }${TOOL_ON[*]:-}, $BIG_CONNECTIONS idle/storm connections over $WORKERS workers from $SOURCE_ADDRS, $FANOUT_CONNECTIONS fan-out subscribers"
+  echo "settings=runs $RUNS, duration $DURATION, pinned: ${SERVER_ON[*]:-no}${TOOL_ON[*]:+ / tool }${TOOL_ON[*]:-}, $BIG_CONNECTIONS idle/storm connections over $WORKERS workers from $SOURCE_ADDRS, $FANOUT_CONNECTIONS fan-out subscribers${PUSHER_BATCH_RUNS:+, pusher-batch: $PUSHER_BATCH_MESSAGES events in batches of $PUSHER_BATCH}"
 } >"$SESSION/machine"
 
-python3 - "$SESSION" "$OUT_DIR" "$DATE" <<'PY'
+python3 - "$SESSION" "$OUT_DIR" "$DATE" "$RESULTS" <<'PY'
 """Results JSON, SVG charts and a summary table from the session's runs."""
 import json, os, statistics, sys
 from pathlib import Path
 
-session, out_dir, date = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+session, out_dir, date, results = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4]
 LABELS = {
     "fanfare-native": "Fanfare native", "fanfare-pusher": "Fanfare Pusher",
+    "fanfare-pusher-memory": "Fanfare Pusher, memory store",
     "sockudo": "Sockudo", "soketi": "Soketi", "nats": "NATS", "fanfare-store": "Fanfare store (in process)",
     "fanfare-nagle": "Fanfare native, Nagle", "bare": "bare, Nagle",
     "bare-nodelay": "bare, TCP_NODELAY", "fanfare-one-worker": "Fanfare native, 1 thread",
@@ -480,7 +503,7 @@ METRICS = {
                   ("delivery_p50_ms", ("delivery", "latency", "p50_us"), 1e-3)],
 }
 def family(scenario):
-    return "fanout" if scenario.startswith("fanout") else "reconnect" if scenario.startswith("reconnect") else scenario
+    return "fanout" if scenario.startswith(("fanout", "pusher-batch")) else "reconnect" if scenario.startswith("reconnect") else scenario
 
 runs = []
 for meta_path in sorted((session / "runs").glob("*.meta")):
@@ -524,11 +547,48 @@ not_applicable = {
     "reconnect-storm": "Pusher and NATS core clients cannot resume from a position; only Fanfare's native protocol can",
     "reconnect-storm-light": "as reconnect-storm",
     "history": "neither the Pusher HTTP API nor NATS core has history",
+    "pusher-batch-throughput": "batch_events is a Pusher HTTP API request; the native protocol and NATS have no batch",
+    "pusher-batch-latency": "as pusher-batch-throughput",
 }
+
+# --- Issue 9's goals for the Pusher batch scenario: ratios within each run ---
+def run_values(scenario, target, metric):
+    name, path, scale = next(m for m in METRICS["fanout"] if m[0] == metric)
+    values = {}
+    for r in runs:
+        if (r["scenario"], r["target"]) == (scenario, target) and dig(r["report"], *path) is not None:
+            values[r["run"]] = dig(r["report"], *path) * scale
+    return values
+
+def per_run_goal(goal, scenario, metric, a, b, combine):
+    va, vb = run_values(scenario, a, metric), run_values(scenario, b, metric)
+    per_run = {run: combine(va[run], vb[run]) for run in sorted(va.keys() & vb.keys()) if vb[run]}
+    if per_run:
+        return {"goal": goal, "per_run": per_run, "median": statistics.median(per_run.values())}
+    return None
+
+goals = {
+    "default_over_memory_deliveries_per_server_cpu_s": per_run_goal(
+        ">= 0.8", "pusher-batch-throughput", "deliveries_per_server_cpu_s",
+        "fanfare-pusher", "fanfare-pusher-memory", lambda a, b: a / b),
+    "default_over_sockudo_deliveries_per_server_cpu_s": per_run_goal(
+        ">= 3", "pusher-batch-throughput", "deliveries_per_server_cpu_s",
+        "fanfare-pusher", "sockudo", lambda a, b: a / b),
+    "default_frames_per_write": per_run_goal(
+        ">= 4", "pusher-batch-throughput", "frames_per_write",
+        "fanfare-pusher", "fanfare-pusher", lambda a, b: a),
+    "default_minus_memory_p50_ms_at_50_per_s": per_run_goal(
+        "<= 3", "pusher-batch-latency", "p50_ms",
+        "fanfare-pusher", "fanfare-pusher-memory", lambda a, b: a - b),
+}
+goals = {name: goal for name, goal in goals.items() if goal}
+
 machine = kv(session / "machine")
 result = {"date": date, "machine": machine, "not_applicable": not_applicable, "summary": summary, "runs": runs}
+if goals:
+    result["pusher_batch_goals"] = goals
 out_dir.mkdir(parents=True, exist_ok=True)
-(out_dir / f"results-{date}.json").write_text(json.dumps(result, indent=1) + "\n")
+(out_dir / results).write_text(json.dumps(result, indent=1) + "\n")
 
 # --- Charts: horizontal bars, median with a min–max whisker -------------------
 def esc(text):
@@ -566,7 +626,8 @@ def chart(file, title, unit, rows, target=None, target_label=None, fmt="{:,.0f}"
     (out_dir / file).write_text("\n".join(out) + "\n")
 
 RUNS = max((r["run"] for r in runs), default=1)
-COLOURS = {"fanfare-native": "#2b6cb0", "fanfare-pusher": "#63a4e8", "sockudo": "#dd6b20",
+COLOURS = {"fanfare-native": "#2b6cb0", "fanfare-pusher": "#63a4e8", "fanfare-pusher-memory": "#90cdf4",
+           "sockudo": "#dd6b20",
            "soketi": "#38a169", "nats": "#805ad5", "fanfare-store": "#2c7a7b",
            "fanfare-nagle": "#1a4480", "bare": "#718096", "bare-nodelay": "#a0aec0",
            "fanfare-one-worker": "#3182ce", "bare-one-worker": "#cbd5e0"}
@@ -594,13 +655,16 @@ def cell(e, metric, fmt):
         return "—"
     return f"{fmt.format(e['median'][metric])} ({fmt.format(e['min'][metric])}–{fmt.format(e['max'][metric])})"
 
-print(f"\nResults: {out_dir / f'results-{date}.json'}")
+print(f"\nResults: {out_dir / results}")
 for scenario, metrics in [("idle", [("kib_per_connection", "{:,.1f}"), ("connected", "{:,.0f}"), ("failed", "{:,.0f}")]),
                           ("fanout-throughput", [("deliveries_per_server_cpu_s", "{:,.0f}"), ("deliveries_per_s", "{:,.0f}"), ("p99_ms", "{:,.1f}")]),
                           ("fanout-latency", [("p50_ms", "{:,.2f}"), ("p99_ms", "{:,.2f}"), ("deliveries_per_server_cpu_s", "{:,.0f}")]),
                           ("history", [("appends_per_s", "{:,.0f}"), ("reads_per_s", "{:,.0f}")]),
                           ("reconnect-storm", [("all_recovered_ms", "{:,.0f}"), ("lost", "{:,.0f}"), ("duplicated", "{:,.0f}")]),
-                          ("reconnect-storm-light", [("all_recovered_ms", "{:,.0f}"), ("lost", "{:,.0f}"), ("duplicated", "{:,.0f}")])]:
+                          ("reconnect-storm-light", [("all_recovered_ms", "{:,.0f}"), ("lost", "{:,.0f}"), ("duplicated", "{:,.0f}")]),
+                          *[(scenario, [("server_cpu_s", "{:,.2f}"), ("deliveries_per_server_cpu_s", "{:,.0f}"),
+                                        ("frames_per_write", "{:,.2f}"), ("p50_ms", "{:,.2f}"), ("p99_ms", "{:,.2f}")])
+                            for scenario in ("pusher-batch-throughput", "pusher-batch-latency")]]:
     if scenario not in summary:
         continue
     print(f"\n## {scenario}\n")
@@ -614,5 +678,12 @@ for scenario, metrics in [("idle", [("kib_per_connection", "{:,.1f}"), ("connect
         if e.get("failures"):
             errors += "; failed: " + " / ".join(sorted(set(e["failures"])))
         print(f"| {LABELS[target]} | " + " | ".join(cell(e, m, f) for m, f in metrics) + f" | {e['completed']}/{e['runs']} | {errors} |")
+if goals:
+    print("\n## pusher-batch goals (issue 9; each run's ratio, then their median)\n")
+    print("| | goal | median | per run |")
+    print("|---|---|---|---|")
+    for name, goal in goals.items():
+        per_run = ", ".join(f"{v:,.2f}" for v in goal["per_run"].values())
+        print(f"| {name} | {goal['goal']} | {goal['median']:,.2f} | {per_run} |")
 PY
-say "done: $OUT_DIR/results-$DATE.json and charts in $OUT_DIR"
+say "done: $OUT_DIR/$RESULTS and charts in $OUT_DIR"

@@ -25,8 +25,9 @@
 //! Subscribers are raw WebSockets with small buffers, one task each
 //! (`driver/`, `fleet/`); `--workers K` spreads them over K child
 //! processes of the program (`workers.rs`). Publications go through the
-//! server's HTTP API on a keep-alive pool, or from WebSocket clients
-//! (`publisher.rs`).
+//! server's HTTP API on a keep-alive pool (over Pusher's, one trigger per
+//! publication or `batch_events` of up to 10 with `--pusher-batch`), or
+//! from WebSocket clients (`publisher.rs`).
 //!
 //! Every run is bounded: it stops after its duration or message count and
 //! a drain timeout, under a hard timeout; it talks only to 127.0.0.0/8

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::BenchError;
 
+/// Most events in one Pusher `batch_events` request (Pusher's own limit).
+pub const PUSHER_BATCH_MAX: usize = 10;
 /// Added to `--duration` for the hard timeout when none is given.
 const DEFAULT_TIMEOUT_MARGIN: Duration = Duration::from_secs(120);
 /// Subscribers per channel in `rooms` when `--channels` is not given.
@@ -43,7 +45,8 @@ impl fmt::Display for Scenario {
 pub enum Protocol {
     /// `/connection/websocket`, JSON commands; publish with `POST /api/publish`.
     Native,
-    /// `/app/{key}?protocol=7`; publish with `POST /apps/{id}/events`.
+    /// `/app/{key}?protocol=7`; publish with `POST /apps/{id}/events`
+    /// (or `/batch_events`, with `pusher_batch`).
     Pusher,
     /// NATS over WebSocket (a `nats-server` `websocket` port): `SUB` per
     /// subscriber, `PUB` from `--publishers` separate NATS connections.
@@ -163,6 +166,10 @@ pub struct BenchOptions {
     pub read_limit: usize,
     /// The Pusher event name of publications.
     pub event: String,
+    /// Pusher: publish in `POST /apps/{id}/batch_events` requests of this
+    /// many events (1 to [`PUSHER_BATCH_MAX`]); `None`: one `/events`
+    /// trigger per event.
+    pub pusher_batch: Option<usize>,
     /// A progress line on stderr once a second.
     pub progress: bool,
     /// Set by the command line; needed for `workers` > 1.
@@ -204,6 +211,7 @@ impl BenchOptions {
             durability: Durability::Fsync,
             read_limit: 100,
             event: "fanfare-bench".to_string(),
+            pusher_batch: None,
             progress: true,
             worker_program: None,
         }
@@ -256,6 +264,7 @@ impl BenchOptions {
             return Err(invalid("cut-after", "the cut must come before the end of --duration"));
         }
         self.check_protocol(in_process_history)?;
+        self.check_pusher_batch()?;
         self.check_open_files()?;
         let timeout = self.timeout.unwrap_or(self.duration * 2 + DEFAULT_TIMEOUT_MARGIN);
         let run_id = format!("{:08x}", rand::random::<u32>());
@@ -304,6 +313,28 @@ impl BenchOptions {
                 _ => Ok(()),
             },
         }
+    }
+
+    /// Batches are a Pusher HTTP API request, within Pusher's size limit,
+    /// and only where something is published.
+    fn check_pusher_batch(&self) -> Result<(), BenchError> {
+        let Some(size) = self.pusher_batch else { return Ok(()) };
+        let invalid = |reason: String| BenchError::InvalidOption { option: "pusher-batch", reason };
+        if self.protocol != Protocol::Pusher {
+            return Err(invalid(format!(
+                "batch_events is a Pusher HTTP API request; the {} protocol has none (use --protocol pusher)",
+                self.protocol
+            )));
+        }
+        if self.scenario == Scenario::Idle {
+            return Err(invalid("the idle scenario publishes nothing".into()));
+        }
+        if !(1..=PUSHER_BATCH_MAX).contains(&size) {
+            return Err(invalid(format!(
+                "must be 1 to {PUSHER_BATCH_MAX} events (Pusher's batch limit), not {size}"
+            )));
+        }
+        Ok(())
     }
 
     /// One process holds `connections / workers` sockets, plus some.
@@ -480,6 +511,57 @@ mod tests {
         assert_eq!(plan.ws_url(), "ws://127.0.0.1:1/");
         nats.scenario = Scenario::History;
         assert!(matches!(nats.plan().await, Err(BenchError::Unsupported { .. })));
+    }
+
+    fn pusher(url: &str) -> BenchOptions {
+        let mut options = options(url);
+        options.protocol = Protocol::Pusher;
+        options.pusher_app = Some(PusherApp { id: "1".into(), key: "k".into(), secret: "s".into() });
+        options
+    }
+
+    /// Why the plan refused `--pusher-batch`.
+    async fn refused_pusher_batch(options: &BenchOptions) -> String {
+        match options.plan().await {
+            Err(BenchError::InvalidOption { option: "pusher-batch", reason }) => reason,
+            other => panic!("expected --pusher-batch to be refused, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn pusher_batches_of_one_to_ten_events_are_accepted() {
+        let mut batched = pusher("http://127.0.0.1:1");
+        for size in [1, 5, PUSHER_BATCH_MAX] {
+            batched.pusher_batch = Some(size);
+            let plan = batched.plan().await.unwrap();
+            assert_eq!(plan.options.pusher_batch, Some(size));
+        }
+        batched.scenario = Scenario::Rooms;
+        assert!(batched.plan().await.is_ok(), "rooms publishes like fanout");
+    }
+
+    #[tokio::test]
+    async fn an_empty_or_oversized_pusher_batch_is_refused() {
+        let mut batched = pusher("http://127.0.0.1:1");
+        batched.pusher_batch = Some(0);
+        assert!(refused_pusher_batch(&batched).await.contains("1 to 10"));
+        batched.pusher_batch = Some(PUSHER_BATCH_MAX + 1);
+        assert!(refused_pusher_batch(&batched).await.contains("not 11"));
+    }
+
+    #[tokio::test]
+    async fn a_pusher_batch_needs_the_pusher_protocol_and_something_to_publish() {
+        let mut native = options("http://127.0.0.1:1");
+        native.pusher_batch = Some(10);
+        assert!(refused_pusher_batch(&native).await.contains("native protocol"));
+        let mut nats = options("ws://127.0.0.1:1");
+        nats.protocol = Protocol::Nats;
+        nats.pusher_batch = Some(10);
+        assert!(refused_pusher_batch(&nats).await.contains("nats protocol"));
+        let mut idle = pusher("http://127.0.0.1:1");
+        idle.scenario = Scenario::Idle;
+        idle.pusher_batch = Some(10);
+        assert!(refused_pusher_batch(&idle).await.contains("publishes nothing"));
     }
 
     #[tokio::test]

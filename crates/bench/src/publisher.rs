@@ -11,7 +11,15 @@
 //! same number (so a publish that timed out but was applied shows up as a
 //! duplicate, which is what a real Pusher backend retrying would cause).
 //!
-//! Rate: publication `k` (over all tasks) is due at `start + k / rate`.
+//! Batches (`pusher_batch` N): each request is one Pusher `batch_events`
+//! of N publications, which take N consecutive publication slots; a lane
+//! numbers them on round its channels as it would one by one, and a
+//! failed batch is retried whole. The publications of a batch share one
+//! send time, so each one's latency counts from when its batch was sent.
+//!
+//! Rate: publication `k` (over all tasks) is due at `start + k / rate`; a
+//! request is due when its first publication is, so at rate R batches of
+//! N go every N / R seconds.
 //! With rate 0, a flow check holds publishing while subscribers are on
 //! average more than `max_lag` publications behind, so that "as fast as
 //! possible" measures what the server delivers, not how deep its queues
@@ -23,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::driver::api::{ApiClient, ApiError};
+use crate::driver::api::{ApiClient, ApiError, BatchEvent};
 use crate::driver::nats::NatsPublishers;
 use crate::driver::ws_publisher::WsPublishers;
 use crate::error_log::ErrorLog;
@@ -69,6 +77,15 @@ impl Sink {
             Sink::Nats(nats) => nats.publish(lane, channel, payload).await,
         }
     }
+
+    async fn publish_batch(&self, events: &[BatchEvent<'_>]) -> Result<(), ApiError> {
+        match self {
+            Sink::Api(api) => api.publish_batch(events).await,
+            Sink::Clients(_) | Sink::Nats(_) => {
+                Err(ApiError::Unexpected("batches need the Pusher HTTP API".into()))
+            }
+        }
+    }
 }
 
 /// Counters the progress line reads while publishing runs.
@@ -102,6 +119,9 @@ struct Shared {
     size: usize,
     rate: f64,
     messages: Option<u64>,
+    /// Pusher `batch_events` of this many publications; `None`: one
+    /// publication per request.
+    pusher_batch: Option<u64>,
     start: Instant,
     deadline: Instant,
     slots: AtomicU64,
@@ -144,6 +164,7 @@ impl Publisher {
             size: options.size,
             rate: options.rate,
             messages: options.messages,
+            pusher_batch: options.pusher_batch.map(|n| n as u64),
             start,
             deadline: start + options.duration,
             slots: AtomicU64::new(0),
@@ -194,35 +215,30 @@ impl Publisher {
 /// `lane + lanes`, … and numbers each one's payloads itself.
 async fn publish_lane(shared: Arc<Shared>, lane: usize) {
     let own: Vec<usize> = (lane..shared.channels.len()).step_by(shared.lanes.max(1)).collect();
-    let mut next_seq = vec![1u64; own.len()];
-    let mut turn = 0usize;
-    while next_is_due(&shared).await {
+    let mut numbering = LaneNumbering::new(own);
+    while let Some(count) = claim_due(&shared).await {
         wait_for_subscribers(&shared).await;
-        let (channel, seq) = if shared.by_lane {
-            let i = turn % own.len();
-            (own[i], next_seq[i])
-        } else {
-            let pick = shared.picks.fetch_add(1, Ordering::Relaxed);
-            let channels = shared.channels.len() as u64;
-            ((pick % channels) as usize, pick / channels + 1)
-        };
-        let text = payload::encode(seq, payload::now_us(), shared.size);
-        shared.counters.attempted.fetch_add(1, Ordering::Relaxed);
+        let picks = if shared.by_lane { numbering.next(count) } else { pick_any(&shared, count) };
+        let sent_us = payload::now_us();
+        let texts: Vec<String> =
+            picks.iter().map(|&(_, seq)| payload::encode(seq, sent_us, shared.size)).collect();
+        shared.counters.attempted.fetch_add(count, Ordering::Relaxed);
         let sent = Instant::now();
-        match shared.sink.publish(lane, &shared.channels[channel], &text).await {
+        match send(&shared, lane, &picks, &texts).await {
             Ok(offset) => {
                 let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
-                shared.ack_latency.lock().record(micros);
-                shared.targets[channel].fetch_max(offset.unwrap_or(seq), Ordering::Relaxed);
-                shared.counters.acked.fetch_add(1, Ordering::Relaxed);
-                shared.counters.owed.fetch_add(shared.subscribers[channel], Ordering::Relaxed);
+                shared.ack_latency.lock().record_n(micros, count);
+                for &(channel, seq) in &picks {
+                    shared.targets[channel].fetch_max(offset.unwrap_or(seq), Ordering::Relaxed);
+                    shared.counters.owed.fetch_add(shared.subscribers[channel], Ordering::Relaxed);
+                }
+                shared.counters.acked.fetch_add(count, Ordering::Relaxed);
                 if shared.by_lane {
-                    next_seq[turn % own.len()] += 1;
-                    turn += 1;
+                    numbering.advance(count);
                 }
             }
             Err(error) => {
-                shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+                shared.counters.failed.fetch_add(count, Ordering::Relaxed);
                 shared.errors.record("publish", &error);
                 tokio::time::sleep(ERROR_PAUSE).await;
             }
@@ -230,21 +246,95 @@ async fn publish_lane(shared: Arc<Shared>, lane: usize) {
     }
 }
 
-/// Takes the next publication's slot and waits until it is due; false
-/// when publishing is over.
-async fn next_is_due(shared: &Shared) -> bool {
-    let slot = shared.slots.fetch_add(1, Ordering::Relaxed);
-    if shared.messages.is_some_and(|limit| slot >= limit) {
-        return false;
+/// One request: a single publication, or all of them as a Pusher batch.
+/// The offset when the server answers one.
+async fn send(
+    shared: &Shared,
+    lane: usize,
+    picks: &[(usize, u64)],
+    texts: &[String],
+) -> Result<Option<u64>, ApiError> {
+    if shared.pusher_batch.is_none() {
+        let (channel, _) = picks[0];
+        return shared.sink.publish(lane, &shared.channels[channel], &texts[0]).await;
     }
+    let events: Vec<BatchEvent<'_>> = picks
+        .iter()
+        .zip(texts)
+        .map(|(&(channel, _), text)| BatchEvent { channel: &shared.channels[channel], payload: text })
+        .collect();
+    shared.sink.publish_batch(&events).await.map(|()| None)
+}
+
+/// Outside lane mode: the next `count` publications over all channels,
+/// as (channel, seq).
+fn pick_any(shared: &Shared, count: u64) -> Vec<(usize, u64)> {
+    let channels = shared.channels.len() as u64;
+    (0..count)
+        .map(|_| {
+            let pick = shared.picks.fetch_add(1, Ordering::Relaxed);
+            ((pick % channels) as usize, pick / channels + 1)
+        })
+        .collect()
+}
+
+/// A lane's channels and the next seq of each: publications go round
+/// the channels, each numbered 1, 2, 3… on its own.
+struct LaneNumbering {
+    own: Vec<usize>,
+    next_seq: Vec<u64>,
+    turn: usize,
+}
+
+impl LaneNumbering {
+    fn new(own: Vec<usize>) -> Self {
+        let next_seq = vec![1; own.len()];
+        Self { own, next_seq, turn: 0 }
+    }
+
+    /// The next `count` publications as (channel, seq), without taking
+    /// them: a failed request retries the same numbers.
+    fn next(&self, count: u64) -> Vec<(usize, u64)> {
+        let channels = self.own.len();
+        (0..count as usize)
+            .map(|i| {
+                let k = (self.turn + i) % channels;
+                // Earlier publications of this request on the same channel.
+                let before = (i / channels) as u64;
+                (self.own[k], self.next_seq[k] + before)
+            })
+            .collect()
+    }
+
+    /// The `count` publications [`Self::next`] gave were acknowledged.
+    fn advance(&mut self, count: u64) {
+        for _ in 0..count {
+            let k = self.turn % self.own.len();
+            self.next_seq[k] += 1;
+            self.turn += 1;
+        }
+    }
+}
+
+/// Claims the next request's publication slots (a batch, or one; fewer
+/// at the message limit) and waits until the first is due; how many it
+/// claimed, or `None` when publishing is over.
+async fn claim_due(shared: &Shared) -> Option<u64> {
+    let wanted = shared.pusher_batch.unwrap_or(1);
+    let first = shared.slots.fetch_add(wanted, Ordering::Relaxed);
+    let count = match shared.messages {
+        Some(limit) if first >= limit => return None,
+        Some(limit) => wanted.min(limit - first),
+        None => wanted,
+    };
     if shared.rate > 0.0 {
-        let due = shared.start + Duration::from_secs_f64(slot as f64 / shared.rate);
+        let due = shared.start + Duration::from_secs_f64(first as f64 / shared.rate);
         if due >= shared.deadline {
-            return false;
+            return None;
         }
         tokio::time::sleep_until(due.into()).await;
     }
-    Instant::now() < shared.deadline
+    (Instant::now() < shared.deadline).then_some(count)
 }
 
 async fn wait_for_subscribers(shared: &Shared) {
@@ -265,5 +355,129 @@ async fn check_flow(shared: Arc<Shared>, gauge: ProgressGauge, max_lag: u64, pla
         let behind = (owed_connected - progress.delivered as f64) / connected;
         shared.flow_ok.store(behind <= max_lag as f64, Ordering::Relaxed);
         tokio::time::sleep(FLOW_CHECK_EVERY).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::atomic::AtomicUsize;
+
+    use axum::Router;
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::options::{BenchOptions, PusherApp, Scenario};
+
+    /// What the fake Pusher API got, and how many requests it refuses first.
+    #[derive(Default)]
+    struct Recorded {
+        bodies: Mutex<Vec<Value>>,
+        refuse_first: AtomicUsize,
+    }
+
+    /// A Pusher HTTP API on a free loopback port that keeps every
+    /// `batch_events` body (signatures are the driver's tests' business).
+    async fn fake_pusher_api(refuse_first: usize) -> (SocketAddr, Arc<Recorded>) {
+        async fn batch_events(State(recorded): State<Arc<Recorded>>, body: String) -> (StatusCode, String) {
+            let refuse = recorded
+                .refuse_first
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok();
+            recorded.bodies.lock().push(serde_json::from_str(&body).unwrap());
+            if refuse {
+                (StatusCode::SERVICE_UNAVAILABLE, "busy".into())
+            } else {
+                (StatusCode::OK, "{}".into())
+            }
+        }
+        let recorded =
+            Arc::new(Recorded { refuse_first: AtomicUsize::new(refuse_first), ..Recorded::default() });
+        let app =
+            Router::new().route("/apps/{id}/batch_events", post(batch_events)).with_state(recorded.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (addr, recorded)
+    }
+
+    async fn publish_in_batches(
+        addr: SocketAddr,
+        messages: u64,
+        batch: usize,
+    ) -> (PublishOutcome, Arc<ErrorLog>) {
+        let mut options = BenchOptions::new(Scenario::Fanout, format!("http://{addr}"));
+        options.protocol = Protocol::Pusher;
+        options.pusher_app = Some(PusherApp { id: "1".into(), key: "k".into(), secret: "s".into() });
+        options.messages = Some(messages);
+        options.pusher_batch = Some(batch);
+        options.in_flight = 4;
+        let plan = options.plan().await.unwrap();
+        let errors = Arc::new(ErrorLog::default());
+        let sink = Sink::new(&plan).unwrap();
+        let outcome = Publisher::new(&plan, sink, vec![3], None, errors.clone()).run().await;
+        (outcome, errors)
+    }
+
+    /// (seq, sent_us) of each event of a recorded batch body.
+    fn events(body: &Value) -> Vec<(u64, u64)> {
+        let batch = body["batch"].as_array().unwrap();
+        batch
+            .iter()
+            .map(|event| {
+                let data = format!("\"{}\"", event["data"].as_str().unwrap());
+                let payload = payload::decode(&data).unwrap();
+                (payload.seq, payload.sent_us)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn batches_carry_every_publication_once_in_order_with_one_send_time_each() {
+        let (addr, recorded) = fake_pusher_api(0).await;
+        let (outcome, errors) = publish_in_batches(addr, 25, 10).await;
+
+        let bodies = recorded.bodies.lock().clone();
+        let sizes: Vec<usize> = bodies.iter().map(|body| events(body).len()).collect();
+        assert_eq!(sizes, [10, 10, 5], "the message count cuts the last batch short");
+        let seqs: Vec<u64> = bodies.iter().flat_map(events).map(|(seq, _)| seq).collect();
+        assert_eq!(seqs, (1..=25).collect::<Vec<_>>());
+        for body in &bodies {
+            let sent: Vec<u64> = events(body).iter().map(|&(_, sent_us)| sent_us).collect();
+            assert!(sent.iter().all(|&us| us == sent[0]), "one send time per batch: {sent:?}");
+        }
+        assert_eq!((outcome.attempted, outcome.acked, outcome.failed), (25, 25, 0));
+        assert_eq!(outcome.targets, [25], "subscribers must reach the last seq");
+        assert_eq!(outcome.ack_latency.summary().count, 25, "one acknowledgement per publication");
+        assert_eq!(errors.total(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_refused_batch_is_retried_whole_with_the_same_numbers() {
+        let (addr, recorded) = fake_pusher_api(1).await;
+        let (outcome, errors) = publish_in_batches(addr, 25, 10).await;
+
+        let bodies = recorded.bodies.lock().clone();
+        let seqs: Vec<Vec<u64>> =
+            bodies.iter().map(|body| events(body).into_iter().map(|(seq, _)| seq).collect()).collect();
+        assert_eq!(seqs, [(1..=10).collect::<Vec<_>>(), (1..=10).collect(), (11..=15).collect()]);
+        assert_eq!((outcome.attempted, outcome.acked, outcome.failed), (25, 15, 10));
+        assert_eq!(outcome.targets, [15]);
+        assert_eq!(errors.total(), 1, "one failed request");
+    }
+
+    #[test]
+    fn a_lane_numbers_each_of_its_channels_on_its_own_round_them() {
+        let mut lane = LaneNumbering::new(vec![3, 7]);
+        let first = lane.next(5);
+        assert_eq!(first, [(3, 1), (7, 1), (3, 2), (7, 2), (3, 3)]);
+        assert_eq!(lane.next(5), first, "nothing is taken until acknowledged");
+        lane.advance(5);
+        assert_eq!(lane.next(2), [(7, 3), (3, 4)]);
+        lane.advance(2);
+        assert_eq!(lane.next(1), [(7, 4)]);
     }
 }

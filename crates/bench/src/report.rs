@@ -20,6 +20,10 @@ pub struct Report {
     /// Publications per second asked for; 0 = as fast as possible.
     pub rate: f64,
     pub size: usize,
+    /// Pusher `batch_events` of this many publications (`--pusher-batch`);
+    /// absent: one publish request per publication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pusher_batch: Option<usize>,
     pub elapsed_s: f64,
     pub connect: Option<ConnectReport>,
     /// With `--server-pid`.
@@ -145,9 +149,10 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rate = if self.rate > 0.0 { format!("{}/s", count(self.rate as u64)) } else { "max".into() };
         let workers = if self.workers > 1 { format!(", {} workers", self.workers) } else { String::new() };
+        let batch = self.pusher_batch.map_or(String::new(), |n| format!(", batches of {n}"));
         writeln!(
             f,
-            "fanfare bench {} — {} protocol, {} connections, {} channels, rate {rate}, {} B, {:.1} s, {}{workers}",
+            "fanfare bench {} — {} protocol, {} connections, {} channels, rate {rate}{batch}, {} B, {:.1} s, {}{workers}",
             self.scenario,
             self.protocol,
             count(self.connections as u64),
@@ -367,6 +372,7 @@ mod tests {
             workers: 1,
             rate: 0.0,
             size: 100,
+            pusher_batch: None,
             elapsed_s: 10.0,
             connect: Some(ConnectReport {
                 attempted: 1000,
@@ -416,6 +422,21 @@ mod tests {
         let back: Report = serde_json::from_str(&report.to_json()).unwrap();
         assert_eq!(back, report);
         assert!(report.integrity_ok());
+    }
+
+    #[test]
+    fn a_batched_run_says_its_batch_size_and_older_reports_still_read() {
+        let mut report = sample();
+        report.protocol = Protocol::Pusher;
+        report.pusher_batch = Some(10);
+        assert!(report.to_string().contains("rate max, batches of 10, 100 B"), "{report}");
+        let json = report.to_json();
+        assert!(json.contains("\"pusher_batch\": 10"), "{json}");
+        assert_eq!(serde_json::from_str::<Report>(&json).unwrap(), report);
+
+        let unbatched = sample().to_json();
+        assert!(!unbatched.contains("pusher_batch"), "no batch, no field");
+        assert_eq!(serde_json::from_str::<Report>(&unbatched).unwrap().pusher_batch, None);
     }
 
     #[test]

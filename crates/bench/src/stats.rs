@@ -29,6 +29,11 @@ impl Latency {
         self.0.saturating_record(micros.clamp(1, HIGHEST_US));
     }
 
+    /// `count` samples of the same latency (the publications of one batch).
+    pub fn record_n(&mut self, micros: u64, count: u64) {
+        let _ = self.0.record_n(micros.clamp(1, HIGHEST_US), count);
+    }
+
     pub fn merge(&mut self, other: &Latency) {
         // Same bounds on both sides, so adding cannot fail.
         let _ = self.0.add(&other.0);

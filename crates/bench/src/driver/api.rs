@@ -3,7 +3,8 @@
 //!
 //! - native: `POST /api/publish` with the API key as a bearer token; the
 //!   answer carries the publication's offset. `GET /api/history`.
-//! - Pusher: `POST /apps/{id}/events`, signed with the app secret
+//! - Pusher: `POST /apps/{id}/events`, or `POST /apps/{id}/batch_events`
+//!   with up to 10 events (`--pusher-batch`), signed with the app secret
 //!   (`auth_signature`, `body_md5`: [`sign_api_request`]). The answer
 //!   carries no position, so the order is the payload's `seq`.
 
@@ -35,6 +36,23 @@ pub(crate) enum ApiError {
 pub(crate) enum ApiClient {
     Native { http: reqwest::Client, base: String, api_key: String },
     Pusher { http: reqwest::Client, base: String, app: PusherApp, event: String },
+}
+
+/// One event of a Pusher batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchEvent<'a> {
+    pub channel: &'a str,
+    /// The JSON text of a string (a benchmark payload).
+    pub payload: &'a str,
+}
+
+/// A Pusher API request, signed: what goes on the wire.
+#[derive(Debug)]
+struct SignedRequest {
+    path: String,
+    /// The auth parameters (`auth_key` … `auth_signature`).
+    query: Vec<(String, String)>,
+    body: String,
 }
 
 #[derive(Deserialize)]
@@ -91,14 +109,20 @@ impl ApiClient {
             ApiClient::Pusher { http, base, app, event } => {
                 let event = serde_json::to_string(event).expect("strings serialize");
                 let body = format!(r#"{{"name":{event},"channels":[{channel}],"data":{payload}}}"#);
-                let path = format!("/apps/{}/events", app.id);
-                let request = ApiRequest { method: "POST", path: &path, query: &[], body: body.as_bytes() };
-                let auth = sign_api_request(request, &app.key, &app.secret, unix_seconds());
-                let request = http.post(format!("{base}{path}")).query(&auth);
-                send(request.header("content-type", "application/json").body(body)).await?;
+                let signed = sign_pusher(app, format!("/apps/{}/events", app.id), body, unix_seconds());
+                send_pusher(http, base, signed).await?;
                 Ok(None)
             }
         }
+    }
+
+    /// Publishes `events` in one Pusher `batch_events` request (Pusher only).
+    pub(crate) async fn publish_batch(&self, events: &[BatchEvent<'_>]) -> Result<(), ApiError> {
+        let ApiClient::Pusher { http, base, app, event } = self else {
+            return Err(ApiError::Unexpected("batches need the Pusher HTTP API".into()));
+        };
+        send_pusher(http, base, pusher_batch(app, event, events, unix_seconds())).await?;
+        Ok(())
     }
 
     /// `GET /api/history` (native only).
@@ -123,6 +147,31 @@ impl ApiClient {
     }
 }
 
+/// `POST /apps/{id}/batch_events` with `{"batch":[{"name","channel","data"}…]}`.
+fn pusher_batch(app: &PusherApp, event: &str, events: &[BatchEvent<'_>], timestamp: u64) -> SignedRequest {
+    let name = serde_json::to_string(event).expect("strings serialize");
+    let items: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let channel = serde_json::to_string(e.channel).expect("strings serialize");
+            format!(r#"{{"name":{name},"channel":{channel},"data":{}}}"#, e.payload)
+        })
+        .collect();
+    let body = format!(r#"{{"batch":[{}]}}"#, items.join(","));
+    sign_pusher(app, format!("/apps/{}/batch_events", app.id), body, timestamp)
+}
+
+fn sign_pusher(app: &PusherApp, path: String, body: String, timestamp: u64) -> SignedRequest {
+    let request = ApiRequest { method: "POST", path: &path, query: &[], body: body.as_bytes() };
+    let query = sign_api_request(request, &app.key, &app.secret, timestamp);
+    SignedRequest { path, query, body }
+}
+
+async fn send_pusher(http: &reqwest::Client, base: &str, signed: SignedRequest) -> Result<String, ApiError> {
+    let request = http.post(format!("{base}{}", signed.path)).query(&signed.query);
+    send(request.header("content-type", "application/json").body(signed.body)).await
+}
+
 async fn send(request: reqwest::RequestBuilder) -> Result<String, ApiError> {
     let response = request.send().await?;
     let status = response.status();
@@ -135,4 +184,62 @@ async fn send(request: reqwest::RequestBuilder) -> Result<String, ApiError> {
 
 fn unix_seconds() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use fanfare_protocol::pusher::{ApiAuthError, verify_api_request};
+    use serde_json::Value;
+
+    use super::*;
+    use crate::payload;
+
+    fn app() -> PusherApp {
+        PusherApp { id: "7".into(), key: "the-key".into(), secret: "the-secret".into() }
+    }
+
+    fn verify(signed: &SignedRequest, body: &str, now: u64) -> Result<(), ApiAuthError> {
+        let request =
+            ApiRequest { method: "POST", path: &signed.path, query: &signed.query, body: body.as_bytes() };
+        verify_api_request(request, "the-key", "the-secret", now)
+    }
+
+    #[test]
+    fn a_batch_request_carries_each_event_with_its_channel_in_order() {
+        let payloads: Vec<String> = (1..=3).map(|seq| payload::encode(seq, 1_000, 40)).collect();
+        let channels = ["a", "b", "a"];
+        let events: Vec<BatchEvent<'_>> = channels
+            .iter()
+            .zip(&payloads)
+            .map(|(channel, payload)| BatchEvent { channel, payload })
+            .collect();
+        let signed = pusher_batch(&app(), "fanfare-bench", &events, 1_700_000_000);
+
+        assert_eq!(signed.path, "/apps/7/batch_events");
+        let body: Value = serde_json::from_str(&signed.body).unwrap();
+        let batch = body["batch"].as_array().unwrap();
+        assert_eq!(batch.len(), 3);
+        for ((item, channel), payload) in batch.iter().zip(channels).zip(&payloads) {
+            assert_eq!(item["name"], "fanfare-bench");
+            assert_eq!(item["channel"], channel);
+            let data = item["data"].as_str().expect("Pusher event data is a string");
+            assert_eq!(format!("\"{data}\""), *payload);
+        }
+    }
+
+    #[test]
+    fn a_batch_request_is_signed_like_a_server_sdk_signs_it() {
+        let payload = payload::encode(1, 1_000, 100);
+        let events = [BatchEvent { channel: "c", payload: &payload }; 10];
+        let signed = pusher_batch(&app(), "e", &events, 1_700_000_000);
+
+        assert_eq!(verify(&signed, &signed.body, 1_700_000_000), Ok(()));
+        let keys: Vec<&str> = signed.query.iter().map(|(key, _)| key.as_str()).collect();
+        assert_eq!(keys, ["auth_key", "auth_timestamp", "auth_version", "body_md5", "auth_signature"]);
+        let tampered = signed.body.replacen("\"c\"", "\"d\"", 1);
+        assert_eq!(verify(&signed, &tampered, 1_700_000_000), Err(ApiAuthError::BodyMd5Mismatch));
+        let mut other_path = pusher_batch(&app(), "e", &events, 1_700_000_000);
+        other_path.path = "/apps/7/events".into();
+        assert_eq!(verify(&other_path, &signed.body, 1_700_000_000), Err(ApiAuthError::BadSignature));
+    }
 }

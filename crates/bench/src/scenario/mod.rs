@@ -133,6 +133,7 @@ pub(crate) fn report_frame(plan: &Plan, started: Instant, tool: ToolReport) -> R
         workers: options.workers,
         rate: options.rate,
         size: options.size,
+        pusher_batch: options.pusher_batch,
         elapsed_s: started.elapsed().as_secs_f64(),
         connect: None,
         server: None,

@@ -150,6 +150,12 @@ pub struct BenchArgs {
     /// Pusher event name of the publications
     #[arg(long, default_value = "fanfare-bench")]
     event: String,
+    /// Pusher: publish in POST /apps/{id}/batch_events requests of N events
+    /// (1-10) instead of one /events trigger per event; at --rate R a
+    /// batch goes every N / R seconds, and each event's latency counts from
+    /// when its batch was sent
+    #[arg(long, value_name = "N")]
+    pusher_batch: Option<usize>,
     /// Print the report as JSON
     #[arg(long)]
     json: bool,
@@ -242,6 +248,7 @@ fn options(args: BenchArgs) -> anyhow::Result<BenchOptions> {
     };
     options.read_limit = args.read_limit;
     options.event = args.event;
+    options.pusher_batch = args.pusher_batch;
     options.progress = !args.no_progress;
     options.worker_program = Some(WorkerProgram {
         program: std::env::current_exe().context("finding this program for --workers")?,

@@ -206,6 +206,27 @@ async fn pusher_fanout_is_measured_the_same_way() {
     server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pusher_batches_of_ten_deliver_and_count_every_event() {
+    let server = TestServer::with_config(PUSHER_APP).await;
+    let mut options = tiny(&server, Scenario::Fanout);
+    options.protocol = Protocol::Pusher;
+    options.api_key = None;
+    options.pusher_app =
+        Some(PusherApp { id: "bench-app".into(), key: "bench-key".into(), secret: "bench-secret".into() });
+    options.pusher_batch = Some(10);
+    // Five full batches and a short one.
+    options.messages = Some(55);
+    let report = run(&options).await;
+
+    assert_eq!(report.pusher_batch, Some(10));
+    let publish = report.publish.as_ref().unwrap();
+    assert_eq!((publish.attempted, publish.acked, publish.failed), (55, 55, 0), "{report}");
+    assert_eq!(publish.ack_latency.count, 55, "every event is acknowledged with its batch");
+    assert_delivered_intact(&report, 20 * 55);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_host_outside_loopback_is_refused_before_any_connection() {
     let options = BenchOptions::new(Scenario::Idle, "http://192.0.2.1:6001");
