@@ -44,15 +44,18 @@ pub(crate) struct JobItem {
     pub request: AppendRequest,
     /// A connection that must not receive it.
     pub exclude: Option<ConnId>,
-    pub reply: oneshot::Sender<Result<Appended, HubError>>,
+    pub reply: Reply,
 }
+
+/// Where a publication's outcome goes.
+pub(crate) type Reply = oneshot::Sender<Result<Appended, HubError>>;
 
 /// A job whose appends are in the store, waiting to be durable.
 struct Pending {
     channel: ChannelName,
     accepted_at: Instant,
     /// Per publication, in job order.
-    replies: Vec<(Option<ConnId>, oneshot::Sender<Result<Appended, HubError>>)>,
+    replies: Vec<(Option<ConnId>, Reply)>,
 }
 
 type Completed = (Pending, Vec<Result<Appended, StoreError>>);
