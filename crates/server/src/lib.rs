@@ -17,11 +17,15 @@
 //! - [`server`]: assembling and running it all, and the graceful shutdown.
 //! - `cli/`: `fanfare serve`, `fanfare config check`.
 
-pub mod api;
-pub mod auth;
+// Public only where another target uses them: `main.rs` runs `cli`, the
+// end-to-end tests build a server from `config`, `server` and `pusher`,
+// the echo example serves `gateway::echo`. Everything else is crate-private
+// so that the compiler reports what nothing calls.
+pub(crate) mod api;
+pub(crate) mod auth;
 pub mod cli;
 pub mod config;
 pub mod gateway;
 pub mod pusher;
 pub mod server;
-pub mod telemetry;
+pub(crate) mod telemetry;

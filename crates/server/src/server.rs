@@ -13,13 +13,13 @@ use anyhow::Context;
 use axum::Router;
 use axum::routing::any;
 use axum::serve::ListenerExt;
-use fanfare_hub::{CloseReason, Hub, HubOptions};
-use fanfare_protocol::CloseCode;
+use fanfare_hub::{ChannelPolicy, CloseReason, Hub, HubOptions};
+use fanfare_protocol::{ChannelName, CloseCode};
 use fanfare_store::{EmbeddedOptions, EmbeddedStore, HistoryStore, MemoryStore};
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
-use crate::config::{Settings, StoreKind};
+use crate::config::{Namespaces, Settings, StoreKind};
 use crate::pusher::apps::Apps;
 use crate::pusher::users::SignedInUsers;
 use crate::pusher::webhooks::{WebhookOptions, Webhooks};
@@ -34,10 +34,10 @@ pub struct AppState(Arc<App>);
 pub struct App {
     pub settings: Arc<Settings>,
     pub hub: Arc<Hub>,
-    pub pusher: Arc<PusherState>,
-    pub auth: Authenticator,
-    pub api_key: String,
-    pub telemetry: ServerMetrics,
+    pub(crate) pusher: Arc<PusherState>,
+    pub(crate) auth: Authenticator,
+    pub(crate) api_key: String,
+    pub(crate) telemetry: ServerMetrics,
     /// The hub's store too, kept here so that [`run`] can close it once
     /// nothing publishes any more.
     store: Arc<dyn HistoryStore>,
@@ -75,12 +75,7 @@ pub fn build(settings: Settings, api_key: String, store: Arc<dyn HistoryStore>) 
     let telemetry = ServerMetrics::install();
     let settings = Arc::new(settings);
     let auth = Authenticator::new(&settings.auth).context("configuring authentication")?;
-    let policy = {
-        let settings = settings.clone();
-        Arc::new(move |channel: &fanfare_protocol::ChannelName| {
-            pusher::channel_options(settings.namespaces.resolve(channel).channel, channel)
-        })
-    };
+    let policy = channel_policy(settings.namespaces.clone());
     let options = HubOptions { max_history_read: settings.limits.max_history_read, ..HubOptions::default() };
     let hub = Arc::new(Hub::new(store.clone(), policy, options));
     let apps = Arc::new(Apps::new(settings.pusher.apps.clone()).context("configuring Pusher apps")?);
@@ -88,6 +83,14 @@ pub fn build(settings: Settings, api_key: String, store: Arc<dyn HistoryStore>) 
     let pusher = Arc::new(PusherState { apps, users: SignedInUsers::default(), webhooks });
     let draining = AtomicBool::new(false);
     Ok(AppState(Arc::new(App { settings, hub, pusher, auth, api_key, telemetry, store, draining })))
+}
+
+/// The hub's view of the configuration: a channel's options are its
+/// namespace's, with the Pusher naming rules on top.
+fn channel_policy(namespaces: Namespaces) -> ChannelPolicy {
+    Arc::new(move |channel: &ChannelName| {
+        pusher::channel_options(namespaces.resolve(channel).channel, channel)
+    })
 }
 
 pub fn router(app: AppState) -> Router {
@@ -154,5 +157,30 @@ async fn drain_connections(app: &App, grace: Duration) {
     let deadline = tokio::time::Instant::now() + grace;
     while !app.hub.connections().is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fanfare_hub::ChannelOptions;
+
+    use super::*;
+    use crate::config::{NamespaceSettings, PublishPolicy};
+
+    fn channel(name: &str) -> ChannelName {
+        ChannelName::new(name).unwrap()
+    }
+
+    #[test]
+    fn the_hub_gets_each_channel_its_namespace_options() {
+        let defaults = NamespaceSettings::default();
+        let chat = NamespaceSettings {
+            publish: PublishPolicy::Subscribers,
+            channel: ChannelOptions { presence: true, ..defaults.channel },
+            ..defaults.clone()
+        };
+        let policy = channel_policy(Namespaces::new(defaults, [("chat".to_owned(), chat.clone())]));
+        assert_eq!(policy(&channel("chat:a")), chat.channel);
+        assert!(!policy(&channel("news:a")).presence);
     }
 }

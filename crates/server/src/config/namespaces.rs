@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fanfare_hub::{ChannelOptions, ChannelPolicy};
+use fanfare_hub::ChannelOptions;
 use fanfare_protocol::ChannelName;
 use fanfare_store::{Durability, Retention};
 use serde::{Deserialize, Serialize};
@@ -168,13 +168,6 @@ impl Namespaces {
         list.sort_unstable_by_key(|(name, _)| *name);
         list
     }
-
-    /// The hub's view: channel name → channel options (a copy of plain
-    /// values, no allocation).
-    pub fn channel_policy(&self) -> ChannelPolicy {
-        let namespaces = self.clone();
-        Arc::new(move |channel: &ChannelName| namespaces.get(channel.namespace()).channel)
-    }
 }
 
 impl Default for Namespaces {
@@ -246,15 +239,11 @@ mod tests {
     }
 
     #[test]
-    fn resolving_shares_one_allocation_per_namespace_and_feeds_the_hub() {
+    fn resolving_shares_one_allocation_per_namespace() {
         let namespaces = Namespaces::new(NamespaceSettings::default(), [("chat".to_owned(), chat())]);
         let a = namespaces.resolve(&channel("chat:a"));
         let b = namespaces.resolve(&channel("chat:b"));
         assert!(Arc::ptr_eq(&a, &b));
-
-        let policy = namespaces.channel_policy();
-        assert_eq!(policy(&channel("chat:a")), chat().channel);
-        assert!(!policy(&channel("news:a")).presence);
     }
 
     #[test]

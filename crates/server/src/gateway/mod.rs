@@ -19,5 +19,5 @@ mod subscriptions;
 mod upgrade;
 
 pub(crate) use commands::{check_data, hub_error};
-pub use pusher::accept as accept_pusher;
-pub use upgrade::accept;
+pub(crate) use pusher::accept as accept_pusher;
+pub(crate) use upgrade::accept;

@@ -7,10 +7,10 @@
 //! so native and Pusher clients of the same channel see each other's
 //! messages.
 
-pub mod api;
+pub(crate) mod api;
 pub mod apps;
-pub mod rates;
-pub mod users;
+pub(crate) mod rates;
+pub(crate) mod users;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use users::SignedInUsers;
 use webhooks::Webhooks;
 
 /// What the Pusher side of the server shares.
-pub struct PusherState {
+pub(crate) struct PusherState {
     pub apps: Arc<Apps>,
     pub users: SignedInUsers,
     pub webhooks: Webhooks,
@@ -33,7 +33,7 @@ const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 /// a channel whose name (after an app prefix) starts with `presence-` tracks
 /// presence and announces joins and leaves; a cache channel keeps its last
 /// event for at most 30 minutes.
-pub fn channel_options(
+pub(crate) fn channel_options(
     mut options: fanfare_hub::ChannelOptions,
     channel: &fanfare_protocol::ChannelName,
 ) -> fanfare_hub::ChannelOptions {
