@@ -11,9 +11,13 @@
 //!
 //! Modules:
 //! - `config/`: raw TOML + environment + flags → validated [`config::Settings`].
-//! - `auth/`: JWT connection tokens → an [`auth::Identity`].
+//! - `auth/`: JWT connection tokens → an `auth::Identity`.
 //! - `gateway/`: WebSocket upgrade, one task per connection.
 //! - `api/`: the native HTTP API, health, readiness, metrics.
+//! - `policy.rs`: message checks, namespace permissions, and the one
+//!   mapping of hub errors to wire errors, shared by the gateway and the
+//!   HTTP APIs (which do not import each other); `http_error.rs`: the
+//!   native HTTP error body, for the API and refused upgrades.
 //! - [`server`]: assembling and running it all, and the graceful shutdown.
 //! - `cli/`: `fanfare serve`, `fanfare config check`.
 
@@ -26,6 +30,8 @@ pub(crate) mod auth;
 pub mod cli;
 pub mod config;
 pub mod gateway;
+pub(crate) mod http_error;
+pub(crate) mod policy;
 pub mod pusher;
 pub mod server;
 pub(crate) mod telemetry;

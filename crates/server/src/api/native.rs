@@ -8,9 +8,9 @@ use fanfare_protocol::native::{HistoryParams, HistoryResult, PresenceResult, Pub
 use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, JsonData};
 use serde::{Deserialize, Serialize};
 
-use crate::api::ApiError;
 use crate::api::extract::{ApiKey, JsonBody};
-use crate::gateway::{check_data, hub_error};
+use crate::http_error::HttpError;
+use crate::policy::{check_data, hub_error};
 use crate::server::AppState;
 
 /// The most channels one broadcast may name.
@@ -33,7 +33,7 @@ pub async fn publish(
     _: ApiKey,
     State(app): State<AppState>,
     JsonBody(body): JsonBody<PublishBody>,
-) -> Result<Json<PublishResult>, ApiError> {
+) -> Result<Json<PublishResult>, HttpError> {
     let publish = Publish {
         event: body.event,
         idempotency_key: body.idempotency_key,
@@ -43,7 +43,7 @@ pub async fn publish(
     publish_one(&app, publish).await.map(Json)
 }
 
-async fn publish_one(app: &AppState, publish: Publish) -> Result<PublishResult, ApiError> {
+async fn publish_one(app: &AppState, publish: Publish) -> Result<PublishResult, HttpError> {
     check_data(&publish.data, &app.settings.namespaces.resolve(&publish.channel))?;
     Ok(app.hub.publish(publish).await.map_err(hub_error)?.into())
 }
@@ -84,10 +84,10 @@ pub async fn broadcast(
     _: ApiKey,
     State(app): State<AppState>,
     JsonBody(body): JsonBody<BroadcastBody>,
-) -> Result<Json<BroadcastResult>, ApiError> {
+) -> Result<Json<BroadcastResult>, HttpError> {
     if body.channels.is_empty() || body.channels.len() > MAX_BROADCAST_CHANNELS {
         let message = format!("\"channels\" must name 1 to {MAX_BROADCAST_CHANNELS} channels");
-        return Err(ApiError::new(ErrorCode::BadRequest, message));
+        return Err(HttpError::new(ErrorCode::BadRequest, message));
     }
     let jobs = body.channels.into_iter().map(|channel| {
         let publish = Publish {
@@ -99,7 +99,7 @@ pub async fn broadcast(
         async move {
             match publish_one(&app, publish).await {
                 Ok(result) => ChannelOutcome::Published { channel, result },
-                Err(ApiError(error)) => ChannelOutcome::Failed { channel, error },
+                Err(HttpError(error)) => ChannelOutcome::Failed { channel, error },
             }
         }
     });
@@ -120,7 +120,7 @@ pub async fn history(
     _: ApiKey,
     State(app): State<AppState>,
     query: Result<Query<HistoryQueryParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<HistoryResult>, ApiError> {
+) -> Result<Json<HistoryResult>, HttpError> {
     let Query(q) = query.map_err(bad_query)?;
     let params = HistoryParams { since: q.since, limit: q.limit, reverse: q.reverse };
     app.hub.history(&q.channel, params).await.map(Json).map_err(|e| hub_error(e).into())
@@ -135,7 +135,7 @@ pub async fn presence(
     _: ApiKey,
     State(app): State<AppState>,
     query: Result<Query<ChannelParam>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<PresenceResult>, ApiError> {
+) -> Result<Json<PresenceResult>, HttpError> {
     let Query(q) = query.map_err(bad_query)?;
     let members = app.hub.presence(&q.channel).map_err(hub_error)?;
     Ok(Json(PresenceResult { members }))
@@ -162,7 +162,7 @@ pub async fn channels(
     _: ApiKey,
     State(app): State<AppState>,
     query: Result<Query<PrefixParam>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<ChannelList>, ApiError> {
+) -> Result<Json<ChannelList>, HttpError> {
     let Query(q) = query.map_err(bad_query)?;
     let channels = app
         .hub
@@ -189,21 +189,21 @@ pub async fn disconnect(
     _: ApiKey,
     State(app): State<AppState>,
     JsonBody(body): JsonBody<DisconnectBody>,
-) -> Result<Json<Disconnected>, ApiError> {
+) -> Result<Json<Disconnected>, HttpError> {
     if body.user.is_empty() {
-        return Err(ApiError::new(ErrorCode::BadRequest, "\"user\" must not be empty"));
+        return Err(HttpError::new(ErrorCode::BadRequest, "\"user\" must not be empty"));
     }
     let disconnected =
         app.hub.connections().close_user(&body.user, CloseReason::new(CloseCode::Disconnected));
     Ok(Json(Disconnected { disconnected }))
 }
 
-fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
+fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> HttpError {
     let text = rejection.body_text();
     let code = if text.contains("channel") && !text.contains("missing field") {
         ErrorCode::InvalidChannel
     } else {
         ErrorCode::BadRequest
     };
-    ApiError::new(code, text)
+    HttpError::new(code, text)
 }

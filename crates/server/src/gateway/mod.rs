@@ -18,6 +18,5 @@ mod socket;
 mod subscriptions;
 mod upgrade;
 
-pub(crate) use commands::{check_data, hub_error};
 pub(crate) use pusher::accept as accept_pusher;
 pub(crate) use upgrade::accept;

@@ -7,8 +7,8 @@ use fanfare_protocol::ErrorCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::ApiError;
 use crate::api::extract::ApiKey;
+use crate::http_error::HttpError;
 use crate::server::AppState;
 
 const DEFAULT_LIMIT: usize = 100;
@@ -23,15 +23,15 @@ pub(super) async fn list(
     _: ApiKey,
     State(state): State<AppState>,
     query: Result<Query<LimitParam>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Query(params) = query.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()))?;
+) -> Result<Json<Value>, HttpError> {
+    let Query(params) = query.map_err(|e| HttpError::new(ErrorCode::BadRequest, e.body_text()))?;
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::new(ErrorCode::BadRequest, format!("limit must be 1 to {MAX_LIMIT}")));
+        return Err(HttpError::new(ErrorCode::BadRequest, format!("limit must be 1 to {MAX_LIMIT}")));
     }
     let letters = state.pusher.webhooks.dead_letters().recent(limit).await.map_err(|error| {
         tracing::error!(%error, "cannot read the webhook dead letters");
-        ApiError::new(ErrorCode::Internal, "cannot read the dead letters")
+        HttpError::new(ErrorCode::Internal, "cannot read the dead letters")
     })?;
     Ok(Json(json!({ "dead_letters": letters })))
 }
