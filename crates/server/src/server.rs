@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use axum::extract::FromRef;
 use axum::routing::any;
 use axum::serve::ListenerExt;
 use fanfare_hub::{ChannelPolicy, CloseReason, Hub, HubOptions};
@@ -27,21 +28,68 @@ use crate::pusher::{self, PusherState};
 use crate::telemetry::ServerMetrics;
 use crate::{api, gateway};
 
-/// Everything a request or a session needs, shared.
+/// Everything a request or a session needs, shared. HTTP handlers take
+/// only the slice they read (`State<Arc<Hub>>`, `State<Arc<Settings>>`,
+/// `State<Arc<PusherState>>`, …) through the [`FromRef`] impls below; a
+/// WebSocket session reads most of it and holds the whole.
 #[derive(Clone)]
 pub struct AppState(Arc<App>);
 
 pub struct App {
+    /// The validated configuration: limits, namespaces, the data directory.
     pub settings: Arc<Settings>,
+    /// Subscriptions, publish and fan-out, history and presence: what every
+    /// protocol and both HTTP APIs act on.
     pub hub: Arc<Hub>,
+    /// The Pusher apps, their signed-in users and webhooks, for the Pusher
+    /// sessions and the Pusher HTTP API.
     pub(crate) pusher: Arc<PusherState>,
+    /// Verifies the token a native connection presents on `connect`.
     pub(crate) auth: Authenticator,
-    pub(crate) api_key: String,
+    /// The key the native HTTP API requires (`Authorization: Bearer`).
+    pub(crate) api_key: ServerApiKey,
+    /// The server's own metrics (open connections) and the `/metrics` text.
     pub(crate) telemetry: ServerMetrics,
     /// The hub's store too, kept here so that [`run`] can close it once
     /// nothing publishes any more.
     store: Arc<dyn HistoryStore>,
+    /// Set when the shutdown begins: `/ready` fails and upgrades are refused,
+    /// so a load balancer sends new connections elsewhere.
     draining: AtomicBool,
+}
+
+/// The API key this server requires of the native HTTP API.
+#[derive(Clone)]
+pub(crate) struct ServerApiKey(pub Arc<str>);
+
+impl FromRef<AppState> for Arc<Settings> {
+    fn from_ref(app: &AppState) -> Self {
+        app.settings.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Hub> {
+    fn from_ref(app: &AppState) -> Self {
+        app.hub.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<PusherState> {
+    fn from_ref(app: &AppState) -> Self {
+        app.pusher.clone()
+    }
+}
+
+impl FromRef<AppState> for ServerApiKey {
+    fn from_ref(app: &AppState) -> Self {
+        app.api_key.clone()
+    }
+}
+
+impl FromRef<AppState> for ServerMetrics {
+    fn from_ref(app: &AppState) -> Self {
+        app.telemetry.clone()
+    }
 }
 
 impl Deref for AppState {
@@ -82,6 +130,7 @@ pub fn build(settings: Settings, api_key: String, store: Arc<dyn HistoryStore>) 
     let webhooks = Webhooks::start(apps.clone(), &hub, &settings.data_dir, WebhookOptions::default());
     let pusher = Arc::new(PusherState { apps, users: SignedInUsers::default(), webhooks });
     let draining = AtomicBool::new(false);
+    let api_key = ServerApiKey(Arc::from(api_key));
     Ok(AppState(Arc::new(App { settings, hub, pusher, auth, api_key, telemetry, store, draining })))
 }
 

@@ -1,23 +1,31 @@
 //! Request extraction that answers in our error format: the body limit
 //! (413), JSON syntax (400) and the API key (401).
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use fanfare_protocol::ErrorCode;
 use serde::de::DeserializeOwned;
 
+use crate::config::Settings;
 use crate::http_error::HttpError;
-use crate::server::AppState;
+use crate::server::ServerApiKey;
 
 /// A JSON body read within `limits.max_http_body_bytes`.
 pub struct JsonBody<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+    Arc<Settings>: FromRef<S>,
+{
     type Rejection = HttpError;
 
-    async fn from_request(request: Request, app: &AppState) -> Result<Self, HttpError> {
-        let limit = app.settings.limits.max_http_body_bytes;
+    async fn from_request(request: Request, state: &S) -> Result<Self, HttpError> {
+        let limit = Arc::<Settings>::from_ref(state).limits.max_http_body_bytes;
         let bytes = axum::body::to_bytes(request.into_body(), limit).await.map_err(|_| {
             HttpError::new(ErrorCode::MessageTooLarge, format!("the body is larger than {limit} bytes"))
         })?;
@@ -30,10 +38,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 /// Proof that the request carried `Authorization: Bearer <api key>`.
 pub struct ApiKey;
 
-impl FromRequestParts<AppState> for ApiKey {
+impl<S> FromRequestParts<S> for ApiKey
+where
+    S: Send + Sync,
+    ServerApiKey: FromRef<S>,
+{
     type Rejection = HttpError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, HttpError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, HttpError> {
         let given = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -43,7 +55,7 @@ impl FromRequestParts<AppState> for ApiKey {
             .ok_or_else(|| {
                 HttpError::new(ErrorCode::Unauthorized, "missing Authorization: Bearer <api key>")
             })?;
-        if !constant_time_eq(given.trim().as_bytes(), app.api_key.as_bytes()) {
+        if !constant_time_eq(given.trim().as_bytes(), ServerApiKey::from_ref(state).0.as_bytes()) {
             return Err(HttpError::new(ErrorCode::Unauthorized, "wrong API key"));
         }
         Ok(ApiKey)

@@ -1,6 +1,8 @@
 //! `GET /api/webhooks/dead_letters?limit=N` (native API key): the webhook
 //! batches that were never accepted, newest first.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Query, State};
 use fanfare_protocol::ErrorCode;
@@ -9,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::api::extract::ApiKey;
 use crate::http_error::HttpError;
-use crate::server::AppState;
+use crate::pusher::PusherState;
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
@@ -21,7 +23,7 @@ pub(super) struct LimitParam {
 
 pub(super) async fn list(
     _: ApiKey,
-    State(state): State<AppState>,
+    State(pusher): State<Arc<PusherState>>,
     query: Result<Query<LimitParam>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, HttpError> {
     let Query(params) = query.map_err(|e| HttpError::new(ErrorCode::BadRequest, e.body_text()))?;
@@ -29,7 +31,7 @@ pub(super) async fn list(
     if limit == 0 || limit > MAX_LIMIT {
         return Err(HttpError::new(ErrorCode::BadRequest, format!("limit must be 1 to {MAX_LIMIT}")));
     }
-    let letters = state.pusher.webhooks.dead_letters().recent(limit).await.map_err(|error| {
+    let letters = pusher.webhooks.dead_letters().recent(limit).await.map_err(|error| {
         tracing::error!(%error, "cannot read the webhook dead letters");
         HttpError::new(ErrorCode::Internal, "cannot read the dead letters")
     })?;
