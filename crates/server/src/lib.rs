@@ -14,6 +14,10 @@
 //! - `auth/`: JWT connection tokens → an `auth::Identity`.
 //! - `gateway/`: WebSocket upgrade, one task per connection.
 //! - `api/`: the native HTTP API, health, readiness, metrics.
+//! - `pusher/`: Pusher Channels compatibility, all of it but the wire codec
+//!   and the `[pusher]` settings: apps, the WebSocket session
+//!   (`pusher/session/`, on the gateway's driver), the Pusher HTTP API,
+//!   signed-in users, webhooks.
 //! - `policy.rs`: message checks, namespace permissions, and the one
 //!   mapping of hub errors to wire errors, shared by the gateway and the
 //!   HTTP APIs (which do not import each other); `http_error.rs`: the

@@ -146,7 +146,7 @@ pub fn router(app: AppState) -> Router {
     api::router()
         .merge(pusher::api::router())
         .route("/connection/websocket", any(gateway::accept))
-        .route("/app/{key}", any(gateway::accept_pusher))
+        .route("/app/{key}", any(pusher::session::accept))
         .with_state(app)
 }
 

@@ -1,6 +1,7 @@
-//! Pusher Channels protocol v7 compatibility: apps, the Pusher HTTP API,
-//! signed-in users and watchlists, and webhooks. The Pusher WebSocket
-//! session lives with the native one in the gateway, in `gateway/pusher/`.
+//! Pusher Channels protocol v7 compatibility: apps, the WebSocket session
+//! (`session/`, on the gateway's connection driver), the Pusher HTTP API,
+//! signed-in users and watchlists, and webhooks. The wire codec is the
+//! protocol crate's (`fanfare_protocol::pusher`).
 //!
 //! Pusher apps map onto the same hub as the native protocol: a Pusher
 //! channel `name` of an app with prefix `p` is the hub channel `p` + `name`,
@@ -10,6 +11,7 @@
 pub(crate) mod api;
 pub mod apps;
 pub(crate) mod rates;
+pub(crate) mod session;
 pub(crate) mod users;
 pub mod webhooks;
 
