@@ -11,6 +11,7 @@
 //!
 //! Modules:
 //! - `config/`: raw TOML + environment + flags → validated [`config::Settings`].
+//! - `data_dir/`: the API key and default Pusher app generated on first start.
 //! - `auth/`: JWT connection tokens → an `auth::Identity`.
 //! - `gateway/`: WebSocket upgrade, one task per connection.
 //! - `api/`: the native HTTP API, health, readiness, metrics.
@@ -33,6 +34,7 @@ pub(crate) mod api;
 pub(crate) mod auth;
 pub mod cli;
 pub mod config;
+pub(crate) mod data_dir;
 pub mod gateway;
 pub(crate) mod http_error;
 pub(crate) mod policy;

@@ -12,32 +12,26 @@
 //! - `settings.rs`, `namespaces.rs`: the validated types; channel settings
 //!   are resolved per namespace by [`Namespaces::resolve`].
 //! - `render.rs`: [`Settings::to_toml`] for `fanfare config check`.
-//! - `api_key.rs`: the HTTP API key generated on first start.
-//! - `pusher.rs`: the `[pusher]` section (apps and their webhooks);
-//!   `pusher_app.rs`: the Pusher app generated on first start.
+//! - `pusher.rs`: the `[pusher]` section (apps and their webhooks).
 //! - `example.toml`: every key, documented.
 
-mod api_key;
 mod duration;
 mod env;
 mod error;
 mod load;
 mod namespaces;
 mod pusher;
-mod pusher_app;
 mod raw;
 mod render;
 mod settings;
 mod validate;
 
-pub use api_key::{api_key_file, load_or_create_api_key};
 pub use duration::{format_duration, parse_duration};
 pub use env::{ENV_VARS, EnvKind, EnvVar, markdown_table as env_markdown_table};
 pub use error::{ConfigError, Origin};
 pub use load::{ServeArgs, from_toml, load, load_from};
 pub use namespaces::{NamespaceSettings, Namespaces, PublishPolicy, SubscribePolicy};
 pub use pusher::{AppSettings, PusherSettings, WebhookKind, WebhookSettings};
-pub use pusher_app::{load_or_create_default_app, pusher_app_file};
 pub use render::REDACTED;
 pub use settings::{
     AuthSettings, Durability, JwtAlgorithm, JwtKey, JwtSettings, Limits, Settings, StoreKind, StoreSettings,

@@ -8,7 +8,7 @@
 //! that app's key, secret and client events (so the secret can live in the
 //! environment and the rest in the file); otherwise it adds an app with the
 //! channel prefix `""`. With no app at all, the serve command generates one
-//! on first start ([`load_or_create_default_app`](super::load_or_create_default_app)).
+//! on first start (`data_dir/pusher_app.rs`).
 
 mod limits;
 

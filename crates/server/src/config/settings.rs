@@ -22,7 +22,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Bearer key for the HTTP API. `None`: the serve command generates
     /// one on first start and keeps it in `data_dir/api_key`
-    /// (see [`load_or_create_api_key`](super::load_or_create_api_key)).
+    /// (see `data_dir/api_key.rs`).
     pub api_key: Option<String>,
     /// How long SIGTERM waits for clients to leave before exiting.
     pub shutdown_grace: Duration,
@@ -42,7 +42,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub namespaces: Namespaces,
     /// Pusher apps. Empty: the serve command generates one on first start
-    /// (see [`load_or_create_default_app`](super::load_or_create_default_app)).
+    /// (see `data_dir/pusher_app.rs`).
     pub pusher: PusherSettings,
     /// The file the configuration was read from, if any.
     pub config_file: Option<PathBuf>,
