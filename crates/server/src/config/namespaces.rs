@@ -15,34 +15,10 @@ use std::time::Duration;
 use fanfare_hub::ChannelOptions;
 use fanfare_protocol::ChannelName;
 use fanfare_store::{Durability, Retention};
-use serde::{Deserialize, Serialize};
 
 use super::duration::HumanDuration;
+use super::kinds::{PublishPolicy, SubscribePolicy};
 use super::raw::RawNamespace;
-
-/// Who may publish to a channel over a connection. The HTTP API (the
-/// application's own server, holding the API key) may always publish.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PublishPolicy {
-    /// Only the HTTP API.
-    Server,
-    /// Connections subscribed to the channel.
-    Subscribers,
-    /// Any connection, subscribed or not.
-    Anyone,
-}
-
-/// Who may subscribe to a channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SubscribePolicy {
-    /// Any connection (anonymous ones only if `allow_anonymous`).
-    Anyone,
-    /// Only connections whose token's channels claim grants the channel
-    /// (an exact name, or `ns:*` for the whole namespace).
-    TokenClaim,
-}
 
 /// Everything the server decides per channel, resolved from its namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
