@@ -28,8 +28,9 @@ pub(crate) struct PusherState {
     pub webhooks: Webhooks,
 }
 
-/// How long a cache channel keeps its last event.
-const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+/// How long a cache channel keeps its last event (the hub's history age,
+/// and the `ttl` the HTTP API reports).
+pub(crate) const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// Channel options with the Pusher naming rules on top of the namespace's:
 /// a channel whose name (after an app prefix) starts with `presence-` tracks

@@ -17,11 +17,8 @@ use serde_json::{Map, Value, json};
 
 use super::error::PusherApiError;
 use super::signed::{InfoAttributes, Signed, now_unix};
-use crate::pusher::PusherState;
 use crate::pusher::apps::Apps;
-
-/// How long a cache channel's last event stays cached.
-const CACHE_TTL: Duration = Duration::from_secs(30 * 60);
+use crate::pusher::{CACHE_TTL, PusherState};
 
 /// Occupied channels of the app, optionally by name prefix.
 pub(super) async fn list(
