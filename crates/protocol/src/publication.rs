@@ -36,10 +36,6 @@ impl JsonData {
     pub fn is_empty(&self) -> bool {
         self.0.get().is_empty()
     }
-
-    pub fn to_value(&self) -> serde_json::Value {
-        serde_json::from_str(self.0.get()).expect("JsonData is valid JSON")
-    }
 }
 
 impl fmt::Debug for JsonData {
@@ -112,10 +108,6 @@ impl Frame {
     /// The frame as it goes on the wire, header included.
     pub fn wire(&self) -> &Bytes {
         &self.wire
-    }
-
-    pub fn into_wire(self) -> Bytes {
-        self.wire
     }
 
     /// The payload's length.

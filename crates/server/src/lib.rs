@@ -11,17 +11,33 @@
 //!
 //! Modules:
 //! - `config/`: raw TOML + environment + flags → validated [`config::Settings`].
-//! - `auth/`: JWT connection tokens → an [`auth::Identity`].
+//! - `data_dir/`: the API key and default Pusher app generated on first start.
+//! - `auth/`: JWT connection tokens → an `auth::Identity`.
 //! - `gateway/`: WebSocket upgrade, one task per connection.
 //! - `api/`: the native HTTP API, health, readiness, metrics.
+//! - `pusher/`: Pusher Channels compatibility, all of it but the wire codec
+//!   and the `[pusher]` settings: apps, the WebSocket session
+//!   (`pusher/session/`, on the gateway's driver), the Pusher HTTP API,
+//!   signed-in users, webhooks.
+//! - `policy.rs`: message checks, namespace permissions, and the one
+//!   mapping of hub errors to wire errors, shared by the gateway and the
+//!   HTTP APIs (which do not import each other); `http_error.rs`: the
+//!   native HTTP error body, for the API and refused upgrades.
 //! - [`server`]: assembling and running it all, and the graceful shutdown.
 //! - `cli/`: `fanfare serve`, `fanfare config check`.
 
-pub mod api;
-pub mod auth;
+// Public only where another target uses them: `main.rs` runs `cli`, the
+// end-to-end tests build a server from `config`, `server` and `pusher`,
+// the echo example serves `gateway::echo`. Everything else is crate-private
+// so that the compiler reports what nothing calls.
+pub(crate) mod api;
+pub(crate) mod auth;
 pub mod cli;
 pub mod config;
+pub(crate) mod data_dir;
 pub mod gateway;
+pub(crate) mod http_error;
+pub(crate) mod policy;
 pub mod pusher;
 pub mod server;
-pub mod telemetry;
+pub(crate) mod telemetry;

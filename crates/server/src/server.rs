@@ -11,15 +11,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use axum::extract::FromRef;
 use axum::routing::any;
 use axum::serve::ListenerExt;
-use fanfare_hub::{CloseReason, Hub, HubOptions};
-use fanfare_protocol::CloseCode;
+use fanfare_hub::{ChannelPolicy, CloseReason, Hub, HubOptions};
+use fanfare_protocol::{ChannelName, CloseCode};
 use fanfare_store::{EmbeddedOptions, EmbeddedStore, HistoryStore, MemoryStore};
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
-use crate::config::{Settings, StoreKind};
+use crate::config::{Namespaces, Settings, StoreKind};
 use crate::pusher::apps::Apps;
 use crate::pusher::users::SignedInUsers;
 use crate::pusher::webhooks::{WebhookOptions, Webhooks};
@@ -27,21 +28,68 @@ use crate::pusher::{self, PusherState};
 use crate::telemetry::ServerMetrics;
 use crate::{api, gateway};
 
-/// Everything a request or a session needs, shared.
+/// Everything a request or a session needs, shared. HTTP handlers take
+/// only the slice they read (`State<Arc<Hub>>`, `State<Arc<Settings>>`,
+/// `State<Arc<PusherState>>`, …) through the [`FromRef`] impls below; a
+/// WebSocket session reads most of it and holds the whole.
 #[derive(Clone)]
 pub struct AppState(Arc<App>);
 
 pub struct App {
+    /// The validated configuration: limits, namespaces, the data directory.
     pub settings: Arc<Settings>,
+    /// Subscriptions, publish and fan-out, history and presence: what every
+    /// protocol and both HTTP APIs act on.
     pub hub: Arc<Hub>,
-    pub pusher: Arc<PusherState>,
-    pub auth: Authenticator,
-    pub api_key: String,
-    pub telemetry: ServerMetrics,
+    /// The Pusher apps, their signed-in users and webhooks, for the Pusher
+    /// sessions and the Pusher HTTP API.
+    pub(crate) pusher: Arc<PusherState>,
+    /// Verifies the token a native connection presents on `connect`.
+    pub(crate) auth: Authenticator,
+    /// The key the native HTTP API requires (`Authorization: Bearer`).
+    pub(crate) api_key: ServerApiKey,
+    /// The server's own metrics (open connections) and the `/metrics` text.
+    pub(crate) telemetry: ServerMetrics,
     /// The hub's store too, kept here so that [`run`] can close it once
     /// nothing publishes any more.
     store: Arc<dyn HistoryStore>,
+    /// Set when the shutdown begins: `/ready` fails and upgrades are refused,
+    /// so a load balancer sends new connections elsewhere.
     draining: AtomicBool,
+}
+
+/// The API key this server requires of the native HTTP API.
+#[derive(Clone)]
+pub(crate) struct ServerApiKey(pub Arc<str>);
+
+impl FromRef<AppState> for Arc<Settings> {
+    fn from_ref(app: &AppState) -> Self {
+        app.settings.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Hub> {
+    fn from_ref(app: &AppState) -> Self {
+        app.hub.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<PusherState> {
+    fn from_ref(app: &AppState) -> Self {
+        app.pusher.clone()
+    }
+}
+
+impl FromRef<AppState> for ServerApiKey {
+    fn from_ref(app: &AppState) -> Self {
+        app.api_key.clone()
+    }
+}
+
+impl FromRef<AppState> for ServerMetrics {
+    fn from_ref(app: &AppState) -> Self {
+        app.telemetry.clone()
+    }
 }
 
 impl Deref for AppState {
@@ -75,26 +123,30 @@ pub fn build(settings: Settings, api_key: String, store: Arc<dyn HistoryStore>) 
     let telemetry = ServerMetrics::install();
     let settings = Arc::new(settings);
     let auth = Authenticator::new(&settings.auth).context("configuring authentication")?;
-    let policy = {
-        let settings = settings.clone();
-        Arc::new(move |channel: &fanfare_protocol::ChannelName| {
-            pusher::channel_options(settings.namespaces.resolve(channel).channel, channel)
-        })
-    };
+    let policy = channel_policy(settings.namespaces.clone());
     let options = HubOptions { max_history_read: settings.limits.max_history_read, ..HubOptions::default() };
     let hub = Arc::new(Hub::new(store.clone(), policy, options));
     let apps = Arc::new(Apps::new(settings.pusher.apps.clone()).context("configuring Pusher apps")?);
     let webhooks = Webhooks::start(apps.clone(), &hub, &settings.data_dir, WebhookOptions::default());
     let pusher = Arc::new(PusherState { apps, users: SignedInUsers::default(), webhooks });
     let draining = AtomicBool::new(false);
+    let api_key = ServerApiKey(Arc::from(api_key));
     Ok(AppState(Arc::new(App { settings, hub, pusher, auth, api_key, telemetry, store, draining })))
+}
+
+/// The hub's view of the configuration: a channel's options are its
+/// namespace's, with the Pusher naming rules on top.
+fn channel_policy(namespaces: Namespaces) -> ChannelPolicy {
+    Arc::new(move |channel: &ChannelName| {
+        pusher::channel_options(namespaces.resolve(channel).channel, channel)
+    })
 }
 
 pub fn router(app: AppState) -> Router {
     api::router()
         .merge(pusher::api::router())
         .route("/connection/websocket", any(gateway::accept))
-        .route("/app/{key}", any(gateway::accept_pusher))
+        .route("/app/{key}", any(pusher::session::accept))
         .with_state(app)
 }
 
@@ -154,5 +206,30 @@ async fn drain_connections(app: &App, grace: Duration) {
     let deadline = tokio::time::Instant::now() + grace;
     while !app.hub.connections().is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fanfare_hub::ChannelOptions;
+
+    use super::*;
+    use crate::config::{NamespaceSettings, PublishPolicy};
+
+    fn channel(name: &str) -> ChannelName {
+        ChannelName::new(name).unwrap()
+    }
+
+    #[test]
+    fn the_hub_gets_each_channel_its_namespace_options() {
+        let defaults = NamespaceSettings::default();
+        let chat = NamespaceSettings {
+            publish: PublishPolicy::Subscribers,
+            channel: ChannelOptions { presence: true, ..defaults.channel },
+            ..defaults.clone()
+        };
+        let policy = channel_policy(Namespaces::new(defaults, [("chat".to_owned(), chat.clone())]));
+        assert_eq!(policy(&channel("chat:a")), chat.channel);
+        assert!(!policy(&channel("news:a")).presence);
     }
 }

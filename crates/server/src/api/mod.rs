@@ -1,12 +1,9 @@
 //! The HTTP API: the native API under `/api`, plus health, readiness,
 //! metrics and the OpenAPI document.
 
-mod error;
 pub(crate) mod extract;
 mod native;
 mod ops;
-
-pub use error::ApiError;
 
 use axum::Router;
 use axum::routing::{get, post};

@@ -1,17 +1,19 @@
 //! The native HTTP API (`docs/api.md`, `/openapi.json`): publish from a
 //! backend, read history and presence, list channels, disconnect users.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Query, State};
-use fanfare_hub::{CloseReason, Publish};
+use fanfare_hub::{CloseReason, Hub, Publish};
 use fanfare_protocol::native::{HistoryParams, HistoryResult, PresenceResult, PublishResult};
 use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, JsonData};
 use serde::{Deserialize, Serialize};
 
-use crate::api::ApiError;
 use crate::api::extract::{ApiKey, JsonBody};
-use crate::gateway::{check_data, hub_error};
-use crate::server::AppState;
+use crate::config::Settings;
+use crate::http_error::HttpError;
+use crate::policy::{check_data, hub_error};
 
 /// The most channels one broadcast may name.
 const MAX_BROADCAST_CHANNELS: usize = 1000;
@@ -31,21 +33,22 @@ pub struct PublishBody {
 
 pub async fn publish(
     _: ApiKey,
-    State(app): State<AppState>,
+    State(hub): State<Arc<Hub>>,
+    State(settings): State<Arc<Settings>>,
     JsonBody(body): JsonBody<PublishBody>,
-) -> Result<Json<PublishResult>, ApiError> {
+) -> Result<Json<PublishResult>, HttpError> {
     let publish = Publish {
         event: body.event,
         idempotency_key: body.idempotency_key,
         ephemeral: body.ephemeral,
         ..Publish::new(body.channel, body.data)
     };
-    publish_one(&app, publish).await.map(Json)
+    publish_one(&hub, &settings, publish).await.map(Json)
 }
 
-async fn publish_one(app: &AppState, publish: Publish) -> Result<PublishResult, ApiError> {
-    check_data(&publish.data, &app.settings.namespaces.resolve(&publish.channel))?;
-    Ok(app.hub.publish(publish).await.map_err(hub_error)?.into())
+async fn publish_one(hub: &Hub, settings: &Settings, publish: Publish) -> Result<PublishResult, HttpError> {
+    check_data(&publish.data, &settings.namespaces.resolve(&publish.channel))?;
+    Ok(hub.publish(publish).await.map_err(hub_error)?.into())
 }
 
 #[derive(Deserialize)]
@@ -82,12 +85,13 @@ enum ChannelOutcome {
 /// in the order given. Channels are published concurrently.
 pub async fn broadcast(
     _: ApiKey,
-    State(app): State<AppState>,
+    State(hub): State<Arc<Hub>>,
+    State(settings): State<Arc<Settings>>,
     JsonBody(body): JsonBody<BroadcastBody>,
-) -> Result<Json<BroadcastResult>, ApiError> {
+) -> Result<Json<BroadcastResult>, HttpError> {
     if body.channels.is_empty() || body.channels.len() > MAX_BROADCAST_CHANNELS {
         let message = format!("\"channels\" must name 1 to {MAX_BROADCAST_CHANNELS} channels");
-        return Err(ApiError::new(ErrorCode::BadRequest, message));
+        return Err(HttpError::new(ErrorCode::BadRequest, message));
     }
     let jobs = body.channels.into_iter().map(|channel| {
         let publish = Publish {
@@ -95,11 +99,11 @@ pub async fn broadcast(
             ephemeral: body.ephemeral,
             ..Publish::new(channel.clone(), body.data.clone())
         };
-        let app = app.clone();
+        let (hub, settings) = (&hub, &settings);
         async move {
-            match publish_one(&app, publish).await {
+            match publish_one(hub, settings, publish).await {
                 Ok(result) => ChannelOutcome::Published { channel, result },
-                Err(ApiError(error)) => ChannelOutcome::Failed { channel, error },
+                Err(HttpError(error)) => ChannelOutcome::Failed { channel, error },
             }
         }
     });
@@ -118,12 +122,12 @@ pub struct HistoryQueryParams {
 
 pub async fn history(
     _: ApiKey,
-    State(app): State<AppState>,
+    State(hub): State<Arc<Hub>>,
     query: Result<Query<HistoryQueryParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<HistoryResult>, ApiError> {
+) -> Result<Json<HistoryResult>, HttpError> {
     let Query(q) = query.map_err(bad_query)?;
     let params = HistoryParams { since: q.since, limit: q.limit, reverse: q.reverse };
-    app.hub.history(&q.channel, params).await.map(Json).map_err(|e| hub_error(e).into())
+    hub.history(&q.channel, params).await.map(Json).map_err(|e| hub_error(e).into())
 }
 
 #[derive(Deserialize)]
@@ -133,11 +137,11 @@ pub struct ChannelParam {
 
 pub async fn presence(
     _: ApiKey,
-    State(app): State<AppState>,
+    State(hub): State<Arc<Hub>>,
     query: Result<Query<ChannelParam>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<PresenceResult>, ApiError> {
+) -> Result<Json<PresenceResult>, HttpError> {
     let Query(q) = query.map_err(bad_query)?;
-    let members = app.hub.presence(&q.channel).map_err(hub_error)?;
+    let members = hub.presence(&q.channel).map_err(hub_error)?;
     Ok(Json(PresenceResult { members }))
 }
 
@@ -160,12 +164,11 @@ struct ChannelEntry {
 
 pub async fn channels(
     _: ApiKey,
-    State(app): State<AppState>,
+    State(hub): State<Arc<Hub>>,
     query: Result<Query<PrefixParam>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<ChannelList>, ApiError> {
+) -> Result<Json<ChannelList>, HttpError> {
     let Query(q) = query.map_err(bad_query)?;
-    let channels = app
-        .hub
+    let channels = hub
         .channels(&q.prefix)
         .into_iter()
         .map(|info| ChannelEntry { channel: info.channel, subscribers: info.subscribers })
@@ -187,23 +190,22 @@ pub struct Disconnected {
 /// Closes every connection of a user with 4003 (do not reconnect).
 pub async fn disconnect(
     _: ApiKey,
-    State(app): State<AppState>,
+    State(hub): State<Arc<Hub>>,
     JsonBody(body): JsonBody<DisconnectBody>,
-) -> Result<Json<Disconnected>, ApiError> {
+) -> Result<Json<Disconnected>, HttpError> {
     if body.user.is_empty() {
-        return Err(ApiError::new(ErrorCode::BadRequest, "\"user\" must not be empty"));
+        return Err(HttpError::new(ErrorCode::BadRequest, "\"user\" must not be empty"));
     }
-    let disconnected =
-        app.hub.connections().close_user(&body.user, CloseReason::new(CloseCode::Disconnected));
+    let disconnected = hub.connections().close_user(&body.user, CloseReason::new(CloseCode::Disconnected));
     Ok(Json(Disconnected { disconnected }))
 }
 
-fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
+fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> HttpError {
     let text = rejection.body_text();
     let code = if text.contains("channel") && !text.contains("missing field") {
         ErrorCode::InvalidChannel
     } else {
         ErrorCode::BadRequest
     };
-    ApiError::new(code, text)
+    HttpError::new(code, text)
 }

@@ -7,6 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
 use crate::server::AppState;
+use crate::telemetry::ServerMetrics;
 
 /// The HTTP API described as OpenAPI 3.1; kept beside the docs.
 const OPENAPI: &str = include_str!("../../../../docs/openapi.json");
@@ -17,6 +18,7 @@ pub async fn health() -> impl IntoResponse {
 }
 
 /// Ready to take traffic: the store takes writes and we are not draining.
+/// (The whole state: whether we drain is the server's, not a slice's.)
 pub async fn ready(State(app): State<AppState>) -> impl IntoResponse {
     if app.draining() {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "draining" })));
@@ -27,8 +29,8 @@ pub async fn ready(State(app): State<AppState>) -> impl IntoResponse {
     (StatusCode::OK, Json(serde_json::json!({ "status": "ready" })))
 }
 
-pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.telemetry.render())
+pub async fn metrics(State(telemetry): State<ServerMetrics>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], telemetry.render())
 }
 
 pub async fn openapi() -> impl IntoResponse {

@@ -25,11 +25,13 @@ impl Identity {
         Self { user: Arc::from(""), grants: None, info: None, expires_at: None }
     }
 
+    #[cfg(test)]
     pub fn is_anonymous(&self) -> bool {
         self.user.is_empty()
     }
 
     /// Whether the token grants `channel` (false without a channels claim).
+    #[cfg(test)]
     pub fn may_access(&self, channel: &ChannelName) -> bool {
         self.grants.as_ref().is_some_and(|grants| grants.allows(channel))
     }
@@ -69,10 +71,6 @@ impl ChannelGrants {
 
     pub fn allows(&self, channel: &ChannelName) -> bool {
         self.namespaces.contains(channel.namespace()) || self.channels.contains(channel.as_str())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.channels.is_empty() && self.namespaces.is_empty()
     }
 }
 

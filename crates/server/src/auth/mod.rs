@@ -29,7 +29,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 pub use error::AuthError;
-pub use identity::{BadGrant, ChannelGrants, Identity};
+pub use identity::{ChannelGrants, Identity};
 
 use crate::config::{AuthSettings, ConfigError, JwtAlgorithm, JwtKey, JwtSettings};
 
@@ -62,10 +62,6 @@ impl Authenticator {
             channels_claim: settings.channels_claim.clone(),
             verifier,
         })
-    }
-
-    pub fn allows_anonymous(&self) -> bool {
-        self.allow_anonymous
     }
 
     /// The identity of a connecting client: anonymous without a token (if

@@ -5,7 +5,7 @@ use anyhow::Context;
 use tokio::net::{TcpListener, TcpSocket};
 
 use crate::config::{self, ServeArgs, Settings};
-use crate::server;
+use crate::{data_dir, server};
 
 pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = config::load(args)?;
@@ -59,9 +59,10 @@ fn resolve_api_key(settings: &Settings) -> anyhow::Result<String> {
     if let Some(key) = &settings.api_key {
         return Ok(key.clone());
     }
-    let (key, created) = config::load_or_create_api_key(&settings.data_dir).context("reading the API key")?;
+    let (key, created) =
+        data_dir::load_or_create_api_key(&settings.data_dir).context("reading the API key")?;
     if created {
-        let path = config::api_key_file(&settings.data_dir);
+        let path = data_dir::api_key_file(&settings.data_dir);
         println!("Generated an HTTP API key (stored in {}; shown only this once):", path.display());
         println!("  {key}");
     }
@@ -72,9 +73,9 @@ fn resolve_api_key(settings: &Settings) -> anyhow::Result<String> {
 /// (printed once) and kept in the data directory.
 fn default_pusher_app(settings: &Settings) -> anyhow::Result<config::AppSettings> {
     let (app, created) =
-        config::load_or_create_default_app(&settings.data_dir).context("reading the default Pusher app")?;
+        data_dir::load_or_create_default_app(&settings.data_dir).context("reading the default Pusher app")?;
     if created {
-        let path = config::pusher_app_file(&settings.data_dir);
+        let path = data_dir::pusher_app_file(&settings.data_dir);
         println!("Generated a Pusher app (stored in {}; shown only this once):", path.display());
         println!("  app_id = {}\n  key    = {}\n  secret = {}", app.id, app.key, app.secret);
     }

@@ -89,3 +89,6 @@ fn within(origin: &Option<Origin>) -> String {
 fn key_and_reason(key: &str, reason: &str) -> String {
     if reason.starts_with("= ") { format!("{key} {reason}") } else { format!("{key}: {reason}") }
 }
+
+/// Tells where the value of a key came from (for error messages).
+pub(crate) type Origins<'a> = &'a dyn Fn(&str) -> Option<Origin>;

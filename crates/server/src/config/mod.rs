@@ -4,44 +4,47 @@
 //! environment (`FANFARE_*`, all listed in [`ENV_VARS`]) < command-line
 //! flags ([`ServeArgs`]). The layers are merged into one raw struct that
 //! refuses unknown keys (`raw.rs`), which is validated once into the typed
-//! [`Settings`] the rest of the server reads (`validate.rs`). Errors name
+//! [`Settings`] the rest of the server reads (`validate/`). Errors name
 //! the key and where its value came from.
+//!
+//! Imports flow one way: `kinds.rs` (the enums both sides share),
+//! `duration.rs` and `error.rs` are leaves; `raw.rs` uses only them; the
+//! validated types (`settings.rs`, `namespaces.rs`, `pusher.rs`) know their
+//! raw form (to render it back) but not the validation; `validate/`
+//! (with `validate/pusher.rs` for the `[pusher]` section) reads the raw
+//! config and builds them.
 //!
 //! - `load.rs`: the layering and [`load`] / [`load_from`] / [`from_toml`].
 //! - `env.rs`: the table of environment variables.
 //! - `settings.rs`, `namespaces.rs`: the validated types; channel settings
 //!   are resolved per namespace by [`Namespaces::resolve`].
 //! - `render.rs`: [`Settings::to_toml`] for `fanfare config check`.
-//! - `api_key.rs`: the HTTP API key generated on first start.
-//! - `pusher.rs`: the `[pusher]` section (apps and their webhooks);
-//!   `pusher_app.rs`: the Pusher app generated on first start.
+//! - `pusher.rs`: the `[pusher]` section's settings (apps and their
+//!   webhooks); `validate/pusher.rs` and `validate/pusher/limits.rs`
+//!   check it.
 //! - `example.toml`: every key, documented.
 
-mod api_key;
 mod duration;
 mod env;
 mod error;
+mod kinds;
 mod load;
 mod namespaces;
 mod pusher;
-mod pusher_app;
 mod raw;
 mod render;
 mod settings;
 mod validate;
 
-pub use api_key::{api_key_file, load_or_create_api_key};
 pub use duration::{format_duration, parse_duration};
 pub use env::{ENV_VARS, EnvKind, EnvVar, markdown_table as env_markdown_table};
 pub use error::{ConfigError, Origin};
+pub use kinds::{Durability, JwtAlgorithm, PublishPolicy, SubscribePolicy, WebhookKind};
 pub use load::{ServeArgs, from_toml, load, load_from};
-pub use namespaces::{NamespaceSettings, Namespaces, PublishPolicy, SubscribePolicy};
-pub use pusher::{AppSettings, PusherSettings, WebhookKind, WebhookSettings};
-pub use pusher_app::{load_or_create_default_app, pusher_app_file};
+pub use namespaces::{NamespaceSettings, Namespaces};
+pub use pusher::{AppSettings, PusherSettings, WebhookSettings};
 pub use render::REDACTED;
-pub use settings::{
-    AuthSettings, Durability, JwtAlgorithm, JwtKey, JwtSettings, Limits, Settings, StoreKind, StoreSettings,
-};
+pub use settings::{AuthSettings, JwtKey, JwtSettings, Limits, Settings, StoreKind, StoreSettings};
 
 /// The documented example configuration (every key, with its default).
 pub const EXAMPLE_TOML: &str = include_str!("example.toml");

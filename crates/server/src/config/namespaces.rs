@@ -12,37 +12,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fanfare_hub::{ChannelOptions, ChannelPolicy};
+use fanfare_hub::ChannelOptions;
 use fanfare_protocol::ChannelName;
 use fanfare_store::{Durability, Retention};
-use serde::{Deserialize, Serialize};
 
 use super::duration::HumanDuration;
+use super::kinds::{PublishPolicy, SubscribePolicy};
 use super::raw::RawNamespace;
-
-/// Who may publish to a channel over a connection. The HTTP API (the
-/// application's own server, holding the API key) may always publish.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PublishPolicy {
-    /// Only the HTTP API.
-    Server,
-    /// Connections subscribed to the channel.
-    Subscribers,
-    /// Any connection, subscribed or not.
-    Anyone,
-}
-
-/// Who may subscribe to a channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SubscribePolicy {
-    /// Any connection (anonymous ones only if `allow_anonymous`).
-    Anyone,
-    /// Only connections whose token's channels claim grants the channel
-    /// (an exact name, or `ns:*` for the whole namespace).
-    TokenClaim,
-}
 
 /// Everything the server decides per channel, resolved from its namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,13 +144,6 @@ impl Namespaces {
         list.sort_unstable_by_key(|(name, _)| *name);
         list
     }
-
-    /// The hub's view: channel name → channel options (a copy of plain
-    /// values, no allocation).
-    pub fn channel_policy(&self) -> ChannelPolicy {
-        let namespaces = self.clone();
-        Arc::new(move |channel: &ChannelName| namespaces.get(channel.namespace()).channel)
-    }
 }
 
 impl Default for Namespaces {
@@ -246,15 +215,11 @@ mod tests {
     }
 
     #[test]
-    fn resolving_shares_one_allocation_per_namespace_and_feeds_the_hub() {
+    fn resolving_shares_one_allocation_per_namespace() {
         let namespaces = Namespaces::new(NamespaceSettings::default(), [("chat".to_owned(), chat())]);
         let a = namespaces.resolve(&channel("chat:a"));
         let b = namespaces.resolve(&channel("chat:b"));
         assert!(Arc::ptr_eq(&a, &b));
-
-        let policy = namespaces.channel_policy();
-        assert_eq!(policy(&channel("chat:a")), chat().channel);
-        assert!(!policy(&channel("news:a")).presence);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The configuration as written: every key optional, unknown keys refused.
 //!
 //! This is what the file, the environment and the flags are merged into.
-//! Nothing outside `config/` sees it: `validate.rs` turns it, once, into
+//! Nothing outside `config/` sees it: `validate/` turns it, once, into
 //! [`Settings`](super::Settings), and `render.rs` turns settings back into
 //! it to print the resolved configuration.
 
@@ -11,9 +11,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::duration::HumanDuration;
-use super::namespaces::{PublishPolicy, SubscribePolicy};
-use super::pusher::WebhookKind;
-use super::settings::{Durability, JwtAlgorithm};
+use super::kinds::{Durability, JwtAlgorithm, PublishPolicy, SubscribePolicy, WebhookKind};
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -20,7 +20,7 @@ impl Settings {
         if self.api_key.is_none() {
             out.push_str(&format!(
                 "# api_key is not configured: the key generated on first start is kept in {}\n",
-                super::api_key_file(&self.data_dir).display()
+                crate::data_dir::api_key_file(&self.data_dir).display()
             ));
         }
         out.push('\n');

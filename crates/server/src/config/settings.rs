@@ -1,6 +1,6 @@
 //! The validated configuration: the types the rest of the server uses.
 //!
-//! Built once by `validate.rs`; every value here has been checked, so code
+//! Built once by `validate/`; every value here has been checked, so code
 //! that reads it never re-validates. Secrets are redacted from `Debug`.
 
 use std::fmt;
@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use fanfare_hub::OutboxLimits;
-use serde::{Deserialize, Serialize};
 
+use super::kinds::{Durability, JwtAlgorithm};
 use super::namespaces::Namespaces;
 use super::pusher::PusherSettings;
 
@@ -22,7 +22,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Bearer key for the HTTP API. `None`: the serve command generates
     /// one on first start and keeps it in `data_dir/api_key`
-    /// (see [`load_or_create_api_key`](super::load_or_create_api_key)).
+    /// (see `data_dir/api_key.rs`).
     pub api_key: Option<String>,
     /// How long SIGTERM waits for clients to leave before exiting.
     pub shutdown_grace: Duration,
@@ -42,7 +42,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub namespaces: Namespaces,
     /// Pusher apps. Empty: the serve command generates one on first start
-    /// (see [`load_or_create_default_app`](super::load_or_create_default_app)).
+    /// (see `data_dir/pusher_app.rs`).
     pub pusher: PusherSettings,
     /// The file the configuration was read from, if any.
     pub config_file: Option<PathBuf>,
@@ -87,35 +87,6 @@ pub enum StoreKind {
     Embedded(PathBuf),
     /// In memory: lost on restart (tests, caches).
     Memory,
-}
-
-/// When the embedded store acknowledges an append: `store.durability`
-/// (the default of every namespace) and a namespace's `durability`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Durability {
-    /// After the group commit holding it reached the disk (fsync).
-    Fsync,
-    /// After the write call: survives a process crash, not a power loss.
-    Buffered,
-}
-
-impl From<Durability> for fanfare_store::Durability {
-    fn from(durability: Durability) -> Self {
-        match durability {
-            Durability::Fsync => Self::Fsync,
-            Durability::Buffered => Self::Buffered,
-        }
-    }
-}
-
-impl From<fanfare_store::Durability> for Durability {
-    fn from(durability: fanfare_store::Durability) -> Self {
-        match durability {
-            fanfare_store::Durability::Fsync => Self::Fsync,
-            fanfare_store::Durability::Buffered => Self::Buffered,
-        }
-    }
 }
 
 /// Limits that protect the server from any one client.
@@ -198,37 +169,6 @@ pub struct JwtSettings {
     pub audience: Option<String>,
     /// When set, tokens must carry this `iss`; when not, `iss` is ignored.
     pub issuer: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum JwtAlgorithm {
-    #[serde(rename = "HS256")]
-    Hs256,
-    #[serde(rename = "RS256")]
-    Rs256,
-    #[serde(rename = "ES256")]
-    Es256,
-}
-
-impl JwtAlgorithm {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JwtAlgorithm::Hs256 => "HS256",
-            JwtAlgorithm::Rs256 => "RS256",
-            JwtAlgorithm::Es256 => "ES256",
-        }
-    }
-
-    /// Whether the key is a shared secret (HMAC) rather than a public key.
-    pub fn is_hmac(self) -> bool {
-        self == JwtAlgorithm::Hs256
-    }
-}
-
-impl fmt::Display for JwtAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// The key tokens are verified with.

@@ -1,14 +1,14 @@
-//! One function per native command. Each checks what the namespace and
-//! the connection's identity allow, then asks the hub.
+//! One function per native command. Each asks `policy.rs` what the
+//! namespace and the connection's identity allow, then asks the hub.
 
 use fanfare_hub::{CloseReason, HubError, Protocol, Publish, Subscribe, Subscriber};
 use fanfare_protocol::native::{self, CommandBody, ConnectResult, HistoryParams, PresenceResult};
-use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, ErrorInfo, JsonData, StreamPosition};
+use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, ErrorInfo, StreamPosition};
 
 use crate::auth::Identity;
-use crate::config::{NamespaceSettings, PublishPolicy, SubscribePolicy};
 use crate::gateway::connection::Next;
 use crate::gateway::session::Session;
+use crate::policy::{check_data, hub_error, may_publish, may_subscribe};
 
 impl Session {
     /// Runs one command. Only a publish may overtake the replies still
@@ -78,7 +78,7 @@ impl Session {
         since: Option<StreamPosition>,
     ) -> Result<(), ErrorInfo> {
         let namespace = self.app.settings.namespaces.resolve(&channel);
-        self.check_may_subscribe(&channel, &namespace)?;
+        may_subscribe(self.identity(), &channel, &namespace)?;
         if self.channels.contains(&channel) {
             return Err(hub_error(HubError::AlreadySubscribed));
         }
@@ -88,7 +88,7 @@ impl Session {
                 "this connection holds the most channels it may",
             ));
         }
-        let identity = self.identity.as_ref().expect("checked in dispatch");
+        let identity = self.identity();
         let subscriber = Subscriber {
             conn: self.conn,
             user: identity.user.clone().into(),
@@ -106,24 +106,6 @@ impl Session {
         Ok(())
     }
 
-    fn check_may_subscribe(
-        &self,
-        channel: &ChannelName,
-        namespace: &NamespaceSettings,
-    ) -> Result<(), ErrorInfo> {
-        let identity = self.identity.as_ref().expect("checked in dispatch");
-        if identity.user.is_empty() && !namespace.allow_anonymous {
-            return Err(denied("anonymous connections may not subscribe in this namespace"));
-        }
-        match namespace.subscribe {
-            SubscribePolicy::Anyone => Ok(()),
-            SubscribePolicy::TokenClaim => match &identity.grants {
-                Some(grants) if grants.allows(channel) => Ok(()),
-                _ => Err(denied("the token does not grant this channel")),
-            },
-        }
-    }
-
     fn unsubscribe(&mut self, id: u64, channel: &ChannelName) -> Result<(), ErrorInfo> {
         if self.channels.remove(channel).is_none() {
             return Err(hub_error(HubError::NotSubscribed));
@@ -137,13 +119,7 @@ impl Session {
     /// the reply follows once it is durable (`replies.rs`).
     async fn publish(&mut self, id: u64, publish: Publish) -> Result<(), ErrorInfo> {
         let namespace = self.app.settings.namespaces.resolve(&publish.channel);
-        match namespace.publish {
-            PublishPolicy::Server => return Err(denied("clients may not publish in this namespace")),
-            PublishPolicy::Subscribers if !self.channels.contains(&publish.channel) => {
-                return Err(denied("only subscribers may publish in this channel"));
-            }
-            PublishPolicy::Subscribers | PublishPolicy::Anyone => {}
-        }
+        may_publish(&namespace, self.channels.contains(&publish.channel))?;
         check_data(&publish.data, &namespace)?;
         self.replies.room(&self.outbox).await;
         let receipt = self.app.hub.submit(publish).await;
@@ -158,7 +134,7 @@ impl Session {
         query: HistoryParams,
     ) -> Result<(), ErrorInfo> {
         let namespace = self.app.settings.namespaces.resolve(channel);
-        self.check_may_subscribe(channel, &namespace)?;
+        may_subscribe(self.identity(), channel, &namespace)?;
         let result = self.app.hub.history(channel, query).await.map_err(hub_error)?;
         self.reply(id, &result);
         Ok(())
@@ -166,35 +142,14 @@ impl Session {
 
     fn presence(&mut self, id: u64, channel: &ChannelName) -> Result<(), ErrorInfo> {
         let namespace = self.app.settings.namespaces.resolve(channel);
-        self.check_may_subscribe(channel, &namespace)?;
+        may_subscribe(self.identity(), channel, &namespace)?;
         let members = self.app.hub.presence(channel).map_err(hub_error)?;
         self.reply(id, &PresenceResult { members });
         Ok(())
     }
-}
 
-/// `data` may be any JSON value but `null` (which over WebSocket reads as a
-/// missing field) and at most the namespace's message size.
-pub(crate) fn check_data(data: &JsonData, namespace: &NamespaceSettings) -> Result<(), ErrorInfo> {
-    if data.as_str().trim() == "null" {
-        return Err(ErrorInfo::new(ErrorCode::BadRequest, "\"data\" must not be null"));
+    /// The identity `connect` set; every command but `connect` runs after it.
+    fn identity(&self) -> &Identity {
+        self.identity.as_ref().expect("checked in dispatch")
     }
-    if data.len() > namespace.max_message_bytes {
-        return Err(ErrorInfo::new(
-            ErrorCode::MessageTooLarge,
-            format!("data is {} bytes; this namespace allows {}", data.len(), namespace.max_message_bytes),
-        ));
-    }
-    Ok(())
-}
-
-fn denied(message: &str) -> ErrorInfo {
-    ErrorInfo::new(ErrorCode::PermissionDenied, message)
-}
-
-pub(crate) fn hub_error(error: HubError) -> ErrorInfo {
-    if let HubError::Store(store) = &error {
-        tracing::warn!(%store, "history store error");
-    }
-    ErrorInfo::new(error.code(), error.to_string())
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use fanfare_hub::{CloseReason, ConnId, Outbox, OutboxLimits, Protocol};
+use fanfare_hub::{CloseReason, ConnId, Outbox, Protocol};
 use fanfare_protocol::CloseCode;
 use fanfare_protocol::websocket::{self, Incoming};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -64,11 +64,7 @@ pub(crate) struct Link {
 
 impl Link {
     pub fn new(app: AppState) -> Self {
-        let limits = &app.settings.limits;
-        let outbox = Arc::new(Outbox::new(OutboxLimits {
-            max_frames: limits.outbox_frames,
-            max_bytes: limits.outbox_bytes,
-        }));
+        let outbox = Arc::new(Outbox::new(app.settings.limits.outbox()));
         let conn = app.hub.connections().next_id();
         Self { app, conn, outbox }
     }

@@ -3,21 +3,20 @@
 //! `upgrade.rs` accepts the HTTP upgrade; `connection.rs` runs the
 //! connection (its messages, its outbox, its timers) over `socket.rs`'s
 //! framing; `session.rs` decodes native commands and `commands.rs` runs
-//! them, `replies.rs` answers pipelined publishes in order (`pusher/` does
-//! the same for Pusher); `closing.rs` ends it.
+//! them, `replies.rs` answers pipelined publishes in order; `closing.rs`
+//! ends it. The Pusher session (`crate::pusher::session`) runs on the same
+//! driver: `upgrade`, `connection`, `closing`, `rate` and `subscriptions`
+//! are shared with it.
 
-mod closing;
+pub(crate) mod closing;
 mod commands;
-mod connection;
+pub(crate) mod connection;
 pub mod echo;
-mod pusher;
-mod rate;
+pub(crate) mod rate;
 mod replies;
 mod session;
 mod socket;
-mod subscriptions;
-mod upgrade;
+pub(crate) mod subscriptions;
+pub(crate) mod upgrade;
 
-pub(crate) use commands::{check_data, hub_error};
-pub use pusher::accept as accept_pusher;
-pub use upgrade::accept;
+pub(crate) use upgrade::accept;

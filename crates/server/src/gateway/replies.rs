@@ -20,7 +20,7 @@ use std::task::{Context, Poll, ready};
 use fanfare_hub::{Outbox, PublishReceipt};
 use fanfare_protocol::native::{self, PublishResult};
 
-use crate::gateway::commands::hub_error;
+use crate::policy::hub_error;
 
 /// Publishes of one connection waiting for their reply at once.
 pub(crate) const MAX_PIPELINED: usize = 64;

@@ -57,7 +57,7 @@ impl Dialect for Session {
         last_activity
             + match self.identity {
                 None => limits.handshake_timeout,
-                Some(_) => limits.ping_interval + limits.pong_timeout,
+                Some(_) => limits.idle_timeout(),
             }
     }
 

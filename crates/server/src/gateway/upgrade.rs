@@ -12,8 +12,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use crate::api::ApiError;
 use crate::gateway::session;
+use crate::http_error::HttpError;
 use crate::server::AppState;
 use fanfare_protocol::ErrorCode;
 
@@ -47,7 +47,7 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     if app.draining() {
-        return ApiError::new(ErrorCode::ShuttingDown, "the server is shutting down").into_response();
+        return HttpError::new(ErrorCode::ShuttingDown, "the server is shutting down").into_response();
     }
     switch(request, move |io| session(app, io))
 }
@@ -61,7 +61,7 @@ where
 {
     let key = match handshake_key(request.headers()) {
         Ok(key) => key,
-        Err(message) => return ApiError::new(ErrorCode::BadRequest, message).into_response(),
+        Err(message) => return HttpError::new(ErrorCode::BadRequest, message).into_response(),
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
     // The connection runs in a task of its own, spawned once switched: the

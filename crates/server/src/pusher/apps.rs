@@ -124,10 +124,6 @@ impl Apps {
         self.all.iter()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.all.is_empty()
-    }
-
     /// Whether any app has a webhook for `kind` (the hub only counts
     /// subscriptions for webhooks when one wants them).
     pub fn any_wants(&self, kind: WebhookKind) -> bool {

@@ -1,16 +1,18 @@
-//! Pusher Channels protocol v7 compatibility: apps, the Pusher HTTP API,
-//! signed-in users and watchlists, and webhooks. The Pusher WebSocket
-//! session lives with the native one in the gateway, in `gateway/pusher/`.
+//! Pusher Channels protocol v7 compatibility: apps, the WebSocket session
+//! (`session/`, on the gateway's connection driver), the Pusher HTTP API,
+//! signed-in users and watchlists, and webhooks. The wire codec is the
+//! protocol crate's (`fanfare_protocol::pusher`).
 //!
 //! Pusher apps map onto the same hub as the native protocol: a Pusher
 //! channel `name` of an app with prefix `p` is the hub channel `p` + `name`,
 //! so native and Pusher clients of the same channel see each other's
 //! messages.
 
-pub mod api;
+pub(crate) mod api;
 pub mod apps;
-pub mod rates;
-pub mod users;
+pub(crate) mod rates;
+pub(crate) mod session;
+pub(crate) mod users;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -20,20 +22,21 @@ use users::SignedInUsers;
 use webhooks::Webhooks;
 
 /// What the Pusher side of the server shares.
-pub struct PusherState {
+pub(crate) struct PusherState {
     pub apps: Arc<Apps>,
     pub users: SignedInUsers,
     pub webhooks: Webhooks,
 }
 
-/// How long a cache channel keeps its last event.
-const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+/// How long a cache channel keeps its last event (the hub's history age,
+/// and the `ttl` the HTTP API reports).
+pub(crate) const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// Channel options with the Pusher naming rules on top of the namespace's:
 /// a channel whose name (after an app prefix) starts with `presence-` tracks
 /// presence and announces joins and leaves; a cache channel keeps its last
 /// event for at most 30 minutes.
-pub fn channel_options(
+pub(crate) fn channel_options(
     mut options: fanfare_hub::ChannelOptions,
     channel: &fanfare_protocol::ChannelName,
 ) -> fanfare_hub::ChannelOptions {

@@ -124,10 +124,6 @@ impl SignedInUsers {
         }
         entry.connections.len()
     }
-
-    pub fn is_signed_in(&self, app: &str, user: &str) -> bool {
-        self.users.lock().get(&(app.to_owned(), user.to_owned())).is_some_and(|e| !e.connections.is_empty())
-    }
 }
 
 fn outboxes(list: &[(ConnId, Arc<Outbox>)], except: ConnId) -> Vec<Arc<Outbox>> {

@@ -4,10 +4,12 @@
 //! app's prefix; presence is this node's until clustering lands.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use fanfare_hub::Hub;
 use fanfare_protocol::ChannelName;
 use fanfare_protocol::native::HistoryParams;
 use fanfare_protocol::pusher::{ChannelKind, PusherChannel};
@@ -16,14 +18,12 @@ use serde_json::{Map, Value, json};
 use super::error::PusherApiError;
 use super::signed::{InfoAttributes, Signed, now_unix};
 use crate::pusher::apps::Apps;
-use crate::server::AppState;
-
-/// How long a cache channel's last event stays cached.
-const CACHE_TTL: Duration = Duration::from_secs(30 * 60);
+use crate::pusher::{CACHE_TTL, PusherState};
 
 /// Occupied channels of the app, optionally by name prefix.
 pub(super) async fn list(
-    State(state): State<AppState>,
+    State(hub): State<Arc<Hub>>,
+    State(pusher): State<Arc<PusherState>>,
     signed: Signed,
 ) -> Result<Json<Value>, PusherApiError> {
     let filter = signed.param("filter_by_prefix").unwrap_or("");
@@ -35,14 +35,14 @@ pub(super) async fn list(
     }
     let app = &signed.app;
     let mut channels = BTreeMap::new();
-    for listed in state.hub.channels(&format!("{}{filter}", app.channel_prefix())) {
-        let Some((owner, name)) = state.pusher.apps.for_hub_channel(&listed.channel) else { continue };
+    for listed in hub.channels(&format!("{}{filter}", app.channel_prefix())) {
+        let Some((owner, name)) = pusher.apps.for_hub_channel(&listed.channel) else { continue };
         if owner.id() != app.id() || listed.subscribers == 0 {
             continue;
         }
         let mut attributes = Map::new();
         if info.user_count {
-            attributes.insert("user_count".into(), json!(user_count(&state, &listed.channel)));
+            attributes.insert("user_count".into(), json!(user_count(&hub, &listed.channel)));
         }
         if info.subscription_count {
             attributes.insert("subscription_count".into(), json!(listed.subscribers));
@@ -54,11 +54,11 @@ pub(super) async fn list(
 
 /// One channel: whether it is occupied, and the attributes asked for.
 pub(super) async fn info(
-    State(state): State<AppState>,
+    State(hub): State<Arc<Hub>>,
     Path((_, name)): Path<(String, String)>,
     signed: Signed,
 ) -> Result<Json<Value>, PusherApiError> {
-    let (channel, hub) = resolve(&signed, &name)?;
+    let (channel, hub_channel) = resolve(&signed, &name)?;
     let info = InfoAttributes::parse(signed.param("info"), &["user_count", "subscription_count", "cache"])?;
     if info.user_count && channel.kind() != ChannelKind::Presence {
         return Err(PusherApiError::bad_request("user_count is only available for presence channels"));
@@ -66,17 +66,17 @@ pub(super) async fn info(
     if info.cache && !channel.is_cache() {
         return Err(PusherApiError::bad_request("cache is only available for cache channels"));
     }
-    let subscribers = state.hub.subscriber_count(&hub);
+    let subscribers = hub.subscriber_count(&hub_channel);
     let mut body = Map::new();
     body.insert("occupied".into(), json!(subscribers > 0));
     if info.user_count {
-        body.insert("user_count".into(), json!(user_count(&state, &hub)));
+        body.insert("user_count".into(), json!(user_count(&hub, &hub_channel)));
     }
     if info.subscription_count {
         body.insert("subscription_count".into(), json!(subscribers));
     }
     if info.cache
-        && let Some(cache) = cached_event(&state, &hub).await?
+        && let Some(cache) = cached_event(&hub, &hub_channel).await?
     {
         body.insert("cache".into(), cache);
     }
@@ -85,15 +85,15 @@ pub(super) async fn info(
 
 /// The members of a presence channel.
 pub(super) async fn users(
-    State(state): State<AppState>,
+    State(hub): State<Arc<Hub>>,
     Path((_, name)): Path<(String, String)>,
     signed: Signed,
 ) -> Result<Json<Value>, PusherApiError> {
-    let (channel, hub) = resolve(&signed, &name)?;
+    let (channel, hub_channel) = resolve(&signed, &name)?;
     if channel.kind() != ChannelKind::Presence {
         return Err(PusherApiError::bad_request("users are only available for presence channels"));
     }
-    let members = state.hub.presence(&hub)?;
+    let members = hub.presence(&hub_channel)?;
     let users: Vec<Value> = members.iter().map(|member| json!({ "id": member.user })).collect();
     Ok(Json(json!({ "users": users })))
 }
@@ -101,19 +101,19 @@ pub(super) async fn users(
 fn resolve(signed: &Signed, name: &str) -> Result<(PusherChannel, ChannelName), PusherApiError> {
     let invalid = |error: String| PusherApiError::bad_request(format!("channel {name:?}: {error}"));
     let channel = PusherChannel::new(name).map_err(|e| invalid(e.to_string()))?;
-    let hub = Apps::hub_channel(&signed.app, name).map_err(|e| invalid(e.to_string()))?;
-    Ok((channel, hub))
+    let hub_channel = Apps::hub_channel(&signed.app, name).map_err(|e| invalid(e.to_string()))?;
+    Ok((channel, hub_channel))
 }
 
-fn user_count(state: &AppState, hub: &ChannelName) -> usize {
-    state.hub.presence(hub).map_or(0, |members| members.len())
+fn user_count(hub: &Hub, channel: &ChannelName) -> usize {
+    hub.presence(channel).map_or(0, |members| members.len())
 }
 
 /// `{"data", "ttl"}` of the channel's last event if it is younger than
 /// the cache time.
-async fn cached_event(state: &AppState, hub: &ChannelName) -> Result<Option<Value>, PusherApiError> {
+async fn cached_event(hub: &Hub, channel: &ChannelName) -> Result<Option<Value>, PusherApiError> {
     let params = HistoryParams { since: None, limit: Some(1), reverse: true };
-    let history = state.hub.history(hub, params).await?;
+    let history = hub.history(channel, params).await?;
     let Some(last) = history.publications.first() else { return Ok(None) };
     let age = Duration::from_millis((now_unix() * 1000).saturating_sub(last.time_ms));
     let Some(ttl) = CACHE_TTL.checked_sub(age).filter(|ttl| !ttl.is_zero()) else { return Ok(None) };

@@ -1,15 +1,17 @@
 //! `GET /api/webhooks/dead_letters?limit=N` (native API key): the webhook
 //! batches that were never accepted, newest first.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Query, State};
 use fanfare_protocol::ErrorCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::ApiError;
 use crate::api::extract::ApiKey;
-use crate::server::AppState;
+use crate::http_error::HttpError;
+use crate::pusher::PusherState;
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
@@ -21,17 +23,17 @@ pub(super) struct LimitParam {
 
 pub(super) async fn list(
     _: ApiKey,
-    State(state): State<AppState>,
+    State(pusher): State<Arc<PusherState>>,
     query: Result<Query<LimitParam>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Query(params) = query.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()))?;
+) -> Result<Json<Value>, HttpError> {
+    let Query(params) = query.map_err(|e| HttpError::new(ErrorCode::BadRequest, e.body_text()))?;
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::new(ErrorCode::BadRequest, format!("limit must be 1 to {MAX_LIMIT}")));
+        return Err(HttpError::new(ErrorCode::BadRequest, format!("limit must be 1 to {MAX_LIMIT}")));
     }
-    let letters = state.pusher.webhooks.dead_letters().recent(limit).await.map_err(|error| {
+    let letters = pusher.webhooks.dead_letters().recent(limit).await.map_err(|error| {
         tracing::error!(%error, "cannot read the webhook dead letters");
-        ApiError::new(ErrorCode::Internal, "cannot read the dead letters")
+        HttpError::new(ErrorCode::Internal, "cannot read the dead letters")
     })?;
     Ok(Json(json!({ "dead_letters": letters })))
 }

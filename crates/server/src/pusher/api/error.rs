@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use fanfare_hub::HubError;
 use fanfare_protocol::ErrorCode;
 
+use crate::policy::hub_error;
 use crate::pusher::rates::RateLimited;
 
 #[derive(Debug)]
@@ -27,10 +28,8 @@ impl PusherApiError {
 
 impl From<HubError> for PusherApiError {
     fn from(error: HubError) -> Self {
-        if let HubError::Store(store) = &error {
-            tracing::warn!(%store, "history store error");
-        }
-        Self::new(error.code(), error.to_string())
+        let info = hub_error(error);
+        Self::new(info.code, info.message)
     }
 }
 

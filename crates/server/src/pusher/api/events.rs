@@ -11,10 +11,11 @@
 //! anything is published.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use fanfare_hub::{ConnId, Publish};
+use fanfare_hub::{ConnId, Hub, Publish};
 use fanfare_protocol::pusher::{ChannelKind, PusherChannel, SocketId, validate_event_name};
 use fanfare_protocol::{ChannelName, ErrorCode, JsonData};
 use serde::Deserialize;
@@ -23,7 +24,6 @@ use serde_json::{Map, Value, json};
 use super::error::PusherApiError;
 use super::signed::{InfoAttributes, Signed};
 use crate::pusher::apps::{Apps, PusherApp};
-use crate::server::AppState;
 
 const TRIGGER_INFO: [&str; 2] = ["user_count", "subscription_count"];
 
@@ -57,21 +57,21 @@ struct Trigger {
 }
 
 pub(super) async fn trigger(
-    State(state): State<AppState>,
+    State(hub): State<Arc<Hub>>,
     signed: Signed,
 ) -> Result<Json<Value>, PusherApiError> {
     let body: TriggerBody = signed.json()?;
     let trigger = check(&signed.app, body)?;
     signed.app.rates.take_backend_events(trigger.channels.len())?;
-    publish(&state, std::slice::from_ref(&trigger)).await?;
+    publish(&hub, std::slice::from_ref(&trigger)).await?;
     if !trigger.info.any() {
         return Ok(Json(json!({})));
     }
-    Ok(Json(json!({ "channels": channel_info(&state, &trigger) })))
+    Ok(Json(json!({ "channels": channel_info(&hub, &trigger) })))
 }
 
 pub(super) async fn trigger_batch(
-    State(state): State<AppState>,
+    State(hub): State<Arc<Hub>>,
     signed: Signed,
 ) -> Result<Json<Value>, PusherApiError> {
     let body: BatchBody = signed.json()?;
@@ -82,13 +82,13 @@ pub(super) async fn trigger_batch(
     let triggers: Vec<Trigger> =
         body.batch.into_iter().map(|event| check(&signed.app, event)).collect::<Result<_, _>>()?;
     signed.app.rates.take_backend_events(triggers.iter().map(|t| t.channels.len()).sum())?;
-    publish(&state, &triggers).await?;
+    publish(&hub, &triggers).await?;
     if !triggers.iter().any(|t| t.info.any()) {
         return Ok(Json(json!({})));
     }
     let batch: Vec<Value> = triggers
         .iter()
-        .map(|trigger| match channel_info(&state, trigger).into_iter().next() {
+        .map(|trigger| match channel_info(&hub, trigger).into_iter().next() {
             Some((_, info)) => info,
             None => json!({}),
         })
@@ -159,33 +159,33 @@ fn check(app: &PusherApp, body: TriggerBody) -> Result<Trigger, PusherApiError> 
 /// `publish_many`: a channel's events are appended as one store group in
 /// request order (consecutive offsets) and reach each subscriber together,
 /// in one socket write; channels proceed concurrently.
-async fn publish(state: &AppState, triggers: &[Trigger]) -> Result<(), PusherApiError> {
+async fn publish(hub: &Hub, triggers: &[Trigger]) -> Result<(), PusherApiError> {
     let publishes = triggers
         .iter()
         .flat_map(|trigger| trigger.channels.iter().map(move |channel| (trigger, channel)))
-        .map(|(trigger, (pusher, hub))| Publish {
+        .map(|(trigger, (pusher, hub_channel))| Publish {
             event: Some(trigger.name.clone()),
             ephemeral: matches!(pusher.kind(), ChannelKind::ServerToUser(_)),
             exclude: trigger.exclude,
-            ..Publish::new(hub.clone(), trigger.data.clone())
+            ..Publish::new(hub_channel.clone(), trigger.data.clone())
         })
         .collect();
-    for result in state.hub.publish_many(publishes).await {
+    for result in hub.publish_many(publishes).await {
         result?;
     }
     Ok(())
 }
 
 /// `{name: {user_count?, subscription_count?}}` for each channel of the trigger.
-fn channel_info(state: &AppState, trigger: &Trigger) -> BTreeMap<String, Value> {
+fn channel_info(hub: &Hub, trigger: &Trigger) -> BTreeMap<String, Value> {
     let mut channels = BTreeMap::new();
-    for (pusher, hub) in &trigger.channels {
+    for (pusher, hub_channel) in &trigger.channels {
         let mut info = Map::new();
         if trigger.info.user_count && pusher.kind() == ChannelKind::Presence {
-            info.insert("user_count".into(), json!(state.hub.presence(hub).map_or(0, |m| m.len())));
+            info.insert("user_count".into(), json!(hub.presence(hub_channel).map_or(0, |m| m.len())));
         }
         if trigger.info.subscription_count {
-            info.insert("subscription_count".into(), json!(state.hub.subscriber_count(hub)));
+            info.insert("subscription_count".into(), json!(hub.subscriber_count(hub_channel)));
         }
         channels.insert(pusher.as_str().to_owned(), Value::Object(info));
     }

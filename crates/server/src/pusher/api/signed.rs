@@ -10,15 +10,16 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::Method;
 use fanfare_protocol::ErrorCode;
 use fanfare_protocol::pusher::{ApiRequest, verify_api_request};
 use serde::de::DeserializeOwned;
 
 use super::error::PusherApiError;
+use crate::config::Settings;
+use crate::pusher::PusherState;
 use crate::pusher::apps::PusherApp;
-use crate::server::AppState;
 
 /// A request whose signature was verified with its app's secret.
 pub(super) struct Signed {
@@ -28,20 +29,25 @@ pub(super) struct Signed {
     pub body: Bytes,
 }
 
-impl FromRequest<AppState> for Signed {
+impl<S> FromRequest<S> for Signed
+where
+    S: Send + Sync,
+    Arc<PusherState>: FromRef<S>,
+    Arc<Settings>: FromRef<S>,
+{
     type Rejection = PusherApiError;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, PusherApiError> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, PusherApiError> {
         let (mut parts, body) = request.into_parts();
         let params = RawPathParams::from_request_parts(&mut parts, state)
             .await
             .map_err(|_| PusherApiError::bad_request("invalid path"))?;
         let app_id = params.iter().find(|(name, _)| *name == "app_id").map_or("", |(_, value)| value);
-        let app =
-            state.pusher.apps.by_id(app_id).ok_or_else(|| {
-                PusherApiError::new(ErrorCode::NotFound, format!("no app with id {app_id:?}"))
-            })?;
-        let limit = state.settings.limits.max_http_body_bytes;
+        let app = Arc::<PusherState>::from_ref(state)
+            .apps
+            .by_id(app_id)
+            .ok_or_else(|| PusherApiError::new(ErrorCode::NotFound, format!("no app with id {app_id:?}")))?;
+        let limit = Arc::<Settings>::from_ref(state).limits.max_http_body_bytes;
         let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
             PusherApiError::new(ErrorCode::MessageTooLarge, format!("the body is larger than {limit} bytes"))
         })?;

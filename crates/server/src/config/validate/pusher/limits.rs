@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use fanfare_protocol::pusher::{MAX_EVENT_NAME_LEN, MAX_PUSHER_CHANNEL_NAME_LEN};
 
-use super::{AppSettings, Check};
+use super::Check;
 use crate::config::error::ConfigError;
+use crate::config::pusher::AppSettings;
 use crate::config::raw::RawPusherApp;
 
 /// The timeout `user_authentication = true` means when no

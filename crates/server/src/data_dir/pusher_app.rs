@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::api_key::{put_in_place, sync_dir, warn_if_readable_by_others, write_private};
-use super::pusher::AppSettings;
+use crate::config::AppSettings;
 
 /// Random bytes in the generated key (hex, as Pusher keys look) and secret.
 const KEY_BYTES: usize = 10;

@@ -2,18 +2,19 @@
 //! defaults filled in, every value checked, keys that only make sense
 //! together checked together. Errors name the key and where it was set.
 
+mod pusher;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use fanfare_protocol::ChannelName;
+use pusher::validate_pusher;
 
-use super::error::{ConfigError, Origin};
-use super::namespaces::{NamespaceSettings, Namespaces, SubscribePolicy};
-use super::pusher::validate_pusher;
+use super::error::{ConfigError, Origins};
+use super::kinds::{Durability, JwtAlgorithm, SubscribePolicy};
+use super::namespaces::{NamespaceSettings, Namespaces};
 use super::raw::{RawAuth, RawConfig, RawLimits, RawStore};
-use super::settings::{
-    AuthSettings, JwtAlgorithm, JwtKey, JwtSettings, Limits, Settings, StoreKind, StoreSettings,
-};
+use super::settings::{AuthSettings, JwtKey, JwtSettings, Limits, Settings, StoreKind, StoreSettings};
 
 /// Room a publication's envelope (channel, offset, time) takes in a frame
 /// beyond its payload, when checking that one message fits in an outbox.
@@ -22,9 +23,6 @@ const FRAME_ENVELOPE_BYTES: usize = 1024;
 const MIN_API_KEY_LEN: usize = 16;
 /// RFC 7518 §3.2: an HS256 key must be at least as long as the hash (256 bits).
 const MIN_HMAC_SECRET_LEN: usize = 32;
-
-/// Tells where the value of a key came from (for error messages).
-pub(crate) type Origins<'a> = &'a dyn Fn(&str) -> Option<Origin>;
 
 pub(crate) fn validate(
     raw: RawConfig,
@@ -137,7 +135,7 @@ impl Check<'_> {
             }
             None => StoreKind::Embedded(data_dir.join("store")),
         };
-        let durability = raw.durability.unwrap_or(super::settings::Durability::Fsync);
+        let durability = raw.durability.unwrap_or(Durability::Fsync);
         Ok(StoreSettings { kind, durability })
     }
 
@@ -374,8 +372,9 @@ impl Check<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::raw::RawNamespace;
     use super::*;
+    use crate::config::error::Origin;
+    use crate::config::raw::RawNamespace;
 
     fn no_origins(_: &str) -> Option<Origin> {
         None

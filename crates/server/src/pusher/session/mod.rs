@@ -160,7 +160,7 @@ impl PusherSession {
 impl Dialect for PusherSession {
     fn read_deadline(&self, last_activity: Instant) -> Instant {
         let limits = &self.app.settings.limits;
-        let idle = last_activity + limits.ping_interval + limits.pong_timeout;
+        let idle = last_activity + limits.idle_timeout();
         match self.authenticate_by {
             Some(deadline) => idle.min(deadline),
             None => idle,

@@ -1,0 +1,103 @@
+//! What a client may do, and how a refusal reads on the wire: the one
+//! place the native session and both HTTP APIs ask.
+//!
+//! - [`check_data`]: a publication's data, over WebSocket or HTTP.
+//! - [`may_subscribe`], [`may_publish`]: a namespace's permissions for a
+//!   connection (the HTTP API holds the API key and may do anything).
+//! - [`hub_error`]: a hub error as the [`ErrorInfo`] every protocol and
+//!   the HTTP APIs answer with.
+
+use fanfare_hub::HubError;
+use fanfare_protocol::{ChannelName, ErrorCode, ErrorInfo, JsonData};
+
+use crate::auth::Identity;
+use crate::config::{NamespaceSettings, PublishPolicy, SubscribePolicy};
+
+/// `data` may be any JSON value but `null` (which over WebSocket reads as a
+/// missing field) and at most the namespace's message size.
+pub(crate) fn check_data(data: &JsonData, namespace: &NamespaceSettings) -> Result<(), ErrorInfo> {
+    if data.as_str().trim() == "null" {
+        return Err(ErrorInfo::new(ErrorCode::BadRequest, "\"data\" must not be null"));
+    }
+    if data.len() > namespace.max_message_bytes {
+        return Err(ErrorInfo::new(
+            ErrorCode::MessageTooLarge,
+            format!("data is {} bytes; this namespace allows {}", data.len(), namespace.max_message_bytes),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `identity` may subscribe to `channel` (and so read its history
+/// and presence) in `namespace`.
+pub(crate) fn may_subscribe(
+    identity: &Identity,
+    channel: &ChannelName,
+    namespace: &NamespaceSettings,
+) -> Result<(), ErrorInfo> {
+    if identity.user.is_empty() && !namespace.allow_anonymous {
+        return Err(denied("anonymous connections may not subscribe in this namespace"));
+    }
+    match namespace.subscribe {
+        SubscribePolicy::Anyone => Ok(()),
+        SubscribePolicy::TokenClaim => match &identity.grants {
+            Some(grants) if grants.allows(channel) => Ok(()),
+            _ => Err(denied("the token does not grant this channel")),
+        },
+    }
+}
+
+/// Whether a connection may publish in `namespace`, `subscribed` or not to
+/// the channel.
+pub(crate) fn may_publish(namespace: &NamespaceSettings, subscribed: bool) -> Result<(), ErrorInfo> {
+    match namespace.publish {
+        PublishPolicy::Server => Err(denied("clients may not publish in this namespace")),
+        PublishPolicy::Subscribers if !subscribed => {
+            Err(denied("only subscribers may publish in this channel"))
+        }
+        PublishPolicy::Subscribers | PublishPolicy::Anyone => Ok(()),
+    }
+}
+
+fn denied(message: &str) -> ErrorInfo {
+    ErrorInfo::new(ErrorCode::PermissionDenied, message)
+}
+
+/// A hub error as clients see it: its row of the error table and its
+/// text. A store error is logged here, once, whichever protocol met it.
+pub(crate) fn hub_error(error: HubError) -> ErrorInfo {
+    if let HubError::Store(store) = &error {
+        tracing::warn!(%store, "history store error");
+    }
+    ErrorInfo::new(error.code(), error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn namespace(publish: PublishPolicy) -> NamespaceSettings {
+        NamespaceSettings { publish, ..NamespaceSettings::default() }
+    }
+
+    #[test]
+    fn connections_publish_only_where_the_namespace_lets_them() {
+        let refused = |publish, subscribed| may_publish(&namespace(publish), subscribed).unwrap_err().code;
+        assert_eq!(refused(PublishPolicy::Server, true), ErrorCode::PermissionDenied);
+        assert_eq!(refused(PublishPolicy::Subscribers, false), ErrorCode::PermissionDenied);
+        assert!(may_publish(&namespace(PublishPolicy::Subscribers), true).is_ok());
+        assert!(may_publish(&namespace(PublishPolicy::Anyone), false).is_ok());
+    }
+
+    #[test]
+    fn null_and_oversized_data_are_refused() {
+        let settings = NamespaceSettings { max_message_bytes: 8, ..NamespaceSettings::default() };
+        let data = |text: &str| serde_json::from_str::<JsonData>(text).unwrap();
+        assert_eq!(check_data(&data(" null "), &settings).unwrap_err().code, ErrorCode::BadRequest);
+        assert_eq!(
+            check_data(&data("\"123456789\""), &settings).unwrap_err().code,
+            ErrorCode::MessageTooLarge
+        );
+        assert!(check_data(&data("\"12345\""), &settings).is_ok());
+    }
+}
