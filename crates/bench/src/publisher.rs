@@ -13,8 +13,8 @@
 //!
 //! Batches (`pusher_batch` N): each request is one Pusher `batch_events`
 //! of N publications, which take N consecutive publication slots; a lane
-//! numbers them on round its channels as it would one by one, and a
-//! failed batch is retried whole. The publications of a batch share one
+//! numbers them round its channels as it would single publications, and
+//! a failed batch is retried whole. The publications of a batch share one
 //! send time, so each one's latency counts from when its batch was sent.
 //!
 //! Rate: publication `k` (over all tasks) is due at `start + k / rate`; a
