@@ -191,15 +191,20 @@ async fn history_in_process_measures_the_embedded_store_and_cleans_up() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pusher_fanout_is_measured_the_same_way() {
-    let server = TestServer::with_config(PUSHER_APP).await;
-    let mut options = tiny(&server, Scenario::Fanout);
+/// A small fan-out over the Pusher protocol, as the app of `PUSHER_APP`.
+fn pusher_options(server: &TestServer) -> BenchOptions {
+    let mut options = tiny(server, Scenario::Fanout);
     options.protocol = Protocol::Pusher;
     options.api_key = None;
     options.pusher_app =
         Some(PusherApp { id: "bench-app".into(), key: "bench-key".into(), secret: "bench-secret".into() });
-    let report = run(&options).await;
+    options
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pusher_fanout_is_measured_the_same_way() {
+    let server = TestServer::with_config(PUSHER_APP).await;
+    let report = run(&pusher_options(&server)).await;
 
     assert_eq!(report.publish.as_ref().unwrap().acked, 50, "{report}");
     assert_delivered_intact(&report, 20 * 50);
@@ -209,11 +214,7 @@ async fn pusher_fanout_is_measured_the_same_way() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pusher_batches_of_ten_deliver_and_count_every_event() {
     let server = TestServer::with_config(PUSHER_APP).await;
-    let mut options = tiny(&server, Scenario::Fanout);
-    options.protocol = Protocol::Pusher;
-    options.api_key = None;
-    options.pusher_app =
-        Some(PusherApp { id: "bench-app".into(), key: "bench-key".into(), secret: "bench-secret".into() });
+    let mut options = pusher_options(&server);
     options.pusher_batch = Some(10);
     // Five full batches and a short one.
     options.messages = Some(55);
