@@ -10,7 +10,8 @@
 //!   through `gateway/socket.rs` (our WebSocket framing).
 //!
 //! Modules:
-//! - `config/`: raw TOML + environment + flags → validated [`config::Settings`].
+//! - [`config`]: the `fanfare-config` crate (raw TOML + environment + flags
+//!   → validated [`config::Settings`]), re-exported under its old path.
 //! - `data_dir/`: the API key and default Pusher app generated on first start.
 //! - `auth/`: JWT connection tokens → an `auth::Identity`.
 //! - `gateway/`: WebSocket upgrade, one task per connection.
@@ -33,7 +34,7 @@
 pub(crate) mod api;
 pub(crate) mod auth;
 pub mod cli;
-pub mod config;
+pub use fanfare_config as config;
 pub(crate) mod data_dir;
 pub mod gateway;
 pub(crate) mod http_error;

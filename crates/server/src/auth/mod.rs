@@ -24,19 +24,16 @@ use std::sync::Arc;
 
 use fanfare_protocol::JsonData;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 pub use error::AuthError;
 pub use identity::{ChannelGrants, Identity};
 
-use crate::config::{AuthSettings, ConfigError, JwtAlgorithm, JwtKey, JwtSettings};
+use crate::config::{AuthSettings, ConfigError, JwtAlgorithm, JwtSettings, jwt_key};
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECS: u64 = 5;
-/// RSA keys shorter than this are refused (aws-lc refuses them at verify time).
-const MIN_RSA_BITS: usize = 2048;
 
 /// Verifies connection tokens. Built once from the settings; cheap to share.
 pub struct Authenticator {
@@ -55,7 +52,7 @@ struct Verifier {
 impl Authenticator {
     /// Parses the configured key. Errors name the configuration key.
     pub fn new(settings: &AuthSettings) -> Result<Self, ConfigError> {
-        install_crypto_provider();
+        jwt_key::install_crypto_provider();
         let verifier = settings.jwt.as_ref().map(Verifier::new).transpose()?;
         Ok(Self {
             allow_anonymous: settings.allow_anonymous,
@@ -118,19 +115,8 @@ impl fmt::Debug for Authenticator {
 
 impl Verifier {
     fn new(settings: &JwtSettings) -> Result<Self, ConfigError> {
-        let key = match &settings.key {
-            JwtKey::Secret(secret) => DecodingKey::from_secret(secret.as_bytes()),
-            JwtKey::PublicKeyPem { pem, file } => {
-                public_key(settings.algorithm, pem).map_err(|reason| match file {
-                    Some(path) => ConfigError::invalid(
-                        "auth.jwt_public_key_file",
-                        format!("{}: {reason}", path.display()),
-                    ),
-                    None => ConfigError::invalid("auth.jwt_public_key", reason),
-                })?
-            }
-        };
-        let mut validation = Validation::new(algorithm(settings.algorithm));
+        let key = jwt_key::decoding_key(settings)?;
+        let mut validation = Validation::new(jwt_key::jsonwebtoken_algorithm(settings.algorithm));
         validation.leeway = LEEWAY_SECS;
         validation.validate_exp = true;
         validation.validate_nbf = true;
@@ -162,65 +148,6 @@ impl Verifier {
             _ => AuthError::Malformed(error),
         }
     }
-}
-
-/// jsonwebtoken chooses its crypto backend from its crate features and
-/// panics at the first verification if it cannot (both backends enabled by
-/// feature unification). Installing the one we build with makes the choice
-/// explicit; a second call (or one made elsewhere first) changes nothing.
-fn install_crypto_provider() {
-    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
-        &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
-    );
-}
-
-fn algorithm(algorithm: JwtAlgorithm) -> Algorithm {
-    match algorithm {
-        JwtAlgorithm::Hs256 => Algorithm::HS256,
-        JwtAlgorithm::Rs256 => Algorithm::RS256,
-        JwtAlgorithm::Es256 => Algorithm::ES256,
-    }
-}
-
-/// Parses and checks a PEM public key for `alg`: the right kind of key,
-/// the right curve or size, and not a private key by mistake.
-fn public_key(alg: JwtAlgorithm, pem: &str) -> Result<DecodingKey, String> {
-    if pem.contains("PRIVATE KEY") {
-        return Err(
-            "is a private key; the server needs only the public key (never give it the private one)".into()
-        );
-    }
-    let (key, what) = match alg {
-        JwtAlgorithm::Rs256 => (DecodingKey::from_rsa_pem(pem.as_bytes()), "an RSA public key in PEM format"),
-        JwtAlgorithm::Es256 => {
-            (DecodingKey::from_ec_pem(pem.as_bytes()), "a P-256 EC public key in PEM format")
-        }
-        JwtAlgorithm::Hs256 => return Err("HS256 uses auth.jwt_secret, not a public key".into()),
-    };
-    let key = key.map_err(|error| format!("is not {what} ({error})"))?;
-    // Parsing the key fully now, rather than at the first connection, so
-    // that a bad key fails start-up and `fanfare config check`.
-    let jwk = Jwk::from_decoding_key(&key, Some(algorithm(alg)))
-        .map_err(|error| format!("is not {what} ({error})"))?;
-    match (&jwk.algorithm, alg) {
-        (AlgorithmParameters::RSA(rsa), JwtAlgorithm::Rs256) => {
-            let bits = base64_len(&rsa.n) * 8;
-            if bits < MIN_RSA_BITS {
-                return Err(format!("is a {bits}-bit RSA key; RS256 needs at least {MIN_RSA_BITS} bits"));
-            }
-        }
-        (AlgorithmParameters::EllipticCurve(ec), JwtAlgorithm::Es256) if ec.curve == EllipticCurve::P256 => {}
-        (AlgorithmParameters::EllipticCurve(ec), JwtAlgorithm::Es256) => {
-            return Err(format!("is an EC key on curve {:?}; ES256 needs P-256", ec.curve));
-        }
-        _ => return Err(format!("is not {what}")),
-    }
-    Ok(key)
-}
-
-/// Bytes encoded by unpadded base64 text (the JWK's modulus).
-fn base64_len(text: &str) -> usize {
-    text.trim_end_matches('=').len() * 3 / 4
 }
 
 fn parse_grants(claim: &str, value: &Value) -> Result<ChannelGrants, AuthError> {

@@ -3,11 +3,13 @@
 
 use fanfare_protocol::{ChannelName, ErrorCode};
 use jsonwebtoken::crypto::{CryptoProvider, KeyUtils};
-use jsonwebtoken::{EncodingKey, Header, get_current_timestamp};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, get_current_timestamp};
 use serde_json::json;
 
 use super::*;
 use crate::config::ConfigError;
+use crate::config::JwtKey;
+use crate::config::jwt_key::install_crypto_provider;
 
 const SECRET: &str = "a-test-secret-that-is-32-bytes-long!";
 const RS256_PUBLIC: &str = include_str!("testdata/rs256_public.pem");

@@ -6,15 +6,12 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Random bytes in a generated key (written as 64 hex characters).
 const KEY_BYTES: usize = 32;
 
-/// Where the generated key is kept.
-pub fn api_key_file(data_dir: &Path) -> PathBuf {
-    data_dir.join("api_key")
-}
+pub use crate::config::api_key_file;
 
 /// Reads the key from `data_dir/api_key`, or generates and stores one.
 /// Returns the key and whether it was created by this call.

@@ -22,11 +22,19 @@
 //! - `pusher.rs`: the `[pusher]` section's settings (apps and their
 //!   webhooks); `validate/pusher.rs` and `validate/pusher/limits.rs`
 //!   check it.
+//! - `jwt_key.rs`: the JWT key, parsed once here so a bad key fails
+//!   validation; the server's authenticator verifies tokens with it.
 //! - `example.toml`: every key, documented.
+//!
+//! On the message path this crate comes before everything the server
+//! starts: it depends on the protocol, store and hub crates only for the
+//! types their settings take, and the server re-exports it as
+//! `fanfare::config`.
 
 mod duration;
 mod env;
 mod error;
+pub mod jwt_key;
 mod kinds;
 mod load;
 mod namespaces;
@@ -44,7 +52,9 @@ pub use load::{ServeArgs, from_toml, load, load_from};
 pub use namespaces::{NamespaceSettings, Namespaces};
 pub use pusher::{AppSettings, PusherSettings, WebhookSettings};
 pub use render::REDACTED;
-pub use settings::{AuthSettings, JwtKey, JwtSettings, Limits, Settings, StoreKind, StoreSettings};
+pub use settings::{
+    AuthSettings, JwtKey, JwtSettings, Limits, Settings, StoreKind, StoreSettings, api_key_file,
+};
 
 /// The documented example configuration (every key, with its default).
 pub const EXAMPLE_TOML: &str = include_str!("example.toml");

@@ -228,14 +228,13 @@ mod tests {
 
     #[test]
     fn the_operations_guide_carries_this_table_and_names_no_other_variable() {
-        let guide = include_str!("../../../../docs/operations.md");
+        let guide = include_str!("../../../docs/operations.md");
         assert!(
             guide.contains(&markdown_table()),
             "docs/operations.md §3 differs from ENV_VARS; paste markdown_table()'s output:\n{}",
             markdown_table()
         );
-        let docs =
-            [guide, include_str!("../../../../docs/api.md"), include_str!("../../../../docs/pusher.md")];
+        let docs = [guide, include_str!("../../../docs/api.md"), include_str!("../../../docs/pusher.md")];
         for text in docs {
             // Whole names only: `FANFARE_*` and `FANFARE_PUSHER_APP_*` name groups.
             let names = text.split(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));

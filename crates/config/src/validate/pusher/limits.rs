@@ -13,9 +13,9 @@ use std::time::Duration;
 use fanfare_protocol::pusher::{MAX_EVENT_NAME_LEN, MAX_PUSHER_CHANNEL_NAME_LEN};
 
 use super::Check;
-use crate::config::error::ConfigError;
-use crate::config::pusher::AppSettings;
-use crate::config::raw::RawPusherApp;
+use crate::error::ConfigError;
+use crate::pusher::AppSettings;
+use crate::raw::RawPusherApp;
 
 /// The timeout `user_authentication = true` means when no
 /// `user_authentication_timeout` is given (Soketi's default).
@@ -136,7 +136,7 @@ impl Check<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::from_toml;
+    use crate::from_toml;
 
     fn app(fields: &str) -> Result<AppSettings, ConfigError> {
         let text = format!("[[pusher.apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"s\"\n{fields}\n");

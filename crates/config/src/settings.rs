@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fanfare_hub::OutboxLimits;
@@ -209,6 +209,12 @@ impl fmt::Debug for Settings {
             .field("config_file", &self.config_file)
             .finish()
     }
+}
+
+/// Where the HTTP API key generated on first start is kept in the data
+/// directory (the server writes it; `fanfare config check` names it).
+pub fn api_key_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("api_key")
 }
 
 #[cfg(test)]

@@ -202,13 +202,15 @@ impl Check<'_> {
         }
         let auth = AuthSettings { allow_anonymous, jwt, channels_claim };
         // Parses the key now, so that `fanfare config check` catches a bad PEM.
-        crate::auth::Authenticator::new(&auth).map_err(|error| match error {
-            ConfigError::Invalid { key, reason, origin: None } => {
-                let origin = (self.origins)(&key);
-                ConfigError::Invalid { key, reason, origin }
-            }
-            other => other,
-        })?;
+        if let Some(jwt) = &auth.jwt {
+            crate::jwt_key::decoding_key(jwt).map_err(|error| match error {
+                ConfigError::Invalid { key, reason, origin: None } => {
+                    let origin = (self.origins)(&key);
+                    ConfigError::Invalid { key, reason, origin }
+                }
+                other => other,
+            })?;
+        }
         Ok(auth)
     }
 
@@ -373,8 +375,8 @@ impl Check<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::error::Origin;
-    use crate::config::raw::RawNamespace;
+    use crate::error::Origin;
+    use crate::raw::RawNamespace;
 
     fn no_origins(_: &str) -> Option<Origin> {
         None

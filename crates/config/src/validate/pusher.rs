@@ -9,11 +9,11 @@ use std::collections::{BTreeSet, HashMap};
 use fanfare_protocol::ChannelName;
 use reqwest::Url;
 
-use crate::config::error::{ConfigError, Origins};
-use crate::config::kinds::WebhookKind;
-use crate::config::pusher::{AppSettings, PusherSettings, WebhookSettings};
-use crate::config::raw::{RawPusher, RawPusherApp, RawWebhook};
-use crate::config::settings::Limits;
+use crate::error::{ConfigError, Origins};
+use crate::kinds::WebhookKind;
+use crate::pusher::{AppSettings, PusherSettings, WebhookSettings};
+use crate::raw::{RawPusher, RawPusherApp, RawWebhook};
+use crate::settings::Limits;
 
 /// Longest app id, key or channel prefix.
 pub const MAX_APP_FIELD_LEN: usize = 64;
@@ -248,7 +248,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::{ServeArgs, from_toml, load_from};
+    use crate::{ServeArgs, from_toml, load_from};
 
     const TWO_APPS: &str = r#"
 [[pusher.apps]]
@@ -487,11 +487,11 @@ events = ["channel_occupied", "member_added", "member_added"]
         let pusher = &text[text.find("[[pusher.apps]]").unwrap()..];
         for line in pusher.lines() {
             if let Some((key, _)) = line.split_once(" = ") {
-                assert!(crate::config::EXAMPLE_TOML.contains(&format!("# {key} = ")), "`{key}` missing");
+                assert!(crate::EXAMPLE_TOML.contains(&format!("# {key} = ")), "`{key}` missing");
             }
         }
         for key in ["app_id", "app_key", "app_secret", "app_client_events"] {
-            assert!(crate::config::EXAMPLE_TOML.contains(&format!("# {key} = ")), "`{key}` missing");
+            assert!(crate::EXAMPLE_TOML.contains(&format!("# {key} = ")), "`{key}` missing");
         }
     }
 

@@ -225,7 +225,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::{Durability, NamespaceSettings, PublishPolicy, StoreKind, SubscribePolicy};
+    use crate::{Durability, NamespaceSettings, PublishPolicy, StoreKind, SubscribePolicy};
 
     /// A config file in a temporary directory (kept alive by the guard).
     fn config_file(text: &str) -> (tempfile::TempDir, PathBuf) {
@@ -483,15 +483,15 @@ mod tests {
 
     #[test]
     fn the_public_key_file_can_come_from_the_environment() {
-        let pem = concat!(env!("CARGO_MANIFEST_DIR"), "/src/auth/testdata/es256_public.pem");
+        let pem = concat!(env!("CARGO_MANIFEST_DIR"), "/../server/src/auth/testdata/es256_public.pem");
         let settings = load_from(
             &ServeArgs::default(),
             env(&[("FANFARE_JWT_ALGORITHM", "ES256"), ("FANFARE_JWT_PUBLIC_KEY_FILE", pem)]),
         )
         .unwrap();
         let jwt = settings.auth.jwt.unwrap();
-        assert_eq!(jwt.algorithm, crate::config::JwtAlgorithm::Es256);
-        assert!(matches!(jwt.key, crate::config::JwtKey::PublicKeyPem { file: Some(_), .. }));
+        assert_eq!(jwt.algorithm, crate::JwtAlgorithm::Es256);
+        assert!(matches!(jwt.key, crate::JwtKey::PublicKeyPem { file: Some(_), .. }));
 
         let inline = std::fs::read_to_string(pem).unwrap();
         let settings = load_from(

@@ -20,7 +20,7 @@ impl Settings {
         if self.api_key.is_none() {
             out.push_str(&format!(
                 "# api_key is not configured: the key generated on first start is kept in {}\n",
-                crate::data_dir::api_key_file(&self.data_dir).display()
+                crate::settings::api_key_file(&self.data_dir).display()
             ));
         }
         out.push('\n');
@@ -97,7 +97,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::from_toml;
+    use crate::from_toml;
 
     const CONFIG: &str = r#"
 listen = "127.0.0.1:7001"
