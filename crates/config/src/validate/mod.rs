@@ -339,15 +339,9 @@ impl Check<'_> {
         if settings.max_message_bytes == 0 {
             return Err(self.invalid(&key("max_message_bytes"), "must be at least 1"));
         }
-        if settings.max_message_bytes.saturating_add(FRAME_ENVELOPE_BYTES) > limits.outbox_bytes {
-            return Err(self.invalid(
-                &key("max_message_bytes"),
-                format!(
-                    "= {} does not fit, with its envelope, in limits.outbox_bytes = {}: every such message \
-                     would disconnect its subscribers as slow consumers",
-                    settings.max_message_bytes, limits.outbox_bytes
-                ),
-            ));
+        let size = settings.max_message_bytes;
+        if let Some(reason) = outbox_misfit(size, FRAME_ENVELOPE_BYTES, "message", limits) {
+            return Err(self.invalid(&key("max_message_bytes"), reason));
         }
         if channel.history.max_len > 0 && channel.history.max_age.is_zero() {
             return Err(self.invalid(
@@ -370,6 +364,19 @@ impl Check<'_> {
         }
         Ok(())
     }
+}
+
+/// Why the largest `what` (`size` bytes plus its `envelope`) cannot be
+/// configured: it would not fit in one outbox, so every such one would
+/// disconnect its subscribers. `None` when it fits.
+fn outbox_misfit(size: usize, envelope: usize, what: &str, limits: &Limits) -> Option<String> {
+    (size.saturating_add(envelope) > limits.outbox_bytes).then(|| {
+        format!(
+            "= {size} does not fit, with its envelope, in limits.outbox_bytes = {}: every such {what} \
+             would disconnect its subscribers as slow consumers",
+            limits.outbox_bytes
+        )
+    })
 }
 
 #[cfg(test)]

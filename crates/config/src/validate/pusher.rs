@@ -131,17 +131,10 @@ impl Check<'_> {
                 ),
             ));
         }
-        if app.max_event_bytes.saturating_add(EVENT_ENVELOPE_BYTES) > limits.outbox_bytes {
-            return Err(self.invalid(
-                &key("max_event_bytes"),
-                format!(
-                    "= {} does not fit, with its envelope, in limits.outbox_bytes = {}: every such event \
-                     would disconnect its subscribers as slow consumers",
-                    app.max_event_bytes, limits.outbox_bytes
-                ),
-            ));
+        match super::outbox_misfit(app.max_event_bytes, EVENT_ENVELOPE_BYTES, "event", limits) {
+            Some(reason) => Err(self.invalid(&key("max_event_bytes"), reason)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn webhook(&self, table: &str, raw: &RawWebhook) -> Result<WebhookSettings, ConfigError> {
