@@ -6,6 +6,7 @@
 //! I/O and knows no runtime.
 //!
 //! - [`channel`]: validated channel names and their namespace.
+//! - [`cluster`]: the live frames nodes of a cluster exchange, and the engine key names.
 //! - [`position`]: `(epoch, offset)`, the stream position that makes recovery possible.
 //! - [`publication`]: what a channel carries, and the raw JSON payload type.
 //! - [`error`]: the one error-code table (code → HTTP status → retry) and the close codes.
@@ -15,6 +16,7 @@
 //! - [`websocket`]: WebSocket framing, server side (RFC 6455).
 
 pub mod channel;
+pub mod cluster;
 pub mod error;
 pub mod native;
 pub mod position;

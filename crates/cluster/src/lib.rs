@@ -1,0 +1,35 @@
+//! The engines a cluster of Fanfare nodes shares, each behind a trait.
+//!
+//! In a cluster the history store (`fanfare-store`) assigns offsets and,
+//! in the same atomic step, publishes each channel's durable publications
+//! as live frames. What else nodes share lives here:
+//!
+//! - [`ClusterBus`] (`bus.rs`): live frames of the channels a node has
+//!   subscribers for, and control messages between nodes. Lossy by
+//!   contract; the hub heals gaps from history.
+//! - [`PresenceStore`] (`presence.rs`): presence keyed by user, with the
+//!   node holding each connection, so join/leave decisions are cluster-wide.
+//! - [`Occupancy`] (`occupancy.rs`): subscription counts per channel and
+//!   node, for occupied/vacated and cluster-wide channel listings.
+//! - [`NodeRegistry`] (`registry.rs`): live nodes with leases; each expired
+//!   node is claimed by exactly one survivor, which cleans up after it.
+//!
+//! Implementations: `redis` (Redis 7, standalone; keys of a channel share
+//! its hash tag). Each trait has a conformance suite (`conformance`) that
+//! every implementation runs.
+
+mod bus;
+pub mod conformance;
+mod error;
+mod node;
+mod occupancy;
+mod presence;
+pub mod redis;
+mod registry;
+
+pub use bus::{BusEvent, ClusterBus};
+pub use error::ClusterError;
+pub use node::{NodeId, NodeInfo};
+pub use occupancy::{Occupancy, OccupancyChange};
+pub use presence::{PresenceChange, PresenceStore};
+pub use registry::NodeRegistry;

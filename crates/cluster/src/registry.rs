@@ -1,0 +1,37 @@
+//! The [`NodeRegistry`]: which nodes are alive.
+
+use std::time::Duration;
+
+use crate::{ClusterError, NodeId, NodeInfo};
+
+/// Live nodes, each with a lease it renews by heartbeat.
+///
+/// # Contract
+/// - **Lease.** A node is live from its first
+///   [`heartbeat`](NodeRegistry::heartbeat) until `lease` after its latest
+///   one, judged by the engine's clock (not the nodes'), or until it
+///   [`leave`](NodeRegistry::leave)s.
+/// - **Expired once.** [`claim_expired`](NodeRegistry::claim_expired)
+///   returns every node whose lease has run out and removes it: each
+///   expired node is returned to exactly one caller, ever, which must
+///   clean up after it (presence, occupancy).
+/// - **Resurrection is visible.** A heartbeat of a node that is not
+///   registered (it expired and was claimed, e.g. after a long pause)
+///   answers `false`: the node must announce again what it holds.
+/// - **Listing.** [`nodes`](NodeRegistry::nodes) returns the live nodes,
+///   sorted by id, as their last heartbeat described them.
+#[async_trait::async_trait]
+pub trait NodeRegistry: Send + Sync + 'static {
+    /// Registers or renews `info.id` for `lease`; `false` when the node
+    /// was not registered before this call.
+    async fn heartbeat(&self, info: &NodeInfo, lease: Duration) -> Result<bool, ClusterError>;
+
+    /// The live nodes.
+    async fn nodes(&self) -> Result<Vec<NodeInfo>, ClusterError>;
+
+    /// Claims the nodes whose lease has expired.
+    async fn claim_expired(&self) -> Result<Vec<NodeId>, ClusterError>;
+
+    /// Removes `node` at once (a clean stop).
+    async fn leave(&self, node: &NodeId) -> Result<(), ClusterError>;
+}
