@@ -227,6 +227,7 @@ impl Hub {
             idempotency_window: options.idempotency_window,
             retention: options.history,
             durability: options.durability,
+            exclude: publish.exclude.unwrap_or(0),
         };
         JobItem { request, exclude: publish.exclude, reply }
     }

@@ -93,6 +93,7 @@ async fn publish_to_one_channel(
             idempotency_window: Duration::from_secs(300),
             retention: Retention::default(),
             durability,
+            exclude: 0,
         };
         in_flight.push_back(store.enqueue(request).await.expect("store open"));
     }

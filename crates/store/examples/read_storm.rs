@@ -70,6 +70,7 @@ async fn fill(store: &EmbeddedStore, channels: &[ChannelName]) {
                 idempotency_window: Duration::from_secs(300),
                 retention: Retention::default(),
                 durability: Durability::Buffered,
+                exclude: 0,
             };
             receipts.push(store.enqueue(request).await.expect("store open"));
         }

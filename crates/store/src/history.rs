@@ -79,6 +79,11 @@ pub struct AppendRequest {
     /// What the receipt waits for. A store that writes several appends
     /// together syncs the group when any of them asks for [`Durability::Fsync`].
     pub durability: Durability,
+    /// A connection id that must not receive the publication live (the
+    /// Pusher `socket_id` exclusion), or 0. Never stored: a store that
+    /// publishes live frames ([`HistoryStore::publishes_live`]) passes it
+    /// on in the frame; others ignore it.
+    pub exclude: u64,
 }
 
 /// The outcome of an append.
@@ -272,6 +277,16 @@ pub trait HistoryStore: Send + Sync + 'static {
 
     /// The channel's current position.
     async fn position(&self, channel: &ChannelName) -> Result<StreamPosition, StoreError>;
+
+    /// Whether the store itself publishes every append as a live frame
+    /// (`fanfare_protocol::cluster`) to the channel's pub/sub, in the same
+    /// atomic step that assigns its offset (the Redis store). Then the hub
+    /// fans out durable publications from the cluster bus, not after the
+    /// append; a store that does not (memory, embedded) leaves fan-out to
+    /// the hub.
+    fn publishes_live(&self) -> bool {
+        false
+    }
 
     /// Whether the store can take writes now (for `/ready`).
     async fn ready(&self) -> bool {

@@ -227,6 +227,7 @@ mod tests {
             idempotency_window: Duration::from_secs(1),
             retention: Retention::default(),
             durability: crate::Durability::Fsync,
+            exclude: 0,
         };
         for n in 0..100 {
             log.append(keyed(format!("k{n}"), 10_000 + n), 10_000);

@@ -145,5 +145,6 @@ fn request(channel: &ChannelName, data: &str, durability: Durability) -> AppendR
         idempotency_window: Duration::from_secs(300),
         retention: Retention::default(),
         durability,
+        exclude: 0,
     }
 }

@@ -234,6 +234,7 @@ fn append_request(
         idempotency_window: IDEMPOTENCY_WINDOW,
         retention: Retention::default(),
         durability,
+        exclude: 0,
     }
 }
 

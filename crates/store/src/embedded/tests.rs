@@ -24,6 +24,7 @@ fn request(channel: &ChannelName, data: &str) -> AppendRequest {
         idempotency_window: Duration::from_secs(300),
         retention: Retention::default(),
         durability: Durability::Fsync,
+        exclude: 0,
     }
 }
 
