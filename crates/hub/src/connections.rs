@@ -24,12 +24,19 @@ struct Registered {
 
 impl Default for Connections {
     fn default() -> Self {
-        Self { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(), next_id: AtomicU64::new(1) }
+        // Random high bits make ids unique across the nodes of a cluster
+        // too (a Pusher `socket_id` exclusion travels to every node).
+        let first = (u64::from(rand::random::<u32>() >> 1) << 32) | 1;
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            next_id: AtomicU64::new(first),
+        }
     }
 }
 
 impl Connections {
-    /// A fresh connection id.
+    /// A fresh connection id, never 0, unique within the cluster with
+    /// overwhelming probability.
     pub fn next_id(&self) -> ConnId {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }

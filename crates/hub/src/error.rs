@@ -13,6 +13,9 @@ pub enum HubError {
     PresenceDisabled,
     #[error("history store: {0}")]
     Store(#[from] StoreError),
+    /// A cluster engine (bus, presence, occupancy, registry) failed.
+    #[error("cluster: {0}")]
+    Cluster(#[from] fanfare_cluster::ClusterError),
     #[error("the hub is shutting down")]
     ShuttingDown,
 }
@@ -24,7 +27,7 @@ impl HubError {
             HubError::AlreadySubscribed => ErrorCode::AlreadySubscribed,
             HubError::NotSubscribed => ErrorCode::NotSubscribed,
             HubError::PresenceDisabled => ErrorCode::NotAvailable,
-            HubError::Store(_) => ErrorCode::Unavailable,
+            HubError::Store(_) | HubError::Cluster(_) => ErrorCode::Unavailable,
             HubError::ShuttingDown => ErrorCode::ShuttingDown,
         }
     }

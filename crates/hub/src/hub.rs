@@ -11,6 +11,7 @@ use fanfare_store::{AppendRequest, Appended, HistoryQuery, HistoryStore};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::HubError;
+use crate::cluster::{self, Cluster, ClusterEngines, ClusterOptions, DisconnectReport};
 use crate::connections::Connections;
 use crate::encode::{Encoded, Message};
 use crate::events::{EventSink, HubEvent};
@@ -108,6 +109,10 @@ pub(crate) struct Shared {
     pub options: HubOptions,
     pub metrics: HubMetrics,
     pub events: EventSink,
+    /// Every connection of this node, by id and user.
+    pub connections: Connections,
+    /// The cluster this node is part of; `None` for a single node.
+    pub cluster: Option<Cluster>,
 }
 
 impl Shared {
@@ -122,16 +127,54 @@ impl Shared {
 pub struct Hub {
     pub(crate) shared: Arc<Shared>,
     pipelines: Vec<mpsc::Sender<PublishJob>>,
-    connections: Connections,
 }
 
 impl Hub {
-    /// Builds the hub and starts its publish pipelines on the current
-    /// Tokio runtime.
+    /// Builds a single node's hub and starts its publish pipelines on the
+    /// current Tokio runtime.
     pub fn new(store: Arc<dyn HistoryStore>, policy: ChannelPolicy, options: HubOptions) -> Self {
+        Self::build(store, policy, options, None)
+    }
+
+    /// Builds the hub of a cluster node: durable publications are fanned
+    /// out from the cluster bus (the store publishes them as it assigns
+    /// their offsets), and presence, occupancy, listings and disconnects
+    /// go through the cluster's engines (`cluster/`).
+    pub fn clustered(
+        store: Arc<dyn HistoryStore>,
+        policy: ChannelPolicy,
+        options: HubOptions,
+        engines: ClusterEngines,
+        cluster_options: ClusterOptions,
+    ) -> Self {
+        Self::build(store, policy, options, Some((engines, cluster_options)))
+    }
+
+    fn build(
+        store: Arc<dyn HistoryStore>,
+        policy: ChannelPolicy,
+        options: HubOptions,
+        cluster: Option<(ClusterEngines, ClusterOptions)>,
+    ) -> Self {
         let registry = Registry::new(options.shards);
         let metrics = HubMetrics::register();
-        let shared = Arc::new(Shared { store, registry, policy, options, metrics, events: EventSink::new() });
+        let (watch_tx, watch_rx) = mpsc::channel(cluster::WATCH_QUEUE);
+        let (leaves_tx, leaves_rx) = cluster::leave_queue();
+        let cluster = cluster.map(|(engines, options)| Cluster {
+            engines,
+            options,
+            watcher: watch_tx,
+            leaves: leaves_tx,
+            occupancy: Default::default(),
+            requests: Default::default(),
+            bus_up: true.into(),
+            started_at_ms: now_ms(),
+        });
+        let events = EventSink::new();
+        let connections = Connections::default();
+        let shared =
+            Arc::new(Shared { store, registry, policy, options, metrics, events, connections, cluster });
+        cluster::start(&shared, watch_rx, leaves_rx);
         let pipelines = (0..shared.registry.shard_count())
             .map(|_| {
                 let (tx, rx) = mpsc::channel(options.publish_queue);
@@ -139,11 +182,16 @@ impl Hub {
                 tx
             })
             .collect();
-        Self { shared, pipelines, connections: Connections::default() }
+        Self { shared, pipelines }
     }
 
     pub fn connections(&self) -> &Connections {
-        &self.connections
+        &self.shared.connections
+    }
+
+    /// This node's id in its cluster (`None` for a single node).
+    pub fn node_id(&self) -> Option<&fanfare_cluster::NodeId> {
+        self.shared.cluster.as_ref().map(|c| c.node())
     }
 
     /// Channel lifecycle events (for webhooks), through a queue of
@@ -192,8 +240,8 @@ impl Hub {
         let mut jobs: Vec<PublishJob> = Vec::new();
         for publish in publishes {
             if publish.ephemeral {
-                self.publish_ephemeral(&publish, time_ms);
-                receipts.push(PublishReceipt(Receipt::Ready(Some(Ok(Published::Ephemeral)))));
+                let outcome = self.publish_ephemeral(&publish, time_ms).await.map(|()| Published::Ephemeral);
+                receipts.push(PublishReceipt(Receipt::Ready(Some(outcome))));
                 continue;
             }
             let (reply, answer) = oneshot::channel();
@@ -232,9 +280,25 @@ impl Hub {
         JobItem { request, exclude: publish.exclude, reply }
     }
 
-    fn publish_ephemeral(&self, publish: &Publish, time_ms: u64) {
+    async fn publish_ephemeral(&self, publish: &Publish, time_ms: u64) -> Result<(), HubError> {
         self.shared.metrics.ephemeral_publications.increment(1);
-        let Some(chan) = self.shared.registry.get(&publish.channel) else { return };
+        if let Some(cluster) = &self.shared.cluster {
+            // Every node watching the channel fans it out, this one included.
+            let frame = fanfare_protocol::cluster::LiveFrame::Ephemeral {
+                exclude: publish.exclude.unwrap_or(0),
+                time_ms,
+                event: publish.event.clone(),
+                user: publish.user_id.clone(),
+                data: publish.data.clone(),
+            };
+            return cluster
+                .engines
+                .bus
+                .publish(&publish.channel, frame.encode())
+                .await
+                .map_err(HubError::Cluster);
+        }
+        let Some(chan) = self.shared.registry.get(&publish.channel) else { return Ok(()) };
         let message = Message::Ephemeral {
             time_ms,
             event: publish.event.as_deref(),
@@ -245,6 +309,7 @@ impl Hub {
         let result =
             chan.state.lock().fan_out(None, &encoded, publish.exclude, self.shared.options.catch_up_buffer);
         self.shared.count_fan_out(result);
+        Ok(())
     }
 
     /// The channel's current position in the store.
@@ -252,9 +317,17 @@ impl Hub {
         Ok(self.shared.store.position(channel).await?)
     }
 
-    /// How many connections on this node are subscribed to the channel.
-    pub fn subscriber_count(&self, channel: &ChannelName) -> usize {
-        self.shared.registry.get(channel).map_or(0, |c| c.state.lock().entries.len())
+    /// How many connections are subscribed to the channel: on this node,
+    /// or in a cluster on every node (as last reported by each; a change
+    /// reaches the engine within milliseconds).
+    pub async fn subscriber_count(&self, channel: &ChannelName) -> Result<usize, HubError> {
+        match &self.shared.cluster {
+            Some(cluster) => {
+                let count = cluster.engines.occupancy.count(channel).await?;
+                Ok(usize::try_from(count).unwrap_or(usize::MAX))
+            }
+            None => Ok(self.shared.registry.get(channel).map_or(0, |c| c.state.lock().entries.len())),
+        }
     }
 
     /// Reads a channel's history (`since` exclusive).
@@ -275,29 +348,77 @@ impl Hub {
         Ok(HistoryResult { epoch: page.epoch, top_offset: page.top_offset, publications: page.publications })
     }
 
-    /// The members of a channel on this node.
-    pub fn presence(&self, channel: &ChannelName) -> Result<Vec<Member>, HubError> {
+    /// The members of a channel (in a cluster: on every node).
+    pub async fn presence(&self, channel: &ChannelName) -> Result<Vec<Member>, HubError> {
         if !self.channel_options(channel).presence {
             return Err(HubError::PresenceDisabled);
+        }
+        if let Some(cluster) = &self.shared.cluster {
+            return Ok(cluster.engines.presence.members(channel).await?);
         }
         Ok(self.shared.registry.get(channel).map(|c| c.state.lock().presence.members()).unwrap_or_default())
     }
 
-    /// Channels with at least one subscriber on this node, by name.
-    pub fn channels(&self, prefix: &str) -> Vec<ChannelInfo> {
-        self.shared
-            .registry
-            .channels(prefix)
-            .into_iter()
-            .map(|(channel, subscribers)| ChannelInfo { channel, subscribers })
-            .collect()
+    /// Channels with at least one subscriber (in a cluster: on any node),
+    /// by name.
+    pub async fn channels(&self, prefix: &str) -> Result<Vec<ChannelInfo>, HubError> {
+        let listed = match &self.shared.cluster {
+            Some(cluster) => cluster
+                .engines
+                .occupancy
+                .channels(prefix)
+                .await?
+                .into_iter()
+                .map(|(channel, count)| (channel, usize::try_from(count).unwrap_or(usize::MAX)))
+                .collect(),
+            None => self.shared.registry.channels(prefix),
+        };
+        Ok(listed.into_iter().map(|(channel, subscribers)| ChannelInfo { channel, subscribers }).collect())
+    }
+
+    /// Closes every connection of `user` (in a cluster: on every node that
+    /// answers in time; the report names the others).
+    pub async fn disconnect_user(&self, user: &str) -> Result<DisconnectReport, HubError> {
+        if self.shared.cluster.is_some() {
+            return Ok(cluster::disconnect_user(&self.shared, user).await?);
+        }
+        let reason = crate::CloseReason::new(fanfare_protocol::CloseCode::Disconnected);
+        Ok(DisconnectReport {
+            disconnected: self.shared.connections.close_user(user, reason),
+            unreached: Vec::new(),
+        })
+    }
+
+    /// The live nodes of the cluster (empty for a single node).
+    pub async fn nodes(&self) -> Result<Vec<fanfare_cluster::NodeInfo>, HubError> {
+        match &self.shared.cluster {
+            Some(cluster) => Ok(cluster.engines.registry.nodes().await?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Renews this node's lease and cleans up after dead nodes now,
+    /// instead of at the next heartbeat (start-up, tests).
+    pub async fn heartbeat(&self) {
+        cluster::beat(&self.shared).await;
     }
 
     /// Removes a connection's subscription, with presence leave.
     pub fn unsubscribe(&self, conn: ConnId, channel: &ChannelName) -> Result<(), HubError> {
         let options = self.channel_options(channel);
         let shared = &self.shared;
+        let clustered = shared.cluster.is_some();
         let (found, dropped) = shared.registry.detach(channel, conn, |state, entry| {
+            if clustered {
+                if entry.joined {
+                    let (user, announce) = (entry.sub.user.clone(), options.join_leave);
+                    cluster::queue_leave(
+                        shared,
+                        cluster::Leave { channel: channel.clone(), user, conn, announce },
+                    );
+                }
+                return;
+            }
             if entry.joined && state.presence.leave(entry.sub.user.as_str()) {
                 shared.events.emit(HubEvent::MemberRemoved {
                     channel: channel.clone(),
@@ -319,14 +440,23 @@ impl Hub {
         self.shared.metrics.subscriptions.decrement(1.0);
         if dropped {
             self.shared.metrics.channels.decrement(1.0);
+        }
+        if let Some(cluster) = &self.shared.cluster {
+            cluster.occupancy.mark(channel);
+            if dropped {
+                // A full queue leaves it watched; the receiver's sweep retries.
+                let _ = cluster.watcher.try_send(cluster::WatchCommand::Unwatch(channel.clone()));
+            }
+        } else if dropped {
             self.shared.events.emit(HubEvent::ChannelVacated { channel: channel.clone() });
         }
         Ok(())
     }
 
-    /// Whether the store takes writes.
+    /// Whether the store takes writes and, in a cluster, the bus is up.
     pub async fn ready(&self) -> bool {
-        self.shared.store.ready().await
+        let bus_up = self.shared.cluster.as_ref().is_none_or(|c| c.bus_up());
+        bus_up && self.shared.store.ready().await
     }
 }
 

@@ -20,10 +20,14 @@
 //! - `encode.rs`: a message encoded once per protocol among its subscribers.
 //! - [`HubEvent`] (`events.rs`): channel lifecycle events for webhooks.
 //! - [`Connections`]: every connection, to close by user or all at shutdown.
+//! - `cluster/`: the same in a cluster of nodes: fan-out from the cluster
+//!   bus with gaps healed from history, presence and occupancy through the
+//!   cluster's engines, node leases, requests to every node.
 //!
 //! The hub knows no sockets, HTTP or wire format beyond "a subscriber has an
 //! outbox of encoded frames".
 
+mod cluster;
 mod connections;
 mod encode;
 mod error;
@@ -37,6 +41,7 @@ mod registry;
 mod subscribe;
 mod telemetry;
 
+pub use cluster::{ClusterEngines, ClusterOptions, DisconnectReport};
 pub use connections::Connections;
 pub use encode::{DEFAULT_PUSHER_EVENT, Protocol};
 pub use error::HubError;

@@ -102,7 +102,9 @@ fn split(job: PublishJob) -> (Vec<AppendRequest>, Pending) {
 /// their publishers, in offset order.
 fn finish(shared: &Shared, done: Vec<Completed>) {
     let mut start = 0;
-    while start < done.len() {
+    // A store that publishes live frames itself (a cluster's) leaves
+    // fan-out to the receiving side of every node, this one included.
+    while start < done.len() && !shared.store.publishes_live() {
         let channel = &done[start].0.channel;
         let run = done[start..].iter().take_while(|(pending, _)| pending.channel == *channel).count();
         fan_out_durable(shared, channel, &done[start..start + run]);

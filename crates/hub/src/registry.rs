@@ -119,6 +119,28 @@ impl ChannelState {
         result
     }
 
+    /// Pushes one message to every subscriber but the connections of
+    /// `user` (a join or leave, which the user's own connections know of).
+    pub fn fan_out_except_user(&mut self, message: &Encoded<'_>, user: &str, catch_up_cap: usize) -> FanOut {
+        let mut result = FanOut::default();
+        for entry in self.entries.iter_mut().filter(|e| e.sub.user.as_str() != user) {
+            let frame = message.frame(entry.sub.protocol).clone();
+            match &mut entry.catch_up {
+                Some(buffer) if buffer.len() < catch_up_cap => buffer.push((None, frame)),
+                Some(_) => {
+                    entry.sub.outbox.close(CloseReason::new(CloseCode::SlowConsumer));
+                    result.overflowed += 1;
+                }
+                None => {
+                    let (queued, pushed) = entry.sub.outbox.push_all(std::iter::once(frame));
+                    result.delivered += queued;
+                    result.overflowed += u64::from(pushed == Pushed::Overflowed);
+                }
+            }
+        }
+        result
+    }
+
     pub fn position_of(&self, conn: ConnId) -> Option<usize> {
         self.entries.iter().position(|e| e.sub.conn == conn)
     }
@@ -197,6 +219,45 @@ impl Registry {
             shard.remove(channel);
         }
         (true, empty)
+    }
+
+    /// How many channels and subscriptions this node has.
+    pub fn totals(&self) -> (usize, usize) {
+        let mut totals = (0, 0);
+        for shard in self.shards.iter() {
+            let channels: Vec<Arc<Channel>> = shard.read().values().cloned().collect();
+            totals.0 += channels.len();
+            totals.1 += channels.iter().map(|c| c.state.lock().entries.len()).sum::<usize>();
+        }
+        totals
+    }
+
+    /// Every subscription that counts in presence, by channel.
+    pub fn joined_members(&self) -> Vec<(ChannelName, Vec<(ConnId, fanfare_protocol::native::Member)>)> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let channels: Vec<(ChannelName, Arc<Channel>)> =
+                shard.read().iter().map(|(n, c)| (n.clone(), c.clone())).collect();
+            for (name, chan) in channels {
+                let state = chan.state.lock();
+                let members: Vec<_> = state
+                    .entries
+                    .iter()
+                    .filter(|e| e.joined)
+                    .map(|e| {
+                        let member = fanfare_protocol::native::Member {
+                            user: e.sub.user.clone(),
+                            info: e.sub.info.clone(),
+                        };
+                        (e.sub.conn, member)
+                    })
+                    .collect();
+                if !members.is_empty() {
+                    out.push((name, members));
+                }
+            }
+        }
+        out
     }
 
     /// Every channel with its subscriber count, for listings.

@@ -63,18 +63,30 @@ impl Hub {
         let outbox = subscriber.outbox.clone();
         let chan = self.attach_catching_up(&channel, subscriber)?;
 
-        let plan = match self.plan_subscription(&channel, since.as_ref(), &options).await {
+        let planned = match self.watch(&channel).await {
+            Ok(()) => self.plan_subscription(&channel, since.as_ref(), &options).await,
+            Err(error) => Err(error),
+        };
+        let plan = match planned {
             Ok(plan) => plan,
             Err(error) => {
                 let _ = self.unsubscribe(conn, &channel);
                 return Err(error);
             }
         };
-        self.count_recovery(plan.result.recovered);
-        let members = match options.presence {
-            true => self.join_presence(&mut chan.state.lock(), &channel, conn, options.join_leave),
-            false => Vec::new(),
+        let members = match (options.presence, self.shared.cluster.is_some()) {
+            (false, _) => Vec::new(),
+            (true, false) => self.join_presence(&mut chan.state.lock(), &channel, conn, options.join_leave),
+            (true, true) => match self.join_cluster_presence(&chan, &channel, conn, options.join_leave).await
+            {
+                Ok(members) => members,
+                Err(error) => {
+                    let _ = self.unsubscribe(conn, &channel);
+                    return Err(error);
+                }
+            },
         };
+        self.count_recovery(plan.result.recovered);
         outbox.push_waiting(encode_reply(&plan.result, &members)).await;
         for publication in &plan.replay {
             let message = Message::Publication { epoch: &plan.result.epoch, publication };
@@ -96,6 +108,13 @@ impl Hub {
                 self.shared.metrics.subscriptions.increment(1.0);
                 if created {
                     self.shared.metrics.channels.increment(1.0);
+                }
+                if let Some(cluster) = &self.shared.cluster {
+                    // Cluster-wide events come from the engine's answer.
+                    cluster.occupancy.mark(channel);
+                    return Ok(chan);
+                }
+                if created {
                     self.shared.events.emit(HubEvent::ChannelOccupied { channel: channel.clone() });
                 }
                 self.shared.events.emit(HubEvent::SubscriptionCount { channel: channel.clone(), count });
@@ -158,6 +177,42 @@ impl Hub {
             }
         }
         state.presence.members()
+    }
+
+    /// In a cluster: makes sure this node receives the channel's live
+    /// frames before history is read (`cluster/watch.rs`).
+    async fn watch(&self, channel: &ChannelName) -> Result<(), HubError> {
+        let Some(cluster) = &self.shared.cluster else { return Ok(()) };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let command = crate::cluster::WatchCommand::Watch(channel.clone(), reply);
+        cluster.watcher.send(command).await.map_err(|_| HubError::ShuttingDown)?;
+        answer.await.map_err(|_| HubError::ShuttingDown)?
+    }
+
+    /// [`Hub::join_presence`] in a cluster: the engine decides whether this
+    /// is the user's first connection anywhere (`cluster/members.rs`).
+    async fn join_cluster_presence(
+        &self,
+        chan: &crate::registry::Channel,
+        channel: &ChannelName,
+        conn: u64,
+        announce: bool,
+    ) -> Result<Vec<Member>, HubError> {
+        let member = {
+            let state = chan.state.lock();
+            let Some(index) = state.position_of(conn) else { return Ok(Vec::new()) };
+            let sub = &state.entries[index].sub;
+            Member { user: sub.user.clone(), info: sub.info.clone() }
+        };
+        if member.user.is_empty() {
+            return Ok(crate::cluster::members_of(&self.shared, channel).await?);
+        }
+        let members = crate::cluster::join(&self.shared, channel, &member, conn, announce).await?;
+        let mut state = chan.state.lock();
+        if let Some(index) = state.position_of(conn) {
+            state.entries[index].joined = true;
+        }
+        Ok(members)
     }
 
     fn count_recovery(&self, recovered: Option<bool>) {

@@ -6,6 +6,8 @@ use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 #[derive(Clone)]
 pub struct HubMetrics {
     pub publications: Counter,
+    /// Durable publications fanned out from the cluster bus.
+    pub publications_received: Counter,
     pub ephemeral_publications: Counter,
     pub duplicate_publications: Counter,
     pub deliveries: Counter,
@@ -23,6 +25,7 @@ impl HubMetrics {
     pub fn register() -> Self {
         Self {
             publications: counter!("fanfare_publications_total", "kind" => "durable"),
+            publications_received: counter!("fanfare_cluster_publications_received_total"),
             ephemeral_publications: counter!("fanfare_publications_total", "kind" => "ephemeral"),
             duplicate_publications: counter!("fanfare_duplicate_publications_total"),
             deliveries: counter!("fanfare_deliveries_total"),

@@ -152,7 +152,7 @@ async fn presence_counts_a_user_with_two_connections_once() {
     subscribe(&hub, subscriber(2, "alice", OutboxLimits::default()), "team", None).await;
     subscribe(&hub, subscriber(3, "alice", OutboxLimits::default()), "team", None).await;
     let users: Vec<String> =
-        hub.presence(&channel("team")).unwrap().into_iter().map(|m| m.user.to_string()).collect();
+        hub.presence(&channel("team")).await.unwrap().into_iter().map(|m| m.user.to_string()).collect();
     assert_eq!(users, ["alice", "watcher"]);
     hub.unsubscribe(2, &channel("team")).unwrap();
     hub.unsubscribe(3, &channel("team")).unwrap();

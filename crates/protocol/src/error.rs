@@ -184,6 +184,11 @@ code_table! {
         IdleTimeout => close_row(4502, "idle timeout"),
         /// The server failed internally; reconnect with backoff.
         ServerError => close_row(4503, "server error"),
+        /// The node lost part of a channel's stream (the cluster bus dropped
+        /// publications that history no longer holds, or the channel's epoch
+        /// changed under it): reconnect and resubscribe with the last
+        /// position, which answers what could be recovered.
+        InsufficientState => close_row(4505, "insufficient state"),
     }
 }
 

@@ -39,6 +39,9 @@ pub enum PusherCloseCode {
     ShuttingDown,
     /// No pong (or any other frame) within the pong timeout.
     PongTimeout,
+    /// The server lost this connection's channel state; the client
+    /// reconnects immediately.
+    Reconnect,
 }
 
 impl PusherCloseCode {
@@ -69,10 +72,11 @@ impl PusherCloseCode {
             OverCapacity => (4100, "over capacity", ErrorCode::Unavailable),
             ShuttingDown => (4200, "server shutting down", ErrorCode::ShuttingDown),
             PongTimeout => (4201, "pong reply not received", ErrorCode::Unavailable),
+            Reconnect => (4202, "reconnect", ErrorCode::Unavailable),
         }
     }
 
-    pub const ALL: [PusherCloseCode; 10] = {
+    pub const ALL: [PusherCloseCode; 11] = {
         use PusherCloseCode::*;
         [
             AppNotFound,
@@ -85,6 +89,7 @@ impl PusherCloseCode {
             OverCapacity,
             ShuttingDown,
             PongTimeout,
+            Reconnect,
         ]
     };
 }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use fanfare_hub::{CloseReason, Hub, Publish};
+use fanfare_hub::{Hub, Publish};
 use fanfare_protocol::native::{HistoryParams, HistoryResult, PresenceResult, PublishResult};
-use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, JsonData};
+use fanfare_protocol::{ChannelName, ErrorCode, JsonData};
 use serde::{Deserialize, Serialize};
 
 use crate::api::extract::{ApiKey, JsonBody};
@@ -141,7 +141,7 @@ pub async fn presence(
     query: Result<Query<ChannelParam>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<PresenceResult>, HttpError> {
     let Query(q) = query.map_err(bad_query)?;
-    let members = hub.presence(&q.channel).map_err(hub_error)?;
+    let members = hub.presence(&q.channel).await.map_err(hub_error)?;
     Ok(Json(PresenceResult { members }))
 }
 
@@ -170,6 +170,8 @@ pub async fn channels(
     let Query(q) = query.map_err(bad_query)?;
     let channels = hub
         .channels(&q.prefix)
+        .await
+        .map_err(hub_error)?
         .into_iter()
         .map(|info| ChannelEntry { channel: info.channel, subscribers: info.subscribers })
         .collect();
@@ -185,6 +187,10 @@ pub struct DisconnectBody {
 #[derive(Serialize)]
 pub struct Disconnected {
     disconnected: usize,
+    /// Nodes of the cluster that did not answer in time (absent on a single
+    /// node, or when every node answered).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unreached: Vec<String>,
 }
 
 /// Closes every connection of a user with 4003 (do not reconnect).
@@ -196,8 +202,9 @@ pub async fn disconnect(
     if body.user.is_empty() {
         return Err(HttpError::new(ErrorCode::BadRequest, "\"user\" must not be empty"));
     }
-    let disconnected = hub.connections().close_user(&body.user, CloseReason::new(CloseCode::Disconnected));
-    Ok(Json(Disconnected { disconnected }))
+    let report = hub.disconnect_user(&body.user).await.map_err(hub_error)?;
+    let unreached = report.unreached.iter().map(ToString::to_string).collect();
+    Ok(Json(Disconnected { disconnected: report.disconnected, unreached }))
 }
 
 fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> HttpError {

@@ -171,6 +171,7 @@ fn pusher_close(code: CloseCode) -> (u16, &'static str) {
         CloseCode::ShuttingDown => PusherCloseCode::ShuttingDown,
         CloseCode::SlowConsumer | CloseCode::ServerError => PusherCloseCode::OverCapacity,
         CloseCode::IdleTimeout => PusherCloseCode::PongTimeout,
+        CloseCode::InsufficientState => PusherCloseCode::Reconnect,
     };
     (pusher.code(), pusher.reason())
 }

@@ -30,7 +30,7 @@ impl Session {
                 self.publish(id, publish).await
             }
             CommandBody::History { channel, query } => self.history(id, &channel, query).await,
-            CommandBody::Presence { channel } => self.presence(id, &channel),
+            CommandBody::Presence { channel } => self.presence(id, &channel).await,
             CommandBody::Ping => {
                 self.reply(id, &serde_json::json!({}));
                 Ok(())
@@ -140,10 +140,10 @@ impl Session {
         Ok(())
     }
 
-    fn presence(&mut self, id: u64, channel: &ChannelName) -> Result<(), ErrorInfo> {
+    async fn presence(&mut self, id: u64, channel: &ChannelName) -> Result<(), ErrorInfo> {
         let namespace = self.app.settings.namespaces.resolve(channel);
         may_subscribe(self.identity(), channel, &namespace)?;
-        let members = self.app.hub.presence(channel).map_err(hub_error)?;
+        let members = self.app.hub.presence(channel).await.map_err(hub_error)?;
         self.reply(id, &PresenceResult { members });
         Ok(())
     }

@@ -35,14 +35,15 @@ pub(super) async fn list(
     }
     let app = &signed.app;
     let mut channels = BTreeMap::new();
-    for listed in hub.channels(&format!("{}{filter}", app.channel_prefix())) {
+    let listing = hub.channels(&format!("{}{filter}", app.channel_prefix())).await.map_err(hub_failure)?;
+    for listed in listing {
         let Some((owner, name)) = pusher.apps.for_hub_channel(&listed.channel) else { continue };
         if owner.id() != app.id() || listed.subscribers == 0 {
             continue;
         }
         let mut attributes = Map::new();
         if info.user_count {
-            attributes.insert("user_count".into(), json!(user_count(&hub, &listed.channel)));
+            attributes.insert("user_count".into(), json!(user_count(&hub, &listed.channel).await));
         }
         if info.subscription_count {
             attributes.insert("subscription_count".into(), json!(listed.subscribers));
@@ -66,11 +67,11 @@ pub(super) async fn info(
     if info.cache && !channel.is_cache() {
         return Err(PusherApiError::bad_request("cache is only available for cache channels"));
     }
-    let subscribers = hub.subscriber_count(&hub_channel);
+    let subscribers = hub.subscriber_count(&hub_channel).await.map_err(hub_failure)?;
     let mut body = Map::new();
     body.insert("occupied".into(), json!(subscribers > 0));
     if info.user_count {
-        body.insert("user_count".into(), json!(user_count(&hub, &hub_channel)));
+        body.insert("user_count".into(), json!(user_count(&hub, &hub_channel).await));
     }
     if info.subscription_count {
         body.insert("subscription_count".into(), json!(subscribers));
@@ -93,7 +94,7 @@ pub(super) async fn users(
     if channel.kind() != ChannelKind::Presence {
         return Err(PusherApiError::bad_request("users are only available for presence channels"));
     }
-    let members = hub.presence(&hub_channel)?;
+    let members = hub.presence(&hub_channel).await?;
     let users: Vec<Value> = members.iter().map(|member| json!({ "id": member.user })).collect();
     Ok(Json(json!({ "users": users })))
 }
@@ -105,8 +106,12 @@ fn resolve(signed: &Signed, name: &str) -> Result<(PusherChannel, ChannelName), 
     Ok((channel, hub_channel))
 }
 
-fn user_count(hub: &Hub, channel: &ChannelName) -> usize {
-    hub.presence(channel).map_or(0, |members| members.len())
+async fn user_count(hub: &Hub, channel: &ChannelName) -> usize {
+    hub.presence(channel).await.map_or(0, |members| members.len())
+}
+
+fn hub_failure(error: fanfare_hub::HubError) -> PusherApiError {
+    PusherApiError::from(error)
 }
 
 /// `{"data", "ttl"}` of the channel's last event if it is younger than

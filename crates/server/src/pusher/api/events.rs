@@ -67,7 +67,7 @@ pub(super) async fn trigger(
     if !trigger.info.any() {
         return Ok(Json(json!({})));
     }
-    Ok(Json(json!({ "channels": channel_info(&hub, &trigger) })))
+    Ok(Json(json!({ "channels": channel_info(&hub, &trigger).await })))
 }
 
 pub(super) async fn trigger_batch(
@@ -86,13 +86,12 @@ pub(super) async fn trigger_batch(
     if !triggers.iter().any(|t| t.info.any()) {
         return Ok(Json(json!({})));
     }
-    let batch: Vec<Value> = triggers
-        .iter()
-        .map(|trigger| match channel_info(&hub, trigger).into_iter().next() {
-            Some((_, info)) => info,
-            None => json!({}),
-        })
-        .collect();
+    let mut batch: Vec<Value> = Vec::with_capacity(triggers.len());
+    for trigger in &triggers {
+        batch.push(
+            channel_info(&hub, trigger).await.into_iter().next().map_or_else(|| json!({}), |(_, info)| info),
+        );
+    }
     Ok(Json(json!({ "batch": batch })))
 }
 
@@ -177,15 +176,18 @@ async fn publish(hub: &Hub, triggers: &[Trigger]) -> Result<(), PusherApiError> 
 }
 
 /// `{name: {user_count?, subscription_count?}}` for each channel of the trigger.
-fn channel_info(hub: &Hub, trigger: &Trigger) -> BTreeMap<String, Value> {
+async fn channel_info(hub: &Hub, trigger: &Trigger) -> BTreeMap<String, Value> {
     let mut channels = BTreeMap::new();
     for (pusher, hub_channel) in &trigger.channels {
         let mut info = Map::new();
         if trigger.info.user_count && pusher.kind() == ChannelKind::Presence {
-            info.insert("user_count".into(), json!(hub.presence(hub_channel).map_or(0, |m| m.len())));
+            info.insert("user_count".into(), json!(hub.presence(hub_channel).await.map_or(0, |m| m.len())));
         }
         if trigger.info.subscription_count {
-            info.insert("subscription_count".into(), json!(hub.subscriber_count(hub_channel)));
+            info.insert(
+                "subscription_count".into(),
+                json!(hub.subscriber_count(hub_channel).await.unwrap_or(0)),
+            );
         }
         channels.insert(pusher.as_str().to_owned(), Value::Object(info));
     }

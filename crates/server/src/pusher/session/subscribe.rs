@@ -53,7 +53,7 @@ impl PusherSession {
         let member = self.authorize(channel, auth, channel_data)?;
         let hub = Apps::hub_channel(&self.pusher_app, name).map_err(|e| Refusal::new(400, e.to_string()))?;
         if member.is_some() {
-            self.check_presence_room(&hub)?;
+            self.check_presence_room(&hub).await?;
         }
         let since = match channel.is_cache() {
             true => self.last_event_position(&hub).await?,
@@ -137,9 +137,9 @@ impl PusherSession {
         Ok(Some(member))
     }
 
-    fn check_presence_room(&self, hub: &fanfare_protocol::ChannelName) -> Result<(), Refusal> {
+    async fn check_presence_room(&self, hub: &fanfare_protocol::ChannelName) -> Result<(), Refusal> {
         let max = self.pusher_app.settings.max_presence_members;
-        let members = self.app.hub.presence(hub).map(|m| m.len()).unwrap_or(0);
+        let members = self.app.hub.presence(hub).await.map(|m| m.len()).unwrap_or(0);
         match members >= max {
             true => Err(Refusal::new(403, format!("the presence channel is full ({max} members)"))),
             false => Ok(()),

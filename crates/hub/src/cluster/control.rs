@@ -1,0 +1,110 @@
+//! Requests to every node, with replies: an answer either covers every
+//! live node or names the nodes that did not answer in time.
+//!
+//! 1. The asking node lists the live nodes (the registry), registers a
+//!    request id, and sends the request to every node on the bus (itself
+//!    included, so its own connections are handled the same way).
+//! 2. Each node acts on it and replies to the asking node.
+//! 3. The asking node waits until every listed node replied or
+//!    `request_timeout` passed; the report lists who did not reply.
+
+use std::collections::{BTreeSet, HashMap};
+
+use bytes::Bytes;
+use fanfare_cluster::{ClusterError, NodeId};
+use fanfare_protocol::CloseCode;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::hub::Shared;
+use crate::outbox::CloseReason;
+
+/// What disconnecting a user across the cluster did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DisconnectReport {
+    /// Connections closed, on every node that answered.
+    pub disconnected: usize,
+    /// Live nodes that did not answer in time: their connections of the
+    /// user may still be open.
+    pub unreached: Vec<NodeId>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum ControlMessage {
+    Disconnect { request: u64, from: NodeId, user: String },
+    Disconnected { request: u64, node: NodeId, closed: usize },
+}
+
+/// Requests this node is waiting on: id → where replies go.
+#[derive(Default)]
+pub(crate) struct Requests {
+    next: std::sync::atomic::AtomicU64,
+    waiting: Mutex<HashMap<u64, mpsc::Sender<(NodeId, usize)>>>,
+}
+
+/// Step 2 (and the replies of step 3): a control message from the bus.
+pub(crate) fn on_message(shared: &std::sync::Arc<Shared>, message: Bytes) {
+    let Some(cluster) = &shared.cluster else { return };
+    let message: ControlMessage = match serde_json::from_slice(&message) {
+        Ok(message) => message,
+        Err(error) => {
+            tracing::warn!(%error, "dropped a malformed control message");
+            return;
+        }
+    };
+    match message {
+        ControlMessage::Disconnect { request, from, user } => {
+            let closed = shared.connections.close_user(&user, CloseReason::new(CloseCode::Disconnected));
+            let reply = ControlMessage::Disconnected { request, node: cluster.node().clone(), closed };
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let Some(cluster) = &shared.cluster else { return };
+                let bytes = serde_json::to_vec(&reply).unwrap_or_default();
+                if let Err(error) = cluster.engines.bus.send(Some(&from), bytes).await {
+                    tracing::warn!(%error, "could not reply to a disconnect request");
+                }
+            });
+        }
+        ControlMessage::Disconnected { request, node, closed } => {
+            if let Some(waiting) = cluster.requests.waiting.lock().get(&request) {
+                let _ = waiting.try_send((node, closed));
+            }
+        }
+    }
+}
+
+/// Steps 1 and 3 for disconnecting a user.
+pub(crate) async fn disconnect_user(shared: &Shared, user: &str) -> Result<DisconnectReport, ClusterError> {
+    let Some(cluster) = &shared.cluster else { return Ok(DisconnectReport::default()) };
+    let engines = &cluster.engines;
+    let mut expected: BTreeSet<NodeId> = engines.registry.nodes().await?.into_iter().map(|n| n.id).collect();
+    expected.insert(engines.node.clone());
+    let request = cluster.requests.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (tx, mut replies) = mpsc::channel(expected.len().max(1) * 2);
+    cluster.requests.waiting.lock().insert(request, tx);
+    let message = ControlMessage::Disconnect { request, from: engines.node.clone(), user: user.to_owned() };
+    let sent = engines.bus.send(None, serde_json::to_vec(&message).unwrap_or_default()).await;
+    let mut report = DisconnectReport::default();
+    if sent.is_ok() {
+        let deadline = tokio::time::Instant::now() + cluster.options.request_timeout;
+        while !expected.is_empty() {
+            let Ok(Some((node, closed))) = tokio::time::timeout_at(deadline, replies.recv()).await else {
+                break;
+            };
+            if expected.remove(&node) {
+                report.disconnected += closed;
+            }
+        }
+    }
+    cluster.requests.waiting.lock().remove(&request);
+    if let Err(error) = sent {
+        // Nothing went out: close this node's own connections at least.
+        tracing::warn!(%error, "the disconnect request could not be sent to the other nodes");
+        report.disconnected += shared.connections.close_user(user, CloseReason::new(CloseCode::Disconnected));
+        expected.remove(&engines.node);
+    }
+    report.unreached = expected.into_iter().collect();
+    Ok(report)
+}

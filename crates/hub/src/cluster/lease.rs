@@ -1,0 +1,113 @@
+//! Node leases: every node renews its own and cleans up after dead ones.
+//!
+//! Every `heartbeat`:
+//! 1. Renew this node's lease in the [`NodeRegistry`](fanfare_cluster::NodeRegistry)
+//!    with what `/api/nodes` shows about it.
+//! 2. If the registry did not know this node (it was silent longer than the
+//!    lease — paused, cut off — and a survivor removed its members), record
+//!    everything it holds again: its members (announcing those who are new
+//!    again) and its subscription counts.
+//! 3. Claim the nodes whose lease expired. The registry gives each to one
+//!    claimer only; that node removes the dead node's members and counts
+//!    and announces each leave and vacated channel exactly once.
+
+use std::sync::Arc;
+
+use fanfare_cluster::{NodeId, NodeInfo};
+use fanfare_protocol::native::Member;
+use metrics::counter;
+
+use crate::cluster::members;
+use crate::cluster::occupancy;
+use crate::hub::{Shared, now_ms};
+
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let Some(cluster) = &shared.cluster else { return };
+    let mut ticks = tokio::time::interval(cluster.options.heartbeat);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        beat(&shared).await;
+    }
+}
+
+/// One heartbeat: steps 1–3.
+pub(crate) async fn beat(shared: &Arc<Shared>) {
+    let Some(cluster) = &shared.cluster else { return };
+    let registry = &cluster.engines.registry;
+    match registry.heartbeat(&node_info(shared), cluster.options.node_lease).await {
+        Ok(true) => {}
+        Ok(false) => {
+            if cluster.started_at_ms + 1000 < now_ms() {
+                tracing::warn!("this node's lease had expired: recording its members and counts again");
+                counter!("fanfare_cluster_lease_resurrections_total").increment(1);
+            }
+            announce_again(shared).await;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "heartbeat failed");
+            return;
+        }
+    }
+    match registry.claim_expired().await {
+        Ok(dead) => {
+            for node in dead {
+                clean_up_after(shared, &node).await;
+            }
+        }
+        Err(error) => tracing::warn!(%error, "could not claim expired nodes"),
+    }
+}
+
+fn node_info(shared: &Shared) -> NodeInfo {
+    let cluster = shared.cluster.as_ref().expect("only clustered hubs beat");
+    let (channels, subscriptions) = shared.registry.totals();
+    NodeInfo {
+        id: cluster.engines.node.clone(),
+        advertise: cluster.options.advertise.clone(),
+        version: cluster.options.version.clone(),
+        started_at_ms: cluster.started_at_ms,
+        heartbeat_ms: now_ms(),
+        connections: shared.connections.len() as u64,
+        subscriptions: subscriptions as u64,
+        channels: channels as u64,
+    }
+}
+
+/// Step 2.
+async fn announce_again(shared: &Arc<Shared>) {
+    let Some(cluster) = &shared.cluster else { return };
+    for (channel, members) in shared.registry.joined_members() {
+        let options = (shared.policy)(&channel);
+        for (conn, member) in members {
+            match members::join(shared, &channel, &member, conn, options.join_leave).await {
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%channel, %error, "could not record a member again"),
+            }
+        }
+    }
+    for (channel, _) in shared.registry.channels("") {
+        cluster.occupancy.mark(&channel);
+    }
+}
+
+/// Step 3 for one dead node.
+async fn clean_up_after(shared: &Arc<Shared>, node: &NodeId) {
+    let Some(cluster) = &shared.cluster else { return };
+    tracing::warn!(%node, "a node's lease expired: removing its members and subscriptions");
+    let engines = &cluster.engines;
+    match engines.presence.remove_node(node).await {
+        Ok(leaves) => {
+            for leave in leaves {
+                let announce = (shared.policy)(&leave.channel).join_leave;
+                let Member { user, .. } = leave.member;
+                members::announce_leave(shared, &leave.channel, &user, announce).await;
+            }
+        }
+        Err(error) => tracing::error!(%node, %error, "could not remove a dead node's members"),
+    }
+    match engines.occupancy.remove_node(node).await {
+        Ok(changes) => changes.iter().for_each(|change| occupancy::emit(shared, change)),
+        Err(error) => tracing::error!(%node, %error, "could not remove a dead node's subscriptions"),
+    }
+}
