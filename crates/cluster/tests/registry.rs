@@ -1,0 +1,22 @@
+//! The Redis node registry runs the shared `NodeRegistry` suite, each
+//! test against a private `redis-server`.
+
+use std::sync::Arc;
+
+use fanfare_cluster::NodeRegistry;
+use fanfare_cluster::conformance::Subject;
+use fanfare_cluster::redis::RedisRegistry;
+use fanfare_testkit::RedisServer;
+
+async fn redis_registry() -> Option<Subject<dyn NodeRegistry>> {
+    let server = RedisServer::start_or_skip()?;
+    let url = server.url();
+    Some(Subject::new(server, move || {
+        let url = url.clone();
+        async move { Arc::new(RedisRegistry::open(&url).await.expect("redis connects")) as Arc<dyn NodeRegistry> }
+    }))
+}
+
+mod redis {
+    fanfare_cluster::node_registry_conformance!(super::redis_registry());
+}
