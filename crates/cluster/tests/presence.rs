@@ -20,3 +20,36 @@ async fn redis_presence() -> Option<Subject<dyn PresenceStore>> {
 mod redis {
     fanfare_cluster::presence_store_conformance!(super::redis_presence());
 }
+
+/// Redis going away is an error worth retrying, never a wrong answer; once
+/// it is back (empty, without the scripts loaded) the same handle works.
+#[tokio::test]
+async fn a_lost_redis_is_a_transient_error_and_scripts_load_again_after_a_restart() {
+    use std::time::{Duration, Instant};
+
+    use fanfare_cluster::NodeId;
+    use fanfare_protocol::native::Member;
+    use fanfare_protocol::{ChannelName, UserId};
+
+    let Some(mut server) = RedisServer::start_or_skip() else { return };
+    let presence = RedisPresence::open(&server.url()).await.expect("redis connects");
+    let (node, room) = (NodeId::new("node-a"), ChannelName::new("chat:restart").unwrap());
+    let alice = Member { user: UserId::new("alice"), info: None };
+    assert!(presence.join(&node, &room, &alice, 1).await.unwrap());
+    server.kill();
+    let error = presence.join(&node, &room, &alice, 2).await.expect_err("redis is gone");
+    assert!(error.is_transient(), "{error:?}");
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let first = loop {
+        match presence.join(&node, &room, &alice, 1).await {
+            Ok(first) => break first,
+            Err(error) => {
+                assert!(error.is_transient(), "{error:?}");
+                assert!(Instant::now() < deadline, "the handle never reconnected: {error:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert!(first, "the restarted server is empty, so this is a first join again");
+}

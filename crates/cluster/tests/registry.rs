@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use fanfare_cluster::NodeRegistry;
 use fanfare_cluster::conformance::Subject;
-use fanfare_cluster::redis::RedisRegistry;
+use fanfare_cluster::redis::RedisEngines;
 use fanfare_testkit::RedisServer;
 
 async fn redis_registry() -> Option<Subject<dyn NodeRegistry>> {
@@ -13,7 +13,11 @@ async fn redis_registry() -> Option<Subject<dyn NodeRegistry>> {
     let url = server.url();
     Some(Subject::new(server, move || {
         let url = url.clone();
-        async move { Arc::new(RedisRegistry::open(&url).await.expect("redis connects")) as Arc<dyn NodeRegistry> }
+        async move {
+            // Through `RedisEngines`, so the shared-connection constructor is exercised too.
+            let engines = RedisEngines::open(&url).await.expect("redis connects");
+            Arc::new(engines.registry) as Arc<dyn NodeRegistry>
+        }
     }))
 }
 
