@@ -53,3 +53,30 @@ async fn a_lost_redis_is_a_transient_error_and_scripts_load_again_after_a_restar
     };
     assert!(first, "the restarted server is empty, so this is a first join again");
 }
+
+/// The node's channel index shrinks with its connections: a long-lived
+/// node does not collect every channel it ever joined.
+#[tokio::test]
+async fn the_nodes_channel_index_is_empty_once_its_connections_left() {
+    use fanfare_cluster::NodeId;
+    use fanfare_protocol::ChannelName;
+    use fanfare_protocol::native::Member;
+
+    let Some(server) = RedisServer::start_or_skip() else { return };
+    let presence = RedisPresence::open(&server.url()).await.expect("redis connects");
+    let node = NodeId::new("node-a");
+    let alice = Member { user: "alice".into(), info: None };
+    for n in 0..10 {
+        let room = ChannelName::new(&format!("dm:alice,user{n}")).unwrap();
+        presence.join(&node, &room, &alice, 1).await.unwrap();
+        presence.join(&node, &room, &alice, 2).await.unwrap();
+    }
+    assert_eq!(server.cli(&["HLEN", "fanfare:node:node-a:presence"]), "10");
+    for n in 0..10 {
+        let room = ChannelName::new(&format!("dm:alice,user{n}")).unwrap();
+        presence.leave(&node, &room, &alice.user, 1).await.unwrap();
+        presence.leave(&node, &room, &alice.user, 2).await.unwrap();
+    }
+    assert_eq!(server.cli(&["EXISTS", "fanfare:node:node-a:presence"]), "0");
+    assert_eq!(server.cli(&["DBSIZE"]), "0", "nothing is left behind");
+}

@@ -26,6 +26,7 @@ macro_rules! occupancy_conformance {
             channels_lists_occupied_channels_by_prefix_sorted_by_name,
             removing_a_dead_node_returns_one_change_per_channel_it_held,
             concurrent_removals_of_one_dead_node_return_each_change_once,
+            a_node_counting_while_it_is_removed_leaves_nothing_after_its_next_removal,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -172,4 +173,31 @@ pub async fn concurrent_removals_of_one_dead_node_return_each_change_once(engine
     }
     assert_eq!(sorted(changes), [change(&hall, 3, 0), change(&room, 3, 1)]);
     assert_eq!(engine.connect().await.count(&hall).await.unwrap(), 0);
+}
+
+/// A paused node that wakes up while a survivor removes it may set counts
+/// meanwhile; whatever the interleaving, its next removal leaves none.
+pub async fn a_node_counting_while_it_is_removed_leaves_nothing_after_its_next_removal(engine: &Engine) {
+    const ROUNDS: u64 = 50;
+    let (paused, survivor) = (engine.connect().await, engine.connect().await);
+    let node = NodeId::new("node-paused");
+    let barrier = Arc::new(Barrier::new(2));
+    for round in 0..ROUNDS {
+        let (room, hall) =
+            (channel("conf:occupancy-resurrection-room"), channel("conf:occupancy-resurrection-hall"));
+        paused.set(&node, &room, 1).await.unwrap();
+        let counting = {
+            let (paused, barrier, node, hall) = (paused.clone(), barrier.clone(), node.clone(), hall.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                paused.set(&node, &hall, round + 1).await.unwrap();
+            })
+        };
+        barrier.wait().await;
+        survivor.remove_node(&node).await.unwrap();
+        counting.await.unwrap();
+        survivor.remove_node(&node).await.unwrap();
+        assert_eq!(survivor.count(&hall).await.unwrap(), 0, "round {round}: a count of the removed node");
+        assert!(survivor.channels("conf:occupancy-resurrection").await.unwrap().is_empty(), "round {round}");
+    }
 }

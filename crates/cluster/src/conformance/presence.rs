@@ -33,6 +33,7 @@ macro_rules! presence_store_conformance {
             members_are_listed_once_each_sorted_by_user_id,
             removing_a_dead_node_reports_each_last_connection_once,
             concurrent_removals_of_one_dead_node_report_each_member_once,
+            a_node_joining_while_it_is_removed_leaves_nothing_after_its_next_removal,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -221,4 +222,33 @@ pub async fn concurrent_removals_of_one_dead_node_report_each_member_once(engine
     }
     assert_eq!(sorted(leaves), expected_leaves(&room, &hall), "each member once, across both callers");
     assert_eq!(users(&*engine.connect().await, &room).await, ["bob"]);
+}
+
+/// A paused node that wakes up while a survivor removes it (its lease ran
+/// out) may join again meanwhile; whatever the interleaving, its next
+/// removal leaves nothing of it behind: no ghost member.
+pub async fn a_node_joining_while_it_is_removed_leaves_nothing_after_its_next_removal(engine: &Engine) {
+    const ROUNDS: u64 = 50;
+    let (paused, survivor) = (engine.connect().await, engine.connect().await);
+    let node = NodeId::new("node-paused");
+    let barrier = Arc::new(Barrier::new(2));
+    for round in 0..ROUNDS {
+        let room = channel(&format!("conf:presence-resurrection-{}", round % 5));
+        paused.join(&node, &room, &member(json!("early")), 2 * round).await.unwrap();
+        let joining = {
+            let (paused, barrier, node, room) = (paused.clone(), barrier.clone(), node.clone(), room.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                paused.join(&node, &room, &member(json!("late")), 2 * round + 1).await.unwrap();
+            })
+        };
+        barrier.wait().await;
+        survivor.remove_node(&node).await.unwrap();
+        joining.await.unwrap();
+        survivor.remove_node(&node).await.unwrap();
+        assert!(
+            survivor.members(&room).await.unwrap().is_empty(),
+            "round {round}: a ghost of the removed node"
+        );
+    }
 }

@@ -4,6 +4,7 @@
 //! registry over one multiplexed connection; each also has an `open` of
 //! its own (a connection each, as a separate node would have).
 
+mod channel_index;
 mod occupancy;
 mod presence;
 mod registry;

@@ -1,25 +1,21 @@
 //! [`RedisOccupancy`]: subscription counts per channel and node, in Redis.
 //!
 //! ```text
-//! fanfare:{<channel>}:occupancy        HASH node -> count     (a node with 0 has no field)
-//! fanfare:{occupancy}:nodes            SET  node ids          nodes that may hold counts
-//! fanfare:{occupancy}:node:<node>      SET  channel names     where the node may hold a count
+//! fanfare:{<channel>}:occupancy        HASH node -> count       (a node with 0 has no field)
+//! fanfare:{occupancy}:nodes            SET  node ids            nodes with an index
+//! fanfare:{occupancy}:node:<node>      HASH channel -> token    where the node holds a count
 //! ```
 //!
-//! 1. `set` with a count above 0 first indexes the channel under the node
-//!    (both index sets in one `MULTI`), then runs `occupancy_set.lua`,
-//!    which replaces the node's count and returns the totals before and
-//!    after: one script, so concurrent nodes see each transition once.
-//! 2. `channels` reads the candidates from the index and keeps those whose
-//!    total is above 0 (no `SCAN`).
+//! 1. `set` runs `occupancy_set.lua`, which replaces the node's count and
+//!    returns the totals before and after: one script, so concurrent nodes
+//!    see each transition once. Around it the node's index is kept
+//!    (`channel_index.rs`): a count above 0 marks the channel before and
+//!    after the script; a count of 0 forgets it unless marked meanwhile.
+//! 2. `channels` reads the candidates from the indexes and keeps those
+//!    whose total is above 0 (no `SCAN`).
 //! 3. `remove_node` runs `occupancy_remove_node.lua` per indexed channel
-//!    (nothing for a second caller), then `occupancy_forget_channels.lua`
-//!    drops exactly those channels from the index, and the node once it
-//!    has none.
-//!
-//! The index is a superset: a count set to 0 keeps its channel indexed,
-//! because shrinking it could race the node's own next `set` and hide a
-//! count from `remove_node`. It is emptied when the node is removed.
+//!    (nothing for a second caller), then forgets those channels, and the
+//!    node once its index is empty.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -28,13 +24,14 @@ use fanfare_protocol::ChannelName;
 use fanfare_protocol::cluster::{KEY_PREFIX, channel_key};
 use redis::aio::ConnectionManager;
 
+use super::channel_index::{ChannelIndex, IndexKeys};
 use super::scripts::{self, Lua, corrupt};
 use crate::{ClusterError, NodeId, Occupancy, OccupancyChange};
 
 struct Scripts {
     set: Lua,
     remove_node: Lua,
-    forget_channels: Lua,
+    index: ChannelIndex,
 }
 
 impl Scripts {
@@ -42,10 +39,7 @@ impl Scripts {
         Self {
             set: Lua::new("occupancy_set", include_str!("scripts/occupancy_set.lua")),
             remove_node: Lua::new("occupancy_remove_node", include_str!("scripts/occupancy_remove_node.lua")),
-            forget_channels: Lua::new(
-                "occupancy_forget_channels",
-                include_str!("scripts/occupancy_forget_channels.lua"),
-            ),
+            index: ChannelIndex::new(),
         }
     }
 }
@@ -67,6 +61,19 @@ impl RedisOccupancy {
         Self { conn, scripts: Arc::new(Scripts::new()) }
     }
 
+    /// Runs `occupancy_set.lua`: the totals before and after.
+    async fn replace_count(
+        &self,
+        link: &mut ConnectionManager,
+        node: &NodeId,
+        channel: &ChannelName,
+        count: u64,
+    ) -> Result<(u64, u64), ClusterError> {
+        let mut invocation = self.scripts.set.prepare();
+        invocation.key(counts_key(channel)).arg(node.as_str()).arg(count);
+        self.scripts.set.run(link, &invocation).await
+    }
+
     /// The candidate channels of every indexed node, sorted, filtered by prefix.
     async fn indexed_channels(&self, prefix: &str) -> Result<BTreeSet<String>, ClusterError> {
         let mut link = self.conn.clone();
@@ -76,7 +83,7 @@ impl RedisOccupancy {
         }
         let mut pipe = redis::pipe();
         for node in &nodes {
-            pipe.cmd("SMEMBERS").arg(node_channels_key(&NodeId::new(node)));
+            pipe.cmd("HKEYS").arg(index_keys(&NodeId::new(node)).index);
         }
         let sets: Vec<Vec<String>> = scripts::query_pipe(&mut link, &pipe).await?;
         Ok(sets.into_iter().flatten().filter(|name| name.starts_with(prefix)).collect())
@@ -91,8 +98,8 @@ fn nodes_key() -> String {
     format!("{KEY_PREFIX}:{{occupancy}}:nodes")
 }
 
-fn node_channels_key(node: &NodeId) -> String {
-    format!("{KEY_PREFIX}:{{occupancy}}:node:{node}")
+fn index_keys(node: &NodeId) -> IndexKeys {
+    IndexKeys { index: format!("{KEY_PREFIX}:{{occupancy}}:node:{node}"), nodes: Some(nodes_key()) }
 }
 
 fn total(counts: &[u64]) -> u64 {
@@ -107,17 +114,21 @@ impl Occupancy for RedisOccupancy {
         channel: &ChannelName,
         count: u64,
     ) -> Result<OccupancyChange, ClusterError> {
-        let mut link = self.conn.clone();
-        if count > 0 {
-            let mut index = redis::pipe();
-            index.atomic();
-            index.cmd("SADD").arg(nodes_key()).arg(node.as_str()).ignore();
-            index.cmd("SADD").arg(node_channels_key(node)).arg(channel.as_str()).ignore();
-            let () = scripts::query_pipe(&mut link, &index).await?;
-        }
-        let mut invocation = self.scripts.set.prepare();
-        invocation.key(counts_key(channel)).arg(node.as_str()).arg(count);
-        let (before, after): (u64, u64) = self.scripts.set.run(&mut link, &invocation).await?;
+        let (mut link, index) = (self.conn.clone(), index_keys(node));
+        let (before, after) = if count > 0 {
+            self.scripts.index.mark(&mut link, &index, node, channel.as_str()).await?;
+            let totals = self.replace_count(&mut link, node, channel, count).await?;
+            self.scripts.index.mark(&mut link, &index, node, channel.as_str()).await?;
+            totals
+        } else {
+            let token = self.scripts.index.token(&mut link, &index, channel.as_str()).await?;
+            let totals = self.replace_count(&mut link, node, channel, 0).await?;
+            if let Some(token) = token {
+                let entry = [(channel.as_str().to_owned(), token)];
+                self.scripts.index.forget(&mut link, &index, node, &entry).await?;
+            }
+            totals
+        };
         Ok(OccupancyChange { channel: channel.clone(), before, after })
     }
 
@@ -149,12 +160,10 @@ impl Occupancy for RedisOccupancy {
     }
 
     async fn remove_node(&self, node: &NodeId) -> Result<Vec<OccupancyChange>, ClusterError> {
-        let mut link = self.conn.clone();
-        let index = node_channels_key(node);
-        let mut names: Vec<String> = scripts::query(&mut link, redis::cmd("SMEMBERS").arg(&index)).await?;
-        names.sort();
+        let (mut link, index) = (self.conn.clone(), index_keys(node));
+        let entries = self.scripts.index.entries(&mut link, &index).await?;
         let mut changes = Vec::new();
-        for name in &names {
+        for (name, _) in &entries {
             let channel = ChannelName::new(name).map_err(|e| corrupt("occupancy channel", e))?;
             let mut invocation = self.scripts.remove_node.prepare();
             invocation.key(counts_key(&channel)).arg(node.as_str());
@@ -163,9 +172,8 @@ impl Occupancy for RedisOccupancy {
                 changes.push(OccupancyChange { channel, before, after });
             }
         }
-        let mut invocation = self.scripts.forget_channels.prepare();
-        invocation.key(nodes_key()).key(&index).arg(node.as_str()).arg(&names);
-        let () = self.scripts.forget_channels.run(&mut link, &invocation).await?;
+        // Also when empty: the node leaves the set of indexed nodes.
+        self.scripts.index.forget(&mut link, &index, node, &entries).await?;
         Ok(changes)
     }
 }

@@ -6,28 +6,28 @@
 //! fanfare:{<channel>}:presence:conns:<node>  HASH conn -> user text     connections the node holds
 //! fanfare:{<channel>}:presence:users         HASH user text -> count    connections per user, all nodes
 //! fanfare:{<channel>}:presence:info          HASH user text -> record   "<user as sent, JSON>\n<info JSON or empty>"
-//! fanfare:node:<node>:presence               SET  channel names         where the node may hold connections
+//! fanfare:node:<node>:presence               HASH channel -> token      where the node holds connections
 //! ```
 //!
-//! 1. `join` adds the channel to the node's set, then runs
-//!    `presence_join.lua`: a connection already there counts once; the
-//!    user's count going 0 → 1 is the first join, and stores the record.
-//! 2. `leave` runs `presence_leave.lua`: the count going 1 → 0 is the last
-//!    leave, and drops the record.
-//! 3. `remove_node` runs `presence_remove_node.lua` for every channel in
-//!    the node's set (the script deletes the node's connections and
-//!    returns the records of users left with none, so a second caller gets
-//!    nothing), then removes exactly those channels from the set.
-//!
-//! The node's set is a superset: `leave` never shrinks it (a shrink racing
-//! the node's own next join could hide a connection from `remove_node`),
-//! so it holds every channel the node joined until the node is removed.
+//! 1. `join` marks the channel in the node's index (`channel_index.rs`),
+//!    runs `presence_join.lua` (a connection already there counts once;
+//!    the user's count going 0 → 1 is the first join, and stores the
+//!    record), then marks the channel again.
+//! 2. `leave` reads the channel's token, runs `presence_leave.lua` (the
+//!    count going 1 → 0 is the last leave, and drops the record), and
+//!    when the node holds nothing more there, forgets the channel unless
+//!    it was marked again meanwhile.
+//! 3. `remove_node` runs `presence_remove_node.lua` for every indexed
+//!    channel (the script deletes the node's connections and returns the
+//!    records of users left with none, so a second caller gets nothing),
+//!    then forgets those channels the same way.
 
 use fanfare_protocol::cluster::{KEY_PREFIX, channel_key};
 use fanfare_protocol::native::Member;
 use fanfare_protocol::{ChannelName, JsonData, UserId};
 use redis::aio::ConnectionManager;
 
+use super::channel_index::{ChannelIndex, IndexKeys};
 use super::scripts::{self, Lua, corrupt};
 use crate::{ClusterError, NodeId, PresenceChange, PresenceStore};
 
@@ -36,6 +36,7 @@ struct Scripts {
     join: Lua,
     leave: Lua,
     remove_node: Lua,
+    index: ChannelIndex,
 }
 
 impl Scripts {
@@ -44,6 +45,7 @@ impl Scripts {
             join: Lua::new("presence_join", include_str!("scripts/presence_join.lua")),
             leave: Lua::new("presence_leave", include_str!("scripts/presence_leave.lua")),
             remove_node: Lua::new("presence_remove_node", include_str!("scripts/presence_remove_node.lua")),
+            index: ChannelIndex::new(),
         }
     }
 }
@@ -75,8 +77,8 @@ impl RedisPresence {
     }
 }
 
-fn node_channels_key(node: &NodeId) -> String {
-    format!("{KEY_PREFIX}:node:{node}:presence")
+fn index_keys(node: &NodeId) -> IndexKeys {
+    IndexKeys { index: format!("{KEY_PREFIX}:node:{node}:presence"), nodes: None }
 }
 
 /// `"<user as sent>\n<info or empty>"`: JSON never holds a raw newline, so
@@ -111,16 +113,14 @@ impl PresenceStore for RedisPresence {
         member: &Member,
         conn: u64,
     ) -> Result<bool, ClusterError> {
-        let mut link = self.conn.clone();
-        // Indexed before the connection exists, so `remove_node` never
-        // misses a connection it holds.
-        let () =
-            scripts::query(&mut link, redis::cmd("SADD").arg(node_channels_key(node)).arg(channel.as_str()))
-                .await?;
+        let (mut link, index) = (self.conn.clone(), index_keys(node));
+        self.scripts.index.mark(&mut link, &index, node, channel.as_str()).await?;
         let mut invocation = self.scripts.join.prepare();
         invocation.key(&Self::keys(channel, node)[..]);
         invocation.arg(conn).arg(member.user.as_str()).arg(encode_record(member));
-        self.scripts.join.run(&mut link, &invocation).await
+        let first = self.scripts.join.run(&mut link, &invocation).await?;
+        self.scripts.index.mark(&mut link, &index, node, channel.as_str()).await?;
+        Ok(first)
     }
 
     async fn leave(
@@ -130,10 +130,17 @@ impl PresenceStore for RedisPresence {
         user: &UserId,
         conn: u64,
     ) -> Result<bool, ClusterError> {
+        let (mut link, index) = (self.conn.clone(), index_keys(node));
+        let token = self.scripts.index.token(&mut link, &index, channel.as_str()).await?;
         let mut invocation = self.scripts.leave.prepare();
         invocation.key(&Self::keys(channel, node)[..]);
         invocation.arg(conn).arg(user.as_str());
-        self.scripts.leave.run(&mut self.conn.clone(), &invocation).await
+        let (last, node_empty): (bool, bool) = self.scripts.leave.run(&mut link, &invocation).await?;
+        if let (true, Some(token)) = (node_empty, token) {
+            let entry = [(channel.as_str().to_owned(), token)];
+            self.scripts.index.forget(&mut link, &index, node, &entry).await?;
+        }
+        Ok(last)
     }
 
     async fn members(&self, channel: &ChannelName) -> Result<Vec<Member>, ClusterError> {
@@ -147,12 +154,10 @@ impl PresenceStore for RedisPresence {
     }
 
     async fn remove_node(&self, node: &NodeId) -> Result<Vec<PresenceChange>, ClusterError> {
-        let mut link = self.conn.clone();
-        let index = node_channels_key(node);
-        let mut names: Vec<String> = scripts::query(&mut link, redis::cmd("SMEMBERS").arg(&index)).await?;
-        names.sort();
+        let (mut link, index) = (self.conn.clone(), index_keys(node));
+        let entries = self.scripts.index.entries(&mut link, &index).await?;
         let mut changes = Vec::new();
-        for name in &names {
+        for (name, _) in &entries {
             let channel = channel_name(name)?;
             let mut invocation = self.scripts.remove_node.prepare();
             invocation.key(&Self::keys(&channel, node)[..]);
@@ -164,9 +169,8 @@ impl PresenceStore for RedisPresence {
                 members.into_iter().map(|member| PresenceChange { channel: channel.clone(), member }),
             );
         }
-        if !names.is_empty() {
-            // Only the channels cleaned up: one the node joined meanwhile stays.
-            let () = scripts::query(&mut link, redis::cmd("SREM").arg(&index).arg(&names)).await?;
+        if !entries.is_empty() {
+            self.scripts.index.forget(&mut link, &index, node, &entries).await?;
         }
         Ok(changes)
     }
