@@ -6,7 +6,10 @@
 //!
 //! The expression yields an `Option<`[`Subject`]`>`: the engine's shared
 //! state (a private server) and a way to open another handle on it, each
-//! with its own connection, as another node would have one.
+//! with its own connection, as another node would have one. Cases run on
+//! a multi-threaded runtime, so the invoking crate needs `tokio` with the
+//! `macros` and `rt-multi-thread` features. Compiled always (not only
+//! under `cfg(test)`) so engines in other crates can run the suites.
 
 // The `ClusterBus` suite (`bus`) is written separately and declared here
 // when it lands.
