@@ -5,8 +5,10 @@
 //! Each script touches the keys of one hash tag only (a channel's, or the
 //! registry's), so it runs unchanged on Redis Cluster.
 
+use std::time::Duration;
+
 use metrics::counter;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, RedisError, Script, ScriptInvocation};
 
 use crate::ClusterError;
@@ -44,13 +46,22 @@ impl Lua {
     }
 }
 
+/// How long a reply may take. Longer than the client's default (500 ms):
+/// a reply that times out leaves the caller not knowing whether the script
+/// ran, so only a stalled engine, not a busy one, should get there.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Connects to `url` (`redis://host:port[/db]`). The connection manager
 /// reconnects by itself; a command sent while the link is down fails
 /// with [`ClusterError::Unavailable`].
 pub(crate) async fn connect(url: &str) -> Result<ConnectionManager, ClusterError> {
     let client = redis::Client::open(url)
         .map_err(|e| ClusterError::Config { option: "url", reason: e.to_string() })?;
-    ConnectionManager::new(client).await.map_err(redis_error)
+    let config = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_connection_timeout(Some(CONNECTION_TIMEOUT));
+    ConnectionManager::new_with_config(client, config).await.map_err(redis_error)
 }
 
 /// Runs one plain command.
