@@ -1,1 +1,38 @@
 //! Redis implementations of the cluster engines.
+//!
+//! [`RedisEngines::open`] gives the presence store, occupancy and node
+//! registry over one multiplexed connection; each also has an `open` of
+//! its own (a connection each, as a separate node would have).
+
+mod channel_index;
+mod occupancy;
+mod presence;
+mod registry;
+mod scripts;
+
+pub use occupancy::RedisOccupancy;
+pub use presence::RedisPresence;
+pub use registry::RedisRegistry;
+
+use crate::ClusterError;
+
+/// The Redis engines of one node, sharing one connection (which
+/// reconnects by itself).
+#[derive(Clone)]
+pub struct RedisEngines {
+    pub presence: RedisPresence,
+    pub occupancy: RedisOccupancy,
+    pub registry: RedisRegistry,
+}
+
+impl RedisEngines {
+    /// Connects to the Redis at `url` (`redis://host:port[/db]`).
+    pub async fn open(url: &str) -> Result<Self, ClusterError> {
+        let conn = scripts::connect(url).await?;
+        Ok(Self {
+            presence: RedisPresence::with_connection(conn.clone()),
+            occupancy: RedisOccupancy::with_connection(conn.clone()),
+            registry: RedisRegistry::with_connection(conn),
+        })
+    }
+}

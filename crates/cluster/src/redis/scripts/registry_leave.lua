@@ -1,0 +1,4 @@
+-- Removes a node at once. KEYS as registry_heartbeat.lua; ARGV[1] node.
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 0
