@@ -53,7 +53,8 @@ pub use namespaces::{NamespaceSettings, Namespaces};
 pub use pusher::{AppSettings, PusherSettings, WebhookSettings};
 pub use render::REDACTED;
 pub use settings::{
-    AuthSettings, JwtKey, JwtSettings, Limits, Settings, StoreKind, StoreSettings, api_key_file,
+    AuthSettings, ClusterSettings, JwtKey, JwtSettings, Limits, Settings, StoreKind, StoreSettings,
+    api_key_file,
 };
 
 /// The documented example configuration (every key, with its default).

@@ -30,13 +30,17 @@ pub struct ServeArgs {
     /// Directory for the embedded store and the generated API key [env: FANFARE_DATA_DIR]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Join the cluster on this Redis, e.g. redis://127.0.0.1:6379 [env: FANFARE_CLUSTER_URL]
+    #[arg(long, value_name = "URL")]
+    pub cluster: Option<String>,
     /// TOML configuration file [env: FANFARE_CONFIG]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
 
 /// The configuration keys command-line flags set.
-const FLAGS: [(&str, &str); 2] = [("listen", "--listen"), ("data_dir", "--data-dir")];
+const FLAGS: [(&str, &str); 3] =
+    [("listen", "--listen"), ("data_dir", "--data-dir"), ("cluster.url", "--cluster")];
 
 const FILE_LAYER: &str = "config file";
 const ENV_LAYER: &str = "environment";
@@ -150,6 +154,9 @@ fn flag_layer(args: &ServeArgs) -> Layer {
     }
     if let Some(data_dir) = &args.data_dir {
         insert(&mut dict, "data_dir", Value::from(data_dir.to_string_lossy().as_ref()));
+    }
+    if let Some(url) = &args.cluster {
+        insert(&mut dict, "cluster.url", Value::from(url.as_str()));
     }
     Layer { name: FLAG_LAYER, source: None, dict }
 }
@@ -460,9 +467,64 @@ mod tests {
                 || matches!(
                     var.name,
                     "FANFARE_CONFIG" | "FANFARE_JWT_PUBLIC_KEY" | "FANFARE_JWT_PUBLIC_KEY_FILE"
-                );
+                )
+                || var.name.starts_with("FANFARE_CLUSTER_"); // a_cluster_is_configured_by_its_variables
             assert!(covered, "{} has no test", var.name);
         }
+    }
+
+    #[test]
+    fn a_cluster_is_configured_by_its_variables() {
+        let examples = [
+            ("FANFARE_CLUSTER_URL", "redis://:secret@127.0.0.1:6379"),
+            ("FANFARE_CLUSTER_ADVERTISE", "10.0.0.7:6001"),
+            ("FANFARE_CLUSTER_NODE_LEASE", "20s"),
+            ("FANFARE_CLUSTER_HEARTBEAT", "2s"),
+            ("FANFARE_API_KEY", "0123456789abcdef0123"),
+        ];
+        let settings = load_from(&ServeArgs::default(), env(&examples)).unwrap();
+        let cluster = settings.cluster.as_ref().unwrap();
+        assert_eq!(cluster.url, "redis://:secret@127.0.0.1:6379");
+        assert_eq!(cluster.advertise.as_deref(), Some("10.0.0.7:6001"));
+        assert_eq!(
+            (cluster.node_lease, cluster.heartbeat),
+            (Duration::from_secs(20), Duration::from_secs(2))
+        );
+        assert_eq!(
+            settings.store.kind,
+            StoreKind::Redis(cluster.url.clone()),
+            "the store follows the cluster"
+        );
+        let rendered = settings.to_toml();
+        assert!(!rendered.contains("secret@"), "{rendered}");
+        assert!(!format!("{settings:?}").contains("secret@"));
+        let flag = ServeArgs { cluster: Some("redis://127.0.0.1:7777".into()), ..ServeArgs::default() };
+        let settings = load_from(&flag, env(&examples)).unwrap();
+        assert_eq!(settings.cluster.unwrap().url, "redis://127.0.0.1:7777", "--cluster beats the variable");
+    }
+
+    #[test]
+    fn a_cluster_refuses_a_store_of_its_own_and_a_missing_api_key() {
+        let key = ("FANFARE_API_KEY", "0123456789abcdef0123");
+        let cluster = ("FANFARE_CLUSTER_URL", "redis://127.0.0.1:6379");
+        for store in ["embedded://", "memory://", "redis://127.0.0.1:6380"] {
+            let error = load_from(&ServeArgs::default(), env(&[key, cluster, ("FANFARE_STORE_URL", store)]));
+            let error = error.unwrap_err();
+            assert_eq!(error.key(), Some("store.url"), "{store}: {error}");
+        }
+        let same = load_from(&ServeArgs::default(), env(&[key, cluster, ("FANFARE_STORE_URL", cluster.1)]));
+        assert!(same.is_ok(), "the cluster's own Redis is fine");
+        let error = load_from(&ServeArgs::default(), env(&[cluster])).unwrap_err();
+        assert_eq!(error.key(), Some("api_key"), "{error}");
+        let error = load_from(&ServeArgs::default(), env(&[("FANFARE_STORE_URL", cluster.1)])).unwrap_err();
+        assert!(error.to_string().contains("cluster.url"), "a Redis store without a cluster: {error}");
+        let lease = [key, cluster, ("FANFARE_CLUSTER_NODE_LEASE", "5s"), ("FANFARE_CLUSTER_HEARTBEAT", "5s")];
+        assert_eq!(
+            load_from(&ServeArgs::default(), env(&lease)).unwrap_err().key(),
+            Some("cluster.node_lease")
+        );
+        let nats = [key, ("FANFARE_CLUSTER_URL", "nats://127.0.0.1:4222")];
+        assert_eq!(load_from(&ServeArgs::default(), env(&nats)).unwrap_err().key(), Some("cluster.url"));
     }
 
     #[test]

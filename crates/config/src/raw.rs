@@ -32,6 +32,8 @@ pub(crate) struct RawConfig {
     pub log: Option<String>,
     #[serde(default)]
     pub store: RawStore,
+    #[serde(default, skip_serializing_if = "RawCluster::is_empty")]
+    pub cluster: RawCluster,
     #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]
@@ -53,6 +55,25 @@ pub(crate) struct RawStore {
     pub url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub durability: Option<Durability>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCluster {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertise: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_lease: Option<HumanDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<HumanDuration>,
+}
+
+impl RawCluster {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

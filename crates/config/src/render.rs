@@ -2,7 +2,7 @@
 //! key with the value the server will use, secrets redacted.
 
 use super::duration::HumanDuration;
-use super::raw::{RawAuth, RawConfig, RawLimits, RawStore};
+use super::raw::{RawAuth, RawCluster, RawConfig, RawLimits, RawStore};
 use super::settings::{JwtKey, Settings, StoreKind};
 
 /// What a secret is replaced with in the rendered configuration.
@@ -61,6 +61,15 @@ impl Settings {
             worker_threads: Some(self.worker_threads),
             log: Some(self.log_filter.clone()),
             store: RawStore { url: Some(self.store_url()), durability: Some(self.store.durability) },
+            cluster: match &self.cluster {
+                Some(cluster) => RawCluster {
+                    url: Some(if redact { cluster.url_redacted() } else { cluster.url.clone() }),
+                    advertise: cluster.advertise.clone(),
+                    node_lease: Some(HumanDuration(cluster.node_lease)),
+                    heartbeat: Some(HumanDuration(cluster.heartbeat)),
+                },
+                None => RawCluster::default(),
+            },
             limits: RawLimits {
                 max_frame_bytes: Some(limits.max_frame_bytes),
                 max_channels_per_connection: Some(limits.max_channels_per_connection),
@@ -90,6 +99,7 @@ impl Settings {
             StoreKind::Memory => "memory://".to_owned(),
             StoreKind::Embedded(path) if *path == self.data_dir.join("store") => "embedded://".to_owned(),
             StoreKind::Embedded(path) => format!("embedded://{}", path.display()),
+            StoreKind::Redis(url) => crate::settings::redact_url_password(url),
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct Settings {
     /// A tracing `EnvFilter` directive, already checked to parse.
     pub log_filter: String,
     pub store: StoreSettings,
+    /// The cluster this node joins; `None`: a single node.
+    pub cluster: Option<ClusterSettings>,
     pub limits: Limits,
     pub auth: AuthSettings,
     pub namespaces: Namespaces,
@@ -59,6 +61,7 @@ impl Default for Settings {
                 durability: Durability::Fsync,
             },
             data_dir,
+            cluster: None,
             api_key: None,
             shutdown_grace: Duration::from_secs(30),
             tcp_nodelay: true,
@@ -79,14 +82,67 @@ pub struct StoreSettings {
     pub durability: Durability,
 }
 
-/// Where history lives. Cluster backends (Redis, PostgreSQL) are not part
-/// of this build and are refused with a clear message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where history lives.
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreKind {
     /// The embedded store, in this directory.
     Embedded(PathBuf),
     /// In memory: lost on restart (tests, caches).
     Memory,
+    /// The cluster's Redis (always the same URL as `cluster.url`: its
+    /// append script publishes to the cluster's pub/sub).
+    Redis(String),
+}
+
+impl fmt::Debug for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreKind::Embedded(path) => f.debug_tuple("Embedded").field(path).finish(),
+            StoreKind::Memory => f.write_str("Memory"),
+            StoreKind::Redis(url) => f.debug_tuple("Redis").field(&redact_url_password(url)).finish(),
+        }
+    }
+}
+
+/// A node of a cluster (`docs/cluster.md`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// The shared engine: `redis://[user:password@]host:port[/db]`.
+    pub url: String,
+    /// The address this node is reached at, listed by `/api/nodes`.
+    pub advertise: Option<String>,
+    /// A node silent for this long is dead: a survivor removes its members.
+    pub node_lease: Duration,
+    /// How often a node renews its lease.
+    pub heartbeat: Duration,
+}
+
+impl ClusterSettings {
+    /// The URL with any password replaced, for logs and `config check`.
+    pub fn url_redacted(&self) -> String {
+        redact_url_password(&self.url)
+    }
+}
+
+impl fmt::Debug for ClusterSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterSettings")
+            .field("url", &self.url_redacted())
+            .field("advertise", &self.advertise)
+            .field("node_lease", &self.node_lease)
+            .field("heartbeat", &self.heartbeat)
+            .finish()
+    }
+}
+
+/// `redis://user:secret@host` → `redis://user:<redacted>@host`.
+pub fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((credentials, host)) = rest.rsplit_once('@') else { return url.to_owned() };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:{}@{host}", crate::render::REDACTED),
+        None => format!("{scheme}://{}@{host}", crate::render::REDACTED),
+    }
 }
 
 /// Limits that protect the server from any one client.
@@ -202,6 +258,7 @@ impl fmt::Debug for Settings {
             .field("worker_threads", &self.worker_threads)
             .field("log_filter", &self.log_filter)
             .field("store", &self.store)
+            .field("cluster", &self.cluster)
             .field("limits", &self.limits)
             .field("auth", &self.auth)
             .field("namespaces", &self.namespaces)

@@ -13,8 +13,10 @@ use pusher::validate_pusher;
 use super::error::{ConfigError, Origins};
 use super::kinds::{Durability, JwtAlgorithm, SubscribePolicy};
 use super::namespaces::{NamespaceSettings, Namespaces};
-use super::raw::{RawAuth, RawConfig, RawLimits, RawStore};
-use super::settings::{AuthSettings, JwtKey, JwtSettings, Limits, Settings, StoreKind, StoreSettings};
+use super::raw::{RawAuth, RawCluster, RawConfig, RawLimits, RawStore};
+use super::settings::{
+    AuthSettings, ClusterSettings, JwtKey, JwtSettings, Limits, Settings, StoreKind, StoreSettings,
+};
 
 /// Room a publication's envelope (channel, offset, time) takes in a frame
 /// beyond its payload, when checking that one message fits in an outbox.
@@ -41,7 +43,15 @@ pub(crate) fn validate(
     }
     let api_key = raw.api_key.as_deref().map(|key| check.api_key(key)).transpose()?;
     let log_filter = check.log_filter(raw.log.as_deref().unwrap_or(&defaults.log_filter))?;
-    let store = check.store(&raw.store, &data_dir)?;
+    let cluster = check.cluster(&raw.cluster)?;
+    let store = check.store(&raw.store, &data_dir, cluster.as_ref())?;
+    if cluster.is_some() && api_key.is_none() {
+        return Err(check.invalid(
+            "api_key",
+            "a cluster node needs a configured API key (every node must accept the same one; \
+             nothing is generated with a cluster URL)",
+        ));
+    }
     let limits = check.limits(&raw.limits)?;
     let auth = check.auth(&raw.auth)?;
     let namespaces = check.namespaces(&raw, &store, &limits, &auth)?;
@@ -55,12 +65,26 @@ pub(crate) fn validate(
         worker_threads: raw.worker_threads.unwrap_or(defaults.worker_threads),
         log_filter,
         store,
+        cluster,
         limits,
         auth,
         namespaces,
         pusher,
         config_file,
     })
+}
+
+/// A cluster URL's engine, if it is one this build has.
+fn check_cluster_url(url: &str) -> Result<(), String> {
+    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+    match scheme {
+        "redis" | "rediss" if url.len() > scheme.len() + 3 => Ok(()),
+        "redis" | "rediss" => Err("a redis:// URL needs a host, e.g. redis://127.0.0.1:6379".to_owned()),
+        "nats" | "postgres" | "postgresql" => {
+            Err(format!("{scheme}:// clusters are not part of this build yet; use redis://host:port"))
+        }
+        _ => Err("expected redis://host:port (or rediss:// for TLS)".to_owned()),
+    }
 }
 
 /// Where a store URL points, relative to the data directory.
@@ -76,9 +100,13 @@ pub(crate) fn parse_store_url(url: &str, data_dir: &Path) -> Result<StoreKind, S
         )),
         "memory" => Err(format!("`{url}`: memory:// takes no path")),
         // Not echoing these URLs: they may carry a password.
-        "redis" | "rediss" | "postgres" | "postgresql" | "nats" => Err(format!(
-            "{scheme}:// is a cluster backend, which this build does not support; \
-             use embedded:// (one node, on disk) or memory://"
+        "redis" | "rediss" => Err(format!(
+            "{scheme}:// is the store of a cluster: set cluster.url (FANFARE_CLUSTER_URL, --cluster) \
+             to the Redis, and the store follows it"
+        )),
+        "postgres" | "postgresql" | "nats" => Err(format!(
+            "{scheme}:// is a cluster backend this build does not have yet; \
+             use embedded:// (one node, on disk), memory://, or a Redis cluster"
         )),
         _ => Err("expected embedded://, embedded:///absolute/path or memory://".to_owned()),
     }
@@ -128,15 +156,60 @@ impl Check<'_> {
         }
     }
 
-    fn store(&self, raw: &RawStore, data_dir: &Path) -> Result<StoreSettings, ConfigError> {
-        let kind = match &raw.url {
-            Some(url) => {
-                parse_store_url(url.trim(), data_dir).map_err(|reason| self.invalid("store.url", reason))?
+    fn cluster(&self, raw: &RawCluster) -> Result<Option<ClusterSettings>, ConfigError> {
+        let Some(url) = raw.url.as_deref().map(str::trim).filter(|url| !url.is_empty()) else {
+            if !raw.is_empty() {
+                return Err(self.invalid("cluster.url", "cluster settings need cluster.url"));
             }
-            None => StoreKind::Embedded(data_dir.join("store")),
+            return Ok(None);
         };
+        check_cluster_url(url).map_err(|reason| self.invalid("cluster.url", reason))?;
+        let node_lease = raw.node_lease.map_or(std::time::Duration::from_secs(15), |d| d.0);
+        let heartbeat = raw.heartbeat.map_or(std::time::Duration::from_secs(5), |d| d.0);
+        if heartbeat.is_zero() {
+            return Err(self.invalid("cluster.heartbeat", "must be more than 0"));
+        }
+        if node_lease < heartbeat * 2 {
+            return Err(self.invalid(
+                "cluster.node_lease",
+                "must be at least twice cluster.heartbeat (a node must be able to miss one heartbeat)",
+            ));
+        }
+        let advertise = raw.advertise.as_deref().map(str::trim).filter(|a| !a.is_empty()).map(Into::into);
+        Ok(Some(ClusterSettings { url: url.to_owned(), advertise, node_lease, heartbeat }))
+    }
+
+    fn store(
+        &self,
+        raw: &RawStore,
+        data_dir: &Path,
+        cluster: Option<&ClusterSettings>,
+    ) -> Result<StoreSettings, ConfigError> {
         let durability = raw.durability.unwrap_or(Durability::Fsync);
-        Ok(StoreSettings { kind, durability })
+        let url = raw.url.as_deref().map(str::trim);
+        let Some(cluster) = cluster else {
+            let kind = match url {
+                Some(url) => {
+                    parse_store_url(url, data_dir).map_err(|reason| self.invalid("store.url", reason))?
+                }
+                None => StoreKind::Embedded(data_dir.join("store")),
+            };
+            return Ok(StoreSettings { kind, durability });
+        };
+        match url {
+            None => Ok(StoreSettings { kind: StoreKind::Redis(cluster.url.clone()), durability }),
+            Some(url) if url == cluster.url => Ok(StoreSettings { kind: StoreKind::Redis(url.to_owned()), durability }),
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => Err(self.invalid(
+                "store.url",
+                "a Redis store must be the cluster's Redis (its append script publishes to the cluster's \
+                 pub/sub): leave store.url unset, or set it to cluster.url",
+            )),
+            Some(_) => Err(self.invalid(
+                "store.url",
+                "with a cluster URL the store must be shared by every node: embedded:// and memory:// \
+                 would let each node hand out its own offsets; leave store.url unset to use the cluster's Redis",
+            )),
+        }
     }
 
     fn limits(&self, raw: &RawLimits) -> Result<Limits, ConfigError> {
@@ -413,7 +486,7 @@ mod tests {
         assert_eq!(parse_store_url("memory://", data), Ok(StoreKind::Memory));
         assert!(parse_store_url("embedded://relative", data).unwrap_err().contains("absolute path"));
         let cluster = parse_store_url("redis://:hunter2@redis:6379", data).unwrap_err();
-        assert!(cluster.contains("cluster backend"));
+        assert!(cluster.contains("cluster.url"), "{cluster}");
         assert!(!cluster.contains("hunter2"), "{cluster}");
         assert!(parse_store_url("sqlite://x", data).unwrap_err().contains("expected embedded://"));
     }
