@@ -397,6 +397,13 @@ impl Hub {
         }
     }
 
+    /// A clean stop of a cluster node, once its connections are closed:
+    /// removes its members (announcing their leaves), its subscription
+    /// counts and its lease, instead of letting the lease run out.
+    pub async fn leave_cluster(&self) {
+        cluster::leave(&self.shared).await;
+    }
+
     /// Renews this node's lease and cleans up after dead nodes now,
     /// instead of at the next heartbeat (start-up, tests).
     pub async fn heartbeat(&self) {

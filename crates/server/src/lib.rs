@@ -24,6 +24,8 @@
 //!   mapping of hub errors to wire errors, shared by the gateway and the
 //!   HTTP APIs (which do not import each other); `http_error.rs`: the
 //!   native HTTP error body, for the API and refused upgrades.
+//! - [`engines`]: the store and, for a cluster node, the cluster's engines,
+//!   opened from their URLs.
 //! - [`server`]: assembling and running it all, and the graceful shutdown.
 //! - `cli/`: `fanfare serve`, `fanfare config check`.
 
@@ -36,6 +38,7 @@ pub(crate) mod auth;
 pub mod cli;
 pub use fanfare_config as config;
 pub(crate) mod data_dir;
+pub mod engines;
 pub mod gateway;
 pub(crate) mod http_error;
 pub(crate) mod policy;

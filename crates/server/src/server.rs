@@ -16,11 +16,12 @@ use axum::routing::any;
 use axum::serve::ListenerExt;
 use fanfare_hub::{ChannelPolicy, CloseReason, Hub, HubOptions};
 use fanfare_protocol::{ChannelName, CloseCode};
-use fanfare_store::{EmbeddedOptions, EmbeddedStore, HistoryStore, MemoryStore};
+use fanfare_store::HistoryStore;
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
-use crate::config::{Namespaces, Settings, StoreKind};
+use crate::config::{Namespaces, Settings};
+use crate::engines::Engines;
 use crate::pusher::apps::Apps;
 use crate::pusher::users::SignedInUsers;
 use crate::pusher::webhooks::{WebhookOptions, Webhooks};
@@ -105,27 +106,22 @@ impl App {
     }
 }
 
-/// Opens the store named by the settings.
-pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn HistoryStore>> {
-    Ok(match &settings.store.kind {
-        StoreKind::Memory => Arc::new(MemoryStore::new()),
-        StoreKind::Embedded(dir) => {
-            let store = EmbeddedStore::open(dir, EmbeddedOptions::default())
-                .with_context(|| format!("opening the embedded store in {}", dir.display()))?;
-            Arc::new(store)
-        }
-    })
-}
-
 /// Builds the shared state: metrics first (so the hub's handles are
-/// live), then the hub over `store`.
-pub fn build(settings: Settings, api_key: String, store: Arc<dyn HistoryStore>) -> anyhow::Result<AppState> {
+/// live), then the hub over the engines (a cluster node's hub when they
+/// include a cluster's).
+pub fn build(settings: Settings, api_key: String, engines: Engines) -> anyhow::Result<AppState> {
     let telemetry = ServerMetrics::install();
     let settings = Arc::new(settings);
     let auth = Authenticator::new(&settings.auth).context("configuring authentication")?;
     let policy = channel_policy(settings.namespaces.clone());
     let options = HubOptions { max_history_read: settings.limits.max_history_read, ..HubOptions::default() };
-    let hub = Arc::new(Hub::new(store.clone(), policy, options));
+    let Engines { store, cluster } = engines;
+    let hub = Arc::new(match cluster {
+        Some((engines, cluster_options)) => {
+            Hub::clustered(store.clone(), policy, options, engines, cluster_options)
+        }
+        None => Hub::new(store.clone(), policy, options),
+    });
     let apps = Arc::new(Apps::new(settings.pusher.apps.clone()).context("configuring Pusher apps")?);
     let webhooks = Webhooks::start(apps.clone(), &hub, &settings.data_dir, WebhookOptions::default());
     let pusher = Arc::new(PusherState { apps, users: SignedInUsers::default(), webhooks });
@@ -175,6 +171,7 @@ pub async fn run(
         _ = shutdown => {}
         result = &mut http => {
             let served = result.context("HTTP server task").and_then(|r| r.context("HTTP server"));
+            app.hub.leave_cluster().await;
             let closed = close_store(&app).await;
             return served.and(closed);
         }
@@ -185,6 +182,8 @@ pub async fn run(
     let grace = app.settings.shutdown_grace;
     drain_connections(&app, grace).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), http).await;
+    // Our members and counts go now, not when the lease runs out.
+    app.hub.leave_cluster().await;
     close_store(&app).await
 }
 

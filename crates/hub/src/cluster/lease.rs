@@ -91,6 +91,17 @@ async fn announce_again(shared: &Arc<Shared>) {
     }
 }
 
+/// A clean stop: this node's members and counts go at once (announced
+/// like a dead node's), then its lease.
+pub(crate) async fn leave(shared: &Arc<Shared>) {
+    let Some(cluster) = &shared.cluster else { return };
+    let node = cluster.engines.node.clone();
+    clean_up_after(shared, &node).await;
+    if let Err(error) = cluster.engines.registry.leave(&node).await {
+        tracing::warn!(%error, "could not leave the node registry; the lease will expire");
+    }
+}
+
 /// Step 3 for one dead node.
 async fn clean_up_after(shared: &Arc<Shared>, node: &NodeId) {
     let Some(cluster) = &shared.cluster else { return };

@@ -41,7 +41,7 @@ use tokio::sync::mpsc;
 pub use control::DisconnectReport;
 
 pub(crate) use control::disconnect_user;
-pub(crate) use lease::beat;
+pub(crate) use lease::{beat, leave};
 pub(crate) use members::{Leave, LeaveQueue, join, leave_queue, members_of, queue_leave};
 pub(crate) use occupancy::OccupancyReporter;
 pub(crate) use watch::{WATCH_QUEUE, WatchCommand};

@@ -18,6 +18,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/presence", get(native::presence))
         .route("/api/channels", get(native::channels))
         .route("/api/disconnect", post(native::disconnect))
+        .route("/api/nodes", get(native::nodes))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))

@@ -207,6 +207,19 @@ pub async fn disconnect(
     Ok(Json(Disconnected { disconnected: report.disconnected, unreached }))
 }
 
+#[derive(Serialize)]
+pub struct NodeList {
+    /// This node's id (`null` for a single node).
+    node: Option<String>,
+    nodes: Vec<fanfare_cluster::NodeInfo>,
+}
+
+/// Every live node of the cluster (an empty list for a single node).
+pub async fn nodes(_: ApiKey, State(hub): State<Arc<Hub>>) -> Result<Json<NodeList>, HttpError> {
+    let nodes = hub.nodes().await.map_err(hub_error)?;
+    Ok(Json(NodeList { node: hub.node_id().map(ToString::to_string), nodes }))
+}
+
 fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> HttpError {
     let text = rejection.body_text();
     let code = if text.contains("channel") && !text.contains("missing field") {

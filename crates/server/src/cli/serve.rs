@@ -5,7 +5,7 @@ use anyhow::Context;
 use tokio::net::{TcpListener, TcpSocket};
 
 use crate::config::{self, ServeArgs, Settings};
-use crate::{data_dir, server};
+use crate::{data_dir, engines, server};
 
 pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = config::load(args)?;
@@ -26,12 +26,16 @@ async fn serve_async(mut settings: Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
     let api_key = resolve_api_key(&settings)?;
-    if settings.pusher.apps.is_empty() {
+    // A cluster node generates nothing: every node must accept the same
+    // credentials, so Pusher apps are served only where configured.
+    if settings.pusher.apps.is_empty() && settings.cluster.is_none() {
         settings.pusher.apps.push(default_pusher_app(&settings)?);
     }
-    let store = server::open_store(&settings).await?;
+    let engines = engines::open(&settings).await?;
     let listener = listen(settings.listen).with_context(|| format!("listening on {}", settings.listen))?;
-    let app = server::build(settings, api_key, store)?;
+    let app = server::build(settings, api_key, engines)?;
+    // Listed by /api/nodes before the first client arrives.
+    app.hub.heartbeat().await;
     // One line on stdout that scripts (and the tests) can wait for.
     println!("fanfare listening on {}", listener.local_addr()?);
     server::run(app, listener, shutdown.received()).await

@@ -67,10 +67,11 @@ impl TestServer {
         let args = ServeArgs { config: Some(path), ..ServeArgs::default() };
         let mut settings = config::load(&args).unwrap();
         adjust(&mut settings);
-        let store = server::open_store(&settings).await.unwrap();
+        let engines = fanfare::engines::open(&settings).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = server::build(settings, API_KEY.to_string(), store).unwrap();
+        let app = server::build(settings, API_KEY.to_string(), engines).unwrap();
+        app.hub.heartbeat().await;
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server::run(app.clone(), listener, async move {
             let _ = rx.await;

@@ -1,0 +1,78 @@
+//! The engines a server runs on, chosen by URL: the history store and, for
+//! a cluster node, the bus, presence, occupancy and node registry.
+//!
+//! A single node has an embedded (or memory) store and nothing else. A
+//! cluster node has everything in the cluster's Redis: the Redis store's
+//! append script publishes each publication to the same Redis's pub/sub,
+//! which the bus reads (`docs/cluster.md`).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use fanfare_cluster::NodeId;
+use fanfare_cluster::redis::{RedisBus, RedisBusOptions, RedisEngines};
+use fanfare_hub::{ClusterEngines, ClusterOptions};
+use fanfare_store::{EmbeddedOptions, EmbeddedStore, HistoryStore, MemoryStore, RedisStore, RedisStoreOptions};
+
+use crate::config::{ClusterSettings, Settings, StoreKind};
+
+/// What [`crate::server::build`] assembles the hub from.
+pub struct Engines {
+    pub store: Arc<dyn HistoryStore>,
+    /// The cluster's engines; `None` for a single node.
+    pub cluster: Option<(ClusterEngines, ClusterOptions)>,
+}
+
+/// Opens the store and, with a cluster URL, the cluster's engines.
+pub async fn open(settings: &Settings) -> anyhow::Result<Engines> {
+    let store = open_store(settings).await?;
+    let cluster = match &settings.cluster {
+        Some(cluster) => Some(open_cluster(cluster).await?),
+        None => None,
+    };
+    Ok(Engines { store, cluster })
+}
+
+/// Opens the store named by the settings.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn HistoryStore>> {
+    Ok(match &settings.store.kind {
+        StoreKind::Memory => Arc::new(MemoryStore::new()),
+        StoreKind::Embedded(dir) => {
+            let store = EmbeddedStore::open(dir, EmbeddedOptions::default())
+                .with_context(|| format!("opening the embedded store in {}", dir.display()))?;
+            Arc::new(store)
+        }
+        StoreKind::Redis(url) => {
+            let redacted = crate::config::redact_url_password(url);
+            let store = RedisStore::open(url, RedisStoreOptions::default())
+                .await
+                .with_context(|| format!("opening the Redis store at {redacted}"))?;
+            Arc::new(store)
+        }
+    })
+}
+
+async fn open_cluster(settings: &ClusterSettings) -> anyhow::Result<(ClusterEngines, ClusterOptions)> {
+    let url = &settings.url;
+    let redacted = settings.url_redacted();
+    let node = NodeId::random();
+    let bus = RedisBus::open(url, node.clone(), RedisBusOptions::default())
+        .await
+        .with_context(|| format!("opening the cluster bus at {redacted}"))?;
+    let redis = RedisEngines::open(url).await.with_context(|| format!("connecting to the cluster at {redacted}"))?;
+    let engines = ClusterEngines {
+        node,
+        bus: Arc::new(bus),
+        presence: Arc::new(redis.presence),
+        occupancy: Arc::new(redis.occupancy),
+        registry: Arc::new(redis.registry),
+    };
+    let options = ClusterOptions {
+        heartbeat: settings.heartbeat,
+        node_lease: settings.node_lease,
+        advertise: settings.advertise.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        ..ClusterOptions::default()
+    };
+    Ok((engines, options))
+}
