@@ -228,6 +228,41 @@ async fn an_aof_everysec_kill_bumps_the_generation_and_offsets_go_on_under_a_new
     );
 }
 
+/// Polls `check` (bounded) until it holds.
+async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_promoted_replica_gives_a_new_epoch_even_with_aof_always() {
+    let Some(mut primary) = RedisServer::start_with_or_skip(Persistence::AofAlways) else { return };
+    let replica = RedisServer::start_with(Persistence::AofAlways);
+    let chat = channel("truth:failover");
+    let store = open(&primary).await;
+    let mut before = None;
+    for n in 1..=3 {
+        before = Some(append(&store, request(&chat, &n.to_string())).await.unwrap());
+    }
+    let before = before.unwrap();
+    let primary_port = primary.port().to_string();
+    assert_eq!(replica.cli(&["REPLICAOF", "127.0.0.1", &primary_port]), "OK");
+    let offset_key = format!("fanfare:{{{chat}}}:meta");
+    wait_until("the replica has the channel", || replica.cli(&["HGET", &offset_key, "s"]) == "3").await;
+
+    primary.kill();
+    assert_eq!(replica.cli(&["REPLICAOF", "NO", "ONE"]), "OK");
+    let promoted = open(&replica).await;
+    let position = promoted.position(&chat).await.unwrap();
+    assert_ne!(position.epoch, before.epoch, "replication is asynchronous: a failover may lose appends");
+    assert_eq!(position.offset, 3, "what the replica holds stays, under the new epoch");
+    let next = append(&promoted, request(&chat, "4")).await.unwrap();
+    assert_eq!((next.epoch, next.publication.offset), (position.epoch, 4));
+}
+
 #[tokio::test]
 async fn appends_fail_transiently_while_redis_is_down_and_resume_with_a_new_epoch() {
     let Some(mut server) = RedisServer::start_or_skip() else { return };

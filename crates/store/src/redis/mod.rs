@@ -56,10 +56,12 @@
 //! 2. runs `observe.lua` on `fanfare:instance`: absent → generation
 //!    `max(1, now_ms)`; same `run_id` and replication id → the stored
 //!    generation; changed → kept only if AOF is on with `appendfsync
-//!    always` and this is not a promoted replica (a promoted replica's
-//!    `master_replid2` is the old primary's replication id, the one stored),
-//!    otherwise `max(stored + 1, now_ms)`. A new generation gets a new
-//!    random epoch;
+//!    always` and this is not a promoted replica, otherwise `max(stored +
+//!    1, now_ms)`. A promoted replica is one whose `master_replid2` is set
+//!    (not all zeros, or the stored replication id): a restarted primary has
+//!    none. (Only comparing it with the stored id misses failovers: a primary
+//!    changes its replication id when its first replica attaches.) A new
+//!    generation gets a new random epoch;
 //! 3. passes that generation to every script on that connection, so every
 //!    channel written or read after a bump gets the new epoch (step 2
 //!    above), its offsets going on.
@@ -219,11 +221,16 @@ impl RedisStore {
         Ok(Self { queue, shared, closed: AtomicBool::new(false) })
     }
 
+    fn check_open(&self) -> Result<(), StoreError> {
+        match self.closed.load(Ordering::Acquire) {
+            true => Err(StoreError::Closed),
+            false => Ok(()),
+        }
+    }
+
     async fn submit(&self, requests: Vec<AppendRequest>) -> Result<GroupReceipt, StoreError> {
         let count = requests.len();
-        if self.closed.load(Ordering::Acquire) {
-            return Err(StoreError::Closed);
-        }
+        self.check_open()?;
         let (job, rx) = Job::new(requests);
         self.queue.send(Message::Append(job)).await.map_err(|_| StoreError::Closed)?;
         Ok(GroupReceipt::waiting(rx, count))
@@ -245,10 +252,12 @@ impl HistoryStore for RedisStore {
     }
 
     async fn read(&self, channel: &ChannelName, query: HistoryQuery) -> Result<HistoryPage, StoreError> {
+        self.check_open()?;
         reads::read(&self.shared, channel, Some(&query)).await
     }
 
     async fn position(&self, channel: &ChannelName) -> Result<StreamPosition, StoreError> {
+        self.check_open()?;
         let page = reads::read(&self.shared, channel, None).await?;
         Ok(StreamPosition::new(page.epoch, page.top_offset))
     }

@@ -17,7 +17,10 @@ elseif generation < floor then
   -- Channels are ahead of the instance record: it was lost; trust nothing.
   generation = math.max(floor + 1, now)
 elseif stored[1] ~= ARGV[1] or stored[2] ~= ARGV[2] then
-  local promoted = ARGV[3] == stored[2]
+  -- A promoted replica keeps its old replication id as master_replid2 (a
+  -- restarted primary has none). Comparing it with the stored id is not
+  -- enough: a primary changes its id when its first replica attaches.
+  local promoted = ARGV[3] == stored[2] or string.find(ARGV[3], '[^0]') ~= nil
   if ARGV[4] ~= '1' or promoted then
     generation = math.max(generation + 1, now)
   end

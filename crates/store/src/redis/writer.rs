@@ -171,9 +171,9 @@ impl Writer {
                 },
             }
         }
-        self.shared.metrics.reconnects.increment(1);
         match connect(&self.client, &self.options).await {
             Ok(link) => {
+                self.shared.metrics.reconnects.increment(1);
                 self.shared.install(link.clone());
                 self.link = Some(link);
                 Round::Connected
@@ -187,6 +187,8 @@ impl Writer {
 
     /// Fails everything still queued, then acknowledges the close.
     fn stop(&mut self, done: oneshot::Sender<()>) {
+        self.link = None;
+        *self.shared.link.write() = None;
         self.rx.close();
         while let Ok(message) = self.rx.try_recv() {
             match message {
