@@ -286,3 +286,69 @@ async fn appends_fail_transiently_while_redis_is_down_and_resume_with_a_new_epoc
     store.close().await.unwrap();
     assert!(matches!(append(&store, request(&chat, "5")).await, Err(StoreError::Closed)));
 }
+
+#[tokio::test]
+async fn a_flushed_script_cache_is_reloaded_and_appends_go_on() {
+    let Some(server) = RedisServer::start_or_skip() else { return };
+    let store = open(&server).await;
+    let chat = channel("scripts:flushed");
+    append(&store, request(&chat, "1")).await.unwrap();
+    assert_eq!(server.cli(&["SCRIPT", "FLUSH"]), "OK");
+    let next = append(&store, request(&chat, "2")).await.unwrap();
+    assert_eq!(next.publication.offset, 2);
+    assert_eq!(server.cli(&["SCRIPT", "FLUSH"]), "OK");
+    assert_eq!(store.position(&chat).await.unwrap(), next.position());
+}
+
+#[tokio::test]
+async fn stream_and_keys_expire_after_the_retention_and_the_meta_lives_longer() {
+    let Some(server) = RedisServer::start_or_skip() else { return };
+    let store = open(&server).await;
+    let chat = channel("ttl:room");
+    let retention = Retention { max_age: Duration::from_secs(60), ..Retention::default() };
+    let keyed = AppendRequest { retention, idempotency_key: Some("k".into()), ..request(&chat, "1") };
+    append(&store, keyed).await.unwrap();
+    let pttl = |suffix: &str| -> i64 {
+        server.cli(&["PTTL", &fanfare_protocol::cluster::channel_key(&chat, suffix)]).parse().unwrap()
+    };
+    assert!((60_000..=120_000).contains(&pttl("stream")), "max_age plus slack: {}", pttl("stream"));
+    assert!(pttl("keys") >= 300_000, "the idempotency window (5 min) outlasts max_age");
+    assert!(pttl("key_expiry") >= 300_000);
+    assert!(pttl("meta") > 23 * 3600 * 1000, "meta_ttl, 24 h by default");
+}
+
+#[tokio::test]
+async fn two_nodes_agree_on_the_new_epoch_after_a_restart() {
+    let Some(mut server) = RedisServer::start_or_skip() else { return };
+    let (node_a, node_b) = (open(&server).await, open(&server).await);
+    let (one, two) = (channel("nodes:one"), channel("nodes:two"));
+    let before = append(&node_a, request(&one, "1")).await.unwrap();
+    assert_eq!(node_b.position(&one).await.unwrap(), before.position());
+
+    server.restart();
+    let a = append_eventually(&node_a, request(&one, "2"), Duration::from_secs(10)).await;
+    let b = append_eventually(&node_b, request(&two, "1"), Duration::from_secs(10)).await;
+    assert_ne!(a.epoch, before.epoch);
+    assert_eq!(a.epoch, b.epoch, "one generation, one epoch, whichever node observed first");
+    assert_eq!(node_b.position(&one).await.unwrap(), a.position());
+}
+
+#[tokio::test]
+async fn expired_idempotency_keys_are_forgotten_by_later_appends() {
+    let Some(server) = RedisServer::start_or_skip() else { return };
+    let store = open(&server).await;
+    let chat = channel("keys:cleanup");
+    let start = unix_time_ms();
+    let keyed = |key: String, time_ms| AppendRequest {
+        idempotency_key: Some(key),
+        idempotency_window: Duration::from_secs(1),
+        time_ms,
+        ..request(&chat, "1")
+    };
+    let group = (0..50).map(|n| keyed(format!("k{n}"), start)).collect();
+    assert!(store.enqueue_many(group).await.await.iter().all(Result::is_ok));
+    let keys = fanfare_protocol::cluster::channel_key(&chat, "keys");
+    assert_eq!(server.cli(&["HLEN", &keys]), "50");
+    append(&store, keyed("late".into(), start + 2_000)).await.unwrap();
+    assert_eq!(server.cli(&["HLEN", &keys]), "1", "only the key still in its window is kept");
+}

@@ -6,9 +6,8 @@ use std::time::Instant;
 use fanfare_protocol::cluster::decode_tail;
 use fanfare_protocol::{ChannelName, Epoch, Publication};
 
-use super::scripts::{StateArgs, read_invocation, stale_generation};
+use super::scripts::{StateArgs, read_invocation, stale_generation, ttl_ms};
 use super::{BACKEND, Shared, redis_error};
-use crate::history::duration_ms;
 use crate::{HistoryPage, HistoryQuery, StoreError};
 
 /// Runs `read.lua`; `None` reads only the position. A stale generation
@@ -22,7 +21,7 @@ pub(crate) async fn read(
     let Some(mut link) = shared.current() else {
         return Err(StoreError::unavailable(BACKEND, false, None));
     };
-    let meta_ttl_ms = duration_ms(shared.meta_ttl);
+    let meta_ttl_ms = ttl_ms(shared.meta_ttl);
     for attempt in 0..2 {
         let state = StateArgs { generation: link.generation(), meta_ttl_ms };
         let invocation = read_invocation(channel, query, &state);

@@ -27,6 +27,20 @@ pub(crate) const STALE_GENERATION: &str = "STALEGEN";
 /// read at the edge of `max_age` still finds what it may return.
 const TTL_SLACK_MS: u64 = 60_000;
 
+/// The longest TTL a script is given (ten years). Lua numbers are doubles
+/// and Redis refuses expiry times past its range; a command failing half
+/// way through a script would leave its earlier writes applied, so every
+/// number a script computes with stays well inside both.
+pub(crate) const MAX_TTL_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
+
+/// The largest `MAXLEN` Redis takes.
+const MAX_LEN: u64 = i64::MAX as u64;
+
+/// A duration as a TTL a script can use.
+pub(crate) fn ttl_ms(duration: std::time::Duration) -> u64 {
+    duration_ms(duration).min(MAX_TTL_MS)
+}
+
 /// The keys both scripts take: the channel's four, then the instance record.
 pub(crate) fn script_keys(channel: &ChannelName) -> [String; 5] {
     let [meta, stream, keys, key_expiry] =
@@ -50,15 +64,16 @@ pub(crate) fn append_item_args(request: &AppendRequest) -> [Vec<u8>; 8] {
         Some(key) => format!("k{key}").into_bytes(),
         None => b"-".to_vec(),
     };
-    let expires = request.time_ms.saturating_add(duration_ms(request.idempotency_window));
-    let max_age_ms = duration_ms(request.retention.max_age);
-    let stream_ttl = max_age_ms.saturating_add(TTL_SLACK_MS);
-    let key_ttl = max_age_ms.max(duration_ms(request.idempotency_window)).saturating_add(TTL_SLACK_MS);
+    let window_ms = ttl_ms(request.idempotency_window);
+    let expires = request.time_ms.saturating_add(window_ms);
+    let max_age_ms = ttl_ms(request.retention.max_age);
+    let stream_ttl = max_age_ms + TTL_SLACK_MS;
+    let key_ttl = max_age_ms.max(window_ms) + TTL_SLACK_MS;
     [
         request.time_ms.to_string().into_bytes(),
         key,
         expires.to_string().into_bytes(),
-        request.retention.max_len.to_string().into_bytes(),
+        request.retention.max_len.min(MAX_LEN).to_string().into_bytes(),
         stream_ttl.to_string().into_bytes(),
         key_ttl.to_string().into_bytes(),
         request.exclude.to_string().into_bytes(),

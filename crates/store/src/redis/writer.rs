@@ -1,7 +1,7 @@
 //! The batching writer: the one task that owns the connection, sends every
 //! queued append group of a round as one pipeline, and reconnects.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,10 +12,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::instance::{Link, connect};
 use super::scripts::{
-    ItemReply, StateArgs, append_command, append_item_args, parse_append_reply, stale_generation,
+    ItemReply, StateArgs, append_command, append_item_args, parse_append_reply, stale_generation, ttl_ms,
 };
 use super::{BACKEND, RedisStoreOptions, Shared};
-use crate::history::duration_ms;
 use crate::{AppendRequest, Appended, StoreError};
 
 /// What the store sends its writer.
@@ -46,20 +45,21 @@ impl Job {
     /// Encodes the requests (in the caller's task, not the writer's).
     pub fn new(requests: Vec<AppendRequest>) -> (Self, oneshot::Receiver<Vec<Result<Appended, StoreError>>>) {
         let mut calls: Vec<ChannelCall> = Vec::new();
+        let mut call_of: HashMap<&ChannelName, usize> = HashMap::new();
         for (index, request) in requests.iter().enumerate() {
             let items = append_item_args(request);
-            match calls.iter_mut().find(|call| call.channel == request.channel) {
-                Some(call) => {
-                    call.indices.push(index);
-                    call.items.push(items);
-                }
-                None => calls.push(ChannelCall {
+            let call = *call_of.entry(&request.channel).or_insert_with(|| {
+                calls.push(ChannelCall {
                     channel: request.channel.clone(),
-                    indices: vec![index],
-                    items: vec![items],
-                }),
-            }
+                    indices: Vec::new(),
+                    items: Vec::new(),
+                });
+                calls.len() - 1
+            });
+            calls[call].indices.push(index);
+            calls[call].items.push(items);
         }
+        drop(call_of);
         let requests = requests.into_iter().map(|r| (r.event, r.data)).collect();
         let (reply, rx) = oneshot::channel();
         (Self { requests, calls, reply }, rx)
@@ -247,8 +247,7 @@ impl Writer {
         calls: &[(usize, usize)],
         pending: &[usize],
     ) -> Result<Vec<Value>, RedisError> {
-        let state =
-            StateArgs { generation: link.generation(), meta_ttl_ms: duration_ms(self.options.meta_ttl) };
+        let state = StateArgs { generation: link.generation(), meta_ttl_ms: ttl_ms(self.options.meta_ttl) };
         let mut pipe = redis::pipe();
         for &index in pending {
             let (job, call) = calls[index];
