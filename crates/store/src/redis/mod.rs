@@ -73,15 +73,21 @@
 //! # Failures
 //! A lost connection fails the groups in flight with
 //! [`StoreError::Unavailable`] with `maybe_applied: true` (a reply lost
-//! after the script ran means the append exists and was published), and
+//! after the script ran means the append exists and was published: the one
+//! exception to "a failed append consumes no offset"; a retry with the
+//! same idempotency key is answered as a duplicate), and
 //! groups queued while disconnected with `maybe_applied: false`. The writer
 //! reconnects with exponential backoff and jitter (`reconnect_min_delay` →
 //! `reconnect_max_delay`), observes the instance again and goes on.
 //!
 //! # Limits
-//! - One primary (standalone or behind Sentinel): the scripts read
-//!   `fanfare:instance` beside the channel's keys, which Redis Cluster
-//!   would refuse as a cross-slot access.
+//! - One primary at one URL: no Sentinel discovery yet (a failover needs
+//!   the URL to follow the primary, e.g. a DNS name), and no Redis Cluster:
+//!   the scripts read `fanfare:instance` beside the channel's keys, which
+//!   Cluster would refuse as a cross-slot access.
+//! - Connect directly: a proxy that keeps client connections open across a
+//!   Redis restart hides the restart from step 1 (only a lost instance
+//!   record or a newer generation would still be noticed).
 //! - Redis must not evict (`maxmemory-policy noeviction`): an evicted meta
 //!   comes back under the current epoch and could reissue offsets.
 //! - Every node must use the same `meta_ttl` (it is the epoch period).
@@ -152,14 +158,17 @@ impl Default for RedisStoreOptions {
     }
 }
 
-/// History in a shared Redis (standalone, or a primary behind Sentinel).
+/// History in one shared Redis primary (see the module doc for keys,
+/// scripts, generations and limits).
 ///
 /// Publishes every fresh append as a live frame itself
 /// ([`HistoryStore::publishes_live`]). An append is acknowledged when Redis
 /// answers, which is after Redis' own persistence policy: the
 /// [`Durability`](crate::Durability) of a request cannot be stronger than
 /// the instance's `appendfsync` (only `always` survives a crash; the
-/// generation rule turns every weaker loss into a new epoch).
+/// generation rule turns every weaker loss into a new epoch). Redis
+/// replication is asynchronous, so no setting survives a failover to a
+/// lagging replica: that too is a new epoch.
 pub struct RedisStore {
     queue: mpsc::Sender<Message>,
     shared: Arc<Shared>,
@@ -205,7 +214,8 @@ impl RedisStore {
                 reason: "the queue and the pipeline need room for one group",
             });
         }
-        let client = redis::Client::open(url).map_err(|e| StoreError::storage(BACKEND, e))?;
+        let client = redis::Client::open(url)
+            .map_err(|_| StoreError::Config { option: "url", reason: "not a valid redis:// URL" })?;
         let shared = Arc::new(Shared {
             link: RwLock::new(None),
             suspect: Notify::new(),
