@@ -20,6 +20,22 @@ pub enum StoreError {
         #[source]
         source: Arc<dyn std::error::Error + Send + Sync + 'static>,
     },
+    /// The storage engine cannot be reached now (a lost connection, a server
+    /// restarting or loading); the store reconnects by itself, so a retry
+    /// later may succeed.
+    ///
+    /// When `maybe_applied` is true the request reached the engine before
+    /// the connection failed: the append may have been applied (and
+    /// published) even though it failed here, so it may hold an offset. A
+    /// publisher that must not publish twice retries with an idempotency
+    /// key. When false, nothing was sent and nothing was applied.
+    #[error("the {backend} history storage is unavailable{}", if *.maybe_applied { " (the append may have been applied)" } else { "" })]
+    Unavailable {
+        backend: &'static str,
+        maybe_applied: bool,
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+    },
     /// A stored record could not be decoded.
     #[error("stored record {key} in {keyspace} is corrupt: {reason}")]
     Corrupt {
@@ -38,5 +54,14 @@ impl StoreError {
     /// Wraps an engine error of the named backend.
     pub fn storage(backend: &'static str, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Storage { backend, source: Arc::new(source) }
+    }
+
+    /// The named backend is unreachable; see [`StoreError::Unavailable`].
+    pub fn unavailable(
+        backend: &'static str,
+        maybe_applied: bool,
+        source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Self::Unavailable { backend, maybe_applied, source }
     }
 }

@@ -11,6 +11,8 @@
 //! - [`MemoryStore`] (`memory://`): tests and caches; an epoch per process.
 //! - [`EmbeddedStore`] (`embedded:///path`): fjall on local disk with group
 //!   commit, the zero-configuration default of `fanfare serve`.
+//! - [`RedisStore`] (`redis://…`): one shared Redis for a cluster; it also
+//!   publishes each append as a live frame.
 //!
 //! Every implementation passes the same [`conformance`] suite.
 
@@ -19,8 +21,10 @@ mod embedded;
 mod error;
 mod history;
 mod memory;
+mod redis;
 
 pub use embedded::{BootId, EmbeddedOptions, EmbeddedStats, EmbeddedStore, LastStop, SweepReport};
 pub use error::StoreError;
 pub use history::*;
 pub use memory::MemoryStore;
+pub use redis::{RedisStore, RedisStoreOptions};

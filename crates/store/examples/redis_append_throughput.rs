@@ -1,0 +1,60 @@
+//! Appends to 1,000 channels with many appends in flight and prints the
+//! rate. Starts a private `redis-server` (no persistence) unless
+//! `REDIS_URL` names one.
+//!
+//! `cargo run --release -p fanfare-store --example redis_append_throughput [appends]`
+
+use std::future::IntoFuture;
+use std::time::{Duration, Instant};
+
+use fanfare_protocol::{ChannelName, JsonData};
+use fanfare_store::{
+    AppendRequest, Durability, HistoryStore, RedisStore, RedisStoreOptions, Retention, unix_time_ms,
+};
+
+const CHANNELS: usize = 1_000;
+const IN_FLIGHT: usize = 4_096;
+
+#[tokio::main]
+async fn main() {
+    let total: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(200_000);
+    let server = std::env::var("REDIS_URL").is_err().then(fanfare_testkit::RedisServer::start);
+    let url =
+        std::env::var("REDIS_URL").unwrap_or_else(|_| server.as_ref().map(|s| s.url()).unwrap_or_default());
+    let store = RedisStore::open(&url, RedisStoreOptions::default()).await.expect("redis is reachable");
+    let channels: Vec<ChannelName> =
+        (0..CHANNELS).map(|i| ChannelName::new(&format!("bench:room-{i}")).unwrap()).collect();
+    let data =
+        JsonData::parse(r#"{"text":"a message of about sixty bytes, like a chat line"}"#.into()).unwrap();
+
+    let started = Instant::now();
+    let mut receipts = std::collections::VecDeque::with_capacity(IN_FLIGHT);
+    for n in 0..total {
+        let request = AppendRequest {
+            channel: channels[n % CHANNELS].clone(),
+            event: None,
+            data: data.clone(),
+            time_ms: unix_time_ms(),
+            idempotency_key: None,
+            idempotency_window: Duration::from_secs(300),
+            retention: Retention::default(),
+            durability: Durability::Fsync,
+            exclude: 0,
+        };
+        receipts.push_back(store.enqueue(request).await.expect("queued"));
+        if receipts.len() == IN_FLIGHT
+            && let Some(receipt) = receipts.pop_front()
+        {
+            receipt.into_future().await.expect("appended");
+        }
+    }
+    for receipt in receipts {
+        receipt.into_future().await.expect("appended");
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "{total} appends over {CHANNELS} channels, {IN_FLIGHT} in flight: {:.0} appends/s ({elapsed:.2?})",
+        total as f64 / elapsed.as_secs_f64()
+    );
+    store.close().await.expect("closed");
+}

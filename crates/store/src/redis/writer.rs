@@ -1,0 +1,403 @@
+//! The batching writer: the one task that owns the connection, sends every
+//! queued append group of a round as one pipeline, and reconnects.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fanfare_protocol::{ChannelName, JsonData, Publication};
+use rand::Rng;
+use redis::{Client, RedisError, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::instance::{Link, connect};
+use super::scripts::{
+    ItemReply, StateArgs, append_command, append_item_args, parse_append_reply, stale_generation, ttl_ms,
+};
+use super::{BACKEND, RedisStoreOptions, Shared};
+use crate::{AppendRequest, Appended, StoreError};
+
+/// What the store sends its writer.
+pub(crate) enum Message {
+    Append(Job),
+    /// Complete what was queued before, fail what comes after, stop.
+    Close(oneshot::Sender<()>),
+}
+
+/// One `enqueue` or `enqueue_many`: its appends split by channel, one
+/// script call per channel, answered together in request order.
+pub(crate) struct Job {
+    /// Event and data of each request, to build its [`Appended`].
+    requests: Vec<(Option<String>, JsonData)>,
+    calls: Vec<ChannelCall>,
+    reply: oneshot::Sender<Vec<Result<Appended, StoreError>>>,
+}
+
+/// The appends of one job to one channel, in request order.
+struct ChannelCall {
+    channel: ChannelName,
+    /// Which requests of the job these are.
+    indices: Vec<usize>,
+    items: Vec<[Vec<u8>; 8]>,
+}
+
+impl Job {
+    /// Encodes the requests (in the caller's task, not the writer's).
+    pub fn new(requests: Vec<AppendRequest>) -> (Self, oneshot::Receiver<Vec<Result<Appended, StoreError>>>) {
+        let mut calls: Vec<ChannelCall> = Vec::new();
+        let mut call_of: HashMap<&ChannelName, usize> = HashMap::new();
+        for (index, request) in requests.iter().enumerate() {
+            let items = append_item_args(request);
+            let call = *call_of.entry(&request.channel).or_insert_with(|| {
+                calls.push(ChannelCall {
+                    channel: request.channel.clone(),
+                    indices: Vec::new(),
+                    items: Vec::new(),
+                });
+                calls.len() - 1
+            });
+            calls[call].indices.push(index);
+            calls[call].items.push(items);
+        }
+        drop(call_of);
+        let requests = requests.into_iter().map(|r| (r.event, r.data)).collect();
+        let (reply, rx) = oneshot::channel();
+        (Self { requests, calls, reply }, rx)
+    }
+
+    /// Answers every request with `error`.
+    pub fn fail(self, error: StoreError) {
+        let outcomes = self.requests.iter().map(|_| Err(error.clone())).collect();
+        let _ = self.reply.send(outcomes);
+    }
+}
+
+/// How one script call ended.
+enum CallOutcome {
+    Done(Appended0),
+    /// A channel was written under a newer generation: observe again.
+    StaleGeneration(u64),
+    /// The script cache was flushed: load the scripts again.
+    NoScript,
+    Failed(StoreError),
+}
+
+/// A call's epoch and per-item outcomes.
+type Appended0 = (fanfare_protocol::Epoch, Vec<ItemReply>);
+
+pub(crate) struct Writer {
+    pub rx: mpsc::Receiver<Message>,
+    pub shared: Arc<Shared>,
+    pub client: Client,
+    pub options: RedisStoreOptions,
+    pub link: Option<Link>,
+}
+
+impl Writer {
+    pub async fn run(mut self) {
+        let mut delay = self.options.reconnect_min_delay;
+        loop {
+            let Some(link) = self.link.clone() else {
+                match self.reconnect_round(delay).await {
+                    Round::Stop => return,
+                    Round::Connected => delay = self.options.reconnect_min_delay,
+                    Round::Failed => delay = (delay * 2).min(self.options.reconnect_max_delay),
+                }
+                continue;
+            };
+            let first = tokio::select! {
+                message = self.rx.recv() => message,
+                () = idle(&self.shared, self.options.ping_interval) => {
+                    self.check(&link).await;
+                    continue;
+                }
+            };
+            let Some(first) = first else { return };
+            let mut jobs = Vec::new();
+            let mut close = None;
+            match first {
+                Message::Append(job) => jobs.push(job),
+                Message::Close(done) => close = Some(done),
+            }
+            while close.is_none() && jobs.len() < self.options.max_pipeline_groups {
+                match self.rx.try_recv() {
+                    Ok(Message::Append(job)) => jobs.push(job),
+                    Ok(Message::Close(done)) => close = Some(done),
+                    Err(_) => break,
+                }
+            }
+            if !jobs.is_empty()
+                && let Err(error) = self.send(link, jobs).await
+            {
+                self.lost(&error);
+            }
+            if let Some(done) = close {
+                self.stop(done);
+                return;
+            }
+        }
+    }
+
+    /// Pings an idle connection, so `ready()` turns false without traffic.
+    async fn check(&mut self, link: &Link) {
+        let mut conn = link.conn.clone();
+        if let Err(error) = redis::cmd("PING").query_async::<()>(&mut conn).await {
+            self.lost(&error);
+        }
+    }
+
+    /// Forgets the connection: readers and `ready()` see it at once.
+    fn lost(&mut self, error: &RedisError) {
+        tracing::warn!(%error, "redis store lost its connection");
+        self.link = None;
+        *self.shared.link.write() = None;
+    }
+
+    /// One backoff round while disconnected: appends fail fast meanwhile.
+    async fn reconnect_round(&mut self, delay: Duration) -> Round {
+        let jitter = rand::rng().random_range(0.5..1.0);
+        let sleep = tokio::time::sleep(delay.mul_f64(jitter));
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => break,
+                message = self.rx.recv() => match message {
+                    None => return Round::Stop,
+                    Some(Message::Close(done)) => {
+                        self.stop(done);
+                        return Round::Stop;
+                    }
+                    Some(Message::Append(job)) => job.fail(StoreError::unavailable(BACKEND, false, None)),
+                },
+            }
+        }
+        match connect(&self.client, &self.options).await {
+            Ok(link) => {
+                self.shared.metrics.reconnects.increment(1);
+                self.shared.install(link.clone());
+                self.link = Some(link);
+                Round::Connected
+            }
+            Err(error) => {
+                tracing::debug!(%error, "redis store reconnect failed");
+                Round::Failed
+            }
+        }
+    }
+
+    /// Fails everything still queued, then acknowledges the close.
+    fn stop(&mut self, done: oneshot::Sender<()>) {
+        self.link = None;
+        *self.shared.link.write() = None;
+        self.rx.close();
+        while let Ok(message) = self.rx.try_recv() {
+            match message {
+                Message::Append(job) => job.fail(StoreError::Closed),
+                Message::Close(other) => {
+                    let _ = other.send(());
+                }
+            }
+        }
+        let _ = done.send(());
+    }
+
+    /// Sends the jobs' calls as one pipeline, retries calls that met a
+    /// flushed script cache or a newer generation once, answers every job.
+    async fn send(&mut self, mut link: Link, jobs: Vec<Job>) -> Result<(), RedisError> {
+        let calls: Vec<(usize, usize)> =
+            jobs.iter().enumerate().flat_map(|(j, job)| (0..job.calls.len()).map(move |c| (j, c))).collect();
+        let mut outcomes: Vec<Option<CallOutcome>> = (0..calls.len()).map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..calls.len()).collect();
+        let mut result = Ok(());
+        for attempt in 0..2 {
+            let values = match self.pipeline(&link, &jobs, &calls, &pending).await {
+                Ok(values) => values,
+                Err(error) => {
+                    let lost = StoreError::unavailable(BACKEND, true, Some(Arc::new(error.clone())));
+                    for &index in &pending {
+                        outcomes[index] = Some(CallOutcome::Failed(lost.clone()));
+                    }
+                    result = Err(error);
+                    break;
+                }
+            };
+            for (&index, value) in pending.iter().zip(values) {
+                outcomes[index] =
+                    Some(self.classify(value, jobs[calls[index].0].calls[calls[index].1].items.len()));
+            }
+            let retry = self.retryable(&jobs, &calls, &pending, &mut outcomes);
+            if retry.is_empty() || attempt == 1 {
+                break;
+            }
+            if let Err(error) = self.recover(&mut link, &retry, &outcomes).await {
+                result = Err(error);
+                break;
+            }
+            pending = retry;
+        }
+        finish(jobs, &calls, outcomes);
+        result
+    }
+
+    /// One pipeline of `EVALSHA append.lua`, one per pending call.
+    async fn pipeline(
+        &self,
+        link: &Link,
+        jobs: &[Job],
+        calls: &[(usize, usize)],
+        pending: &[usize],
+    ) -> Result<Vec<Value>, RedisError> {
+        let state = StateArgs { generation: link.generation(), meta_ttl_ms: ttl_ms(self.options.meta_ttl) };
+        let mut pipe = redis::pipe();
+        for &index in pending {
+            let (job, call) = calls[index];
+            let call = &jobs[job].calls[call];
+            pipe.add_command(append_command(&call.channel, &call.items, &state));
+        }
+        let started = Instant::now();
+        let mut conn = link.conn.clone();
+        let values: Vec<Value> = pipe.ignore_errors().query_async(&mut conn).await?;
+        self.shared.metrics.roundtrip.record(started.elapsed().as_secs_f64());
+        Ok(values)
+    }
+
+    fn classify(&self, value: Value, count: usize) -> CallOutcome {
+        let reply = match value {
+            Value::ServerError(error) => {
+                self.shared.metrics.script_errors.increment(1);
+                let error = RedisError::from(error);
+                if let Some(generation) = stale_generation(&error) {
+                    return CallOutcome::StaleGeneration(generation);
+                }
+                if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) {
+                    return CallOutcome::NoScript;
+                }
+                return CallOutcome::Failed(StoreError::storage(BACKEND, error));
+            }
+            value => redis::from_redis_value::<Vec<String>>(value),
+        };
+        match reply.map_err(|e| StoreError::storage(BACKEND, RedisError::from(e))) {
+            Ok(reply) => match parse_append_reply(reply, count) {
+                Ok(done) => CallOutcome::Done(done),
+                Err(error) => CallOutcome::Failed(error),
+            },
+            Err(error) => CallOutcome::Failed(error),
+        }
+    }
+
+    /// The calls to send again. A call is retried only if no later call of
+    /// its channel in this pipeline succeeded (that would reorder the
+    /// channel); such a call fails instead, having applied nothing.
+    fn retryable(
+        &self,
+        jobs: &[Job],
+        calls: &[(usize, usize)],
+        pending: &[usize],
+        outcomes: &mut [Option<CallOutcome>],
+    ) -> Vec<usize> {
+        let channel = |index: usize| &jobs[calls[index].0].calls[calls[index].1].channel;
+        let mut succeeded_later: HashSet<&ChannelName> = HashSet::new();
+        let mut retry = Vec::new();
+        for &index in pending.iter().rev() {
+            match &outcomes[index] {
+                Some(CallOutcome::Done(_)) => {
+                    succeeded_later.insert(channel(index));
+                }
+                Some(CallOutcome::StaleGeneration(_) | CallOutcome::NoScript)
+                    if succeeded_later.contains(channel(index)) =>
+                {
+                    outcomes[index] =
+                        Some(CallOutcome::Failed(StoreError::unavailable(BACKEND, false, None)));
+                }
+                Some(CallOutcome::StaleGeneration(_) | CallOutcome::NoScript) => retry.push(index),
+                _ => {}
+            }
+        }
+        retry.reverse();
+        retry
+    }
+
+    /// Reloads the scripts and re-observes the instance as the retried
+    /// calls need.
+    async fn recover(
+        &self,
+        link: &mut Link,
+        retry: &[usize],
+        outcomes: &[Option<CallOutcome>],
+    ) -> Result<(), RedisError> {
+        let mut floor = None;
+        let mut no_script = false;
+        for &index in retry {
+            match outcomes[index] {
+                Some(CallOutcome::StaleGeneration(generation)) => floor = floor.max(Some(generation)),
+                Some(CallOutcome::NoScript) => no_script = true,
+                _ => {}
+            }
+        }
+        if no_script {
+            let mut conn = link.conn.clone();
+            for script in [&*super::scripts::APPEND, &*super::scripts::READ] {
+                script.load_async(&mut conn).await?;
+            }
+        }
+        if let Some(floor) = floor {
+            let before = link.generation();
+            if link.reobserve(floor).await? != before {
+                self.shared.metrics.generation_changes.increment(1);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Waits for the ping interval, or for a reader's report that the
+/// connection failed.
+async fn idle(shared: &Shared, interval: Duration) {
+    tokio::select! {
+        () = tokio::time::sleep(interval) => {}
+        () = shared.suspect.notified() => {}
+    }
+}
+
+enum Round {
+    Stop,
+    Connected,
+    Failed,
+}
+
+/// Answers every job from its calls' outcomes, in request order.
+fn finish(jobs: Vec<Job>, calls: &[(usize, usize)], outcomes: Vec<Option<CallOutcome>>) {
+    let mut outcomes = outcomes.into_iter();
+    let mut per_job: Vec<Vec<CallOutcome>> = jobs.iter().map(|_| Vec::new()).collect();
+    for &(job, _) in calls {
+        let outcome = outcomes.next().flatten();
+        per_job[job]
+            .push(outcome.unwrap_or(CallOutcome::Failed(StoreError::unavailable(BACKEND, false, None))));
+    }
+    for (job, call_outcomes) in jobs.into_iter().zip(per_job) {
+        answer(job, call_outcomes);
+    }
+}
+
+fn answer(job: Job, call_outcomes: Vec<CallOutcome>) {
+    let mut answers: Vec<Option<Result<Appended, StoreError>>> = job.requests.iter().map(|_| None).collect();
+    let mut requests: Vec<Option<(Option<String>, JsonData)>> = job.requests.into_iter().map(Some).collect();
+    for (call, outcome) in job.calls.iter().zip(call_outcomes) {
+        for (n, &index) in call.indices.iter().enumerate() {
+            let Some((event, data)) = requests[index].take() else { continue };
+            answers[index] = Some(match &outcome {
+                CallOutcome::Done((epoch, items)) => {
+                    let item = items[n];
+                    let publication = Publication { offset: item.offset, time_ms: item.time_ms, event, data };
+                    Ok(Appended { epoch: epoch.clone(), publication, duplicate: item.duplicate })
+                }
+                CallOutcome::Failed(error) => Err(error.clone()),
+                CallOutcome::StaleGeneration(_) | CallOutcome::NoScript => {
+                    Err(StoreError::unavailable(BACKEND, false, None))
+                }
+            });
+        }
+    }
+    let outcomes = answers.into_iter().map(|a| a.unwrap_or(Err(StoreError::Closed))).collect();
+    let _ = job.reply.send(outcomes);
+}
