@@ -1,1 +1,5 @@
 //! Redis implementations of the cluster engines.
+
+mod bus;
+
+pub use bus::{RedisBus, RedisBusOptions};
