@@ -170,7 +170,7 @@ struct Session {
 
 /// How a connection ended.
 enum End {
-    Dead(LinkError, Session),
+    Dead(LinkError),
     Shutdown,
 }
 
@@ -216,9 +216,9 @@ impl Link {
     pub(super) async fn run(mut self) {
         loop {
             let dead = match self.connect().await {
-                Ok(session) => match self.serve(session).await {
+                Ok(mut session) => match self.serve(&mut session).await {
                     End::Shutdown => return,
-                    End::Dead(error, session) => Some((error, session)),
+                    End::Dead(error) => Some((error, session)),
                 },
                 Err(error) => {
                     tracing::debug!(%error, "the bus could not connect to Redis");
@@ -305,13 +305,13 @@ impl Link {
 
     // --- 3. serve ---
 
-    async fn serve(&mut self, mut session: Session) -> End {
-        if let Err(error) = self.open_subscriptions(&mut session).await {
-            return End::Dead(error, session);
+    async fn serve(&mut self, session: &mut Session) -> End {
+        if let Err(error) = self.open_subscriptions(session).await {
+            return End::Dead(error);
         }
         loop {
-            if let Err(error) = self.drain(&mut session) {
-                return End::Dead(error, session);
+            if let Err(error) = self.drain(session) {
+                return End::Dead(error);
             }
             let silence_limit = session.silence_deadline(self.options.ping_timeout);
             let timer = silence_limit.map_or(session.next_ping, |limit| limit.min(session.next_ping));
@@ -321,7 +321,7 @@ impl Link {
                 biased;
                 _ = &mut self.shutdown => return End::Shutdown,
                 command = self.commands.recv() => match command {
-                    Some(command) => self.command(&mut session, command).await,
+                    Some(command) => self.command(session, command).await,
                     None => return End::Shutdown,
                 },
                 room = async { events.reserve().await.is_ok() }, if !reading => {
@@ -348,10 +348,10 @@ impl Link {
                     }
                     Err(error) => Err(error.into()),
                 },
-                () = sleep_until(timer) => self.tick(&mut session, silence_limit).await,
+                () = sleep_until(timer) => self.tick(session, silence_limit).await,
             };
             if let Err(error) = step {
-                return End::Dead(error, session);
+                return End::Dead(error);
             }
         }
     }
@@ -413,10 +413,10 @@ impl Link {
         let Some(watch) = self.watches.get_mut(name) else { return };
         // A reply to an older request (the channel was unwatched and
         // watched again since) leaves the newer one waiting for its own.
-        if matches!(watch, Watch::Pending { generation: pending, .. } if *pending == generation) {
-            if let Watch::Pending { waiters, .. } = std::mem::replace(watch, Watch::Confirmed) {
-                answer(waiters, || Ok(()));
-            }
+        if matches!(watch, Watch::Pending { generation: pending, .. } if *pending == generation)
+            && let Watch::Pending { waiters, .. } = std::mem::replace(watch, Watch::Confirmed)
+        {
+            answer(waiters, || Ok(()));
         }
     }
 

@@ -1,0 +1,196 @@
+//! `RedisBus` runs the bus conformance suite on a private Redis behind a
+//! cuttable link, then the faults only Redis has.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use fanfare_cluster::conformance::bus::BusSubject;
+use fanfare_cluster::redis::{RedisBus, RedisBusOptions};
+use fanfare_cluster::{BusEvent, ClusterBus, ClusterError, NodeId};
+use fanfare_protocol::ChannelName;
+use fanfare_testkit::{CutLink, RedisServer};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout};
+
+/// Faster probes than production, so silence is noticed within a second.
+fn options() -> RedisBusOptions {
+    RedisBusOptions {
+        ping_interval: Duration::from_millis(250),
+        ping_timeout: Duration::from_secs(1),
+        ..RedisBusOptions::default()
+    }
+}
+
+/// A private Redis, and a link in front of it the tests can cut.
+struct RedisSubject {
+    server: Arc<Mutex<RedisServer>>,
+    link: CutLink,
+    direct_url: String,
+}
+
+async fn redis_subject() -> Option<RedisSubject> {
+    let server = RedisServer::start_or_skip()?;
+    let link = CutLink::start(SocketAddr::from(([127, 0, 0, 1], server.port()))).await;
+    let direct_url = server.url();
+    Some(RedisSubject { server: Arc::new(Mutex::new(server)), link, direct_url })
+}
+
+async fn open(url: &str, node: NodeId, options: RedisBusOptions) -> Arc<dyn ClusterBus> {
+    Arc::new(RedisBus::open(url, node, options).await.expect("the bus opens"))
+}
+
+#[async_trait::async_trait]
+impl BusSubject for RedisSubject {
+    async fn open(&self, node: NodeId) -> Arc<dyn ClusterBus> {
+        open(&self.link.redis_url(), node, options()).await
+    }
+
+    async fn open_direct(&self, node: NodeId) -> Arc<dyn ClusterBus> {
+        open(&self.direct_url, node, options()).await
+    }
+
+    fn cut(&self) {
+        self.link.cut();
+    }
+
+    fn heal(&self) {
+        self.link.heal();
+    }
+
+    async fn kill_engine(&self) {
+        let server = self.server.clone();
+        tokio::task::spawn_blocking(move || server.lock().unwrap().kill()).await.unwrap();
+    }
+
+    async fn restart_engine(&self) {
+        let server = self.server.clone();
+        tokio::task::spawn_blocking(move || server.lock().unwrap().restart()).await.unwrap();
+    }
+
+    fn detection_limit(&self) -> Duration {
+        options().ping_timeout + options().ping_interval
+    }
+}
+
+mod conformance {
+    fanfare_cluster::cluster_bus_conformance!(super::redis_subject());
+}
+
+// --- what only Redis does ---
+
+const PROMPT: Duration = Duration::from_secs(5);
+
+fn channel(name: &str) -> ChannelName {
+    ChannelName::new(name).unwrap()
+}
+
+async fn expect(events: &mut mpsc::Receiver<BusEvent>, expected: BusEvent, limit: Duration) {
+    let event =
+        timeout(limit, events.recv()).await.unwrap_or_else(|_| panic!("no {expected:?} within {limit:?}"));
+    assert_eq!(event, Some(expected));
+}
+
+async fn next_frame(events: &mut mpsc::Receiver<BusEvent>) -> Bytes {
+    match timeout(PROMPT, events.recv()).await.expect("a live frame") {
+        Some(BusEvent::Live { frame, .. }) => frame,
+        other => panic!("expected a live frame, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn redis_killing_the_pubsub_clients_is_a_dead_link_then_resumed() {
+    let Some(server) = RedisServer::start_or_skip() else { return };
+    let chat = channel("bus:client-kill");
+    let a = open(&server.url(), NodeId::new("a"), options()).await;
+    let mut events = a.events().unwrap();
+    a.watch(&chat).await.unwrap();
+
+    let killed = server.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    assert_eq!(killed, "1", "one pub/sub connection: the bus's");
+    let killed_at = Instant::now();
+    expect(&mut events, BusEvent::Down, options().ping_timeout).await;
+    expect(&mut events, BusEvent::Resumed, PROMPT).await;
+    eprintln!("Down then Resumed {:?} after CLIENT KILL", killed_at.elapsed());
+    a.publish(&chat, b"still watched".to_vec()).await.unwrap();
+    assert_eq!(next_frame(&mut events).await, "still watched");
+}
+
+#[tokio::test]
+async fn a_silent_redis_is_noticed_by_the_ping_probe() {
+    let Some(server) = RedisServer::start_or_skip() else { return };
+    let chat = channel("bus:paused");
+    let a = open(&server.url(), NodeId::new("a"), options()).await;
+    let mut events = a.events().unwrap();
+    a.watch(&chat).await.unwrap();
+
+    // The connection stays open but nothing is answered: only the probe can tell.
+    assert_eq!(server.cli(&["CLIENT", "PAUSE", "3000", "ALL"]), "OK");
+    let paused_at = Instant::now();
+    let limit = options().ping_timeout + options().ping_interval + Duration::from_secs(1);
+    expect(&mut events, BusEvent::Down, limit).await;
+    eprintln!("Down {:?} after the pause began", paused_at.elapsed());
+    assert!(!a.is_up());
+    expect(&mut events, BusEvent::Resumed, PROMPT).await;
+    eprintln!("Resumed {:?} after the pause began (it lasts 3 s)", paused_at.elapsed());
+    a.publish(&chat, b"awake".to_vec()).await.unwrap();
+    assert_eq!(next_frame(&mut events).await, "awake");
+}
+
+#[tokio::test]
+async fn a_full_event_queue_stops_the_reads_and_loses_nothing() {
+    let Some(server) = RedisServer::start_or_skip() else { return };
+    let chat = channel("bus:slow-consumer");
+    let small = RedisBusOptions { events_capacity: 16, ..options() };
+    let a = open(&server.url(), NodeId::new("a"), small).await;
+    let b = open(&server.url(), NodeId::new("b"), options()).await;
+    let mut events = a.events().unwrap();
+    a.watch(&chat).await.unwrap();
+    for n in 0..2000 {
+        b.publish(&chat, n.to_string().into_bytes()).await.unwrap();
+    }
+    // A consumer slower than the probe's patience: the stall is not a dead link.
+    tokio::time::sleep(options().ping_timeout * 2).await;
+    assert!(a.is_up());
+    for n in 0..2000 {
+        assert_eq!(next_frame(&mut events).await, n.to_string());
+    }
+    assert!(a.is_up());
+}
+
+#[tokio::test]
+async fn a_watch_while_down_fails_after_its_timeout_but_is_kept() {
+    let Some(server) = RedisServer::start_or_skip() else { return };
+    let link = CutLink::start(SocketAddr::from(([127, 0, 0, 1], server.port()))).await;
+    let chat = channel("bus:watch-while-down");
+    let quick = RedisBusOptions { watch_timeout: Duration::from_millis(300), ..options() };
+    let a = open(&link.redis_url(), NodeId::new("a"), quick).await;
+    let publisher = open(&server.url(), NodeId::new("publisher"), options()).await;
+    let mut events = a.events().unwrap();
+
+    link.cut();
+    expect(&mut events, BusEvent::Down, options().ping_timeout).await;
+    let refused = a.watch(&chat).await.expect_err("no confirmation while down");
+    assert!(matches!(refused, ClusterError::Unavailable { .. }) && refused.is_transient(), "{refused:?}");
+    link.heal();
+    expect(&mut events, BusEvent::Resumed, PROMPT).await;
+    a.watch(&chat).await.unwrap();
+    publisher.publish(&chat, b"kept".to_vec()).await.unwrap();
+    assert_eq!(next_frame(&mut events).await, "kept");
+}
+
+#[tokio::test]
+async fn open_refuses_what_it_cannot_serve() {
+    let node = NodeId::new("a");
+    for url in ["rediss://127.0.0.1:1", "redis+unix:///tmp/none.sock", "not a url"] {
+        let refused = RedisBus::open(url, node.clone(), options()).await.err().expect(url);
+        assert!(matches!(refused, ClusterError::Config { option: "url", .. }), "{url}: {refused:?}");
+    }
+    let empty = RedisBusOptions { events_capacity: 0, ..options() };
+    let refused = RedisBus::open("redis://127.0.0.1:1", node.clone(), empty).await.err().unwrap();
+    assert!(matches!(refused, ClusterError::Config { option: "events_capacity", .. }));
+    let nobody = format!("redis://127.0.0.1:{}", fanfare_testkit::free_port());
+    let refused = RedisBus::open(&nobody, node, options()).await.err().unwrap();
+    assert!(refused.is_transient(), "{refused:?}");
+}
