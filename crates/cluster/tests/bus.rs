@@ -194,3 +194,55 @@ async fn open_refuses_what_it_cannot_serve() {
     let refused = RedisBus::open(&nobody, node, options()).await.err().unwrap();
     assert!(refused.is_transient(), "{refused:?}");
 }
+
+#[tokio::test]
+async fn a_consumer_too_slow_for_redis_is_dropped_and_told() {
+    let Some(server) = RedisServer::start_or_skip() else { return };
+    assert_eq!(server.cli(&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 256kb 0 0"]), "OK");
+    let chat = channel("bus:too-slow");
+    let small = RedisBusOptions { events_capacity: 16, ..options() };
+    let a = open(&server.url(), NodeId::new("a"), small).await;
+    let b = open(&server.url(), NodeId::new("b"), options()).await;
+    let mut events = a.events().unwrap();
+    a.watch(&chat).await.unwrap();
+
+    // Far more than the socket buffers and the 256 KiB Redis keeps for us.
+    let filler = "x".repeat(16 * 1024);
+    for n in 0..2000 {
+        b.publish(&chat, format!("{n} {filler}").into_bytes()).await.unwrap();
+    }
+    let mut next = 0;
+    loop {
+        match timeout(PROMPT, events.recv()).await.expect("frames, then Down") {
+            Some(BusEvent::Live { frame, .. }) => {
+                let n: usize =
+                    std::str::from_utf8(&frame).unwrap().split(' ').next().unwrap().parse().unwrap();
+                assert_eq!(n, next, "what arrives before the drop arrives in order");
+                next += 1;
+            }
+            Some(BusEvent::Down) => break,
+            other => panic!("expected frames then Down, got {other:?}"),
+        }
+    }
+    eprintln!("Redis dropped the slow consumer after {next} of 2000 frames");
+    assert!(next < 2000, "Redis dropped the slow consumer");
+    expect(&mut events, BusEvent::Resumed, PROMPT).await;
+    b.publish(&chat, b"caught up".to_vec()).await.unwrap();
+    assert_eq!(next_frame(&mut events).await, "caught up");
+}
+
+#[tokio::test]
+async fn a_password_in_the_url_is_used_and_a_missing_one_is_a_refusal() {
+    let Some(server) = RedisServer::start_or_skip() else { return };
+    assert_eq!(server.cli(&["CONFIG", "SET", "requirepass", "s3cret"]), "OK");
+    let refused = RedisBus::open(&server.url(), NodeId::new("a"), options()).await.err().unwrap();
+    assert!(matches!(refused, ClusterError::Refused { .. }), "{refused:?}");
+
+    let url = format!("redis://:s3cret@127.0.0.1:{}", server.port());
+    let a = open(&url, NodeId::new("a"), options()).await;
+    let mut events = a.events().unwrap();
+    let chat = channel("bus:auth");
+    a.watch(&chat).await.unwrap();
+    a.publish(&chat, b"let in".to_vec()).await.unwrap();
+    assert_eq!(next_frame(&mut events).await, "let in");
+}

@@ -39,6 +39,9 @@ use crate::{BusEvent, ClusterError};
 
 /// Channels per `SUBSCRIBE` when a connection opens, to keep commands small.
 const SUBSCRIBE_CHUNK: usize = 512;
+/// The read buffer grows by this much when less than `READ_MIN` is free.
+const READ_BLOCK: usize = 64 * 1024;
+const READ_MIN: usize = 4 * 1024;
 
 /// What the handle asks of the task. Names are pub/sub channel names.
 pub(super) enum Command {
@@ -69,6 +72,15 @@ pub(crate) enum LinkError {
 }
 
 impl LinkError {
+    /// A refusal (`NOAUTH`, `WRONGPASS`, ACLs) stays a refusal; the rest
+    /// is the engine being out of reach.
+    pub(super) fn into_cluster_error(self) -> ClusterError {
+        match self {
+            LinkError::Refused(_) => ClusterError::Refused { backend: BACKEND, source: Arc::new(self) },
+            _ => self.unavailable(),
+        }
+    }
+
     pub(super) fn unavailable(self) -> ClusterError {
         ClusterError::Unavailable { backend: BACKEND, source: Arc::new(self) }
     }
@@ -223,7 +235,7 @@ impl Link {
                 Err(error) => {
                     tracing::debug!(%error, "the bus could not connect to Redis");
                     if let Some(opened) = self.opened.take() {
-                        let _ = opened.send(Err(error.unavailable()));
+                        let _ = opened.send(Err(error.into_cluster_error()));
                         return;
                     }
                     None
@@ -231,7 +243,7 @@ impl Link {
             };
             if let Some((error, session)) = dead {
                 if let Some(opened) = self.opened.take() {
-                    let _ = opened.send(Err(error.unavailable()));
+                    let _ = opened.send(Err(error.into_cluster_error()));
                     return;
                 }
                 if !self.down(error, session).await {
@@ -340,7 +352,7 @@ impl Link {
                     }
                     Ok(())
                 }
-                read = session.reader.read_buf(&mut session.buf), if reading => match read {
+                read = session.read(), if reading => match read {
                     Ok(0) => Err(LinkError::Closed),
                     Ok(_) => {
                         session.last_heard = Instant::now();
@@ -424,6 +436,10 @@ impl Link {
         let refusal =
             || ClusterError::Refused { backend: BACKEND, source: Arc::new(LinkError::Refused(text.clone())) };
         match session.pop() {
+            Some(Expect::Subscribe { name, .. }) if self.control.contains(&name) => {
+                // Without its control channels the node is deaf: not up.
+                Err(LinkError::Refused(text))
+            }
             Some(Expect::Subscribe { name, generation, opening }) => {
                 session.opening -= usize::from(opening);
                 if matches!(self.watches.get(&name), Some(Watch::Pending { generation: g, .. }) if *g == generation)
@@ -567,14 +583,17 @@ impl Link {
 
     fn command_while_down(&mut self, command: Command) {
         match command {
-            Command::Watch { name, reply } => match self
-                .watches
-                .entry(name)
-                .or_insert(Watch::Pending { generation: 0, waiters: Vec::new() })
-            {
-                Watch::Pending { waiters, .. } => waiters.push(reply),
-                Watch::Confirmed => unreachable!("no watch is confirmed while the link is down"),
-            },
+            Command::Watch { name, reply } => {
+                let watch =
+                    self.watches.entry(name).or_insert(Watch::Pending { generation: 0, waiters: Vec::new() });
+                match watch {
+                    Watch::Pending { waiters, .. } => waiters.push(reply),
+                    // Not while down (`down` unconfirms every watch); harmless anyway.
+                    Watch::Confirmed => {
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+            }
             Command::Unwatch { name, reply } => {
                 if let Some(watch) = self.watches.remove(&name) {
                     answer_watch(watch);
@@ -605,7 +624,7 @@ impl Session {
         Self {
             reader,
             writer,
-            buf: BytesMut::with_capacity(64 * 1024),
+            buf: BytesMut::with_capacity(READ_BLOCK),
             in_flight: VecDeque::new(),
             opening: 0,
             held: VecDeque::new(),
@@ -614,6 +633,16 @@ impl Session {
             pong_due: false,
             next_ping: now + options.ping_interval,
         }
+    }
+
+    /// Reads what is there; cancel-safe.
+    async fn read(&mut self) -> std::io::Result<usize> {
+        // Frames handed out share this buffer's memory; a fresh block
+        // when it runs low keeps reads large.
+        if self.buf.capacity() - self.buf.len() < READ_MIN {
+            self.buf.reserve(READ_BLOCK);
+        }
+        self.reader.read_buf(&mut self.buf).await
     }
 
     /// The next reply, during the handshake.
