@@ -150,13 +150,21 @@ async fn a_full_event_queue_stops_the_reads_and_loses_nothing() {
     for n in 0..2000 {
         b.publish(&chat, n.to_string().into_bytes()).await.unwrap();
     }
+    // A watch while stalled: its confirmation waits behind the frames, and
+    // the wait is not silence.
+    let watching = tokio::spawn({
+        let a = a.clone();
+        async move { a.watch(&channel("bus:slow-consumer-too")).await }
+    });
     // A consumer slower than the probe's patience: the stall is not a dead link.
     tokio::time::sleep(options().ping_timeout * 2).await;
     assert!(a.is_up());
     for n in 0..2000 {
         assert_eq!(next_frame(&mut events).await, n.to_string());
     }
+    timeout(PROMPT, watching).await.unwrap().unwrap().expect("the watch is confirmed once the reads go on");
     assert!(a.is_up());
+    assert!(events.try_recv().is_err(), "no Down, no Resumed");
 }
 
 #[tokio::test]
