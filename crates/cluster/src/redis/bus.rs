@@ -31,8 +31,10 @@
 //! `fanfare_redis_reconnects_total{engine="bus"}` (times the link came
 //! back after being down).
 
+mod backoff;
 mod link;
 mod resp;
+mod session;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,7 +47,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ConnectionAddr, RedisError};
 use tokio::sync::{mpsc, oneshot};
 
-use self::link::{Channels, Command, Link, LinkError, Target};
+use self::link::{Channels, Command, Link};
+use self::session::{LinkError, Target};
 use crate::{BusEvent, ClusterBus, ClusterError, NodeId};
 
 const BACKEND: &str = "redis";

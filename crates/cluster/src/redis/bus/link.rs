@@ -4,7 +4,7 @@
 //!    all within `ping_timeout`.
 //! 2. **Open the subscriptions**: one `SUBSCRIBE` of the control channels
 //!    and every watched channel. Replies come in request order, so every
-//!    request waits in a FIFO ([`Expect`]) for its confirmation.
+//!    request waits in a FIFO (`session::Expect`) for its confirmation.
 //! 3. **Serve** until the link is dead: read replies (messages go to the
 //!    event queue; while it is full the task stops reading), run commands
 //!    from the handle (`SUBSCRIBE`/`UNSUBSCRIBE` one channel), `PING`
@@ -19,29 +19,25 @@
 //!    (100 ms doubling to 5 s, jittered) while still taking commands, and
 //!    go back to 1.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use fanfare_protocol::cluster::channel_of_live;
 use metrics::{Counter, Gauge, counter, gauge};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio::time::{Instant, sleep, sleep_until};
 
-use super::resp::{Reply, RespError, command, take_reply};
+use super::backoff::Backoff;
+use super::resp::{Reply, command, take_reply};
+use super::session::{Expect, Incoming, LinkError, Session, Target, sort};
 use super::{BACKEND, RedisBusOptions};
 use crate::{BusEvent, ClusterError};
 
 /// Channels per `SUBSCRIBE` when a connection opens, to keep commands small.
 const SUBSCRIBE_CHUNK: usize = 512;
-/// The read buffer grows by this much when less than `READ_MIN` is free.
-const READ_BLOCK: usize = 64 * 1024;
-const READ_MIN: usize = 4 * 1024;
 
 /// What the handle asks of the task. Names are pub/sub channel names.
 pub(super) enum Command {
@@ -51,49 +47,6 @@ pub(super) enum Command {
 
 /// Answers a command once Redis confirmed it (or refused it).
 pub(super) type Waiter = oneshot::Sender<Result<(), ClusterError>>;
-
-/// Why a link is dead (or never came up).
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum LinkError {
-    #[error("Redis closed the connection")]
-    Closed,
-    #[error("connection to Redis failed")]
-    Io(#[from] std::io::Error),
-    #[error("nothing heard from Redis for {0:?} while waiting for a reply")]
-    Silent(Duration),
-    #[error(transparent)]
-    Malformed(#[from] RespError),
-    #[error("reply out of step with the requests: {0}")]
-    OutOfStep(&'static str),
-    #[error("Redis refused: {0}")]
-    Refused(String),
-    #[error("no confirmation from Redis within {0:?}")]
-    NotConfirmed(Duration),
-}
-
-impl LinkError {
-    /// A refusal (`NOAUTH`, `WRONGPASS`, ACLs) stays a refusal; the rest
-    /// is the engine being out of reach.
-    pub(super) fn into_cluster_error(self) -> ClusterError {
-        match self {
-            LinkError::Refused(_) => ClusterError::Refused { backend: BACKEND, source: Arc::new(self) },
-            _ => self.unavailable(),
-        }
-    }
-
-    pub(super) fn unavailable(self) -> ClusterError {
-        ClusterError::Unavailable { backend: BACKEND, source: Arc::new(self) }
-    }
-}
-
-/// Where the pub/sub connection goes and how it introduces itself.
-pub(super) struct Target {
-    pub host: String,
-    pub port: u16,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub client_name: String,
-}
 
 /// The state of one watched channel's subscription on the current
 /// connection.
@@ -105,30 +58,6 @@ enum Watch {
         generation: u64,
         waiters: Vec<Waiter>,
     },
-}
-
-/// A request sent and not yet answered, in sending order.
-enum Expect {
-    /// `opening`: part of the subscriptions a connection opens with.
-    Subscribe {
-        name: String,
-        generation: u64,
-        opening: bool,
-    },
-    Unsubscribe {
-        name: String,
-        reply: Waiter,
-    },
-    Pong,
-}
-
-/// A reply, sorted.
-enum Incoming {
-    Message { channel: Bytes, payload: Bytes },
-    Subscribed(Bytes),
-    Unsubscribed(Bytes),
-    Pong,
-    Error(String),
 }
 
 struct Metrics {
@@ -162,36 +91,28 @@ pub(super) struct Link {
     metrics: Metrics,
 }
 
-/// One connection.
-struct Session {
-    reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
-    buf: BytesMut,
-    in_flight: VecDeque<Expect>,
-    /// Opening subscriptions not confirmed yet.
-    opening: usize,
-    /// Events read but not yet queued, because the queue is full; while
-    /// there are any, the task does not read.
-    held: VecDeque<BusEvent>,
-    last_heard: Instant,
-    /// When the oldest unanswered request was sent.
-    waiting_since: Instant,
-    pong_due: bool,
-    next_ping: Instant,
-}
-
 /// How a connection ended.
 enum End {
     Dead(LinkError),
     Shutdown,
 }
 
+/// What the handle and the task share.
 pub(super) struct Channels {
     pub commands: mpsc::Receiver<Command>,
     pub events: mpsc::Sender<BusEvent>,
     pub shutdown: oneshot::Receiver<()>,
     pub opened: oneshot::Sender<Result<(), ClusterError>>,
     pub up: Arc<AtomicBool>,
+}
+
+/// A task that ends (the handle dropped, or a panic) leaves nothing
+/// looking healthy.
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.up_flag.store(false, Ordering::Release);
+        self.metrics.up.set(0.0);
+    }
 }
 
 impl Link {
@@ -227,7 +148,7 @@ impl Link {
     /// Runs until the handle is dropped (or the first connection fails).
     pub(super) async fn run(mut self) {
         loop {
-            let dead = match self.connect().await {
+            let dead = match Session::connect(&self.target, &self.options).await {
                 Ok(mut session) => match self.serve(&mut session).await {
                     End::Shutdown => return,
                     End::Dead(error) => Some((error, session)),
@@ -255,35 +176,6 @@ impl Link {
                 return;
             }
         }
-    }
-
-    // --- 1. connect ---
-
-    async fn connect(&self) -> Result<Session, LinkError> {
-        let limit = self.options.ping_timeout;
-        let target = &self.target;
-        let handshake = async {
-            let stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
-            stream.set_nodelay(true)?;
-            let (reader, writer) = stream.into_split();
-            let mut session = Session::new(reader, writer, &self.options);
-            if let Some(password) = &target.password {
-                let auth = match &target.username {
-                    Some(user) => command(&[b"AUTH", user.as_bytes(), password.as_bytes()]),
-                    None => command(&[b"AUTH", password.as_bytes()]),
-                };
-                session.writer.write_all(&auth).await?;
-                if let Reply::Error(text) = session.reply().await? {
-                    return Err(LinkError::Refused(String::from_utf8_lossy(&text).into_owned()));
-                }
-            }
-            // A name for `CLIENT LIST` and `CLIENT KILL`; a refusal is harmless.
-            let name = command(&[b"CLIENT", b"SETNAME", target.client_name.as_bytes()]);
-            session.writer.write_all(&name).await?;
-            session.reply().await?;
-            Ok(session)
-        };
-        timeout(limit, handshake).await.map_err(|_| LinkError::Silent(limit))?
     }
 
     // --- 2. open the subscriptions ---
@@ -337,19 +229,7 @@ impl Link {
                     None => return End::Shutdown,
                 },
                 room = async { events.reserve().await.is_ok() }, if !reading => {
-                    // Only this task sends: the room found is still there.
-                    while let Some(event) = session.held.pop_front() {
-                        if let Err(mpsc::error::TrySendError::Full(event)) = self.events.try_send(event) {
-                            session.held.push_front(event);
-                            break;
-                        }
-                    }
-                    if !room {
-                        session.held.clear();
-                    }
-                    if session.held.is_empty() {
-                        session.last_heard = Instant::now();
-                    }
+                    session.release_held(&self.events, room);
                     Ok(())
                 }
                 read = session.read(), if reading => match read {
@@ -618,99 +498,6 @@ impl Link {
     }
 }
 
-impl Session {
-    fn new(reader: OwnedReadHalf, writer: OwnedWriteHalf, options: &RedisBusOptions) -> Self {
-        let now = Instant::now();
-        Self {
-            reader,
-            writer,
-            buf: BytesMut::with_capacity(READ_BLOCK),
-            in_flight: VecDeque::new(),
-            opening: 0,
-            held: VecDeque::new(),
-            last_heard: now,
-            waiting_since: now,
-            pong_due: false,
-            next_ping: now + options.ping_interval,
-        }
-    }
-
-    /// Reads what is there; cancel-safe.
-    async fn read(&mut self) -> std::io::Result<usize> {
-        // Frames handed out share this buffer's memory; a fresh block
-        // when it runs low keeps reads large.
-        if self.buf.capacity() - self.buf.len() < READ_MIN {
-            self.buf.reserve(READ_BLOCK);
-        }
-        self.reader.read_buf(&mut self.buf).await
-    }
-
-    /// The next reply, during the handshake.
-    async fn reply(&mut self) -> Result<Reply, LinkError> {
-        loop {
-            if let Some(reply) = take_reply(&mut self.buf)? {
-                return Ok(reply);
-            }
-            if self.reader.read_buf(&mut self.buf).await? == 0 {
-                return Err(LinkError::Closed);
-            }
-        }
-    }
-
-    async fn send(
-        &mut self,
-        bytes: &[u8],
-        expects: impl IntoIterator<Item = Expect>,
-        limit: Duration,
-    ) -> Result<(), LinkError> {
-        if self.in_flight.is_empty() {
-            self.waiting_since = Instant::now();
-        }
-        self.in_flight.extend(expects);
-        match timeout(limit, self.writer.write_all(bytes)).await {
-            Ok(written) => Ok(written?),
-            Err(_) => Err(LinkError::Silent(limit)),
-        }
-    }
-
-    fn pop(&mut self) -> Option<Expect> {
-        self.in_flight.pop_front()
-    }
-
-    /// When silence makes the link dead: only while a reply is awaited and
-    /// the task is reading (a full event queue is not the link's fault).
-    fn silence_deadline(&self, limit: Duration) -> Option<Instant> {
-        if self.in_flight.is_empty() || !self.held.is_empty() {
-            return None;
-        }
-        Some(self.last_heard.max(self.waiting_since) + limit)
-    }
-}
-
-fn sort(reply: Reply) -> Result<Incoming, LinkError> {
-    let items = match reply {
-        Reply::Error(text) => return Ok(Incoming::Error(String::from_utf8_lossy(&text).into_owned())),
-        Reply::Array(Some(items)) => items,
-        _ => return Err(LinkError::OutOfStep("a reply that is not a pub/sub array")),
-    };
-    let mut items = items.into_iter();
-    let kind = match items.next() {
-        Some(Reply::Bulk(Some(kind))) => kind,
-        _ => return Err(LinkError::OutOfStep("a pub/sub array without a kind")),
-    };
-    let mut bulk = || match items.next() {
-        Some(Reply::Bulk(Some(bytes))) => Ok(bytes),
-        _ => Err(LinkError::OutOfStep("a pub/sub array without its strings")),
-    };
-    match &kind[..] {
-        b"message" => Ok(Incoming::Message { channel: bulk()?, payload: bulk()? }),
-        b"subscribe" => Ok(Incoming::Subscribed(bulk()?)),
-        b"unsubscribe" => Ok(Incoming::Unsubscribed(bulk()?)),
-        b"pong" => Ok(Incoming::Pong),
-        _ => Err(LinkError::OutOfStep("an unknown pub/sub kind")),
-    }
-}
-
 fn resp_command(verb: &str, name: &str) -> Vec<u8> {
     command(&[verb.as_bytes(), name.as_bytes()])
 }
@@ -726,46 +513,5 @@ fn answer(waiters: Vec<Waiter>, result: impl Fn() -> Result<(), ClusterError>) {
 fn answer_watch(watch: Watch) {
     if let Watch::Pending { waiters, .. } = watch {
         answer(waiters, || Ok(()));
-    }
-}
-
-/// Exponential reconnect delays with jitter: each is drawn from the upper
-/// half of the current step, so nodes cut at once do not come back at once.
-struct Backoff {
-    min: Duration,
-    max: Duration,
-    step: Duration,
-}
-
-impl Backoff {
-    fn new(min: Duration, max: Duration) -> Self {
-        Self { min, max, step: min }
-    }
-
-    fn next(&mut self) -> Duration {
-        let step = self.step;
-        self.step = (self.step * 2).min(self.max);
-        let half = step / 2;
-        half + half.mul_f64(rand::random::<f64>())
-    }
-
-    fn reset(&mut self) {
-        self.step = self.min;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_to_its_ceiling_with_jitter_and_resets() {
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-        let delays: Vec<Duration> = (0..10).map(|_| backoff.next()).collect();
-        assert!(delays[0] >= Duration::from_millis(50) && delays[0] <= Duration::from_millis(100));
-        assert!(delays[3] >= Duration::from_millis(400) && delays[3] <= Duration::from_millis(800));
-        assert!(delays[9] >= Duration::from_millis(2500) && delays[9] <= Duration::from_secs(5));
-        backoff.reset();
-        assert!(backoff.next() <= Duration::from_millis(100));
     }
 }
