@@ -13,7 +13,9 @@
 //! The task reads the socket itself, with a small RESP2 reader
 //! (`resp.rs`), rather than through redis-rs's `aio::PubSub`: that one's
 //! driver forwards every message into an unbounded queue, so a slow
-//! consumer would grow memory instead of stopping the reads.
+//! consumer would grow memory instead of stopping the reads. Frames are
+//! slices of the connection's 64 KiB read blocks (no copy): a consumer
+//! that keeps frames for long should copy what it keeps.
 //!
 //! # Watching while the link is down
 //! `watch` returns once Redis confirmed the subscription *on the current
@@ -23,6 +25,17 @@
 //! that takes longer than [`RedisBusOptions::watch_timeout`], answered
 //! with [`ClusterError::Unavailable`]. The watch stays recorded either way
 //! (until `unwatch`), so retrying after the error is cheap and safe.
+//! `unwatch` waits for Redis's confirmation while up (so nothing of the
+//! channel follows it), and returns at once while down.
+//!
+//! # Noticing a dead link
+//! A closed or failing connection is noticed at once. A silent one (a
+//! paused or partitioned server) by the probe: a `PING` every
+//! `ping_interval`, and the link is dead when a reply has been awaited for
+//! `ping_timeout` with nothing heard, so between `ping_timeout` and
+//! `ping_interval + ping_timeout` after the silence began (4 s at most
+//! with the defaults). While the event queue is full the task does not
+//! read, and that wait is not counted as silence.
 //!
 //! # Metrics
 //! `fanfare_bus_up` (gauge), `fanfare_bus_frames_received_total` (live
