@@ -254,3 +254,148 @@ async fn a_password_in_the_url_is_used_and_a_missing_one_is_a_refusal() {
     a.publish(&chat, b"let in".to_vec()).await.unwrap();
     assert_eq!(next_frame(&mut events).await, "let in");
 }
+
+/// Centrifugo #1189: after a failover the re-subscription wedged, delivery
+/// stopped, and health stayed green. Here a server that confirms the
+/// control channels but never a watched channel (nor a `PING`) must keep
+/// the bus down and retrying, until the subscription really goes through.
+#[tokio::test]
+async fn a_wedged_resubscription_never_looks_healthy() {
+    let chat = channel("bus:wedged");
+    let server = WedgingServer::start().await;
+    let a = open(&server.url(), NodeId::new("a"), options()).await;
+    let mut events = a.events().unwrap();
+    a.watch(&chat).await.unwrap();
+
+    server.wedge(true);
+    server.drop_connections();
+    expect(&mut events, BusEvent::Down, options().ping_timeout).await;
+    let wedged_until = Instant::now() + options().ping_timeout * 3;
+    let connections_before = server.connections();
+    while Instant::now() < wedged_until {
+        assert!(!a.is_up(), "a wedged re-subscription must not look healthy");
+        if let Ok(event) = timeout(Duration::from_millis(50), events.recv()).await {
+            panic!("nothing may arrive while wedged, got {event:?}");
+        }
+    }
+    assert!(server.connections() > connections_before, "the bus gave up on the wedged link and tried again");
+
+    server.wedge(false);
+    expect(&mut events, BusEvent::Resumed, PROMPT).await;
+    assert!(a.is_up());
+}
+
+/// A pub/sub server just smart enough to wedge: it confirms `SUBSCRIBE`
+/// and answers `PING` and `CLIENT`, except that, while wedged, it stops
+/// answering anything at the first live channel it is asked to subscribe.
+struct WedgingServer {
+    port: u16,
+    wedged: Arc<std::sync::atomic::AtomicBool>,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    kick: tokio::sync::watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WedgingServer {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let wedged = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (kick, _) = tokio::sync::watch::channel(0);
+        let task = tokio::spawn({
+            let (wedged, accepted, kick) = (wedged.clone(), accepted.clone(), kick.clone());
+            async move {
+                while let Ok((socket, _)) = listener.accept().await {
+                    accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let (wedged, mut kicked) = (wedged.clone(), kick.subscribe());
+                    tokio::spawn(async move {
+                        tokio::select! {
+                            _ = serve_pubsub(socket, wedged) => {}
+                            _ = kicked.changed() => {}
+                        }
+                    });
+                }
+            }
+        });
+        Self { port, wedged, accepted, kick, task }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn wedge(&self, on: bool) {
+        self.wedged.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn drop_connections(&self) {
+        self.kick.send_modify(|n| *n += 1);
+    }
+
+    fn connections(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for WedgingServer {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.drop_connections();
+    }
+}
+
+async fn serve_pubsub(socket: tokio::net::TcpStream, wedged: Arc<std::sync::atomic::AtomicBool>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let (reader, mut writer) = socket.into_split();
+    let mut reader = BufReader::new(reader);
+    let mut silent = false;
+    let mut subscribed = 0;
+    loop {
+        // A command: *<n>, then n times $<len> and the bytes.
+        let mut line = String::new();
+        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let count: usize = line.trim().trim_start_matches('*').parse().unwrap();
+        let mut parts = Vec::new();
+        for _ in 0..count {
+            line.clear();
+            reader.read_line(&mut line).await.unwrap();
+            let len: usize = line.trim().trim_start_matches('$').parse().unwrap();
+            let mut part = vec![0; len + 2];
+            reader.read_exact(&mut part).await.unwrap();
+            part.truncate(len);
+            parts.push(String::from_utf8(part).unwrap());
+        }
+        let mut reply = String::new();
+        match parts[0].to_ascii_uppercase().as_str() {
+            "CLIENT" => reply.push_str("+OK\r\n"),
+            "PING" => reply.push_str("*2\r\n$4\r\npong\r\n$0\r\n\r\n"),
+            "SUBSCRIBE" => {
+                for name in &parts[1..] {
+                    if name.ends_with(":live") && wedged.load(std::sync::atomic::Ordering::SeqCst) {
+                        silent = true;
+                    }
+                    if !silent {
+                        subscribed += 1;
+                        reply.push_str(&format!(
+                            "*3\r\n$9\r\nsubscribe\r\n${}\r\n{name}\r\n:{subscribed}\r\n",
+                            name.len()
+                        ));
+                    }
+                }
+            }
+            other => reply.push_str(&format!("-ERR {other} is not served here\r\n")),
+        }
+        if !reply.is_empty() && writer.write_all(reply.as_bytes()).await.is_err() {
+            return;
+        }
+        if silent {
+            // Keep the connection open, answer nothing more.
+            let mut sink = Vec::new();
+            let _ = reader.read_to_end(&mut sink).await;
+            return;
+        }
+    }
+}
