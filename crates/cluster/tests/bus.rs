@@ -74,6 +74,11 @@ impl BusSubject for RedisSubject {
     }
 }
 
+#[path = "bus/fake_redis.rs"]
+mod fake_redis;
+
+use fake_redis::FakeRedis;
+
 mod conformance {
     fanfare_cluster::cluster_bus_conformance!(super::redis_subject());
 }
@@ -262,7 +267,7 @@ async fn a_password_in_the_url_is_used_and_a_missing_one_is_a_refusal() {
 #[tokio::test]
 async fn a_wedged_resubscription_never_looks_healthy() {
     let chat = channel("bus:wedged");
-    let server = WedgingServer::start().await;
+    let server = FakeRedis::start().await;
     let a = open(&server.url(), NodeId::new("a"), options()).await;
     let mut events = a.events().unwrap();
     a.watch(&chat).await.unwrap();
@@ -285,117 +290,32 @@ async fn a_wedged_resubscription_never_looks_healthy() {
     assert!(a.is_up());
 }
 
-/// A pub/sub server just smart enough to wedge: it confirms `SUBSCRIBE`
-/// and answers `PING` and `CLIENT`, except that, while wedged, it stops
-/// answering anything at the first live channel it is asked to subscribe.
-struct WedgingServer {
-    port: u16,
-    wedged: Arc<std::sync::atomic::AtomicBool>,
-    accepted: Arc<std::sync::atomic::AtomicUsize>,
-    kick: tokio::sync::watch::Sender<u64>,
-    task: tokio::task::JoinHandle<()>,
-}
+/// Watch, unwatch, watch again, all in flight at once: the first
+/// `subscribe` confirmation answers the first watch, not the last one,
+/// which must wait for its own (the unsubscribe lies between them).
+#[tokio::test]
+async fn a_rewatch_waits_for_its_own_confirmation() {
+    let chat = channel("bus:rewatch");
+    let server = FakeRedis::start().await;
+    let a = open(&server.url(), NodeId::new("a"), options()).await;
 
-impl WedgingServer {
-    async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let wedged = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (kick, _) = tokio::sync::watch::channel(0);
-        let task = tokio::spawn({
-            let (wedged, accepted, kick) = (wedged.clone(), accepted.clone(), kick.clone());
-            async move {
-                while let Ok((socket, _)) = listener.accept().await {
-                    accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let (wedged, mut kicked) = (wedged.clone(), kick.subscribe());
-                    tokio::spawn(async move {
-                        tokio::select! {
-                            _ = serve_pubsub(socket, wedged) => {}
-                            _ = kicked.changed() => {}
-                        }
-                    });
-                }
-            }
-        });
-        Self { port, wedged, accepted, kick, task }
+    server.hold(true);
+    let spawn_watch = |watch: bool| {
+        let (a, chat) = (a.clone(), chat.clone());
+        tokio::spawn(async move { if watch { a.watch(&chat).await } else { a.unwatch(&chat).await } })
+    };
+    let mut steps = Vec::new();
+    for (n, watch) in [true, false, true].into_iter().enumerate() {
+        steps.push(spawn_watch(watch));
+        server.wait_for_held(n + 1).await;
     }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn wedge(&self, on: bool) {
-        self.wedged.store(on, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    fn drop_connections(&self) {
-        self.kick.send_modify(|n| *n += 1);
-    }
-
-    fn connections(&self) -> usize {
-        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-impl Drop for WedgingServer {
-    fn drop(&mut self) {
-        self.task.abort();
-        self.drop_connections();
-    }
-}
-
-async fn serve_pubsub(socket: tokio::net::TcpStream, wedged: Arc<std::sync::atomic::AtomicBool>) {
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-    let (reader, mut writer) = socket.into_split();
-    let mut reader = BufReader::new(reader);
-    let mut silent = false;
-    let mut subscribed = 0;
-    loop {
-        // A command: *<n>, then n times $<len> and the bytes.
-        let mut line = String::new();
-        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-            return;
-        }
-        let count: usize = line.trim().trim_start_matches('*').parse().unwrap();
-        let mut parts = Vec::new();
-        for _ in 0..count {
-            line.clear();
-            reader.read_line(&mut line).await.unwrap();
-            let len: usize = line.trim().trim_start_matches('$').parse().unwrap();
-            let mut part = vec![0; len + 2];
-            reader.read_exact(&mut part).await.unwrap();
-            part.truncate(len);
-            parts.push(String::from_utf8(part).unwrap());
-        }
-        let mut reply = String::new();
-        match parts[0].to_ascii_uppercase().as_str() {
-            "CLIENT" => reply.push_str("+OK\r\n"),
-            "PING" => reply.push_str("*2\r\n$4\r\npong\r\n$0\r\n\r\n"),
-            "SUBSCRIBE" => {
-                for name in &parts[1..] {
-                    if name.ends_with(":live") && wedged.load(std::sync::atomic::Ordering::SeqCst) {
-                        silent = true;
-                    }
-                    if !silent {
-                        subscribed += 1;
-                        reply.push_str(&format!(
-                            "*3\r\n$9\r\nsubscribe\r\n${}\r\n{name}\r\n:{subscribed}\r\n",
-                            name.len()
-                        ));
-                    }
-                }
-            }
-            other => reply.push_str(&format!("-ERR {other} is not served here\r\n")),
-        }
-        if !reply.is_empty() && writer.write_all(reply.as_bytes()).await.is_err() {
-            return;
-        }
-        if silent {
-            // Keep the connection open, answer nothing more.
-            let mut sink = Vec::new();
-            let _ = reader.read_to_end(&mut sink).await;
-            return;
-        }
+    server.release(1);
+    let last = steps.pop().unwrap();
+    let mut last = last;
+    let early = timeout(Duration::from_millis(200), &mut last).await;
+    assert!(early.is_err(), "the re-watch returned on the confirmation of the first watch");
+    server.release(2);
+    for step in steps.into_iter().chain([last]) {
+        timeout(PROMPT, step).await.unwrap().unwrap().unwrap();
     }
 }
