@@ -4,15 +4,16 @@
 //! `# Contract`, given an async expression that builds a fresh, empty
 //! engine (or `None` to skip, printing why, outside CI).
 //!
-//! The expression yields an `Option<`[`Subject`]`>`: the engine's shared
-//! state (a private server) and a way to open another handle on it, each
-//! with its own connection, as another node would have one. Cases run on
-//! a multi-threaded runtime, so the invoking crate needs `tokio` with the
-//! `macros` and `rt-multi-thread` features. Compiled always (not only
-//! under `cfg(test)`) so engines in other crates can run the suites.
+//! The presence, occupancy and registry suites take an `Option<`[`Subject`]`>`:
+//! the engine's shared state (a private server) and a way to open another
+//! handle on it, each with its own connection, as another node would have
+//! one; the bus suite takes a `BusSubject` (nodes on one engine, a link to
+//! cut, an engine to kill). Cases run on a multi-threaded runtime, so the
+//! invoking crate needs `tokio` with the `macros` and `rt-multi-thread`
+//! features. Compiled always (not only under `cfg(test)`) so engines in
+//! other crates can run the suites.
 
-// The `ClusterBus` suite (`bus`) is written separately and declared here
-// when it lands.
+pub mod bus;
 pub mod occupancy;
 pub mod presence;
 pub mod registry;

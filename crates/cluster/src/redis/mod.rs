@@ -1,15 +1,18 @@
 //! Redis implementations of the cluster engines.
 //!
+//! [`RedisBus`] is the live bus (one pub/sub connection per node);
 //! [`RedisEngines::open`] gives the presence store, occupancy and node
 //! registry over one multiplexed connection; each also has an `open` of
 //! its own (a connection each, as a separate node would have).
 
+mod bus;
 mod channel_index;
 mod occupancy;
 mod presence;
 mod registry;
 mod scripts;
 
+pub use bus::{RedisBus, RedisBusOptions};
 pub use occupancy::RedisOccupancy;
 pub use presence::RedisPresence;
 pub use registry::RedisRegistry;
