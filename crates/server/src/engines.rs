@@ -12,7 +12,9 @@ use anyhow::Context;
 use fanfare_cluster::NodeId;
 use fanfare_cluster::redis::{RedisBus, RedisBusOptions, RedisEngines};
 use fanfare_hub::{ClusterEngines, ClusterOptions};
-use fanfare_store::{EmbeddedOptions, EmbeddedStore, HistoryStore, MemoryStore, RedisStore, RedisStoreOptions};
+use fanfare_store::{
+    EmbeddedOptions, EmbeddedStore, HistoryStore, MemoryStore, RedisStore, RedisStoreOptions,
+};
 
 use crate::config::{ClusterSettings, Settings, StoreKind};
 
@@ -59,7 +61,8 @@ async fn open_cluster(settings: &ClusterSettings) -> anyhow::Result<(ClusterEngi
     let bus = RedisBus::open(url, node.clone(), RedisBusOptions::default())
         .await
         .with_context(|| format!("opening the cluster bus at {redacted}"))?;
-    let redis = RedisEngines::open(url).await.with_context(|| format!("connecting to the cluster at {redacted}"))?;
+    let redis =
+        RedisEngines::open(url).await.with_context(|| format!("connecting to the cluster at {redacted}"))?;
     let engines = ClusterEngines {
         node,
         bus: Arc::new(bus),

@@ -28,16 +28,18 @@ pub struct TestServer {
     _dir: tempfile::TempDir,
 }
 
-/// Settings every test server shares; `extra` is appended TOML.
+/// Settings every test server shares; `extra` is appended TOML. The store
+/// is `memory://` unless `extra` starts a `[cluster]`, whose Redis is then
+/// the store.
 fn toml_for(dir: &std::path::Path, extra: &str) -> String {
+    let store = if extra.contains("[cluster]") { "" } else { "[store]\nurl = \"memory://\"" };
     format!(
         r#"
 listen = "127.0.0.1:0"
 data_dir = "{dir}"
 api_key = "{API_KEY}"
 shutdown_grace = "5s"
-[store]
-url = "memory://"
+{store}
 [auth]
 allow_anonymous = true
 jwt_algorithm = "HS256"
@@ -77,6 +79,15 @@ impl TestServer {
             let _ = rx.await;
         }));
         Self { addr, app, shutdown: Some(tx), task: Some(task), _dir: dir }
+    }
+
+    /// A node of the cluster on the Redis at `redis_url`, with a short lease
+    /// (2 s, heartbeat 500 ms) so that failures show within a test, and
+    /// extra TOML after the cluster settings.
+    pub async fn in_cluster(redis_url: &str, extra: &str) -> Self {
+        let cluster =
+            format!("[cluster]\nurl = \"{redis_url}\"\nnode_lease = \"2s\"\nheartbeat = \"500ms\"\n");
+        Self::with_config(&format!("{extra}\n{cluster}")).await
     }
 
     pub fn ws_url(&self) -> String {
