@@ -2,9 +2,12 @@
 //!
 //! 1. **Connect**: TCP, `AUTH` if the URL has a password, `CLIENT SETNAME`;
 //!    all within `ping_timeout`.
-//! 2. **Open the subscriptions**: one `SUBSCRIBE` of the control channels
-//!    and every watched channel. Replies come in request order, so every
-//!    request waits in a FIFO (`session::Expect`) for its confirmation.
+//! 2. **Open the subscriptions**: a `SUBSCRIBE` of the control channels,
+//!    then of the watched channels (512 a command). Replies come in
+//!    request order, so every request waits in a FIFO (`session::Expect`)
+//!    for its confirmation. Redis refuses a command whole (an ACL denying
+//!    one channel): its channels are then asked for one by one, and only
+//!    those refused again are dropped (their waiters get `Refused`).
 //! 3. **Serve** until the link is dead: read replies (messages go to the
 //!    event queue; while it is full the task stops reading), run commands
 //!    from the handle (`SUBSCRIBE`/`UNSUBSCRIBE` one channel), `PING`
