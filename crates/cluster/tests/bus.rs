@@ -260,6 +260,51 @@ async fn a_password_in_the_url_is_used_and_a_missing_one_is_a_refusal() {
     assert_eq!(next_frame(&mut events).await, "let in");
 }
 
+/// An ACL user for the bus that may use the control channels and `allowed`.
+fn limit_bus_user(server: &RedisServer, allowed: &ChannelName) {
+    let allowed = format!("&{}", fanfare_protocol::cluster::live_channel(allowed));
+    let acl = ["ACL", "SETUSER", "bus", "on", ">pw", "~*", "+@all", "resetchannels", "&fanfare:node:*"];
+    assert_eq!(server.cli(&[&acl[..], &["&fanfare:nodes", &allowed]].concat()), "OK");
+}
+
+#[tokio::test]
+async fn a_watch_redis_refuses_is_refused_and_the_rest_carries_on() {
+    let Some(server) = RedisServer::start_or_skip() else { return };
+    let (allowed, denied) = (channel("bus:allowed"), channel("bus:denied"));
+    limit_bus_user(&server, &allowed);
+    let url = format!("redis://bus:pw@127.0.0.1:{}", server.port());
+    let a = open(&url, NodeId::new("a"), options()).await;
+    let mut events = a.events().unwrap();
+
+    let refused = a.watch(&denied).await.expect_err("the ACL denies it");
+    assert!(matches!(refused, ClusterError::Refused { .. }), "{refused:?}");
+    a.watch(&allowed).await.unwrap();
+    assert!(a.is_up());
+    a.publish(&allowed, b"allowed".to_vec()).await.unwrap();
+    assert_eq!(next_frame(&mut events).await, "allowed");
+}
+
+#[tokio::test]
+async fn a_channel_refused_on_resubscription_is_dropped_alone() {
+    let Some(server) = RedisServer::start_or_skip() else { return };
+    let (allowed, revoked) = (channel("bus:still-allowed"), channel("bus:revoked"));
+    assert_eq!(server.cli(&["ACL", "SETUSER", "bus", "on", ">pw", "~*", "+@all", "allchannels"]), "OK");
+    let url = format!("redis://bus:pw@127.0.0.1:{}", server.port());
+    let a = open(&url, NodeId::new("a"), options()).await;
+    let mut events = a.events().unwrap();
+    a.watch(&allowed).await.unwrap();
+    a.watch(&revoked).await.unwrap();
+
+    // Redis drops the pub/sub clients of a user who loses a channel; the
+    // bus re-subscribes both in one command, which Redis refuses whole.
+    limit_bus_user(&server, &allowed);
+    server.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    expect(&mut events, BusEvent::Down, options().ping_timeout).await;
+    expect(&mut events, BusEvent::Resumed, PROMPT).await;
+    a.publish(&allowed, b"still here".to_vec()).await.unwrap();
+    assert_eq!(next_frame(&mut events).await, "still here");
+}
+
 /// Centrifugo #1189: after a failover the re-subscription wedged, delivery
 /// stopped, and health stayed green. Here a server that confirms the
 /// control channels but never a watched channel (nor a `PING`) must keep

@@ -25,6 +25,8 @@
 //! that takes longer than [`RedisBusOptions::watch_timeout`], answered
 //! with [`ClusterError::Unavailable`]. The watch stays recorded either way
 //! (until `unwatch`), so retrying after the error is cheap and safe.
+//! A watch Redis refuses (an ACL) fails with [`ClusterError::Refused`],
+//! which retrying will not fix, and is dropped.
 //! `unwatch` waits for Redis's confirmation while up (so nothing of the
 //! channel follows it), and returns at once while down.
 //!

@@ -2,9 +2,12 @@
 //!
 //! 1. **Connect**: TCP, `AUTH` if the URL has a password, `CLIENT SETNAME`;
 //!    all within `ping_timeout`.
-//! 2. **Open the subscriptions**: one `SUBSCRIBE` of the control channels
-//!    and every watched channel. Replies come in request order, so every
-//!    request waits in a FIFO (`session::Expect`) for its confirmation.
+//! 2. **Open the subscriptions**: a `SUBSCRIBE` of the control channels,
+//!    then of the watched channels (512 a command). Replies come in
+//!    request order, so every request waits in a FIFO (`session::Expect`)
+//!    for its confirmation. Redis refuses a command whole (an ACL denying
+//!    one channel): its channels are then asked for one by one, and only
+//!    those refused again are dropped (their waiters get `Refused`).
 //! 3. **Serve** until the link is dead: read replies (messages go to the
 //!    event queue; while it is full the task stops reading), run commands
 //!    from the handle (`SUBSCRIBE`/`UNSUBSCRIBE` one channel), `PING`
@@ -87,6 +90,8 @@ pub(super) struct Link {
     /// Every channel the hub watches, by pub/sub name.
     watches: HashMap<String, Watch>,
     generations: u64,
+    /// Channels to subscribe one by one, after a refused `SUBSCRIBE` of several.
+    retry: Vec<(String, bool)>,
     backoff: Backoff,
     metrics: Metrics,
 }
@@ -135,6 +140,7 @@ impl Link {
             control,
             watches: HashMap::new(),
             generations: 0,
+            retry: Vec::new(),
             backoff,
             metrics: Metrics {
                 reconnects: counter!("fanfare_redis_reconnects_total", "engine" => "bus"),
@@ -181,7 +187,10 @@ impl Link {
     // --- 2. open the subscriptions ---
 
     async fn open_subscriptions(&mut self, session: &mut Session) -> Result<(), LinkError> {
-        let mut names: Vec<String> = self.control.to_vec();
+        // The control channels in a command of their own: a refused watch
+        // must not take them down with it.
+        self.subscribe(session, &self.control.clone(), true).await?;
+        let mut names = Vec::with_capacity(self.watches.len());
         for (name, watch) in &mut self.watches {
             self.generations += 1;
             let waiters = match std::mem::replace(watch, Watch::Confirmed) {
@@ -191,18 +200,42 @@ impl Link {
             *watch = Watch::Pending { generation: self.generations, waiters };
             names.push(name.clone());
         }
-        session.opening = names.len();
         for chunk in names.chunks(SUBSCRIBE_CHUNK) {
-            let mut parts: Vec<&[u8]> = vec![b"SUBSCRIBE"];
-            parts.extend(chunk.iter().map(|name| name.as_bytes()));
-            let expects = chunk.iter().map(|name| {
-                let generation = match self.watches.get(name) {
-                    Some(Watch::Pending { generation, .. }) => *generation,
-                    _ => 0,
-                };
-                Expect::Subscribe { name: name.clone(), generation, opening: true }
-            });
-            session.send(&command(&parts), expects, self.options.ping_timeout).await?;
+            self.subscribe(session, chunk, true).await?;
+        }
+        Ok(())
+    }
+
+    /// One `SUBSCRIBE` of `names`; each waits for its confirmation with
+    /// the generation its watch has now.
+    async fn subscribe(
+        &self,
+        session: &mut Session,
+        names: &[String],
+        opening: bool,
+    ) -> Result<(), LinkError> {
+        if opening {
+            session.opening += names.len();
+        }
+        let mut parts: Vec<&[u8]> = vec![b"SUBSCRIBE"];
+        parts.extend(names.iter().map(|name| name.as_bytes()));
+        let expects = names.iter().enumerate().map(|(at, name)| {
+            let generation = match self.watches.get(name) {
+                Some(Watch::Pending { generation, .. }) => *generation,
+                _ => 0,
+            };
+            Expect::Subscribe { name: name.clone(), generation, opening, then: names.len() - at - 1 }
+        });
+        session.send(&command(&parts), expects, self.options.ping_timeout).await
+    }
+
+    /// Channels of a refused multi-channel `SUBSCRIBE`, asked for again one
+    /// by one so that only those Redis refuses are dropped.
+    async fn subscribe_refused_one_by_one(&mut self, session: &mut Session) -> Result<(), LinkError> {
+        for (name, opening) in std::mem::take(&mut self.retry) {
+            if self.watches.contains_key(&name) {
+                self.subscribe(session, std::slice::from_ref(&name), opening).await?;
+            }
         }
         Ok(())
     }
@@ -215,6 +248,11 @@ impl Link {
         }
         loop {
             if let Err(error) = self.drain(session) {
+                return End::Dead(error);
+            }
+            if !self.retry.is_empty()
+                && let Err(error) = self.subscribe_refused_one_by_one(session).await
+            {
                 return End::Dead(error);
             }
             let silence_limit = session.silence_deadline(self.options.ping_timeout);
@@ -264,7 +302,7 @@ impl Link {
         match sort(reply)? {
             Incoming::Message { channel, payload } => self.message(session, &channel, payload),
             Incoming::Subscribed(name) => match session.pop() {
-                Some(Expect::Subscribe { name: expected, generation, opening })
+                Some(Expect::Subscribe { name: expected, generation, opening, .. })
                     if expected.as_bytes() == name =>
                 {
                     session.opening -= usize::from(opening);
@@ -312,28 +350,49 @@ impl Link {
         }
     }
 
+    /// An error reply: it answers the oldest request, all of it.
     fn refused(&mut self, session: &mut Session, text: String) -> Result<(), LinkError> {
-        let refusal =
-            || ClusterError::Refused { backend: BACKEND, source: Arc::new(LinkError::Refused(text.clone())) };
         match session.pop() {
-            Some(Expect::Subscribe { name, .. }) if self.control.contains(&name) => {
-                // Without its control channels the node is deaf: not up.
-                Err(LinkError::Refused(text))
-            }
-            Some(Expect::Subscribe { name, generation, opening }) => {
-                session.opening -= usize::from(opening);
-                if matches!(self.watches.get(&name), Some(Watch::Pending { generation: g, .. }) if *g == generation)
-                    && let Some(Watch::Pending { waiters, .. }) = self.watches.remove(&name)
-                {
-                    answer(waiters, || Err(refusal()));
+            Some(Expect::Subscribe { name, generation, opening, then }) => {
+                let mut refused = vec![(name, generation, opening)];
+                for _ in 0..then {
+                    match session.pop() {
+                        Some(Expect::Subscribe { name, generation, opening, .. }) => {
+                            refused.push((name, generation, opening))
+                        }
+                        _ => return Err(LinkError::OutOfStep("a refused subscribe")),
+                    }
+                }
+                let several = refused.len() > 1;
+                for (name, generation, opening) in refused {
+                    if self.control.contains(&name) {
+                        // Without its control channels the node is deaf: not up.
+                        return Err(LinkError::Refused(text));
+                    }
+                    session.opening -= usize::from(opening);
+                    if several {
+                        self.retry.push((name, opening));
+                    } else {
+                        self.refuse_watch(&name, generation, &text);
+                    }
                 }
                 Ok(())
             }
             Some(Expect::Unsubscribe { reply, .. }) => {
-                let _ = reply.send(Err(refusal()));
+                let _ = reply.send(Err(refusal(&text)));
                 Ok(())
             }
             Some(Expect::Pong) | None => Err(LinkError::Refused(text)),
+        }
+    }
+
+    /// Drops a watch Redis refused (an ACL, say), telling its waiters.
+    fn refuse_watch(&mut self, name: &str, generation: u64, text: &str) {
+        if matches!(self.watches.get(name), Some(Watch::Pending { generation: g, .. }) if *g == generation)
+            && let Some(Watch::Pending { waiters, .. }) = self.watches.remove(name)
+        {
+            tracing::warn!(channel = name, reason = text, "Redis refused to subscribe a watched channel");
+            answer(waiters, || Err(refusal(text)));
         }
     }
 
@@ -366,9 +425,7 @@ impl Link {
                     self.generations += 1;
                     let generation = self.generations;
                     self.watches.insert(name.clone(), Watch::Pending { generation, waiters: vec![reply] });
-                    let subscribe = resp_command("SUBSCRIBE", &name);
-                    let expect = Expect::Subscribe { name, generation, opening: false };
-                    session.send(&subscribe, [expect], limit).await?;
+                    self.subscribe(session, &[name], false).await?;
                 }
             },
             Command::Unwatch { name, reply } => match self.watches.remove(&name) {
@@ -417,6 +474,7 @@ impl Link {
     /// Reports a dead link; false if the handle went away meanwhile.
     async fn down(&mut self, error: LinkError, session: Session) -> bool {
         let Session { in_flight, held, .. } = session;
+        self.retry.clear();
         for expect in in_flight {
             // The subscription went with the connection.
             if let Expect::Unsubscribe { reply, .. } = expect {
@@ -496,6 +554,10 @@ impl Link {
             }
         }
     }
+}
+
+fn refusal(text: &str) -> ClusterError {
+    ClusterError::Refused { backend: BACKEND, source: Arc::new(LinkError::Refused(text.to_owned())) }
 }
 
 fn resp_command(verb: &str, name: &str) -> Vec<u8> {

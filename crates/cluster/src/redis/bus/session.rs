@@ -66,11 +66,15 @@ pub(super) struct Target {
 
 /// A request sent and not yet answered, in sending order.
 pub(super) enum Expect {
-    /// `opening`: part of the subscriptions a connection opens with.
+    /// One channel of a `SUBSCRIBE`: each is confirmed on its own, but a
+    /// refusal is one error for the whole command, so each knows how many
+    /// channels of its command follow it (`then`). `opening`: part of the
+    /// subscriptions a connection opens with.
     Subscribe {
         name: String,
         generation: u64,
         opening: bool,
+        then: usize,
     },
     Unsubscribe {
         name: String,
