@@ -129,6 +129,15 @@ impl Hub {
         since: Option<&StreamPosition>,
         options: &ChannelOptions,
     ) -> Result<Plan, HubError> {
+        if let Some(cluster) = &self.shared.cluster
+            && let Some(recent) = cluster.recent.plan(channel, since, options.recovery_limit)
+        {
+            let covered_up_to = recent.position.offset;
+            let recovered = since.map(|_| true);
+            let result =
+                SubscribeResult { epoch: recent.position.epoch, offset: recent.position.offset, recovered };
+            return Ok(Plan { result, replay: recent.replay, covered_up_to });
+        }
         let store = &self.shared.store;
         let Some(since) = since else {
             let position = store.position(channel).await?;

@@ -11,6 +11,8 @@
 //!   subscribers, and watches *before* a subscriber reads history.
 //! - `receive.rs`: the receiving side; one task, so each channel's frames
 //!   are checked and fanned out in the order the bus delivered them.
+//! - `recent.rs`: recent publications of live channels, so a storm of
+//!   resuming clients is served from memory, not from the engine.
 //! - `members.rs`: presence through the cluster's [`PresenceStore`]: first
 //!   join and last leave decided by the engine, announced by one node.
 //! - `occupancy.rs`: subscription counts through [`Occupancy`], so
@@ -29,6 +31,7 @@ mod lease;
 mod members;
 mod occupancy;
 mod receive;
+mod recent;
 mod watch;
 
 use std::sync::Arc;
@@ -97,6 +100,8 @@ pub(crate) struct Cluster {
     pub leaves: LeaveQueue,
     pub occupancy: OccupancyReporter,
     pub requests: control::Requests,
+    /// Recent publications of live channels, for resumes (`recent.rs`).
+    pub recent: recent::RecentCache,
     /// Whether the bus link is up (for `/ready`).
     pub bus_up: AtomicBool,
     pub started_at_ms: u64,

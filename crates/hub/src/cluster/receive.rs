@@ -177,11 +177,13 @@ impl Receiver {
             }
             Command::Start(channel, position) => {
                 let Some(Track::Starting { held }) = self.tracks.remove(&channel) else { return };
+                self.mirror(&channel, &position);
                 self.tracks.insert(channel.clone(), Track::Live { cursor: position });
                 self.replay(&channel, held);
             }
             Command::Forget(channel) => {
                 self.tracks.remove(&channel);
+                self.recent().forget(&channel);
             }
             Command::Healed(channel, page) => self.on_healed(channel, page),
             Command::Checked(channel, position) => self.on_checked(channel, position),
@@ -207,6 +209,8 @@ impl Receiver {
         if epoch != cursor.epoch {
             let last = items.last().map_or(0, |item| item.publication.offset);
             *cursor = StreamPosition::new(epoch, last);
+            let cursor = cursor.clone();
+            self.mirror(&channel, &cursor);
             self.lose(&channel, "the channel's epoch changed");
             return;
         }
@@ -220,7 +224,25 @@ impl Receiver {
             return;
         }
         cursor.offset = fresh.last().map_or(cursor.offset, |item| item.publication.offset);
-        deliver_publications(&self.shared, &channel, &cursor.epoch, &fresh);
+        let epoch = cursor.epoch.clone();
+        self.deliver(&channel, &epoch, &fresh);
+    }
+
+    fn recent(&self) -> &super::recent::RecentCache {
+        &self.shared.cluster.as_ref().expect("the receiver runs in a cluster").recent
+    }
+
+    /// The cache follows the cursor, always before any fan-out or close
+    /// (`recent.rs` says why).
+    fn mirror(&self, channel: &ChannelName, cursor: &StreamPosition) {
+        let keep = (self.shared.policy)(channel).history.max_len;
+        self.recent().start(channel, cursor.clone(), keep);
+    }
+
+    /// Caches, then fans out, consecutive publications after the cursor.
+    fn deliver(&self, channel: &ChannelName, epoch: &fanfare_protocol::Epoch, items: &[LivePublication]) {
+        self.recent().push(channel, epoch, items);
+        deliver_publications(&self.shared, channel, epoch, items);
     }
 
     /// Feeds held frames through [`Receiver::on_frame`] again, in order.
@@ -266,6 +288,7 @@ impl Receiver {
         let mut cursor = cursor;
         if page.epoch != cursor.epoch {
             cursor = StreamPosition::new(page.epoch.clone(), page.top_offset);
+            self.mirror(&channel, &cursor);
             self.tracks.insert(channel.clone(), Track::Live { cursor });
             self.lose(&channel, "the channel's epoch changed");
             self.replay(&channel, held);
@@ -275,12 +298,14 @@ impl Receiver {
         if !contiguous.is_empty() {
             self.metrics.gaps_healed.increment(1);
             self.metrics.healed_publications.increment(contiguous.len() as u64);
+            let epoch = cursor.epoch.clone();
+            self.deliver(&channel, &epoch, &contiguous);
             cursor.offset = contiguous.last().map_or(cursor.offset, |item| item.publication.offset);
-            deliver_publications(&self.shared, &channel, &cursor.epoch, &contiguous);
         }
         let lost = contiguous.is_empty() && page.top_offset > cursor.offset;
         if lost {
             cursor.offset = page.top_offset;
+            self.mirror(&channel, &cursor);
         }
         self.tracks.insert(channel.clone(), Track::Live { cursor });
         if lost {

@@ -68,7 +68,8 @@ async fn publishers_on_three_nodes_give_every_subscriber_one_gap_free_order_equa
     let mut expected: Vec<Value> = Vec::new();
     while expected.len() < total {
         let since = expected.len();
-        let (_, page) = nodes[0].get(&format!("/api/history?channel=big:feed&since={since}&limit=1000")).await;
+        let (_, page) =
+            nodes[0].get(&format!("/api/history?channel=big:feed&since={since}&limit=1000")).await;
         let publications = page["publications"].as_array().unwrap();
         assert!(!publications.is_empty(), "history ends at {since}: {page}");
         expected.extend(publications.iter().cloned());
@@ -208,4 +209,38 @@ async fn a_publication_whose_live_frame_was_lost_is_healed_from_history() {
     let seen = conn.publications("heal", 2).await;
     assert_eq!(offsets(&seen), [2, 3], "the gap is healed before 3 is delivered");
     assert_eq!(seen[0]["data"], json!("silent"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_on_a_node_that_watches_the_channel_is_served_from_its_recent_cache() {
+    let Some(redis) = RedisServer::start_or_skip() else { return };
+    let nodes = nodes(&redis, 2, "").await;
+    let mut resident = RawConn::connected(&nodes[1], None).await;
+    subscribe(&mut resident, "hot").await;
+    let mut leaving = RawConn::connected(&nodes[0], None).await;
+    let epoch = subscribe(&mut leaving, "hot").await["epoch"].as_str().unwrap().to_owned();
+    nodes[0].publish("hot", json!(1)).await;
+    assert_eq!(offsets(&leaving.publications("hot", 1).await), [1]);
+    drop(leaving);
+    for n in 2..=5 {
+        nodes[0].publish("hot", json!(n)).await;
+    }
+    assert_eq!(offsets(&resident.publications("hot", 5).await), [1, 2, 3, 4, 5]);
+    let hits = || async {
+        let text =
+            crate::support::http().get(nodes[1].url("/metrics")).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .find(|l| l.starts_with("fanfare_cluster_recent_cache_total{outcome=\"hit\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let before = hits().await;
+    let mut back = RawConn::connected(&nodes[1], None).await;
+    let since = json!({"epoch": epoch, "offset": 1});
+    let reply = back.command(json!({"type": "subscribe", "channel": "hot", "since": since})).await;
+    assert_eq!(reply["result"]["recovered"], true, "{reply}");
+    assert_eq!(reply["result"]["offset"], 5);
+    nodes[0].publish("hot", json!(6)).await;
+    assert_eq!(offsets(&back.publications("hot", 5).await), [2, 3, 4, 5, 6]);
+    assert!(hits().await > before, "the resume did not use the cache");
 }
