@@ -110,7 +110,12 @@ pub struct BenchOptions {
     pub scenario: Scenario,
     pub protocol: Protocol,
     /// The server, `http://host:port` or `ws://host:port` (a path is ignored).
+    /// Publications go here.
     pub url: String,
+    /// More nodes of the same cluster: subscribers are spread over `url`
+    /// and these in turn, and each reconnect moves to the next one, as
+    /// the clients of a failed node come to the others.
+    pub cluster: Vec<String>,
     /// Native HTTP API key.
     pub api_key: Option<String>,
     /// A JWT for the native `connect` (anonymous without).
@@ -141,6 +146,9 @@ pub struct BenchOptions {
     pub publishers: usize,
     /// The server's process, for its memory and CPU.
     pub server_pid: Option<u32>,
+    /// More processes whose memory and CPU count as the server's (the
+    /// other nodes of a cluster, its Redis).
+    pub other_pids: Vec<u32>,
     /// Child processes sharing the subscriber connections (1 = none).
     pub workers: usize,
     /// Bind client sockets to these local addresses in turn.
@@ -182,6 +190,7 @@ impl BenchOptions {
             scenario,
             protocol: Protocol::Native,
             url: url.into(),
+            cluster: Vec::new(),
             api_key: None,
             token: None,
             pusher_app: None,
@@ -197,6 +206,7 @@ impl BenchOptions {
             publish_from: PublishFrom::Api,
             publishers: 4,
             server_pid: None,
+            other_pids: Vec::new(),
             workers: 1,
             source_addrs: Vec::new(),
             allow_remote: false,
@@ -226,6 +236,16 @@ impl BenchOptions {
         let server = resolve(&host, port).await?;
         if !self.allow_remote && !is_local(server.ip()) {
             return Err(BenchError::RemoteHost { host });
+        }
+        let mut nodes = vec![(host.clone(), server)];
+        for url in &self.cluster {
+            let (host, port) =
+                split_url(url).ok_or_else(|| invalid("cluster", "expected http://HOST:PORT,…"))?;
+            let address = resolve(&host, port).await?;
+            if !self.allow_remote && !is_local(address.ip()) {
+                return Err(BenchError::RemoteHost { host });
+            }
+            nodes.push((host, address));
         }
         if self.source_addrs.iter().any(|ip| !self.allow_remote && !is_local(*ip)) {
             return Err(invalid("source-addrs", "source addresses must be in 127.0.0.0/8"));
@@ -268,7 +288,7 @@ impl BenchOptions {
         self.check_open_files()?;
         let timeout = self.timeout.unwrap_or(self.duration * 2 + DEFAULT_TIMEOUT_MARGIN);
         let run_id = format!("{:08x}", rand::random::<u32>());
-        Ok(Plan { options: self.clone(), server, host, channels, run_id, timeout })
+        Ok(Plan { options: self.clone(), server, host, nodes, channels, run_id, timeout })
     }
 
     fn check_protocol(&self, in_process_history: bool) -> Result<(), BenchError> {
@@ -355,6 +375,9 @@ pub struct Plan {
     pub server: SocketAddr,
     /// The host as given, for `Host` headers and the report.
     pub host: String,
+    /// Every node subscribers connect to: the server first, then
+    /// `cluster`'s (host as given, resolved address).
+    pub nodes: Vec<(String, SocketAddr)>,
     pub channels: usize,
     /// Random, in every channel name, so runs never share channels.
     pub run_id: String,
@@ -385,7 +408,13 @@ impl Plan {
     }
 
     pub fn ws_url(&self) -> String {
-        let host = format!("{}:{}", self.host, self.server.port());
+        self.ws_url_of(0)
+    }
+
+    /// The WebSocket URL of node `node` (an index into [`Plan::nodes`]).
+    pub fn ws_url_of(&self, node: usize) -> String {
+        let (host, address) = &self.nodes[node % self.nodes.len()];
+        let host = format!("{host}:{}", address.port());
         match (&self.options.protocol, &self.options.pusher_app) {
             (Protocol::Pusher, Some(app)) => {
                 format!("ws://{host}/app/{}?protocol=7&client=fanfare-bench&version=0.1", app.key)

@@ -112,8 +112,8 @@ pub(crate) enum Incoming<'a> {
 #[derive(Debug, Clone)]
 pub(crate) struct Driver {
     pub protocol: Protocol,
-    pub url: String,
-    pub server: SocketAddr,
+    /// Per node: its WebSocket URL and address.
+    pub targets: Vec<(String, SocketAddr)>,
     pub token: Option<String>,
     pub timeout: Duration,
 }
@@ -122,22 +122,24 @@ impl Driver {
     pub(crate) fn new(plan: &Plan) -> Self {
         Self {
             protocol: plan.options.protocol,
-            url: plan.ws_url(),
-            server: plan.server,
+            targets: (0..plan.nodes.len()).map(|node| (plan.ws_url_of(node), plan.nodes[node].1)).collect(),
             token: plan.options.token.clone(),
             timeout: plan.options.connect_timeout,
         }
     }
 
-    /// Opens a socket and subscribes to `channel`, within the timeout.
+    /// Opens a socket to node `node` (taken round the nodes) and
+    /// subscribes to `channel`, within the timeout.
     pub(crate) async fn open(
         &self,
         source: Option<IpAddr>,
         channel: &str,
         resume: Option<Resume>,
+        node: usize,
     ) -> Result<(WebSocket, Opened), SessionError> {
+        let (url, server) = &self.targets[node % self.targets.len()];
         let attempt = async {
-            let mut ws = dial(&self.url, self.server, source).await?;
+            let mut ws = dial(url, *server, source).await?;
             let opened = match self.protocol {
                 Protocol::Native => native::subscribe(&mut ws, self.token.as_deref(), channel, resume).await,
                 Protocol::Pusher => pusher::subscribe(&mut ws, channel).await,

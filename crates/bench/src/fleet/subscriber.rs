@@ -57,14 +57,18 @@ struct Subscriber {
     replay_to: Option<u64>,
     /// NATS: the part of an operation a frame left unfinished.
     stream: StreamBuffer,
+    /// The node it is connected to, an index going round the plan's
+    /// nodes: the subscribers of one channel spread over all of them.
+    node: usize,
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, spec: Spec, mut control: watch::Receiver<Control>) -> Integrity {
     let channel = shared.channels[spec.channel].clone();
     let source = shared.source_for(spec.index);
+    let node = spec.index / shared.plan.channels.max(1);
     let opened = {
         let _slot = shared.connect_slots.acquire().await;
-        shared.driver.open(source, &channel, None).await
+        shared.driver.open(source, &channel, None, node).await
     };
     let (mut ws, opened) = match opened {
         Ok(opened) => opened,
@@ -89,6 +93,7 @@ pub(crate) async fn run(shared: Arc<Shared>, spec: Spec, mut control: watch::Rec
         cut_at: None,
         replay_to: None,
         stream: StreamBuffer::default(),
+        node,
     };
     if let Err(error) = subscriber.on_bytes(&mut ws, &opened.pending).await {
         subscriber.shared.errors.record(error.kind(), &error);
@@ -245,7 +250,9 @@ impl Subscriber {
                 tokio::time::sleep(delay).await;
                 bump(&self.shared.counters.reconnect_attempts);
                 let resume = self.epoch.clone().map(|epoch| Resume { epoch, offset: self.tracker.last() });
-                self.shared.driver.open(source, channel, resume).await
+                // In a cluster every reconnect goes to the next node.
+                self.node += 1;
+                self.shared.driver.open(source, channel, resume, self.node).await
             };
             let stopped = async {
                 while control.changed().await.is_ok() {

@@ -36,15 +36,24 @@ pub(crate) async fn run(plan: Plan) -> Result<Report, BenchError> {
 }
 
 /// The server's process, when `--server-pid` names it.
-pub(crate) struct ServerProbe(Option<u32>);
+pub(crate) struct ServerProbe(Option<u32>, Vec<u32>);
 
 impl ServerProbe {
     pub(crate) fn new(plan: &Plan) -> Self {
-        Self(plan.options.server_pid)
+        Self(plan.options.server_pid, plan.options.other_pids.clone())
     }
 
+    /// The server's memory and CPU, with every other pid's added.
     pub(crate) fn sample(&self) -> Result<Option<ProcSample>, BenchError> {
-        self.0.map(|pid| Process::Pid(pid).sample()).transpose()
+        let Some(mut total) = self.0.map(|pid| Process::Pid(pid).sample()).transpose()? else {
+            return Ok(None);
+        };
+        for pid in &self.1 {
+            let other = Process::Pid(*pid).sample()?;
+            total.rss_kib += other.rss_kib;
+            total.cpu_seconds += other.cpu_seconds;
+        }
+        Ok(Some(total))
     }
 
     pub(crate) fn pid(&self) -> Option<u32> {

@@ -106,9 +106,14 @@ pub struct BenchArgs {
     /// Publishing connections with --publish-from clients
     #[arg(long, default_value_t = 4)]
     publishers: usize,
-    /// The server's pid, to read its memory and CPU from /proc
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// The server's pid, to read its memory and CPU from /proc; repeat it
+    /// (or give several, comma-separated) to sum a cluster's nodes and its Redis
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
+    /// More nodes of the server's cluster, http://HOST:PORT,…: subscribers
+    /// are spread over --url and these, and each reconnect moves to the next
+    #[arg(long, value_delimiter = ',')]
+    cluster: Vec<String>,
     /// Spread the connections over this many child processes
     #[arg(long, default_value_t = 1)]
     workers: usize,
@@ -230,7 +235,9 @@ fn options(args: BenchArgs) -> anyhow::Result<BenchOptions> {
         PublishFromArg::Clients => PublishFrom::Clients,
     };
     options.publishers = args.publishers;
-    options.server_pid = args.server_pid;
+    options.server_pid = args.server_pid.first().copied();
+    options.other_pids = args.server_pid.iter().skip(1).copied().collect();
+    options.cluster = args.cluster;
     options.workers = args.workers;
     options.source_addrs = args.source_addrs;
     options.allow_remote = args.allow_remote;
