@@ -147,7 +147,7 @@ impl Default for RedisStoreOptions {
     fn default() -> Self {
         Self {
             queue_capacity: 4096,
-            max_pipeline_groups: 1024,
+            max_pipeline_groups: 4096,
             meta_ttl: Duration::from_secs(24 * 3600),
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(5),

@@ -82,11 +82,16 @@ pub(crate) fn append_item_args(request: &AppendRequest) -> [Vec<u8>; 8] {
 }
 
 /// One `EVALSHA append.lua` over `items` (from [`append_item_args`]).
-pub(crate) fn append_command(channel: &ChannelName, items: &[[Vec<u8>; 8]], state: &StateArgs) -> Cmd {
+pub(crate) fn append_command<'a>(
+    channel: &ChannelName,
+    items: impl IntoIterator<Item = &'a [Vec<u8>; 8]>,
+    count: usize,
+    state: &StateArgs,
+) -> Cmd {
     let mut cmd = redis::cmd("EVALSHA");
     cmd.arg(APPEND.get_hash()).arg(5).arg(&script_keys(channel)[..]);
     cmd.arg(random_epoch().as_str()).arg(state.generation).arg(unix_time_ms()).arg(state.meta_ttl_ms);
-    cmd.arg(items.len()).arg(live_channel(channel)).arg(state.meta_ttl_ms);
+    cmd.arg(count).arg(live_channel(channel)).arg(state.meta_ttl_ms);
     for item in items {
         for value in item {
             cmd.arg(&value[..]);

@@ -201,16 +201,18 @@ impl Writer {
         let _ = done.send(());
     }
 
-    /// Sends the jobs' calls as one pipeline, retries calls that met a
-    /// flushed script cache or a newer generation once, answers every job.
+    /// Sends the jobs' calls as one pipeline — every call of a round to
+    /// one channel merged into one script call (a *unit*), in job order, so
+    /// a channel's appends cost one script however many publishers queued
+    /// them — retries units that met a flushed script cache or a newer
+    /// generation once, and answers every job.
     async fn send(&mut self, mut link: Link, jobs: Vec<Job>) -> Result<(), RedisError> {
-        let calls: Vec<(usize, usize)> =
-            jobs.iter().enumerate().flat_map(|(j, job)| (0..job.calls.len()).map(move |c| (j, c))).collect();
-        let mut outcomes: Vec<Option<CallOutcome>> = (0..calls.len()).map(|_| None).collect();
-        let mut pending: Vec<usize> = (0..calls.len()).collect();
+        let units = merge_by_channel(&jobs);
+        let mut outcomes: Vec<Option<CallOutcome>> = (0..units.len()).map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..units.len()).collect();
         let mut result = Ok(());
         for attempt in 0..2 {
-            let values = match self.pipeline(&link, &jobs, &calls, &pending).await {
+            let values = match self.pipeline(&link, &jobs, &units, &pending).await {
                 Ok(values) => values,
                 Err(error) => {
                     let lost = StoreError::unavailable(BACKEND, true, Some(Arc::new(error.clone())));
@@ -222,10 +224,9 @@ impl Writer {
                 }
             };
             for (&index, value) in pending.iter().zip(values) {
-                outcomes[index] =
-                    Some(self.classify(value, jobs[calls[index].0].calls[calls[index].1].items.len()));
+                outcomes[index] = Some(self.classify(value, unit_items(&jobs, &units[index])));
             }
-            let retry = self.retryable(&jobs, &calls, &pending, &mut outcomes);
+            let retry = self.retryable(&jobs, &units, &pending, &mut outcomes);
             if retry.is_empty() || attempt == 1 {
                 break;
             }
@@ -235,24 +236,25 @@ impl Writer {
             }
             pending = retry;
         }
-        finish(jobs, &calls, outcomes);
+        finish(jobs, &units, outcomes);
         result
     }
 
-    /// One pipeline of `EVALSHA append.lua`, one per pending call.
+    /// One pipeline of `EVALSHA append.lua`, one per pending unit.
     async fn pipeline(
         &self,
         link: &Link,
         jobs: &[Job],
-        calls: &[(usize, usize)],
+        units: &[Unit],
         pending: &[usize],
     ) -> Result<Vec<Value>, RedisError> {
         let state = StateArgs { generation: link.generation(), meta_ttl_ms: ttl_ms(self.options.meta_ttl) };
         let mut pipe = redis::pipe();
         for &index in pending {
-            let (job, call) = calls[index];
-            let call = &jobs[job].calls[call];
-            pipe.add_command(append_command(&call.channel, &call.items, &state));
+            let unit = &units[index];
+            let channel = &call_of(jobs, unit[0]).channel;
+            let items = unit.iter().flat_map(|&part| call_of(jobs, part).items.iter());
+            pipe.add_command(append_command(channel, items, unit_items(jobs, unit), &state));
         }
         let started = Instant::now();
         let mut conn = link.conn.clone();
@@ -285,17 +287,17 @@ impl Writer {
         }
     }
 
-    /// The calls to send again. A call is retried only if no later call of
+    /// The units to send again. A unit is retried only if no later unit of
     /// its channel in this pipeline succeeded (that would reorder the
-    /// channel); such a call fails instead, having applied nothing.
+    /// channel); such a unit fails instead, having applied nothing.
     fn retryable(
         &self,
         jobs: &[Job],
-        calls: &[(usize, usize)],
+        units: &[Unit],
         pending: &[usize],
         outcomes: &mut [Option<CallOutcome>],
     ) -> Vec<usize> {
-        let channel = |index: usize| &jobs[calls[index].0].calls[calls[index].1].channel;
+        let channel = |index: usize| &call_of(jobs, units[index][0]).channel;
         let mut succeeded_later: HashSet<&ChannelName> = HashSet::new();
         let mut retry = Vec::new();
         for &index in pending.iter().rev() {
@@ -365,17 +367,78 @@ enum Round {
     Failed,
 }
 
-/// Answers every job from its calls' outcomes, in request order.
-fn finish(jobs: Vec<Job>, calls: &[(usize, usize)], outcomes: Vec<Option<CallOutcome>>) {
-    let mut outcomes = outcomes.into_iter();
-    let mut per_job: Vec<Vec<CallOutcome>> = jobs.iter().map(|_| Vec::new()).collect();
-    for &(job, _) in calls {
-        let outcome = outcomes.next().flatten();
-        per_job[job]
-            .push(outcome.unwrap_or(CallOutcome::Failed(StoreError::unavailable(BACKEND, false, None))));
+/// The calls of one round to one channel, as `(job, call)` in job order:
+/// sent as one script call.
+type Unit = Vec<(usize, usize)>;
+
+/// The most appends merged into one script call: a script blocks Redis
+/// while it runs.
+const MAX_UNIT_ITEMS: usize = 256;
+
+fn call_of(jobs: &[Job], (job, call): (usize, usize)) -> &ChannelCall {
+    &jobs[job].calls[call]
+}
+
+fn unit_items(jobs: &[Job], unit: &Unit) -> usize {
+    unit.iter().map(|&part| call_of(jobs, part).items.len()).sum()
+}
+
+/// Groups the round's calls by channel, keeping each channel's calls in
+/// job order (and units in the order their channel first appears).
+fn merge_by_channel(jobs: &[Job]) -> Vec<Unit> {
+    let mut units: Vec<Unit> = Vec::new();
+    let mut open: HashMap<&ChannelName, (usize, usize)> = HashMap::new();
+    for (j, job) in jobs.iter().enumerate() {
+        for (c, call) in job.calls.iter().enumerate() {
+            let items = call.items.len();
+            match open.get_mut(&call.channel) {
+                Some((unit, count)) if *count + items <= MAX_UNIT_ITEMS => {
+                    units[*unit].push((j, c));
+                    *count += items;
+                }
+                _ => {
+                    open.insert(&call.channel, (units.len(), items));
+                    units.push(vec![(j, c)]);
+                }
+            }
+        }
     }
-    for (job, call_outcomes) in jobs.into_iter().zip(per_job) {
+    units
+}
+
+/// Answers every job from its units' outcomes, in request order.
+fn finish(jobs: Vec<Job>, units: &[Unit], outcomes: Vec<Option<CallOutcome>>) {
+    let mut per_call: HashMap<(usize, usize), CallOutcome> = HashMap::new();
+    for (unit, outcome) in units.iter().zip(outcomes) {
+        let outcome = outcome.unwrap_or(CallOutcome::Failed(StoreError::unavailable(BACKEND, false, None)));
+        let mut first = 0;
+        for &part in unit {
+            let count = call_of(&jobs, part).items.len();
+            per_call.insert(part, split(&outcome, first, count));
+            first += count;
+        }
+    }
+    for (j, job) in jobs.into_iter().enumerate() {
+        let call_outcomes = (0..job.calls.len())
+            .map(|c| {
+                per_call
+                    .remove(&(j, c))
+                    .unwrap_or(CallOutcome::Failed(StoreError::unavailable(BACKEND, false, None)))
+            })
+            .collect();
         answer(job, call_outcomes);
+    }
+}
+
+/// The outcome of `count` items from `first` of a unit's outcome.
+fn split(outcome: &CallOutcome, first: usize, count: usize) -> CallOutcome {
+    match outcome {
+        CallOutcome::Done((epoch, items)) => {
+            CallOutcome::Done((epoch.clone(), items[first..first + count].to_vec()))
+        }
+        CallOutcome::StaleGeneration(generation) => CallOutcome::StaleGeneration(*generation),
+        CallOutcome::NoScript => CallOutcome::NoScript,
+        CallOutcome::Failed(error) => CallOutcome::Failed(error.clone()),
     }
 }
 
