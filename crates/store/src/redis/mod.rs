@@ -126,7 +126,8 @@ pub struct RedisStoreOptions {
     /// Append groups (an `enqueue` or an `enqueue_many`) that may wait for
     /// the writer; `enqueue` waits for room beyond. Default 4096.
     pub queue_capacity: usize,
-    /// Groups sent in one pipeline at most. Default 1024.
+    /// Groups sent in one pipeline at most (a channel's groups in it are
+    /// merged into one script call). Default 4096.
     pub max_pipeline_groups: usize,
     /// How long a channel's meta (its epoch and top offset) outlives its
     /// last append or read, at least. Default 24 h.
