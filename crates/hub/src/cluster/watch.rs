@@ -18,6 +18,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use fanfare_cluster::ClusterError;
 use fanfare_protocol::ChannelName;
 use tokio::sync::{mpsc, oneshot};
 
@@ -75,6 +76,12 @@ async fn start_watching(
     receiver: &mpsc::Sender<Command>,
 ) -> Result<(), HubError> {
     let Some(cluster) = &shared.cluster else { return Ok(()) };
+    if !cluster.engines.bus.is_up() {
+        // Fail fast: waiting out the bus's watch timeout here would hold
+        // up every other channel's watch behind this one.
+        let down = std::io::Error::new(std::io::ErrorKind::NotConnected, "the cluster bus is down");
+        return Err(HubError::Cluster(ClusterError::Unavailable { backend: "redis", source: Arc::new(down) }));
+    }
     receiver.send(Command::Expect(channel.clone())).await.map_err(|_| HubError::ShuttingDown)?;
     let watched = cluster.engines.bus.watch(channel).await;
     let position = match watched {
