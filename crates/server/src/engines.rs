@@ -27,6 +27,9 @@ pub struct Engines {
 
 /// Opens the store and, with a cluster URL, the cluster's engines.
 pub async fn open(settings: &Settings) -> anyhow::Result<Engines> {
+    // Engines register their metric handles as they open: the recorder
+    // must be there first, or those handles record nothing.
+    crate::telemetry::ServerMetrics::install();
     let store = open_store(settings).await?;
     let cluster = match &settings.cluster {
         Some(cluster) => Some(open_cluster(cluster).await?),

@@ -30,6 +30,11 @@ impl ServerMetrics {
                     LATENCY_BUCKETS,
                 )
                 .expect("the bucket list is not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full("fanfare_redis_roundtrip_seconds".into()),
+                    LATENCY_BUCKETS,
+                )
+                .expect("the bucket list is not empty")
                 .build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {

@@ -80,7 +80,10 @@ async fn start_watching(
         // Fail fast: waiting out the bus's watch timeout here would hold
         // up every other channel's watch behind this one.
         let down = std::io::Error::new(std::io::ErrorKind::NotConnected, "the cluster bus is down");
-        return Err(HubError::Cluster(ClusterError::Unavailable { backend: "redis", source: Arc::new(down) }));
+        return Err(HubError::Cluster(ClusterError::Unavailable {
+            backend: "redis",
+            source: Arc::new(down),
+        }));
     }
     receiver.send(Command::Expect(channel.clone())).await.map_err(|_| HubError::ShuttingDown)?;
     let watched = cluster.engines.bus.watch(channel).await;

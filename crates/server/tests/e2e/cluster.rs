@@ -244,3 +244,20 @@ async fn a_resume_on_a_node_that_watches_the_channel_is_served_from_its_recent_c
     assert_eq!(offsets(&back.publications("hot", 5).await), [2, 3, 4, 5, 6]);
     assert!(hits().await > before, "the resume did not use the cache");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engines_metrics_are_exported() {
+    let Some(redis) = RedisServer::start_or_skip() else { return };
+    let nodes = nodes(&redis, 1, "").await;
+    let mut conn = RawConn::connected(&nodes[0], None).await;
+    subscribe(&mut conn, "m").await;
+    nodes[0].publish("m", json!(1)).await;
+    conn.publications("m", 1).await;
+    let text =
+        crate::support::http().get(nodes[0].url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for name in
+        ["fanfare_bus_frames_received_total", "fanfare_redis_roundtrip_seconds_bucket", "fanfare_bus_up"]
+    {
+        assert!(text.lines().any(|l| l.starts_with(name)), "{name} missing from /metrics");
+    }
+}
