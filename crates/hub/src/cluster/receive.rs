@@ -54,6 +54,11 @@ const HELD_FRAMES: usize = 4096;
 /// The most publications one heal reads; a bigger gap takes several.
 const HEAL_READ: usize = 1000;
 
+/// Bus events taken at once: their publications of one channel are
+/// fanned out together, so each subscriber's connection writes them in one
+/// go, as a single node's pipeline does.
+const EVENT_BATCH: usize = 64;
+
 /// A failed heal read is retried after this long.
 const HEAL_RETRY: Duration = Duration::from_millis(500);
 
@@ -99,6 +104,9 @@ impl Metrics {
 struct Receiver {
     shared: Arc<Shared>,
     tracks: HashMap<ChannelName, Track>,
+    /// Publications checked and cached, to be fanned out at the end of
+    /// the batch (or before anything else of their channel).
+    outgoing: Vec<(ChannelName, fanfare_protocol::Epoch, Vec<LivePublication>)>,
     /// For the store reads it starts.
     commands: mpsc::Sender<Command>,
     metrics: Metrics,
@@ -116,6 +124,7 @@ pub(crate) async fn run(
     let mut receiver = Receiver {
         shared: shared.clone(),
         tracks: HashMap::new(),
+        outgoing: Vec::new(),
         commands: commands_tx,
         metrics: Metrics::register(),
     };
@@ -126,11 +135,18 @@ pub(crate) async fn run(
             biased;
             Some(command) = commands.recv() => receiver.on_command(command),
             event = events.recv() => match event {
-                Some(event) => receiver.on_event(event),
+                Some(event) => {
+                    receiver.on_event(event);
+                    for _ in 1..EVENT_BATCH {
+                        let Ok(event) = events.try_recv() else { break };
+                        receiver.on_event(event);
+                    }
+                }
                 None => break,
             },
             _ = check.tick() => receiver.check_positions(),
         }
+        receiver.flush();
     }
 }
 
@@ -171,6 +187,7 @@ impl Receiver {
     }
 
     fn on_command(&mut self, command: Command) {
+        self.flush();
         match command {
             Command::Expect(channel) => {
                 self.tracks.insert(channel, Track::Starting { held: Vec::new() });
@@ -203,6 +220,7 @@ impl Receiver {
             Track::Live { cursor } => cursor,
         };
         let LiveFrame::Publications { epoch, items } = frame else {
+            self.flush();
             deliver_unordered(&self.shared, &channel, &frame);
             return;
         };
@@ -239,10 +257,21 @@ impl Receiver {
         self.recent().start(channel, cursor.clone(), keep);
     }
 
-    /// Caches, then fans out, consecutive publications after the cursor.
-    fn deliver(&self, channel: &ChannelName, epoch: &fanfare_protocol::Epoch, items: &[LivePublication]) {
+    /// Caches consecutive publications after the cursor and queues them
+    /// for fan-out ([`Receiver::flush`]).
+    fn deliver(&mut self, channel: &ChannelName, epoch: &fanfare_protocol::Epoch, items: &[LivePublication]) {
         self.recent().push(channel, epoch, items);
-        deliver_publications(&self.shared, channel, epoch, items);
+        match self.outgoing.iter_mut().find(|(c, e, _)| c == channel && e == epoch) {
+            Some((_, _, queued)) => queued.extend_from_slice(items),
+            None => self.outgoing.push((channel.clone(), epoch.clone(), items.to_vec())),
+        }
+    }
+
+    /// Fans out what [`Receiver::deliver`] queued, each channel in one pass.
+    fn flush(&mut self) {
+        for (channel, epoch, items) in std::mem::take(&mut self.outgoing) {
+            deliver_publications(&self.shared, &channel, &epoch, &items);
+        }
     }
 
     /// Feeds held frames through [`Receiver::on_frame`] again, in order.
@@ -350,7 +379,8 @@ impl Receiver {
     }
 
     /// Step 4: the channel's local subscribers must recover by themselves.
-    fn lose(&self, channel: &ChannelName, why: &'static str) {
+    fn lose(&mut self, channel: &ChannelName, why: &'static str) {
+        self.flush();
         self.metrics.positions_lost.increment(1);
         let Some(chan) = self.shared.registry.get(channel) else { return };
         let state = chan.state.lock();
