@@ -1,6 +1,7 @@
 //! Appends to 1,000 channels with many appends in flight and prints the
-//! rate. Starts a private `redis-server` (no persistence) unless
-//! `REDIS_URL` names one.
+//! rate. Starts a private `redis-server` unless `REDIS_URL` names one:
+//! without persistence, or with `REDIS_PERSISTENCE=always` (AOF, fsync
+//! before every reply) or `everysec`.
 //!
 //! `cargo run --release -p fanfare-store --example redis_append_throughput [appends]`
 
@@ -18,7 +19,13 @@ const IN_FLIGHT: usize = 4_096;
 #[tokio::main]
 async fn main() {
     let total: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(200_000);
-    let server = std::env::var("REDIS_URL").is_err().then(fanfare_testkit::RedisServer::start);
+    let persistence = match std::env::var("REDIS_PERSISTENCE").as_deref() {
+        Ok("always") => fanfare_testkit::Persistence::AofAlways,
+        Ok("everysec") => fanfare_testkit::Persistence::AofEverySec,
+        _ => fanfare_testkit::Persistence::None,
+    };
+    let server =
+        std::env::var("REDIS_URL").is_err().then(|| fanfare_testkit::RedisServer::start_with(persistence));
     let url =
         std::env::var("REDIS_URL").unwrap_or_else(|_| server.as_ref().map(|s| s.url()).unwrap_or_default());
     let store = RedisStore::open(&url, RedisStoreOptions::default()).await.expect("redis is reachable");
