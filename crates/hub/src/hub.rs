@@ -461,6 +461,11 @@ impl Hub {
         Ok(())
     }
 
+    /// Whether the cluster bus's link is up (always, for a single node).
+    pub fn cluster_bus_up(&self) -> bool {
+        self.shared.cluster.as_ref().is_none_or(|c| c.bus_up())
+    }
+
     /// Whether the store takes writes and, in a cluster, the bus is up.
     pub async fn ready(&self) -> bool {
         let bus_up = self.shared.cluster.as_ref().is_none_or(|c| c.bus_up());

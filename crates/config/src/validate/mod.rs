@@ -78,12 +78,13 @@ pub(crate) fn validate(
 fn check_cluster_url(url: &str) -> Result<(), String> {
     let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
     match scheme {
-        "redis" | "rediss" if url.len() > scheme.len() + 3 => Ok(()),
-        "redis" | "rediss" => Err("a redis:// URL needs a host, e.g. redis://127.0.0.1:6379".to_owned()),
+        "redis" if url.len() > scheme.len() + 3 => Ok(()),
+        "redis" => Err("a redis:// URL needs a host, e.g. redis://127.0.0.1:6379".to_owned()),
+        "rediss" => Err("rediss:// (TLS to Redis) is not part of this build yet; use redis://host:port".to_owned()),
         "nats" | "postgres" | "postgresql" => {
             Err(format!("{scheme}:// clusters are not part of this build yet; use redis://host:port"))
         }
-        _ => Err("expected redis://host:port (or rediss:// for TLS)".to_owned()),
+        _ => Err("expected redis://host:port".to_owned()),
     }
 }
 

@@ -23,6 +23,9 @@ pub async fn ready(State(app): State<AppState>) -> impl IntoResponse {
     if app.draining() {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "draining" })));
     }
+    if !app.hub.cluster_bus_up() {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "cluster bus unavailable" })));
+    }
     if !app.hub.ready().await {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "store unavailable" })));
     }
