@@ -3,12 +3,17 @@
 //! ```text
 //! fanfare:{nodes}:leases   ZSET node -> lease expiry (ms, Redis TIME)
 //! fanfare:{nodes}:info     HASH node -> "<heartbeat ms> <NodeInfo JSON>"
+//! fanfare:{nodes}:claims   HASH node -> ms until which its claim holds
 //! ```
 //!
-//! Both keys share the `{nodes}` hash tag so every script touches one
+//! The keys share the `{nodes}` hash tag so every script touches one
 //! slot. Each script reads `TIME` itself: nodes' clocks never decide a
 //! lease. `registry_claim_expired.lua` removes what it returns, so of
-//! concurrent claimers each expired node goes to one.
+//! concurrent claimers each expired node goes to one, and records a claim
+//! for it; while the claim holds (until the claimer's `leave`, at most
+//! `CLAIM_HOLD`, 30 s) `registry_heartbeat.lua` answers 1 without registering
+//! the node, so a node that was only paused records its members again
+//! after its claimer removed them, never before.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +24,10 @@ use redis::aio::ConnectionManager;
 
 use super::scripts::{self, Lua, corrupt};
 use crate::{ClusterError, NodeId, NodeInfo, NodeRegistry};
+
+/// How long a claim holds at most: a claimer that dies while cleaning up
+/// delays a paused node's coming back by this much, no more.
+const CLAIM_HOLD: Duration = Duration::from_secs(30);
 
 struct Scripts {
     heartbeat: Lua,
@@ -60,7 +69,10 @@ impl RedisRegistry {
 
     fn invocation<'a>(&self, script: &'a Lua) -> redis::ScriptInvocation<'a> {
         let mut invocation = script.prepare();
-        invocation.key(format!("{KEY_PREFIX}:{{nodes}}:leases")).key(format!("{KEY_PREFIX}:{{nodes}}:info"));
+        invocation
+            .key(format!("{KEY_PREFIX}:{{nodes}}:leases"))
+            .key(format!("{KEY_PREFIX}:{{nodes}}:info"))
+            .key(format!("{KEY_PREFIX}:{{nodes}}:claims"));
         invocation
     }
 }
@@ -93,7 +105,8 @@ impl NodeRegistry for RedisRegistry {
     }
 
     async fn claim_expired(&self) -> Result<Vec<NodeId>, ClusterError> {
-        let invocation = self.invocation(&self.scripts.claim_expired);
+        let mut invocation = self.invocation(&self.scripts.claim_expired);
+        invocation.arg(u64::try_from(CLAIM_HOLD.as_millis()).unwrap_or(u64::MAX));
         let expired: Vec<String> =
             self.scripts.claim_expired.run(&mut self.conn.clone(), &invocation).await?;
         counter!("fanfare_cluster_lease_expiries_total").increment(expired.len() as u64);
