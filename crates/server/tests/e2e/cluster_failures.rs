@@ -814,6 +814,150 @@ async fn a_node_cut_off_from_redis_for_5_s_notices_heals_and_its_subscribers_mis
 }
 
 // ---------------------------------------------------------------------------
+// 4b. One node silently partitioned from Redis (nothing closed) past its
+//     lease: the probe must notice, a survivor removes its members, and
+//     after the heal it records them again and heals its streams.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_silently_partitioned_from_redis_past_its_lease_notices_and_comes_back_whole() {
+    let Some(redis) = RedisServer::start_or_skip() else { return };
+    const FOLLOWERS: usize = 2;
+    const MEMBERS: usize = 5;
+    let redis_addr: SocketAddr = format!("127.0.0.1:{}", redis.port()).parse().unwrap();
+    let link = CutLink::start(redis_addr).await;
+    let stalled = TestServer::in_cluster(&link.redis_url(), NAMESPACES).await;
+    let survivor = TestServer::in_cluster(&redis.url(), NAMESPACES).await;
+    let (stalled_base, survivor_base) = (base_of(&stalled), base_of(&survivor));
+
+    let mut observer = raw(&survivor.ws_url(), Some(&token("observer", json!({})))).await;
+    subscribe(&mut observer, "team:s", None).await;
+    let mut members = Vec::new();
+    for i in 0..MEMBERS {
+        let mut conn = raw(&stalled.ws_url(), Some(&token(&format!("s{i}"), json!({})))).await;
+        subscribe(&mut conn, "team:s", None).await;
+        members.push(conn);
+    }
+    let users: Vec<String> = (0..MEMBERS).map(|i| format!("s{i}")).collect();
+    expect_each_once(&mut observer, "join", &users).await;
+
+    let (stop_tx, stop) = watch::channel(None);
+    let mut followers = Vec::new();
+    for _ in 0..FOLLOWERS {
+        let seen: Arc<Mutex<Followed>> = Arc::default();
+        let (subscribed, is_subscribed) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(follow(
+            stalled.ws_url(),
+            "big:stall".into(),
+            stop.clone(),
+            seen.clone(),
+            subscribed,
+        ));
+        is_subscribed.await.unwrap();
+        followers.push((task, seen));
+    }
+    let (publishing_tx, mut publishing) = watch::channel(false);
+    let published = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let publishing_task = {
+        let (published, base) = (published.clone(), survivor_base.clone());
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(Duration::from_millis(10));
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = publishing.changed() => return published.load(Ordering::SeqCst),
+                }
+                let next = published.load(Ordering::SeqCst) + 1;
+                let (status, reply) = api_publish(&base, "big:stall", json!(next)).await;
+                assert_eq!(status, 200, "{reply}");
+                published.store(reply["offset"].as_u64().unwrap(), Ordering::SeqCst);
+            }
+        })
+    };
+    let last_seen = |seen: &Mutex<Followed>| seen.lock().offsets.last().copied().unwrap_or(0);
+    until("the followers seeing the stream", WAIT, || followers.iter().all(|(_, s)| last_seen(s) >= 10))
+        .await;
+
+    link.stall();
+    let stalled_at = Instant::now();
+    let noticing = {
+        let base = stalled_base.clone();
+        tokio::spawn(async move { until_ready_is(&base, 503, WAIT).await })
+    };
+    let leaves = expect_each_once(&mut observer, "leave", &users).await;
+    let removed = stalled_at.elapsed();
+    let noticed = noticing.await.unwrap();
+    // The partition lasts 5 s in all: this sleep is its length, not a wait.
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(stalled_at.elapsed())).await;
+    link.heal();
+    let healed = Instant::now();
+    let coming_back = {
+        let base = stalled_base.clone();
+        tokio::spawn(async move { until_ready_is(&base, 200, WAIT * 2).await })
+    };
+    let joins = expect_each_once(&mut observer, "join", &users).await;
+    let rejoined = healed.elapsed();
+    let back = coming_back.await.unwrap();
+    let target = published.load(Ordering::SeqCst);
+    until("the followers catching up with the publisher", WAIT * 2, || {
+        followers.iter().all(|(_, s)| last_seen(s) >= target)
+    })
+    .await;
+    let caught_up = healed.elapsed();
+    publishing_tx.send(true).unwrap();
+    let top = publishing_task.await.unwrap();
+    stop_tx.send(Some(top)).unwrap();
+    for (task, _) in &mut followers {
+        tokio::time::timeout(WAIT * 2, task).await.expect("a follower never reached the top").unwrap();
+    }
+    eprintln!(
+        "silent partition: /ready 503 after {noticed:?}; its members' leaves after {} (all by {removed:?}); \
+         after the heal /ready 200 in {back:?}, joins again {} (all by {rejoined:?}), followers past {target} \
+         in {caught_up:?}; {top} publications",
+        spread(leaves),
+        spread(joins)
+    );
+    let (epoch, wanted) = history(&survivor_base, "big:stall").await;
+    assert_eq!(wanted, (1..=top).collect::<Vec<_>>());
+    for (i, (_, seen)) in followers.iter().enumerate() {
+        let seen = seen.lock();
+        assert!(seen.closes.iter().all(|&code| code == 4505), "follower {i}: {:?}", seen.closes);
+        assert!(seen.recovered.iter().all(|&r| r), "follower {i}: a resume lost publications");
+        assert!(seen.epochs.iter().all(|e| *e == epoch));
+        let mut received = seen.offsets.clone();
+        if seen.closes.is_empty() {
+            assert_eq!(received, wanted, "follower {i}: gap-free, no duplicates, equal to history");
+        } else {
+            received.dedup();
+            assert_eq!(received, wanted, "follower {i}: equal to history after resuming");
+        }
+        eprintln!("follower {i}: {} publications, closes {:?}", seen.offsets.len(), seen.closes);
+    }
+    let mut expected = vec!["observer".to_owned()];
+    expected.extend(users);
+    expected.sort();
+    for base in [&survivor_base, &stalled_base] {
+        assert_eq!(presence_users(base, "team:s").await, expected);
+    }
+    drop(members);
+}
+
+/// Reads presence pushes until every user in `users` had one of `kind`;
+/// fails on a second one for a user, or on the other kind. Returns how
+/// long each took.
+async fn expect_each_once(observer: &mut RawConn, kind: &str, users: &[String]) -> Vec<Duration> {
+    let start = Instant::now();
+    let mut seen: HashMap<String, Duration> = HashMap::new();
+    while seen.len() < users.len() {
+        let push = observer.next_json().await.expect("the observer was closed");
+        let (Some(kind_seen), Some(user)) = (push["type"].as_str(), push["user"].as_str()) else { continue };
+        assert_eq!(kind_seen, kind, "{push}");
+        assert!(users.iter().any(|u| u == user), "{push}");
+        assert!(seen.insert(user.to_owned(), start.elapsed()).is_none(), "a second {kind} for {user}");
+    }
+    seen.into_values().collect()
+}
+
+// ---------------------------------------------------------------------------
 // 5. A node paused longer than its lease.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -832,22 +976,6 @@ async fn a_node_paused_past_its_lease_has_its_members_removed_then_records_them_
     }
     let users: Vec<String> = (0..MEMBERS).map(|i| format!("m{i}")).collect();
 
-    /// Reads presence pushes until every user in `users` had one of
-    /// `kind`; fails on a second one for a user, or on the other kind.
-    async fn expect_each_once(observer: &mut RawConn, kind: &str, users: &[String]) -> Vec<Duration> {
-        let start = Instant::now();
-        let mut seen: HashMap<String, Duration> = HashMap::new();
-        while seen.len() < users.len() {
-            let push = observer.next_json().await.expect("the observer was closed");
-            let (Some(kind_seen), Some(user)) = (push["type"].as_str(), push["user"].as_str()) else {
-                continue;
-            };
-            assert_eq!(kind_seen, kind, "{push}");
-            assert!(users.iter().any(|u| u == user), "{push}");
-            assert!(seen.insert(user.to_owned(), start.elapsed()).is_none(), "a second {kind} for {user}");
-        }
-        seen.into_values().collect()
-    }
     expect_each_once(&mut observer, "join", &users).await;
 
     paused.signal("STOP");

@@ -9,6 +9,7 @@ local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f
 for _, node in ipairs(expired) do
   redis.call('ZREM', KEYS[1], node)
   redis.call('HDEL', KEYS[2], node)
+  redis.call('HDEL', KEYS[4], node)
   redis.call('HSET', KEYS[3], node, string.format('%.0f', now + tonumber(ARGV[1])))
 end
 return expired
