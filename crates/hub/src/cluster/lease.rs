@@ -3,10 +3,12 @@
 //! Every `heartbeat`:
 //! 1. Renew this node's lease in the [`NodeRegistry`](fanfare_cluster::NodeRegistry)
 //!    with what `/api/nodes` shows about it.
-//! 2. If the registry did not know this node (it was silent longer than the
-//!    lease — paused, cut off — and a survivor removed its members), record
-//!    everything it holds again: its members (announcing those who are new
-//!    again) and its subscription counts.
+//! 2. If the registry registered this node anew since its last answered
+//!    heartbeat (it was silent longer than the lease — paused, cut off —
+//!    and a survivor removed its members; a late heartbeat it had given up
+//!    on may have done the re-registering), record everything it holds
+//!    again: its members (announcing those who are new again) and its
+//!    subscription counts.
 //! 3. Claim the nodes whose lease expired. The registry gives each to one
 //!    claimer only; that node removes the dead node's members and counts
 //!    and announces each leave and vacated channel exactly once, then

@@ -666,6 +666,12 @@ async fn restart_redis_under_a_node(persistence: Persistence, snapshot: bool) ->
             Err(closed) => break Err(closed.code),
         }
     };
+    match &live {
+        Ok(push) => {
+            eprintln!("  the connected subscriber got offset {} of epoch {}", push["offset"], push["epoch"])
+        }
+        Err(code) => eprintln!("  the connected subscriber was closed with {code}"),
+    }
     let mut fresh = raw(&node.ws_url(), None).await;
     let since = json!({"epoch": before, "offset": 5});
     let resumed = subscribe(&mut fresh, "big:r", Some(since)).await;
