@@ -32,7 +32,7 @@ impl Client {
     /// client reconnects by itself.
     pub async fn connect(options: ClientOptions) -> Result<Client, ClientError> {
         const CONNECT_ID: u64 = 1;
-        let (socket, result) = socket::open(&options, CONNECT_ID).await?;
+        let (socket, result) = socket::open(&options, &options.url, CONNECT_ID).await?;
         let (requests_tx, requests_rx) = mpsc::channel(options.command_buffer.max(1));
         let (state_tx, state) =
             watch::channel(ConnectionState::Connected { client_id: result.client.clone() });

@@ -79,6 +79,9 @@ pub(crate) struct Connection {
     /// fully restored (every resubscribe answered), so a server that accepts
     /// `connect` and then fails still gets growing delays.
     attempt: u32,
+    /// Where in [`ClientOptions::urls`] the next connection goes: kept
+    /// while connections there work, moved on after a failed attempt.
+    url: usize,
 }
 
 impl Connection {
@@ -90,7 +93,7 @@ impl Connection {
         next_id: u64,
     ) -> Self {
         let (subscriptions, pending) = (HashMap::new(), HashMap::new());
-        Self { options, requests, state, connect_result, subscriptions, pending, next_id, attempt: 0 }
+        Self { options, requests, state, connect_result, subscriptions, pending, next_id, attempt: 0, url: 0 }
     }
 
     /// Serves connection after connection until the client stops.
@@ -309,7 +312,10 @@ impl Connection {
                 Ok(socket) => return Ok(socket),
                 Err(error) => match stop_for(&error) {
                     Some(stop) => return Err(stop),
-                    None => tracing::info!(attempt, %error, "reconnect failed"),
+                    None => {
+                        tracing::info!(attempt, %error, "reconnect failed");
+                        self.url = self.url.wrapping_add(1);
+                    }
                 },
             }
         }
@@ -335,7 +341,8 @@ impl Connection {
     async fn restore(&mut self) -> Result<Socket, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
-        let (mut socket, result) = socket::open(&self.options, id).await?;
+        let url = self.options.url_at(self.url).to_owned();
+        let (mut socket, result) = socket::open(&self.options, &url, id).await?;
         tracing::info!(client = %result.client, "reconnected");
         self.state.send_replace(ConnectionState::Connected { client_id: result.client.clone() });
         self.connect_result.send_replace(result);

@@ -63,7 +63,11 @@
 //! `c = min(backoff.initial × 2^(n-1), backoff.max)` ("equal jitter", see
 //! [`Backoff`]), but never less than a `reconnect_after_ms` the server sent
 //! in its `disconnect` push. Calls made while waiting fail at once with
-//! `Disconnected`. It then opens a socket and sends `connect`; a refusal that
+//! `Disconnected`. It then opens a socket and sends `connect`, to the
+//! endpoint the last connection used; each failed attempt moves on to the
+//! next one of [`ClientOptions::url`] and [`ClientOptions::fallback_urls`]
+//! (round-robin), so the client of a cluster node that died reaches
+//! another node. A refusal that
 //! cannot succeed unchanged (bad or expired token) stops the client with
 //! code 4001, any other failure counts as a failed attempt. Once connected,
 //! every live subscription is resubscribed with `since` = the position of

@@ -12,6 +12,10 @@ use crate::Backoff;
 pub struct ClientOptions {
     /// The server's native WebSocket endpoint, e.g. `ws://127.0.0.1:6001/connection/websocket`.
     pub url: String,
+    /// Other endpoints of the same cluster, tried in turn after `url` when
+    /// a reconnect attempt fails (see the crate docs on reconnecting).
+    /// Empty by default: only `url` is used.
+    pub fallback_urls: Vec<String>,
     /// A JWT sent with every `connect`; `None` connects anonymously.
     pub token: Option<String>,
     /// Delays between reconnect attempts.
@@ -37,6 +41,7 @@ impl ClientOptions {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            fallback_urls: Vec::new(),
             token: None,
             backoff: Backoff::default(),
             connect_timeout: Duration::from_secs(10),
@@ -45,6 +50,17 @@ impl ClientOptions {
             command_buffer: 64,
             ping_margin: Duration::from_secs(5),
         }
+    }
+
+    /// `url`, then `fallback_urls`: the endpoints reconnects go round.
+    pub(crate) fn urls(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.url.as_str()).chain(self.fallback_urls.iter().map(String::as_str))
+    }
+
+    /// The endpoint of the `n`-th place in the round (wrapping).
+    pub(crate) fn url_at(&self, n: usize) -> &str {
+        let count = 1 + self.fallback_urls.len();
+        self.urls().nth(n % count).unwrap_or(&self.url)
     }
 
     /// How long the connection may stay silent before it counts as dead;

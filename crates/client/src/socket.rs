@@ -57,15 +57,16 @@ pub(crate) struct Socket {
     advice: Option<DisconnectAdvice>,
 }
 
-/// Opens a WebSocket to `options.url` and sends `connect` with the id
-/// `connect_id`; succeeds once the server accepted it.
+/// Opens a WebSocket to `url` (one of [`ClientOptions::urls`]) and sends
+/// `connect` with the id `connect_id`; succeeds once the server accepted it.
 pub(crate) async fn open(
     options: &ClientOptions,
+    url: &str,
     connect_id: u64,
 ) -> Result<(Socket, ConnectResult), ClientError> {
     let attempt = async {
-        let invalid = |source| ClientError::InvalidUrl { url: options.url.clone(), source };
-        let request = options.url.as_str().into_client_request().map_err(invalid)?;
+        let invalid = |source| ClientError::InvalidUrl { url: url.to_owned(), source };
+        let request = url.into_client_request().map_err(invalid)?;
         let (mut ws, _response) = connect_async(request).await.map_err(|error| match error {
             // An unsupported scheme, or `wss://` without a TLS feature.
             tungstenite::Error::Url(_) => invalid(error),

@@ -191,6 +191,27 @@ async fn after_the_socket_drops_the_client_resubscribes_from_the_last_delivered_
 }
 
 #[tokio::test]
+async fn when_its_server_is_gone_the_client_resumes_on_a_fallback_url() {
+    let mut first = FakeServer::start().await;
+    let mut second = FakeServer::start().await;
+    let options = ClientOptions { fallback_urls: vec![second.url().to_owned()], ..first.options() };
+    let (client, mut connection) = connected_with(&mut first, options).await;
+    let mut news = subscribed(&client, &mut connection, "news", 0).await;
+    connection.publish("news", "e1", 1).await;
+    assert_eq!(next_offset(&mut news).await, 1);
+    drop(first);
+    connection.drop_abruptly();
+
+    let mut connection = second.accept().await;
+    connection.accept_connect("c2").await;
+    let since = connection.accept_subscribe("e1", 1, Some(true)).await;
+    assert_eq!(since, Some(position("e1", 1)), "resumed where it stood, on the other server");
+    connection.publish("news", "e1", 2).await;
+    assert!(matches!(next_event(&mut news).await, SubscriptionEvent::Subscribed { .. }));
+    assert_eq!(next_offset(&mut news).await, 2);
+}
+
+#[tokio::test]
 async fn an_unrecovered_resubscribe_tells_the_application_and_moves_to_the_new_epoch() {
     let mut server = FakeServer::start().await;
     let (client, mut connection) = connected(&mut server).await;

@@ -12,6 +12,10 @@ use crate::{free_port, in_ci};
 pub enum Persistence {
     /// Nothing on disk: a restart starts empty.
     None,
+    /// RDB snapshots only when the test asks (`SAVE`, `BGSAVE`), never on
+    /// a schedule or at exit: a restart after [`RedisServer::kill`] loads
+    /// the last snapshot taken, however old.
+    Rdb,
     /// Append-only file, fsync once a second.
     AofEverySec,
     /// Append-only file, fsync before every reply.
@@ -22,6 +26,7 @@ impl Persistence {
     fn args(self) -> Vec<&'static str> {
         match self {
             Self::None => vec!["--save", "", "--appendonly", "no"],
+            Self::Rdb => vec!["--save", "", "--appendonly", "no", "--dbfilename", "dump.rdb"],
             Self::AofEverySec => vec!["--save", "", "--appendonly", "yes", "--appendfsync", "everysec"],
             Self::AofAlways => vec!["--save", "", "--appendonly", "yes", "--appendfsync", "always"],
         }

@@ -41,6 +41,11 @@ impl FakeServer {
         FakeServer { url, connections }
     }
 
+    /// Its WebSocket URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Options pointing at this server, with delays short enough for tests.
     pub fn options(&self) -> ClientOptions {
         ClientOptions {

@@ -29,6 +29,8 @@ macro_rules! node_registry_conformance {
             nodes_are_sorted_by_id_as_their_last_heartbeat_described_them,
             a_lease_runs_out_by_the_engines_clock_and_is_claimed,
             a_heartbeat_after_being_claimed_answers_false,
+            a_claimed_node_comes_back_only_after_its_claimer_released_it,
+            a_resurrection_shows_even_when_a_late_heartbeat_registered_the_node_first,
             a_live_node_is_never_claimed,
             each_expired_node_is_claimed_by_exactly_one_of_two_claimers,
             a_node_that_leaves_is_gone_at_once,
@@ -122,9 +124,47 @@ pub async fn a_heartbeat_after_being_claimed_answers_false(engine: &Engine) {
     registry.heartbeat(&info("node-paused"), SHORT).await.unwrap();
     wait_until_not_listed(&*registry, "node-paused").await;
     assert_eq!(registry.claim_expired().await.unwrap(), [NodeId::new("node-paused")]);
+    registry.leave(&NodeId::new("node-paused")).await.unwrap();
     assert!(!registry.heartbeat(&info("node-paused"), LONG).await.unwrap(), "it must announce itself again");
     assert!(registry.heartbeat(&info("node-paused"), LONG).await.unwrap());
     assert_eq!(ids(&*registry).await, ["node-paused"]);
+}
+
+/// A paused node back while its claimer still removes its members must
+/// not record them again yet: that removal would undo the record, and the
+/// live node's members would stay unlisted.
+pub async fn a_claimed_node_comes_back_only_after_its_claimer_released_it(engine: &Engine) {
+    let (registry, claimer) = (engine.connect().await, engine.connect().await);
+    registry.heartbeat(&info("node-paused"), SHORT).await.unwrap();
+    wait_until_not_listed(&*claimer, "node-paused").await;
+    assert_eq!(claimer.claim_expired().await.unwrap(), [NodeId::new("node-paused")]);
+    for _ in 0..3 {
+        assert!(
+            registry.heartbeat(&info("node-paused"), LONG).await.unwrap(),
+            "wait: being cleaned up after"
+        );
+        assert!(ids(&*claimer).await.is_empty(), "not registered while claimed");
+        assert!(claimer.claim_expired().await.unwrap().is_empty(), "claimed once");
+    }
+    claimer.leave(&NodeId::new("node-paused")).await.unwrap();
+    assert!(!registry.heartbeat(&info("node-paused"), LONG).await.unwrap(), "released: announce again now");
+    assert_eq!(ids(&*claimer).await, ["node-paused"]);
+}
+
+/// After a silent partition, heartbeats the node gave up on may reach the
+/// engine late, after the node was claimed and released: the first one
+/// registers it again with nobody reading the answer. The node's next
+/// heartbeat must still tell it to announce itself again.
+pub async fn a_resurrection_shows_even_when_a_late_heartbeat_registered_the_node_first(engine: &Engine) {
+    let (registry, late, claimer) = (engine.connect().await, engine.connect().await, engine.connect().await);
+    assert!(!registry.heartbeat(&info("node-cut"), SHORT).await.unwrap());
+    wait_until_not_listed(&*claimer, "node-cut").await;
+    assert_eq!(claimer.claim_expired().await.unwrap(), [NodeId::new("node-cut")]);
+    claimer.leave(&NodeId::new("node-cut")).await.unwrap();
+    // The late heartbeat, sent before the claim: its answer is lost.
+    let _ = late.heartbeat(&info("node-cut"), LONG).await.unwrap();
+    assert!(!registry.heartbeat(&info("node-cut"), LONG).await.unwrap(), "it must announce itself again");
+    assert!(registry.heartbeat(&info("node-cut"), LONG).await.unwrap(), "once");
 }
 
 pub async fn a_live_node_is_never_claimed(engine: &Engine) {

@@ -3,13 +3,29 @@
 //! ```text
 //! fanfare:{nodes}:leases   ZSET node -> lease expiry (ms, Redis TIME)
 //! fanfare:{nodes}:info     HASH node -> "<heartbeat ms> <NodeInfo JSON>"
+//! fanfare:{nodes}:claims   HASH node -> ms until which its claim holds
+//! fanfare:{nodes}:lives    HASH node -> its life: Redis TIME (ms) of its registration
+//! fanfare:{nodes}:last_life  the last life given (lives only grow)
 //! ```
 //!
-//! Both keys share the `{nodes}` hash tag so every script touches one
+//! The keys share the `{nodes}` hash tag so every script touches one
 //! slot. Each script reads `TIME` itself: nodes' clocks never decide a
 //! lease. `registry_claim_expired.lua` removes what it returns, so of
-//! concurrent claimers each expired node goes to one.
+//! concurrent claimers each expired node goes to one, and records a claim
+//! for it; while the claim holds (until the claimer's `leave`, at most
+//! `CLAIM_HOLD`, 30 s) `registry_heartbeat.lua` answers 1 without registering
+//! the node, so a node that was only paused records its members again
+//! after its claimer removed them, never before.
+//!
+//! A heartbeat answers the node's *life*, the time of the registration it
+//! found, and the handle remembers the life its last answered heartbeat
+//! saw: a different one means the node was registered anew meanwhile.
+//! Comparing lives, not asking "was it registered before this call",
+//! matters after a silent partition: heartbeats the node gave up on
+//! (timed out) may still reach Redis when the link heals, and the first of
+//! them re-registers the node with nobody reading the answer.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +35,10 @@ use redis::aio::ConnectionManager;
 
 use super::scripts::{self, Lua, corrupt};
 use crate::{ClusterError, NodeId, NodeInfo, NodeRegistry};
+
+/// How long a claim holds at most: a claimer that dies while cleaning up
+/// delays a paused node's coming back by this much, no more.
+const CLAIM_HOLD: Duration = Duration::from_secs(30);
 
 struct Scripts {
     heartbeat: Lua,
@@ -46,6 +66,8 @@ impl Scripts {
 pub struct RedisRegistry {
     conn: ConnectionManager,
     scripts: Arc<Scripts>,
+    /// The life each node's last answered heartbeat through this handle saw.
+    lives: Arc<parking_lot::Mutex<HashMap<NodeId, i64>>>,
 }
 
 impl RedisRegistry {
@@ -55,12 +77,17 @@ impl RedisRegistry {
     }
 
     pub(crate) fn with_connection(conn: ConnectionManager) -> Self {
-        Self { conn, scripts: Arc::new(Scripts::new()) }
+        Self { conn, scripts: Arc::new(Scripts::new()), lives: Arc::default() }
     }
 
     fn invocation<'a>(&self, script: &'a Lua) -> redis::ScriptInvocation<'a> {
         let mut invocation = script.prepare();
-        invocation.key(format!("{KEY_PREFIX}:{{nodes}}:leases")).key(format!("{KEY_PREFIX}:{{nodes}}:info"));
+        invocation
+            .key(format!("{KEY_PREFIX}:{{nodes}}:leases"))
+            .key(format!("{KEY_PREFIX}:{{nodes}}:info"))
+            .key(format!("{KEY_PREFIX}:{{nodes}}:claims"))
+            .key(format!("{KEY_PREFIX}:{{nodes}}:lives"))
+            .key(format!("{KEY_PREFIX}:{{nodes}}:last_life"));
         invocation
     }
 }
@@ -81,7 +108,13 @@ impl NodeRegistry for RedisRegistry {
         let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut invocation = self.invocation(&self.scripts.heartbeat);
         invocation.arg(info.id.as_str()).arg(lease_ms).arg(json);
-        self.scripts.heartbeat.run(&mut self.conn.clone(), &invocation).await
+        let life: i64 = self.scripts.heartbeat.run(&mut self.conn.clone(), &invocation).await?;
+        if life < 0 {
+            // Claimed, its claimer still cleaning up: wait, announce nothing yet.
+            return Ok(true);
+        }
+        let before = self.lives.lock().insert(info.id.clone(), life);
+        Ok(before == Some(life))
     }
 
     async fn nodes(&self) -> Result<Vec<NodeInfo>, ClusterError> {
@@ -93,7 +126,8 @@ impl NodeRegistry for RedisRegistry {
     }
 
     async fn claim_expired(&self) -> Result<Vec<NodeId>, ClusterError> {
-        let invocation = self.invocation(&self.scripts.claim_expired);
+        let mut invocation = self.invocation(&self.scripts.claim_expired);
+        invocation.arg(u64::try_from(CLAIM_HOLD.as_millis()).unwrap_or(u64::MAX));
         let expired: Vec<String> =
             self.scripts.claim_expired.run(&mut self.conn.clone(), &invocation).await?;
         counter!("fanfare_cluster_lease_expiries_total").increment(expired.len() as u64);

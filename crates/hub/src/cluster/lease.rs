@@ -3,13 +3,19 @@
 //! Every `heartbeat`:
 //! 1. Renew this node's lease in the [`NodeRegistry`](fanfare_cluster::NodeRegistry)
 //!    with what `/api/nodes` shows about it.
-//! 2. If the registry did not know this node (it was silent longer than the
-//!    lease — paused, cut off — and a survivor removed its members), record
-//!    everything it holds again: its members (announcing those who are new
-//!    again) and its subscription counts.
+//! 2. If the registry registered this node anew since its last answered
+//!    heartbeat (it was silent longer than the lease — paused, cut off —
+//!    and a survivor removed its members; a late heartbeat it had given up
+//!    on may have done the re-registering), record everything it holds
+//!    again: its members (announcing those who are new again) and its
+//!    subscription counts.
 //! 3. Claim the nodes whose lease expired. The registry gives each to one
 //!    claimer only; that node removes the dead node's members and counts
-//!    and announces each leave and vacated channel exactly once.
+//!    and announces each leave and vacated channel exactly once, then
+//!    releases the claim. Until then a claimed node that comes back from a
+//!    pause is told it is registered (step 2 waits), so it records its
+//!    members again after their removal, never before it (which the
+//!    removal would undo, leaving a live node's members unlisted).
 
 use std::sync::Arc;
 
@@ -97,12 +103,10 @@ pub(crate) async fn leave(shared: &Arc<Shared>) {
     let Some(cluster) = &shared.cluster else { return };
     let node = cluster.engines.node.clone();
     clean_up_after(shared, &node).await;
-    if let Err(error) = cluster.engines.registry.leave(&node).await {
-        tracing::warn!(%error, "could not leave the node registry; the lease will expire");
-    }
 }
 
-/// Step 3 for one dead node.
+/// Step 3 for one dead node (or this one, stopping), then its release
+/// from the registry.
 async fn clean_up_after(shared: &Arc<Shared>, node: &NodeId) {
     let Some(cluster) = &shared.cluster else { return };
     tracing::warn!(%node, "a node's lease expired: removing its members and subscriptions");
@@ -120,5 +124,8 @@ async fn clean_up_after(shared: &Arc<Shared>, node: &NodeId) {
     match engines.occupancy.remove_node(node).await {
         Ok(changes) => changes.iter().for_each(|change| occupancy::emit(shared, change)),
         Err(error) => tracing::error!(%node, %error, "could not remove a dead node's subscriptions"),
+    }
+    if let Err(error) = engines.registry.leave(node).await {
+        tracing::warn!(%node, %error, "could not release a node from the registry; its claim will expire");
     }
 }
