@@ -167,6 +167,7 @@ impl Hub {
             leaves: leaves_tx,
             occupancy: Default::default(),
             requests: Default::default(),
+            holds: Default::default(),
             bus_up: true.into(),
             started_at_ms: now_ms(),
         });

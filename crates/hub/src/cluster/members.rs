@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fanfare_cluster::ClusterError;
+use fanfare_cluster::{Announced, ClusterError};
 use fanfare_protocol::cluster::LiveFrame;
 use fanfare_protocol::native::Member;
 use fanfare_protocol::{ChannelName, UserId};
@@ -70,15 +70,22 @@ pub(crate) async fn members_of(shared: &Shared, channel: &ChannelName) -> Result
 }
 
 pub(crate) async fn announce_join(shared: &Shared, channel: &ChannelName, member: &Member, announce: bool) {
-    shared.events.emit(HubEvent::MemberAdded { channel: channel.clone(), user: member.user.to_string() });
+    let event = HubEvent::MemberAdded { channel: channel.clone(), user: member.user.to_string() };
+    super::announce::opened(shared, Announced::Member(channel.clone(), member.user.clone()), event).await;
     if announce {
         let frame = LiveFrame::Join { user: member.user.clone(), info: member.info.clone() };
         publish_frame(shared, channel, frame).await;
     }
 }
 
-pub(crate) async fn announce_leave(shared: &Shared, channel: &ChannelName, user: &UserId, announce: bool) {
-    shared.events.emit(HubEvent::MemberRemoved { channel: channel.clone(), user: user.to_string() });
+pub(crate) async fn announce_leave(
+    shared: &Arc<Shared>,
+    channel: &ChannelName,
+    user: &UserId,
+    announce: bool,
+) {
+    let event = HubEvent::MemberRemoved { channel: channel.clone(), user: user.to_string() };
+    super::announce::closed(shared, Announced::Member(channel.clone(), user.clone()), event).await;
     if announce {
         publish_frame(shared, channel, LiveFrame::Leave { user: user.clone() }).await;
     }

@@ -17,6 +17,8 @@
 //!   occupied/vacated and listings are cluster-wide.
 //! - `lease.rs`: heartbeats in the [`NodeRegistry`]; a survivor cleans up
 //!   after a dead node.
+//! - `announce.rs`: lifecycle events (webhooks) once per transition, with
+//!   a hold that a reopening on any node cancels.
 //! - `control.rs`: requests to every node (disconnect a user) with replies,
 //!   so an answer names the nodes that did not answer.
 //!
@@ -24,6 +26,7 @@
 //! [`Occupancy`]: fanfare_cluster::Occupancy
 //! [`NodeRegistry`]: fanfare_cluster::NodeRegistry
 
+mod announce;
 mod control;
 mod lease;
 mod members;
@@ -35,7 +38,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use fanfare_cluster::{ClusterBus, NodeId, NodeRegistry, Occupancy, PresenceStore};
+use fanfare_cluster::{Announcements, ClusterBus, NodeId, NodeRegistry, Occupancy, PresenceStore};
 use tokio::sync::mpsc;
 
 pub use control::DisconnectReport;
@@ -55,6 +58,7 @@ pub struct ClusterEngines {
     pub presence: Arc<dyn PresenceStore>,
     pub occupancy: Arc<dyn Occupancy>,
     pub registry: Arc<dyn NodeRegistry>,
+    pub announcements: Arc<dyn Announcements>,
 }
 
 /// Timings of a cluster node.
@@ -74,6 +78,10 @@ pub struct ClusterOptions {
     pub advertise: Option<String>,
     /// The server's version, as listed by `/api/nodes`.
     pub version: String,
+    /// How long `channel_vacated` and `member_removed` events wait for a
+    /// reopening on any node, which cancels both (`announce.rs`); zero
+    /// emits every decision at once.
+    pub event_hold: Duration,
 }
 
 impl Default for ClusterOptions {
@@ -85,6 +93,7 @@ impl Default for ClusterOptions {
             request_timeout: Duration::from_secs(2),
             advertise: None,
             version: String::new(),
+            event_hold: Duration::from_secs(3),
         }
     }
 }
@@ -97,6 +106,7 @@ pub(crate) struct Cluster {
     pub leaves: LeaveQueue,
     pub occupancy: OccupancyReporter,
     pub requests: control::Requests,
+    pub holds: announce::Holds,
     /// Whether the bus link is up (for `/ready`).
     pub bus_up: AtomicBool,
     pub started_at_ms: u64,

@@ -68,7 +68,8 @@ async fn publishers_on_three_nodes_give_every_subscriber_one_gap_free_order_equa
     let mut expected: Vec<Value> = Vec::new();
     while expected.len() < total {
         let since = expected.len();
-        let (_, page) = nodes[0].get(&format!("/api/history?channel=big:feed&since={since}&limit=1000")).await;
+        let (_, page) =
+            nodes[0].get(&format!("/api/history?channel=big:feed&since={since}&limit=1000")).await;
         let publications = page["publications"].as_array().unwrap();
         assert!(!publications.is_empty(), "history ends at {since}: {page}");
         expected.extend(publications.iter().cloned());
