@@ -35,9 +35,12 @@ fn sdk(server: &TestServer) -> Sdk<'_> {
     Sdk { server, app_id: "app-1", key: "key-1", secret: "secret-1" }
 }
 
-/// Every webhook event received, in arrival order: `(name, channel, user_id)`.
+/// A webhook event: `(name, channel, user_id)`.
+type Hook = (String, String, Option<String>);
+
+/// Every webhook event received, in arrival order.
 #[derive(Clone, Default)]
-struct Hooks(Arc<Mutex<Vec<(String, String, Option<String>)>>>);
+struct Hooks(Arc<Mutex<Vec<Hook>>>);
 
 impl Hooks {
     async fn start() -> (String, Self) {
