@@ -11,7 +11,8 @@
 //! 3. A node that stops releases what it holds at once (`flush`), so a
 //!    clean stop loses no closing.
 //!
-//! With `event_hold` zero the engine's decisions are emitted as they come.
+//! With `event_hold` zero the engine's decisions are emitted as they come;
+//! with nobody listening (no webhooks) nothing of this runs.
 //!
 //! [`Announcements`]: fanfare_cluster::Announcements
 
@@ -44,7 +45,7 @@ impl Default for Holds {
 pub(crate) async fn opened(shared: &Shared, subject: Announced, event: HubEvent) {
     let Some(cluster) = &shared.cluster else { return };
     let hold = cluster.options.event_hold;
-    if hold.is_zero() {
+    if hold.is_zero() || !shared.events.listening() {
         return shared.events.emit(event);
     }
     match cluster.engines.announcements.opening(&subject, hold + STALE_AFTER_HOLD).await {
@@ -61,7 +62,7 @@ pub(crate) async fn opened(shared: &Shared, subject: Announced, event: HubEvent)
 pub(crate) async fn closed(shared: &Arc<Shared>, subject: Announced, event: HubEvent) {
     let Some(cluster) = &shared.cluster else { return };
     let hold = cluster.options.event_hold;
-    if hold.is_zero() {
+    if hold.is_zero() || !shared.events.listening() {
         return shared.events.emit(event);
     }
     let engines = &cluster.engines;
