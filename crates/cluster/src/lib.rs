@@ -11,6 +11,9 @@
 //!   node holding each connection, so join/leave decisions are cluster-wide.
 //! - [`Occupancy`] (`occupancy.rs`): subscription counts per channel and
 //!   node, for occupied/vacated and cluster-wide channel listings.
+//! - [`Announcements`] (`announcements.rs`): what webhook listeners were
+//!   told, so a closing held on one node is cancelled by a reopening on
+//!   another.
 //! - [`NodeRegistry`] (`registry.rs`): live nodes with leases; each expired
 //!   node is claimed by exactly one survivor, which cleans up after it.
 //!
@@ -18,6 +21,7 @@
 //! its hash tag). Each trait has a conformance suite (`conformance`) that
 //! every implementation runs.
 
+mod announcements;
 mod bus;
 pub mod conformance;
 mod error;
@@ -27,6 +31,7 @@ mod presence;
 pub mod redis;
 mod registry;
 
+pub use announcements::{Announced, Announcements};
 pub use bus::{BusEvent, ClusterBus};
 pub use error::ClusterError;
 pub use node::{NodeId, NodeInfo};

@@ -53,6 +53,32 @@ pub trait PresenceStore: Send + Sync + 'static {
         conn: u64,
     ) -> Result<bool, ClusterError>;
 
+    /// [`join`](PresenceStore::join), and when it is the user's first
+    /// connection, `push` (a live frame) published on the channel's live
+    /// topic in the same atomic step: the join and leave pushes of one
+    /// channel reach every node in the order the engine decided them, even
+    /// when a leave decided on one node is followed at once by a join on
+    /// another.
+    async fn join_pushing(
+        &self,
+        node: &NodeId,
+        channel: &ChannelName,
+        member: &Member,
+        conn: u64,
+        push: Option<Vec<u8>>,
+    ) -> Result<bool, ClusterError>;
+
+    /// [`leave`](PresenceStore::leave), publishing `push` when it was the
+    /// user's last connection, as [`join_pushing`](PresenceStore::join_pushing).
+    async fn leave_pushing(
+        &self,
+        node: &NodeId,
+        channel: &ChannelName,
+        user: &UserId,
+        conn: u64,
+        push: Option<Vec<u8>>,
+    ) -> Result<bool, ClusterError>;
+
     /// The channel's members, sorted by user id.
     async fn members(&self, channel: &ChannelName) -> Result<Vec<Member>, ClusterError>;
 

@@ -40,6 +40,11 @@ impl EventSink {
         self.sender.set((tx, with_counts)).ok().map(|()| rx)
     }
 
+    /// Whether anyone listens (webhooks are configured).
+    pub fn listening(&self) -> bool {
+        self.sender.get().is_some()
+    }
+
     pub fn emit(&self, event: HubEvent) {
         let Some((tx, with_counts)) = self.sender.get() else { return };
         if matches!(event, HubEvent::SubscriptionCount { .. }) && !with_counts {

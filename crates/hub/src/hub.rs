@@ -168,6 +168,7 @@ impl Hub {
             occupancy: Default::default(),
             requests: Default::default(),
             recent: Default::default(),
+            holds: Default::default(),
             bus_up: true.into(),
             started_at_ms: now_ms(),
         });

@@ -72,12 +72,15 @@ async fn open_cluster(settings: &ClusterSettings) -> anyhow::Result<(ClusterEngi
         presence: Arc::new(redis.presence),
         occupancy: Arc::new(redis.occupancy),
         registry: Arc::new(redis.registry),
+        announcements: Arc::new(redis.announcements),
     };
     let options = ClusterOptions {
         heartbeat: settings.heartbeat,
         node_lease: settings.node_lease,
         advertise: settings.advertise.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        // Webhooks hold closings this long; in a cluster the hub holds them.
+        event_hold: crate::pusher::webhooks::WebhookOptions::default().hold,
         ..ClusterOptions::default()
     };
     Ok((engines, options))

@@ -123,7 +123,13 @@ pub fn build(settings: Settings, api_key: String, engines: Engines) -> anyhow::R
         None => Hub::new(store.clone(), policy, options),
     });
     let apps = Arc::new(Apps::new(settings.pusher.apps.clone()).context("configuring Pusher apps")?);
-    let webhooks = Webhooks::start(apps.clone(), &hub, &settings.data_dir, WebhookOptions::default());
+    // A cluster node's hub holds channel_vacated and member_removed itself
+    // (so that a reopening on another node cancels them): no second hold.
+    let webhook_options = match hub.node_id() {
+        Some(_) => WebhookOptions { hold: Duration::ZERO, ..WebhookOptions::default() },
+        None => WebhookOptions::default(),
+    };
+    let webhooks = Webhooks::start(apps.clone(), &hub, &settings.data_dir, webhook_options);
     let pusher = Arc::new(PusherState { apps, users: SignedInUsers::default(), webhooks });
     let draining = AtomicBool::new(false);
     let api_key = ServerApiKey(Arc::from(api_key));

@@ -1,10 +1,11 @@
 //! Redis implementations of the cluster engines.
 //!
 //! [`RedisBus`] is the live bus (one pub/sub connection per node);
-//! [`RedisEngines::open`] gives the presence store, occupancy and node
-//! registry over one multiplexed connection; each also has an `open` of
+//! [`RedisEngines::open`] gives the presence store, occupancy, node
+//! registry and announcements over one multiplexed connection; each also has an `open` of
 //! its own (a connection each, as a separate node would have).
 
+mod announcements;
 mod bus;
 mod channel_index;
 mod occupancy;
@@ -12,6 +13,7 @@ mod presence;
 mod registry;
 mod scripts;
 
+pub use announcements::RedisAnnouncements;
 pub use bus::{RedisBus, RedisBusOptions};
 pub use occupancy::RedisOccupancy;
 pub use presence::RedisPresence;
@@ -26,6 +28,7 @@ pub struct RedisEngines {
     pub presence: RedisPresence,
     pub occupancy: RedisOccupancy,
     pub registry: RedisRegistry,
+    pub announcements: RedisAnnouncements,
 }
 
 impl RedisEngines {
@@ -35,7 +38,8 @@ impl RedisEngines {
         Ok(Self {
             presence: RedisPresence::with_connection(conn.clone()),
             occupancy: RedisOccupancy::with_connection(conn.clone()),
-            registry: RedisRegistry::with_connection(conn),
+            registry: RedisRegistry::with_connection(conn.clone()),
+            announcements: RedisAnnouncements::with_connection(conn),
         })
     }
 }

@@ -11,10 +11,12 @@
 //!
 //! 1. `join` marks the channel in the node's index (`channel_index.rs`),
 //!    runs `presence_join.lua` (a connection already there counts once;
-//!    the user's count going 0 → 1 is the first join, and stores the
-//!    record), then marks the channel again.
+//!    the user's count going 0 → 1 is the first join, stores the record
+//!    and, with `join_pushing`, publishes the join push on the channel's
+//!    live topic), then marks the channel again.
 //! 2. `leave` reads the channel's token, runs `presence_leave.lua` (the
-//!    count going 1 → 0 is the last leave, and drops the record), and
+//!    count going 1 → 0 is the last leave, drops the record and publishes
+//!    the leave push if given), and
 //!    when the node holds nothing more there, forgets the channel unless
 //!    it was marked again meanwhile.
 //! 3. `remove_node` runs `presence_remove_node.lua` for every indexed
@@ -22,7 +24,7 @@
 //!    records of users left with none, so a second caller gets nothing),
 //!    then forgets those channels the same way.
 
-use fanfare_protocol::cluster::{KEY_PREFIX, channel_key};
+use fanfare_protocol::cluster::{KEY_PREFIX, channel_key, live_channel};
 use fanfare_protocol::native::Member;
 use fanfare_protocol::{ChannelName, JsonData, UserId};
 use redis::aio::ConnectionManager;
@@ -100,6 +102,14 @@ fn decode_record(record: &str) -> Result<Member, ClusterError> {
     Ok(Member { user, info })
 }
 
+/// The live topic and the frame a presence script publishes, or `""` for none.
+fn push_args(invocation: &mut redis::ScriptInvocation<'_>, channel: &ChannelName, push: Option<Vec<u8>>) {
+    match push {
+        Some(frame) => invocation.arg(live_channel(channel)).arg(frame),
+        None => invocation.arg("").arg(""),
+    };
+}
+
 fn channel_name(name: &str) -> Result<ChannelName, ClusterError> {
     ChannelName::new(name).map_err(|e| corrupt("presence channel", e))
 }
@@ -113,14 +123,7 @@ impl PresenceStore for RedisPresence {
         member: &Member,
         conn: u64,
     ) -> Result<bool, ClusterError> {
-        let (mut link, index) = (self.conn.clone(), index_keys(node));
-        self.scripts.index.mark(&mut link, &index, node, channel.as_str()).await?;
-        let mut invocation = self.scripts.join.prepare();
-        invocation.key(&Self::keys(channel, node)[..]);
-        invocation.arg(conn).arg(member.user.as_str()).arg(encode_record(member));
-        let first = self.scripts.join.run(&mut link, &invocation).await?;
-        self.scripts.index.mark(&mut link, &index, node, channel.as_str()).await?;
-        Ok(first)
+        self.join_pushing(node, channel, member, conn, None).await
     }
 
     async fn leave(
@@ -130,11 +133,42 @@ impl PresenceStore for RedisPresence {
         user: &UserId,
         conn: u64,
     ) -> Result<bool, ClusterError> {
+        self.leave_pushing(node, channel, user, conn, None).await
+    }
+
+    async fn join_pushing(
+        &self,
+        node: &NodeId,
+        channel: &ChannelName,
+        member: &Member,
+        conn: u64,
+        push: Option<Vec<u8>>,
+    ) -> Result<bool, ClusterError> {
+        let (mut link, index) = (self.conn.clone(), index_keys(node));
+        self.scripts.index.mark(&mut link, &index, node, channel.as_str()).await?;
+        let mut invocation = self.scripts.join.prepare();
+        invocation.key(&Self::keys(channel, node)[..]);
+        invocation.arg(conn).arg(member.user.as_str()).arg(encode_record(member));
+        push_args(&mut invocation, channel, push);
+        let first = self.scripts.join.run(&mut link, &invocation).await?;
+        self.scripts.index.mark(&mut link, &index, node, channel.as_str()).await?;
+        Ok(first)
+    }
+
+    async fn leave_pushing(
+        &self,
+        node: &NodeId,
+        channel: &ChannelName,
+        user: &UserId,
+        conn: u64,
+        push: Option<Vec<u8>>,
+    ) -> Result<bool, ClusterError> {
         let (mut link, index) = (self.conn.clone(), index_keys(node));
         let token = self.scripts.index.token(&mut link, &index, channel.as_str()).await?;
         let mut invocation = self.scripts.leave.prepare();
         invocation.key(&Self::keys(channel, node)[..]);
         invocation.arg(conn).arg(user.as_str());
+        push_args(&mut invocation, channel, push);
         let (last, node_empty): (bool, bool) = self.scripts.leave.run(&mut link, &invocation).await?;
         if let (true, Some(token)) = (node_empty, token) {
             let entry = [(channel.as_str().to_owned(), token)];
@@ -178,9 +212,62 @@ impl PresenceStore for RedisPresence {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use fanfare_protocol::cluster::LiveFrame;
+    use fanfare_testkit::RedisServer;
     use serde_json::json;
 
     use super::*;
+    use crate::redis::{RedisBus, RedisBusOptions};
+    use crate::{BusEvent, ClusterBus};
+
+    /// A leave decided on node A and the join right after on node B: the
+    /// engine publishes both pushes as it decides them, so every node gets
+    /// them in that order (when each node published its own after the
+    /// script answered, B's join could overtake A's leave and a client
+    /// would drop a member who is there). Nothing for a join or leave that
+    /// is not the first or last.
+    #[tokio::test]
+    async fn pushes_are_published_by_the_engine_in_decision_order_and_only_for_first_and_last() {
+        let Some(redis) = RedisServer::start_or_skip() else { return };
+        let url = redis.url();
+        let bus = RedisBus::open(&url, NodeId::new("watcher"), RedisBusOptions::default()).await.unwrap();
+        let mut events = bus.events().unwrap();
+        let channel = ChannelName::new("presence-room").unwrap();
+        bus.watch(&channel).await.unwrap();
+        let presence = RedisPresence::open(&url).await.unwrap();
+        let (a, b) = (NodeId::new("a"), NodeId::new("b"));
+        let alice = Member { user: UserId::new("alice"), info: None };
+        let join = || Some(LiveFrame::Join { user: alice.user.clone(), info: None }.encode());
+        let leave = || Some(LiveFrame::Leave { user: alice.user.clone() }.encode());
+
+        assert!(presence.join_pushing(&a, &channel, &alice, 1, join()).await.unwrap());
+        assert!(!presence.join_pushing(&a, &channel, &alice, 2, join()).await.unwrap());
+        assert!(!presence.leave_pushing(&a, &channel, &alice.user, 2, leave()).await.unwrap());
+        assert!(presence.leave_pushing(&a, &channel, &alice.user, 1, leave()).await.unwrap());
+        assert!(presence.join_pushing(&b, &channel, &alice, 3, join()).await.unwrap());
+        bus.publish(&channel, b"end".to_vec()).await.unwrap();
+
+        let mut frames = Vec::new();
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap().unwrap();
+            let BusEvent::Live { frame, .. } = event else { continue };
+            if &frame[..] == b"end" {
+                break;
+            }
+            frames.push(LiveFrame::decode(&frame).unwrap());
+        }
+        let kinds: Vec<&str> = frames
+            .iter()
+            .map(|f| match f {
+                LiveFrame::Join { .. } => "join",
+                LiveFrame::Leave { .. } => "leave",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["join", "leave", "join"]);
+    }
 
     #[test]
     fn a_record_keeps_the_ids_json_type_and_the_info() {

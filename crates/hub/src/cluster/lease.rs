@@ -98,11 +98,12 @@ async fn announce_again(shared: &Arc<Shared>) {
 }
 
 /// A clean stop: this node's members and counts go at once (announced
-/// like a dead node's), then its lease.
+/// like a dead node's), held closings are released now, then its lease.
 pub(crate) async fn leave(shared: &Arc<Shared>) {
     let Some(cluster) = &shared.cluster else { return };
     let node = cluster.engines.node.clone();
     clean_up_after(shared, &node).await;
+    super::announce::flush(shared).await;
 }
 
 /// Step 3 for one dead node (or this one, stopping), then its release
@@ -122,7 +123,11 @@ async fn clean_up_after(shared: &Arc<Shared>, node: &NodeId) {
         Err(error) => tracing::error!(%node, %error, "could not remove a dead node's members"),
     }
     match engines.occupancy.remove_node(node).await {
-        Ok(changes) => changes.iter().for_each(|change| occupancy::emit(shared, change)),
+        Ok(changes) => {
+            for change in &changes {
+                occupancy::emit(shared, change).await;
+            }
+        }
         Err(error) => tracing::error!(%node, %error, "could not remove a dead node's subscriptions"),
     }
     if let Err(error) = engines.registry.leave(node).await {

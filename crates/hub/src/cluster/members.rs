@@ -3,21 +3,25 @@
 //! 1. A subscription that joins presence records its connection in the
 //!    [`PresenceStore`](fanfare_cluster::PresenceStore) before the
 //!    subscribe is answered. The engine answers whether it was the user's
-//!    first connection anywhere; only the node that got `true` emits
-//!    `member_added` and publishes the `join` frame, so of two nodes that
-//!    see the user join at once, exactly one announces it.
+//!    first connection anywhere; the engine publishes the `join` frame in
+//!    the same atomic step (so the pushes of a channel reach every node in
+//!    the order the engine decided them: a leave decided on one node and a
+//!    join on another never arrive swapped), and only the node that got
+//!    `true` emits `member_added`: of two nodes that see the user join at
+//!    once, exactly one announces it.
 //! 2. The subscribe reply lists the channel's members as the engine has
 //!    them, this connection included.
 //! 3. Leaves are queued (an unsubscribe or a closing connection must not
-//!    wait for the engine) and applied in order by one task; the node whose
-//!    leave removed the user's last connection announces it.
+//!    wait for the engine) and applied in order by one task; the engine
+//!    publishes the `leave` frame of the user's last connection, and the
+//!    node whose leave it was emits `member_removed`.
 //! 4. A leave that fails because the engine is unreachable is retried
 //!    until it succeeds, so a member is never left behind by a live node.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use fanfare_cluster::ClusterError;
+use fanfare_cluster::{Announced, ClusterError};
 use fanfare_protocol::cluster::LiveFrame;
 use fanfare_protocol::native::Member;
 use fanfare_protocol::{ChannelName, UserId};
@@ -57,8 +61,11 @@ pub(crate) async fn join(
 ) -> Result<Vec<Member>, ClusterError> {
     let Some(cluster) = &shared.cluster else { return Ok(Vec::new()) };
     let engines = &cluster.engines;
-    if engines.presence.join(&engines.node, channel, member, conn).await? {
-        announce_join(shared, channel, member, announce).await;
+    let push =
+        announce.then(|| LiveFrame::Join { user: member.user.clone(), info: member.info.clone() }.encode());
+    if engines.presence.join_pushing(&engines.node, channel, member, conn, push).await? {
+        let event = HubEvent::MemberAdded { channel: channel.clone(), user: member.user.to_string() };
+        super::announce::opened(shared, Announced::Member(channel.clone(), member.user.clone()), event).await;
     }
     engines.presence.members(channel).await
 }
@@ -69,19 +76,22 @@ pub(crate) async fn members_of(shared: &Shared, channel: &ChannelName) -> Result
     cluster.engines.presence.members(channel).await
 }
 
-pub(crate) async fn announce_join(shared: &Shared, channel: &ChannelName, member: &Member, announce: bool) {
-    shared.events.emit(HubEvent::MemberAdded { channel: channel.clone(), user: member.user.to_string() });
-    if announce {
-        let frame = LiveFrame::Join { user: member.user.clone(), info: member.info.clone() };
-        publish_frame(shared, channel, frame).await;
-    }
-}
-
-pub(crate) async fn announce_leave(shared: &Shared, channel: &ChannelName, user: &UserId, announce: bool) {
-    shared.events.emit(HubEvent::MemberRemoved { channel: channel.clone(), user: user.to_string() });
+pub(crate) async fn announce_leave(
+    shared: &Arc<Shared>,
+    channel: &ChannelName,
+    user: &UserId,
+    announce: bool,
+) {
     if announce {
         publish_frame(shared, channel, LiveFrame::Leave { user: user.clone() }).await;
     }
+    leave_event(shared, channel, user).await;
+}
+
+/// `member_removed` for the hub's events (the push went already).
+async fn leave_event(shared: &Arc<Shared>, channel: &ChannelName, user: &UserId) {
+    let event = HubEvent::MemberRemoved { channel: channel.clone(), user: user.to_string() };
+    super::announce::closed(shared, Announced::Member(channel.clone(), user.clone()), event).await;
 }
 
 async fn publish_frame(shared: &Shared, channel: &ChannelName, frame: LiveFrame) {
@@ -107,7 +117,12 @@ pub(crate) async fn run_leaves(shared: Arc<Shared>, mut leaves: LeaveReceiver) {
     while let Some(leave) = leaves.recv().await {
         let mut retry = FIRST_RETRY;
         let last = loop {
-            match engines.presence.leave(&engines.node, &leave.channel, &leave.user, leave.conn).await {
+            let push = leave.announce.then(|| LiveFrame::Leave { user: leave.user.clone() }.encode());
+            match engines
+                .presence
+                .leave_pushing(&engines.node, &leave.channel, &leave.user, leave.conn, push)
+                .await
+            {
                 Ok(last) => break last,
                 Err(error) => {
                     tracing::debug!(channel = %leave.channel, %error, "presence leave failed; retrying");
@@ -117,7 +132,7 @@ pub(crate) async fn run_leaves(shared: Arc<Shared>, mut leaves: LeaveReceiver) {
             }
         };
         if last {
-            announce_leave(&shared, &leave.channel, &leave.user, leave.announce).await;
+            leave_event(&shared, &leave.channel, &leave.user).await;
         }
     }
 }

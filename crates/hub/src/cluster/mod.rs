@@ -19,6 +19,8 @@
 //!   occupied/vacated and listings are cluster-wide.
 //! - `lease.rs`: heartbeats in the [`NodeRegistry`]; a survivor cleans up
 //!   after a dead node.
+//! - `announce.rs`: lifecycle events (webhooks) once per transition, with
+//!   a hold that a reopening on any node cancels.
 //! - `control.rs`: requests to every node (disconnect a user) with replies,
 //!   so an answer names the nodes that did not answer.
 //!
@@ -26,6 +28,7 @@
 //! [`Occupancy`]: fanfare_cluster::Occupancy
 //! [`NodeRegistry`]: fanfare_cluster::NodeRegistry
 
+mod announce;
 mod control;
 mod lease;
 mod members;
@@ -38,7 +41,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use fanfare_cluster::{ClusterBus, NodeId, NodeRegistry, Occupancy, PresenceStore};
+use fanfare_cluster::{Announcements, ClusterBus, NodeId, NodeRegistry, Occupancy, PresenceStore};
 use tokio::sync::mpsc;
 
 pub use control::DisconnectReport;
@@ -58,6 +61,7 @@ pub struct ClusterEngines {
     pub presence: Arc<dyn PresenceStore>,
     pub occupancy: Arc<dyn Occupancy>,
     pub registry: Arc<dyn NodeRegistry>,
+    pub announcements: Arc<dyn Announcements>,
 }
 
 /// Timings of a cluster node.
@@ -77,6 +81,10 @@ pub struct ClusterOptions {
     pub advertise: Option<String>,
     /// The server's version, as listed by `/api/nodes`.
     pub version: String,
+    /// How long `channel_vacated` and `member_removed` events wait for a
+    /// reopening on any node, which cancels both (`announce.rs`); zero
+    /// emits every decision at once.
+    pub event_hold: Duration,
 }
 
 impl Default for ClusterOptions {
@@ -88,6 +96,7 @@ impl Default for ClusterOptions {
             request_timeout: Duration::from_secs(2),
             advertise: None,
             version: String::new(),
+            event_hold: Duration::from_secs(3),
         }
     }
 }
@@ -102,6 +111,7 @@ pub(crate) struct Cluster {
     pub requests: control::Requests,
     /// Recent publications of live channels, for resumes (`recent.rs`).
     pub recent: recent::RecentCache,
+    pub holds: announce::Holds,
     /// Whether the bus link is up (for `/ready`).
     pub bus_up: AtomicBool,
     pub started_at_ms: u64,

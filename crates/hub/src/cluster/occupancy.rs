@@ -9,14 +9,15 @@
 //!    with its latest count: a local subscribe and unsubscribe in quick
 //!    succession make no occupied/vacated pair at all.
 //! 3. The engine's answer decides the events, so exactly one node emits
-//!    `channel_occupied` (`0 → n` anywhere) and one `channel_vacated`.
+//!    `channel_occupied` (`0 → n` anywhere) and one `channel_vacated`
+//!    (after the hold of `announce.rs`).
 //! 4. A report that fails is marked dirty again and retried.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fanfare_cluster::OccupancyChange;
+use fanfare_cluster::{Announced, OccupancyChange};
 use fanfare_protocol::ChannelName;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
@@ -84,7 +85,7 @@ async fn report(shared: &Arc<Shared>, channels: Vec<ChannelName>) -> Vec<Channel
     let mut failed = Vec::new();
     for (channel, outcome) in outcomes {
         match outcome {
-            Ok(change) => emit(shared, &change),
+            Ok(change) => emit(shared, &change).await,
             Err(error) => {
                 tracing::debug!(%channel, %error, "occupancy report failed; retrying");
                 failed.push(channel);
@@ -95,16 +96,18 @@ async fn report(shared: &Arc<Shared>, channels: Vec<ChannelName>) -> Vec<Channel
 }
 
 /// Step 3.
-pub(crate) fn emit(shared: &Shared, change: &OccupancyChange) {
+pub(crate) async fn emit(shared: &Arc<Shared>, change: &OccupancyChange) {
     let channel = &change.channel;
     if change.occupied() {
-        shared.events.emit(HubEvent::ChannelOccupied { channel: channel.clone() });
+        let event = HubEvent::ChannelOccupied { channel: channel.clone() };
+        super::announce::opened(shared, Announced::Channel(channel.clone()), event).await;
     }
     if change.after != change.before && change.after > 0 {
         let count = usize::try_from(change.after).unwrap_or(usize::MAX);
         shared.events.emit(HubEvent::SubscriptionCount { channel: channel.clone(), count });
     }
     if change.vacated() {
-        shared.events.emit(HubEvent::ChannelVacated { channel: channel.clone() });
+        let event = HubEvent::ChannelVacated { channel: channel.clone() };
+        super::announce::closed(shared, Announced::Channel(channel.clone()), event).await;
     }
 }

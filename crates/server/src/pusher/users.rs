@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use fanfare_hub::{CloseReason, ConnId, Outbox};
-use fanfare_protocol::{CloseCode, UserId};
+use fanfare_hub::{ConnId, Outbox};
+use fanfare_protocol::UserId;
 use parking_lot::Mutex;
 
 type Key = (String, String);
@@ -113,17 +113,15 @@ impl SignedInUsers {
         }
         notify_offline
     }
+}
 
-    /// Closes every signed-in connection of `user` (Pusher
-    /// `terminate_connections`); returns how many.
-    pub fn terminate(&self, app: &str, user: &str) -> usize {
-        let users = self.users.lock();
-        let Some(entry) = users.get(&(app.to_owned(), user.to_owned())) else { return 0 };
-        for (_, outbox) in &entry.connections {
-            outbox.close(CloseReason::new(CloseCode::Disconnected));
-        }
-        entry.connections.len()
-    }
+/// The user a signed-in Pusher connection is registered under in the
+/// hub's connections, so that `terminate_connections` reaches it on every
+/// node through `Hub::disconnect_user`. Scoped by app (two apps may have
+/// a user of the same id) and kept apart from native users' token
+/// subjects by the unit separators.
+pub fn hub_user(app: &str, user: &str) -> String {
+    format!("pusher\u{1f}{app}\u{1f}{user}")
 }
 
 fn outboxes(list: &[(ConnId, Arc<Outbox>)], except: ConnId) -> Vec<Arc<Outbox>> {
@@ -157,14 +155,8 @@ mod tests {
     }
 
     #[test]
-    fn terminate_closes_every_connection_of_the_user_in_that_app_only() {
-        let users = SignedInUsers::default();
-        let (a, b, other) = (outbox(), outbox(), outbox());
-        users.sign_in("app", "bob", 1, &a, &[]);
-        users.sign_in("app", "bob", 2, &b, &[]);
-        users.sign_in("other", "bob", 3, &other, &[]);
-        assert_eq!(users.terminate("app", "bob"), 2);
-        assert!(a.is_closed() && b.is_closed() && !other.is_closed());
+    fn hub_users_are_scoped_by_app() {
+        assert_ne!(hub_user("app", "bob"), hub_user("other", "bob"));
     }
 
     #[test]

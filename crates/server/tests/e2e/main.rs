@@ -5,6 +5,7 @@ mod bad_input;
 mod bench;
 mod cluster;
 mod cluster_failures;
+mod cluster_pusher;
 mod docs;
 mod durability;
 mod framing;

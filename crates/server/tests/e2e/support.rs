@@ -63,13 +63,24 @@ impl TestServer {
     /// Starts with extra TOML, then `adjust` on the loaded settings (for
     /// top-level keys, which TOML appended after a table cannot set).
     pub async fn with_settings(extra: &str, adjust: impl FnOnce(&mut config::Settings)) -> Self {
+        Self::with_engines(extra, adjust, |_| {}).await
+    }
+
+    /// [`with_settings`](Self::with_settings), then `adjust_engines` on the
+    /// opened engines (a cluster node's timings).
+    pub async fn with_engines(
+        extra: &str,
+        adjust: impl FnOnce(&mut config::Settings),
+        adjust_engines: impl FnOnce(&mut fanfare::engines::Engines),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fanfare.toml");
         std::fs::write(&path, toml_for(dir.path(), extra)).unwrap();
         let args = ServeArgs { config: Some(path), ..ServeArgs::default() };
         let mut settings = config::load(&args).unwrap();
         adjust(&mut settings);
-        let engines = fanfare::engines::open(&settings).await.unwrap();
+        let mut engines = fanfare::engines::open(&settings).await.unwrap();
+        adjust_engines(&mut engines);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = server::build(settings, API_KEY.to_string(), engines).unwrap();
@@ -88,6 +99,27 @@ impl TestServer {
         let cluster =
             format!("[cluster]\nurl = \"{redis_url}\"\nnode_lease = \"2s\"\nheartbeat = \"500ms\"\n");
         Self::with_config(&format!("{extra}\n{cluster}")).await
+    }
+
+    /// [`in_cluster`](Self::in_cluster) with the hub's cluster options
+    /// adjusted (the webhook event hold).
+    pub async fn in_cluster_with(
+        redis_url: &str,
+        extra: &str,
+        adjust: impl FnOnce(&mut fanfare_hub::ClusterOptions),
+    ) -> Self {
+        let cluster =
+            format!("[cluster]\nurl = \"{redis_url}\"\nnode_lease = \"2s\"\nheartbeat = \"500ms\"\n");
+        Self::with_engines(
+            &format!("{extra}\n{cluster}"),
+            |_| {},
+            |engines| {
+                if let Some((_, options)) = engines.cluster.as_mut() {
+                    adjust(options);
+                }
+            },
+        )
+        .await
     }
 
     pub fn ws_url(&self) -> String {

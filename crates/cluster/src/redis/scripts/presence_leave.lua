@@ -1,5 +1,6 @@
 -- Removes one connection of a user from a channel's presence.
--- KEYS as presence_join.lua; ARGV[1] conn, ARGV[2] user.
+-- KEYS as presence_join.lua; ARGV[1] conn, ARGV[2] user, ARGV[3] live topic
+-- (or ""), ARGV[4] the leave push published there on a last leave.
 -- Returns {last, node_empty}: last is 1 when it was the user's last
 -- connection anywhere (0 also when the connection is not there, or
 -- belongs to another user); node_empty is 1 when the node now holds no
@@ -14,4 +15,7 @@ if redis.call('HINCRBY', KEYS[2], ARGV[2], -1) > 0 then
 end
 redis.call('HDEL', KEYS[2], ARGV[2])
 redis.call('HDEL', KEYS[3], ARGV[2])
+if ARGV[3] ~= '' then
+  redis.call('PUBLISH', ARGV[3], ARGV[4])
+end
 return {1, node_empty}

@@ -1,7 +1,8 @@
 //! `GET /apps/{id}/channels`, `/channels/{name}` and
-//! `/channels/{name}/users`: what this node knows about the app's
-//! channels. Names are shown as the app's clients know them, without the
-//! app's prefix; presence is this node's until clustering lands.
+//! `/channels/{name}/users`: the app's channels as the hub knows them (in
+//! a cluster: every node's, through `Hub::channels`, `subscriber_count`
+//! and `presence`). Names are shown as the app's clients know them,
+//! without the app's prefix.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -52,6 +52,8 @@ impl PusherSession {
         let app_id = self.pusher_app.id();
         let users = &self.app.pusher.users;
         let signed = users.sign_in(app_id, user.id.as_str(), self.conn, &self.outbox, &user.watchlist);
+        let hub_user = crate::pusher::users::hub_user(app_id, user.id.as_str());
+        self.app.hub.connections().register(self.conn, Arc::from(hub_user), self.outbox.clone());
         notify(&signed.notify_online, WatchlistStatus::Online, &user.id);
         let mut events = Vec::new();
         if !signed.online.is_empty() {

@@ -1,7 +1,8 @@
 //! The dispatcher: one task that turns hub events and gateway events into
 //! webhook events and routes each to the endpoints that want it.
 //!
-//! `channel_vacated` and `member_removed` are held for `hold` (3 s). If
+//! `channel_vacated` and `member_removed` are held for `hold` (3 s; zero
+//! on a cluster node, whose hub holds them cluster-wide). If
 //! the channel is occupied again (the member added again) meanwhile, the
 //! held event is dropped and so is the event that cancelled it: a page
 //! reload is not news. Held events expire in the order they were held (the
@@ -115,7 +116,10 @@ impl Dispatcher {
             if self.held.remove(&key).is_none() {
                 self.route(&app, event);
             }
-        } else if self.held.len() < self.max_held && self.expiries.len() < 2 * self.max_held {
+        } else if !self.hold.is_zero()
+            && self.held.len() < self.max_held
+            && self.expiries.len() < 2 * self.max_held
+        {
             // (Cancelled holds leave their expiry queued until it is due.)
             self.hold(key, app, event);
         } else {

@@ -63,7 +63,8 @@ impl WebhookEvent {
 #[derive(Debug, Clone)]
 pub struct WebhookOptions {
     /// How long `channel_vacated` and `member_removed` wait for the channel
-    /// to be occupied (the member to be added) again.
+    /// to be occupied (the member to be added) again; zero sends them at
+    /// once (a cluster node: its hub holds them, `fanfare_hub` `announce.rs`).
     pub hold: Duration,
     /// How long a batch collects events after its first one.
     pub batch_window: Duration,
