@@ -114,7 +114,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "cluster.node_lease",
         Text,
         "15s",
-        "A node silent this long is dead: a survivor removes its presence members and subscriptions.",
+        "A node silent this long is dead: a survivor removes its presence members and subscriptions. A node that was only paused or cut off records them again once it is back and that removal is done (observers see a `leave`, then a `join`).",
     ),
     var(
         "FANFARE_CLUSTER_HEARTBEAT",

@@ -80,7 +80,9 @@ fn check_cluster_url(url: &str) -> Result<(), String> {
     match scheme {
         "redis" if url.len() > scheme.len() + 3 => Ok(()),
         "redis" => Err("a redis:// URL needs a host, e.g. redis://127.0.0.1:6379".to_owned()),
-        "rediss" => Err("rediss:// (TLS to Redis) is not part of this build yet; use redis://host:port".to_owned()),
+        "rediss" => {
+            Err("rediss:// (TLS to Redis) is not part of this build yet; use redis://host:port".to_owned())
+        }
         "nats" | "postgres" | "postgresql" => {
             Err(format!("{scheme}:// clusters are not part of this build yet; use redis://host:port"))
         }

@@ -24,7 +24,10 @@ pub async fn ready(State(app): State<AppState>) -> impl IntoResponse {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "draining" })));
     }
     if !app.hub.cluster_bus_up() {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "cluster bus unavailable" })));
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "cluster bus unavailable" })),
+        );
     }
     if !app.hub.ready().await {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "store unavailable" })));
