@@ -6,12 +6,11 @@
 //! in-process on port 0.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use fanfare_testkit::RedisServer;
 use serde_json::{Value, json};
 
-use crate::support::{RawConn, TestServer, WAIT, offsets};
+use crate::support::{RawConn, TestServer, eventually, offsets};
 
 /// A namespace that keeps enough history for the long tests.
 const LONG_HISTORY: &str = "[namespaces.big]\nhistory_size = 20000\nrecovery_limit = 20000\n";
@@ -28,19 +27,6 @@ async fn subscribe(conn: &mut RawConn, channel: &str) -> Value {
     let reply = conn.command(json!({"type": "subscribe", "channel": channel})).await;
     assert!(reply.get("result").is_some(), "subscribe failed: {reply}");
     reply["result"].clone()
-}
-
-/// Waits until `check` holds, polling; fails after [`WAIT`].
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -118,6 +118,33 @@ async fn api_get(base: &str, path: &str) -> (u16, Value) {
     (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
 }
 
+/// Publishes `1, 2, 3 …` to `channel` through `base`'s HTTP API every
+/// `every` until the sender is set; the counter holds the last offset
+/// acknowledged, and the task answers it when it stops.
+fn publish_steadily(
+    base: String,
+    channel: &'static str,
+    every: Duration,
+) -> (watch::Sender<bool>, Arc<std::sync::atomic::AtomicU64>, tokio::task::JoinHandle<u64>) {
+    let (stop, mut stopped) = watch::channel(false);
+    let published = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = published.clone();
+    let task = tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stopped.changed() => return counter.load(Ordering::SeqCst),
+            }
+            let next = counter.load(Ordering::SeqCst) + 1;
+            let (status, reply) = api_publish(&base, channel, json!(next)).await;
+            assert_eq!(status, 200, "{reply}");
+            counter.store(reply["offset"].as_u64().unwrap(), Ordering::SeqCst);
+        }
+    });
+    (stop, published, task)
+}
+
 async fn api_publish(base: &str, channel: &str, data: Value) -> (u16, Value) {
     let body = json!({ "channel": channel, "data": data });
     let response =
@@ -793,24 +820,8 @@ async fn a_node_cut_off_from_redis_for_5_s_notices_heals_and_its_subscribers_mis
         is_subscribed.await.unwrap();
         followers.push((task, seen));
     }
-    let (publishing_tx, mut publishing) = watch::channel(false);
-    let published = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let publishing_task = {
-        let published = published.clone();
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(Duration::from_millis(5));
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => {}
-                    _ = publishing.changed() => return published.load(Ordering::SeqCst),
-                }
-                let next = published.load(Ordering::SeqCst) + 1;
-                let (status, reply) = api_publish(&publisher_base, "big:cut", json!(next)).await;
-                assert_eq!(status, 200, "{reply}");
-                published.store(reply["offset"].as_u64().unwrap(), Ordering::SeqCst);
-            }
-        })
-    };
+    let (publishing_tx, published, publishing_task) =
+        publish_steadily(publisher_base.clone(), "big:cut", Duration::from_millis(5));
     let last_seen = |seen: &Mutex<Followed>| seen.lock().offsets.last().copied().unwrap_or(0);
     until("the followers seeing the stream", WAIT, || followers.iter().all(|(_, s)| last_seen(s) >= 20))
         .await;
@@ -898,24 +909,8 @@ async fn a_node_silently_partitioned_from_redis_past_its_lease_notices_and_comes
         is_subscribed.await.unwrap();
         followers.push((task, seen));
     }
-    let (publishing_tx, mut publishing) = watch::channel(false);
-    let published = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let publishing_task = {
-        let (published, base) = (published.clone(), survivor_base.clone());
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(Duration::from_millis(10));
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => {}
-                    _ = publishing.changed() => return published.load(Ordering::SeqCst),
-                }
-                let next = published.load(Ordering::SeqCst) + 1;
-                let (status, reply) = api_publish(&base, "big:stall", json!(next)).await;
-                assert_eq!(status, 200, "{reply}");
-                published.store(reply["offset"].as_u64().unwrap(), Ordering::SeqCst);
-            }
-        })
-    };
+    let (publishing_tx, published, publishing_task) =
+        publish_steadily(survivor_base.clone(), "big:stall", Duration::from_millis(10));
     let last_seen = |seen: &Mutex<Followed>| seen.lock().offsets.last().copied().unwrap_or(0);
     until("the followers seeing the stream", WAIT, || followers.iter().all(|(_, s)| last_seen(s) >= 10))
         .await;

@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use crate::pusher_api::{PusherConn, Sdk};
-use crate::support::{TestServer, WAIT};
+use crate::support::{TestServer, eventually};
 
 fn app_toml(webhook: Option<&str>) -> String {
     let mut toml = String::from(
@@ -74,19 +74,6 @@ impl Hooks {
     async fn wait_for(&self, name: &str, count: usize) {
         eventually(&format!("{count} × {name}: {:?}", self.names()), || async { self.count(name) >= count })
             .await;
-    }
-}
-
-/// Waits until `check` holds, polling; fails after [`WAIT`].
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

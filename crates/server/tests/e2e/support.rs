@@ -178,6 +178,19 @@ impl TestServer {
     }
 }
 
+/// Waits until `check` holds, polling; fails after [`WAIT`] (for state the server reaches asynchronously, such as counts reported to the cluster's engine).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Prometheus text: the value of an unlabelled metric.
 pub fn metric_value(metrics: &str, name: &str) -> f64 {
     let line = metrics.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '));
