@@ -40,7 +40,7 @@ const HEARTBEAT: Duration = Duration::from_millis(500);
 // Nodes as processes of the real binary.
 
 /// `fanfare serve` as a process, on a free port, in the cluster at a URL.
-struct Node {
+pub(crate) struct Node {
     child: Child,
     addr: SocketAddr,
     _stdout: Lines<BufReader<ChildStdout>>,
@@ -48,7 +48,7 @@ struct Node {
 }
 
 impl Node {
-    async fn spawn(redis_url: &str) -> Node {
+    pub(crate) async fn spawn(redis_url: &str) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let config = format!(
             "listen = \"127.0.0.1:0\"\ndata_dir = \"{data}\"\napi_key = \"{API_KEY}\"\n\
@@ -84,19 +84,29 @@ impl Node {
         Node { child, addr, _stdout: lines, _dir: dir }
     }
 
-    fn base(&self) -> String {
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub(crate) fn base(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    fn ws_url(&self) -> String {
+    pub(crate) fn ws_url(&self) -> String {
         format!("ws://{}/connection/websocket", self.addr)
     }
 
     /// `kill -<signal>` (`STOP`, `CONT`).
-    fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let pid = self.child.id().expect("still running").to_string();
         let sent = std::process::Command::new("kill").arg(format!("-{signal}")).arg(&pid).status().unwrap();
         assert!(sent.success(), "kill -{signal} {pid}");
+    }
+
+    /// `SIGTERM` (the graceful drain), and waits until the process is gone.
+    pub(crate) async fn stop(&mut self) {
+        self.signal("TERM");
+        tokio::time::timeout(WAIT, self.child.wait()).await.expect("a stopped node exits").unwrap();
     }
 
     /// `SIGKILL`, and waits until the process is gone.
@@ -113,7 +123,7 @@ fn base_of(server: &TestServer) -> String {
     format!("http://{}", server.addr)
 }
 
-async fn api_get(base: &str, path: &str) -> (u16, Value) {
+pub(crate) async fn api_get(base: &str, path: &str) -> (u16, Value) {
     let response = http().get(format!("{base}{path}")).bearer_auth(API_KEY).send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
 }
@@ -192,7 +202,7 @@ async fn until_ready_is(base: &str, status: u16, within: Duration) -> Duration {
 }
 
 /// The whole history of a channel: its epoch and every offset it holds.
-async fn history(base: &str, channel: &str) -> (String, Vec<u64>) {
+pub(crate) async fn history(base: &str, channel: &str) -> (String, Vec<u64>) {
     let mut all = Vec::new();
     loop {
         let since = all.last().copied().unwrap_or(0);
@@ -207,7 +217,7 @@ async fn history(base: &str, channel: &str) -> (String, Vec<u64>) {
     }
 }
 
-async fn presence_users(base: &str, channel: &str) -> Vec<String> {
+pub(crate) async fn presence_users(base: &str, channel: &str) -> Vec<String> {
     let (status, reply) = api_get(base, &format!("/api/presence?channel={channel}")).await;
     assert_eq!(status, 200, "{reply}");
     reply["members"].as_array().unwrap().iter().map(|m| m["user"].as_str().unwrap().to_owned()).collect()
@@ -239,7 +249,7 @@ async fn until<F: FnMut() -> bool>(what: &str, within: Duration, mut check: F) -
 }
 
 /// The figures of a distribution, for the report.
-fn spread(mut values: Vec<Duration>) -> String {
+pub(crate) fn spread(mut values: Vec<Duration>) -> String {
     if values.is_empty() {
         return "none".into();
     }
@@ -261,14 +271,14 @@ fn spread(mut values: Vec<Duration>) -> String {
 // with its last position whenever the server closes it.
 
 #[derive(Debug, Default, Clone)]
-struct Followed {
+pub(crate) struct Followed {
     /// Every publication pushed, in order, duplicates included.
-    offsets: Vec<u64>,
-    epochs: Vec<String>,
+    pub offsets: Vec<u64>,
+    pub epochs: Vec<String>,
     /// Close codes, in order.
-    closes: Vec<u16>,
+    pub closes: Vec<u16>,
     /// `recovered` of every resubscribe.
-    recovered: Vec<bool>,
+    pub recovered: Vec<bool>,
 }
 
 /// Follows `channel` on the first of `ws_urls` from its current position
@@ -276,7 +286,7 @@ struct Followed {
 /// recording what it sees in `progress`. Whenever the connection ends it
 /// reconnects (to the next URL when one refuses) and resubscribes from the
 /// last publication it got.
-async fn follow(
+pub(crate) async fn follow(
     ws_urls: Vec<String>,
     channel: String,
     mut stop: watch::Receiver<Option<u64>>,
@@ -363,7 +373,7 @@ struct ClientLog {
 /// A join or leave the observer saw: when, which, whose.
 type PresencePush = (Instant, &'static str, String);
 
-fn client_options(url: String, fallback: Vec<String>, user: &str) -> ClientOptions {
+pub(crate) fn client_options(url: String, fallback: Vec<String>, user: &str) -> ClientOptions {
     ClientOptions {
         token: Some(token(user, json!({}))),
         fallback_urls: fallback,

@@ -6,6 +6,7 @@ mod bench;
 mod cluster;
 mod cluster_failures;
 mod cluster_pusher;
+mod cluster_rolling;
 mod docs;
 mod durability;
 mod framing;
