@@ -93,8 +93,25 @@ impl ChannelState {
     /// them together. A catch-up buffer larger than `catch_up_cap` makes
     /// its connection a slow consumer.
     pub fn fan_out_many(&mut self, messages: &[Outgoing<'_>], catch_up_cap: usize) -> FanOut {
+        self.fan_out_to(messages, catch_up_cap, |_| true)
+    }
+
+    /// Pushes one message to every subscriber but the connections of
+    /// `user` (a join or leave, which the user's own connections know of).
+    pub fn fan_out_except_user(&mut self, message: &Encoded<'_>, user: &str, catch_up_cap: usize) -> FanOut {
+        let outgoing = [Outgoing { offset: None, message, except: None }];
+        self.fan_out_to(&outgoing, catch_up_cap, |sub| sub.user.as_str() != user)
+    }
+
+    /// [`ChannelState::fan_out_many`] to the subscribers `to` accepts.
+    fn fan_out_to(
+        &mut self,
+        messages: &[Outgoing<'_>],
+        catch_up_cap: usize,
+        to: impl Fn(&Subscriber) -> bool,
+    ) -> FanOut {
         let mut result = FanOut::default();
-        for entry in &mut self.entries {
+        for entry in self.entries.iter_mut().filter(|e| to(&e.sub)) {
             let due = messages.iter().filter(|m| {
                 Some(entry.sub.conn) != m.except && m.offset.is_none_or(|o| o > entry.skip_up_to)
             });
@@ -114,28 +131,6 @@ impl ChannelState {
                     break;
                 }
                 buffer.push((m.offset, m.message.frame(entry.sub.protocol).clone()));
-            }
-        }
-        result
-    }
-
-    /// Pushes one message to every subscriber but the connections of
-    /// `user` (a join or leave, which the user's own connections know of).
-    pub fn fan_out_except_user(&mut self, message: &Encoded<'_>, user: &str, catch_up_cap: usize) -> FanOut {
-        let mut result = FanOut::default();
-        for entry in self.entries.iter_mut().filter(|e| e.sub.user.as_str() != user) {
-            let frame = message.frame(entry.sub.protocol).clone();
-            match &mut entry.catch_up {
-                Some(buffer) if buffer.len() < catch_up_cap => buffer.push((None, frame)),
-                Some(_) => {
-                    entry.sub.outbox.close(CloseReason::new(CloseCode::SlowConsumer));
-                    result.overflowed += 1;
-                }
-                None => {
-                    let (queued, pushed) = entry.sub.outbox.push_all(std::iter::once(frame));
-                    result.delivered += queued;
-                    result.overflowed += u64::from(pushed == Pushed::Overflowed);
-                }
             }
         }
         result

@@ -243,7 +243,7 @@ impl Receiver {
         }
         cursor.offset = fresh.last().map_or(cursor.offset, |item| item.publication.offset);
         let epoch = cursor.epoch.clone();
-        self.deliver(&channel, &epoch, &fresh);
+        self.deliver(&channel, &epoch, fresh);
     }
 
     fn recent(&self) -> &super::recent::RecentCache {
@@ -259,11 +259,16 @@ impl Receiver {
 
     /// Caches consecutive publications after the cursor and queues them
     /// for fan-out ([`Receiver::flush`]).
-    fn deliver(&mut self, channel: &ChannelName, epoch: &fanfare_protocol::Epoch, items: &[LivePublication]) {
-        self.recent().push(channel, epoch, items);
+    fn deliver(
+        &mut self,
+        channel: &ChannelName,
+        epoch: &fanfare_protocol::Epoch,
+        items: Vec<LivePublication>,
+    ) {
+        self.recent().push(channel, epoch, &items);
         match self.outgoing.iter_mut().find(|(c, e, _)| c == channel && e == epoch) {
-            Some((_, _, queued)) => queued.extend_from_slice(items),
-            None => self.outgoing.push((channel.clone(), epoch.clone(), items.to_vec())),
+            Some((_, _, queued)) => queued.extend(items),
+            None => self.outgoing.push((channel.clone(), epoch.clone(), items)),
         }
     }
 
@@ -324,14 +329,16 @@ impl Receiver {
             return;
         }
         let contiguous = contiguous_after(cursor.offset, &page);
-        if !contiguous.is_empty() {
+        let healed = !contiguous.is_empty();
+        if healed {
             self.metrics.gaps_healed.increment(1);
             self.metrics.healed_publications.increment(contiguous.len() as u64);
             let epoch = cursor.epoch.clone();
-            self.deliver(&channel, &epoch, &contiguous);
-            cursor.offset = contiguous.last().map_or(cursor.offset, |item| item.publication.offset);
+            let last = contiguous.last().map_or(cursor.offset, |item| item.publication.offset);
+            self.deliver(&channel, &epoch, contiguous);
+            cursor.offset = last;
         }
-        let lost = contiguous.is_empty() && page.top_offset > cursor.offset;
+        let lost = !healed && page.top_offset > cursor.offset;
         if lost {
             cursor.offset = page.top_offset;
             self.mirror(&channel, &cursor);
