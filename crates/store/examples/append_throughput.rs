@@ -11,12 +11,10 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use fanfare_protocol::{ChannelName, JsonData};
-use fanfare_store::{
-    AppendRequest, Durability, EmbeddedOptions, EmbeddedStore, HistoryStore, Retention, unix_time_ms,
-};
+use fanfare_store::{AppendRequest, Durability, EmbeddedOptions, EmbeddedStore, HistoryStore};
 
 const APPENDS: usize = 200_000;
 const CHANNELS: usize = 1_000;
@@ -84,17 +82,7 @@ async fn publish_to_one_channel(
             let receipt: fanfare_store::AppendReceipt = in_flight.pop_front().expect("non-empty");
             receipt.await.expect("append succeeds");
         }
-        let request = AppendRequest {
-            channel: channel.clone(),
-            event: None,
-            data: data.clone(),
-            time_ms: unix_time_ms(),
-            idempotency_key: None,
-            idempotency_window: Duration::from_secs(300),
-            retention: Retention::default(),
-            durability,
-            exclude: 0,
-        };
+        let request = AppendRequest { durability, ..AppendRequest::new(channel.clone(), data.clone()) };
         in_flight.push_back(store.enqueue(request).await.expect("store open"));
     }
     for receipt in in_flight {

@@ -7,12 +7,11 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use fanfare_protocol::{ChannelName, JsonData};
 use fanfare_store::{
     AppendRequest, Durability, EmbeddedOptions, EmbeddedStore, HistoryQuery, HistoryStore, Retention,
-    unix_time_ms,
 };
 
 const CHANNELS: usize = 1_000;
@@ -62,15 +61,8 @@ async fn fill(store: &EmbeddedStore, channels: &[ChannelName]) {
     for _ in 0..PER_CHANNEL {
         for channel in channels {
             let request = AppendRequest {
-                channel: channel.clone(),
-                event: None,
-                data: data.clone(),
-                time_ms: unix_time_ms(),
-                idempotency_key: None,
-                idempotency_window: Duration::from_secs(300),
-                retention: Retention::default(),
                 durability: Durability::Buffered,
-                exclude: 0,
+                ..AppendRequest::new(channel.clone(), data.clone())
             };
             receipts.push(store.enqueue(request).await.expect("store open"));
         }

@@ -6,12 +6,10 @@
 //! `cargo run --release -p fanfare-store --example redis_append_throughput [appends]`
 
 use std::future::IntoFuture;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use fanfare_protocol::{ChannelName, JsonData};
-use fanfare_store::{
-    AppendRequest, Durability, HistoryStore, RedisStore, RedisStoreOptions, Retention, unix_time_ms,
-};
+use fanfare_store::{AppendRequest, HistoryStore, RedisStore, RedisStoreOptions};
 
 const CHANNELS: usize = 1_000;
 const IN_FLIGHT: usize = 4_096;
@@ -37,17 +35,7 @@ async fn main() {
     let started = Instant::now();
     let mut receipts = std::collections::VecDeque::with_capacity(IN_FLIGHT);
     for n in 0..total {
-        let request = AppendRequest {
-            channel: channels[n % CHANNELS].clone(),
-            event: None,
-            data: data.clone(),
-            time_ms: unix_time_ms(),
-            idempotency_key: None,
-            idempotency_window: Duration::from_secs(300),
-            retention: Retention::default(),
-            durability: Durability::Fsync,
-            exclude: 0,
-        };
+        let request = AppendRequest::new(channels[n % CHANNELS].clone(), data.clone());
         receipts.push_back(store.enqueue(request).await.expect("queued"));
         if receipts.len() == IN_FLIGHT
             && let Some(receipt) = receipts.pop_front()

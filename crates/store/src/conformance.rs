@@ -22,9 +22,7 @@ use std::time::Duration;
 
 use fanfare_protocol::{ChannelName, JsonData};
 
-use crate::{
-    AppendRequest, Appended, Durability, HistoryQuery, HistoryStore, Retention, append, unix_time_ms,
-};
+use crate::{AppendRequest, Appended, HistoryQuery, HistoryStore, Retention, append, unix_time_ms};
 
 /// Generates one `#[tokio::test]` per conformance case for the store built
 /// by `$make` (an expression of a future yielding a store or a [`Subject`]).
@@ -337,17 +335,7 @@ fn channel(name: &str) -> ChannelName {
 }
 
 fn request(channel: &ChannelName, data: &str) -> AppendRequest {
-    AppendRequest {
-        channel: channel.clone(),
-        event: None,
-        data: JsonData::parse(data.to_owned()).expect("conformance data is JSON"),
-        time_ms: unix_time_ms(),
-        idempotency_key: None,
-        idempotency_window: Duration::from_secs(300),
-        retention: Retention::default(),
-        durability: Durability::Fsync,
-        exclude: 0,
-    }
+    AppendRequest::new(channel.clone(), JsonData::parse(data.to_owned()).expect("conformance data is JSON"))
 }
 
 fn keyed(channel: &ChannelName, data: &str, key: &str, time_ms: u64) -> AppendRequest {

@@ -86,6 +86,26 @@ pub struct AppendRequest {
     pub exclude: u64,
 }
 
+impl AppendRequest {
+    /// A durable append of `data` to `channel`, accepted now, with the
+    /// defaults: no event name, no idempotency key (a 5-minute window if
+    /// one is set), [`Retention::default`], [`Durability::Fsync`], no
+    /// connection excluded.
+    pub fn new(channel: ChannelName, data: JsonData) -> Self {
+        Self {
+            channel,
+            event: None,
+            data,
+            time_ms: unix_time_ms(),
+            idempotency_key: None,
+            idempotency_window: Duration::from_secs(300),
+            retention: Retention::default(),
+            durability: Durability::Fsync,
+            exclude: 0,
+        }
+    }
+}
+
 /// The outcome of an append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {

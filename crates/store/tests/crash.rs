@@ -10,12 +10,11 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use fanfare_protocol::{ChannelName, JsonData};
 use fanfare_store::{
     AppendRequest, BootId, Durability, EmbeddedOptions, EmbeddedStore, HistoryQuery, HistoryStore, LastStop,
-    Retention, unix_time_ms,
+    Retention,
 };
 
 const CHILD_DIR: &str = "FANFARE_STORE_CRASH_CHILD_DIR";
@@ -137,14 +136,7 @@ fn channels() -> Vec<ChannelName> {
 
 fn request(channel: &ChannelName, data: &str, durability: Durability) -> AppendRequest {
     AppendRequest {
-        channel: channel.clone(),
-        event: None,
-        data: JsonData::parse(data.to_owned()).unwrap(),
-        time_ms: unix_time_ms(),
-        idempotency_key: None,
-        idempotency_window: Duration::from_secs(300),
-        retention: Retention::default(),
         durability,
-        exclude: 0,
+        ..AppendRequest::new(channel.clone(), JsonData::parse(data.to_owned()).unwrap())
     }
 }

@@ -11,8 +11,8 @@ use fanfare_protocol::cluster::{LiveFrame, LivePublication, live_channel};
 use fanfare_protocol::{ChannelName, JsonData};
 use fanfare_store::conformance::Subject;
 use fanfare_store::{
-    AppendRequest, Appended, Durability, HistoryQuery, HistoryStore, RedisStore, RedisStoreOptions,
-    Retention, StoreError, append, unix_time_ms,
+    AppendRequest, Appended, HistoryQuery, HistoryStore, RedisStore, RedisStoreOptions, Retention,
+    StoreError, append, unix_time_ms,
 };
 use fanfare_testkit::{Persistence, RedisServer};
 use futures_util::StreamExt;
@@ -52,17 +52,7 @@ fn channel(name: &str) -> ChannelName {
 }
 
 fn request(channel: &ChannelName, data: &str) -> AppendRequest {
-    AppendRequest {
-        channel: channel.clone(),
-        event: None,
-        data: JsonData::parse(data.to_owned()).unwrap(),
-        time_ms: unix_time_ms(),
-        idempotency_key: None,
-        idempotency_window: Duration::from_secs(300),
-        retention: Retention::default(),
-        durability: Durability::Fsync,
-        exclude: 0,
-    }
+    AppendRequest::new(channel.clone(), JsonData::parse(data.to_owned()).unwrap())
 }
 
 fn everything() -> HistoryQuery {

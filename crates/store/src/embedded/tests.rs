@@ -15,17 +15,7 @@ fn channel(name: &str) -> ChannelName {
 }
 
 fn request(channel: &ChannelName, data: &str) -> AppendRequest {
-    AppendRequest {
-        channel: channel.clone(),
-        event: None,
-        data: JsonData::parse(data.to_owned()).unwrap(),
-        time_ms: unix_time_ms(),
-        idempotency_key: None,
-        idempotency_window: Duration::from_secs(300),
-        retention: Retention::default(),
-        durability: Durability::Fsync,
-        exclude: 0,
-    }
+    AppendRequest::new(channel.clone(), JsonData::parse(data.to_owned()).unwrap())
 }
 
 fn buffered(channel: &ChannelName, data: &str) -> AppendRequest {
