@@ -166,6 +166,25 @@ impl Outbox {
         }
     }
 
+    /// Waits until `frames` more fit (or the outbox is empty, or closed).
+    /// For a sender that paces itself on its slowest reader, like a
+    /// cluster node healing a long gap from history, instead of pushing a
+    /// burst that overflows every outbox at once.
+    pub async fn wait_for_room(&self, frames: usize) {
+        loop {
+            let room = self.room.notified();
+            {
+                let mut state = self.state.lock();
+                let fits = state.frames.len() + frames <= self.limits.max_frames;
+                if state.closed.is_some() || fits || state.frames.is_empty() {
+                    return;
+                }
+                state.room_wanted = true;
+            }
+            room.await;
+        }
+    }
+
     /// Closes the outbox; the writer sends what the reason says and closes
     /// the connection. The first reason wins.
     pub fn close(&self, reason: CloseReason) {
@@ -373,6 +392,35 @@ mod tests {
         let (replay, writer) = tokio::time::timeout(std::time::Duration::from_secs(30), both).await.unwrap();
         replay.unwrap();
         writer.unwrap();
+    }
+
+    #[tokio::test]
+    async fn wait_for_room_returns_once_the_writer_drained_enough() {
+        let outbox = std::sync::Arc::new(Outbox::new(OutboxLimits { max_frames: 4, max_bytes: 1 << 20 }));
+        outbox.push_all((0..3).map(|i| frame(&i.to_string())));
+        outbox.wait_for_room(1).await;
+        let waiting = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.wait_for_room(2).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "3 queued + 2 do not fit in 4");
+        let mut drained = Vec::new();
+        outbox.drain(&mut drained).await;
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("woken by the drain")
+            .unwrap();
+        outbox.push_all((0..4).map(|i| frame(&i.to_string())));
+        let closing = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.wait_for_room(1).await }
+        });
+        outbox.close(CloseReason::new(CloseCode::Normal));
+        tokio::time::timeout(std::time::Duration::from_secs(5), closing)
+            .await
+            .expect("woken by the close")
+            .unwrap();
     }
 
     #[tokio::test]

@@ -89,7 +89,7 @@ pub struct RedisBusOptions {
     /// The first reconnect delay (default 100 ms); it doubles after every
     /// failed attempt, with jitter.
     pub reconnect_min: Duration,
-    /// The largest reconnect delay (default 5 s).
+    /// The largest reconnect delay (default 1 s: a node back on its Redis is ready within about a second).
     pub reconnect_max: Duration,
 }
 
@@ -101,7 +101,7 @@ impl Default for RedisBusOptions {
             ping_timeout: Duration::from_secs(3),
             watch_timeout: Duration::from_secs(5),
             reconnect_min: Duration::from_millis(100),
-            reconnect_max: Duration::from_secs(5),
+            reconnect_max: Duration::from_secs(1),
         }
     }
 }

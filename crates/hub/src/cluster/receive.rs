@@ -12,7 +12,9 @@
 //! 3. A publication beyond the next offset means the bus lost frames: the
 //!    channel holds its frames (`Healing`), reads the missing offsets from
 //!    history, fans them out, then the held frames. Subscribers never see
-//!    the gap.
+//!    the gap. A long gap is read and fanned out a few hundred at a time,
+//!    each read waiting until the subscribers' outboxes have room, so a
+//!    heal never overflows a reader that keeps up.
 //! 4. Only when history no longer holds them (trimmed), or the channel's
 //!    epoch changed (the engine lost its stream), are the channel's local
 //!    subscribers closed with "insufficient state": they reconnect and
@@ -51,8 +53,16 @@ pub(crate) const COMMAND_QUEUE: usize = 65_536;
 /// dropped, and the gap they leave is healed like any other.
 const HELD_FRAMES: usize = 4096;
 
-/// The most publications one heal reads; a bigger gap takes several.
-const HEAL_READ: usize = 1000;
+/// The most publications one heal reads and fans out at once; a bigger
+/// gap takes several reads. A quarter of the default outbox (1,024
+/// frames), so a heal fits in the outboxes beside live traffic.
+const HEAL_READ: usize = 256;
+
+/// Before each heal read, the channel's subscribers get this long to make
+/// room for it in their outboxes (their connections write what is
+/// queued). A subscriber still full then is a slow consumer: the heal goes
+/// on and overflows its outbox, as live traffic would.
+const HEAL_ROOM_WAIT: Duration = Duration::from_secs(2);
 
 /// Bus events taken at once: their publications of one channel are
 /// fanned out together, so each subscriber's connection writes them in one
@@ -299,6 +309,7 @@ impl Receiver {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
+            wait_for_room(&shared, &channel, HEAL_READ).await;
             let retention = (shared.policy)(&channel).history;
             let query = HistoryQuery { since: Some(since), limit: HEAL_READ, reverse: false, retention };
             let page = shared.store.read(&channel, query).await;
@@ -337,6 +348,13 @@ impl Receiver {
             let last = contiguous.last().map_or(cursor.offset, |item| item.publication.offset);
             self.deliver(&channel, &epoch, contiguous);
             cursor.offset = last;
+        }
+        if healed && page.top_offset > cursor.offset {
+            // More than one read holds: the next one waits for room.
+            let since = cursor.offset;
+            self.tracks.insert(channel.clone(), Track::Healing { cursor, held });
+            self.read_after(channel, since, Duration::ZERO);
+            return;
         }
         let lost = !healed && page.top_offset > cursor.offset;
         if lost {
@@ -413,6 +431,20 @@ fn contiguous_after(after: u64, page: &HistoryPage) -> Vec<LivePublication> {
         out.push(LivePublication { publication: publication.clone(), exclude: 0 });
     }
     out
+}
+
+/// Waits (at most [`HEAL_ROOM_WAIT`]) until every local subscriber of
+/// `channel` has room for `frames` more in its outbox.
+async fn wait_for_room(shared: &Shared, channel: &ChannelName, frames: usize) {
+    let Some(chan) = shared.registry.get(channel) else { return };
+    let outboxes: Vec<_> = chan.state.lock().entries.iter().map(|entry| entry.sub.outbox.clone()).collect();
+    drop(chan);
+    let all = async {
+        for outbox in &outboxes {
+            outbox.wait_for_room(frames).await;
+        }
+    };
+    let _ = tokio::time::timeout(HEAL_ROOM_WAIT, all).await;
 }
 
 /// Fans out consecutive publications of one channel, encoded once each.

@@ -831,7 +831,9 @@ async fn a_node_cut_off_from_redis_for_5_s_notices_heals_and_its_subscribers_mis
         followers.push((task, seen));
     }
     let (publishing_tx, published, publishing_task) =
-        publish_steadily(publisher_base.clone(), "big:cut", Duration::from_millis(5));
+        // Every 2 ms: the 5 s cut leaves a gap of ~2,500, more than twice
+        // the 1,024 frames of an outbox, so the heal must pace itself.
+        publish_steadily(publisher_base.clone(), "big:cut", Duration::from_millis(2));
     let last_seen = |seen: &Mutex<Followed>| seen.lock().offsets.last().copied().unwrap_or(0);
     until("the followers seeing the stream", WAIT, || followers.iter().all(|(_, s)| last_seen(s) >= 20))
         .await;

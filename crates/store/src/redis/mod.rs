@@ -137,7 +137,8 @@ pub struct RedisStoreOptions {
     /// A reply slower than this counts as a lost connection. Default 5 s.
     pub response_timeout: Duration,
     /// First delay between reconnect attempts, doubled up to
-    /// `reconnect_max_delay`, with jitter. Defaults 100 ms and 5 s.
+    /// `reconnect_max_delay`, with jitter. Defaults 100 ms and 1 s: a node
+    /// back on its Redis is ready within about a second.
     pub reconnect_min_delay: Duration,
     pub reconnect_max_delay: Duration,
     /// An idle connection is checked this often. Default 1 s.
@@ -153,7 +154,7 @@ impl Default for RedisStoreOptions {
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(5),
             reconnect_min_delay: Duration::from_millis(100),
-            reconnect_max_delay: Duration::from_secs(5),
+            reconnect_max_delay: Duration::from_secs(1),
             ping_interval: Duration::from_secs(1),
         }
     }
