@@ -444,7 +444,9 @@ async fn wait_for_room(shared: &Shared, channel: &ChannelName, frames: usize) {
             outbox.wait_for_room(frames).await;
         }
     };
-    let _ = tokio::time::timeout(HEAL_ROOM_WAIT, all).await;
+    if tokio::time::timeout(HEAL_ROOM_WAIT, all).await.is_err() {
+        tracing::debug!(%channel, "a subscriber has no room for the heal: it goes on (a slow consumer overflows)");
+    }
 }
 
 /// Fans out consecutive publications of one channel, encoded once each.
