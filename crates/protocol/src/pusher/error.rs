@@ -40,7 +40,8 @@ pub enum PusherCloseCode {
     /// No pong (or any other frame) within the pong timeout.
     PongTimeout,
     /// The server lost this connection's channel state; the client
-    /// reconnects immediately.
+    /// reconnects immediately. 4200, Pusher's generic "reconnect
+    /// immediately" (4202 is Pusher's "closed after inactivity").
     Reconnect,
 }
 
@@ -72,7 +73,7 @@ impl PusherCloseCode {
             OverCapacity => (4100, "over capacity", ErrorCode::Unavailable),
             ShuttingDown => (4200, "server shutting down", ErrorCode::ShuttingDown),
             PongTimeout => (4201, "pong reply not received", ErrorCode::Unavailable),
-            Reconnect => (4202, "reconnect", ErrorCode::Unavailable),
+            Reconnect => (4200, "reconnect", ErrorCode::Unavailable),
         }
     }
 
@@ -212,11 +213,18 @@ mod tests {
     }
 
     #[test]
-    fn close_codes_are_distinct() {
-        let mut codes: Vec<u16> = PusherCloseCode::ALL.iter().map(|c| c.code()).collect();
-        codes.sort_unstable();
-        codes.dedup();
-        assert_eq!(codes.len(), PusherCloseCode::ALL.len());
+    fn closes_are_told_apart_by_code_and_reason() {
+        let mut closes: Vec<(u16, &str)> = PusherCloseCode::ALL.iter().map(|c| (c.code(), c.reason())).collect();
+        closes.sort_unstable();
+        closes.dedup();
+        assert_eq!(closes.len(), PusherCloseCode::ALL.len());
+    }
+
+    #[test]
+    fn lost_channel_state_is_a_generic_reconnect_not_an_inactivity_close() {
+        // Pusher: 4200 generic reconnect, 4202 closed after inactivity.
+        assert_eq!(PusherCloseCode::Reconnect.code(), 4200);
+        assert_eq!(PusherCloseCode::Reconnect.reason(), "reconnect");
     }
 
     #[test]
