@@ -16,6 +16,8 @@
 //!   another.
 //! - [`NodeRegistry`] (`registry.rs`): live nodes with leases; each expired
 //!   node is claimed by exactly one survivor, which cleans up after it.
+//! - [`DeadLetterLog`] (`dead_letters.rs`): webhook batches never accepted,
+//!   one bounded log for the whole cluster.
 //!
 //! Implementations: `redis` (Redis 7, standalone; keys of a channel share
 //! its hash tag). Each trait has a conformance suite (`conformance`) that
@@ -24,6 +26,7 @@
 mod announcements;
 mod bus;
 pub mod conformance;
+mod dead_letters;
 mod error;
 mod node;
 mod occupancy;
@@ -33,6 +36,7 @@ mod registry;
 
 pub use announcements::{Announced, Announcements};
 pub use bus::{BusEvent, ClusterBus};
+pub use dead_letters::DeadLetterLog;
 pub use error::ClusterError;
 pub use node::{NodeId, NodeInfo};
 pub use occupancy::{Occupancy, OccupancyChange};

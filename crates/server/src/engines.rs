@@ -1,5 +1,6 @@
-//! The engines a server runs on, chosen by URL: the history store and, for
-//! a cluster node, the bus, presence, occupancy and node registry.
+//! The engines a server runs on, chosen by URL: the history store, where
+//! webhook dead letters are kept and, for a cluster node, the bus,
+//! presence, occupancy and node registry.
 //!
 //! A single node has an embedded (or memory) store and nothing else. A
 //! cluster node has everything in the cluster's Redis: the Redis store's
@@ -9,20 +10,24 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use fanfare_cluster::NodeId;
 use fanfare_cluster::redis::{RedisBus, RedisBusOptions, RedisEngines};
+use fanfare_cluster::{DeadLetterLog, NodeId};
 use fanfare_hub::{ClusterEngines, ClusterOptions};
 use fanfare_store::{
     EmbeddedOptions, EmbeddedStore, HistoryStore, MemoryStore, RedisStore, RedisStoreOptions,
 };
 
 use crate::config::{ClusterSettings, Settings, StoreKind};
+use crate::pusher::webhooks::{DEAD_LETTER_FILE_MAX_BYTES, DeadLetterFile};
 
 /// What [`crate::server::build`] assembles the hub from.
 pub struct Engines {
     pub store: Arc<dyn HistoryStore>,
     /// The cluster's engines; `None` for a single node.
     pub cluster: Option<(ClusterEngines, ClusterOptions)>,
+    /// Webhook batches never accepted: a file in the data directory, or
+    /// the cluster's log in Redis.
+    pub dead_letters: Arc<dyn DeadLetterLog>,
 }
 
 /// Opens the store and, with a cluster URL, the cluster's engines.
@@ -31,11 +36,19 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Engines> {
     // must be there first, or those handles record nothing.
     crate::telemetry::ServerMetrics::install();
     let store = open_store(settings).await?;
-    let cluster = match &settings.cluster {
-        Some(cluster) => Some(open_cluster(cluster).await?),
-        None => None,
+    let (cluster, dead_letters) = match &settings.cluster {
+        Some(cluster) => {
+            let (engines, options, dead_letters) = open_cluster(cluster).await?;
+            (Some((engines, options)), dead_letters)
+        }
+        None => (None, dead_letter_file(settings)),
     };
-    Ok(Engines { store, cluster })
+    Ok(Engines { store, cluster, dead_letters })
+}
+
+/// A single node's dead letters, in its data directory.
+pub fn dead_letter_file(settings: &Settings) -> Arc<dyn DeadLetterLog> {
+    Arc::new(DeadLetterFile::new(&settings.data_dir, DEAD_LETTER_FILE_MAX_BYTES))
 }
 
 /// Opens the store named by the settings.
@@ -57,7 +70,9 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn HistorySt
     })
 }
 
-async fn open_cluster(settings: &ClusterSettings) -> anyhow::Result<(ClusterEngines, ClusterOptions)> {
+type Cluster = (ClusterEngines, ClusterOptions, Arc<dyn DeadLetterLog>);
+
+async fn open_cluster(settings: &ClusterSettings) -> anyhow::Result<Cluster> {
     let url = &settings.url;
     let redacted = settings.url_redacted();
     let node = NodeId::random();
@@ -74,6 +89,7 @@ async fn open_cluster(settings: &ClusterSettings) -> anyhow::Result<(ClusterEngi
         registry: Arc::new(redis.registry),
         announcements: Arc::new(redis.announcements),
     };
+    let dead_letters = Arc::new(redis.dead_letters);
     let options = ClusterOptions {
         heartbeat: settings.heartbeat,
         node_lease: settings.node_lease,
@@ -83,5 +99,5 @@ async fn open_cluster(settings: &ClusterSettings) -> anyhow::Result<(ClusterEngi
         event_hold: crate::pusher::webhooks::WebhookOptions::default().hold,
         ..ClusterOptions::default()
     };
-    Ok((engines, options))
+    Ok((engines, options, dead_letters))
 }

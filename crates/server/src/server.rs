@@ -115,7 +115,7 @@ pub fn build(settings: Settings, api_key: String, engines: Engines) -> anyhow::R
     let auth = Authenticator::new(&settings.auth).context("configuring authentication")?;
     let policy = channel_policy(settings.namespaces.clone());
     let options = HubOptions { max_history_read: settings.limits.max_history_read, ..HubOptions::default() };
-    let Engines { store, cluster } = engines;
+    let Engines { store, cluster, dead_letters } = engines;
     let hub = Arc::new(match cluster {
         Some((engines, cluster_options)) => {
             Hub::clustered(store.clone(), policy, options, engines, cluster_options)
@@ -129,7 +129,7 @@ pub fn build(settings: Settings, api_key: String, engines: Engines) -> anyhow::R
         Some(_) => WebhookOptions { hold: Duration::ZERO, ..WebhookOptions::default() },
         None => WebhookOptions::default(),
     };
-    let webhooks = Webhooks::start(apps.clone(), &hub, &settings.data_dir, webhook_options);
+    let webhooks = Webhooks::start(apps.clone(), &hub, dead_letters, webhook_options);
     let pusher = Arc::new(PusherState { apps, users: SignedInUsers::default(), webhooks });
     let draining = AtomicBool::new(false);
     let api_key = ServerApiKey(Arc::from(api_key));

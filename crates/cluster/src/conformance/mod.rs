@@ -4,7 +4,7 @@
 //! `# Contract`, given an async expression that builds a fresh, empty
 //! engine (or `None` to skip, printing why, outside CI).
 //!
-//! The presence, occupancy and registry suites take an `Option<`[`Subject`]`>`:
+//! The presence, occupancy, registry and dead-letter suites take an `Option<`[`Subject`]`>`:
 //! the engine's shared state (a private server) and a way to open another
 //! handle on it, each with its own connection, as another node would have
 //! one; the bus suite takes a `BusSubject` (nodes on one engine, a link to
@@ -14,6 +14,7 @@
 //! other crates can run the suites.
 
 pub mod bus;
+pub mod dead_letters;
 pub mod occupancy;
 pub mod presence;
 pub mod registry;

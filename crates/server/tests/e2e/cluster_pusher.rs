@@ -1,7 +1,8 @@
 //! Pusher compatibility across the nodes of a cluster: webhooks exactly
 //! once per cluster-wide transition (the hold cancelled by a reopening on
 //! another node), the HTTP API's channel listings and members exact across
-//! nodes, `terminate_connections` on every node.
+//! nodes, `terminate_connections` on every node, dead letters kept in
+//! Redis and listed by every node.
 //!
 //! Each test starts a private `redis-server` (skipped with a printed reason
 //! outside CI when it is missing) and in-process nodes on port 0. The
@@ -16,7 +17,7 @@ use fanfare_testkit::RedisServer;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use crate::pusher_api::{PusherConn, Sdk};
+use crate::pusher_api::{PusherConn, Sdk, receiver, webhooks_keeping};
 use crate::support::{TestServer, eventually};
 
 fn app_toml(webhook: Option<&str>) -> String {
@@ -270,4 +271,35 @@ async fn a_node_stopping_sends_its_held_webhooks_before_it_goes() {
     assert!(started.elapsed() < hold / 2, "released after {:?}", started.elapsed());
     assert!(users(&nodes[0], "presence-room").await.is_empty());
     drop(conn);
+}
+
+/// A batch one node gives up on is kept in Redis: every node lists it, and
+/// it outlives the node that wrote it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_written_by_one_node_is_listed_by_every_node_and_outlives_it() {
+    let Some(redis) = RedisServer::start_or_skip() else { return };
+    let mut nodes = nodes(&redis, 2, &app_toml(None), Duration::from_millis(100)).await;
+    // The engines a cluster node opens keep dead letters in Redis; a
+    // receiver that always fails makes one quickly.
+    let engines = fanfare::engines::open(&nodes[0].app.settings).await.unwrap();
+    let (url, _posts) = receiver(&[500; 1000]).await;
+    let webhooks = webhooks_keeping(&nodes[0], &url, engines.dead_letters);
+    let mut conn = PusherConn::open(&nodes[0], "key-1").await;
+    conn.subscribe("news", "", None).await;
+    eventually("a dead letter in Redis", || async {
+        redis.cli(&["LLEN", "fanfare:{webhooks}:dead_letters"]) == "1"
+    })
+    .await;
+    drop((webhooks, conn));
+
+    let writer = nodes.remove(0);
+    let dir = writer.app.settings.data_dir.join("webhooks");
+    assert!(!dir.exists(), "a cluster node writes no dead-letter file");
+    writer.stop().await;
+    let (status, body) = nodes[0].get("/api/webhooks/dead_letters?limit=10").await;
+    assert_eq!(status, 200, "{body}");
+    let letter = &body["dead_letters"][0];
+    assert_eq!(letter["url"], url.as_str());
+    assert_eq!(letter["app_id"], "app-1");
+    assert_eq!(letter["events"][0]["name"], "channel_occupied");
 }

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use fanfare::config::{AppSettings, StoreKind, WebhookKind, WebhookSettings};
 use fanfare::pusher::apps::Apps;
-use fanfare::pusher::webhooks::{WebhookOptions, Webhooks};
+use fanfare::pusher::webhooks::{DEAD_LETTER_FILE_MAX_BYTES, DeadLetterFile, WebhookOptions, Webhooks};
 use fanfare_protocol::pusher::{ApiRequest, sign, sign_api_request, verify_webhook};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -503,7 +503,7 @@ async fn events_sent_to_a_user_reach_their_connections_and_are_not_stored() {
 
 /// A webhook receiver on 127.0.0.1:0 answering with the planned statuses
 /// (then 200), reporting each POST.
-async fn receiver(statuses: &[u16]) -> (String, mpsc::Receiver<(HeaderMap, Bytes)>) {
+pub(crate) async fn receiver(statuses: &[u16]) -> (String, mpsc::Receiver<(HeaderMap, Bytes)>) {
     type Shared = (Arc<parking_lot::Mutex<VecDeque<u16>>>, mpsc::Sender<(HeaderMap, Bytes)>);
     async fn receive(State((plan, posts)): State<Shared>, headers: HeaderMap, body: Bytes) -> StatusCode {
         let status = plan.lock().pop_front().unwrap_or(200);
@@ -520,8 +520,20 @@ async fn receiver(statuses: &[u16]) -> (String, mpsc::Receiver<(HeaderMap, Bytes
 }
 
 /// Webhooks for app-1 on the server's hub (the server itself has none
-/// configured, so the hub's events are free) with short timings.
+/// configured, so the hub's events are free) with short timings, keeping
+/// dead letters in the data directory.
 fn webhooks_on(server: &TestServer, url: &str) -> Webhooks {
+    let dead_letters =
+        Arc::new(DeadLetterFile::new(&server.app.settings.data_dir, DEAD_LETTER_FILE_MAX_BYTES));
+    webhooks_keeping(server, url, dead_letters)
+}
+
+/// [`webhooks_on`], keeping dead letters in `dead_letters`.
+pub(crate) fn webhooks_keeping(
+    server: &TestServer,
+    url: &str,
+    dead_letters: Arc<dyn fanfare_cluster::DeadLetterLog>,
+) -> Webhooks {
     let webhook =
         WebhookSettings { url: url.parse().unwrap(), events: WebhookKind::ALL.into_iter().collect() };
     let app = AppSettings { webhooks: vec![webhook], ..AppSettings::new("app-1", "key-1", "secret-1") };
@@ -534,7 +546,7 @@ fn webhooks_on(server: &TestServer, url: &str) -> Webhooks {
         retry_for: Duration::from_millis(150),
         ..WebhookOptions::default()
     };
-    Webhooks::start(apps, &server.app.hub, &server.app.settings.data_dir, options)
+    Webhooks::start(apps, &server.app.hub, dead_letters, options)
 }
 
 #[tokio::test]
@@ -562,7 +574,7 @@ async fn undeliverable_webhooks_are_listed_as_dead_letters() {
     let _subscriber = native_subscriber(&server, "news").await;
 
     tokio::time::timeout(WAIT, async {
-        while webhooks.dead_letters().recent(1).await.unwrap().is_empty() {
+        while webhooks.dead_letters(1).await.unwrap().is_empty() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })

@@ -1,5 +1,6 @@
 //! `GET /api/webhooks/dead_letters?limit=N` (native API key): the webhook
-//! batches that were never accepted, newest first.
+//! batches that were never accepted, newest first: this node's on a single
+//! node, every node's on a cluster node.
 
 use std::sync::Arc;
 
@@ -31,8 +32,9 @@ pub(super) async fn list(
     if limit == 0 || limit > MAX_LIMIT {
         return Err(HttpError::new(ErrorCode::BadRequest, format!("limit must be 1 to {MAX_LIMIT}")));
     }
-    let letters = pusher.webhooks.dead_letters().recent(limit).await.map_err(|error| {
-        tracing::error!(%error, "cannot read the webhook dead letters");
+    let letters = pusher.webhooks.dead_letters(limit).await.map_err(|error| {
+        let error = anyhow::Error::from(error);
+        tracing::error!(error = format!("{error:#}"), "cannot read the webhook dead letters");
         HttpError::new(ErrorCode::Internal, "cannot read the dead letters")
     })?;
     Ok(Json(json!({ "dead_letters": letters })))

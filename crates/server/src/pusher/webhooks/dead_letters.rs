@@ -1,6 +1,11 @@
-//! Dead letters: webhook batches that were never accepted, one JSON line
+//! Dead letters: webhook batches that were never accepted.
+//!
+//! [`DeadLetter`] is one letter as JSON; where it is kept is a
+//! [`DeadLetterLog`]: for a single node [`DeadLetterFile`], one JSON line
 //! each in `data_dir/webhooks/dead_letters.jsonl` (owner-readable only: it
-//! holds event data), listed by `GET /api/webhooks/dead_letters`.
+//! holds event data); for a cluster node the cluster's log in Redis
+//! (`fanfare_cluster::redis::RedisDeadLetters`), so that
+//! `GET /api/webhooks/dead_letters` on any node lists them all.
 //!
 //! The file is rotated to `dead_letters.jsonl.1` when it would grow past
 //! its limit, so the two files together stay under twice the limit.
@@ -9,6 +14,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
+use fanfare_cluster::{ClusterError, DeadLetterLog};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
@@ -26,7 +33,27 @@ pub(super) struct DeadLetter<'a> {
     pub events: &'a [Arc<Event>],
 }
 
-pub struct DeadLetters {
+/// Writes `letter` to `log`; false (and logged) when it could not be kept.
+pub(super) async fn keep(log: &dyn DeadLetterLog, letter: &DeadLetter<'_>) -> bool {
+    let line = match serde_json::to_vec(letter) {
+        Ok(line) => line,
+        Err(error) => {
+            tracing::error!(%error, "cannot encode a dead letter");
+            return false;
+        }
+    };
+    match log.append(Bytes::from(line)).await {
+        Ok(()) => true,
+        Err(error) => {
+            let error = anyhow::Error::from(error);
+            tracing::error!(error = format!("{error:#}"), "cannot keep a webhook dead letter");
+            false
+        }
+    }
+}
+
+/// The dead letters of a single node, in its data directory.
+pub struct DeadLetterFile {
     path: PathBuf,
     max_bytes: u64,
     /// One writer at a time, so lines never interleave and rotation is
@@ -34,7 +61,7 @@ pub struct DeadLetters {
     writing: tokio::sync::Mutex<()>,
 }
 
-impl DeadLetters {
+impl DeadLetterFile {
     pub fn new(data_dir: &Path, max_bytes: u64) -> Self {
         let path = data_dir.join("webhooks").join("dead_letters.jsonl");
         Self { path, max_bytes, writing: tokio::sync::Mutex::new(()) }
@@ -46,25 +73,6 @@ impl DeadLetters {
 
     fn rotated(&self) -> PathBuf {
         self.path.with_extension("jsonl.1")
-    }
-
-    /// Appends one line; false (and logged) when it could not be written.
-    pub(super) async fn append(&self, letter: &DeadLetter<'_>) -> bool {
-        let mut line = match serde_json::to_vec(letter) {
-            Ok(line) => line,
-            Err(error) => {
-                tracing::error!(%error, "cannot encode a dead letter");
-                return false;
-            }
-        };
-        line.push(b'\n');
-        match self.write(&line).await {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::error!(path = %self.path.display(), %error, "cannot write a webhook dead letter");
-                false
-            }
-        }
     }
 
     async fn write(&self, line: &[u8]) -> io::Result<()> {
@@ -89,23 +97,49 @@ impl DeadLetters {
         file.flush().await
     }
 
-    /// The most recent dead letters, newest first, at most `limit`.
-    pub async fn recent(&self, limit: usize) -> io::Result<Vec<serde_json::Value>> {
+    /// An I/O error, naming the file.
+    fn error(&self, error: io::Error) -> ClusterError {
+        let named = io::Error::new(error.kind(), format!("{}: {error}", self.path.display()));
+        ClusterError::Unavailable { backend: "file", source: Arc::new(named) }
+    }
+
+    async fn read_recent(&self, limit: usize) -> io::Result<Vec<Bytes>> {
         let mut letters = Vec::new();
         for path in [self.path.clone(), self.rotated()] {
             if letters.len() >= limit {
                 break;
             }
-            let text = match tokio::fs::read_to_string(&path).await {
-                Ok(text) => text,
+            let text = match tokio::fs::read(&path).await {
+                Ok(text) => Bytes::from(text),
                 Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
                 Err(error) => return Err(error),
             };
             // A line cut short by a crash is skipped, not an error.
-            let lines = text.lines().rev().filter_map(|line| serde_json::from_str(line).ok());
+            let lines = text
+                .split(|&b| b == b'\n')
+                .rev()
+                .filter(|line| serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok())
+                .map(|line| text.slice_ref(line));
             letters.extend(lines.take(limit - letters.len()));
         }
         Ok(letters)
+    }
+}
+
+#[async_trait::async_trait]
+impl DeadLetterLog for DeadLetterFile {
+    async fn append(&self, letter: Bytes) -> Result<(), ClusterError> {
+        if letter.contains(&b'\n') {
+            return Err(ClusterError::Corrupt { what: "dead letter", reason: "it holds a newline".into() });
+        }
+        let mut line = Vec::with_capacity(letter.len() + 1);
+        line.extend_from_slice(&letter);
+        line.push(b'\n');
+        self.write(&line).await.map_err(|error| self.error(error))
+    }
+
+    async fn recent(&self, limit: usize) -> Result<Vec<Bytes>, ClusterError> {
+        self.read_recent(limit).await.map_err(|error| self.error(error))
     }
 }
 
@@ -113,9 +147,30 @@ impl DeadLetters {
 mod tests {
     use super::*;
     use crate::config::WebhookKind;
+    use fanfare_cluster::conformance::Subject;
+    use fanfare_cluster::conformance::dead_letters::BOUND;
 
     fn letter<'a>(error: &'a str, events: &'a [Arc<Event>]) -> DeadLetter<'a> {
         DeadLetter { time_ms: 1, app_id: "app", url: "http://127.0.0.1:1/", attempts: 3, error, events }
+    }
+
+    /// Handles on one file, as the conformance suite wants (a file is one
+    /// node's, so every handle shares one writer).
+    async fn file_log() -> Option<Subject<dyn DeadLetterLog>> {
+        let dir = tempfile::tempdir().unwrap();
+        let file: Arc<dyn DeadLetterLog> = Arc::new(DeadLetterFile::new(dir.path(), BOUND));
+        Some(Subject::new(dir, move || {
+            let file = file.clone();
+            async move { file }
+        }))
+    }
+
+    mod file {
+        fanfare_cluster::dead_letter_log_conformance!(super::file_log());
+    }
+
+    fn as_json(letters: Vec<Bytes>) -> Vec<serde_json::Value> {
+        letters.iter().map(|l| serde_json::from_slice(l).unwrap()).collect()
     }
 
     #[tokio::test]
@@ -124,12 +179,12 @@ mod tests {
         let events = [Arc::new(Event::new(WebhookKind::ChannelOccupied, "news"))];
         let size = serde_json::to_vec(&letter("e0", &events)).unwrap().len() as u64 + 1;
         // Room for two lines per file.
-        let letters = DeadLetters::new(dir.path(), 2 * size);
+        let letters = DeadLetterFile::new(dir.path(), 2 * size);
         assert!(letters.recent(10).await.unwrap().is_empty(), "no file yet");
         for n in 0..5 {
-            assert!(letters.append(&letter(&format!("e{n}"), &events)).await);
+            assert!(keep(&letters, &letter(&format!("e{n}"), &events)).await);
         }
-        let recent = letters.recent(10).await.unwrap();
+        let recent = as_json(letters.recent(10).await.unwrap());
         let errors: Vec<&str> = recent.iter().map(|l| l["error"].as_str().unwrap()).collect();
         assert_eq!(errors, ["e4", "e3", "e2"], "e0 and e1 were rotated out");
         assert_eq!(letters.recent(2).await.unwrap().len(), 2);
@@ -137,13 +192,34 @@ mod tests {
         assert_eq!(recent[0]["app_id"], "app");
     }
 
+    #[tokio::test]
+    async fn a_line_cut_short_by_a_crash_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let letters = DeadLetterFile::new(dir.path(), 1 << 20);
+        assert!(keep(&letters, &letter("whole", &[])).await);
+        let mut file = std::fs::OpenOptions::new().append(true).open(letters.path()).unwrap();
+        std::io::Write::write_all(&mut file, b"{\"time_ms\":2,\"app").unwrap();
+        let recent = as_json(letters.recent(10).await.unwrap());
+        assert_eq!(recent.len(), 1);
+        assert_eq!(recent[0]["error"], "whole");
+    }
+
+    #[tokio::test]
+    async fn a_letter_with_a_newline_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let letters = DeadLetterFile::new(dir.path(), 1 << 20);
+        let refused = letters.append(Bytes::from_static(b"{}\n{}")).await;
+        assert!(matches!(refused, Err(ClusterError::Corrupt { .. })), "{refused:?}");
+        assert!(letters.recent(10).await.unwrap().is_empty());
+    }
+
     #[cfg(unix)]
     #[tokio::test]
     async fn the_file_is_readable_by_its_owner_only() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let letters = DeadLetters::new(dir.path(), 1 << 20);
-        assert!(letters.append(&letter("x", &[])).await);
+        let letters = DeadLetterFile::new(dir.path(), 1 << 20);
+        assert!(keep(&letters, &letter("x", &[])).await);
         let mode = std::fs::metadata(letters.path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(letters.path(), dir.path().join("webhooks/dead_letters.jsonl"));

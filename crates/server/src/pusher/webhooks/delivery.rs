@@ -21,7 +21,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant};
 
-use super::dead_letters::{DeadLetter, DeadLetters};
+use fanfare_cluster::DeadLetterLog;
+
+use super::dead_letters::{self, DeadLetter};
 use super::{Event, WebhookMetrics, WebhookOptions};
 use crate::config::WebhookKind;
 use crate::pusher::apps::{Apps, PusherApp};
@@ -49,7 +51,7 @@ struct Target {
     url: Url,
     client: reqwest::Client,
     options: WebhookOptions,
-    dead_letters: Arc<DeadLetters>,
+    dead_letters: Arc<dyn DeadLetterLog>,
     metrics: WebhookMetrics,
 }
 
@@ -58,7 +60,7 @@ struct Target {
 pub(super) fn start_endpoints(
     apps: &Apps,
     options: &WebhookOptions,
-    dead_letters: &Arc<DeadLetters>,
+    dead_letters: &Arc<dyn DeadLetterLog>,
     metrics: &WebhookMetrics,
 ) -> HashMap<String, Vec<Endpoint>> {
     let client = reqwest::Client::builder()
@@ -172,7 +174,7 @@ async fn deliver(target: Arc<Target>, batch: Vec<Arc<Event>>) {
                 error: &error,
                 events: &batch,
             };
-            if target.dead_letters.append(&letter).await {
+            if dead_letters::keep(&*target.dead_letters, &letter).await {
                 target.metrics.dead_letters.increment(1);
             }
             return;

@@ -11,7 +11,8 @@
 //!         ▼
 //! delivery.rs: one task per (app, url): batches ≤ 50 events / ~100 ms into
 //!     one signed POST {"time_ms", "events"}, retries with exponential
-//!     backoff for 5 minutes, then writes a dead letter (dead_letters.rs)
+//!     backoff for 5 minutes, then keeps a dead letter (dead_letters.rs: a
+//!     file on a single node, the cluster's log in Redis on a cluster node)
 //! ```
 //!
 //! Nothing here can slow the hub: the hub's queue and every queue after it
@@ -25,16 +26,16 @@ mod dispatch;
 #[cfg(test)]
 mod tests;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fanfare_cluster::{ClusterError, DeadLetterLog};
 use fanfare_hub::Hub;
 use metrics::{Counter, counter};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-pub use dead_letters::DeadLetters;
+pub use dead_letters::DeadLetterFile;
 
 use crate::config::WebhookKind;
 use crate::pusher::apps::{Apps, PusherApp};
@@ -86,9 +87,10 @@ pub struct WebhookOptions {
     pub max_in_flight: usize,
     /// Events held at once; beyond it they are sent without waiting.
     pub max_held: usize,
-    /// Size at which the dead-letter file is rotated (to `.1`).
-    pub dead_letters_max_bytes: u64,
 }
+
+/// Size at which a single node's dead-letter file is rotated (to `.1`).
+pub const DEAD_LETTER_FILE_MAX_BYTES: u64 = 16 << 20;
 
 impl Default for WebhookOptions {
     fn default() -> Self {
@@ -104,7 +106,6 @@ impl Default for WebhookOptions {
             endpoint_queue: 10_000,
             max_in_flight: 16,
             max_held: 100_000,
-            dead_letters_max_bytes: 16 << 20,
         }
     }
 }
@@ -185,16 +186,21 @@ pub struct Webhooks {
     apps: Arc<Apps>,
     /// `None` when no app has a webhook: nothing runs.
     input: Option<mpsc::Sender<FromGateway>>,
-    dead_letters: Arc<DeadLetters>,
+    dead_letters: Arc<dyn DeadLetterLog>,
     metrics: WebhookMetrics,
 }
 
 impl Webhooks {
     /// Starts the dispatcher and one delivery task per endpoint, fed by the
     /// hub's lifecycle events (with subscription counts only when some app
-    /// wants them). Needs a Tokio runtime. Dead letters go to
-    /// `data_dir/webhooks/dead_letters.jsonl`.
-    pub fn start(apps: Arc<Apps>, hub: &Hub, data_dir: &Path, options: WebhookOptions) -> Self {
+    /// wants them). Needs a Tokio runtime. Batches never accepted are
+    /// kept in `dead_letters`.
+    pub fn start(
+        apps: Arc<Apps>,
+        hub: &Hub,
+        dead_letters: Arc<dyn DeadLetterLog>,
+        options: WebhookOptions,
+    ) -> Self {
         let any_webhook = apps.iter().any(|app| !app.settings.webhooks.is_empty());
         let with_counts = apps.any_wants(WebhookKind::SubscriptionCount);
         let hub_events = match any_webhook {
@@ -204,18 +210,17 @@ impl Webhooks {
         if any_webhook && hub_events.is_none() {
             tracing::warn!("the hub's events already have a listener: channel webhooks are off");
         }
-        Self::start_with(apps, hub_events, data_dir, options)
+        Self::start_with(apps, hub_events, dead_letters, options)
     }
 
     /// [`start`](Self::start) with the hub's events given (tests feed their own).
     pub(crate) fn start_with(
         apps: Arc<Apps>,
         hub_events: Option<mpsc::Receiver<fanfare_hub::HubEvent>>,
-        data_dir: &Path,
+        dead_letters: Arc<dyn DeadLetterLog>,
         options: WebhookOptions,
     ) -> Self {
         let metrics = WebhookMetrics::register();
-        let dead_letters = Arc::new(DeadLetters::new(data_dir, options.dead_letters_max_bytes));
         let any_webhook = apps.iter().any(|app| !app.settings.webhooks.is_empty());
         let input = any_webhook.then(|| {
             let (tx, rx) = mpsc::channel(options.input_queue);
@@ -241,8 +246,11 @@ impl Webhooks {
         }
     }
 
-    /// Batches that could not be delivered, newest first.
-    pub fn dead_letters(&self) -> &DeadLetters {
-        &self.dead_letters
+    /// Up to `limit` batches that could not be delivered, newest first
+    /// (on a cluster node: of every node).
+    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<serde_json::Value>, ClusterError> {
+        let letters = self.dead_letters.recent(limit).await?;
+        // A letter that is not JSON (written by hand?) is skipped.
+        Ok(letters.iter().filter_map(|letter| serde_json::from_slice(letter).ok()).collect())
     }
 }

@@ -112,7 +112,11 @@ fn start(
 ) -> (Webhooks, mpsc::Sender<HubEvent>) {
     let (tx, rx) = mpsc::channel(100);
     let apps = Arc::new(Apps::new(apps).unwrap());
-    (Webhooks::start_with(apps, Some(rx), dir.path(), options), tx)
+    (Webhooks::start_with(apps, Some(rx), file_in(dir.path()), options), tx)
+}
+
+fn file_in(dir: &std::path::Path) -> Arc<dyn fanfare_cluster::DeadLetterLog> {
+    Arc::new(super::DeadLetterFile::new(dir, super::DEAD_LETTER_FILE_MAX_BYTES))
 }
 
 fn channel(name: &str) -> ChannelName {
@@ -297,7 +301,7 @@ async fn a_failed_post_is_retried_with_the_same_body_until_accepted() {
     assert_eq!(first.body, second.body, "a retry sends the same batch, ids included");
     assert_eq!(second.body, third.body);
     assert_eq!(first.headers["x-pusher-signature"], third.headers["x-pusher-signature"]);
-    assert!(webhooks.dead_letters().recent(10).await.unwrap().is_empty());
+    assert!(webhooks.dead_letters(10).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -335,7 +339,7 @@ async fn an_unreachable_receiver_also_ends_in_a_dead_letter() {
 async fn wait_for_dead_letters(webhooks: &Webhooks) -> Vec<Value> {
     tokio::time::timeout(WAIT, async {
         loop {
-            let letters = webhooks.dead_letters().recent(10).await.unwrap();
+            let letters = webhooks.dead_letters(10).await.unwrap();
             if !letters.is_empty() {
                 return letters;
             }
@@ -357,7 +361,7 @@ async fn a_real_hub_reports_its_channels_and_counts_only_when_asked() {
     );
     let events = [WebhookKind::ChannelOccupied, WebhookKind::SubscriptionCount];
     let apps = Arc::new(Apps::new(vec![app("a", "", &receiver.url, &events)]).unwrap());
-    let _webhooks = Webhooks::start(apps, &hub, dir.path(), fast());
+    let _webhooks = Webhooks::start(apps, &hub, file_in(dir.path()), fast());
 
     let outbox = Arc::new(Outbox::new(OutboxLimits::default()));
     let subscriber =
