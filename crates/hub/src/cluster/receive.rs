@@ -39,6 +39,7 @@ use fanfare_protocol::{ChannelName, CloseCode, StreamPosition};
 use fanfare_store::{HistoryPage, HistoryQuery, StoreError};
 use metrics::{Counter, counter};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::encode::{Encoded, Message};
 use crate::hub::Shared;
@@ -68,6 +69,53 @@ const HEAL_ROOM_WAIT: Duration = Duration::from_secs(2);
 /// fanned out together, so each subscriber's connection writes them in one
 /// go, as a single node's pipeline does.
 const EVENT_BATCH: usize = 64;
+
+/// While this node makes more than [`LINGER_ABOVE`] deliveries per second
+/// (publications times local subscribers, over [`LOAD_WINDOW`]), the receiver
+/// waits up to [`LINGER`] for more publications before fanning out, until
+/// it holds [`LINGER_ENOUGH`]. Each fan-out costs every subscriber a socket
+/// write, and at that rate the writes are what the CPU goes to: a single
+/// node fans out what one group commit made durable, a dozen publications
+/// at a time, where a bus delivers four or five, so without the wait a
+/// cluster node made twice the writes per delivery (`docs/benchmarks.md`,
+/// issue 10). Below the rate nothing waits: a quiet channel's latency is
+/// the bus's.
+const LINGER: Duration = Duration::from_millis(10);
+const LINGER_ENOUGH: usize = 16;
+const LINGER_ABOVE: u64 = 100_000;
+const LOAD_WINDOW: Duration = Duration::from_millis(100);
+
+/// Deliveries per second over the last [`LOAD_WINDOW`]: whether to linger.
+struct Load {
+    window_start: Instant,
+    delivered: u64,
+    last_fan_out: Instant,
+    busy: bool,
+}
+
+impl Load {
+    fn new() -> Self {
+        let now = Instant::now();
+        Self { window_start: now, delivered: 0, last_fan_out: now, busy: false }
+    }
+
+    fn record(&mut self, delivered: u64) {
+        let now = Instant::now();
+        self.last_fan_out = now;
+        self.delivered += delivered;
+        let elapsed = now - self.window_start;
+        if elapsed >= LOAD_WINDOW {
+            self.busy = self.delivered as f64 / elapsed.as_secs_f64() > LINGER_ABOVE as f64;
+            self.window_start = now;
+            self.delivered = 0;
+        }
+    }
+
+    /// Busy in the last window, and still fanning out.
+    fn busy(&self) -> bool {
+        self.busy && self.last_fan_out.elapsed() < LOAD_WINDOW
+    }
+}
 
 /// A failed heal read is retried after this long.
 const HEAL_RETRY: Duration = Duration::from_millis(500);
@@ -119,6 +167,8 @@ struct Receiver {
     outgoing: Vec<(ChannelName, fanfare_protocol::Epoch, Vec<LivePublication>)>,
     /// For the store reads it starts.
     commands: mpsc::Sender<Command>,
+    /// How much [`Receiver::flush`] has been fanning out.
+    load: Load,
     metrics: Metrics,
 }
 
@@ -136,6 +186,7 @@ pub(crate) async fn run(
         tracks: HashMap::new(),
         outgoing: Vec::new(),
         commands: commands_tx,
+        load: Load::new(),
         metrics: Metrics::register(),
     };
     loop {
@@ -146,10 +197,10 @@ pub(crate) async fn run(
             Some(command) = commands.recv() => receiver.on_command(command),
             event = events.recv() => match event {
                 Some(event) => {
-                    receiver.on_event(event);
-                    for _ in 1..EVENT_BATCH {
-                        let Ok(event) = events.try_recv() else { break };
-                        receiver.on_event(event);
+                    let busy = receiver.load.busy();
+                    receiver.take(event, &mut events);
+                    if busy {
+                        linger(&mut receiver, &mut commands, &mut events).await;
                     }
                 }
                 None => break,
@@ -160,7 +211,45 @@ pub(crate) async fn run(
     }
 }
 
+/// Takes more events (and any command, which ends the wait) until
+/// [`LINGER_ENOUGH`] publications are queued or [`LINGER`] has passed.
+async fn linger(
+    receiver: &mut Receiver,
+    commands: &mut mpsc::Receiver<Command>,
+    events: &mut mpsc::Receiver<BusEvent>,
+) {
+    let deadline = Instant::now() + LINGER;
+    while (1..LINGER_ENOUGH).contains(&receiver.queued()) {
+        tokio::select! {
+            biased;
+            Some(command) = commands.recv() => {
+                receiver.on_command(command);
+                return;
+            }
+            event = events.recv() => match event {
+                Some(event) => receiver.take(event, events),
+                None => return,
+            },
+            () = tokio::time::sleep_until(deadline) => return,
+        }
+    }
+}
+
 impl Receiver {
+    /// `event`, then up to [`EVENT_BATCH`] - 1 more that are ready.
+    fn take(&mut self, event: BusEvent, events: &mut mpsc::Receiver<BusEvent>) {
+        self.on_event(event);
+        for _ in 1..EVENT_BATCH {
+            let Ok(event) = events.try_recv() else { break };
+            self.on_event(event);
+        }
+    }
+
+    /// Publications queued for [`Receiver::flush`].
+    fn queued(&self) -> usize {
+        self.outgoing.iter().map(|(_, _, items)| items.len()).sum()
+    }
+
     fn on_event(&mut self, event: BusEvent) {
         match event {
             BusEvent::Live { channel, frame } => self.on_live(channel, &frame),
@@ -284,9 +373,14 @@ impl Receiver {
 
     /// Fans out what [`Receiver::deliver`] queued, each channel in one pass.
     fn flush(&mut self) {
-        for (channel, epoch, items) in std::mem::take(&mut self.outgoing) {
-            deliver_publications(&self.shared, &channel, &epoch, &items);
+        if self.outgoing.is_empty() {
+            return;
         }
+        let mut delivered = 0;
+        for (channel, epoch, items) in std::mem::take(&mut self.outgoing) {
+            delivered += deliver_publications(&self.shared, &channel, &epoch, &items);
+        }
+        self.load.record(delivered);
     }
 
     /// Feeds held frames through [`Receiver::on_frame`] again, in order.
@@ -449,14 +543,15 @@ async fn wait_for_room(shared: &Shared, channel: &ChannelName, frames: usize) {
     }
 }
 
-/// Fans out consecutive publications of one channel, encoded once each.
+/// Fans out consecutive publications of one channel, encoded once each;
+/// how many deliveries that made.
 fn deliver_publications(
     shared: &Shared,
     channel: &ChannelName,
     epoch: &fanfare_protocol::Epoch,
     items: &[LivePublication],
-) {
-    let Some(chan) = shared.registry.get(channel) else { return };
+) -> u64 {
+    let Some(chan) = shared.registry.get(channel) else { return 0 };
     let encoded: Vec<Encoded<'_>> = items
         .iter()
         .map(|item| Encoded::new(channel, Message::Publication { epoch, publication: &item.publication }))
@@ -471,8 +566,10 @@ fn deliver_publications(
         })
         .collect();
     let result = chan.state.lock().fan_out_many(&outgoing, shared.options.catch_up_buffer);
+    let delivered = result.delivered;
     shared.count_fan_out(result);
     shared.metrics.publications_received.increment(items.len() as u64);
+    delivered
 }
 
 /// Fans out a frame without an offset: ephemeral, join, leave.
@@ -520,6 +617,26 @@ mod tests {
 
     fn offsets(items: &[LivePublication]) -> Vec<u64> {
         items.iter().map(|item| item.publication.offset).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_receiver_lingers_only_while_it_delivers_fast() {
+        let mut load = Load::new();
+        assert!(!load.busy(), "a new node is quiet");
+        // 2,000 deliveries every 10 ms: 200,000 per second.
+        for _ in 0..10 {
+            tokio::time::advance(Duration::from_millis(10)).await;
+            load.record(2_000);
+        }
+        assert!(load.busy());
+        tokio::time::advance(LOAD_WINDOW).await;
+        assert!(!load.busy(), "not once the fan-outs stopped");
+        // 500 every 10 ms: 50,000 per second.
+        for _ in 0..20 {
+            tokio::time::advance(Duration::from_millis(10)).await;
+            load.record(500);
+        }
+        assert!(!load.busy());
     }
 
     #[test]
