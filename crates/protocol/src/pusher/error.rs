@@ -214,7 +214,8 @@ mod tests {
 
     #[test]
     fn closes_are_told_apart_by_code_and_reason() {
-        let mut closes: Vec<(u16, &str)> = PusherCloseCode::ALL.iter().map(|c| (c.code(), c.reason())).collect();
+        let mut closes: Vec<(u16, &str)> =
+            PusherCloseCode::ALL.iter().map(|c| (c.code(), c.reason())).collect();
         closes.sort_unstable();
         closes.dedup();
         assert_eq!(closes.len(), PusherCloseCode::ALL.len());
