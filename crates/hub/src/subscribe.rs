@@ -151,6 +151,11 @@ impl Hub {
         let recovered = can_recover(since, &page, options.recovery_limit);
         let covered_up_to =
             page.publications.last().map_or(page.top_offset, |p| p.offset.max(page.top_offset));
+        // The page's exclusions do not apply to a replay: an exclusion names
+        // a connection, and a resume comes from a new one (a new id). The
+        // only subscribe that replays on the same connection, a Pusher cache
+        // channel subscribed again, gets the channel's last event as a
+        // single node gives it (memory and embedded keep no exclusions).
         let replay = if recovered { page.publications } else { Vec::new() };
         let result =
             SubscribeResult { epoch: page.epoch, offset: page.top_offset, recovered: Some(recovered) };
@@ -278,14 +283,11 @@ mod tests {
 
     fn page(epoch: &str, top: u64, offsets: &[u64]) -> HistoryPage {
         let data = JsonData::parse("1".into()).unwrap();
-        HistoryPage {
-            epoch: Epoch::new(epoch),
-            top_offset: top,
-            publications: offsets
-                .iter()
-                .map(|&offset| Publication { offset, time_ms: 0, event: None, data: data.clone() })
-                .collect(),
-        }
+        let publications = offsets
+            .iter()
+            .map(|&offset| Publication { offset, time_ms: 0, event: None, data: data.clone() })
+            .collect();
+        HistoryPage::new(Epoch::new(epoch), top, publications)
     }
 
     fn at(epoch: &str, offset: u64) -> StreamPosition {

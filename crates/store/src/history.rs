@@ -79,10 +79,12 @@ pub struct AppendRequest {
     /// What the receipt waits for. A store that writes several appends
     /// together syncs the group when any of them asks for [`Durability::Fsync`].
     pub durability: Durability,
-    /// A connection id that must not receive the publication live (the
-    /// Pusher `socket_id` exclusion), or 0. Never stored: a store that
-    /// publishes live frames ([`HistoryStore::publishes_live`]) passes it
-    /// on in the frame; others ignore it.
+    /// A connection id that must not receive the publication (the Pusher
+    /// `socket_id` exclusion), or 0. A store that publishes live frames
+    /// ([`HistoryStore::publishes_live`]) passes it on in the frame and
+    /// keeps it with the publication, because a node that lost the frame
+    /// fills the gap from history and must still skip that connection
+    /// ([`HistoryPage::exclusions`]). Other stores ignore it.
     pub exclude: u64,
 }
 
@@ -152,6 +154,30 @@ pub struct HistoryPage {
     pub top_offset: u64,
     /// Ascending by offset, or descending when the query said `reverse`.
     pub publications: Vec<Publication>,
+    /// The publications of this page whose append excluded a connection,
+    /// in the order of `publications`; most have none, so this stays
+    /// short. Filled by stores that publish live frames (Redis): a cluster
+    /// node heals a lost frame from history and must still skip the
+    /// excluded connection. Empty from single-node stores (memory,
+    /// embedded), whose publications are never healed.
+    pub exclusions: Vec<Exclusion>,
+}
+
+impl HistoryPage {
+    /// A page whose publications excluded no connection (or whose store
+    /// does not keep exclusions).
+    pub fn new(epoch: Epoch, top_offset: u64, publications: Vec<Publication>) -> Self {
+        Self { epoch, top_offset, publications, exclusions: Vec::new() }
+    }
+}
+
+/// A publication that one connection must not receive: the
+/// [`AppendRequest::exclude`] it was appended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exclusion {
+    pub offset: u64,
+    /// The excluded connection's id (never 0).
+    pub conn: u64,
 }
 
 /// The pending answer to [`HistoryStore::enqueue`]: resolves once the

@@ -197,7 +197,7 @@ impl HistoryStore for MemoryStore {
             Some(log) => (log.head, log.read(&query, unix_time_ms())),
             None => (0, Vec::new()),
         };
-        Ok(HistoryPage { epoch: self.epoch.clone(), top_offset, publications })
+        Ok(HistoryPage::new(self.epoch.clone(), top_offset, publications))
     }
 
     async fn position(&self, channel: &ChannelName) -> Result<StreamPosition, StoreError> {

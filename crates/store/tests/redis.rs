@@ -7,7 +7,7 @@
 use std::future::IntoFuture;
 use std::time::{Duration, Instant};
 
-use fanfare_protocol::cluster::{LiveFrame, LivePublication, live_channel};
+use fanfare_protocol::cluster::{LiveFrame, LivePublication, channel_key, live_channel};
 use fanfare_protocol::{ChannelName, JsonData};
 use fanfare_store::conformance::Subject;
 use fanfare_store::{
@@ -132,6 +132,44 @@ async fn every_fresh_append_is_published_once_in_offset_order_with_its_exclusion
     }
     let nothing_more = tokio::time::timeout(Duration::from_millis(200), frames.next()).await;
     assert!(nothing_more.is_err(), "a duplicate publishes nothing, a group one frame");
+}
+
+/// A node that lost a publication's live frame heals it from history, so
+/// history must keep the connection the frame would have excluded.
+#[tokio::test]
+async fn history_keeps_each_publications_exclusion_and_entries_without_one_stay_bare() {
+    let Some(server) = RedisServer::start_or_skip() else { return };
+    let store = open(&server).await;
+    let chat = channel("exclusions:room");
+    append(&store, request(&chat, "1")).await.unwrap();
+    append(&store, AppendRequest { exclude: 42, ..request(&chat, "2") }).await.unwrap();
+    let group = vec![request(&chat, "3"), AppendRequest { exclude: u64::MAX, ..request(&chat, "4") }];
+    assert!(store.enqueue_many(group).await.await.iter().all(Result::is_ok));
+
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(channel_key(&chat, "stream"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let fields: Vec<Vec<&str>> =
+        entries.iter().map(|(_, fields)| fields.iter().step_by(2).map(String::as_str).collect()).collect();
+    assert_eq!(fields, [vec!["p"], vec!["p", "x"], vec!["p"], vec!["p", "x"]]);
+    assert_eq!(entries[1].1[3], "42");
+
+    let exclusions = |page: fanfare_store::HistoryPage| -> Vec<(u64, u64)> {
+        page.exclusions.iter().map(|e| (e.offset, e.conn)).collect()
+    };
+    let forward = store.read(&chat, everything()).await.unwrap();
+    assert_eq!(forward.publications.len(), 4, "entries with and without `x` all read");
+    assert_eq!(exclusions(forward), [(2, 42), (4, u64::MAX)]);
+    let reverse = store.read(&chat, HistoryQuery { reverse: true, ..everything() }).await.unwrap();
+    assert_eq!(exclusions(reverse), [(4, u64::MAX), (2, 42)], "in the order of the publications");
+    let after_two = store.read(&chat, HistoryQuery { since: Some(2), ..everything() }).await.unwrap();
+    assert_eq!(exclusions(after_two), [(4, u64::MAX)], "only the page's own");
 }
 
 #[tokio::test]

@@ -11,10 +11,11 @@
 //!    them already); the next offset is fanned out and moves the cursor.
 //! 3. A publication beyond the next offset means the bus lost frames: the
 //!    channel holds its frames (`Healing`), reads the missing offsets from
-//!    history, fans them out, then the held frames. Subscribers never see
-//!    the gap. A long gap is read and fanned out a few hundred at a time,
-//!    each read waiting until the subscribers' outboxes have room, so a
-//!    heal never overflows a reader that keeps up.
+//!    history, fans them out (still skipping each one's excluded
+//!    connection, which history keeps), then the held frames. Subscribers
+//!    never see the gap. A long gap is read and fanned out a few hundred
+//!    at a time, each read waiting until the subscribers' outboxes have
+//!    room, so a heal never overflows a reader that keeps up.
 //! 4. Only when history no longer holds them (trimmed), or the channel's
 //!    epoch changed (the engine lost its stream), are the channel's local
 //!    subscribers closed with "insufficient state": they reconnect and
@@ -510,11 +511,17 @@ impl Receiver {
     }
 }
 
-/// The publications of `page` that continue `after` without a gap.
+/// The publications of `page` (an ascending read) that continue `after`
+/// without a gap, each with the connection its append excluded, as its
+/// lost live frame would have carried it.
 fn contiguous_after(after: u64, page: &HistoryPage) -> Vec<LivePublication> {
     let mut expected = after + 1;
+    let mut exclusions = page.exclusions.iter().peekable();
     let mut out = Vec::new();
     for publication in &page.publications {
+        // Both are ascending: skip exclusions of earlier offsets, take this one's.
+        while exclusions.next_if(|e| e.offset < publication.offset).is_some() {}
+        let exclude = exclusions.next_if(|e| e.offset == publication.offset).map_or(0, |e| e.conn);
         if publication.offset < expected {
             continue;
         }
@@ -522,7 +529,7 @@ fn contiguous_after(after: u64, page: &HistoryPage) -> Vec<LivePublication> {
             break;
         }
         expected += 1;
-        out.push(LivePublication { publication: publication.clone(), exclude: 0 });
+        out.push(LivePublication { publication: publication.clone(), exclude });
     }
     out
 }
@@ -605,14 +612,11 @@ mod tests {
 
     fn page(top: u64, offsets: &[u64]) -> HistoryPage {
         let data = JsonData::parse("1".into()).unwrap();
-        HistoryPage {
-            epoch: Epoch::new("e"),
-            top_offset: top,
-            publications: offsets
-                .iter()
-                .map(|&offset| Publication { offset, time_ms: 0, event: None, data: data.clone() })
-                .collect(),
-        }
+        let publications = offsets
+            .iter()
+            .map(|&offset| Publication { offset, time_ms: 0, event: None, data: data.clone() })
+            .collect();
+        HistoryPage::new(Epoch::new("e"), top, publications)
     }
 
     fn offsets(items: &[LivePublication]) -> Vec<u64> {
@@ -639,11 +643,25 @@ mod tests {
         assert!(!load.busy());
     }
 
+    fn excluded(items: &[LivePublication]) -> Vec<(u64, u64)> {
+        items.iter().map(|item| (item.publication.offset, item.exclude)).collect()
+    }
+
     #[test]
     fn a_heal_takes_only_what_continues_the_cursor() {
         assert_eq!(offsets(&contiguous_after(3, &page(6, &[4, 5, 6]))), [4, 5, 6]);
         assert_eq!(offsets(&contiguous_after(3, &page(6, &[2, 3, 4, 5]))), [4, 5]);
         assert_eq!(offsets(&contiguous_after(3, &page(6, &[4, 6]))), [4], "stops at a hole");
         assert!(contiguous_after(3, &page(6, &[5, 6])).is_empty(), "4 was trimmed: lost");
+    }
+
+    #[test]
+    fn a_healed_publication_keeps_the_connection_its_append_excluded() {
+        let mut page = page(6, &[2, 3, 4, 5, 6]);
+        page.exclusions = [(2, 7), (4, 42), (6, 9)]
+            .into_iter()
+            .map(|(offset, conn)| fanfare_store::Exclusion { offset, conn })
+            .collect();
+        assert_eq!(excluded(&contiguous_after(3, &page)), [(4, 42), (5, 0), (6, 9)]);
     }
 }

@@ -20,6 +20,11 @@
 //! live (or through its catch-up buffer); those up to it are in the cache.
 //! It may trail the store's top by the frames in flight, never lead it.
 //!
+//! The cache keeps publications without their exclusions (the Pusher
+//! `socket_id` a publisher left out): it answers only subscribes, and a
+//! replay to a subscribe ignores exclusions (`subscribe.rs` says why).
+//! Heals never read it; they read the store, which keeps them.
+//!
 //! Bounded: at most [`PER_CHANNEL`] publications per channel (fewer when
 //! the channel's history keeps fewer) and [`TOTAL`] in all; past that the
 //! channels cached longest ago lose their publications first.

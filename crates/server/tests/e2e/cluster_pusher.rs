@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use fanfare_testkit::RedisServer;
+use fanfare_testkit::{CutLink, RedisServer};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use crate::pusher_api::{PusherConn, Sdk, receiver, webhooks_keeping};
-use crate::support::{TestServer, eventually};
+use crate::support::{TestServer, eventually, http};
 
 fn app_toml(webhook: Option<&str>) -> String {
     let mut toml = String::from(
@@ -302,4 +302,39 @@ async fn a_dead_letter_written_by_one_node_is_listed_by_every_node_and_outlives_
     assert_eq!(letter["url"], url.as_str());
     assert_eq!(letter["app_id"], "app-1");
     assert_eq!(letter["events"][0]["name"], "channel_occupied");
+}
+
+/// An event triggered with a `socket_id` whose live frame one node never
+/// got (its link to Redis was cut) reaches that node's subscribers from
+/// history, and still not the excluded connection: history keeps the
+/// exclusion. The position check is short so the heal does not wait for
+/// the default 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_healed_from_history_still_skips_the_excluded_socket() {
+    let Some(redis) = RedisServer::start_or_skip() else { return };
+    let link = CutLink::start(format!("127.0.0.1:{}", redis.port()).parse().unwrap()).await;
+    let cut_off = TestServer::in_cluster_with(&link.redis_url(), &app_toml(None), |options| {
+        options.position_check = Duration::from_millis(200);
+    })
+    .await;
+    let publisher = TestServer::in_cluster(&redis.url(), &app_toml(None)).await;
+    let mut sender = PusherConn::open(&cut_off, "key-1").await;
+    let mut other = PusherConn::open(&cut_off, "key-1").await;
+    sender.subscribe("news", "", None).await;
+    other.subscribe("news", "", None).await;
+    assert_eq!(sdk(&publisher).trigger(&["news"], "live", "0").await.0, 200);
+    assert_eq!(other.next_event_of("news").await["event"], "live");
+    assert_eq!(sender.next_event_of("news").await["event"], "live");
+
+    link.cut();
+    let ready = || async { http().get(cut_off.url("/ready")).send().await.is_ok_and(|r| r.status() == 503) };
+    eventually("the cut-off node noticing the cut", ready).await;
+    let body = json!({"name": "healed", "channel": "news", "data": "1", "socket_id": sender.socket_id});
+    assert_eq!(sdk(&publisher).post("/events", body).await.0, 200);
+    link.heal();
+
+    assert_eq!(other.next_event_of("news").await["event"], "healed", "the lost frame was healed");
+    assert_eq!(sdk(&publisher).trigger(&["news"], "after", "2").await.0, 200);
+    assert_eq!(other.next_event_of("news").await["event"], "after");
+    assert_eq!(sender.next_event_of("news").await["event"], "after", "the sender never got its own event");
 }

@@ -54,7 +54,7 @@ pub(super) fn read_page(
             collect_kept(scan, name, first_kept_time_ms, query.limit)?
         };
     }
-    Ok(HistoryPage { epoch: shared.epoch.clone(), top_offset: bounds.head, publications })
+    Ok(HistoryPage::new(shared.epoch.clone(), bounds.head, publications))
 }
 
 pub(super) fn read_position(shared: &Shared, channel: &ChannelName) -> Result<u64, StoreError> {

@@ -6,7 +6,9 @@
 -- ARGV: 1-4 as channel_state.lua, 5 item count, 6 live pub/sub channel,
 --       7 meta ttl ms
 --       then per item 8 values: time_ms, "-" or "k<key>", key expires ms,
---       max_len, stream ttl ms, key ttl ms, exclude, tail
+--       max_len, stream ttl ms, key ttl ms, exclude ("0" for none), tail
+-- Each fresh item becomes the stream entry 0-<offset> with field 'p' the
+-- tail and, when exclude is not "0", field 'x' the excluded connection.
 -- Returns: { epoch, offset, time_ms, duplicate ("1"/"0"), ... } or STALEGEN.
 local meta, stream, keys, key_expiry = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local epoch, top, stale = channel_state()
@@ -52,7 +54,13 @@ for i = 0, count - 1 do
   if not duplicate then
     top = top + 1
     local offset = tostring(top)
-    redis.call('XADD', stream, 'MAXLEN', '~', max_len, '0-' .. offset, 'p', tail)
+    if exclude == '0' then
+      redis.call('XADD', stream, 'MAXLEN', '~', max_len, '0-' .. offset, 'p', tail)
+    else
+      -- Kept for a node that heals a lost frame from history (read.lua);
+      -- only when set, so most entries stay just 'p'.
+      redis.call('XADD', stream, 'MAXLEN', '~', max_len, '0-' .. offset, 'p', tail, 'x', exclude)
+    end
     if key ~= '-' then
       redis.call('HSET', keys, key, offset .. ' ' .. time_ms .. ' ' .. expires)
       redis.call('ZADD', key_expiry, expires, key)

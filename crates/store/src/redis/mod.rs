@@ -4,8 +4,9 @@
 //! Keys of a channel share its hash tag (`fanfare:{<channel>}:…`, see
 //! `fanfare_protocol::cluster`): `meta` (HASH `e` epoch, `s` top offset,
 //! `g` generation), `stream` (entry `0-<offset>`, field `p` the stored
-//! tail), `keys` (HASH idempotency key → `offset time expires`) and
-//! `key_expiry` (ZSET key → expiry, for lazy cleanup). One instance record,
+//! tail, then `x` the excluded connection if the append had one), `keys`
+//! (HASH idempotency key → `offset time expires`) and `key_expiry` (ZSET
+//! key → expiry, for lazy cleanup). One instance record,
 //! `fanfare:instance` (HASH `run_id`, `replid`, `gen`, `epoch`, `since`),
 //! holds the generation and the epoch new channels get, so every node and
 //! every channel of one generation agree on one epoch.

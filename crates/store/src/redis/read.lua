@@ -4,7 +4,8 @@
 -- KEYS: as channel_state.lua
 -- ARGV: 1-4 as channel_state.lua, 5 meta ttl ms, 6 since ("-" for none),
 --       7 max_len, 8 first kept time ms, 9 limit, 10 reverse ("1"/"0")
--- Returns: { epoch, top, offset, tail, offset, tail, ... } or STALEGEN.
+-- Returns: { epoch, top, offset, exclude, tail, offset, exclude, tail, ... }
+--          (exclude "0" for none, as in a live frame) or STALEGEN.
 local meta, stream = KEYS[1], KEYS[2]
 local meta_ttl = tonumber(ARGV[5])
 local epoch, top, stale = channel_state()
@@ -40,10 +41,13 @@ while found < limit and first <= last do
   end
   for _, entry in ipairs(entries) do
     local offset = tonumber(string.sub(entry[1], 3))
-    local tail = entry[2][2]
+    -- Fields as append.lua writes them: 'p' <tail>, then 'x' <conn> only
+    -- when the publication excluded a connection.
+    local tail, exclude = entry[2][2], entry[2][4] or '0'
     local time_ms = tonumber(string.match(tail, '^(%d+) '))
     if time_ms and time_ms >= first_kept_time and found < limit then
       reply[#reply + 1] = tostring(offset)
+      reply[#reply + 1] = exclude
       reply[#reply + 1] = tail
       found = found + 1
     end

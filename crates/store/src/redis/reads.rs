@@ -8,7 +8,7 @@ use fanfare_protocol::{ChannelName, Epoch, Publication};
 
 use super::scripts::{StateArgs, read_invocation, stale_generation, ttl_ms};
 use super::{BACKEND, Shared, redis_error};
-use crate::{HistoryPage, HistoryQuery, StoreError};
+use crate::{Exclusion, HistoryPage, HistoryQuery, StoreError};
 
 /// Runs `read.lua`; `None` reads only the position. A stale generation
 /// makes it observe the instance again on the same connection and retry
@@ -57,7 +57,8 @@ fn failed(shared: &Shared, error: redis::RedisError) -> StoreError {
     error
 }
 
-/// Parses `{ epoch, top, offset, tail, … }`.
+/// Parses `{ epoch, top, offset, exclude, tail, … }` (`exclude` 0 for a
+/// publication that excluded no connection).
 fn parse_read_reply(channel: &ChannelName, reply: Vec<Vec<u8>>) -> Result<HistoryPage, StoreError> {
     let corrupt = |key: String, reason| StoreError::Corrupt { keyspace: "redis stream", key, reason };
     let number = |bytes: &[u8]| std::str::from_utf8(bytes).ok().and_then(|s| s.parse::<u64>().ok());
@@ -68,13 +69,20 @@ fn parse_read_reply(channel: &ChannelName, reply: Vec<Vec<u8>>) -> Result<Histor
     let epoch = String::from_utf8(epoch).map_err(|_| corrupt(channel.to_string(), "epoch not UTF-8"))?;
     let top_offset = number(&top).ok_or_else(|| corrupt(channel.to_string(), "top offset"))?;
     let rest: Vec<Vec<u8>> = fields.collect();
-    let mut publications = Vec::with_capacity(rest.len() / 2);
-    for pair in rest.chunks(2) {
-        let [offset, tail] = pair else { return Err(corrupt(channel.to_string(), "odd entry count")) };
+    let mut page = HistoryPage::new(Epoch::new(&epoch), top_offset, Vec::with_capacity(rest.len() / 3));
+    for entry in rest.chunks(3) {
+        let [offset, exclude, tail] = entry else {
+            return Err(corrupt(channel.to_string(), "an entry is offset, exclude and tail"));
+        };
         let offset = number(offset).ok_or_else(|| corrupt(channel.to_string(), "entry offset"))?;
-        let publication: Publication = decode_tail(offset, tail)
-            .map_err(|_| corrupt(format!("{channel}@{offset}"), "undecodable publication"))?;
-        publications.push(publication);
+        let key = || format!("{channel}@{offset}");
+        let exclude = number(exclude).ok_or_else(|| corrupt(key(), "entry exclusion"))?;
+        let publication: Publication =
+            decode_tail(offset, tail).map_err(|_| corrupt(key(), "undecodable publication"))?;
+        page.publications.push(publication);
+        if exclude != 0 {
+            page.exclusions.push(Exclusion { offset, conn: exclude });
+        }
     }
-    Ok(HistoryPage { epoch: Epoch::new(&epoch), top_offset, publications })
+    Ok(page)
 }
