@@ -53,8 +53,8 @@ pub use namespaces::{NamespaceSettings, Namespaces};
 pub use pusher::{AppSettings, PusherSettings, WebhookSettings};
 pub use render::REDACTED;
 pub use settings::{
-    AuthSettings, ClusterSettings, JwtKey, JwtSettings, Limits, Settings, StoreKind, StoreSettings,
-    api_key_file, redact_url_password,
+    AuthSettings, ClusterSettings, FILE_HEADROOM, JwtKey, JwtSettings, Limits, Settings, StoreKind,
+    StoreSettings, api_key_file, redact_url_password,
 };
 
 /// The documented example configuration (every key, with its default).

@@ -98,6 +98,10 @@ pub(crate) struct RawLimits {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_history_read: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready_below_percent: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_http_body_bytes: Option<usize>,
 }
 

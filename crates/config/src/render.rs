@@ -81,6 +81,8 @@ impl Settings {
                 pong_timeout: Some(HumanDuration(limits.pong_timeout)),
                 max_history_read: Some(limits.max_history_read),
                 max_http_body_bytes: Some(limits.max_http_body_bytes),
+                max_connections: Some(limits.max_connections),
+                ready_below_percent: Some(limits.ready_below_percent),
             },
             auth,
             channel_defaults: self.namespaces.defaults().to_raw(),

@@ -167,7 +167,19 @@ pub struct Limits {
     /// Most publications one history read returns.
     pub max_history_read: usize,
     pub max_http_body_bytes: usize,
+    /// WebSocket connections this node holds at most; a further upgrade is
+    /// answered 503. 0: the open-file limit less [`FILE_HEADROOM`].
+    pub max_connections: usize,
+    /// The share of `max_connections`, in percent (1–100), from which
+    /// `/ready` answers 503 (the load balancer sends new connections
+    /// elsewhere; open ones stay).
+    pub ready_below_percent: u8,
 }
+
+/// Open files kept for everything but connections (the store, Redis,
+/// HTTP requests, logs) when `max_connections` comes from the open-file
+/// limit, and the margin the start-up warning asks for.
+pub const FILE_HEADROOM: usize = 1024;
 
 impl Limits {
     /// The outbox limits in the hub's terms.
@@ -194,6 +206,8 @@ impl Default for Limits {
             pong_timeout: Duration::from_secs(10),
             max_history_read: 1000,
             max_http_body_bytes: 1 << 20,
+            max_connections: 0,
+            ready_below_percent: 90,
         }
     }
 }

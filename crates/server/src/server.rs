@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use crate::auth::Authenticator;
 use crate::config::{Namespaces, Settings};
 use crate::engines::Engines;
+use crate::gateway::capacity::{self, Capacity};
 use crate::pusher::apps::Apps;
 use crate::pusher::users::SignedInUsers;
 use crate::pusher::webhooks::{WebhookOptions, Webhooks};
@@ -51,6 +52,8 @@ pub struct App {
     pub(crate) api_key: ServerApiKey,
     /// The server's own metrics (open connections) and the `/metrics` text.
     pub(crate) telemetry: ServerMetrics,
+    /// The open WebSocket connections against `limits.max_connections`.
+    pub(crate) capacity: Arc<Capacity>,
     /// The hub's store too, kept here so that [`run`] can close it once
     /// nothing publishes any more.
     store: Arc<dyn HistoryStore>,
@@ -133,7 +136,9 @@ pub fn build(settings: Settings, api_key: String, engines: Engines) -> anyhow::R
     let pusher = Arc::new(PusherState { apps, users: SignedInUsers::default(), webhooks });
     let draining = AtomicBool::new(false);
     let api_key = ServerApiKey(Arc::from(api_key));
-    Ok(AppState(Arc::new(App { settings, hub, pusher, auth, api_key, telemetry, store, draining })))
+    let capacity = Arc::new(Capacity::new(&settings.limits, capacity::open_file_limit()));
+    let app = App { settings, hub, pusher, auth, api_key, telemetry, capacity, store, draining };
+    Ok(AppState(Arc::new(app)))
 }
 
 /// The hub's view of the configuration: a channel's options are its

@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use metrics::{Gauge, counter, gauge};
+use metrics::counter;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Buckets of the publish → fan-out latency histogram, in seconds.
@@ -15,8 +15,6 @@ static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
 #[derive(Clone)]
 pub struct ServerMetrics {
     handle: PrometheusHandle,
-    /// Open WebSocket connections.
-    pub connections: Gauge,
 }
 
 impl ServerMetrics {
@@ -47,7 +45,7 @@ impl ServerMetrics {
         // here so they show from the start.
         counter!("fanfare_ws_writes_total").increment(0);
         counter!("fanfare_ws_frames_written_total").increment(0);
-        Self { handle: handle.clone(), connections: gauge!("fanfare_connections") }
+        Self { handle: handle.clone() }
     }
 
     pub fn render(&self) -> String {

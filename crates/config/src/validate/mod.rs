@@ -258,6 +258,12 @@ impl Check<'_> {
                 raw.max_http_body_bytes,
                 defaults.max_http_body_bytes,
             )?,
+            max_connections: raw.max_connections.unwrap_or(defaults.max_connections),
+            ready_below_percent: match raw.ready_below_percent {
+                Some(percent @ 1..=100) => percent,
+                Some(_) => return Err(self.invalid("limits.ready_below_percent", "must be 1 to 100")),
+                None => defaults.ready_below_percent,
+            },
         })
     }
 
@@ -525,6 +531,21 @@ mod tests {
             ..RawConfig::default()
         };
         assert_eq!(reason(validate_raw(raw).unwrap_err()).0, "limits.outbox_frames");
+    }
+
+    #[test]
+    fn a_ready_share_outside_1_to_100_percent_is_refused() {
+        for percent in [0, 101, 255] {
+            let raw = RawConfig {
+                limits: RawLimits { ready_below_percent: Some(percent), ..RawLimits::default() },
+                ..RawConfig::default()
+            };
+            assert_eq!(reason(validate_raw(raw).unwrap_err()).0, "limits.ready_below_percent", "{percent}");
+        }
+        let limits =
+            RawLimits { ready_below_percent: Some(100), max_connections: Some(0), ..RawLimits::default() };
+        let limits = validate_raw(RawConfig { limits, ..RawConfig::default() }).unwrap().limits;
+        assert_eq!((limits.ready_below_percent, limits.max_connections), (100, 0));
     }
 
     #[test]

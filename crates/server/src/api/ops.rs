@@ -17,11 +17,18 @@ pub async fn health() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Ready to take traffic: the store takes writes and we are not draining.
+/// Ready to take traffic: the store takes writes, the node is not near
+/// its connection limit and we are not draining.
 /// (The whole state: whether we drain is the server's, not a slice's.)
 pub async fn ready(State(app): State<AppState>) -> impl IntoResponse {
     if app.draining() {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "draining" })));
+    }
+    if app.capacity.near_limit() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "near connection limit" })),
+        );
     }
     if !app.hub.cluster_bus_up() {
         return (

@@ -31,6 +31,8 @@ async fn serve_async(mut settings: Settings) -> anyhow::Result<()> {
     if settings.pusher.apps.is_empty() && settings.cluster.is_none() {
         settings.pusher.apps.push(default_pusher_app(&settings)?);
     }
+    let open_files = crate::gateway::capacity::raise_open_file_limit();
+    crate::gateway::capacity::warn_if_files_run_short(&settings.limits, open_files);
     let engines = engines::open(&settings).await?;
     let listener = listen(settings.listen).with_context(|| format!("listening on {}", settings.listen))?;
     let app = server::build(settings, api_key, engines)?;

@@ -22,6 +22,8 @@ use fanfare_protocol::CloseCode;
 use fanfare_protocol::websocket::{self, Incoming};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+
+use super::capacity::OpenSlot;
 use tokio::time::{Instant, Sleep};
 
 use crate::gateway::closing::{self, Closing};
@@ -98,11 +100,7 @@ pub(crate) fn drive<D>(
 where
     D: Dialect,
 {
-    let mut connection = Connection::new(io, SocketLimits::of(app), outbox, protocol, dialect);
-    let gauge = app.telemetry.connections.clone();
-    gauge.increment(1.0);
-    connection.gauge = Some(gauge);
-    connection.run()
+    Connection::new(io, SocketLimits::of(app), outbox, protocol, dialect).run()
 }
 
 /// One connection's state, owned by its task.
@@ -112,14 +110,15 @@ pub(crate) struct Connection<D> {
     outbox: Arc<Outbox>,
     protocol: Protocol,
     dialect: D,
-    /// The open-connections gauge, counted from `new` to the end of `run`.
-    gauge: Option<metrics::Gauge>,
+    /// Its place within the node's connection limit, freed at the end of
+    /// `run` (`capacity.rs`).
+    slot: Option<OpenSlot>,
 }
 
 impl<D: Dialect> Connection<D> {
     pub fn new(io: Io, limits: SocketLimits, outbox: Arc<Outbox>, protocol: Protocol, dialect: D) -> Self {
         let socket = WebSocket::new(io.stream, &io.read_ahead, limits.max_message_bytes);
-        Self { socket, limits, outbox, protocol, dialect, gauge: None }
+        Self { socket, limits, outbox, protocol, dialect, slot: io.slot }
     }
 
     /// Serves the connection to its end, releases its state, closes it.
@@ -137,9 +136,7 @@ impl<D: Dialect> Connection<D> {
             // Boxed: its timers would otherwise make every idle
             // connection's future larger (measured: 728 bytes).
             Box::pin(closing::finish(this.socket, &this.outbox, closing, this.protocol)).await;
-            if let Some(gauge) = this.gauge {
-                gauge.decrement(1.0);
-            }
+            drop(this.slot);
         }
     }
 }

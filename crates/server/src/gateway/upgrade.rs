@@ -12,6 +12,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+use crate::gateway::capacity::OpenSlot;
 use crate::gateway::session;
 use crate::http_error::HttpError;
 use crate::server::AppState;
@@ -28,6 +29,9 @@ pub async fn accept(State(app): State<AppState>, request: Request) -> Response {
 pub(crate) struct Io {
     pub stream: TcpStream,
     pub read_ahead: Bytes,
+    /// Its place within the node's connection limit (none for the echo
+    /// example, which has no limit).
+    pub slot: Option<OpenSlot>,
 }
 
 impl Io {
@@ -35,7 +39,7 @@ impl Io {
     /// through hyper-util's `auto` builder, whose wrapper this unwraps).
     fn from_upgraded(upgraded: Upgraded) -> Option<Self> {
         let parts = hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<TcpStream>>(upgraded).ok()?;
-        Some(Self { stream: parts.io.into_inner(), read_ahead: parts.read_buf })
+        Some(Self { stream: parts.io.into_inner(), read_ahead: parts.read_buf, slot: None })
     }
 }
 
@@ -49,7 +53,23 @@ where
     if app.draining() {
         return HttpError::new(ErrorCode::ShuttingDown, "the server is shutting down").into_response();
     }
-    switch(request, move |io| session(app, io))
+    let Some(slot) = app.capacity.open() else {
+        return over_capacity(app.capacity.max());
+    };
+    switch(request, move |mut io| {
+        io.slot = Some(slot);
+        session(app, io)
+    })
+}
+
+/// 503 before the WebSocket opens: the client retries (through a load
+/// balancer, on another node).
+fn over_capacity(max: usize) -> Response {
+    let message =
+        format!("this node holds its most connections ({max}); retry, on another node if there is one");
+    let mut response = HttpError::new(ErrorCode::Unavailable, message).into_response();
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// The handshake alone: answers it, and runs `then` on the switched

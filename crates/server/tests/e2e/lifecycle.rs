@@ -58,3 +58,47 @@ async fn shutdown_tells_clients_to_reconnect_stops_accepting_and_finishes() {
     let refused = tokio_tungstenite::connect_async(format!("ws://{addr}/connection/websocket")).await;
     assert!(refused.is_err(), "no new connections after shutdown");
 }
+
+/// A node near its connection limit says it is not ready (open connections
+/// stay); at the limit it answers an upgrade 503 with `Retry-After`, native
+/// and Pusher alike; a closed connection frees its place.
+#[tokio::test]
+async fn a_node_at_its_connection_limit_refuses_upgrades_and_is_not_ready_near_it() {
+    let server = TestServer::with_config(
+        "[limits]\nmax_connections = 3\nready_below_percent = 60\n\
+         [[pusher.apps]]\nid = \"app-1\"\nkey = \"key-1\"\nsecret = \"secret-1\"\n",
+    )
+    .await;
+    let ready = || async { server.get("/ready").await };
+    let utilisation = || async {
+        let text = http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        metric_value(&text, "fanfare_connection_utilisation_ratio")
+    };
+    assert_eq!(ready().await.0, 200);
+    let first = RawConn::connected(&server, None).await;
+    assert_eq!(ready().await.0, 200, "1 of 3 is below 60 %");
+    let mut second = RawConn::connected(&server, None).await;
+    let (status, body) = ready().await;
+    assert_eq!((status, body["status"].as_str()), (503, Some("near connection limit")));
+    assert!((utilisation().await - 2.0 / 3.0).abs() < 1e-9);
+    let third = RawConn::connected(&server, None).await;
+
+    for path in ["/connection/websocket", "/app/key-1?protocol=7"] {
+        let url = format!("ws://{}{path}", server.addr);
+        let Err(tokio_tungstenite::tungstenite::Error::Http(response)) =
+            tokio_tungstenite::connect_async(url).await
+        else {
+            panic!("a fourth connection on {path} was accepted");
+        };
+        assert_eq!(response.status().as_u16(), 503, "{path}");
+        assert_eq!(response.headers()["retry-after"], "1");
+    }
+    let reply = second.command(json!({"type": "subscribe", "channel": "news"})).await;
+    assert!(reply.get("result").is_some(), "an open connection keeps working: {reply}");
+
+    drop((first, third));
+    crate::support::eventually("the closed connections' places freed", || async { ready().await.0 == 200 })
+        .await;
+    let _again = RawConn::connected(&server, None).await;
+    assert_eq!(ready().await.0, 503);
+}
