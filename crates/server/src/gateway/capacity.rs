@@ -15,7 +15,7 @@ pub struct Capacity {
     open: AtomicUsize,
     max: usize,
     /// `open` from which the node is not ready.
-    ready_below_percent: usize,
+    ready_below: usize,
     /// `fanfare_connections`.
     connections: Gauge,
     /// `fanfare_connection_utilisation_ratio`: `open / max`.
@@ -24,11 +24,13 @@ pub struct Capacity {
 
 impl Capacity {
     /// The limit of `limits`, or (0 there) `open_files` less
-    /// [`FILE_HEADROOM`]; no limit when neither is known.
+    /// [`FILE_HEADROOM`] (less half of them when they are fewer than twice
+    /// that); no limit when neither is known.
     pub fn new(limits: &Limits, open_files: Option<u64>) -> Self {
         let max = match (limits.max_connections, open_files) {
             (0, Some(files)) => {
-                usize::try_from(files).unwrap_or(usize::MAX).saturating_sub(FILE_HEADROOM).max(1)
+                let files = usize::try_from(files).unwrap_or(usize::MAX);
+                (files - FILE_HEADROOM.min(files / 2)).max(1)
             }
             (0, None) => usize::MAX,
             (max, _) => max,
@@ -37,7 +39,7 @@ impl Capacity {
         let capacity = Self {
             open: AtomicUsize::new(0),
             max,
-            ready_below_percent: ready_below.max(1),
+            ready_below: ready_below.max(1),
             connections: gauge!("fanfare_connections"),
             utilisation: gauge!("fanfare_connection_utilisation_ratio"),
         };
@@ -64,7 +66,7 @@ impl Capacity {
     /// Whether the node holds so many connections that it should get no
     /// new ones.
     pub fn near_limit(&self) -> bool {
-        self.open.load(Ordering::Acquire) >= self.ready_below_percent
+        self.open.load(Ordering::Acquire) >= self.ready_below
     }
 
     fn report(&self, open: usize) {
@@ -149,7 +151,8 @@ mod tests {
     #[test]
     fn without_a_configured_limit_the_open_file_limit_less_the_headroom_is_the_limit() {
         assert_eq!(Capacity::new(&limits(0, 90), Some(20_000)).max(), 20_000 - FILE_HEADROOM);
-        assert_eq!(Capacity::new(&limits(0, 90), Some(100)).max(), 1, "never 0");
+        assert_eq!(Capacity::new(&limits(0, 90), Some(1024)).max(), 512, "a small limit keeps half");
+        assert_eq!(Capacity::new(&limits(0, 90), Some(1)).max(), 1, "never 0");
         assert_eq!(Capacity::new(&limits(0, 90), None).max(), usize::MAX);
         assert_eq!(Capacity::new(&limits(500, 90), Some(100)).max(), 500, "configured wins");
     }
