@@ -11,6 +11,8 @@
 //!   subscribers, and watches *before* a subscriber reads history.
 //! - `receive.rs`: the receiving side; one task, so each channel's frames
 //!   are checked and fanned out in the order the bus delivered them.
+//! - `load.rs`: how many deliveries the node makes; above a rate the
+//!   receiver waits for fuller batches, so socket writes carry more frames.
 //! - `recent.rs`: recent publications of live channels, so a storm of
 //!   resuming clients is served from memory, not from the engine.
 //! - `members.rs`: presence through the cluster's [`PresenceStore`]: first
@@ -31,6 +33,7 @@
 mod announce;
 mod control;
 mod lease;
+mod load;
 mod members;
 mod occupancy;
 mod receive;
