@@ -10,6 +10,10 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 const LATENCY_BUCKETS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
+/// Buckets of the connection duration histogram, in seconds: from a
+/// second to a day.
+const DURATION_BUCKETS: &[f64] = &[1.0, 10.0, 60.0, 300.0, 1800.0, 3600.0, 4.0 * 3600.0, 24.0 * 3600.0];
+
 static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
 
 #[derive(Clone)]
@@ -33,6 +37,11 @@ impl ServerMetrics {
                     LATENCY_BUCKETS,
                 )
                 .expect("the bucket list is not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full("fanfare_connection_duration_seconds".into()),
+                    DURATION_BUCKETS,
+                )
+                .expect("the bucket list is not empty")
                 .build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
@@ -45,6 +54,9 @@ impl ServerMetrics {
         // here so they show from the start.
         counter!("fanfare_ws_writes_total").increment(0);
         counter!("fanfare_ws_frames_written_total").increment(0);
+        for protocol in ["native", "pusher"] {
+            counter!("fanfare_connections_opened_total", "protocol" => protocol).increment(0);
+        }
         Self { handle: handle.clone() }
     }
 

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use metrics::{Gauge, gauge};
+use std::time::Instant;
+
+use metrics::{Gauge, counter, gauge, histogram};
 
 use crate::config::{FILE_HEADROOM, Limits};
 
@@ -60,7 +62,7 @@ impl Capacity {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
             .ok()?;
         self.report(before + 1);
-        Some(OpenSlot(self.clone()))
+        Some(OpenSlot { capacity: self.clone(), opened: Instant::now() })
     }
 
     /// Whether the node holds so many connections that it should get no
@@ -76,12 +78,24 @@ impl Capacity {
 }
 
 /// One open connection's place; dropping it frees the place.
-pub struct OpenSlot(Arc<Capacity>);
+pub struct OpenSlot {
+    capacity: Arc<Capacity>,
+    opened: Instant,
+}
+
+impl OpenSlot {
+    /// The connection ended for `reason` (a label of
+    /// `fanfare_connections_closed_total`): counts it and its duration.
+    pub fn close(self, reason: &'static str) {
+        counter!("fanfare_connections_closed_total", "reason" => reason).increment(1);
+        histogram!("fanfare_connection_duration_seconds").record(self.opened.elapsed().as_secs_f64());
+    }
+}
 
 impl Drop for OpenSlot {
     fn drop(&mut self) {
-        let open = self.0.open.fetch_sub(1, Ordering::AcqRel) - 1;
-        self.0.report(open);
+        let open = self.capacity.open.fetch_sub(1, Ordering::AcqRel) - 1;
+        self.capacity.report(open);
     }
 }
 

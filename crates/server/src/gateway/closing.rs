@@ -30,6 +30,30 @@ pub(crate) enum Closing {
 }
 
 impl Closing {
+    /// The `reason` label of `fanfare_connections_closed_total`: one per
+    /// close code the server sends, and two for the client's side.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Closing::Client(_) => "client_closed",
+            Closing::Gone => "client_gone",
+            Closing::Server(reason) => match reason.code {
+                CloseCode::Normal => "normal",
+                CloseCode::BadFrame => "bad_frame",
+                CloseCode::Unauthorized => "unauthorized",
+                CloseCode::HandshakeTimeout => "handshake_timeout",
+                CloseCode::Disconnected => "disconnected",
+                CloseCode::MessageTooBig => "message_too_big",
+                CloseCode::ProtocolError => "protocol_error",
+                CloseCode::InvalidPayload => "invalid_payload",
+                CloseCode::ShuttingDown => "shutting_down",
+                CloseCode::SlowConsumer => "slow_consumer",
+                CloseCode::IdleTimeout => "idle_timeout",
+                CloseCode::ServerError => "server_error",
+                CloseCode::InsufficientState => "insufficient_state",
+            },
+        }
+    }
+
     /// The reason the connection's outbox is closed with.
     pub fn reason(self) -> CloseReason {
         match self {

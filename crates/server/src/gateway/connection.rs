@@ -100,6 +100,11 @@ pub(crate) fn drive<D>(
 where
     D: Dialect,
 {
+    let label = match protocol {
+        Protocol::Native => "native",
+        Protocol::Pusher { .. } => "pusher",
+    };
+    metrics::counter!("fanfare_connections_opened_total", "protocol" => label).increment(1);
     Connection::new(io, SocketLimits::of(app), outbox, protocol, dialect).run()
 }
 
@@ -131,12 +136,15 @@ impl<D: Dialect> Connection<D> {
         let mut this = self;
         async move {
             let closing = serve(&mut this.socket, this.limits, &this.outbox, &mut this.dialect).await;
+            let reason = closing.metric_label();
             this.outbox.close(closing.reason());
             this.dialect.end();
             // Boxed: its timers would otherwise make every idle
             // connection's future larger (measured: 728 bytes).
             Box::pin(closing::finish(this.socket, &this.outbox, closing, this.protocol)).await;
-            drop(this.slot);
+            if let Some(slot) = this.slot {
+                slot.close(reason);
+            }
         }
     }
 }

@@ -51,15 +51,23 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     if app.draining() {
+        refused("draining");
         return HttpError::new(ErrorCode::ShuttingDown, "the server is shutting down").into_response();
     }
     let Some(slot) = app.capacity.open() else {
+        refused("over_capacity");
         return over_capacity(app.capacity.max());
     };
     switch(request, move |mut io| {
         io.slot = Some(slot);
         session(app, io)
     })
+}
+
+/// Counts an upgrade refused before the WebSocket opened
+/// (`fanfare_handshake_failures_total{cause}`).
+fn refused(cause: &'static str) {
+    metrics::counter!("fanfare_handshake_failures_total", "cause" => cause).increment(1);
 }
 
 /// 503 before the WebSocket opens: the client retries (through a load
@@ -81,7 +89,10 @@ where
 {
     let key = match handshake_key(request.headers()) {
         Ok(key) => key,
-        Err(message) => return HttpError::new(ErrorCode::BadRequest, message).into_response(),
+        Err(message) => {
+            refused("not_a_websocket_upgrade");
+            return HttpError::new(ErrorCode::BadRequest, message).into_response();
+        }
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
     // The connection runs in a task of its own, spawned once switched: the

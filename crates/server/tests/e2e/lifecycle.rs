@@ -102,3 +102,49 @@ async fn a_node_at_its_connection_limit_refuses_upgrades_and_is_not_ready_near_i
     let _again = RawConn::connected(&server, None).await;
     assert_eq!(ready().await.0, 503);
 }
+
+/// Opens, closes by reason, their durations and refused handshakes are
+/// counted as they happen.
+#[tokio::test]
+async fn connection_opens_closes_and_refused_handshakes_are_counted() {
+    let server =
+        TestServer::with_config("[[pusher.apps]]\nid = \"app-1\"\nkey = \"key-1\"\nsecret = \"secret-1\"\n")
+            .await;
+    let metrics = || async { http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap() };
+    let value = |text: &str, name: &str| metric_value(text, name);
+
+    let mut leaving = RawConn::connected(&server, None).await;
+    leaving.socket.close(None).await.unwrap();
+    let mut rude = RawConn::connected(&server, None).await;
+    rude.send_text("not json").await;
+    assert_eq!(rude.until_closed().await.0, 4000);
+    let (pusher, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/app/key-1?protocol=7", server.addr)).await.unwrap();
+    drop(pusher);
+    let (mut unknown, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/app/nope?protocol=7", server.addr)).await.unwrap();
+    let _ = futures_util::StreamExt::next(&mut unknown).await;
+    assert_eq!(http().get(server.ws_url().replace("ws://", "http://")).send().await.unwrap().status(), 400);
+
+    let closed = |reason: &str| format!("fanfare_connections_closed_total{{reason=\"{reason}\"}}");
+    crate::support::eventually("every close counted", || async {
+        let text = metrics().await;
+        text.contains(&closed("client_closed"))
+            && text.contains(&closed("bad_frame"))
+            && text.contains(&closed("client_gone"))
+    })
+    .await;
+    let text = metrics().await;
+    assert_eq!(value(&text, "fanfare_connections_opened_total{protocol=\"native\"}"), 2.0);
+    assert_eq!(
+        value(&text, "fanfare_connections_opened_total{protocol=\"pusher\"}"),
+        1.0,
+        "a refused one is not opened"
+    );
+    assert_eq!(value(&text, &closed("client_closed")), 1.0);
+    assert_eq!(value(&text, &closed("bad_frame")), 1.0);
+    assert_eq!(value(&text, &closed("client_gone")), 1.0);
+    assert_eq!(value(&text, "fanfare_connection_duration_seconds_count"), 3.0);
+    assert_eq!(value(&text, "fanfare_handshake_failures_total{cause=\"app_not_found\"}"), 1.0);
+    assert_eq!(value(&text, "fanfare_handshake_failures_total{cause=\"not_a_websocket_upgrade\"}"), 1.0);
+}

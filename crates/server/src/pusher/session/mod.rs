@@ -56,7 +56,25 @@ pub async fn accept(
 fn start(app: AppState, io: Io, key: String, params: ConnectParams) -> impl Future<Output = ()> + Send {
     match admit(&app, &key, &params) {
         Ok(pusher_app) => Either::Left(PusherSession::run(app, io, pusher_app)),
-        Err(code) => Either::Right(async move { closing::refuse(io, code.code(), code.reason()).await }),
+        Err(code) => {
+            metrics::counter!("fanfare_handshake_failures_total", "cause" => refusal_cause(code))
+                .increment(1);
+            Either::Right(async move { closing::refuse(io, code.code(), code.reason()).await })
+        }
+    }
+}
+
+/// The `cause` label of `fanfare_handshake_failures_total` for a Pusher
+/// connection refused before its session starts.
+fn refusal_cause(code: PusherCloseCode) -> &'static str {
+    match code {
+        PusherCloseCode::AppNotFound => "app_not_found",
+        PusherCloseCode::AppDisabled => "app_disabled",
+        PusherCloseCode::OverQuota => "app_over_quota",
+        PusherCloseCode::InvalidVersionFormat
+        | PusherCloseCode::UnsupportedProtocol
+        | PusherCloseCode::NoProtocol => "protocol_version",
+        _ => "other",
     }
 }
 
