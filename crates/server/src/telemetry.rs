@@ -54,6 +54,7 @@ impl ServerMetrics {
         // here so they show from the start.
         counter!("fanfare_ws_writes_total").increment(0);
         counter!("fanfare_ws_frames_written_total").increment(0);
+        metrics::gauge!("fanfare_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
         for protocol in ["native", "pusher"] {
             counter!("fanfare_connections_opened_total", "protocol" => protocol).increment(0);
         }

@@ -3,6 +3,13 @@
 
 use tokio::time::Instant;
 
+/// Counts one refusal of `limit` (`fanfare_rate_limited_total{limit}`):
+/// `native_commands`, `pusher_messages`, `pusher_client_events`,
+/// `pusher_api_events`, `pusher_api_reads`.
+pub(crate) fn count_refusal(limit: &'static str) {
+    metrics::counter!("fanfare_rate_limited_total", "limit" => limit).increment(1);
+}
+
 pub(crate) struct TokenBucket {
     per_second: f64,
     tokens: f64,

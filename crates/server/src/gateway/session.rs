@@ -71,6 +71,7 @@ impl Dialect for Session {
     async fn on_text(&mut self, text: &str) -> Next {
         match Command::decode(text) {
             Ok(command) if !self.commands.try_take() => {
+                crate::gateway::rate::count_refusal("native_commands");
                 self.replies.flush(&self.outbox).await;
                 self.reply_error(
                     command.id,

@@ -58,17 +58,22 @@ impl AppRates {
         let Some(limiter) = &self.backend_events else { return Ok(()) };
         let limit = limiter.per_second.get();
         let Some(n) = NonZeroU32::new(u32::try_from(events).unwrap_or(u32::MAX)) else { return Ok(()) };
-        match limiter.cells.check_n(n) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(RateLimited::BackendEvents { limit }),
-            Err(_) => Err(RateLimited::MoreThanASecondsWorth { events, limit }),
-        }
+        let refused = match limiter.cells.check_n(n) {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(_)) => RateLimited::BackendEvents { limit },
+            Err(_) => RateLimited::MoreThanASecondsWorth { events, limit },
+        };
+        crate::gateway::rate::count_refusal("pusher_api_events");
+        Err(refused)
     }
 
     /// Counts one `GET` request.
     pub fn take_read_request(&self) -> Result<(), RateLimited> {
         let Some(limiter) = &self.read_requests else { return Ok(()) };
-        limiter.cells.check().map_err(|_| RateLimited::ReadRequests { limit: limiter.per_second.get() })
+        limiter.cells.check().map_err(|_| {
+            crate::gateway::rate::count_refusal("pusher_api_reads");
+            RateLimited::ReadRequests { limit: limiter.per_second.get() }
+        })
     }
 }
 

@@ -17,6 +17,8 @@ async fn health_ready_metrics_and_openapi_answer() {
     for name in ["fanfare_publications_total", "fanfare_connections", "fanfare_publish_fanout_seconds"] {
         assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
     }
+    let build_info = format!("fanfare_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(metric_value(&metrics, &build_info), 1.0);
     let openapi: serde_json::Value =
         http().get(server.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(openapi["paths"]["/api/publish"].is_object(), "the OpenAPI document describes the API");

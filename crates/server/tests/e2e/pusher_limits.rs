@@ -7,7 +7,7 @@ use fanfare_protocol::pusher::sign;
 use serde_json::{Value, json};
 
 use crate::pusher_api::{PusherConn, Sdk};
-use crate::support::TestServer;
+use crate::support::{TestServer, http, metric_value};
 
 /// One app, `app-1`, with client events on and `limits` added.
 async fn server_with(limits: &str) -> TestServer {
@@ -134,6 +134,13 @@ async fn events_triggered_over_the_apps_rate_are_refused_with_429_and_publish_no
         ["c", "d", "e"].iter().map(|c| json!({"name": "e", "channel": c, "data": "4"})).collect();
     assert_eq!(app.post("/batch_events", json!({"batch": batch})).await.0, 429);
     assert_eq!((top_offset(&server, "a").await, top_offset(&server, "c").await), (1, 0));
+    assert_eq!(refusals(&server, "pusher_api_events").await, 3.0, "each refusal is counted");
+}
+
+/// `fanfare_rate_limited_total{limit}` on `server`.
+async fn refusals(server: &TestServer, limit: &str) -> f64 {
+    let metrics = http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    metric_value(&metrics, &format!("fanfare_rate_limited_total{{limit=\"{limit}\"}}"))
 }
 
 #[tokio::test]
@@ -145,6 +152,7 @@ async fn read_requests_over_the_apps_rate_are_refused_with_429_and_writes_are_no
     assert_eq!(status, 429, "{body}");
     assert!(body["error"].as_str().unwrap().contains("read requests"), "{body}");
     assert_eq!(app.trigger(&["news"], "e", "x").await.0, 200, "a trigger is not a read");
+    assert_eq!(refusals(&server, "pusher_api_reads").await, 1.0);
 }
 
 #[tokio::test]

@@ -64,6 +64,7 @@ impl PusherSession {
         if let Some(bucket) = &mut self.client_events
             && !bucket.try_take()
         {
+            crate::gateway::rate::count_refusal("pusher_client_events");
             let message =
                 format!("more than {} client events per second", settings.max_client_events_per_second);
             return Err((PusherErrorCode::ClientEventRateLimit, message));

@@ -194,6 +194,7 @@ impl Dialect for PusherSession {
 
     async fn on_text(&mut self, text: &str) -> Next {
         if !self.frames.try_take() {
+            crate::gateway::rate::count_refusal("pusher_messages");
             self.send_error(PusherErrorCode::InvalidMessage, "too many messages; slow down");
             return Next::Continue;
         }
