@@ -346,7 +346,10 @@ impl Hub {
             reverse: params.reverse,
             retention: options.history,
         };
-        let page = self.shared.store.read(channel, query).await?;
+        let started = std::time::Instant::now();
+        let page = self.shared.store.read(channel, query).await;
+        self.shared.metrics.read_latency.record(started.elapsed().as_secs_f64());
+        let page = page?;
         Ok(HistoryResult { epoch: page.epoch, top_offset: page.top_offset, publications: page.publications })
     }
 

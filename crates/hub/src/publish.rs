@@ -81,8 +81,13 @@ pub(crate) async fn run_pipeline(shared: Arc<Shared>, mut jobs: mpsc::Receiver<P
             job = jobs.recv(), if open && in_flight.len() < max_in_flight => {
                 let Some(job) = job else { open = false; continue };
                 let (requests, pending) = split(job);
+                let (enqueued, latency) = (Instant::now(), shared.metrics.append_latency.clone());
                 let receipt = shared.store.enqueue_many(requests).await;
-                in_flight.push_back(async move { (pending, receipt.await) });
+                in_flight.push_back(async move {
+                    let outcomes = receipt.await;
+                    latency.record(enqueued.elapsed().as_secs_f64());
+                    (pending, outcomes)
+                });
             }
         }
     }

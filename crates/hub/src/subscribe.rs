@@ -147,7 +147,10 @@ impl Hub {
         let limit = usize::try_from(options.recovery_limit.saturating_add(1)).unwrap_or(usize::MAX);
         let query =
             HistoryQuery { since: Some(since.offset), limit, reverse: false, retention: options.history };
-        let page = store.read(channel, query).await?;
+        let started = std::time::Instant::now();
+        let page = store.read(channel, query).await;
+        self.shared.metrics.read_latency.record(started.elapsed().as_secs_f64());
+        let page = page?;
         let recovered = can_recover(since, &page, options.recovery_limit);
         let covered_up_to =
             page.publications.last().map_or(page.top_offset, |p| p.offset.max(page.top_offset));

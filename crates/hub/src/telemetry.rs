@@ -19,6 +19,11 @@ pub struct HubMetrics {
     /// Seconds from a publish being accepted to its fan-out being queued in
     /// every subscriber's outbox.
     pub fanout_latency: Histogram,
+    /// Seconds from a group of appends being handed to the store to its
+    /// receipt (the group commit, or the Redis round trip).
+    pub append_latency: Histogram,
+    /// Seconds one history read took (the HTTP API, a resubscribe).
+    pub read_latency: Histogram,
 }
 
 impl HubMetrics {
@@ -35,6 +40,8 @@ impl HubMetrics {
             recoveries: counter!("fanfare_recoveries_total", "outcome" => "recovered"),
             failed_recoveries: counter!("fanfare_recoveries_total", "outcome" => "not_recovered"),
             fanout_latency: histogram!("fanfare_publish_fanout_seconds"),
+            append_latency: histogram!("fanfare_history_append_seconds"),
+            read_latency: histogram!("fanfare_history_read_seconds"),
         }
     }
 }

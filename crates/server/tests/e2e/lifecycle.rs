@@ -19,6 +19,10 @@ async fn health_ready_metrics_and_openapi_answer() {
     }
     let build_info = format!("fanfare_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"));
     assert_eq!(metric_value(&metrics, &build_info), 1.0);
+    assert_eq!(metric_value(&metrics, "fanfare_history_append_seconds_count"), 1.0, "one publish, one group");
+    assert_eq!(server.get("/api/history?channel=m").await.0, 200);
+    let metrics = http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(metric_value(&metrics, "fanfare_history_read_seconds_count"), 1.0);
     let openapi: serde_json::Value =
         http().get(server.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(openapi["paths"]["/api/publish"].is_object(), "the OpenAPI document describes the API");
