@@ -121,9 +121,12 @@ async fn connection_opens_closes_and_refused_handshakes_are_counted() {
 
     let mut leaving = RawConn::connected(&server, None).await;
     leaving.socket.close(None).await.unwrap();
+    // Gone at once, so the server need not wait for the TCP close.
+    drop(leaving);
     let mut rude = RawConn::connected(&server, None).await;
     rude.send_text("not json").await;
     assert_eq!(rude.until_closed().await.0, 4000);
+    drop(rude);
     let (pusher, _) =
         tokio_tungstenite::connect_async(format!("ws://{}/app/key-1?protocol=7", server.addr)).await.unwrap();
     drop(pusher);
