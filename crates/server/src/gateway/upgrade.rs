@@ -64,9 +64,9 @@ where
     })
 }
 
-/// Counts an upgrade refused before the WebSocket opened
+/// Counts an upgrade refused before a session started
 /// (`fanfare_handshake_failures_total{cause}`).
-fn refused(cause: &'static str) {
+pub(crate) fn refused(cause: &'static str) {
     metrics::counter!("fanfare_handshake_failures_total", "cause" => cause).increment(1);
 }
 

@@ -229,7 +229,7 @@ async fn a_command_flood_is_answered_with_rate_limited_and_the_connection_stays(
     }
     assert!(limited > 0, "the flood was limited");
     assert!(answered >= 19, "a burst of the rate (less the connect) went through");
-    let metrics = http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = server.metrics().await;
     let counted =
         crate::support::metric_value(&metrics, "fanfare_rate_limited_total{limit=\"native_commands\"}");
     assert_eq!(counted, f64::from(limited), "every refusal is counted");

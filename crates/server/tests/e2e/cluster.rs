@@ -213,8 +213,7 @@ async fn a_resume_on_a_node_that_watches_the_channel_is_served_from_its_recent_c
     }
     assert_eq!(offsets(&resident.publications("hot", 5).await), [1, 2, 3, 4, 5]);
     let hits = || async {
-        let text =
-            crate::support::http().get(nodes[1].url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let text = nodes[1].metrics().await;
         text.lines()
             .find(|l| l.starts_with("fanfare_cluster_recent_cache_total{outcome=\"hit\"}"))
             .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -239,8 +238,7 @@ async fn the_engines_metrics_are_exported() {
     subscribe(&mut conn, "m").await;
     nodes[0].publish("m", json!(1)).await;
     conn.publications("m", 1).await;
-    let text =
-        crate::support::http().get(nodes[0].url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = nodes[0].metrics().await;
     for name in
         ["fanfare_bus_frames_received_total", "fanfare_redis_roundtrip_seconds_bucket", "fanfare_bus_up"]
     {

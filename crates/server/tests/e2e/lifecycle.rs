@@ -13,7 +13,7 @@ async fn health_ready_metrics_and_openapi_answer() {
     let ready = http().get(server.url("/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     server.publish("m", json!(1)).await;
-    let metrics = http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = server.metrics().await;
     for name in ["fanfare_publications_total", "fanfare_connections", "fanfare_publish_fanout_seconds"] {
         assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
     }
@@ -21,7 +21,7 @@ async fn health_ready_metrics_and_openapi_answer() {
     assert_eq!(metric_value(&metrics, &build_info), 1.0);
     assert_eq!(metric_value(&metrics, "fanfare_history_append_seconds_count"), 1.0, "one publish, one group");
     assert_eq!(server.get("/api/history?channel=m").await.0, 200);
-    let metrics = http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = server.metrics().await;
     assert_eq!(metric_value(&metrics, "fanfare_history_read_seconds_count"), 1.0);
     let openapi: serde_json::Value =
         http().get(server.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
@@ -40,7 +40,7 @@ async fn socket_writes_and_frames_written_are_counted() {
         server.publish("w", json!(n)).await;
         assert_eq!(conn.publications("w", 1).await[0]["data"], n);
     }
-    let metrics = http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = server.metrics().await;
     let writes = metric_value(&metrics, "fanfare_ws_writes_total");
     let frames = metric_value(&metrics, "fanfare_ws_frames_written_total");
     assert!(writes >= 64.0, "writes {writes}");
@@ -77,7 +77,7 @@ async fn a_node_at_its_connection_limit_refuses_upgrades_and_is_not_ready_near_i
     .await;
     let ready = || async { server.get("/ready").await };
     let utilisation = || async {
-        let text = http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let text = server.metrics().await;
         metric_value(&text, "fanfare_connection_utilisation_ratio")
     };
     assert_eq!(ready().await.0, 200);
@@ -116,8 +116,6 @@ async fn connection_opens_closes_and_refused_handshakes_are_counted() {
     let server =
         TestServer::with_config("[[pusher.apps]]\nid = \"app-1\"\nkey = \"key-1\"\nsecret = \"secret-1\"\n")
             .await;
-    let metrics = || async { http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap() };
-    let value = |text: &str, name: &str| metric_value(text, name);
 
     let mut leaving = RawConn::connected(&server, None).await;
     leaving.socket.close(None).await.unwrap();
@@ -137,23 +135,26 @@ async fn connection_opens_closes_and_refused_handshakes_are_counted() {
 
     let closed = |reason: &str| format!("fanfare_connections_closed_total{{reason=\"{reason}\"}}");
     crate::support::eventually("every close counted", || async {
-        let text = metrics().await;
+        let text = server.metrics().await;
         text.contains(&closed("client_closed"))
             && text.contains(&closed("bad_frame"))
             && text.contains(&closed("client_gone"))
     })
     .await;
-    let text = metrics().await;
-    assert_eq!(value(&text, "fanfare_connections_opened_total{protocol=\"native\"}"), 2.0);
+    let text = server.metrics().await;
+    assert_eq!(metric_value(&text, "fanfare_connections_opened_total{protocol=\"native\"}"), 2.0);
     assert_eq!(
-        value(&text, "fanfare_connections_opened_total{protocol=\"pusher\"}"),
+        metric_value(&text, "fanfare_connections_opened_total{protocol=\"pusher\"}"),
         1.0,
         "a refused one is not opened"
     );
-    assert_eq!(value(&text, &closed("client_closed")), 1.0);
-    assert_eq!(value(&text, &closed("bad_frame")), 1.0);
-    assert_eq!(value(&text, &closed("client_gone")), 1.0);
-    assert_eq!(value(&text, "fanfare_connection_duration_seconds_count"), 3.0);
-    assert_eq!(value(&text, "fanfare_handshake_failures_total{cause=\"app_not_found\"}"), 1.0);
-    assert_eq!(value(&text, "fanfare_handshake_failures_total{cause=\"not_a_websocket_upgrade\"}"), 1.0);
+    assert_eq!(metric_value(&text, &closed("client_closed")), 1.0);
+    assert_eq!(metric_value(&text, &closed("bad_frame")), 1.0);
+    assert_eq!(metric_value(&text, &closed("client_gone")), 1.0);
+    assert_eq!(metric_value(&text, "fanfare_connection_duration_seconds_count"), 3.0);
+    assert_eq!(metric_value(&text, "fanfare_handshake_failures_total{cause=\"app_not_found\"}"), 1.0);
+    assert_eq!(
+        metric_value(&text, "fanfare_handshake_failures_total{cause=\"not_a_websocket_upgrade\"}"),
+        1.0
+    );
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use fanfare::config::StoreKind;
 
-use crate::support::{RawConn, TestServer, WAIT, http, metric_value, offsets};
+use crate::support::{RawConn, TestServer, WAIT, metric_value, offsets};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_http_and_client_publishers_give_every_subscriber_one_gap_free_order() {
@@ -135,7 +135,7 @@ async fn pipelined_publishes_are_answered_in_order_and_committed_together() {
         let seen = offsets(&watcher.publications("room:p", count as usize).await);
         assert_eq!(seen, (next_offset - count..next_offset).collect::<Vec<_>>());
     }
-    let metrics = http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = server.metrics().await;
     let writes = metric_value(&metrics, "fanfare_ws_writes_total");
     let frames = metric_value(&metrics, "fanfare_ws_frames_written_total");
     assert!(writes >= 64.0, "writes {writes}");

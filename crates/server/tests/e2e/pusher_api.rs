@@ -362,7 +362,7 @@ async fn a_batch_for_one_channel_gets_consecutive_offsets_and_reaches_a_subscrib
         .collect();
     let expected: Vec<(u64, String)> = (0..10).map(|n| (791 + n, format!("e{n}"))).collect();
     assert_eq!(stored, expected, "the last batch: consecutive offsets in batch order");
-    let metrics = http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = server.metrics().await;
     let writes = metric_value(&metrics, "fanfare_ws_writes_total");
     let frames = metric_value(&metrics, "fanfare_ws_frames_written_total");
     assert!(writes >= 64.0, "writes {writes}");

@@ -7,7 +7,7 @@ use fanfare_protocol::pusher::sign;
 use serde_json::{Value, json};
 
 use crate::pusher_api::{PusherConn, Sdk};
-use crate::support::{TestServer, http, metric_value};
+use crate::support::{TestServer, metric_value};
 
 /// One app, `app-1`, with client events on and `limits` added.
 async fn server_with(limits: &str) -> TestServer {
@@ -139,7 +139,7 @@ async fn events_triggered_over_the_apps_rate_are_refused_with_429_and_publish_no
 
 /// `fanfare_rate_limited_total{limit}` on `server`.
 async fn refusals(server: &TestServer, limit: &str) -> f64 {
-    let metrics = http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = server.metrics().await;
     metric_value(&metrics, &format!("fanfare_rate_limited_total{{limit=\"{limit}\"}}"))
 }
 

@@ -58,7 +58,6 @@ async fn a_subscriber_that_never_reads_is_disconnected_and_the_fast_one_gets_eve
     assert_eq!(code, 4501, "closed as a slow consumer");
     let disconnect = disconnect.expect("a disconnect push precedes the close");
     assert_eq!(disconnect["reconnect"], true);
-    let metrics =
-        crate::support::http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = server.metrics().await;
     assert!(metrics.contains("fanfare_slow_consumer_disconnects_total"), "{metrics}");
 }

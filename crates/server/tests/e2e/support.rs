@@ -157,6 +157,11 @@ impl TestServer {
         (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
     }
 
+    /// The node's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        http().get(self.url("/metrics")).send().await.unwrap().text().await.unwrap()
+    }
+
     pub async fn get(&self, path_and_query: &str) -> (u16, Value) {
         let response = http().get(self.url(path_and_query)).bearer_auth(API_KEY).send().await.unwrap();
         (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))

@@ -57,8 +57,7 @@ fn start(app: AppState, io: Io, key: String, params: ConnectParams) -> impl Futu
     match admit(&app, &key, &params) {
         Ok(pusher_app) => Either::Left(PusherSession::run(app, io, pusher_app)),
         Err(code) => {
-            metrics::counter!("fanfare_handshake_failures_total", "cause" => refusal_cause(code))
-                .increment(1);
+            crate::gateway::upgrade::refused(refusal_cause(code));
             Either::Right(async move { closing::refuse(io, code.code(), code.reason()).await })
         }
     }
