@@ -9,7 +9,7 @@ use std::cell::OnceCell;
 
 use fanfare_protocol::native::{self, Member};
 use fanfare_protocol::pusher::{self, PresenceMember};
-use fanfare_protocol::{ChannelName, Epoch, Frame, JsonData, Publication, UserId};
+use fanfare_protocol::{ChannelName, Epoch, Frame, JsonData, Publication, Stamp, UserId};
 
 /// The event name a Pusher client sees for a publication that has none
 /// (one published through the native protocol or API without `event`).
@@ -37,20 +37,36 @@ pub(crate) enum Message<'a> {
 pub(crate) struct Encoded<'a> {
     channel: &'a ChannelName,
     message: Message<'a>,
+    /// When a live publication was accepted, stamped on its frames.
+    accepted: Option<Stamp>,
     native: OnceCell<Frame>,
     pusher: OnceCell<Frame>,
 }
 
 impl<'a> Encoded<'a> {
     pub fn new(channel: &'a ChannelName, message: Message<'a>) -> Self {
-        Self { channel, message, native: OnceCell::new(), pusher: OnceCell::new() }
+        Self { channel, message, accepted: None, native: OnceCell::new(), pusher: OnceCell::new() }
+    }
+
+    /// A live publication accepted at `accepted`: its frames carry the
+    /// stamp, so the socket writing them can tell their age.
+    pub fn accepted_at(mut self, accepted: Stamp) -> Self {
+        self.accepted = Some(accepted);
+        self
     }
 
     /// The frame for `protocol`, encoded on first use.
     pub fn frame(&self, protocol: Protocol) -> &Frame {
         match protocol {
-            Protocol::Native => self.native.get_or_init(|| self.encode_native()),
-            Protocol::Pusher { strip } => self.pusher.get_or_init(|| self.encode_pusher(strip)),
+            Protocol::Native => self.native.get_or_init(|| self.stamp(self.encode_native())),
+            Protocol::Pusher { strip } => self.pusher.get_or_init(|| self.stamp(self.encode_pusher(strip))),
+        }
+    }
+
+    fn stamp(&self, frame: Frame) -> Frame {
+        match self.accepted {
+            Some(accepted) => frame.accepted_at(accepted),
+            None => frame,
         }
     }
 

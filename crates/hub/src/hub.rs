@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use fanfare_protocol::native::{HistoryParams, HistoryResult, Member, PublishResult};
-use fanfare_protocol::{ChannelName, JsonData, StreamPosition, UserId};
+use fanfare_protocol::{ChannelName, JsonData, Stamp, StreamPosition, UserId};
 use fanfare_store::{AppendRequest, Appended, HistoryQuery, HistoryStore};
 use tokio::sync::{mpsc, oneshot};
 
@@ -307,7 +307,7 @@ impl Hub {
             data: &publish.data,
             user: publish.user_id.as_ref(),
         };
-        let encoded = Encoded::new(&publish.channel, message);
+        let encoded = Encoded::new(&publish.channel, message).accepted_at(Stamp::now());
         let result =
             chan.state.lock().fan_out(None, &encoded, publish.exclude, self.shared.options.catch_up_buffer);
         self.shared.count_fan_out(result);

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use fanfare_protocol::ChannelName;
+use fanfare_protocol::{ChannelName, Stamp};
 use fanfare_store::{AppendRequest, Appended, StoreError};
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
@@ -137,25 +137,30 @@ fn finish(shared: &Shared, done: Vec<Completed>) {
 /// the subscribers (each connection then writes them together).
 fn fan_out_durable(shared: &Shared, channel: &ChannelName, run: &[Completed]) {
     let Some(chan) = shared.registry.get(channel) else { return };
-    let fresh: Vec<(Option<ConnId>, &Appended)> = run
+    let fresh: Vec<(Option<ConnId>, &Appended, Stamp)> = run
         .iter()
-        .flat_map(|(pending, outcomes)| pending.replies.iter().map(|(exclude, _)| *exclude).zip(outcomes))
-        .filter_map(|(exclude, outcome)| outcome.as_ref().ok().filter(|a| !a.duplicate).map(|a| (exclude, a)))
+        .flat_map(|(pending, outcomes)| {
+            let accepted = Stamp::at(pending.accepted_at);
+            pending.replies.iter().map(|(exclude, _)| *exclude).zip(outcomes).map(move |(e, o)| (e, o, accepted))
+        })
+        .filter_map(|(exclude, outcome, accepted)| {
+            outcome.as_ref().ok().filter(|a| !a.duplicate).map(|a| (exclude, a, accepted))
+        })
         .collect();
     if fresh.is_empty() {
         return;
     }
     let encoded: Vec<Encoded<'_>> = fresh
         .iter()
-        .map(|(_, appended)| {
+        .map(|(_, appended, accepted)| {
             let message = Message::Publication { epoch: &appended.epoch, publication: &appended.publication };
-            Encoded::new(channel, message)
+            Encoded::new(channel, message).accepted_at(*accepted)
         })
         .collect();
     let outgoing: Vec<Outgoing<'_>> = fresh
         .iter()
         .zip(&encoded)
-        .map(|((exclude, appended), message)| Outgoing {
+        .map(|((exclude, appended, _), message)| Outgoing {
             offset: Some(appended.publication.offset),
             message,
             except: *exclude,

@@ -12,6 +12,7 @@
 //! - [`error`]: the one error-code table (code → HTTP status → retry) and the close codes.
 //! - [`native`]: the native protocol v1 codec (`docs/protocol.md`).
 //! - [`pusher`]: the Pusher Channels v7 codec and signatures (`docs/pusher.md`).
+//! - [`stamp`]: when a publication was accepted, carried by its frames to measure delivery latency.
 //! - [`user_id`]: a user's id, keyed by its text, remembering whether it was a JSON number.
 //! - [`websocket`]: WebSocket framing, server side (RFC 6455).
 
@@ -22,6 +23,7 @@ pub mod native;
 pub mod position;
 pub mod publication;
 pub mod pusher;
+pub mod stamp;
 pub mod user_id;
 pub mod websocket;
 
@@ -29,4 +31,5 @@ pub use channel::{ChannelName, ChannelNameError};
 pub use error::{CloseCode, ErrorCode, ErrorInfo};
 pub use position::{Epoch, StreamPosition};
 pub use publication::{Frame, JsonData, Publication};
+pub use stamp::Stamp;
 pub use user_id::UserId;

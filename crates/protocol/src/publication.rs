@@ -7,6 +7,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::Stamp;
+
 /// A JSON value kept as its validated text: parsed once where it enters,
 /// then copied around by reference count and written out verbatim.
 #[derive(Clone, Serialize, Deserialize)]
@@ -74,11 +76,23 @@ pub struct Publication {
 /// `String`, its payload is valid UTF-8; control frames
 /// ([`crate::websocket`]) and [`Frame::binary`] exist for the connection
 /// itself.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Frame {
     wire: Bytes,
+    /// When the publication it delivers was accepted; `None` for every
+    /// other frame (replies, history, presence, control).
+    accepted: Option<Stamp>,
     header_len: u8,
 }
+
+impl PartialEq for Frame {
+    /// Frames are equal when they put the same bytes on the wire.
+    fn eq(&self, other: &Self) -> bool {
+        self.wire == other.wire
+    }
+}
+
+impl Eq for Frame {}
 
 impl Frame {
     pub fn from_string(text: String) -> Self {
@@ -87,7 +101,19 @@ impl Frame {
 
     /// A frame already encoded, with its header's length.
     pub(crate) fn from_wire(wire: Bytes, header_len: u8) -> Self {
-        Self { wire, header_len }
+        Self { wire, accepted: None, header_len }
+    }
+
+    /// The same frame, delivering a publication accepted at `accepted`.
+    pub fn accepted_at(mut self, accepted: Stamp) -> Self {
+        self.accepted = Some(accepted);
+        self
+    }
+
+    /// When the publication this frame delivers was accepted, if it
+    /// delivers one live.
+    pub fn accepted(&self) -> Option<Stamp> {
+        self.accepted
     }
 
     /// A binary message (neither protocol sends one; the Autobahn echo

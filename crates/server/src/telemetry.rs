@@ -45,6 +45,11 @@ impl ServerMetrics {
                 .set_buckets_for_metric(Matcher::Full("fanfare_history_read_seconds".into()), LATENCY_BUCKETS)
                 .expect("the bucket list is not empty")
                 .set_buckets_for_metric(
+                    Matcher::Full("fanfare_delivery_latency_seconds".into()),
+                    LATENCY_BUCKETS,
+                )
+                .expect("the bucket list is not empty")
+                .set_buckets_for_metric(
                     Matcher::Full("fanfare_connection_duration_seconds".into()),
                     DURATION_BUCKETS,
                 )

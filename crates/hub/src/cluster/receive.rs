@@ -36,7 +36,7 @@ use bytes::Bytes;
 use fanfare_cluster::BusEvent;
 use fanfare_protocol::cluster::{LiveFrame, LivePublication};
 use fanfare_protocol::native::Member;
-use fanfare_protocol::{ChannelName, CloseCode, StreamPosition};
+use fanfare_protocol::{ChannelName, CloseCode, Stamp, StreamPosition};
 use fanfare_store::{HistoryPage, HistoryQuery, StoreError};
 use metrics::{Counter, counter};
 use tokio::sync::mpsc;
@@ -516,7 +516,10 @@ fn deliver_publications(
     let Some(chan) = shared.registry.get(channel) else { return 0 };
     let encoded: Vec<Encoded<'_>> = items
         .iter()
-        .map(|item| Encoded::new(channel, Message::Publication { epoch, publication: &item.publication }))
+        .map(|item| {
+            let message = Message::Publication { epoch, publication: &item.publication };
+            Encoded::new(channel, message).accepted_at(Stamp::from_unix_ms(item.publication.time_ms))
+        })
         .collect();
     let outgoing: Vec<Outgoing<'_>> = items
         .iter()
@@ -544,7 +547,8 @@ fn deliver_unordered(shared: &Shared, channel: &ChannelName, frame: &LiveFrame) 
             let message =
                 Message::Ephemeral { time_ms: *time_ms, event: event.as_deref(), data, user: user.as_ref() };
             let except = (*exclude != 0).then_some(*exclude);
-            state.fan_out(None, &Encoded::new(channel, message), except, cap)
+            let encoded = Encoded::new(channel, message).accepted_at(Stamp::from_unix_ms(*time_ms));
+            state.fan_out(None, &encoded, except, cap)
         }
         LiveFrame::Join { user, info } => {
             let member = Member { user: user.clone(), info: info.clone() };

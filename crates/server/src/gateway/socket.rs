@@ -11,8 +11,9 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::Instant;
 
-use fanfare_protocol::Frame;
+use fanfare_protocol::{Frame, Stamp};
 use fanfare_protocol::websocket::{Incoming, MessageReader, Violation};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -29,6 +30,9 @@ thread_local! {
     /// Writes and frames written by this thread, not yet added to the
     /// process-wide counters.
     static WRITES: Cell<WriteCount> = const { Cell::new(WriteCount { writes: 0, frames: 0 }) };
+    /// `fanfare_delivery_latency_seconds`, looked up once per thread
+    /// rather than once per write.
+    static DELIVERY_LATENCY: metrics::Histogram = metrics::histogram!("fanfare_delivery_latency_seconds");
 }
 
 /// Writes counted on a thread before they are added to the shared
@@ -57,6 +61,15 @@ fn count_write(frames: u64) {
         }
         count.set(now);
     });
+}
+
+/// Records how old the oldest live publication a write finished was: from
+/// its publish being accepted to its last byte handed to the kernel.
+fn observe_delivery(oldest: Option<Stamp>) {
+    if let Some(accepted) = oldest {
+        let age = accepted.age(Instant::now());
+        DELIVERY_LATENCY.with(|histogram| histogram.record(age.as_secs_f64()));
+    }
 }
 
 /// Why reading stopped.
@@ -96,18 +109,22 @@ impl Outbound {
     }
 
     /// Drops what a write took: `n` bytes from the front. Returns how
-    /// many frames it finished.
-    fn advance(&mut self, mut n: usize) -> u64 {
+    /// many frames it finished, and when the oldest live publication
+    /// among them was accepted (frames are queued in the order their
+    /// publications were, so it is the first stamped one).
+    fn advance(&mut self, mut n: usize) -> (u64, Option<Stamp>) {
         let mut finished = 0;
+        let mut oldest = None;
         while n > 0 {
             let front = self.frames.front().expect("wrote no more than was queued");
             let left = front.wire().len() - self.written;
             if n < left {
                 self.written += n;
-                return finished;
+                return (finished, oldest);
             }
             n -= left;
             self.written = 0;
+            oldest = oldest.or(front.accepted());
             self.frames.pop_front();
             finished += 1;
         }
@@ -116,7 +133,7 @@ impl Outbound {
         if self.frames.is_empty() {
             self.frames = VecDeque::new();
         }
-        finished
+        (finished, oldest)
     }
 }
 
@@ -142,7 +159,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            count_write(self.outbound.advance(n));
+            let (finished, oldest) = self.outbound.advance(n);
+            count_write(finished);
+            observe_delivery(oldest);
         }
         Poll::Ready(Ok(()))
     }

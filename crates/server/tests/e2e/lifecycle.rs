@@ -48,6 +48,30 @@ async fn socket_writes_and_frames_written_are_counted() {
     server.stop().await;
 }
 
+/// One observation per socket write that carries a live publication;
+/// replies and history replayed on subscribe are not deliveries.
+#[tokio::test]
+async fn each_write_of_a_live_publication_observes_its_delivery_latency() {
+    let server = TestServer::start().await;
+    let mut conn = RawConn::connected(&server, None).await;
+    let reply = conn.command(json!({"type": "subscribe", "channel": "d"})).await;
+    let epoch = reply["result"]["epoch"].clone();
+    for n in 0..5 {
+        server.publish("d", json!(n)).await;
+        assert_eq!(conn.publications("d", 1).await[0]["data"], n);
+    }
+    let mut late = RawConn::connected(&server, None).await;
+    let since = json!({"epoch": epoch, "offset": 0});
+    let reply = late.command(json!({"type": "subscribe", "channel": "d", "since": since})).await;
+    assert_eq!(reply["result"]["recovered"], true, "{reply}");
+    assert_eq!(late.publications("d", 5).await.len(), 5, "history replayed");
+    let metrics = server.metrics().await;
+    assert_eq!(metric_value(&metrics, "fanfare_delivery_latency_seconds_count"), 5.0, "{metrics}");
+    let seconds = metric_value(&metrics, "fanfare_delivery_latency_seconds_sum");
+    assert!(seconds > 0.0 && seconds < 5.0 * WAIT.as_secs_f64(), "sum {seconds}");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn shutdown_tells_clients_to_reconnect_stops_accepting_and_finishes() {
     let mut server = TestServer::start().await;
