@@ -17,6 +17,13 @@ pub struct Connections {
     next_id: AtomicU64,
 }
 
+/// How full the outboxes of this node are (see [`Connections::outbox_depth`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxDepth {
+    pub frames: usize,
+    pub largest: usize,
+}
+
 struct Registered {
     user: Arc<str>,
     outbox: Arc<Outbox>,
@@ -72,6 +79,21 @@ impl Connections {
             }
         }
         closed
+    }
+
+    /// Frames waiting in every outbox of this node, and in the fullest
+    /// one. Frames a connection has taken from its outbox but not yet
+    /// written are not counted (at most one batch per connection).
+    pub fn outbox_depth(&self) -> OutboxDepth {
+        let mut depth = OutboxDepth::default();
+        for shard in self.shards.iter() {
+            for registered in shard.lock().values() {
+                let frames = registered.outbox.len();
+                depth.frames += frames;
+                depth.largest = depth.largest.max(frames);
+            }
+        }
+        depth
     }
 
     pub fn len(&self) -> usize {

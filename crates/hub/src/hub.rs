@@ -471,6 +471,11 @@ impl Hub {
     }
 
     /// Whether the store takes writes and, in a cluster, the bus is up.
+    /// The store answers (its own probe; a cluster's bus aside).
+    pub async fn store_ready(&self) -> bool {
+        self.shared.store.ready().await
+    }
+
     pub async fn ready(&self) -> bool {
         let bus_up = self.shared.cluster.as_ref().is_none_or(|c| c.bus_up());
         bus_up && self.shared.store.ready().await

@@ -42,7 +42,7 @@ mod subscribe;
 mod telemetry;
 
 pub use cluster::{ClusterEngines, ClusterOptions, DisconnectReport};
-pub use connections::Connections;
+pub use connections::{Connections, OutboxDepth};
 pub use encode::{DEFAULT_PUSHER_EVENT, Protocol};
 pub use error::HubError;
 pub use events::HubEvent;

@@ -23,7 +23,10 @@
 //! - `policy.rs`: message checks, namespace permissions, and the one
 //!   mapping of hub errors to wire errors, shared by the gateway and the
 //!   HTTP APIs (which do not import each other); `http_error.rs`: the
-//!   native HTTP error body, for the API and refused upgrades.
+//!   native HTTP error body, for the API and refused upgrades;
+//!   `readiness.rs`: whether the node should get traffic (`/ready`).
+//! - `telemetry/`: the Prometheus recorder, and the gauges sampled at each
+//!   scrape (outboxes, store, disk, memory).
 //! - [`engines`]: the store and, for a cluster node, the cluster's engines,
 //!   opened from their URLs.
 //! - [`server`]: assembling and running it all, and the graceful shutdown.
@@ -42,6 +45,7 @@ pub mod engines;
 pub mod gateway;
 pub(crate) mod http_error;
 pub(crate) mod policy;
+pub(crate) mod readiness;
 pub mod pusher;
 pub mod server;
 pub(crate) mod telemetry;

@@ -6,8 +6,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
+use crate::readiness::readiness;
 use crate::server::AppState;
-use crate::telemetry::ServerMetrics;
+use crate::telemetry::sampled;
 
 /// The HTTP API described as OpenAPI 3.1; kept beside the docs.
 const OPENAPI: &str = include_str!("../../../../docs/openapi.json");
@@ -17,33 +18,17 @@ pub async fn health() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Ready to take traffic: the store takes writes, the node is not near
-/// its connection limit and we are not draining.
-/// (The whole state: whether we drain is the server's, not a slice's.)
 pub async fn ready(State(app): State<AppState>) -> impl IntoResponse {
-    if app.draining() {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "draining" })));
-    }
-    if app.capacity.near_limit() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "status": "near connection limit" })),
-        );
-    }
-    if !app.hub.cluster_bus_up() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "status": "cluster bus unavailable" })),
-        );
-    }
-    if !app.hub.ready().await {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "store unavailable" })));
-    }
-    (StatusCode::OK, Json(serde_json::json!({ "status": "ready" })))
+    let readiness = readiness(&app).await;
+    let status = if readiness.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(serde_json::json!({ "status": readiness.status() })))
 }
 
-pub async fn metrics(State(telemetry): State<ServerMetrics>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], telemetry.render())
+/// The Prometheus text, with the gauges that are read off the node at
+/// each scrape brought up to date first.
+pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    sampled::refresh(&app).await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.telemetry.render())
 }
 
 pub async fn openapi() -> impl IntoResponse {

@@ -25,7 +25,7 @@ use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::watch;
 
-use crate::support::{API_KEY, JWT_SECRET, RawConn, TestServer, WAIT, http, offsets, token};
+use crate::support::{API_KEY, JWT_SECRET, RawConn, TestServer, WAIT, http, metric_value, offsets, token};
 
 /// Namespaces every node of these tests has: `team` with presence and
 /// join/leave, `big` with history enough for every stream here.
@@ -753,6 +753,35 @@ async fn restart_redis_under_a_node(persistence: Persistence, snapshot: bool) ->
     let (after, history) = history(&base, "big:r").await;
     node.stop().await;
     Some(AfterRestart { before, after, resumed, live, history })
+}
+
+/// What `/metrics` says of the engine while Redis is down and once it is
+/// back: the store's and the node's gauges follow `/ready`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_and_ready_gauges_fall_while_redis_is_down_and_rise_when_it_is_back() {
+    let Some(mut redis) = RedisServer::start_or_skip() else { return };
+    let node = TestServer::in_cluster(&redis.url(), NAMESPACES).await;
+    let gauges = || async {
+        let metrics = node.metrics().await;
+        (metric_value(&metrics, "fanfare_store_up"), metric_value(&metrics, "fanfare_ready"))
+    };
+    assert_eq!(gauges().await, (1.0, 1.0));
+    redis.kill();
+    let down = Instant::now();
+    loop {
+        if gauges().await == (0.0, 0.0) {
+            break;
+        }
+        assert!(down.elapsed() < WAIT, "the gauges still say up {:?} after Redis died", gauges().await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("gauges down {:?} after Redis was killed", down.elapsed());
+    redis.restart();
+    let up = Instant::now();
+    until_ready_is(&base_of(&node), 200, WAIT).await;
+    assert_eq!(gauges().await, (1.0, 1.0), "back with /ready");
+    eprintln!("gauges up {:?} after Redis restarted", up.elapsed());
+    node.stop().await;
 }
 
 /// The checks shared by every restart that loses the stream.

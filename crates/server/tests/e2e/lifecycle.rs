@@ -72,6 +72,21 @@ async fn each_write_of_a_live_publication_observes_its_delivery_latency() {
     server.stop().await;
 }
 
+/// The gauges read off the node at each scrape.
+#[tokio::test]
+async fn a_scrape_reports_the_store_the_data_directory_disk_and_the_memory() {
+    let server = TestServer::start().await;
+    let metrics = server.metrics().await;
+    assert_eq!(metric_value(&metrics, "fanfare_store_up"), 1.0);
+    assert_eq!(metric_value(&metrics, "fanfare_outbox_frames"), 0.0);
+    assert_eq!(metric_value(&metrics, "fanfare_outbox_frames_max"), 0.0);
+    let disk = metric_value(&metrics, "fanfare_data_dir_disk_used_ratio");
+    assert!(disk > 0.0 && disk <= 1.0, "disk {disk}");
+    let memory = metric_value(&metrics, "fanfare_process_resident_memory_bytes");
+    assert!(memory > 1_048_576.0, "memory {memory}");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn shutdown_tells_clients_to_reconnect_stops_accepting_and_finishes() {
     let mut server = TestServer::start().await;
@@ -105,12 +120,14 @@ async fn a_node_at_its_connection_limit_refuses_upgrades_and_is_not_ready_near_i
         metric_value(&text, "fanfare_connection_utilisation_ratio")
     };
     assert_eq!(ready().await.0, 200);
+    assert_eq!(metric_value(&server.metrics().await, "fanfare_ready"), 1.0);
     let first = RawConn::connected(&server, None).await;
     assert_eq!(ready().await.0, 200, "1 of 3 is below 60 %");
     let mut second = RawConn::connected(&server, None).await;
     let (status, body) = ready().await;
     assert_eq!((status, body["status"].as_str()), (503, Some("near connection limit")));
     assert!((utilisation().await - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(metric_value(&server.metrics().await, "fanfare_ready"), 0.0, "the gauge says what /ready says");
     let third = RawConn::connected(&server, None).await;
 
     for path in ["/connection/websocket", "/app/key-1?protocol=7"] {

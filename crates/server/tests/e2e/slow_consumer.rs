@@ -4,7 +4,7 @@
 use fanfare_client::SubscriptionEvent;
 use serde_json::json;
 
-use crate::support::{RawConn, TestServer, WAIT};
+use crate::support::{RawConn, TestServer, WAIT, metric_value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_never_reads_is_disconnected_and_the_fast_one_gets_everything() {
@@ -60,4 +60,30 @@ async fn a_subscriber_that_never_reads_is_disconnected_and_the_fast_one_gets_eve
     assert_eq!(disconnect["reconnect"], true);
     let metrics = server.metrics().await;
     assert!(metrics.contains("fanfare_slow_consumer_disconnects_total"), "{metrics}");
+}
+
+/// Frames a client has not read yet, once its socket is full, wait in its
+/// outbox and show in the outbox gauges; read, they are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_waiting_for_a_reader_show_as_outbox_depth() {
+    let server = TestServer::with_config("[limits]\noutbox_frames = 4096\noutbox_bytes = 33554432\n").await;
+    let mut slow = RawConn::connected(&server, None).await;
+    slow.command(json!({"type": "subscribe", "channel": "feed"})).await;
+    let payload = "x".repeat(16 * 1024);
+    let mut published = 0;
+    loop {
+        assert_eq!(server.publish("feed", json!(payload)).await.0, 200);
+        published += 1;
+        let metrics = server.metrics().await;
+        let largest = metric_value(&metrics, "fanfare_outbox_frames_max");
+        if largest >= 1.0 {
+            assert!(metric_value(&metrics, "fanfare_outbox_frames") >= largest);
+            break;
+        }
+        assert!(published < 1500, "the socket never filled: 24 MiB unread and the outbox still empty");
+    }
+    assert_eq!(slow.publications("feed", published).await.len(), published);
+    let metrics = server.metrics().await;
+    assert_eq!(metric_value(&metrics, "fanfare_outbox_frames"), 0.0, "read, the outbox is empty");
+    server.stop().await;
 }

@@ -1,6 +1,8 @@
 //! Prometheus metrics: one process-wide recorder, installed before the hub
 //! registers its handles, rendered at `/metrics`.
 
+pub mod sampled;
+
 use std::sync::OnceLock;
 
 use metrics::counter;
