@@ -116,8 +116,8 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn count_fan_out(&self, result: FanOut) {
-        self.metrics.deliveries.increment(result.delivered);
+    pub fn count_fan_out(&self, channel: &ChannelName, result: FanOut) {
+        self.metrics.of(channel).deliveries.increment(result.delivered);
         if result.overflowed > 0 {
             self.metrics.slow_consumer_disconnects.increment(result.overflowed);
         }
@@ -157,7 +157,8 @@ impl Hub {
         cluster: Option<(ClusterEngines, ClusterOptions)>,
     ) -> Self {
         let registry = Registry::new(options.shards);
-        let metrics = HubMetrics::register();
+        let metrics = HubMetrics::register(&options.metric_namespaces);
+        let publish_queue = options.publish_queue;
         let (watch_tx, watch_rx) = mpsc::channel(cluster::WATCH_QUEUE);
         let (leaves_tx, leaves_rx) = cluster::leave_queue();
         let cluster = cluster.map(|(engines, options)| Cluster {
@@ -179,7 +180,7 @@ impl Hub {
         cluster::start(&shared, watch_rx, leaves_rx);
         let pipelines = (0..shared.registry.shard_count())
             .map(|_| {
-                let (tx, rx) = mpsc::channel(options.publish_queue);
+                let (tx, rx) = mpsc::channel(publish_queue);
                 tokio::spawn(run_pipeline(shared.clone(), rx));
                 tx
             })
@@ -283,7 +284,7 @@ impl Hub {
     }
 
     async fn publish_ephemeral(&self, publish: &Publish, time_ms: u64) -> Result<(), HubError> {
-        self.shared.metrics.ephemeral_publications.increment(1);
+        self.shared.metrics.of(&publish.channel).ephemeral_publications.increment(1);
         if let Some(cluster) = &self.shared.cluster {
             // Every node watching the channel fans it out, this one included.
             let frame = fanfare_protocol::cluster::LiveFrame::Ephemeral {
@@ -310,7 +311,7 @@ impl Hub {
         let encoded = Encoded::new(&publish.channel, message).accepted_at(Stamp::now());
         let result =
             chan.state.lock().fan_out(None, &encoded, publish.exclude, self.shared.options.catch_up_buffer);
-        self.shared.count_fan_out(result);
+        self.shared.count_fan_out(&publish.channel, result);
         Ok(())
     }
 
@@ -438,7 +439,8 @@ impl Hub {
                 });
                 if options.join_leave {
                     let encoded = Encoded::new(channel, Message::Leave(&entry.sub.user));
-                    shared.count_fan_out(state.fan_out(None, &encoded, None, shared.options.catch_up_buffer));
+                    let result = state.fan_out(None, &encoded, None, shared.options.catch_up_buffer);
+                    shared.count_fan_out(channel, result);
                 }
             }
             let count = state.entries.len();

@@ -42,7 +42,7 @@ impl Default for ChannelOptions {
 pub type ChannelPolicy = Arc<dyn Fn(&ChannelName) -> ChannelOptions + Send + Sync>;
 
 /// Sizes of the hub itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HubOptions {
     /// Independent publish pipelines (and registry shards). Each channel
     /// belongs to one, which keeps its publications in offset order.
@@ -56,6 +56,10 @@ pub struct HubOptions {
     pub catch_up_buffer: usize,
     /// The most publications one history read returns.
     pub max_history_read: usize,
+    /// The configured namespaces: each is a `namespace` label of the
+    /// publication and delivery counters; every other channel counts as
+    /// `other`.
+    pub metric_namespaces: Vec<String>,
 }
 
 impl Default for HubOptions {
@@ -67,6 +71,7 @@ impl Default for HubOptions {
             max_in_flight: 4096,
             catch_up_buffer: 4096,
             max_history_read: 1000,
+            metric_namespaces: Vec::new(),
         }
     }
 }

@@ -122,7 +122,7 @@ fn finish(shared: &Shared, done: Vec<Completed>) {
                 if appended.duplicate {
                     shared.metrics.duplicate_publications.increment(1);
                 } else {
-                    shared.metrics.publications.increment(1);
+                    shared.metrics.of(&pending.channel).publications.increment(1);
                     shared.metrics.fanout_latency.record(pending.accepted_at.elapsed().as_secs_f64());
                 }
             }
@@ -141,7 +141,12 @@ fn fan_out_durable(shared: &Shared, channel: &ChannelName, run: &[Completed]) {
         .iter()
         .flat_map(|(pending, outcomes)| {
             let accepted = Stamp::at(pending.accepted_at);
-            pending.replies.iter().map(|(exclude, _)| *exclude).zip(outcomes).map(move |(e, o)| (e, o, accepted))
+            pending
+                .replies
+                .iter()
+                .map(|(exclude, _)| *exclude)
+                .zip(outcomes)
+                .map(move |(e, o)| (e, o, accepted))
         })
         .filter_map(|(exclude, outcome, accepted)| {
             outcome.as_ref().ok().filter(|a| !a.duplicate).map(|a| (exclude, a, accepted))
@@ -167,5 +172,5 @@ fn fan_out_durable(shared: &Shared, channel: &ChannelName, run: &[Completed]) {
         })
         .collect();
     let result = chan.state.lock().fan_out_many(&outgoing, shared.options.catch_up_buffer);
-    shared.count_fan_out(result);
+    shared.count_fan_out(channel, result);
 }

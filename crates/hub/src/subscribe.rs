@@ -190,7 +190,7 @@ impl Hub {
             if announce {
                 let encoded = Encoded::new(channel, Message::Join(&member));
                 let result = state.fan_out(None, &encoded, Some(conn), self.shared.options.catch_up_buffer);
-                self.shared.count_fan_out(result);
+                self.shared.count_fan_out(channel, result);
             }
         }
         state.presence.members()

@@ -1,16 +1,30 @@
 //! The hub's metrics, as handles registered once so the hot path does no
-//! map lookup per call.
+//! registry lookup per call.
+//!
+//! Publications and deliveries carry a `namespace` label: one of the
+//! configured namespaces (`default` for a configured `[namespaces.""]`),
+//! or `other` for every other channel. Never a channel or a user, so the
+//! number of series stays what the configuration says, whatever clients
+//! send.
 
+use std::collections::HashMap;
+
+use fanfare_protocol::ChannelName;
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
-#[derive(Clone)]
+/// The label of channels outside every configured namespace.
+pub const OTHER_NAMESPACE: &str = "other";
+/// The label of the default namespace (names without `:`) when it is
+/// configured.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
 pub struct HubMetrics {
-    pub publications: Counter,
+    /// Publications and deliveries, by namespace.
+    namespaces: HashMap<Box<str>, NamespaceCounters>,
+    other: NamespaceCounters,
     /// Durable publications fanned out from the cluster bus.
     pub publications_received: Counter,
-    pub ephemeral_publications: Counter,
     pub duplicate_publications: Counter,
-    pub deliveries: Counter,
     pub slow_consumer_disconnects: Counter,
     pub subscriptions: Gauge,
     pub channels: Gauge,
@@ -26,14 +40,39 @@ pub struct HubMetrics {
     pub read_latency: Histogram,
 }
 
-impl HubMetrics {
-    pub fn register() -> Self {
+/// The counters of one `namespace` label.
+pub struct NamespaceCounters {
+    pub publications: Counter,
+    pub ephemeral_publications: Counter,
+    pub deliveries: Counter,
+}
+
+impl NamespaceCounters {
+    fn register(namespace: &str) -> Self {
+        // The default namespace, configured as `[namespaces.""]`: an empty
+        // label would read as no label at all.
+        let label = if namespace.is_empty() { DEFAULT_NAMESPACE } else { namespace }.to_owned();
         Self {
-            publications: counter!("fanfare_publications_total", "kind" => "durable"),
+            publications: counter!("fanfare_publications_total", "kind" => "durable", "namespace" => label.clone()),
+            ephemeral_publications: counter!(
+                "fanfare_publications_total", "kind" => "ephemeral", "namespace" => label.clone()
+            ),
+            deliveries: counter!("fanfare_deliveries_total", "namespace" => label),
+        }
+    }
+}
+
+impl HubMetrics {
+    /// `namespaces`: the configured ones, each its own label.
+    pub fn register(namespaces: &[String]) -> Self {
+        Self {
+            namespaces: namespaces
+                .iter()
+                .map(|name| (Box::from(name.as_str()), NamespaceCounters::register(name)))
+                .collect(),
+            other: NamespaceCounters::register(OTHER_NAMESPACE),
             publications_received: counter!("fanfare_cluster_publications_received_total"),
-            ephemeral_publications: counter!("fanfare_publications_total", "kind" => "ephemeral"),
             duplicate_publications: counter!("fanfare_duplicate_publications_total"),
-            deliveries: counter!("fanfare_deliveries_total"),
             slow_consumer_disconnects: counter!("fanfare_slow_consumer_disconnects_total"),
             subscriptions: gauge!("fanfare_subscriptions"),
             channels: gauge!("fanfare_channels"),
@@ -43,5 +82,10 @@ impl HubMetrics {
             append_latency: histogram!("fanfare_history_append_seconds"),
             read_latency: histogram!("fanfare_history_read_seconds"),
         }
+    }
+
+    /// The counters `channel` counts under.
+    pub fn of(&self, channel: &ChannelName) -> &NamespaceCounters {
+        self.namespaces.get(channel.namespace()).unwrap_or(&self.other)
     }
 }

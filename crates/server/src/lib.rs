@@ -45,7 +45,7 @@ pub mod engines;
 pub mod gateway;
 pub(crate) mod http_error;
 pub(crate) mod policy;
-pub(crate) mod readiness;
 pub mod pusher;
+pub(crate) mod readiness;
 pub mod server;
 pub(crate) mod telemetry;

@@ -46,4 +46,3 @@ pub async fn readiness(app: &AppState) -> Readiness {
         Readiness::Ready
     }
 }
-

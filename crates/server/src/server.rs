@@ -109,6 +109,19 @@ impl App {
     }
 }
 
+/// The `namespace` labels of the publication and delivery counters: every
+/// configured namespace and the namespace of every Pusher app's channel
+/// prefix (so each such app is told apart); the rest count as `other`.
+fn metric_namespaces(settings: &Settings) -> Vec<String> {
+    let configured = settings.namespaces.configured().into_iter().map(|(name, _)| name.to_owned());
+    let apps =
+        settings.pusher.apps.iter().filter_map(|app| app.channel_prefix.strip_suffix(':').map(str::to_owned));
+    let mut names: Vec<String> = configured.chain(apps).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 /// Builds the shared state: metrics first (so the hub's handles are
 /// live), then the hub over the engines (a cluster node's hub when they
 /// include a cluster's).
@@ -117,7 +130,11 @@ pub fn build(settings: Settings, api_key: String, engines: Engines) -> anyhow::R
     let settings = Arc::new(settings);
     let auth = Authenticator::new(&settings.auth).context("configuring authentication")?;
     let policy = channel_policy(settings.namespaces.clone());
-    let options = HubOptions { max_history_read: settings.limits.max_history_read, ..HubOptions::default() };
+    let options = HubOptions {
+        max_history_read: settings.limits.max_history_read,
+        metric_namespaces: metric_namespaces(&settings),
+        ..HubOptions::default()
+    };
     let Engines { store, cluster, dead_letters } = engines;
     let hub = Arc::new(match cluster {
         Some((engines, cluster_options)) => {

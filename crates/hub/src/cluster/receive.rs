@@ -532,7 +532,7 @@ fn deliver_publications(
         .collect();
     let result = chan.state.lock().fan_out_many(&outgoing, shared.options.catch_up_buffer);
     let delivered = result.delivered;
-    shared.count_fan_out(result);
+    shared.count_fan_out(channel, result);
     shared.metrics.publications_received.increment(items.len() as u64);
     delivered
 }
@@ -560,7 +560,7 @@ fn deliver_unordered(shared: &Shared, channel: &ChannelName, frame: &LiveFrame) 
         }
         LiveFrame::Publications { .. } => return,
     };
-    shared.count_fan_out(result);
+    shared.count_fan_out(channel, result);
 }
 
 #[cfg(test)]

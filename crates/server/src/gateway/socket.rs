@@ -13,8 +13,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use fanfare_protocol::{Frame, Stamp};
 use fanfare_protocol::websocket::{Incoming, MessageReader, Violation};
+use fanfare_protocol::{Frame, Stamp};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Bytes asked of the socket per read. On the stack, so it costs an idle

@@ -127,7 +127,11 @@ async fn a_node_at_its_connection_limit_refuses_upgrades_and_is_not_ready_near_i
     let (status, body) = ready().await;
     assert_eq!((status, body["status"].as_str()), (503, Some("near connection limit")));
     assert!((utilisation().await - 2.0 / 3.0).abs() < 1e-9);
-    assert_eq!(metric_value(&server.metrics().await, "fanfare_ready"), 0.0, "the gauge says what /ready says");
+    assert_eq!(
+        metric_value(&server.metrics().await, "fanfare_ready"),
+        0.0,
+        "the gauge says what /ready says"
+    );
     let third = RawConn::connected(&server, None).await;
 
     for path in ["/connection/websocket", "/app/key-1?protocol=7"] {
