@@ -25,12 +25,15 @@
 #                       instead of the default embedded:// with fsync), fanfare-nagle (native, tcp_nodelay = false),
 #                       fanfare-one-worker (native, worker_threads = 1), bare, bare-nodelay and
 #                       bare-one-worker (the bare coalescing broadcaster example, the reference
-#                       of the fan-out targets: Nagle on / TCP_NODELAY / TCP_NODELAY, one thread)
+#                       of the fan-out targets: Nagle on / TCP_NODELAY / TCP_NODELAY, one thread),
+#                       fanfare-baseline and fanfare-pusher-baseline (native / Pusher against the
+#                       binary given by --baseline-bin: an earlier commit, measured in the same run)
 #   --scenarios "A B"   subset of: idle fanout-throughput fanout-latency history reconnect-storm reconnect-storm-light
 #                       and, not run unless named: pusher-batch-throughput and pusher-batch-latency
 #                       (Pusher servers only: 500 events of 100 B sent as batch_events of 10 to
 #                       1,000 subscribers, as fast as they keep up and at 50 events/s; env
 #                       PUSHER_BATCH_MESSAGES, PUSHER_BATCH; the event count ends these runs, not --duration)
+#   --baseline-bin PATH a fanfare binary of another commit, for the *-baseline targets (env BASELINE_BIN)
 #   --label NAME        results-YYYY-MM-DD-NAME.json instead of results-YYYY-MM-DD.json (env LABEL)
 #   --quick             1 run, 3 s, 2,000 idle connections: a smoke test of the script
 #   --pin               server on CPU 0, load tool on CPU 1 (taskset): no core shared
@@ -62,6 +65,7 @@ SOCKUDO_VERSION=5.2.0
 SOKETI_VERSION=1.6.1
 UWS_OVERRIDE=npm:@trufflesuite/uws-js-unofficial@20.30.0-unofficial.0
 LABEL=${LABEL:-}
+BASELINE_BIN=${BASELINE_BIN:-}
 INSTALL=auto
 SERVER_ON=()   # --pin: the command prefixes that put the server and the tool on their own core
 TOOL_ON=()
@@ -78,6 +82,7 @@ while [ $# -gt 0 ]; do
     --targets) TARGETS=$2; shift 2 ;;
     --scenarios) SCENARIOS=$2; shift 2 ;;
     --label) LABEL=$2; shift 2 ;;
+    --baseline-bin) BASELINE_BIN=$2; shift 2 ;;
     --quick) RUNS=1; DURATION=3s; CUT_AFTER=1s; BIG_CONNECTIONS=2000; shift ;;
     --pin) SERVER_ON=(taskset -c 0); TOOL_ON=(taskset -c 1); shift ;;
     --install-only) INSTALL=only; shift ;;
@@ -152,6 +157,12 @@ if has_target nats; then install_nats && available+=" nats"; fi
 for t in fanfare-native fanfare-pusher fanfare-pusher-memory fanfare-store fanfare-nagle fanfare-one-worker bare bare-nodelay bare-one-worker; do
   has_target $t && available+=" $t"
 done
+for t in fanfare-baseline fanfare-pusher-baseline; do
+  if has_target $t; then
+    [ -x "$BASELINE_BIN" ] || die "$t needs --baseline-bin PATH (an executable fanfare of another commit)"
+    available+=" $t"
+  fi
+done
 [ "$INSTALL" = only ] && { say "peers installed:$available"; exit 0; }
 
 command -v python3 >/dev/null || die "python3 is needed for the results and charts"
@@ -177,6 +188,8 @@ started_pids=()
 FANFARE=$SESSION/fanfare
 cp "$REPO/target/release/fanfare" "$FANFARE"
 BARE=$SESSION/bare_broadcaster
+BASELINE=$SESSION/fanfare-baseline
+[ -n "$BASELINE_BIN" ] && cp "$BASELINE_BIN" "$BASELINE"
 if has_target bare || has_target bare-nodelay || has_target bare-one-worker; then
   cp "$REPO/target/release/examples/bare_broadcaster" "$BARE"
 fi
@@ -240,16 +253,17 @@ start_server() { # target log
   local target=$1 log=$2 port
   SERVER_PID="" SERVER_URL=""
   case $target in
-    fanfare-native|fanfare-pusher|fanfare-pusher-memory|fanfare-nagle|fanfare-one-worker)
+    fanfare-native|fanfare-pusher|fanfare-pusher-memory|fanfare-nagle|fanfare-one-worker|fanfare-baseline|fanfare-pusher-baseline)
       # The store is set even where it is the default (embedded, fsync), so
       # a FANFARE_STORE_URL in the caller's environment cannot change it.
-      local data nodelay=true threads=0 store=embedded://
+      local data nodelay=true threads=0 store=embedded:// binary=$FANFARE
       data=$(mktemp -d "$SESSION/fanfare-data.XXXXXX")
       [ "$target" = fanfare-nagle ] && nodelay=false
       [ "$target" = fanfare-one-worker ] && threads=1
       [ "$target" = fanfare-pusher-memory ] && store=memory://
+      [[ $target = *-baseline ]] && binary=$BASELINE
       FANFARE_STORE_URL=$store FANFARE_DURABILITY=fsync FANFARE_TCP_NODELAY=$nodelay FANFARE_WORKER_THREADS=$threads \
-        "${SERVER_ON[@]}" "$FANFARE" serve --listen "$BIND_HOST:0" --data-dir "$data" >"$log" 2>&1 &
+        "${SERVER_ON[@]}" "$binary" serve --listen "$BIND_HOST:0" --data-dir "$data" >"$log" 2>&1 &
       SERVER_PID=$!
       started_pids+=("$SERVER_PID")
       listening_url "$log" || return 1
@@ -335,10 +349,10 @@ stop_server() {
 targets_of() {
   case $1 in
     idle|fanout-throughput|fanout-latency)
-      echo "fanfare-native fanfare-pusher sockudo soketi nats fanfare-nagle fanfare-one-worker bare bare-nodelay bare-one-worker" ;;
+      echo "fanfare-native fanfare-pusher sockudo soketi nats fanfare-nagle fanfare-one-worker bare bare-nodelay bare-one-worker fanfare-baseline fanfare-pusher-baseline" ;;
     history) echo "fanfare-native fanfare-store" ;;
     reconnect-storm|reconnect-storm-light) echo "fanfare-native" ;;
-    pusher-batch-throughput|pusher-batch-latency) echo "fanfare-pusher fanfare-pusher-memory sockudo soketi" ;;
+    pusher-batch-throughput|pusher-batch-latency) echo "fanfare-pusher fanfare-pusher-memory sockudo soketi fanfare-pusher-baseline" ;;
     *) die "unknown scenario $1" ;;
   esac
 }
@@ -368,8 +382,8 @@ scenario_args() { # scenario target
 
 protocol_of() {
   case $1 in
-    fanfare-native|fanfare-store|fanfare-nagle|fanfare-one-worker|bare|bare-nodelay|bare-one-worker) echo native ;;
-    fanfare-pusher|fanfare-pusher-memory|sockudo|soketi) echo pusher ;;
+    fanfare-native|fanfare-store|fanfare-nagle|fanfare-one-worker|fanfare-baseline|bare|bare-nodelay|bare-one-worker) echo native ;;
+    fanfare-pusher|fanfare-pusher-memory|fanfare-pusher-baseline|sockudo|soketi) echo pusher ;;
     nats) echo nats ;;
   esac
 }
@@ -460,6 +474,7 @@ LABELS = {
     "fanfare-nagle": "Fanfare native, Nagle", "bare": "bare, Nagle",
     "bare-nodelay": "bare, TCP_NODELAY", "fanfare-one-worker": "Fanfare native, 1 thread",
     "bare-one-worker": "bare, TCP_NODELAY, 1 thread",
+    "fanfare-baseline": "Fanfare native, baseline commit", "fanfare-pusher-baseline": "Fanfare Pusher, baseline commit",
 }
 ORDER = list(LABELS)
 
@@ -630,7 +645,8 @@ COLOURS = {"fanfare-native": "#2b6cb0", "fanfare-pusher": "#63a4e8", "fanfare-pu
            "sockudo": "#dd6b20",
            "soketi": "#38a169", "nats": "#805ad5", "fanfare-store": "#2c7a7b",
            "fanfare-nagle": "#1a4480", "bare": "#718096", "bare-nodelay": "#a0aec0",
-           "fanfare-one-worker": "#3182ce", "bare-one-worker": "#cbd5e0"}
+           "fanfare-one-worker": "#3182ce", "bare-one-worker": "#cbd5e0",
+           "fanfare-baseline": "#4a5568", "fanfare-pusher-baseline": "#a0aec0"}
 def rows_for(scenario, metric):
     rows = []
     for target in ORDER:
