@@ -12,6 +12,16 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 const LATENCY_BUCKETS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
+/// The histograms of seconds on the message path, which share
+/// [`LATENCY_BUCKETS`].
+const LATENCY_HISTOGRAMS: &[&str] = &[
+    "fanfare_publish_fanout_seconds",
+    "fanfare_delivery_latency_seconds",
+    "fanfare_redis_roundtrip_seconds",
+    "fanfare_history_append_seconds",
+    "fanfare_history_read_seconds",
+];
+
 /// Buckets of the connection duration histogram, in seconds: from a
 /// second to a day.
 const DURATION_BUCKETS: &[f64] = &[1.0, 10.0, 60.0, 300.0, 1800.0, 3600.0, 4.0 * 3600.0, 24.0 * 3600.0];
@@ -28,34 +38,16 @@ impl ServerMetrics {
     /// shares it) and registers the server's own metrics.
     pub fn install() -> Self {
         let handle = RECORDER.get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Full("fanfare_publish_fanout_seconds".into()),
-                    LATENCY_BUCKETS,
-                )
-                .expect("the bucket list is not empty")
-                .set_buckets_for_metric(
-                    Matcher::Full("fanfare_redis_roundtrip_seconds".into()),
-                    LATENCY_BUCKETS,
-                )
-                .expect("the bucket list is not empty")
-                .set_buckets_for_metric(
-                    Matcher::Full("fanfare_history_append_seconds".into()),
-                    LATENCY_BUCKETS,
-                )
-                .expect("the bucket list is not empty")
-                .set_buckets_for_metric(Matcher::Full("fanfare_history_read_seconds".into()), LATENCY_BUCKETS)
-                .expect("the bucket list is not empty")
-                .set_buckets_for_metric(
-                    Matcher::Full("fanfare_delivery_latency_seconds".into()),
-                    LATENCY_BUCKETS,
-                )
-                .expect("the bucket list is not empty")
-                .set_buckets_for_metric(
-                    Matcher::Full("fanfare_connection_duration_seconds".into()),
-                    DURATION_BUCKETS,
-                )
-                .expect("the bucket list is not empty")
+            let buckets = LATENCY_HISTOGRAMS
+                .iter()
+                .map(|name| (*name, LATENCY_BUCKETS))
+                .chain([("fanfare_connection_duration_seconds", DURATION_BUCKETS)]);
+            let recorder = buckets
+                .fold(PrometheusBuilder::new(), |builder, (name, buckets)| {
+                    builder
+                        .set_buckets_for_metric(Matcher::Full(name.into()), buckets)
+                        .expect("the bucket list is not empty")
+                })
                 .build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
