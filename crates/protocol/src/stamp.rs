@@ -5,7 +5,8 @@
 //! A stamp is microseconds on a process-wide monotonic clock, kept in 32
 //! bits so it fits in the padding of a [`crate::Frame`]: it costs no
 //! memory per queued frame. The clock wraps every 71 minutes; an age is
-//! the wrapping difference, right for any frame younger than that.
+//! the wrapping difference, right for any frame younger than half that
+//! (older ones read as new, which no queued frame is).
 
 use std::num::NonZeroU32;
 use std::sync::OnceLock;
@@ -50,9 +51,15 @@ impl Stamp {
         Self(NonZeroU32::new(micros).unwrap_or(NonZeroU32::MIN))
     }
 
-    /// How long ago this was, as of `now`.
+    /// How long ago this was, as of `now`. A stamp that reads as later
+    /// than `now` (another node's clock ahead of ours, or the microsecond
+    /// that 0 stands for) is no age at all.
     pub fn age(self, now: Instant) -> Duration {
-        Duration::from_micros(u64::from(micros_since_base(now).wrapping_sub(self.0.get())))
+        let micros = micros_since_base(now).wrapping_sub(self.0.get());
+        if micros > u32::MAX / 2 {
+            return Duration::ZERO;
+        }
+        Duration::from_micros(u64::from(micros))
     }
 }
 
@@ -82,6 +89,13 @@ mod tests {
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
         let age = Stamp::from_unix_ms(now_ms + 5_000).age(Instant::now());
         assert!(age < Duration::from_millis(1000), "{age:?}");
+    }
+
+    #[test]
+    fn a_stamp_taken_as_the_clock_starts_is_no_age_not_a_wrap() {
+        // The clock's zero stands as its first microsecond.
+        let stamp = Stamp::from_micros(0);
+        assert_eq!(stamp.age(base()), Duration::ZERO);
     }
 
     #[test]
