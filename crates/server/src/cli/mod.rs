@@ -1,6 +1,8 @@
-//! The command line: `fanfare serve`, `fanfare bench`, `fanfare config check`.
+//! The command line: `fanfare serve`, `fanfare bench`, `fanfare plan`,
+//! `fanfare config check`.
 
 mod bench;
+mod plan;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +22,8 @@ enum CliCommand {
     Serve(ServeArgs),
     /// Load a server and measure it.
     Bench(Box<bench::BenchArgs>),
+    /// Size a fleet: nodes, memory, CPU, network and storage for a workload.
+    Plan(Box<plan::PlanArgs>),
     /// Work with the configuration.
     Config {
         #[command(subcommand)]
@@ -38,6 +42,7 @@ impl Cli {
         match self.command {
             CliCommand::Serve(args) => serve::serve(&args),
             CliCommand::Bench(args) => bench::run(*args),
+            CliCommand::Plan(args) => plan::run(&args),
             CliCommand::Config { action: ConfigAction::Check(args) } => {
                 let settings = crate::config::load(&args)?;
                 print!("{}", settings.to_toml());

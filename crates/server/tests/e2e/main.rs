@@ -13,6 +13,7 @@ mod framing;
 mod lifecycle;
 mod metrics;
 mod ordering;
+mod plan;
 mod presence;
 mod publishing;
 mod pusher_api;
