@@ -144,9 +144,12 @@ fn limit(limit: Limit) -> &'static str {
     }
 }
 
-/// A count with thousands separators, rounded up.
+/// A count with thousands separators, rounded up (but not for the last
+/// bit of a float's error).
 fn count(value: f64) -> String {
-    group(value.ceil() as u64)
+    let nearest = value.round();
+    let value = if (value - nearest).abs() <= 1e-9 * nearest.max(1.0) { nearest } else { value.ceil() };
+    group(value as u64)
 }
 
 fn count_precise(value: f64) -> String {
@@ -192,6 +195,8 @@ mod tests {
         assert_eq!(group(999), "999");
         assert_eq!(group(1000), "1,000");
         assert_eq!(group(1_234_567), "1,234,567");
+        assert_eq!(count(62_500_000.000_001), "62,500,000");
+        assert_eq!(count(17_543.86), "17,544");
     }
 
     #[test]

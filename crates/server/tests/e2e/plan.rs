@@ -135,3 +135,49 @@ async fn a_file_that_is_not_a_bench_report_is_named() {
     assert!(!output.status.success());
     assert!(stderr.contains("is not the JSON of `fanfare bench --json`"), "{stderr}");
 }
+
+/// Every `$ fanfare plan …` in docs/capacity.md's console blocks, with
+/// what the page shows it printing: the first lines of the real output.
+#[tokio::test]
+async fn the_capacity_guide_shows_what_the_planner_prints() {
+    let guide = include_str!("../../../../docs/capacity.md");
+    let mut checked = 0;
+    for block in guide.split("```console\n").skip(1) {
+        let block = block.split("```").next().unwrap();
+        for (command, expected) in console_commands(block) {
+            let args: Vec<&str> = command.split_whitespace().skip(2).collect();
+            let output = fanfare_plan(&args).await;
+            let printed = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert!(printed.starts_with(&expected), "`{command}` prints\n{printed}\nnot\n{expected}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 6, "the guide's examples: three plans and three refusals");
+}
+
+/// `(command, output)` pairs: a command starts with `$ `, goes on while its
+/// lines end in `\`, and its output runs to the next command.
+fn console_commands(block: &str) -> Vec<(String, String)> {
+    let mut commands: Vec<(String, String)> = Vec::new();
+    let mut continued = false;
+    for line in block.lines() {
+        if let Some(command) = line.strip_prefix("$ ") {
+            commands.push((command.trim_end_matches('\\').to_string(), String::new()));
+            continued = line.ends_with('\\');
+        } else if let Some((command, output)) = commands.last_mut() {
+            if continued {
+                command.push(' ');
+                command.push_str(line.trim().trim_end_matches('\\'));
+                continued = line.ends_with('\\');
+            } else {
+                output.push_str(line);
+                output.push('\n');
+            }
+        }
+    }
+    commands
+}
