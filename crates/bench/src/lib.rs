@@ -64,7 +64,7 @@ pub use options::{
 };
 pub use report::{
     ConnectReport, DeliveryReport, HistoryReport, PublishReport, RecoveryReport, Report, ServerReport,
-    ToolReport,
+    ToolReport, count as thousands,
 };
 pub use stats::Percentiles;
 pub use workers::run_worker;

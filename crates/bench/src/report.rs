@@ -320,8 +320,8 @@ fn percentiles(p: &Percentiles) -> String {
     )
 }
 
-/// `1234567` → `1,234,567`.
-pub(crate) fn count(n: u64) -> String {
+/// `1234567` → `1,234,567` (also the capacity planner's).
+pub fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use fanfare_bench::thousands;
+
 use crate::fleet::{Limit, assumed};
 use crate::{CapacityPlan, Figure};
 
@@ -149,23 +151,11 @@ fn limit(limit: Limit) -> &'static str {
 fn count(value: f64) -> String {
     let nearest = value.round();
     let value = if (value - nearest).abs() <= 1e-9 * nearest.max(1.0) { nearest } else { value.ceil() };
-    group(value as u64)
+    thousands(value as u64)
 }
 
 fn count_precise(value: f64) -> String {
-    if value.fract() == 0.0 { group(value as u64) } else { format!("{value}") }
-}
-
-fn group(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
+    if value.fract() == 0.0 { thousands(value as u64) } else { format!("{value}") }
 }
 
 fn bytes(value: f64) -> String {
@@ -190,11 +180,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_are_grouped_by_thousands() {
-        assert_eq!(group(0), "0");
-        assert_eq!(group(999), "999");
-        assert_eq!(group(1000), "1,000");
-        assert_eq!(group(1_234_567), "1,234,567");
+    fn counts_round_up_but_not_for_a_floats_last_bit() {
         assert_eq!(count(62_500_000.000_001), "62,500,000");
         assert_eq!(count(17_543.86), "17,544");
     }
