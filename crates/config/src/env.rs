@@ -80,7 +80,14 @@ pub const ENV_VARS: &[EnvVar] = &[
         "0",
         "Threads for connections, fan-out and the HTTP API; `0` means one per CPU core.",
     ),
-    var("FANFARE_LOG", "log", Text, "info,fanfare=debug", "Log filter (tracing `EnvFilter` syntax)."),
+    var("FANFARE_LOG", "log.level", Text, "info,fanfare=debug", "Log filter (tracing `EnvFilter` syntax)."),
+    var(
+        "FANFARE_LOG_FORMAT",
+        "log.format",
+        Text,
+        "json",
+        "`text` (the default) or `json`: one JSON object per line.",
+    ),
     var(
         "FANFARE_SHUTDOWN_GRACE",
         "shutdown_grace",

@@ -30,6 +30,17 @@ pub enum SubscribePolicy {
     TokenClaim,
 }
 
+/// How log lines are written to standard error: `log.format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One line of text per event: time, level, target, message, fields.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
 /// When the embedded store acknowledges an append: `store.durability`
 /// (the default of every namespace) and a namespace's `durability`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

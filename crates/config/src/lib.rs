@@ -47,7 +47,7 @@ mod validate;
 pub use duration::{format_duration, parse_duration};
 pub use env::{ENV_VARS, EnvKind, EnvVar, markdown_table as env_markdown_table};
 pub use error::{ConfigError, Origin};
-pub use kinds::{Durability, JwtAlgorithm, PublishPolicy, SubscribePolicy, WebhookKind};
+pub use kinds::{Durability, JwtAlgorithm, LogFormat, PublishPolicy, SubscribePolicy, WebhookKind};
 pub use load::{ServeArgs, from_toml, load, load_from};
 pub use namespaces::{NamespaceSettings, Namespaces};
 pub use pusher::{AppSettings, PusherSettings, WebhookSettings};

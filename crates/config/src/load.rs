@@ -121,8 +121,19 @@ fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
 }
 
 fn parse_toml(path: &Path, text: &str) -> Result<Dict, ConfigError> {
-    toml::from_str(text)
-        .map_err(|error| ConfigError::Syntax { path: path.to_owned(), message: error.to_string() })
+    let mut dict: Dict = toml::from_str(text)
+        .map_err(|error| ConfigError::Syntax { path: path.to_owned(), message: error.to_string() })?;
+    log_filter_as_level(&mut dict);
+    Ok(dict)
+}
+
+/// `log = "FILTER"`, the form before `[log]`, is `log.level`: so a file of
+/// either form merges with `FANFARE_LOG` and `FANFARE_LOG_FORMAT` alike.
+fn log_filter_as_level(dict: &mut Dict) {
+    if let Some(Value::String(tag, filter)) = dict.get("log") {
+        let level = Dict::from([("level".to_owned(), Value::String(*tag, filter.clone()))]);
+        dict.insert("log".to_owned(), Value::Dict(*tag, level));
+    }
 }
 
 fn env_layer(values: &[(&'static EnvVar, String)]) -> Result<Layer, ConfigError> {
@@ -431,6 +442,7 @@ mod tests {
             ("FANFARE_DATA_DIR", "/tmp/fanfare-env-test"),
             ("FANFARE_API_KEY", "0123456789abcdef0123"),
             ("FANFARE_LOG", "debug"),
+            ("FANFARE_LOG_FORMAT", "json"),
             ("FANFARE_SHUTDOWN_GRACE", "1m"),
             ("FANFARE_STORE_URL", "memory://"),
             ("FANFARE_DURABILITY", "buffered"),
@@ -449,6 +461,7 @@ mod tests {
         assert_eq!(settings.data_dir, PathBuf::from("/tmp/fanfare-env-test"));
         assert_eq!(settings.api_key.as_deref(), Some("0123456789abcdef0123"));
         assert_eq!(settings.log_filter, "debug");
+        assert_eq!(settings.log_format, crate::LogFormat::Json);
         assert_eq!(settings.shutdown_grace, Duration::from_secs(60));
         assert_eq!(settings.store.kind, StoreKind::Memory);
         assert_eq!(settings.store.durability, Durability::Buffered);
@@ -471,6 +484,30 @@ mod tests {
                 || var.name.starts_with("FANFARE_CLUSTER_"); // a_cluster_is_configured_by_its_variables
             assert!(covered, "{} has no test", var.name);
         }
+    }
+
+    #[test]
+    fn the_log_is_a_table_and_the_older_filter_string_still_sets_its_level() {
+        let table = from_toml("[log]\nlevel = \"warn\"\nformat = \"json\"\n").unwrap();
+        assert_eq!((table.log_filter.as_str(), table.log_format), ("warn", crate::LogFormat::Json));
+        let older = from_toml("log = \"debug\"\n").unwrap();
+        assert_eq!((older.log_filter.as_str(), older.log_format), ("debug", crate::LogFormat::Text));
+        assert!(
+            older.to_toml().contains("[log]\nlevel = \"debug\"\nformat = \"text\""),
+            "{}",
+            older.to_toml()
+        );
+
+        // The older form in the file, the format from the environment.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fanfare.toml");
+        std::fs::write(&path, "log = \"debug\"\n").unwrap();
+        let args = ServeArgs { config: Some(path), ..ServeArgs::default() };
+        let settings = load_from(&args, env(&[("FANFARE_LOG_FORMAT", "json")])).unwrap();
+        assert_eq!((settings.log_filter.as_str(), settings.log_format), ("debug", crate::LogFormat::Json));
+
+        let error = from_toml("[log]\nformat = \"xml\"\n").unwrap_err().to_string();
+        assert!(error.contains("log.format") && error.contains("xml"), "{error}");
     }
 
     #[test]

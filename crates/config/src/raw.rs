@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::duration::HumanDuration;
-use super::kinds::{Durability, JwtAlgorithm, PublishPolicy, SubscribePolicy, WebhookKind};
+use super::kinds::{Durability, JwtAlgorithm, LogFormat, PublishPolicy, SubscribePolicy, WebhookKind};
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -28,8 +28,10 @@ pub(crate) struct RawConfig {
     pub tcp_nodelay: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker_threads: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub log: Option<String>,
+    /// `[log]`; the older `log = "FILTER"` is read as `log.level` when
+    /// the file is parsed (`load.rs`).
+    #[serde(default, skip_serializing_if = "RawLog::is_empty")]
+    pub log: RawLog,
     #[serde(default)]
     pub store: RawStore,
     #[serde(default, skip_serializing_if = "RawCluster::is_empty")]
@@ -46,6 +48,21 @@ pub(crate) struct RawConfig {
     pub namespaces: BTreeMap<String, RawNamespace>,
     #[serde(default, skip_serializing_if = "RawPusher::is_empty")]
     pub pusher: RawPusher,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLog {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<LogFormat>,
+}
+
+impl RawLog {
+    fn is_empty(&self) -> bool {
+        self.level.is_none() && self.format.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

@@ -2,7 +2,7 @@
 //! key with the value the server will use, secrets redacted.
 
 use super::duration::HumanDuration;
-use super::raw::{RawAuth, RawCluster, RawConfig, RawLimits, RawStore};
+use super::raw::{RawAuth, RawCluster, RawConfig, RawLimits, RawLog, RawStore};
 use super::settings::{JwtKey, Settings, StoreKind};
 
 /// What a secret is replaced with in the rendered configuration.
@@ -59,7 +59,7 @@ impl Settings {
             shutdown_grace: Some(HumanDuration(self.shutdown_grace)),
             tcp_nodelay: Some(self.tcp_nodelay),
             worker_threads: Some(self.worker_threads),
-            log: Some(self.log_filter.clone()),
+            log: RawLog { level: Some(self.log_filter.clone()), format: Some(self.log_format) },
             store: RawStore { url: Some(self.store_url()), durability: Some(self.store.durability) },
             cluster: match &self.cluster {
                 Some(cluster) => RawCluster {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use fanfare_hub::OutboxLimits;
 
-use super::kinds::{Durability, JwtAlgorithm};
+use super::kinds::{Durability, JwtAlgorithm, LogFormat};
 use super::namespaces::Namespaces;
 use super::pusher::PusherSettings;
 
@@ -37,6 +37,8 @@ pub struct Settings {
     pub worker_threads: usize,
     /// A tracing `EnvFilter` directive, already checked to parse.
     pub log_filter: String,
+    /// `log.format`.
+    pub log_format: LogFormat,
     pub store: StoreSettings,
     /// The cluster this node joins; `None`: a single node.
     pub cluster: Option<ClusterSettings>,
@@ -67,6 +69,7 @@ impl Default for Settings {
             tcp_nodelay: true,
             worker_threads: 0,
             log_filter: "info,fjall=warn,lsm_tree=warn".to_owned(),
+            log_format: LogFormat::Text,
             limits: Limits::default(),
             auth: AuthSettings::default(),
             namespaces: Namespaces::default(),
@@ -271,6 +274,7 @@ impl fmt::Debug for Settings {
             .field("tcp_nodelay", &self.tcp_nodelay)
             .field("worker_threads", &self.worker_threads)
             .field("log_filter", &self.log_filter)
+            .field("log_format", &self.log_format)
             .field("store", &self.store)
             .field("cluster", &self.cluster)
             .field("limits", &self.limits)

@@ -42,7 +42,8 @@ pub(crate) fn validate(
         return Err(check.invalid("data_dir", "must not be empty"));
     }
     let api_key = raw.api_key.as_deref().map(|key| check.api_key(key)).transpose()?;
-    let log_filter = check.log_filter(raw.log.as_deref().unwrap_or(&defaults.log_filter))?;
+    let log_filter = check.log_filter(raw.log.level.as_deref().unwrap_or(&defaults.log_filter))?;
+    let log_format = raw.log.format.unwrap_or(defaults.log_format);
     let cluster = check.cluster(&raw.cluster)?;
     let store = check.store(&raw.store, &data_dir, cluster.as_ref())?;
     if cluster.is_some() && api_key.is_none() {
@@ -64,6 +65,7 @@ pub(crate) fn validate(
         tcp_nodelay: raw.tcp_nodelay.unwrap_or(defaults.tcp_nodelay),
         worker_threads: raw.worker_threads.unwrap_or(defaults.worker_threads),
         log_filter,
+        log_format,
         store,
         cluster,
         limits,
@@ -154,8 +156,8 @@ impl Check<'_> {
     fn log_filter(&self, filter: &str) -> Result<String, ConfigError> {
         match tracing_subscriber::EnvFilter::try_new(filter) {
             Ok(_) if !filter.trim().is_empty() => Ok(filter.to_owned()),
-            Ok(_) => Err(self.invalid("log", "must not be empty (e.g. \"info\")")),
-            Err(error) => Err(self.invalid("log", format!("`{filter}` is not a log filter: {error}"))),
+            Ok(_) => Err(self.invalid("log.level", "must not be empty (e.g. \"info\")")),
+            Err(error) => Err(self.invalid("log.level", format!("`{filter}` is not a log filter: {error}"))),
         }
     }
 
@@ -520,8 +522,9 @@ mod tests {
 
     #[test]
     fn a_bad_log_filter_is_refused() {
-        let raw = RawConfig { log: Some("info,fanfare=loud".into()), ..RawConfig::default() };
-        assert_eq!(reason(validate_raw(raw).unwrap_err()).0, "log");
+        let log = crate::raw::RawLog { level: Some("info,fanfare=loud".into()), format: None };
+        let raw = RawConfig { log, ..RawConfig::default() };
+        assert_eq!(reason(validate_raw(raw).unwrap_err()).0, "log.level");
     }
 
     #[test]

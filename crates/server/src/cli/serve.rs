@@ -9,7 +9,7 @@ use crate::{data_dir, engines, server};
 
 pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = config::load(args)?;
-    init_logging(&settings.log_filter);
+    init_logging(&settings.log_filter, settings.log_format);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if settings.worker_threads > 0 {
         runtime.worker_threads(settings.worker_threads);
@@ -126,7 +126,13 @@ impl ShutdownSignals {
     }
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, format: config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let logger = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        config::LogFormat::Text => logger.try_init(),
+        // Fields at the top level, beside `timestamp`, `level`, `target`
+        // and `message`: what collectors index without a parsing rule.
+        config::LogFormat::Json => logger.json().flatten_event(true).try_init(),
+    };
 }

@@ -30,15 +30,15 @@ struct Process {
 }
 
 async fn spawn(data_dir: &Path, api_key: Option<&str>) -> Process {
-    spawn_with(data_dir, api_key, None).await
+    spawn_with(data_dir, api_key, None, "text").await
 }
 
 /// Like [`spawn`], with the log at info level collected.
 async fn spawn_logging(data_dir: &Path, api_key: Option<&str>) -> Process {
-    spawn_with(data_dir, api_key, Some("info")).await
+    spawn_with(data_dir, api_key, Some("info"), "text").await
 }
 
-async fn spawn_with(data_dir: &Path, api_key: Option<&str>, log: Option<&str>) -> Process {
+async fn spawn_with(data_dir: &Path, api_key: Option<&str>, log: Option<&str>, log_format: &str) -> Process {
     let mut command = Command::new(env!("CARGO_BIN_EXE_fanfare"));
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -46,6 +46,7 @@ async fn spawn_with(data_dir: &Path, api_key: Option<&str>, log: Option<&str>) -
         .env_remove("FANFARE_API_KEY")
         .env_remove("FANFARE_CONFIG")
         .env("FANFARE_LOG", log.unwrap_or("warn"))
+        .env("FANFARE_LOG_FORMAT", log_format)
         .stdout(Stdio::piped())
         .kill_on_drop(true);
     if log.is_some() {
@@ -250,6 +251,24 @@ async fn sigterm_tells_clients_to_reconnect_and_the_process_exits() {
     assert!(push.unwrap()["reconnect_after_ms"].is_u64());
     let status = tokio::time::timeout(WAIT, server.child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "exits cleanly: {status}");
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_with_level_target_and_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = spawn_with(dir.path(), Some("0123456789abcdef0123"), Some("info"), "json").await;
+    assert!(server.terminate().await.success());
+    let log = server.log().await;
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: not JSON: {line}")))
+        .collect();
+    let open =
+        lines.iter().find(|line| line["message"] == "embedded history store open").expect("the store's line");
+    assert_eq!(open["level"], "INFO");
+    assert_eq!(open["target"], "fanfare_store::embedded");
+    assert!(open["epoch"].is_string() && open["timestamp"].is_string(), "fields at the top level: {open}");
+    assert!(lines.iter().any(|line| line["message"] == "history store closed"), "{log}");
 }
 
 #[tokio::test]
