@@ -44,6 +44,7 @@ pub(crate) mod data_dir;
 pub mod engines;
 pub mod gateway;
 pub(crate) mod http_error;
+pub(crate) mod logging;
 pub(crate) mod policy;
 pub mod pusher;
 pub(crate) mod readiness;

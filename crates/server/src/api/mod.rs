@@ -2,11 +2,12 @@
 //! metrics and the OpenAPI document.
 
 pub(crate) mod extract;
+mod log;
 mod native;
 mod ops;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 use crate::server::AppState;
 
@@ -19,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/channels", get(native::channels))
         .route("/api/disconnect", post(native::disconnect))
         .route("/api/nodes", get(native::nodes))
+        .route("/api/log", get(log::filter).merge(put(log::set_filter)))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))

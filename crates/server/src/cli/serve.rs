@@ -9,20 +9,21 @@ use crate::{data_dir, engines, server};
 
 pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = config::load(args)?;
-    init_logging(&settings.log_filter, settings.log_format);
+    crate::logging::init(&settings.log_filter, settings.log_format);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if settings.worker_threads > 0 {
         runtime.worker_threads(settings.worker_threads);
     }
     let runtime = runtime.enable_all().build().context("starting the runtime")?;
-    runtime.block_on(serve_async(settings))
+    runtime.block_on(serve_async(settings, args.clone()))
 }
 
-async fn serve_async(mut settings: Settings) -> anyhow::Result<()> {
+async fn serve_async(mut settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     // First: from here on a SIGTERM waits for us instead of killing the
     // process with no drain and no store close (opening the store, or a
     // script that signals the moment it reads the listening line).
     let shutdown = ShutdownSignals::install().context("installing the SIGTERM and SIGINT handlers")?;
+    reload_on_sighup(args).context("installing the SIGHUP handler")?;
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
     let api_key = resolve_api_key(&settings)?;
@@ -41,6 +42,35 @@ async fn serve_async(mut settings: Settings) -> anyhow::Result<()> {
     // One line on stdout that scripts (and the tests) can wait for.
     println!("fanfare listening on {}", listener.local_addr()?);
     server::run(app, listener, shutdown.received()).await
+}
+
+/// At each SIGHUP, reads the configuration again (file, environment and
+/// flags, as at start) and applies what can change while running:
+/// `log.level`. A configuration that no longer loads changes nothing.
+#[cfg(unix)]
+fn reload_on_sighup(args: ServeArgs) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match config::load(&args) {
+                Ok(settings) => {
+                    if let Err(error) = crate::logging::set_filter(&settings.log_filter) {
+                        tracing::warn!(%error, "SIGHUP: log.level not applied");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "SIGHUP: the configuration does not load; nothing changed")
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn reload_on_sighup(_: ServeArgs) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// Binds with a deep accept queue: a reconnect storm opens thousands of
@@ -124,15 +154,4 @@ impl ShutdownSignals {
     async fn received(mut self) {
         self.0.recv().await;
     }
-}
-
-fn init_logging(filter: &str, format: config::LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
-    let logger = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        config::LogFormat::Text => logger.try_init(),
-        // Fields at the top level, beside `timestamp`, `level`, `target`
-        // and `message`: what collectors index without a parsing rule.
-        config::LogFormat::Json => logger.json().flatten_event(true).try_init(),
-    };
 }

@@ -11,6 +11,7 @@ mod docs;
 mod durability;
 mod framing;
 mod lifecycle;
+mod logs;
 mod metrics;
 mod ordering;
 mod plan;
