@@ -55,6 +55,11 @@ pub(crate) trait Dialect: Send {
     }
     /// Releases every piece of per-connection state; called exactly once.
     fn end(&mut self);
+    /// The hub's id of the connection, named in every log line about it
+    /// (`connection = …`); none for a connection outside the hub.
+    fn conn(&self) -> Option<ConnId> {
+        None
+    }
 }
 
 /// Per-connection things every dialect gets from the driver.
@@ -105,6 +110,10 @@ where
         Protocol::Pusher { .. } => "pusher",
     };
     metrics::counter!("fanfare_connections_opened_total", "protocol" => label).increment(1);
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let peer = io.stream.peer_addr().ok();
+        tracing::debug!(connection = dialect.conn(), peer = ?peer, protocol = label, "connection opened");
+    }
     Connection::new(io, SocketLimits::of(app), outbox, protocol, dialect).run()
 }
 
@@ -137,6 +146,7 @@ impl<D: Dialect> Connection<D> {
         async move {
             let closing = serve(&mut this.socket, this.limits, &this.outbox, &mut this.dialect).await;
             let reason = closing.metric_label();
+            tracing::debug!(connection = this.dialect.conn(), reason, "connection closed");
             this.outbox.close(closing.reason());
             this.dialect.end();
             // Boxed: its timers would otherwise make every idle

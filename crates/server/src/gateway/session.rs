@@ -97,6 +97,10 @@ impl Dialect for Session {
     }
 
     /// Every piece of per-connection state is released here, once.
+    fn conn(&self) -> Option<ConnId> {
+        Some(self.conn)
+    }
+
     fn end(&mut self) {
         for (channel, ()) in self.channels.drain() {
             let _ = self.app.hub.unsubscribe(self.conn, &channel);

@@ -16,7 +16,12 @@ const KEY: &str = "0123456789abcdef0123";
 const WAIT: Duration = Duration::from_secs(15);
 
 fn write_config(path: &Path, level: &str) {
-    std::fs::write(path, format!("api_key = \"{KEY}\"\n\n[log]\nlevel = \"{level}\"\n")).unwrap();
+    write_config_as(path, level, "text");
+}
+
+fn write_config_as(path: &Path, level: &str, format: &str) {
+    let text = format!("api_key = \"{KEY}\"\n\n[log]\nlevel = \"{level}\"\nformat = \"{format}\"\n");
+    std::fs::write(path, text).unwrap();
 }
 
 async fn spawn(config: &Path, data_dir: &Path) -> (Child, SocketAddr, tokio::task::JoinHandle<String>) {
@@ -128,4 +133,37 @@ async fn the_api_and_sighup_change_the_log_filter_and_a_bad_one_changes_nothing(
     let log = tokio::time::timeout(WAIT, log).await.unwrap().unwrap();
     assert!(log.contains("log filter changed"), "{log}");
     assert!(log.contains("SIGHUP: the configuration does not load; nothing changed"), "{log}");
+}
+
+#[tokio::test]
+async fn every_line_about_a_connection_names_it() {
+    use futures_util::{SinkExt, StreamExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fanfare.toml");
+    write_config_as(&config, "warn,fanfare::gateway=debug", "json");
+    let (mut child, addr, log) = spawn(&config, &dir.path().join("data")).await;
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/connection/websocket")).await.unwrap();
+    socket.close(None).await.unwrap();
+    // The server's close frame ends it.
+    tokio::time::timeout(WAIT, async { while socket.next().await.is_some() {} }).await.unwrap();
+
+    signal(&child, "-TERM");
+    assert!(tokio::time::timeout(WAIT, child.wait()).await.unwrap().unwrap().success());
+    let log = tokio::time::timeout(WAIT, log).await.unwrap().unwrap();
+    let lines: Vec<Value> = log.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let find = |message: &str| {
+        lines
+            .iter()
+            .find(|line| line["message"] == message)
+            .unwrap_or_else(|| panic!("no {message:?} in {log}"))
+            .clone()
+    };
+    let opened = find("connection opened");
+    let closed = find("connection closed");
+    assert!(opened["connection"].is_u64(), "{opened}");
+    assert_eq!(opened["connection"], closed["connection"], "{opened} {closed}");
+    assert_eq!(opened["protocol"], "native");
+    assert_eq!(closed["reason"], "client_closed", "{closed}");
 }

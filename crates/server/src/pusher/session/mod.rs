@@ -221,6 +221,10 @@ impl Dialect for PusherSession {
         Next::Continue
     }
 
+    fn conn(&self) -> Option<ConnId> {
+        Some(self.conn)
+    }
+
     fn end(&mut self) {
         for (_, subscribed) in self.channels.drain() {
             let _ = self.app.hub.unsubscribe(self.conn, &subscribed.hub);
