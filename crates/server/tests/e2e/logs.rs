@@ -137,7 +137,7 @@ async fn the_api_and_sighup_change_the_log_filter_and_a_bad_one_changes_nothing(
 
 #[tokio::test]
 async fn every_line_about_a_connection_names_it() {
-    use futures_util::{SinkExt, StreamExt};
+    use futures_util::StreamExt;
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("fanfare.toml");
