@@ -71,16 +71,7 @@ impl Node {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = tokio::time::timeout(WAIT, async {
-            loop {
-                let line = lines.next_line().await.unwrap().expect("the node exited before listening");
-                if let Some(addr) = line.strip_prefix("fanfare listening on ") {
-                    return addr.trim().parse::<SocketAddr>().unwrap();
-                }
-            }
-        })
-        .await
-        .expect("the node did not start in time");
+        let addr = crate::support::listening_addr(&mut lines, drop).await;
         Node { child, addr, _stdout: lines, _dir: dir }
     }
 

@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::task::JoinHandle;
 
-use crate::support::{WAIT, http};
+use crate::support::{WAIT, http, listening_addr};
 
 const KEY: &str = "durability-test-key-0123";
 
@@ -66,17 +66,7 @@ async fn spawn_with(data_dir: &Path, api_key: Option<&str>, log: Option<&str>, l
     });
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut banner = Vec::new();
-    let addr = tokio::time::timeout(WAIT, async {
-        loop {
-            let line = lines.next_line().await.unwrap().expect("the server exited before listening");
-            if let Some(addr) = line.strip_prefix("fanfare listening on ") {
-                return addr.trim().parse::<SocketAddr>().unwrap();
-            }
-            banner.push(line);
-        }
-    })
-    .await
-    .expect("the server did not start in time");
+    let addr = listening_addr(&mut lines, |line| banner.push(line)).await;
     Process { child, addr, banner, _stdout: lines, log }
 }
 

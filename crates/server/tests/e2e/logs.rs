@@ -7,10 +7,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::support::http;
+use crate::support::{eventually, http, listening_addr};
 
 const KEY: &str = "0123456789abcdef0123";
 const WAIT: Duration = Duration::from_secs(15);
@@ -21,10 +21,51 @@ fn write_config(path: &Path, level: &str) {
 
 fn write_config_as(path: &Path, level: &str, format: &str) {
     let text = format!("api_key = \"{KEY}\"\n\n[log]\nlevel = \"{level}\"\nformat = \"{format}\"\n");
-    std::fs::write(path, text).unwrap();
+    // Whole or not at all: a SIGHUP must never read a half-written file.
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text).unwrap();
+    std::fs::rename(&partial, path).unwrap();
 }
 
-async fn spawn(config: &Path, data_dir: &Path) -> (Child, SocketAddr, tokio::task::JoinHandle<String>) {
+/// The server's stderr, a line at a time as it comes.
+struct LogLines {
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    seen: String,
+}
+
+impl LogLines {
+    /// Waits for a line containing `text`.
+    async fn until(&mut self, text: &str) {
+        let wait = async {
+            while let Some(line) = self.lines.recv().await {
+                let found = line.contains(text);
+                self.seen.push_str(&line);
+                self.seen.push('\n');
+                if found {
+                    return;
+                }
+            }
+            panic!("the log ended without {text:?}:\n{}", self.seen);
+        };
+        tokio::time::timeout(WAIT, wait)
+            .await
+            .unwrap_or_else(|_| panic!("no {text:?} in time:\n{}", self.seen));
+    }
+
+    /// Everything logged, once the process has ended.
+    async fn all(mut self) -> String {
+        let rest = async {
+            while let Some(line) = self.lines.recv().await {
+                self.seen.push_str(&line);
+                self.seen.push('\n');
+            }
+            self.seen
+        };
+        tokio::time::timeout(WAIT, rest).await.expect("the log ends with the process")
+    }
+}
+
+async fn spawn(config: &Path, data_dir: &Path) -> (Child, SocketAddr, LogLines) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_fanfare"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
@@ -40,23 +81,16 @@ async fn spawn(config: &Path, data_dir: &Path) -> (Child, SocketAddr, tokio::tas
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let log = tokio::spawn(async move {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text).await;
-        text
-    });
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(WAIT, async {
-        loop {
-            let line = lines.next_line().await.unwrap().expect("the server exited before listening");
-            if let Some(addr) = line.strip_prefix("fanfare listening on ") {
-                return addr.trim().parse::<SocketAddr>().unwrap();
-            }
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (sender, lines) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            let _ = sender.send(line);
         }
-    })
-    .await
-    .expect("the server did not start in time");
+    });
+    let log = LogLines { lines, seen: String::new() };
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = listening_addr(&mut lines, drop).await;
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, addr, log)
 }
@@ -82,18 +116,10 @@ fn signal(child: &Child, name: &str) {
     assert!(std::process::Command::new("kill").args([name, &pid]).status().unwrap().success());
 }
 
-/// Polls the node until its filter reads `expected` (SIGHUP is handled
-/// by a task of its own, so there is no reply to wait for).
+/// Waits until the node's filter reads `expected` (SIGHUP is handled by a
+/// task of its own, so there is no reply to wait for).
 async fn until_level(addr: SocketAddr, expected: &str) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let now = level(addr).await;
-        if now == expected {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the filter never became {expected}: {now}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(&format!("the filter {expected}"), || async move { level(addr).await == expected }).await;
 }
 
 #[tokio::test]
@@ -118,10 +144,12 @@ async fn the_api_and_sighup_change_the_log_filter_and_a_bad_one_changes_nothing(
     write_config(&config, "warn");
     signal(&child, "-HUP");
     until_level(addr, "warn").await;
-    // A file that no longer loads: nothing changes, and the next good one
-    // (handled after it, in order) applies.
+    // A file that no longer loads: nothing changes.
+    let mut log = log;
     write_config(&config, "info,fanfare=loud");
     signal(&child, "-HUP");
+    log.until("SIGHUP: the configuration does not load; nothing changed").await;
+    assert_eq!(level(addr).await, "warn");
     write_config(&config, "warn,fanfare=info");
     signal(&child, "-HUP");
     // Read back as the filter orders its directives: the most specific first.
@@ -130,9 +158,8 @@ async fn the_api_and_sighup_change_the_log_filter_and_a_bad_one_changes_nothing(
     signal(&child, "-TERM");
     let status = tokio::time::timeout(WAIT, child.wait()).await.unwrap().unwrap();
     assert!(status.success());
-    let log = tokio::time::timeout(WAIT, log).await.unwrap().unwrap();
-    assert!(log.contains("log filter changed"), "{log}");
-    assert!(log.contains("SIGHUP: the configuration does not load; nothing changed"), "{log}");
+    let log = log.all().await;
+    assert!(log.contains("log filter changed filter=fanfare=info,warn"), "{log}");
 }
 
 #[tokio::test]
@@ -151,7 +178,7 @@ async fn every_line_about_a_connection_names_it() {
 
     signal(&child, "-TERM");
     assert!(tokio::time::timeout(WAIT, child.wait()).await.unwrap().unwrap().success());
-    let log = tokio::time::timeout(WAIT, log).await.unwrap().unwrap();
+    let log = log.all().await;
     let lines: Vec<Value> = log.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
     let find = |message: &str| {
         lines

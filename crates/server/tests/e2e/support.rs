@@ -183,6 +183,24 @@ impl TestServer {
     }
 }
 
+/// The address in the binary's `fanfare listening on …` line, read from its
+/// stdout; the lines before it (the first start's banner) go to `before`.
+pub async fn listening_addr(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    mut before: impl FnMut(String),
+) -> SocketAddr {
+    let read = async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("the server exited before listening");
+            if let Some(addr) = line.strip_prefix("fanfare listening on ") {
+                return addr.trim().parse::<SocketAddr>().unwrap();
+            }
+            before(line);
+        }
+    };
+    tokio::time::timeout(WAIT, read).await.expect("the server did not start in time")
+}
+
 /// Waits until `check` holds, polling; fails after [`WAIT`] (for state the server reaches asynchronously, such as counts reported to the cluster's engine).
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where
