@@ -5,6 +5,7 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -109,8 +110,9 @@ pub struct WorkerProgram {
 pub struct BenchOptions {
     pub scenario: Scenario,
     pub protocol: Protocol,
-    /// The server, `http://host:port` or `ws://host:port` (a path is ignored).
-    /// Publications go here.
+    /// The server, `http://host:port` or `ws://host:port` (a path is
+    /// ignored); `https://` or `wss://` for a server with TLS. Publications
+    /// go here.
     pub url: String,
     /// More nodes of the same cluster: subscribers are spread over `url`
     /// and these in turn, and each reconnect moves to the next one, as
@@ -154,6 +156,9 @@ pub struct BenchOptions {
     /// Bind client sockets to these local addresses in turn.
     pub source_addrs: Vec<IpAddr>,
     pub allow_remote: bool,
+    /// PEM certificates trusted (only they) for a TLS server; `None`:
+    /// Mozilla's roots.
+    pub ca_file: Option<PathBuf>,
     /// Connections being opened at once.
     pub connect_concurrency: usize,
     /// Limit for opening one connection and subscribing.
@@ -210,6 +215,7 @@ impl BenchOptions {
             workers: 1,
             source_addrs: Vec::new(),
             allow_remote: false,
+            ca_file: None,
             connect_concurrency: 64,
             connect_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(15),
@@ -230,8 +236,8 @@ impl BenchOptions {
     /// Checks the options and resolves the server's address.
     pub async fn plan(&self) -> Result<Plan, BenchError> {
         let invalid = |option, reason: &str| BenchError::InvalidOption { option, reason: reason.to_string() };
-        let (host, port) = split_url(&self.url).ok_or_else(|| {
-            invalid("url", "expected http://HOST:PORT or ws://HOST:PORT (TLS is not supported)")
+        let (host, port, tls) = split_url(&self.url).ok_or_else(|| {
+            invalid("url", "expected http://HOST:PORT or ws://HOST:PORT (https:// or wss:// with TLS)")
         })?;
         let server = resolve(&host, port).await?;
         if !self.allow_remote && !is_local(server.ip()) {
@@ -239,8 +245,11 @@ impl BenchOptions {
         }
         let mut nodes = vec![(host.clone(), server)];
         for url in &self.cluster {
-            let (host, port) =
+            let (host, port, node_tls) =
                 split_url(url).ok_or_else(|| invalid("cluster", "expected http://HOST:PORT,…"))?;
+            if node_tls != tls {
+                return Err(invalid("cluster", "every node must use the scheme of --url (TLS or not)"));
+            }
             let address = resolve(&host, port).await?;
             if !self.allow_remote && !is_local(address.ip()) {
                 return Err(BenchError::RemoteHost { host });
@@ -288,7 +297,12 @@ impl BenchOptions {
         self.check_open_files()?;
         let timeout = self.timeout.unwrap_or(self.duration * 2 + DEFAULT_TIMEOUT_MARGIN);
         let run_id = format!("{:08x}", rand::random::<u32>());
-        Ok(Plan { options: self.clone(), server, host, nodes, channels, run_id, timeout })
+        let tls = match (tls, &self.ca_file) {
+            (false, _) => None,
+            (true, None) => Some(fanfare_client::default_tls()),
+            (true, Some(path)) => Some(trusted(path)?),
+        };
+        Ok(Plan { options: self.clone(), server, host, nodes, channels, run_id, timeout, tls })
     }
 
     fn check_protocol(&self, in_process_history: bool) -> Result<(), BenchError> {
@@ -382,6 +396,8 @@ pub struct Plan {
     /// Random, in every channel name, so runs never share channels.
     pub run_id: String,
     pub timeout: Duration,
+    /// The TLS of an `https://`/`wss://` server; `None`: plain TCP.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Plan {
@@ -404,7 +420,18 @@ impl Plan {
     }
 
     pub fn http_base(&self) -> String {
-        format!("http://{}:{}", self.host, self.server.port())
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}:{}", self.host, self.server.port())
+    }
+
+    /// An HTTP client for [`http_base`](Self::http_base), trusting what
+    /// the WebSockets trust.
+    pub fn http_client(&self) -> reqwest::ClientBuilder {
+        let builder = reqwest::Client::builder();
+        match &self.tls {
+            Some(tls) => builder.use_preconfigured_tls(rustls::ClientConfig::clone(tls)),
+            None => builder,
+        }
     }
 
     pub fn ws_url(&self) -> String {
@@ -415,32 +442,46 @@ impl Plan {
     pub fn ws_url_of(&self, node: usize) -> String {
         let (host, address) = &self.nodes[node % self.nodes.len()];
         let host = format!("{host}:{}", address.port());
+        let ws = if self.tls.is_some() { "wss" } else { "ws" };
         match (&self.options.protocol, &self.options.pusher_app) {
             (Protocol::Pusher, Some(app)) => {
-                format!("ws://{host}/app/{}?protocol=7&client=fanfare-bench&version=0.1", app.key)
+                format!("{ws}://{host}/app/{}?protocol=7&client=fanfare-bench&version=0.1", app.key)
             }
-            (Protocol::Nats, _) => format!("ws://{host}/"),
-            _ => format!("ws://{host}/connection/websocket"),
+            (Protocol::Nats, _) => format!("{ws}://{host}/"),
+            _ => format!("{ws}://{host}/connection/websocket"),
         }
     }
 }
 
-/// `http://host:port/…` or `ws://host:port/…` → (host, port); port 80 by default.
-fn split_url(url: &str) -> Option<(String, u16)> {
-    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("ws://"))?;
+/// `http://host:port/…` or `ws://host:port/…` → (host, port, false), port
+/// 80 by default; `https://` or `wss://` → (host, port, true), port 443.
+fn split_url(url: &str) -> Option<(String, u16, bool)> {
+    let (rest, tls) = match url.split_once("://")? {
+        ("http" | "ws", rest) => (rest, false),
+        ("https" | "wss", rest) => (rest, true),
+        _ => return None,
+    };
+    let default_port = if tls { 443 } else { 80 };
     let authority = rest.split('/').next().unwrap_or(rest);
     if authority.is_empty() || authority.contains('@') {
         return None;
     }
     if let Some(bracketed) = authority.strip_prefix('[') {
         let (host, port) = bracketed.split_once(']')?;
-        let port = port.strip_prefix(':').map_or(Some(80), |p| p.parse().ok())?;
-        return Some((format!("[{host}]"), port));
+        let port = port.strip_prefix(':').map_or(Some(default_port), |p| p.parse().ok())?;
+        return Some((format!("[{host}]"), port, tls));
     }
     match authority.rsplit_once(':') {
-        Some((host, port)) => Some((host.to_string(), port.parse().ok()?)),
-        None => Some((authority.to_string(), 80)),
+        Some((host, port)) => Some((host.to_string(), port.parse().ok()?, tls)),
+        None => Some((authority.to_string(), default_port, tls)),
     }
+}
+
+/// A TLS configuration trusting the certificates of `path`.
+fn trusted(path: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, BenchError> {
+    let invalid = |reason: String| BenchError::InvalidOption { option: "ca-file", reason };
+    let pem = std::fs::read(path).map_err(|error| invalid(format!("{}: {error}", path.display())))?;
+    fanfare_client::trusting(&pem).map_err(|error| invalid(format!("{}: {error}", path.display())))
 }
 
 async fn resolve(host: &str, port: u16) -> Result<SocketAddr, BenchError> {
@@ -479,11 +520,13 @@ mod tests {
 
     #[test]
     fn urls_give_host_and_port() {
-        assert_eq!(split_url("http://127.0.0.1:6001"), Some(("127.0.0.1".into(), 6001)));
-        assert_eq!(split_url("ws://localhost:7/connection/websocket"), Some(("localhost".into(), 7)));
-        assert_eq!(split_url("http://127.0.0.2"), Some(("127.0.0.2".into(), 80)));
-        assert_eq!(split_url("http://[::1]:9"), Some(("[::1]".into(), 9)));
-        for bad in ["https://127.0.0.1:1", "127.0.0.1:1", "http://", "http://h:x", "http://u@h:1"] {
+        assert_eq!(split_url("http://127.0.0.1:6001"), Some(("127.0.0.1".into(), 6001, false)));
+        assert_eq!(split_url("ws://localhost:7/connection/websocket"), Some(("localhost".into(), 7, false)));
+        assert_eq!(split_url("http://127.0.0.2"), Some(("127.0.0.2".into(), 80, false)));
+        assert_eq!(split_url("http://[::1]:9"), Some(("[::1]".into(), 9, false)));
+        assert_eq!(split_url("wss://localhost:7/x"), Some(("localhost".into(), 7, true)));
+        assert_eq!(split_url("https://127.0.0.1"), Some(("127.0.0.1".into(), 443, true)));
+        for bad in ["ftp://127.0.0.1:1", "127.0.0.1:1", "http://", "http://h:x", "http://u@h:1"] {
             assert_eq!(split_url(bad), None, "{bad}");
         }
     }

@@ -18,7 +18,7 @@ pub(crate) struct WriteCounts {
 
 /// The server's counters now, if it has them.
 pub(crate) async fn sample(plan: &Plan) -> Option<WriteCounts> {
-    let http = reqwest::Client::builder().timeout(SCRAPE_TIMEOUT).build().ok()?;
+    let http = plan.http_client().timeout(SCRAPE_TIMEOUT).build().ok()?;
     let response = http.get(format!("{}/metrics", plan.http_base())).send().await.ok()?;
     if !response.status().is_success() {
         return None;

@@ -19,7 +19,10 @@ pub enum ClientError {
     /// The data given to `publish` could not be serialised as JSON.
     #[error("publication data is not serialisable as JSON: {0}")]
     InvalidData(#[source] serde_json::Error),
-    /// The TCP connection or the WebSocket handshake failed.
+    /// A TLS configuration could not be built (e.g. PEM without a certificate).
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The TCP connection, the TLS or the WebSocket handshake failed.
     #[error("could not open the WebSocket: {0}")]
     Connect(#[source] tungstenite::Error),
     /// The server answered the command with an error reply.

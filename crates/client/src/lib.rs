@@ -34,6 +34,7 @@
 //!   decide from the close code whether to reconnect.
 //! - `subscription.rs`: [`Subscription`] and the task's sending half, which
 //!   tracks the position and drops duplicates.
+//! - `tls.rs`: the TLS of `wss://` URLs ([`default_tls`], [`trusting`]).
 //! - `backoff.rs`, `options.rs`, `state.rs`, `error.rs`: the settings
 //!   ([`Backoff`], [`ClientOptions`]), the observable [`ConnectionState`],
 //!   and the one [`ClientError`].
@@ -99,6 +100,7 @@ mod options;
 mod socket;
 mod state;
 mod subscription;
+mod tls;
 
 pub use backoff::Backoff;
 pub use client::Client;
@@ -108,5 +110,9 @@ pub use fanfare_protocol::native::{
 };
 pub use fanfare_protocol::{Epoch, ErrorCode, ErrorInfo, JsonData, Publication, StreamPosition};
 pub use options::{ClientOptions, PublishOptions};
+/// The TLS library of [`ClientOptions::tls`], for applications that build
+/// their own configuration.
+pub use rustls;
 pub use state::ConnectionState;
 pub use subscription::{Subscription, SubscriptionEvent, UnsubscribeReason};
+pub use tls::{default_tls, trusting};

@@ -1,5 +1,6 @@
 //! What an application chooses when it connects and publishes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Backoff;
@@ -35,6 +36,10 @@ pub struct ClientOptions {
     /// Added to twice the server's ping interval to get how long a silent
     /// connection is trusted before the client treats it as dead.
     pub ping_margin: Duration,
+    /// TLS for `wss://` URLs; `None`: [`default_tls`](crate::default_tls)
+    /// (Mozilla's roots). [`trusting`](crate::trusting) builds one for a
+    /// private CA.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl ClientOptions {
@@ -49,6 +54,7 @@ impl ClientOptions {
             subscription_buffer: 256,
             command_buffer: 64,
             ping_margin: Duration::from_secs(5),
+            tls: None,
         }
     }
 

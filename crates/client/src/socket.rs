@@ -12,7 +12,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream, connect_async_tls_with_config};
 
 use crate::ClientOptions;
 use crate::error::{ClientError, decode_reply};
@@ -67,7 +67,10 @@ pub(crate) async fn open(
     let attempt = async {
         let invalid = |source| ClientError::InvalidUrl { url: url.to_owned(), source };
         let request = url.into_client_request().map_err(invalid)?;
-        let (mut ws, _response) = connect_async(request).await.map_err(|error| match error {
+        let tls = options.tls.clone().unwrap_or_else(crate::default_tls);
+        let connector = Some(Connector::Rustls(tls));
+        let connecting = connect_async_tls_with_config(request, None, false, connector);
+        let (mut ws, _response) = connecting.await.map_err(|error| match error {
             // An unsupported scheme, or `wss://` without a TLS feature.
             tungstenite::Error::Url(_) => invalid(error),
             error => ClientError::Connect(error),

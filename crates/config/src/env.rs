@@ -89,6 +89,27 @@ pub const ENV_VARS: &[EnvVar] = &[
         "`text` (the default) or `json`: one JSON object per line.",
     ),
     var(
+        "FANFARE_TLS_CERT_FILE",
+        "tls.cert_file",
+        Text,
+        "/etc/fanfare/tls/fullchain.pem",
+        "Serve HTTPS and `wss://` with this PEM certificate chain (with `FANFARE_TLS_KEY_FILE`); both files are read again at SIGHUP.",
+    ),
+    var(
+        "FANFARE_TLS_KEY_FILE",
+        "tls.key_file",
+        Text,
+        "/etc/fanfare/tls/privkey.pem",
+        "The PEM private key of `tls.cert_file` (PKCS#8, PKCS#1 or SEC1).",
+    ),
+    var(
+        "FANFARE_TLS_WEBHOOK_CA_FILE",
+        "tls.webhook_ca_file",
+        Text,
+        "/etc/fanfare/tls/internal-ca.pem",
+        "PEM root certificates trusted for `https://` webhook URLs besides the system's (a private CA).",
+    ),
+    var(
         "FANFARE_SHUTDOWN_GRACE",
         "shutdown_grace",
         Text,

@@ -53,8 +53,8 @@ pub use namespaces::{NamespaceSettings, Namespaces};
 pub use pusher::{AppSettings, PusherSettings, WebhookSettings};
 pub use render::REDACTED;
 pub use settings::{
-    AuthSettings, ClusterSettings, FILE_HEADROOM, JwtKey, JwtSettings, Limits, Settings, StoreKind,
-    StoreSettings, api_key_file, redact_url_password,
+    AuthSettings, CertificateFiles, ClusterSettings, FILE_HEADROOM, JwtKey, JwtSettings, Limits, Settings,
+    StoreKind, StoreSettings, TlsSettings, api_key_file, redact_url_password,
 };
 
 /// The documented example configuration (every key, with its default).
@@ -97,6 +97,9 @@ mod tests {
             "jwt_public_key",
             "audience",
             "issuer",
+            "cert_file",
+            "key_file",
+            "webhook_ca_file",
         ] {
             assert!(EXAMPLE_TOML.contains(&format!("# {key} = ")), "example.toml does not mention `{key}`");
         }

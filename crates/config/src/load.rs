@@ -481,9 +481,27 @@ mod tests {
                     var.name,
                     "FANFARE_CONFIG" | "FANFARE_JWT_PUBLIC_KEY" | "FANFARE_JWT_PUBLIC_KEY_FILE"
                 )
-                || var.name.starts_with("FANFARE_CLUSTER_"); // a_cluster_is_configured_by_its_variables
+                || var.name.starts_with("FANFARE_CLUSTER_") // a_cluster_is_configured_by_its_variables
+                || var.name.starts_with("FANFARE_TLS_"); // tls_is_configured_by_its_variables
             assert!(covered, "{} has no test", var.name);
         }
+    }
+
+    #[test]
+    fn tls_is_configured_by_its_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("any.pem");
+        std::fs::write(&pem, "-").unwrap();
+        let pem_text = pem.to_str().unwrap();
+        let examples = [
+            ("FANFARE_TLS_CERT_FILE", pem_text),
+            ("FANFARE_TLS_KEY_FILE", pem_text),
+            ("FANFARE_TLS_WEBHOOK_CA_FILE", pem_text),
+        ];
+        let settings = load_from(&ServeArgs::default(), env(&examples)).unwrap();
+        let certificate = settings.tls.certificate.unwrap();
+        assert_eq!((certificate.cert_file, certificate.key_file), (pem.clone(), pem.clone()));
+        assert_eq!(settings.tls.webhook_ca_file, Some(pem));
     }
 
     #[test]

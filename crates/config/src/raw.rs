@@ -36,6 +36,8 @@ pub(crate) struct RawConfig {
     pub store: RawStore,
     #[serde(default, skip_serializing_if = "RawCluster::is_empty")]
     pub cluster: RawCluster,
+    #[serde(default, skip_serializing_if = "RawTls::is_empty")]
+    pub tls: RawTls,
     #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]
@@ -88,6 +90,23 @@ pub(crate) struct RawCluster {
 }
 
 impl RawCluster {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_ca_file: Option<PathBuf>,
+}
+
+impl RawTls {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }

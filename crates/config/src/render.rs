@@ -2,7 +2,7 @@
 //! key with the value the server will use, secrets redacted.
 
 use super::duration::HumanDuration;
-use super::raw::{RawAuth, RawCluster, RawConfig, RawLimits, RawLog, RawStore};
+use super::raw::{RawAuth, RawCluster, RawConfig, RawLimits, RawLog, RawStore, RawTls};
 use super::settings::{JwtKey, Settings, StoreKind};
 
 /// What a secret is replaced with in the rendered configuration.
@@ -69,6 +69,11 @@ impl Settings {
                     heartbeat: Some(HumanDuration(cluster.heartbeat)),
                 },
                 None => RawCluster::default(),
+            },
+            tls: RawTls {
+                cert_file: self.tls.certificate.as_ref().map(|c| c.cert_file.clone()),
+                key_file: self.tls.certificate.as_ref().map(|c| c.key_file.clone()),
+                webhook_ca_file: self.tls.webhook_ca_file.clone(),
             },
             limits: RawLimits {
                 max_frame_bytes: Some(limits.max_frame_bytes),

@@ -42,6 +42,8 @@ pub struct Settings {
     pub store: StoreSettings,
     /// The cluster this node joins; `None`: a single node.
     pub cluster: Option<ClusterSettings>,
+    /// `[tls]`: the listener's certificate and the webhooks' extra roots.
+    pub tls: TlsSettings,
     pub limits: Limits,
     pub auth: AuthSettings,
     pub namespaces: Namespaces,
@@ -64,6 +66,7 @@ impl Default for Settings {
             },
             data_dir,
             cluster: None,
+            tls: TlsSettings::default(),
             api_key: None,
             shutdown_grace: Duration::from_secs(30),
             tcp_nodelay: true,
@@ -105,6 +108,28 @@ impl fmt::Debug for StoreKind {
             StoreKind::Redis(url) => f.debug_tuple("Redis").field(&redact_url_password(url)).finish(),
         }
     }
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Serve `https://` and `wss://` (only) with this certificate; `None`:
+    /// plain HTTP and `ws://`.
+    pub certificate: Option<CertificateFiles>,
+    /// Root certificates (PEM) trusted for `https://` webhook URLs besides
+    /// the system's: a private CA's.
+    pub webhook_ca_file: Option<PathBuf>,
+}
+
+/// A certificate chain and its private key, PEM files read at start and
+/// again at each SIGHUP (so a renewed certificate is served without a
+/// restart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFiles {
+    /// The server's certificate first, then the intermediates.
+    pub cert_file: PathBuf,
+    /// PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    pub key_file: PathBuf,
 }
 
 /// A node of a cluster (`docs/cluster.md`).
@@ -277,6 +302,7 @@ impl fmt::Debug for Settings {
             .field("log_format", &self.log_format)
             .field("store", &self.store)
             .field("cluster", &self.cluster)
+            .field("tls", &self.tls)
             .field("limits", &self.limits)
             .field("auth", &self.auth)
             .field("namespaces", &self.namespaces)

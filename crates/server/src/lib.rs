@@ -50,3 +50,4 @@ pub mod pusher;
 pub(crate) mod readiness;
 pub mod server;
 pub(crate) mod telemetry;
+pub mod tls;

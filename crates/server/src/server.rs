@@ -28,6 +28,7 @@ use crate::pusher::users::SignedInUsers;
 use crate::pusher::webhooks::{WebhookOptions, Webhooks};
 use crate::pusher::{self, PusherState};
 use crate::telemetry::ServerMetrics;
+use crate::tls::{Certificates, TlsListener};
 use crate::{api, gateway};
 
 /// Everything a request or a session needs, shared. HTTP handlers take
@@ -54,6 +55,9 @@ pub struct App {
     pub(crate) telemetry: ServerMetrics,
     /// The open WebSocket connections against `limits.max_connections`.
     pub(crate) capacity: Arc<Capacity>,
+    /// The certificate served when `tls.cert_file` is set (reloaded at
+    /// SIGHUP); `None`: plain HTTP.
+    pub tls: Option<Arc<Certificates>>,
     /// The hub's store too, kept here so that [`run`] can close it once
     /// nothing publishes any more.
     store: Arc<dyn HistoryStore>,
@@ -127,6 +131,11 @@ fn metric_namespaces(settings: &Settings) -> Vec<String> {
 /// include a cluster's).
 pub fn build(settings: Settings, api_key: String, engines: Engines) -> anyhow::Result<AppState> {
     let telemetry = ServerMetrics::install();
+    let tls = match &settings.tls.certificate {
+        Some(files) => Some(Arc::new(Certificates::load(files).context("loading the TLS certificate")?)),
+        None => None,
+    };
+    let webhook_roots = webhook_roots(&settings)?;
     let settings = Arc::new(settings);
     let auth = Authenticator::new(&settings.auth).context("configuring authentication")?;
     let policy = channel_policy(settings.namespaces.clone());
@@ -146,16 +155,29 @@ pub fn build(settings: Settings, api_key: String, engines: Engines) -> anyhow::R
     // A cluster node's hub holds channel_vacated and member_removed itself
     // (so that a reopening on another node cancels them): no second hold.
     let webhook_options = match hub.node_id() {
-        Some(_) => WebhookOptions { hold: Duration::ZERO, ..WebhookOptions::default() },
-        None => WebhookOptions::default(),
+        Some(_) => {
+            WebhookOptions { hold: Duration::ZERO, extra_roots: webhook_roots, ..WebhookOptions::default() }
+        }
+        None => WebhookOptions { extra_roots: webhook_roots, ..WebhookOptions::default() },
     };
     let webhooks = Webhooks::start(apps.clone(), &hub, dead_letters, webhook_options);
     let pusher = Arc::new(PusherState { apps, users: SignedInUsers::default(), webhooks });
     let draining = AtomicBool::new(false);
     let api_key = ServerApiKey(Arc::from(api_key));
     let capacity = Arc::new(Capacity::new(&settings.limits, capacity::open_file_limit()));
-    let app = App { settings, hub, pusher, auth, api_key, telemetry, capacity, store, draining };
+    let app = App { settings, hub, pusher, auth, api_key, telemetry, capacity, tls, store, draining };
     Ok(AppState(Arc::new(app)))
+}
+
+/// The certificates of `tls.webhook_ca_file`, trusted for `https://`
+/// webhooks besides the system's roots.
+fn webhook_roots(settings: &Settings) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    let Some(path) = &settings.tls.webhook_ca_file else { return Ok(Vec::new()) };
+    let read = || format!("reading tls.webhook_ca_file {}", path.display());
+    let pem = std::fs::read(path).with_context(read)?;
+    let roots = reqwest::Certificate::from_pem_bundle(&pem).with_context(read)?;
+    anyhow::ensure!(!roots.is_empty(), "tls.webhook_ca_file {} holds no certificate", path.display());
+    Ok(roots)
 }
 
 /// The hub's view of the configuration: a channel's options are its
@@ -188,13 +210,20 @@ pub async fn run(
     // algorithm is off, as it would add the peer's delayed-ACK time to a
     // delivery that follows another closely (`tcp_nodelay`).
     let nodelay = app.settings.tcp_nodelay;
-    let listener = listener.tap_io(move |tcp| {
-        let _ = tcp.set_nodelay(nodelay);
-    });
-    let http = axum::serve(listener, router(app.clone())).with_graceful_shutdown(async move {
-        let _ = accepting_stopped.await;
-    });
-    let mut http = tokio::spawn(async move { http.await });
+    let router = router(app.clone());
+    let mut http = match &app.tls {
+        Some(certificates) => {
+            let timeout = app.settings.limits.handshake_timeout;
+            let listener = TlsListener::new(listener, certificates.clone(), nodelay, timeout)?;
+            tokio::spawn(serve_until(listener, router, accepting_stopped))
+        }
+        None => {
+            let listener = listener.tap_io(move |tcp| {
+                let _ = tcp.set_nodelay(nodelay);
+            });
+            tokio::spawn(serve_until(listener, router, accepting_stopped))
+        }
+    };
     tokio::select! {
         _ = shutdown => {}
         result = &mut http => {
@@ -213,6 +242,24 @@ pub async fn run(
     // Our members and counts go now, not when the lease runs out.
     app.hub.leave_cluster().await;
     close_store(&app).await
+}
+
+/// Serves HTTP on `listener` until `stop` fires (or its sender is dropped),
+/// then lets requests in progress finish.
+async fn serve_until<L>(
+    listener: L,
+    router: Router,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = stop.await;
+        })
+        .await
 }
 
 /// Appends the store has queued complete first; any publish after this

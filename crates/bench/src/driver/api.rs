@@ -78,7 +78,8 @@ struct OffsetOnly {
 
 impl ApiClient {
     pub(crate) fn new(plan: &Plan, pool: usize) -> Result<Self, BenchError> {
-        let http = reqwest::Client::builder()
+        let http = plan
+            .http_client()
             .pool_max_idle_per_host(pool)
             .timeout(REQUEST_TIMEOUT)
             .tcp_nodelay(true)

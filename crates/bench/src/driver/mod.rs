@@ -23,18 +23,19 @@ pub(crate) mod pusher;
 pub(crate) mod ws_publisher;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::options::{Plan, Protocol};
 use crate::payload::Payload;
 
-pub(crate) type WebSocket = WebSocketStream<TcpStream>;
+pub(crate) type WebSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Why opening or keeping a session failed. Counted in the report by
 /// [`SessionError::kind`], never fatal to the run.
@@ -114,6 +115,8 @@ pub(crate) struct Driver {
     pub protocol: Protocol,
     /// Per node: its WebSocket URL and address.
     pub targets: Vec<(String, SocketAddr)>,
+    /// For `wss://` targets.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     pub token: Option<String>,
     pub timeout: Duration,
 }
@@ -123,6 +126,7 @@ impl Driver {
         Self {
             protocol: plan.options.protocol,
             targets: (0..plan.nodes.len()).map(|node| (plan.ws_url_of(node), plan.nodes[node].1)).collect(),
+            tls: plan.tls.clone(),
             token: plan.options.token.clone(),
             timeout: plan.options.connect_timeout,
         }
@@ -139,7 +143,7 @@ impl Driver {
     ) -> Result<(WebSocket, Opened), SessionError> {
         let (url, server) = &self.targets[node % self.targets.len()];
         let attempt = async {
-            let mut ws = dial(url, *server, source).await?;
+            let mut ws = dial(url, *server, source, self.tls.as_ref()).await?;
             let opened = match self.protocol {
                 Protocol::Native => native::subscribe(&mut ws, self.token.as_deref(), channel, resume).await,
                 Protocol::Pusher => pusher::subscribe(&mut ws, channel).await,
@@ -172,11 +176,13 @@ pub(crate) fn socket_config() -> WebSocketConfig {
     WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(4096).max_write_buffer_size(1 << 20)
 }
 
-/// TCP (from `source` when given) then the WebSocket handshake.
+/// TCP (from `source` when given), TLS for a `wss://` URL (with `tls`),
+/// then the WebSocket handshake.
 pub(crate) async fn dial(
     url: &str,
     server: SocketAddr,
     source: Option<IpAddr>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> Result<WebSocket, SessionError> {
     let socket = if server.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() };
     let socket = socket.map_err(SessionError::Tcp)?;
@@ -185,8 +191,10 @@ pub(crate) async fn dial(
     }
     let stream = socket.connect(server).await.map_err(SessionError::Tcp)?;
     stream.set_nodelay(true).map_err(SessionError::Tcp)?;
+    let connector = tls.map(|tls| Connector::Rustls(tls.clone()));
     let (ws, _response) =
-        tokio_tungstenite::client_async_with_config(url, stream, Some(socket_config())).await?;
+        tokio_tungstenite::client_async_tls_with_config(url, stream, Some(socket_config()), connector)
+            .await?;
     Ok(ws)
 }
 
@@ -235,6 +243,11 @@ pub(crate) async fn close(mut ws: WebSocket) {
 /// Drops the connection the hard way: no close frame, and a TCP reset
 /// instead of a FIN, as when a network path dies.
 pub(crate) fn abort(ws: WebSocket) {
-    let _ = ws.get_ref().set_zero_linger();
+    let tcp = match ws.get_ref() {
+        MaybeTlsStream::Plain(tcp) => tcp,
+        MaybeTlsStream::Rustls(tls) => tls.get_ref().0,
+        _ => return,
+    };
+    let _ = tcp.set_zero_linger();
     drop(ws);
 }

@@ -338,7 +338,7 @@ async fn run(plan: Plan, mut requests: mpsc::Receiver<Request>) {
 
 async fn open(plan: &Plan) -> Result<WebSocket, SessionError> {
     let attempt = async {
-        let mut ws = dial(&plan.ws_url(), plan.server, None).await?;
+        let mut ws = dial(&plan.ws_url(), plan.server, None, plan.tls.as_ref()).await?;
         handshake(&mut ws, "").await?;
         Ok(ws)
     };

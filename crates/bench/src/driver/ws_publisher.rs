@@ -127,7 +127,7 @@ async fn run(target: Target, mut requests: mpsc::Receiver<Request>) {
 async fn open(target: &Target) -> Result<WebSocket, SessionError> {
     let plan = &target.plan;
     let attempt = async {
-        let mut ws = dial(&target.url, plan.server, None).await?;
+        let mut ws = dial(&target.url, plan.server, None, plan.tls.as_ref()).await?;
         let connect = Command { id: 1, body: CommandBody::Connect { token: plan.options.token.clone() } };
         send_text(&mut ws, connect.encode()).await?;
         loop {

@@ -13,9 +13,10 @@ use pusher::validate_pusher;
 use super::error::{ConfigError, Origins};
 use super::kinds::{Durability, JwtAlgorithm, SubscribePolicy};
 use super::namespaces::{NamespaceSettings, Namespaces};
-use super::raw::{RawAuth, RawCluster, RawConfig, RawLimits, RawStore};
+use super::raw::{RawAuth, RawCluster, RawConfig, RawLimits, RawStore, RawTls};
 use super::settings::{
-    AuthSettings, ClusterSettings, JwtKey, JwtSettings, Limits, Settings, StoreKind, StoreSettings,
+    AuthSettings, CertificateFiles, ClusterSettings, JwtKey, JwtSettings, Limits, Settings, StoreKind,
+    StoreSettings, TlsSettings,
 };
 
 /// Room a publication's envelope (channel, offset, time) takes in a frame
@@ -45,6 +46,7 @@ pub(crate) fn validate(
     let log_filter = check.log_filter(raw.log.level.as_deref().unwrap_or(&defaults.log_filter))?;
     let log_format = raw.log.format.unwrap_or(defaults.log_format);
     let cluster = check.cluster(&raw.cluster)?;
+    let tls = check.tls(&raw.tls)?;
     let store = check.store(&raw.store, &data_dir, cluster.as_ref())?;
     if cluster.is_some() && api_key.is_none() {
         return Err(check.invalid(
@@ -68,6 +70,7 @@ pub(crate) fn validate(
         log_format,
         store,
         cluster,
+        tls,
         limits,
         auth,
         namespaces,
@@ -182,6 +185,33 @@ impl Check<'_> {
         }
         let advertise = raw.advertise.as_deref().map(str::trim).filter(|a| !a.is_empty()).map(Into::into);
         Ok(Some(ClusterSettings { url: url.to_owned(), advertise, node_lease, heartbeat }))
+    }
+
+    fn tls(&self, raw: &RawTls) -> Result<TlsSettings, ConfigError> {
+        let certificate = match (&raw.cert_file, &raw.key_file) {
+            (Some(cert_file), Some(key_file)) => Some(CertificateFiles {
+                cert_file: self.readable_file("tls.cert_file", cert_file)?,
+                key_file: self.readable_file("tls.key_file", key_file)?,
+            }),
+            (None, None) => None,
+            (Some(_), None) => return Err(self.invalid("tls.key_file", "tls.cert_file needs tls.key_file")),
+            (None, Some(_)) => return Err(self.invalid("tls.cert_file", "tls.key_file needs tls.cert_file")),
+        };
+        let webhook_ca_file = raw
+            .webhook_ca_file
+            .as_deref()
+            .map(|file| self.readable_file("tls.webhook_ca_file", file))
+            .transpose()?;
+        Ok(TlsSettings { certificate, webhook_ca_file })
+    }
+
+    /// A file that exists now (its contents are checked where it is read).
+    fn readable_file(&self, key: &str, path: &Path) -> Result<PathBuf, ConfigError> {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() => Ok(path.to_owned()),
+            Ok(_) => Err(self.invalid(key, format!("`{}` is not a file", path.display()))),
+            Err(error) => Err(self.invalid(key, format!("`{}`: {error}", path.display()))),
+        }
     }
 
     fn store(
@@ -525,6 +555,32 @@ mod tests {
         let log = crate::raw::RawLog { level: Some("info,fanfare=loud".into()), format: None };
         let raw = RawConfig { log, ..RawConfig::default() };
         assert_eq!(reason(validate_raw(raw).unwrap_err()).0, "log.level");
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_files_that_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("cert.pem");
+        std::fs::write(&pem, "not checked here").unwrap();
+        let tls = |cert_file: Option<&Path>, key_file: Option<&Path>| RawConfig {
+            tls: RawTls {
+                cert_file: cert_file.map(Into::into),
+                key_file: key_file.map(Into::into),
+                ..RawTls::default()
+            },
+            ..RawConfig::default()
+        };
+        assert_eq!(reason(validate_raw(tls(Some(&pem), None)).unwrap_err()).0, "tls.key_file");
+        assert_eq!(reason(validate_raw(tls(None, Some(&pem))).unwrap_err()).0, "tls.cert_file");
+        let missing = dir.path().join("missing.pem");
+        let (key, why) = reason(validate_raw(tls(Some(&pem), Some(&missing))).unwrap_err());
+        assert_eq!(key, "tls.key_file");
+        assert!(why.contains("missing.pem"), "{why}");
+        let (key, _) = reason(validate_raw(tls(Some(dir.path()), Some(&pem))).unwrap_err());
+        assert_eq!(key, "tls.cert_file", "a directory is not a certificate");
+        let served = validate_raw(tls(Some(&pem), Some(&pem))).unwrap().tls.certificate.unwrap();
+        assert_eq!((served.cert_file, served.key_file), (pem.clone(), pem));
+        assert_eq!(validate_raw(RawConfig::default()).unwrap().tls, TlsSettings::default());
     }
 
     #[test]

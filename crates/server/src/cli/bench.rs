@@ -54,7 +54,8 @@ pub struct BenchArgs {
     scenario: Option<ScenarioArg>,
     #[arg(long, value_enum, default_value = "native")]
     protocol: ProtocolArg,
-    /// The server, http://HOST:PORT (only 127.0.0.0/8 unless --allow-remote)
+    /// The server, http://HOST:PORT, or https://HOST:PORT with TLS (only
+    /// 127.0.0.0/8 unless --allow-remote)
     #[arg(long, default_value = "http://127.0.0.1:6001")]
     url: String,
     /// The native HTTP API key (publishing)
@@ -123,6 +124,10 @@ pub struct BenchArgs {
     /// Allow a server outside 127.0.0.0/8
     #[arg(long)]
     allow_remote: bool,
+    /// With an https:// URL: trust only the PEM certificates in this file
+    /// (e.g. a self-signed one) instead of Mozilla's roots
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
     /// Connections being opened at once (keep it under the server's listen
     /// backlog, or dropped SYNs cost 1 s retransmits)
     #[arg(long, default_value_t = 64)]
@@ -241,6 +246,7 @@ fn options(args: BenchArgs) -> anyhow::Result<BenchOptions> {
     options.workers = args.workers;
     options.source_addrs = args.source_addrs;
     options.allow_remote = args.allow_remote;
+    options.ca_file = args.ca_file;
     options.connect_concurrency = args.connect_concurrency;
     options.connect_timeout = args.connect_timeout;
     options.drain_timeout = args.drain_timeout;

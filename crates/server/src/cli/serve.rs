@@ -1,8 +1,12 @@
 //! `fanfare serve`: load the settings, open the store, listen, and drain
 //! on SIGTERM or Ctrl-C (SIGINT).
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use tokio::net::{TcpListener, TcpSocket};
+
+use crate::tls::Certificates;
 
 use crate::config::{self, ServeArgs, Settings};
 use crate::{data_dir, engines, server};
@@ -23,7 +27,9 @@ async fn serve_async(mut settings: Settings, args: ServeArgs) -> anyhow::Result<
     // process with no drain and no store close (opening the store, or a
     // script that signals the moment it reads the listening line).
     let shutdown = ShutdownSignals::install().context("installing the SIGTERM and SIGINT handlers")?;
-    reload_on_sighup(args).context("installing the SIGHUP handler")?;
+    // Caught from here (a SIGHUP would otherwise end the process); acted
+    // on once the server is built.
+    let hangups = Hangups::install().context("installing the SIGHUP handler")?;
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
     let api_key = resolve_api_key(&settings)?;
@@ -37,6 +43,7 @@ async fn serve_async(mut settings: Settings, args: ServeArgs) -> anyhow::Result<
     let engines = engines::open(&settings).await?;
     let listener = listen(settings.listen).with_context(|| format!("listening on {}", settings.listen))?;
     let app = server::build(settings, api_key, engines)?;
+    hangups.reload_on_each(args, app.tls.clone());
     // Listed by /api/nodes before the first client arrives.
     app.hub.heartbeat().await;
     // One line on stdout that scripts (and the tests) can wait for.
@@ -44,33 +51,65 @@ async fn serve_async(mut settings: Settings, args: ServeArgs) -> anyhow::Result<
     server::run(app, listener, shutdown.received()).await
 }
 
-/// At each SIGHUP, reads the configuration again (file, environment and
-/// flags, as at start) and applies what can change while running:
-/// `log.level`. A configuration that no longer loads changes nothing.
+/// SIGHUP: read the configuration again and apply what can change while
+/// running.
 #[cfg(unix)]
-fn reload_on_sighup(args: ServeArgs) -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups = signal(SignalKind::hangup())?;
-    tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            match config::load(&args) {
-                Ok(settings) => {
-                    if let Err(error) = crate::logging::set_filter(&settings.log_filter) {
-                        tracing::warn!(%error, "SIGHUP: log.level not applied");
+struct Hangups(tokio::signal::unix::Signal);
+
+#[cfg(unix)]
+impl Hangups {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self(signal(SignalKind::hangup())?))
+    }
+
+    /// At each SIGHUP, reads the configuration again (file, environment
+    /// and flags, as at start) and applies `log.level` and the TLS
+    /// certificate files. A configuration that no longer loads changes
+    /// nothing; a certificate that does not load leaves the current one.
+    fn reload_on_each(mut self, args: ServeArgs, tls: Option<Arc<Certificates>>) {
+        tokio::spawn(async move {
+            while self.0.recv().await.is_some() {
+                match config::load(&args) {
+                    Ok(settings) => apply_reloaded(&settings, tls.as_deref()),
+                    Err(error) => {
+                        tracing::warn!(%error, "SIGHUP: the configuration does not load; nothing changed")
                     }
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "SIGHUP: the configuration does not load; nothing changed")
-                }
             }
-        }
-    });
-    Ok(())
+        });
+    }
+}
+
+#[cfg(unix)]
+fn apply_reloaded(settings: &Settings, tls: Option<&Certificates>) {
+    if let Err(error) = crate::logging::set_filter(&settings.log_filter) {
+        tracing::warn!(%error, "SIGHUP: log.level not applied");
+    }
+    match (tls, &settings.tls.certificate) {
+        (Some(certificates), Some(files)) => match certificates.reload(files) {
+            Ok(()) => {
+                tracing::info!(cert_file = %files.cert_file.display(), "SIGHUP: TLS certificate reloaded")
+            }
+            Err(error) => {
+                tracing::warn!(%error, "SIGHUP: TLS certificate not reloaded; the current one stays")
+            }
+        },
+        (None, None) => {}
+        _ => tracing::warn!("SIGHUP: turning TLS on or off needs a restart; unchanged"),
+    }
 }
 
 #[cfg(not(unix))]
-fn reload_on_sighup(_: ServeArgs) -> std::io::Result<()> {
-    Ok(())
+struct Hangups;
+
+#[cfg(not(unix))]
+impl Hangups {
+    fn install() -> std::io::Result<Self> {
+        Ok(Self)
+    }
+
+    fn reload_on_each(self, _: ServeArgs, _: Option<Arc<Certificates>>) {}
 }
 
 /// Binds with a deep accept queue: a reconnect storm opens thousands of

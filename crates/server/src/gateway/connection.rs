@@ -21,14 +21,14 @@ use fanfare_hub::{CloseReason, ConnId, Outbox, Protocol};
 use fanfare_protocol::CloseCode;
 use fanfare_protocol::websocket::{self, Incoming};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+use tokio_util::either::Either;
 
 use super::capacity::OpenSlot;
 use tokio::time::{Instant, Sleep};
 
 use crate::gateway::closing::{self, Closing};
 use crate::gateway::socket::{ReadEnd, WebSocket};
-use crate::gateway::upgrade::Io;
+use crate::gateway::upgrade::{Io, Stream};
 use crate::server::AppState;
 
 /// What to do after a message.
@@ -111,7 +111,10 @@ where
     };
     metrics::counter!("fanfare_connections_opened_total", "protocol" => label).increment(1);
     if tracing::enabled!(tracing::Level::DEBUG) {
-        let peer = io.stream.peer_addr().ok();
+        let peer = match &io.stream {
+            Either::Left(tcp) => tcp.peer_addr().ok(),
+            Either::Right(tls) => tls.get_ref().0.peer_addr().ok(),
+        };
         tracing::debug!(connection = dialect.conn(), peer = ?peer, protocol = label, "connection opened");
     }
     Connection::new(io, SocketLimits::of(app), outbox, protocol, dialect).run()
@@ -119,7 +122,7 @@ where
 
 /// One connection's state, owned by its task.
 pub(crate) struct Connection<D> {
-    socket: WebSocket<TcpStream>,
+    socket: WebSocket<Stream>,
     limits: SocketLimits,
     outbox: Arc<Outbox>,
     protocol: Protocol,

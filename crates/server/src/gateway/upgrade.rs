@@ -10,7 +10,9 @@ use bytes::Bytes;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_util::either::Either;
 
 use crate::gateway::capacity::OpenSlot;
 use crate::gateway::session;
@@ -23,11 +25,15 @@ pub async fn accept(State(app): State<AppState>, request: Request) -> Response {
     upgrade(app, request, session::run)
 }
 
-/// A connection switched to WebSocket: the TCP stream itself (not hyper's
+/// The bytes under a WebSocket: the TCP stream, or TLS over it (boxed:
+/// rustls' state is large, and only TLS connections pay for it).
+pub(crate) type Stream = Either<TcpStream, Box<TlsStream<TcpStream>>>;
+
+/// A connection switched to WebSocket: the stream itself (not hyper's
 /// boxed wrapper around it, which costs every connection a little more),
 /// and whatever the client sent right behind its handshake.
 pub(crate) struct Io {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub read_ahead: Bytes,
     /// Its place within the node's connection limit (none for the echo
     /// example, which has no limit).
@@ -35,11 +41,18 @@ pub(crate) struct Io {
 }
 
 impl Io {
-    /// Takes the TCP stream back from hyper (axum serves connections
-    /// through hyper-util's `auto` builder, whose wrapper this unwraps).
+    /// Takes the stream back from hyper (axum serves connections through
+    /// hyper-util's `auto` builder, whose wrapper this unwraps).
     fn from_upgraded(upgraded: Upgraded) -> Option<Self> {
-        let parts = hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<TcpStream>>(upgraded).ok()?;
-        Some(Self { stream: parts.io.into_inner(), read_ahead: parts.read_buf, slot: None })
+        use hyper_util::server::conn::auto::upgrade::downcast;
+        let (stream, read_ahead) = match downcast::<TokioIo<TcpStream>>(upgraded) {
+            Ok(plain) => (Either::Left(plain.io.into_inner()), plain.read_buf),
+            Err(upgraded) => {
+                let tls = downcast::<TokioIo<TlsStream<TcpStream>>>(upgraded).ok()?;
+                (Either::Right(Box::new(tls.io.into_inner())), tls.read_buf)
+            }
+        };
+        Some(Self { stream, read_ahead, slot: None })
     }
 }
 
@@ -103,7 +116,7 @@ where
                 Some(io) => {
                     tokio::spawn(then(io));
                 }
-                None => tracing::error!("websocket upgrade: the connection is not a TCP stream"),
+                None => tracing::error!("websocket upgrade: the connection is neither TCP nor TLS over TCP"),
             },
             Err(error) => tracing::debug!(%error, "websocket upgrade failed"),
         }

@@ -3,14 +3,12 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-use crate::support::{eventually, http, listening_addr};
+use crate::process::{signal, spawn};
+use crate::support::{eventually, http};
 
 const KEY: &str = "0123456789abcdef0123";
 const WAIT: Duration = Duration::from_secs(15);
@@ -27,74 +25,6 @@ fn write_config_as(path: &Path, level: &str, format: &str) {
     std::fs::rename(&partial, path).unwrap();
 }
 
-/// The server's stderr, a line at a time as it comes.
-struct LogLines {
-    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
-    seen: String,
-}
-
-impl LogLines {
-    /// Waits for a line containing `text`.
-    async fn until(&mut self, text: &str) {
-        let wait = async {
-            while let Some(line) = self.lines.recv().await {
-                let found = line.contains(text);
-                self.seen.push_str(&line);
-                self.seen.push('\n');
-                if found {
-                    return;
-                }
-            }
-            panic!("the log ended without {text:?}:\n{}", self.seen);
-        };
-        tokio::time::timeout(WAIT, wait)
-            .await
-            .unwrap_or_else(|_| panic!("no {text:?} in time:\n{}", self.seen));
-    }
-
-    /// Everything logged, once the process has ended.
-    async fn all(mut self) -> String {
-        let rest = async {
-            while let Some(line) = self.lines.recv().await {
-                self.seen.push_str(&line);
-                self.seen.push('\n');
-            }
-            self.seen
-        };
-        tokio::time::timeout(WAIT, rest).await.expect("the log ends with the process")
-    }
-}
-
-async fn spawn(config: &Path, data_dir: &Path) -> (Child, SocketAddr, LogLines) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fanfare"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .arg("--config")
-        .arg(config)
-        .env_remove("FANFARE_LOG")
-        .env_remove("FANFARE_LOG_FORMAT")
-        .env_remove("FANFARE_API_KEY")
-        .env_remove("FANFARE_CONFIG")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (sender, lines) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = stderr.next_line().await {
-            let _ = sender.send(line);
-        }
-    });
-    let log = LogLines { lines, seen: String::new() };
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = listening_addr(&mut lines, drop).await;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr, log)
-}
-
 async fn level(addr: SocketAddr) -> String {
     let response = http().get(format!("http://{addr}/api/log")).bearer_auth(KEY).send().await.unwrap();
     assert_eq!(response.status(), 200);
@@ -109,11 +39,6 @@ async fn put_level(addr: SocketAddr, body: Value, key: Option<&str>) -> (u16, Va
     }
     let response = request.send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
-}
-
-fn signal(child: &Child, name: &str) {
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args([name, &pid]).status().unwrap().success());
 }
 
 /// Waits until the node's filter reads `expected` (SIGHUP is handled by a

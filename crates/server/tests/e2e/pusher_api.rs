@@ -22,7 +22,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::support::{RawConn, TestServer, WAIT, http, metric_value};
 
-const APPS: &str = r#"
+pub(crate) const APPS: &str = r#"
 [[pusher.apps]]
 id = "app-1"
 key = "key-1"

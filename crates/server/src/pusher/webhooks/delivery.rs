@@ -66,6 +66,7 @@ pub(super) fn start_endpoints(
     let client = reqwest::Client::builder()
         .timeout(options.request_timeout)
         .redirect(reqwest::redirect::Policy::none())
+        .tls_certs_merge(options.extra_roots.iter().cloned())
         .build()
         .unwrap_or_else(|error| {
             tracing::error!(%error, "cannot configure the webhook HTTP client; using the defaults");
@@ -196,7 +197,9 @@ async fn post(target: &Target, body: &[u8], signature: &str) -> Result<(), Strin
         .body(body.to_vec())
         .send()
         .await
-        .map_err(|error| format!("request failed: {error}"))?;
+        // With its causes: "error sending request" alone does not say
+        // whether DNS, the connection or the certificate failed.
+        .map_err(|error| format!("request failed: {:#}", anyhow::Error::from(error)))?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("HTTP {status}"));

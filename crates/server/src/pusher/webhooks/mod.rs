@@ -87,6 +87,9 @@ pub struct WebhookOptions {
     pub max_in_flight: usize,
     /// Events held at once; beyond it they are sent without waiting.
     pub max_held: usize,
+    /// Roots trusted for `https://` URLs besides the system's
+    /// (`tls.webhook_ca_file`).
+    pub extra_roots: Vec<reqwest::Certificate>,
 }
 
 /// Size at which a single node's dead-letter file is rotated (to `.1`).
@@ -106,6 +109,7 @@ impl Default for WebhookOptions {
             endpoint_queue: 10_000,
             max_in_flight: 16,
             max_held: 100_000,
+            extra_roots: Vec::new(),
         }
     }
 }
