@@ -198,7 +198,8 @@ mod tests {
     async fn letters_are_listed_newest_first_across_the_rotation() {
         let dir = tempfile::tempdir().unwrap();
         let events = [Arc::new(Event::new(WebhookKind::ChannelOccupied, "news"))];
-        let size = serde_json::to_vec(&letter("e0", &events)).unwrap().len() as u64 + 1;
+        let kept = Kept { id: &event_id(), letter: &letter("e0", &events) };
+        let size = serde_json::to_vec(&kept).unwrap().len() as u64 + 1;
         // Room for two lines per file.
         let letters = DeadLetterFile::new(dir.path(), 2 * size);
         assert!(letters.recent(10).await.unwrap().is_empty(), "no file yet");
