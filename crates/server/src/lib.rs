@@ -32,10 +32,15 @@
 //! - [`server`]: assembling and running it all, and the graceful shutdown.
 //! - `cli/`: `fanfare serve`, `fanfare config check`.
 
+//! - `admin/`: the admin page at `/admin` and the API it reads
+//!   (`/api/admin/…`: a server-sent-events stream of stats and a channel's
+//!   tail, the recent slow consumers).
+
 // Public only where another target uses them: `main.rs` runs `cli`, the
 // end-to-end tests build a server from `config`, `server` and `pusher`,
 // the echo example serves `gateway::echo`. Everything else is crate-private
 // so that the compiler reports what nothing calls.
+pub(crate) mod admin;
 pub(crate) mod api;
 pub(crate) mod auth;
 pub mod cli;

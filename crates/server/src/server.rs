@@ -29,7 +29,7 @@ use crate::pusher::webhooks::{WebhookOptions, Webhooks};
 use crate::pusher::{self, PusherState};
 use crate::telemetry::ServerMetrics;
 use crate::tls::{Certificates, TlsListener};
-use crate::{api, gateway};
+use crate::{admin, api, gateway};
 
 /// Everything a request or a session needs, shared. HTTP handlers take
 /// only the slice they read (`State<Arc<Hub>>`, `State<Arc<Settings>>`,
@@ -94,6 +94,12 @@ impl FromRef<AppState> for ServerApiKey {
     }
 }
 
+impl FromRef<AppState> for Arc<Capacity> {
+    fn from_ref(app: &AppState) -> Self {
+        app.capacity.clone()
+    }
+}
+
 impl FromRef<AppState> for ServerMetrics {
     fn from_ref(app: &AppState) -> Self {
         app.telemetry.clone()
@@ -130,6 +136,17 @@ fn metric_namespaces(settings: &Settings) -> Vec<String> {
 /// live), then the hub over the engines (a cluster node's hub when they
 /// include a cluster's).
 pub fn build(settings: Settings, api_key: String, engines: Engines) -> anyhow::Result<AppState> {
+    build_with(settings, api_key, engines, |_| {})
+}
+
+/// [`build`], with the webhooks' timings adjusted (tests shorten the
+/// retries).
+pub fn build_with(
+    settings: Settings,
+    api_key: String,
+    engines: Engines,
+    adjust_webhooks: impl FnOnce(&mut WebhookOptions),
+) -> anyhow::Result<AppState> {
     let telemetry = ServerMetrics::install();
     let tls = match &settings.tls.certificate {
         Some(files) => Some(Arc::new(Certificates::load(files).context("loading the TLS certificate")?)),
@@ -154,12 +171,13 @@ pub fn build(settings: Settings, api_key: String, engines: Engines) -> anyhow::R
     let apps = Arc::new(Apps::new(settings.pusher.apps.clone()).context("configuring Pusher apps")?);
     // A cluster node's hub holds channel_vacated and member_removed itself
     // (so that a reopening on another node cancels them): no second hold.
-    let webhook_options = match hub.node_id() {
+    let mut webhook_options = match hub.node_id() {
         Some(_) => {
             WebhookOptions { hold: Duration::ZERO, extra_roots: webhook_roots, ..WebhookOptions::default() }
         }
         None => WebhookOptions { extra_roots: webhook_roots, ..WebhookOptions::default() },
     };
+    adjust_webhooks(&mut webhook_options);
     let webhooks = Webhooks::start(apps.clone(), &hub, dead_letters, webhook_options);
     let pusher = Arc::new(PusherState { apps, users: SignedInUsers::default(), webhooks });
     let draining = AtomicBool::new(false);
@@ -191,6 +209,7 @@ fn channel_policy(namespaces: Namespaces) -> ChannelPolicy {
 pub fn router(app: AppState) -> Router {
     api::router()
         .merge(pusher::api::router())
+        .merge(admin::router())
         .route("/connection/websocket", any(gateway::accept))
         .route("/app/{key}", any(pusher::session::accept))
         .with_state(app)

@@ -11,6 +11,7 @@ use std::time::Instant;
 use metrics::{Gauge, counter, gauge, histogram};
 
 use crate::config::{FILE_HEADROOM, Limits};
+use crate::gateway::slow_consumers::SlowConsumers;
 
 /// The node's open connections and its limit.
 pub struct Capacity {
@@ -22,6 +23,10 @@ pub struct Capacity {
     connections: Gauge,
     /// `fanfare_connection_utilisation_ratio`: `open / max`.
     utilisation: Gauge,
+    /// The last connections closed as slow consumers: kept here because
+    /// every connection's slot already points here, so remembering them
+    /// costs a connection nothing.
+    pub slow_consumers: SlowConsumers,
 }
 
 impl Capacity {
@@ -44,6 +49,7 @@ impl Capacity {
             ready_below: ready_below.max(1),
             connections: gauge!("fanfare_connections"),
             utilisation: gauge!("fanfare_connection_utilisation_ratio"),
+            slow_consumers: SlowConsumers::default(),
         };
         capacity.report(0);
         capacity
@@ -84,11 +90,16 @@ pub struct OpenSlot {
 }
 
 impl OpenSlot {
-    /// The connection ended for `reason` (a label of
-    /// `fanfare_connections_closed_total`): counts it and its duration.
-    pub fn close(self, reason: &'static str) {
+    /// The connection `conn` of `protocol` ended for `reason` (a label of
+    /// `fanfare_connections_closed_total`): counts it and its duration, and
+    /// remembers a slow consumer.
+    pub fn close(self, reason: &'static str, conn: Option<u64>, protocol: &'static str) {
         counter!("fanfare_connections_closed_total", "reason" => reason).increment(1);
-        histogram!("fanfare_connection_duration_seconds").record(self.opened.elapsed().as_secs_f64());
+        let open = self.opened.elapsed();
+        histogram!("fanfare_connection_duration_seconds").record(open.as_secs_f64());
+        if reason == "slow_consumer" {
+            self.capacity.slow_consumers.record(conn, protocol, open);
+        }
     }
 }
 

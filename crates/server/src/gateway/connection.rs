@@ -105,10 +105,7 @@ pub(crate) fn drive<D>(
 where
     D: Dialect,
 {
-    let label = match protocol {
-        Protocol::Native => "native",
-        Protocol::Pusher { .. } => "pusher",
-    };
+    let label = protocol_label(protocol);
     metrics::counter!("fanfare_connections_opened_total", "protocol" => label).increment(1);
     if tracing::enabled!(tracing::Level::DEBUG) {
         let peer = match &io.stream {
@@ -118,6 +115,14 @@ where
         tracing::debug!(connection = dialect.conn(), peer = ?peer, protocol = label, "connection opened");
     }
     Connection::new(io, SocketLimits::of(app), outbox, protocol, dialect).run()
+}
+
+/// The `protocol` label of the connection metrics.
+fn protocol_label(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Native => "native",
+        Protocol::Pusher { .. } => "pusher",
+    }
 }
 
 /// One connection's state, owned by its task.
@@ -156,7 +161,7 @@ impl<D: Dialect> Connection<D> {
             // connection's future larger (measured: 728 bytes).
             Box::pin(closing::finish(this.socket, &this.outbox, closing, this.protocol)).await;
             if let Some(slot) = this.slot {
-                slot.close(reason);
+                slot.close(reason, this.dialect.conn(), protocol_label(this.protocol));
             }
         }
     }

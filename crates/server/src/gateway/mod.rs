@@ -17,6 +17,7 @@ pub mod echo;
 pub(crate) mod rate;
 mod replies;
 mod session;
+pub(crate) mod slow_consumers;
 mod socket;
 pub(crate) mod subscriptions;
 pub(crate) mod upgrade;

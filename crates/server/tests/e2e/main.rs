@@ -1,6 +1,7 @@
 //! End-to-end tests: a real server on 127.0.0.1:0 (in-process, or the real
 //! binary where a process must die), real sockets, real clients.
 
+mod admin;
 mod bad_input;
 mod bench;
 mod cluster;

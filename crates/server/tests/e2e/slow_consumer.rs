@@ -4,7 +4,7 @@
 use fanfare_client::SubscriptionEvent;
 use serde_json::json;
 
-use crate::support::{RawConn, TestServer, WAIT, metric_value};
+use crate::support::{RawConn, TestServer, WAIT, eventually, metric_value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_never_reads_is_disconnected_and_the_fast_one_gets_everything() {
@@ -60,6 +60,12 @@ async fn a_subscriber_that_never_reads_is_disconnected_and_the_fast_one_gets_eve
     assert_eq!(disconnect["reconnect"], true);
     let metrics = server.metrics().await;
     assert!(metrics.contains("fanfare_slow_consumer_disconnects_total"), "{metrics}");
+    eventually("the admin page's list of slow consumers", || async {
+        let (_, listed) = server.get("/api/admin/slow_consumers").await;
+        let first = &listed["slow_consumers"][0];
+        first["protocol"] == "native" && first["connection"].as_str().is_some_and(|c| !c.is_empty())
+    })
+    .await;
 }
 
 /// Frames a client has not read yet, once its socket is full, wait in its

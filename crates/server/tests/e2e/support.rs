@@ -73,6 +73,24 @@ impl TestServer {
         adjust: impl FnOnce(&mut config::Settings),
         adjust_engines: impl FnOnce(&mut fanfare::engines::Engines),
     ) -> Self {
+        Self::start_with(extra, adjust, adjust_engines, |_| {}).await
+    }
+
+    /// [`with_config`](Self::with_config), with the server's webhook
+    /// timings adjusted (short retries).
+    pub async fn with_webhooks(
+        extra: &str,
+        adjust_webhooks: impl FnOnce(&mut fanfare::pusher::webhooks::WebhookOptions),
+    ) -> Self {
+        Self::start_with(extra, |_| {}, |_| {}, adjust_webhooks).await
+    }
+
+    async fn start_with(
+        extra: &str,
+        adjust: impl FnOnce(&mut config::Settings),
+        adjust_engines: impl FnOnce(&mut fanfare::engines::Engines),
+        adjust_webhooks: impl FnOnce(&mut fanfare::pusher::webhooks::WebhookOptions),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fanfare.toml");
         std::fs::write(&path, toml_for(dir.path(), extra)).unwrap();
@@ -83,7 +101,7 @@ impl TestServer {
         adjust_engines(&mut engines);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = server::build(settings, API_KEY.to_string(), engines).unwrap();
+        let app = server::build_with(settings, API_KEY.to_string(), engines, adjust_webhooks).unwrap();
         app.hub.heartbeat().await;
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server::run(app.clone(), listener, async move {

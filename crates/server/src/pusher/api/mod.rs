@@ -12,7 +12,8 @@
 //! - `events.rs`: `POST /events`, `POST /batch_events` → `Hub::publish`.
 //! - `channels.rs`: `GET /channels`, `/channels/{name}`, `/channels/{name}/users`.
 //! - `users.rs`: `POST /users/{user_id}/terminate_connections`.
-//! - `dead_letters.rs`: `GET /api/webhooks/dead_letters` (native API key).
+//! - `dead_letters.rs`: `GET /api/webhooks/dead_letters` and `POST
+//!   /api/webhooks/dead_letters/{id}/replay` (native API key).
 
 mod channels;
 mod dead_letters;
@@ -35,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/apps/{app_id}/channels/{channel_name}/users", get(channels::users))
         .route("/apps/{app_id}/users/{user_id}/terminate_connections", post(users::terminate))
         .route("/api/webhooks/dead_letters", get(dead_letters::list))
+        .route("/api/webhooks/dead_letters/{id}/replay", post(dead_letters::replay))
 }
 
 #[cfg(test)]

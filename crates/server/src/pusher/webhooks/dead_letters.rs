@@ -16,10 +16,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use fanfare_cluster::{ClusterError, DeadLetterLog};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-use super::Event;
+use super::{Event, event_id};
 
 /// One batch given up on.
 #[derive(Serialize)]
@@ -33,9 +33,30 @@ pub(super) struct DeadLetter<'a> {
     pub events: &'a [Arc<Event>],
 }
 
-/// Writes `letter` to `log`; false (and logged) when it could not be kept.
+/// A letter as kept: its own `id` (a UUID v4, what
+/// `POST /api/webhooks/dead_letters/{id}/replay` names) first.
+#[derive(Serialize)]
+struct Kept<'a> {
+    id: &'a str,
+    #[serde(flatten)]
+    letter: &'a DeadLetter<'a>,
+}
+
+/// What a replay reads back of a kept letter. Letters kept before they had
+/// ids have none, and cannot be replayed.
+#[derive(Deserialize)]
+pub(super) struct KeptLetter {
+    pub id: Option<String>,
+    pub app_id: String,
+    pub url: String,
+    pub events: Vec<Event>,
+}
+
+/// Writes `letter` to `log` under a new id; false (and logged) when it
+/// could not be kept.
 pub(super) async fn keep(log: &dyn DeadLetterLog, letter: &DeadLetter<'_>) -> bool {
-    let line = match serde_json::to_vec(letter) {
+    let id = event_id();
+    let line = match serde_json::to_vec(&Kept { id: &id, letter }) {
         Ok(line) => line,
         Err(error) => {
             tracing::error!(%error, "cannot encode a dead letter");
@@ -177,7 +198,8 @@ mod tests {
     async fn letters_are_listed_newest_first_across_the_rotation() {
         let dir = tempfile::tempdir().unwrap();
         let events = [Arc::new(Event::new(WebhookKind::ChannelOccupied, "news"))];
-        let size = serde_json::to_vec(&letter("e0", &events)).unwrap().len() as u64 + 1;
+        let kept = Kept { id: &event_id(), letter: &letter("e0", &events) };
+        let size = serde_json::to_vec(&kept).unwrap().len() as u64 + 1;
         // Room for two lines per file.
         let letters = DeadLetterFile::new(dir.path(), 2 * size);
         assert!(letters.recent(10).await.unwrap().is_empty(), "no file yet");
@@ -190,6 +212,23 @@ mod tests {
         assert_eq!(letters.recent(2).await.unwrap().len(), 2);
         assert_eq!(recent[0]["events"][0]["name"], "channel_occupied");
         assert_eq!(recent[0]["app_id"], "app");
+    }
+
+    #[tokio::test]
+    async fn each_letter_is_kept_under_its_own_id_and_reads_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let letters = DeadLetterFile::new(dir.path(), 1 << 20);
+        let events = [Arc::new(Event::new(WebhookKind::ChannelOccupied, "news"))];
+        assert!(keep(&letters, &letter("a", &events)).await);
+        assert!(keep(&letters, &letter("b", &events)).await);
+        let recent = letters.recent(10).await.unwrap();
+        let read: Vec<KeptLetter> = recent.iter().map(|l| serde_json::from_slice(l).unwrap()).collect();
+        let (first, second) = (read[0].id.clone().unwrap(), read[1].id.clone().unwrap());
+        assert_eq!(first.len(), 36);
+        assert_ne!(first, second);
+        assert!(recent[0].starts_with(b"{\"id\":"), "the id comes first");
+        assert_eq!(read[0].events, [(*events[0]).clone()]);
+        assert_eq!((read[0].app_id.as_str(), read[0].url.as_str()), ("app", "http://127.0.0.1:1/"));
     }
 
     #[tokio::test]

@@ -28,10 +28,11 @@ use super::{Event, WebhookMetrics, WebhookOptions};
 use crate::config::WebhookKind;
 use crate::pusher::apps::{Apps, PusherApp};
 
-/// The dispatcher's side of one endpoint.
+/// The dispatcher's side of one endpoint (and a replay's).
 pub(super) struct Endpoint {
     events: BTreeSet<WebhookKind>,
-    queue: mpsc::Sender<Arc<Event>>,
+    pub url: Url,
+    pub queue: mpsc::Sender<Arc<Event>>,
 }
 
 impl Endpoint {
@@ -85,7 +86,7 @@ pub(super) fn start_endpoints(
                 metrics: metrics.clone(),
             });
             tokio::spawn(run_endpoint(target, events));
-            let endpoint = Endpoint { events: webhook.events.clone(), queue };
+            let endpoint = Endpoint { events: webhook.events.clone(), url: webhook.url.clone(), queue };
             endpoints.entry(app.id().to_owned()).or_default().push(endpoint);
         }
     }

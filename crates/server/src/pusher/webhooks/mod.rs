@@ -23,6 +23,7 @@
 mod dead_letters;
 mod delivery;
 mod dispatch;
+mod replay;
 #[cfg(test)]
 mod tests;
 
@@ -32,10 +33,11 @@ use std::time::Duration;
 use fanfare_cluster::{ClusterError, DeadLetterLog};
 use fanfare_hub::Hub;
 use metrics::{Counter, counter};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 pub use dead_letters::DeadLetterFile;
+pub use replay::{ReplayError, Replayed};
 
 use crate::config::WebhookKind;
 use crate::pusher::apps::{Apps, PusherApp};
@@ -115,8 +117,8 @@ impl Default for WebhookOptions {
 }
 
 /// One event of a webhook body. The same event sent to two endpoints
-/// carries the same `id`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// carries the same `id`, and so does a replay of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Event {
     pub name: WebhookKind,
     pub id: String,
@@ -191,6 +193,8 @@ pub struct Webhooks {
     /// `None` when no app has a webhook: nothing runs.
     input: Option<mpsc::Sender<FromGateway>>,
     dead_letters: Arc<dyn DeadLetterLog>,
+    /// Every endpoint's queue, for replayed dead letters.
+    replays: replay::Replays,
     metrics: WebhookMetrics,
 }
 
@@ -226,14 +230,16 @@ impl Webhooks {
     ) -> Self {
         let metrics = WebhookMetrics::register();
         let any_webhook = apps.iter().any(|app| !app.settings.webhooks.is_empty());
+        let mut replays = replay::Replays::default();
         let input = any_webhook.then(|| {
             let (tx, rx) = mpsc::channel(options.input_queue);
             let endpoints = delivery::start_endpoints(&apps, &options, &dead_letters, &metrics);
+            replays = replay::Replays::new(&endpoints);
             let dispatcher = dispatch::Dispatcher::new(apps.clone(), endpoints, &options, metrics.clone());
             tokio::spawn(dispatcher.run(hub_events, rx));
             tx
         });
-        Self { apps, input, dead_letters, metrics }
+        Self { apps, input, dead_letters, replays, metrics }
     }
 
     /// Queues an event the gateway saw for the webhooks of app `app_id`.
@@ -256,5 +262,11 @@ impl Webhooks {
         let letters = self.dead_letters.recent(limit).await?;
         // A letter that is not JSON (written by hand?) is skipped.
         Ok(letters.iter().filter_map(|letter| serde_json::from_slice(letter).ok()).collect())
+    }
+
+    /// Queues the events of dead letter `id` again for its endpoint
+    /// (`replay.rs`).
+    pub async fn replay(&self, id: &str) -> Result<Replayed, ReplayError> {
+        self.replays.replay(&*self.dead_letters, id).await
     }
 }
