@@ -18,6 +18,9 @@
 //!   node is claimed by exactly one survivor, which cleans up after it.
 //! - [`DeadLetterLog`] (`dead_letters.rs`): webhook batches never accepted,
 //!   one bounded log for the whole cluster.
+//! - [`WebhookJournal`] (`webhook_journal.rs`): webhook batches not yet
+//!   delivered, per node; released on a clean stop, adopted by the node
+//!   that claims a dead one.
 //!
 //! Implementations: `redis` (Redis 7, standalone; keys of a channel share
 //! its hash tag). Each trait has a conformance suite (`conformance`) that
@@ -33,6 +36,7 @@ mod occupancy;
 mod presence;
 pub mod redis;
 mod registry;
+mod webhook_journal;
 
 pub use announcements::{Announced, Announcements};
 pub use bus::{BusEvent, ClusterBus};
@@ -42,3 +46,4 @@ pub use node::{NodeId, NodeInfo};
 pub use occupancy::{Occupancy, OccupancyChange};
 pub use presence::{PresenceChange, PresenceStore};
 pub use registry::NodeRegistry;
+pub use webhook_journal::WebhookJournal;

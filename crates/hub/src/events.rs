@@ -22,6 +22,11 @@ pub enum HubEvent {
     MemberRemoved { channel: ChannelName, user: String },
     /// The channel's subscriber count changed (only when asked for).
     SubscriptionCount { channel: ChannelName, count: usize },
+    /// Another cluster node's lease expired and this node claimed it (and
+    /// removed its members and subscriptions): whatever that node left to
+    /// do, such as its pending webhooks, is this node's now. Never dropped
+    /// for a full queue ([`EventSink::emit_surely`]).
+    NodeGone { node: fanfare_cluster::NodeId },
 }
 
 pub(crate) struct EventSink {
@@ -43,6 +48,13 @@ impl EventSink {
     /// Whether anyone listens (webhooks are configured).
     pub fn listening(&self) -> bool {
         self.sender.get().is_some()
+    }
+
+    /// Waits for room rather than drop the event: for the rare events that
+    /// must reach the listener.
+    pub async fn emit_surely(&self, event: HubEvent) {
+        let Some((tx, _)) = self.sender.get() else { return };
+        let _ = tx.send(event).await;
     }
 
     pub fn emit(&self, event: HubEvent) {

@@ -10,24 +10,24 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use fanfare_cluster::NodeId;
 use fanfare_cluster::redis::{RedisBus, RedisBusOptions, RedisEngines};
-use fanfare_cluster::{DeadLetterLog, NodeId};
 use fanfare_hub::{ClusterEngines, ClusterOptions};
 use fanfare_store::{
     EmbeddedOptions, EmbeddedStore, HistoryStore, MemoryStore, RedisStore, RedisStoreOptions,
 };
 
 use crate::config::{ClusterSettings, Settings, StoreKind};
-use crate::pusher::webhooks::{DEAD_LETTER_FILE_MAX_BYTES, DeadLetterFile};
+use crate::pusher::webhooks::WebhookStores;
 
 /// What [`crate::server::build`] assembles the hub from.
 pub struct Engines {
     pub store: Arc<dyn HistoryStore>,
     /// The cluster's engines; `None` for a single node.
     pub cluster: Option<(ClusterEngines, ClusterOptions)>,
-    /// Webhook batches never accepted: a file in the data directory, or
-    /// the cluster's log in Redis.
-    pub dead_letters: Arc<dyn DeadLetterLog>,
+    /// Dead letters and the webhook journal: files in the data directory
+    /// on a single node, the cluster's Redis on a cluster node.
+    pub webhook_stores: WebhookStores,
 }
 
 /// Opens the store and, with a cluster URL, the cluster's engines.
@@ -36,22 +36,16 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Engines> {
     // must be there first, or those handles record nothing.
     crate::telemetry::ServerMetrics::install();
     let store = open_store(settings).await?;
-    let (cluster, dead_letters) = match &settings.cluster {
+    let (cluster, webhook_stores) = match &settings.cluster {
         Some(cluster) => {
-            let (engines, options, dead_letters) = open_cluster(cluster).await?;
-            (Some((engines, options)), dead_letters)
+            let (engines, options, stores) = open_cluster(cluster).await?;
+            (Some((engines, options)), stores)
         }
-        None => (None, dead_letter_file(settings)),
+        None => (None, WebhookStores::in_data_dir(&settings.data_dir)),
     };
-    Ok(Engines { store, cluster, dead_letters })
+    Ok(Engines { store, cluster, webhook_stores })
 }
 
-/// A single node's dead letters, in its data directory.
-pub fn dead_letter_file(settings: &Settings) -> Arc<dyn DeadLetterLog> {
-    Arc::new(DeadLetterFile::new(&settings.data_dir, DEAD_LETTER_FILE_MAX_BYTES))
-}
-
-/// Opens the store named by the settings.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn HistoryStore>> {
     Ok(match &settings.store.kind {
         StoreKind::Memory => Arc::new(MemoryStore::new()),
@@ -70,7 +64,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn HistorySt
     })
 }
 
-type Cluster = (ClusterEngines, ClusterOptions, Arc<dyn DeadLetterLog>);
+type Cluster = (ClusterEngines, ClusterOptions, WebhookStores);
 
 async fn open_cluster(settings: &ClusterSettings) -> anyhow::Result<Cluster> {
     let url = &settings.url;
@@ -81,6 +75,10 @@ async fn open_cluster(settings: &ClusterSettings) -> anyhow::Result<Cluster> {
         .with_context(|| format!("opening the cluster bus at {redacted}"))?;
     let redis =
         RedisEngines::open(url).await.with_context(|| format!("connecting to the cluster at {redacted}"))?;
+    let stores = WebhookStores {
+        dead_letters: Arc::new(redis.dead_letters.clone()),
+        journal: Arc::new(redis.webhook_journal(node.clone())),
+    };
     let engines = ClusterEngines {
         node,
         bus: Arc::new(bus),
@@ -89,7 +87,6 @@ async fn open_cluster(settings: &ClusterSettings) -> anyhow::Result<Cluster> {
         registry: Arc::new(redis.registry),
         announcements: Arc::new(redis.announcements),
     };
-    let dead_letters = Arc::new(redis.dead_letters);
     let options = ClusterOptions {
         heartbeat: settings.heartbeat,
         node_lease: settings.node_lease,
@@ -99,5 +96,5 @@ async fn open_cluster(settings: &ClusterSettings) -> anyhow::Result<Cluster> {
         event_hold: crate::pusher::webhooks::WebhookOptions::default().hold,
         ..ClusterOptions::default()
     };
-    Ok((engines, options, dead_letters))
+    Ok((engines, options, stores))
 }

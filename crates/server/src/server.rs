@@ -161,7 +161,7 @@ pub fn build_with(
         metric_namespaces: metric_namespaces(&settings),
         ..HubOptions::default()
     };
-    let Engines { store, cluster, dead_letters } = engines;
+    let Engines { store, cluster, webhook_stores } = engines;
     let hub = Arc::new(match cluster {
         Some((engines, cluster_options)) => {
             Hub::clustered(store.clone(), policy, options, engines, cluster_options)
@@ -172,13 +172,16 @@ pub fn build_with(
     // A cluster node's hub holds channel_vacated and member_removed itself
     // (so that a reopening on another node cancels them): no second hold.
     let mut webhook_options = match hub.node_id() {
-        Some(_) => {
-            WebhookOptions { hold: Duration::ZERO, extra_roots: webhook_roots, ..WebhookOptions::default() }
-        }
+        Some(_) => WebhookOptions {
+            hold: Duration::ZERO,
+            extra_roots: webhook_roots,
+            adopt_every: Some(ADOPT_EVERY),
+            ..WebhookOptions::default()
+        },
         None => WebhookOptions { extra_roots: webhook_roots, ..WebhookOptions::default() },
     };
     adjust_webhooks(&mut webhook_options);
-    let webhooks = Webhooks::start(apps.clone(), &hub, dead_letters, webhook_options);
+    let webhooks = Webhooks::start(apps.clone(), &hub, webhook_stores, webhook_options);
     let pusher = Arc::new(PusherState { apps, users: SignedInUsers::default(), webhooks });
     let draining = AtomicBool::new(false);
     let api_key = ServerApiKey(Arc::from(api_key));
@@ -186,6 +189,13 @@ pub fn build_with(
     let app = App { settings, hub, pusher, auth, api_key, telemetry, capacity, tls, store, draining };
     Ok(AppState(Arc::new(app)))
 }
+
+/// How long a stopping server waits for its webhook events to be journaled.
+const WEBHOOK_FLUSH: Duration = Duration::from_secs(5);
+
+/// How often a cluster node adopts the webhook batches that nodes which
+/// stopped cleanly released.
+const ADOPT_EVERY: Duration = Duration::from_secs(5);
 
 /// The certificates of `tls.webhook_ca_file`, trusted for `https://`
 /// webhooks besides the system's roots.
@@ -260,6 +270,9 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(1), http).await;
     // Our members and counts go now, not when the lease runs out.
     app.hub.leave_cluster().await;
+    // What the webhooks still hold is journaled for the next start (or
+    // another node).
+    app.pusher.webhooks.flush(WEBHOOK_FLUSH).await;
     close_store(&app).await
 }
 

@@ -19,5 +19,6 @@ pub mod occupancy;
 pub mod presence;
 pub mod registry;
 mod subject;
+pub mod webhook_journal;
 
 pub use subject::Subject;

@@ -33,6 +33,10 @@ impl RedisDeadLetters {
         Ok(Self::with_connection(scripts::connect(url).await?, bound))
     }
 
+    pub(crate) fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
     pub(crate) fn with_connection(conn: ConnectionManager, bound: u64) -> Self {
         let script = Lua::new("dead_letter_append", include_str!("scripts/dead_letter_append.lua"));
         Self { conn, script: Arc::new(script), bound }

@@ -13,6 +13,7 @@ mod occupancy;
 mod presence;
 mod registry;
 mod scripts;
+mod webhook_journal;
 
 pub use announcements::RedisAnnouncements;
 pub use bus::{RedisBus, RedisBusOptions};
@@ -20,6 +21,7 @@ pub use dead_letters::RedisDeadLetters;
 pub use occupancy::RedisOccupancy;
 pub use presence::RedisPresence;
 pub use registry::RedisRegistry;
+pub use webhook_journal::RedisWebhookJournal;
 
 use crate::ClusterError;
 
@@ -50,5 +52,10 @@ impl RedisEngines {
             announcements: RedisAnnouncements::with_connection(conn.clone()),
             dead_letters: RedisDeadLetters::with_connection(conn, DEAD_LETTER_BOUND),
         })
+    }
+
+    /// The webhook journal of `node`, on the same connection.
+    pub fn webhook_journal(&self, node: crate::NodeId) -> RedisWebhookJournal {
+        RedisWebhookJournal::with_connection(self.dead_letters.connection(), node)
     }
 }

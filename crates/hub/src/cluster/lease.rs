@@ -25,6 +25,7 @@ use metrics::counter;
 
 use crate::cluster::members;
 use crate::cluster::occupancy;
+use crate::events::HubEvent;
 use crate::hub::{Shared, now_ms};
 
 pub(crate) async fn run(shared: Arc<Shared>) {
@@ -132,5 +133,8 @@ async fn clean_up_after(shared: &Arc<Shared>, node: &NodeId) {
     }
     if let Err(error) = engines.registry.leave(node).await {
         tracing::warn!(%node, %error, "could not release a node from the registry; its claim will expire");
+    }
+    if *node != engines.node {
+        shared.events.emit_surely(HubEvent::NodeGone { node: node.clone() }).await;
     }
 }

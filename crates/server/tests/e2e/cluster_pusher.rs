@@ -283,7 +283,7 @@ async fn a_dead_letter_written_by_one_node_is_listed_by_every_node_and_outlives_
     // receiver that always fails makes one quickly.
     let engines = fanfare::engines::open(&nodes[0].app.settings).await.unwrap();
     let (url, _posts) = receiver(&[500; 1000]).await;
-    let webhooks = webhooks_keeping(&nodes[0], &url, engines.dead_letters);
+    let webhooks = webhooks_keeping(&nodes[0], &url, engines.webhook_stores);
     let mut conn = PusherConn::open(&nodes[0], "key-1").await;
     conn.subscribe("news", "", None).await;
     eventually("a dead letter in Redis", || async {

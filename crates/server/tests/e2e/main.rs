@@ -26,3 +26,4 @@ mod recovery;
 mod slow_consumer;
 mod support;
 mod tls;
+mod webhook_restarts;

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use fanfare::config::{AppSettings, StoreKind, WebhookKind, WebhookSettings};
 use fanfare::pusher::apps::Apps;
-use fanfare::pusher::webhooks::{DEAD_LETTER_FILE_MAX_BYTES, DeadLetterFile, WebhookOptions, Webhooks};
+use fanfare::pusher::webhooks::{WebhookOptions, WebhookStores, Webhooks};
 use fanfare_protocol::pusher::{ApiRequest, sign, sign_api_request, verify_webhook};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -523,17 +523,11 @@ pub(crate) async fn receiver(statuses: &[u16]) -> (String, mpsc::Receiver<(Heade
 /// configured, so the hub's events are free) with short timings, keeping
 /// dead letters in the data directory.
 fn webhooks_on(server: &TestServer, url: &str) -> Webhooks {
-    let dead_letters =
-        Arc::new(DeadLetterFile::new(&server.app.settings.data_dir, DEAD_LETTER_FILE_MAX_BYTES));
-    webhooks_keeping(server, url, dead_letters)
+    webhooks_keeping(server, url, WebhookStores::in_data_dir(&server.app.settings.data_dir))
 }
 
-/// [`webhooks_on`], keeping dead letters in `dead_letters`.
-pub(crate) fn webhooks_keeping(
-    server: &TestServer,
-    url: &str,
-    dead_letters: Arc<dyn fanfare_cluster::DeadLetterLog>,
-) -> Webhooks {
+/// [`webhooks_on`], keeping dead letters and the journal in `stores`.
+pub(crate) fn webhooks_keeping(server: &TestServer, url: &str, stores: WebhookStores) -> Webhooks {
     let webhook =
         WebhookSettings { url: url.parse().unwrap(), events: WebhookKind::ALL.into_iter().collect() };
     let app = AppSettings { webhooks: vec![webhook], ..AppSettings::new("app-1", "key-1", "secret-1") };
@@ -546,7 +540,7 @@ pub(crate) fn webhooks_keeping(
         retry_for: Duration::from_millis(150),
         ..WebhookOptions::default()
     };
-    Webhooks::start(apps, &server.app.hub, dead_letters, options)
+    Webhooks::start(apps, &server.app.hub, stores, options)
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use bytes::Bytes;
 use fanfare::config::{AppSettings, CertificateFiles, WebhookKind, WebhookSettings};
 use fanfare::pusher::apps::Apps;
-use fanfare::pusher::webhooks::{DEAD_LETTER_FILE_MAX_BYTES, DeadLetterFile, WebhookOptions, Webhooks};
+use fanfare::pusher::webhooks::{WebhookOptions, WebhookStores, Webhooks};
 use fanfare::tls::{Certificates, TlsListener};
 use fanfare_client::{Client, ClientOptions, SubscriptionEvent};
 use fanfare_protocol::pusher::verify_webhook;
@@ -223,15 +223,14 @@ async fn an_https_webhook_receiver_gets_signed_events() {
         WebhookSettings { url: url.parse().unwrap(), events: WebhookKind::ALL.into_iter().collect() };
     let app = AppSettings { webhooks: vec![webhook], ..AppSettings::new("app-1", "key-1", "secret-1") };
     let apps = Arc::new(Apps::new(vec![app]).unwrap());
-    let dead_letters =
-        Arc::new(DeadLetterFile::new(&server.app.settings.data_dir, DEAD_LETTER_FILE_MAX_BYTES));
+    let stores = WebhookStores::in_data_dir(&server.app.settings.data_dir);
     let root = reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap();
     let options = WebhookOptions {
         batch_window: Duration::from_millis(20),
         extra_roots: vec![root],
         ..WebhookOptions::default()
     };
-    let _webhooks = Webhooks::start(apps, &server.app.hub, dead_letters, options);
+    let _webhooks = Webhooks::start(apps, &server.app.hub, stores, options);
 
     let mut pusher = PusherConn::open(&server, "key-1").await;
     pusher.subscribe("news", "", None).await;
@@ -255,8 +254,7 @@ async fn a_webhook_receiver_with_an_untrusted_certificate_gets_nothing() {
         WebhookSettings { url: url.parse().unwrap(), events: WebhookKind::ALL.into_iter().collect() };
     let app = AppSettings { webhooks: vec![webhook], ..AppSettings::new("app-1", "key-1", "secret-1") };
     let apps = Arc::new(Apps::new(vec![app]).unwrap());
-    let dead_letters =
-        Arc::new(DeadLetterFile::new(&server.app.settings.data_dir, DEAD_LETTER_FILE_MAX_BYTES));
+    let stores = WebhookStores::in_data_dir(&server.app.settings.data_dir);
     let options = WebhookOptions {
         batch_window: Duration::from_millis(20),
         retry_initial: Duration::from_millis(20),
@@ -264,7 +262,7 @@ async fn a_webhook_receiver_with_an_untrusted_certificate_gets_nothing() {
         retry_for: Duration::from_millis(150),
         ..WebhookOptions::default()
     };
-    let webhooks = Webhooks::start(apps, &server.app.hub, dead_letters, options);
+    let webhooks = Webhooks::start(apps, &server.app.hub, stores, options);
     let mut pusher = PusherConn::open(&server, "key-1").await;
     pusher.subscribe("news", "", None).await;
     eventually("a dead letter for the untrusted receiver", || async {

@@ -9,6 +9,12 @@
 //! (capped), for `retry_for` in all, and then the batch is written as a dead
 //! letter. Several batches of one endpoint may be in flight at once, so one
 //! slow batch does not hold back the others for five minutes.
+//!
+//! Each batch is written to the journal (`journal.rs`) before its first
+//! attempt and removed from it once delivered or kept as a dead letter, so
+//! a batch in retry survives a restart. A flush (the server stopping)
+//! closes the batch being collected at once, so that every event queued
+//! before it is journaled when the flush is answered.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -17,22 +23,30 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use fanfare_protocol::pusher::sign_webhook;
 use reqwest::Url;
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant};
 
-use fanfare_cluster::DeadLetterLog;
+use fanfare_cluster::{DeadLetterLog, WebhookJournal};
 
 use super::dead_letters::{self, DeadLetter};
+use super::journal::Pending;
 use super::{Event, WebhookMetrics, WebhookOptions};
 use crate::config::WebhookKind;
 use crate::pusher::apps::{Apps, PusherApp};
+
+/// What an endpoint's task is given.
+pub(super) enum Queued {
+    Event(Arc<Event>),
+    /// Close the batch being collected, journal it, then answer.
+    Flush(oneshot::Sender<()>),
+}
 
 /// The dispatcher's side of one endpoint (and a replay's).
 pub(super) struct Endpoint {
     events: BTreeSet<WebhookKind>,
     pub url: Url,
-    pub queue: mpsc::Sender<Arc<Event>>,
+    pub queue: mpsc::Sender<Queued>,
 }
 
 impl Endpoint {
@@ -42,38 +56,63 @@ impl Endpoint {
 
     /// Queues without waiting; false when the queue is full.
     pub fn queue(&self, event: Arc<Event>) -> bool {
-        self.queue.try_send(event).is_ok()
+        self.queue.try_send(Queued::Event(event)).is_ok()
+    }
+
+    /// Answers once every event queued before is journaled (or the task is
+    /// gone).
+    pub async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.queue.send(Queued::Flush(done)).await.is_ok() {
+            let _ = flushed.await;
+        }
     }
 }
 
 /// What every delivery of one endpoint shares.
-struct Target {
+pub(super) struct Target {
     app: Arc<PusherApp>,
     url: Url,
     client: reqwest::Client,
     options: WebhookOptions,
     dead_letters: Arc<dyn DeadLetterLog>,
+    journal: Arc<dyn WebhookJournal>,
     metrics: WebhookMetrics,
 }
 
+/// Every endpoint's [`Target`], by app id and URL: where a batch found in
+/// the journal is delivered.
+pub(super) type Targets = HashMap<(String, String), Arc<Target>>;
+
+/// What the journal and the dead letters keep, shared by every endpoint.
+pub(super) struct Keeping<'a> {
+    pub dead_letters: &'a Arc<dyn DeadLetterLog>,
+    pub journal: &'a Arc<dyn WebhookJournal>,
+}
+
 /// Spawns a delivery task per webhook of every app; returns the
-/// dispatcher's handles, by app id.
+/// dispatcher's handles, by app id, and every endpoint's target.
 pub(super) fn start_endpoints(
     apps: &Apps,
     options: &WebhookOptions,
-    dead_letters: &Arc<dyn DeadLetterLog>,
+    keeping: Keeping<'_>,
     metrics: &WebhookMetrics,
-) -> HashMap<String, Vec<Endpoint>> {
+) -> (HashMap<String, Vec<Endpoint>>, Targets) {
     let client = reqwest::Client::builder()
         .timeout(options.request_timeout)
         .redirect(reqwest::redirect::Policy::none())
         .tls_certs_merge(options.extra_roots.iter().cloned())
         .build()
         .unwrap_or_else(|error| {
-            tracing::error!(%error, "cannot configure the webhook HTTP client; using the defaults");
-            reqwest::Client::new()
+            tracing::error!(%error, "cannot add tls.webhook_ca_file's roots to the webhook HTTP client; without them");
+            reqwest::Client::builder()
+                .timeout(options.request_timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default()
         });
     let mut endpoints: HashMap<String, Vec<Endpoint>> = HashMap::new();
+    let mut targets = Targets::new();
     for app in apps.iter() {
         for webhook in &app.settings.webhooks {
             let (queue, events) = mpsc::channel(options.endpoint_queue);
@@ -82,36 +121,83 @@ pub(super) fn start_endpoints(
                 url: webhook.url.clone(),
                 client: client.clone(),
                 options: options.clone(),
-                dead_letters: dead_letters.clone(),
+                dead_letters: keeping.dead_letters.clone(),
+                journal: keeping.journal.clone(),
                 metrics: metrics.clone(),
             });
+            targets.insert((app.id().to_owned(), webhook.url.as_str().to_owned()), target.clone());
             tokio::spawn(run_endpoint(target, events));
             let endpoint = Endpoint { events: webhook.events.clone(), url: webhook.url.clone(), queue };
             endpoints.entry(app.id().to_owned()).or_default().push(endpoint);
         }
     }
-    endpoints
+    (endpoints, targets)
 }
 
-async fn run_endpoint(target: Arc<Target>, mut events: mpsc::Receiver<Arc<Event>>) {
+async fn run_endpoint(target: Arc<Target>, mut queued: mpsc::Receiver<Queued>) {
     let options = &target.options;
     let mut in_flight = JoinSet::new();
-    while let Some(first) = events.recv().await {
+    while let Some(first) = queued.recv().await {
+        let first = match first {
+            Queued::Event(event) => event,
+            Queued::Flush(done) => {
+                let _ = done.send(());
+                continue;
+            }
+        };
         let mut batch = vec![first];
+        let mut flushed = None;
         let deadline = Instant::now() + options.batch_window;
         while batch.len() < options.batch_max {
-            match tokio::time::timeout_at(deadline, events.recv()).await {
-                Ok(Some(event)) => batch.push(event),
+            match tokio::time::timeout_at(deadline, queued.recv()).await {
+                Ok(Some(Queued::Event(event))) => batch.push(event),
+                Ok(Some(Queued::Flush(done))) => {
+                    flushed = Some(done);
+                    break;
+                }
                 Ok(None) | Err(_) => break,
             }
         }
         while in_flight.len() >= options.max_in_flight {
             in_flight.join_next().await;
         }
-        in_flight.spawn(deliver(target.clone(), coalesce(batch)));
+        let pending = journaled(&target, coalesce(batch)).await;
+        in_flight.spawn(deliver(target.clone(), pending));
+        if let Some(done) = flushed {
+            let _ = done.send(());
+        }
         while in_flight.try_join_next().is_some() {}
     }
     while in_flight.join_next().await.is_some() {}
+}
+
+/// The batch as a journal record, written before its first attempt (when
+/// the journal fails, the batch is still delivered, and only a restart
+/// would lose it: logged).
+async fn journaled(target: &Target, events: Vec<Arc<Event>>) -> Pending {
+    let pending = Pending {
+        id: super::event_id(),
+        app_id: target.app.id().to_owned(),
+        url: target.url.as_str().to_owned(),
+        queued_ms: now_ms(),
+        events,
+    };
+    if let Some(record) = pending.encode()
+        && let Err(error) = target.journal.put(&pending.id, record).await
+    {
+        let error = anyhow::Error::from(error);
+        tracing::warn!(
+            error = format!("{error:#}"),
+            "a webhook batch is not journaled: a restart would lose it"
+        );
+    }
+    pending
+}
+
+/// Delivers a batch found in the journal (an earlier run's, or a dead
+/// node's) as it was.
+pub(super) fn redeliver(target: Arc<Target>, pending: Pending) {
+    tokio::spawn(deliver(target, pending));
 }
 
 /// Within a batch, a channel's subscription count is only worth its latest
@@ -142,10 +228,22 @@ struct Body<'a> {
     events: &'a [Arc<Event>],
 }
 
-/// Posts one batch until it is accepted or `retry_for` has passed.
-async fn deliver(target: Arc<Target>, batch: Vec<Arc<Event>>) {
+/// Posts one batch until it is accepted or `retry_for` has passed, then
+/// forgets it from the journal.
+async fn deliver(target: Arc<Target>, pending: Pending) {
+    attempt_until_done(&target, &pending.events).await;
+    if let Err(error) = target.journal.remove(&pending.id).await {
+        let error = anyhow::Error::from(error);
+        tracing::warn!(
+            error = format!("{error:#}"),
+            "a delivered webhook batch stays journaled: a restart sends it again"
+        );
+    }
+}
+
+async fn attempt_until_done(target: &Target, batch: &[Arc<Event>]) {
     let options = &target.options;
-    let body = match serde_json::to_vec(&Body { time_ms: now_ms(), events: &batch }) {
+    let body = match serde_json::to_vec(&Body { time_ms: now_ms(), events: batch }) {
         Ok(body) => body,
         Err(error) => {
             tracing::error!(%error, "cannot encode a webhook body");
@@ -158,7 +256,7 @@ async fn deliver(target: Arc<Target>, batch: Vec<Arc<Event>>) {
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let error = match post(&target, &body, &signature).await {
+        let error = match post(target, &body, &signature).await {
             Ok(()) => {
                 target.metrics.delivered.increment(1);
                 return;
@@ -174,7 +272,7 @@ async fn deliver(target: Arc<Target>, batch: Vec<Arc<Event>>) {
                 url: target.url.as_str(),
                 attempts,
                 error: &error,
-                events: &batch,
+                events: batch,
             };
             if dead_letters::keep(&*target.dead_letters, &letter).await {
                 target.metrics.dead_letters.increment(1);

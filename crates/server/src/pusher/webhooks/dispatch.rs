@@ -9,6 +9,11 @@
 //! hold is the same for all), so a queue of deadlines is enough; an entry
 //! cancelled and held again gets a new generation, which tells stale
 //! queue entries apart.
+//!
+//! A flush (the server stopping) routes what the inputs hold and every
+//! held event at once, then waits for each endpoint to journal what it was
+//! given. Journaled batches are adopted (`adoption.rs`) at start, every
+//! `adopt_every`, and when the hub hands over a dead node.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -16,9 +21,10 @@ use std::sync::Arc;
 use fanfare_hub::HubEvent;
 use fanfare_protocol::ChannelName;
 use fanfare_protocol::pusher::{ChannelKind, PusherChannel};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant};
 
+use super::adoption::Adoption;
 use super::delivery::Endpoint;
 use super::{Event, FromGateway, WebhookEvent, WebhookMetrics, WebhookOptions};
 use crate::config::WebhookKind;
@@ -44,6 +50,16 @@ pub(super) struct Dispatcher {
     expiries: VecDeque<(Instant, HoldKey, u64)>,
     next_generation: u64,
     metrics: WebhookMetrics,
+    adoption: Arc<Adoption>,
+    adopt_every: Option<Duration>,
+}
+
+/// The dispatcher's inputs.
+pub(super) struct Inputs {
+    pub hub: Option<mpsc::Receiver<HubEvent>>,
+    pub gateway: mpsc::Receiver<FromGateway>,
+    /// Flush requests, each answered once done.
+    pub flushes: mpsc::Receiver<oneshot::Sender<()>>,
 }
 
 impl Dispatcher {
@@ -52,8 +68,11 @@ impl Dispatcher {
         endpoints: HashMap<String, Vec<Endpoint>>,
         options: &WebhookOptions,
         metrics: WebhookMetrics,
+        adoption: Arc<Adoption>,
     ) -> Self {
         Self {
+            adoption,
+            adopt_every: options.adopt_every,
             apps,
             endpoints,
             hold: options.hold,
@@ -65,12 +84,17 @@ impl Dispatcher {
         }
     }
 
-    /// Runs until both inputs are closed and nothing is held.
-    pub async fn run(
-        mut self,
-        mut hub: Option<mpsc::Receiver<HubEvent>>,
-        mut gateway: mpsc::Receiver<FromGateway>,
-    ) {
+    /// Adopts what an earlier run left, then runs until both event inputs
+    /// are closed and nothing is held.
+    pub async fn run(mut self, inputs: Inputs) {
+        let Inputs { mut hub, mut gateway, mut flushes } = inputs;
+        let adoption = self.adoption.clone();
+        tokio::spawn(async move { adoption.adopt(&[]).await });
+        let mut adoptions = self.adopt_every.map(|every| {
+            let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks
+        });
         let mut gateway_open = true;
         while hub.is_some() || gateway_open || !self.expiries.is_empty() {
             let next_expiry = self.expiries.front().map(|(deadline, ..)| *deadline);
@@ -84,7 +108,38 @@ impl Dispatcher {
                     None => gateway_open = false,
                 },
                 () = sleep_until(next_expiry), if next_expiry.is_some() => self.release_expired(),
+                Some(done) = flushes.recv() => {
+                    self.flush(&mut hub, &mut gateway).await;
+                    let _ = done.send(());
+                }
+                _ = tick(&mut adoptions) => {
+                    let adoption = self.adoption.clone();
+                    tokio::spawn(async move { adoption.adopt(&[]).await });
+                }
             }
+        }
+    }
+
+    /// Routes what the inputs hold and every held event now, then waits
+    /// until each endpoint has journaled what it was given.
+    async fn flush(
+        &mut self,
+        hub: &mut Option<mpsc::Receiver<HubEvent>>,
+        gateway: &mut mpsc::Receiver<FromGateway>,
+    ) {
+        while let Some(event) = hub.as_mut().and_then(|hub| hub.try_recv().ok()) {
+            self.on_hub_event(event);
+        }
+        while let Ok(FromGateway { app, event }) = gateway.try_recv() {
+            self.on_gateway_event(&app, event);
+        }
+        self.expiries.clear();
+        let held: Vec<Held> = self.held.drain().map(|(_, held)| held).collect();
+        for Held { app, event, .. } in held {
+            self.route(&app, event);
+        }
+        for endpoint in self.endpoints.values().flatten() {
+            endpoint.flush().await;
         }
     }
 
@@ -96,6 +151,11 @@ impl Dispatcher {
             HubEvent::MemberRemoved { channel, user } => (channel, WebhookKind::MemberRemoved, Some(user)),
             HubEvent::SubscriptionCount { channel, count } => {
                 self.on_subscription_count(&channel, count);
+                return;
+            }
+            HubEvent::NodeGone { node } => {
+                let adoption = self.adoption.clone();
+                tokio::spawn(async move { adoption.adopt(&[node]).await });
                 return;
             }
         };
@@ -193,6 +253,15 @@ impl Dispatcher {
 async fn recv(receiver: &mut Option<mpsc::Receiver<HubEvent>>) -> Option<HubEvent> {
     match receiver {
         Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn tick(ticks: &mut Option<tokio::time::Interval>) {
+    match ticks {
+        Some(ticks) => {
+            ticks.tick().await;
+        }
         None => std::future::pending().await,
     }
 }

@@ -13,16 +13,28 @@
 //!     one signed POST {"time_ms", "events"}, retries with exponential
 //!     backoff for 5 minutes, then keeps a dead letter (dead_letters.rs: a
 //!     file on a single node, the cluster's log in Redis on a cluster node)
+//!         │ each batch journaled from its first attempt to its end
+//!         ▼
+//! journal.rs: files in data_dir on a single node, the cluster's journal
+//!     in Redis on a cluster node; adoption.rs delivers what an earlier run
+//!     (or a dead or stopped node) left
 //! ```
+//!
+//! [`Webhooks::flush`] (the server stopping) routes held and queued events
+//! at once and waits until they are journaled: what a clean stop leaves is
+//! delivered after the restart (or by another node). A kill -9 loses only
+//! the events not yet in a batch (the last `batch_window`, and held ones).
 //!
 //! Nothing here can slow the hub: the hub's queue and every queue after it
 //! are bounded and overflow is dropped and counted. Unlike Pusher's, every
 //! event carries an `id` (a UUID v4) so that receivers can de-duplicate
 //! retried batches.
 
+mod adoption;
 mod dead_letters;
 mod delivery;
 mod dispatch;
+mod journal;
 mod replay;
 #[cfg(test)]
 mod tests;
@@ -30,13 +42,14 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fanfare_cluster::{ClusterError, DeadLetterLog};
+use fanfare_cluster::{ClusterError, DeadLetterLog, WebhookJournal};
 use fanfare_hub::Hub;
 use metrics::{Counter, counter};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 pub use dead_letters::DeadLetterFile;
+pub use journal::JournalFile;
 pub use replay::{ReplayError, Replayed};
 
 use crate::config::WebhookKind;
@@ -92,6 +105,9 @@ pub struct WebhookOptions {
     /// Roots trusted for `https://` URLs besides the system's
     /// (`tls.webhook_ca_file`).
     pub extra_roots: Vec<reqwest::Certificate>,
+    /// How often to adopt journaled batches other nodes released (a
+    /// cluster node's); `None`: only at start (a single node's).
+    pub adopt_every: Option<Duration>,
 }
 
 /// Size at which a single node's dead-letter file is rotated (to `.1`).
@@ -112,6 +128,7 @@ impl Default for WebhookOptions {
             max_in_flight: 16,
             max_held: 100_000,
             extra_roots: Vec::new(),
+            adopt_every: None,
         }
     }
 }
@@ -159,6 +176,24 @@ fn event_id() -> String {
     format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 
+/// Where webhooks keep what must outlive the process: batches given up on,
+/// and batches not yet delivered.
+#[derive(Clone)]
+pub struct WebhookStores {
+    pub dead_letters: Arc<dyn DeadLetterLog>,
+    pub journal: Arc<dyn WebhookJournal>,
+}
+
+impl WebhookStores {
+    /// A single node's: files in its data directory.
+    pub fn in_data_dir(data_dir: &std::path::Path) -> Self {
+        Self {
+            dead_letters: Arc::new(DeadLetterFile::new(data_dir, DEAD_LETTER_FILE_MAX_BYTES)),
+            journal: Arc::new(JournalFile::new(data_dir)),
+        }
+    }
+}
+
 /// What reaches the dispatcher from the gateway.
 pub(crate) struct FromGateway {
     pub app: Arc<PusherApp>,
@@ -192,6 +227,9 @@ pub struct Webhooks {
     apps: Arc<Apps>,
     /// `None` when no app has a webhook: nothing runs.
     input: Option<mpsc::Sender<FromGateway>>,
+    /// Flush requests to the dispatcher (`None` with no webhook).
+    flushes: Option<mpsc::Sender<oneshot::Sender<()>>>,
+    journal: Arc<dyn WebhookJournal>,
     dead_letters: Arc<dyn DeadLetterLog>,
     /// Every endpoint's queue, for replayed dead letters.
     replays: replay::Replays,
@@ -201,14 +239,10 @@ pub struct Webhooks {
 impl Webhooks {
     /// Starts the dispatcher and one delivery task per endpoint, fed by the
     /// hub's lifecycle events (with subscription counts only when some app
-    /// wants them). Needs a Tokio runtime. Batches never accepted are
-    /// kept in `dead_letters`.
-    pub fn start(
-        apps: Arc<Apps>,
-        hub: &Hub,
-        dead_letters: Arc<dyn DeadLetterLog>,
-        options: WebhookOptions,
-    ) -> Self {
+    /// wants them). Needs a Tokio runtime. Batches are journaled in
+    /// `stores.journal` until delivered; batches never accepted are kept in
+    /// `stores.dead_letters`.
+    pub fn start(apps: Arc<Apps>, hub: &Hub, stores: WebhookStores, options: WebhookOptions) -> Self {
         let any_webhook = apps.iter().any(|app| !app.settings.webhooks.is_empty());
         let with_counts = apps.any_wants(WebhookKind::SubscriptionCount);
         let hub_events = match any_webhook {
@@ -218,28 +252,67 @@ impl Webhooks {
         if any_webhook && hub_events.is_none() {
             tracing::warn!("the hub's events already have a listener: channel webhooks are off");
         }
-        Self::start_with(apps, hub_events, dead_letters, options)
+        Self::start_with(apps, hub_events, stores, options)
     }
 
     /// [`start`](Self::start) with the hub's events given (tests feed their own).
     pub(crate) fn start_with(
         apps: Arc<Apps>,
         hub_events: Option<mpsc::Receiver<fanfare_hub::HubEvent>>,
-        dead_letters: Arc<dyn DeadLetterLog>,
+        stores: WebhookStores,
         options: WebhookOptions,
     ) -> Self {
         let metrics = WebhookMetrics::register();
         let any_webhook = apps.iter().any(|app| !app.settings.webhooks.is_empty());
+        let WebhookStores { dead_letters, journal } = stores;
         let mut replays = replay::Replays::default();
+        let mut flushes = None;
         let input = any_webhook.then(|| {
-            let (tx, rx) = mpsc::channel(options.input_queue);
-            let endpoints = delivery::start_endpoints(&apps, &options, &dead_letters, &metrics);
+            let (tx, gateway) = mpsc::channel(options.input_queue);
+            let (flush_tx, flush_rx) = mpsc::channel(1);
+            flushes = Some(flush_tx);
+            let keeping = delivery::Keeping { dead_letters: &dead_letters, journal: &journal };
+            let (endpoints, targets) = delivery::start_endpoints(&apps, &options, keeping, &metrics);
             replays = replay::Replays::new(&endpoints);
-            let dispatcher = dispatch::Dispatcher::new(apps.clone(), endpoints, &options, metrics.clone());
-            tokio::spawn(dispatcher.run(hub_events, rx));
+            let adoption = adoption::Adoption {
+                journal: journal.clone(),
+                targets: Arc::new(targets),
+                dead_letters: dead_letters.clone(),
+            };
+            let dispatcher = dispatch::Dispatcher::new(
+                apps.clone(),
+                endpoints,
+                &options,
+                metrics.clone(),
+                Arc::new(adoption),
+            );
+            let inputs = dispatch::Inputs { hub: hub_events, gateway, flushes: flush_rx };
+            tokio::spawn(dispatcher.run(inputs));
             tx
         });
-        Self { apps, input, dead_letters, replays, metrics }
+        Self { apps, input, flushes, journal, dead_letters, replays, metrics }
+    }
+
+    /// The server is stopping: sends held events now (a `channel_vacated`
+    /// held for a reconnect that cannot come here any more), waits up to
+    /// `within` for every queued event to be journaled, then releases the
+    /// journal (on a cluster node, to whichever node adopts next; a single
+    /// node's next start finds its files). What is not journaled by then
+    /// is lost, and logged.
+    pub async fn flush(&self, within: Duration) {
+        let Some(flushes) = &self.flushes else { return };
+        let (done, flushed) = oneshot::channel();
+        let flushing = async {
+            flushes.send(done).await.ok()?;
+            flushed.await.ok()
+        };
+        if tokio::time::timeout(within, flushing).await.ok().flatten().is_none() {
+            tracing::warn!("webhook events were still queued at the stop; some are lost");
+        }
+        if let Err(error) = self.journal.release().await {
+            let error = anyhow::Error::from(error);
+            tracing::warn!(error = format!("{error:#}"), "could not release the webhook journal");
+        }
     }
 
     /// Queues an event the gateway saw for the webhooks of app `app_id`.

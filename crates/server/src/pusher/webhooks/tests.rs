@@ -112,11 +112,7 @@ fn start(
 ) -> (Webhooks, mpsc::Sender<HubEvent>) {
     let (tx, rx) = mpsc::channel(100);
     let apps = Arc::new(Apps::new(apps).unwrap());
-    (Webhooks::start_with(apps, Some(rx), file_in(dir.path()), options), tx)
-}
-
-fn file_in(dir: &std::path::Path) -> Arc<dyn fanfare_cluster::DeadLetterLog> {
-    Arc::new(super::DeadLetterFile::new(dir, super::DEAD_LETTER_FILE_MAX_BYTES))
+    (Webhooks::start_with(apps, Some(rx), super::WebhookStores::in_data_dir(dir.path()), options), tx)
 }
 
 fn channel(name: &str) -> ChannelName {
@@ -361,7 +357,7 @@ async fn a_real_hub_reports_its_channels_and_counts_only_when_asked() {
     );
     let events = [WebhookKind::ChannelOccupied, WebhookKind::SubscriptionCount];
     let apps = Arc::new(Apps::new(vec![app("a", "", &receiver.url, &events)]).unwrap());
-    let _webhooks = Webhooks::start(apps, &hub, file_in(dir.path()), fast());
+    let _webhooks = Webhooks::start(apps, &hub, super::WebhookStores::in_data_dir(dir.path()), fast());
 
     let outbox = Arc::new(Outbox::new(OutboxLimits::default()));
     let subscriber =
