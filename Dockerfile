@@ -23,8 +23,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -D -m 0755 target/release/fanfare /out/fanfare
 
 FROM debian:bookworm-slim
-# No curl or wget: the health check below uses bash's /dev/tcp.
-RUN groupadd --system --gid 10001 fanfare \
+# No curl or wget: the health check below uses bash's /dev/tcp. The root
+# certificates are for https:// webhook URLs.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 fanfare \
     && useradd --system --uid 10001 --gid fanfare --home-dir /var/lib/fanfare --shell /usr/sbin/nologin fanfare \
     && install -d -o fanfare -g fanfare -m 0750 /var/lib/fanfare
 COPY --from=builder /out/fanfare /usr/local/bin/fanfare

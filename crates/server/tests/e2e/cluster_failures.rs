@@ -49,12 +49,17 @@ pub(crate) struct Node {
 
 impl Node {
     pub(crate) async fn spawn(redis_url: &str) -> Node {
+        Self::spawn_with(redis_url, "").await
+    }
+
+    /// [`spawn`](Self::spawn) with `extra` TOML tables at the end (Pusher apps …).
+    pub(crate) async fn spawn_with(redis_url: &str, extra: &str) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let config = format!(
             "listen = \"127.0.0.1:0\"\ndata_dir = \"{data}\"\napi_key = \"{API_KEY}\"\n\
              shutdown_grace = \"1s\"\n\n[auth]\nallow_anonymous = true\njwt_algorithm = \"HS256\"\n\
              jwt_secret = \"{JWT_SECRET}\"\n\n{NAMESPACES}\n[cluster]\nurl = \"{redis_url}\"\n\
-             node_lease = \"2s\"\nheartbeat = \"500ms\"\n",
+             node_lease = \"2s\"\nheartbeat = \"500ms\"\n\n{extra}",
             data = dir.path().display()
         );
         let path = dir.path().join("fanfare.toml");
@@ -101,7 +106,7 @@ impl Node {
     }
 
     /// `SIGKILL`, and waits until the process is gone.
-    async fn kill(&mut self) {
+    pub(crate) async fn kill(&mut self) {
         self.child.start_kill().unwrap();
         tokio::time::timeout(WAIT, self.child.wait()).await.expect("a killed node exits").unwrap();
     }

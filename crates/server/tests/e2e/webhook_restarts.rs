@@ -1,7 +1,9 @@
-//! Webhooks that survive restarts (the real binary, a single node): a
+//! Webhooks that survive restarts (the real binary): on a single node, a
 //! batch in retry when the process is killed, and a `channel_vacated`
-//! still held when it is stopped, are delivered by the next start, with
-//! the event ids they had.
+//! still held when it is stopped, are delivered by the next start; in a
+//! cluster, a killed node's batch in retry is delivered by the node that
+//! claims it, and a stopped node's by another. Each with the event ids it
+//! had.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::cluster_failures::Node;
 use crate::process::{signal, spawn};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -65,12 +68,16 @@ impl Receiver {
     }
 }
 
-fn write_config(path: &Path, hook_url: &str) {
-    let text = format!(
-        "api_key = \"0123456789abcdef0123\"\n\n[[pusher.apps]]\nid = \"app-1\"\nkey = \"key-1\"\nsecret = \"secret-1\"\n\n\
+/// The Pusher app and its webhook, as TOML tables.
+fn app_toml(hook_url: &str) -> String {
+    format!(
+        "[[pusher.apps]]\nid = \"app-1\"\nkey = \"key-1\"\nsecret = \"secret-1\"\n\n\
          [[pusher.apps.webhooks]]\nurl = \"{hook_url}\"\nevents = [\"channel_occupied\", \"channel_vacated\"]\n"
-    );
-    std::fs::write(path, text).unwrap();
+    )
+}
+
+fn write_config(path: &Path, hook_url: &str) {
+    std::fs::write(path, format!("api_key = \"0123456789abcdef0123\"\n\n{}", app_toml(hook_url))).unwrap();
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -157,4 +164,51 @@ async fn a_held_vacated_event_at_a_clean_stop_is_delivered_after_the_restart() {
     assert_eq!(delivered[1].0, "channel_vacated");
     signal(&child, "-TERM");
     assert!(tokio::time::timeout(WAIT, child.wait()).await.unwrap().unwrap().success());
+}
+
+/// Until a delivered POST carries `event` (its name and id).
+async fn until_delivered(receiver: &mut Receiver, event: &(String, String)) {
+    loop {
+        if names_and_ids(&receiver.next_delivered().await).contains(event) {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_killed_nodes_batch_in_retry_is_delivered_by_the_node_that_claims_it() {
+    let Some(redis) = fanfare_testkit::RedisServer::start_or_skip() else { return };
+    let mut receiver = Receiver::start().await;
+    let mut victim = Node::spawn_with(&redis.url(), &app_toml(&receiver.url)).await;
+    let mut survivor = Node::spawn_with(&redis.url(), &app_toml(&receiver.url)).await;
+    let _socket = subscribed(victim.addr(), "news").await;
+    let (status, refused) = receiver.next().await;
+    assert_eq!((status, refused[0]["name"].as_str()), (500, Some("channel_occupied")));
+    let occupied = names_and_ids(&refused).remove(0);
+    assert_eq!(redis.cli(&["EXISTS", "fanfare:{webhooks}:journal_released"]), "0");
+    victim.kill().await;
+
+    receiver.failing.store(false, Ordering::SeqCst);
+    // The survivor claims the victim once its lease (2 s) runs out.
+    until_delivered(&mut receiver, &occupied).await;
+    survivor.stop().await;
+}
+
+#[tokio::test]
+async fn a_stopped_nodes_batch_in_retry_is_delivered_by_another_node() {
+    let Some(redis) = fanfare_testkit::RedisServer::start_or_skip() else { return };
+    let mut receiver = Receiver::start().await;
+    let mut leaving = Node::spawn_with(&redis.url(), &app_toml(&receiver.url)).await;
+    let mut staying = Node::spawn_with(&redis.url(), &app_toml(&receiver.url)).await;
+    let socket = subscribed(leaving.addr(), "news").await;
+    let (status, refused) = receiver.next().await;
+    assert_eq!((status, refused[0]["name"].as_str()), (500, Some("channel_occupied")));
+    let occupied = names_and_ids(&refused).remove(0);
+    drop(socket);
+    leaving.stop().await;
+
+    receiver.failing.store(false, Ordering::SeqCst);
+    // Released at the stop; the other node adopts within 5 s.
+    until_delivered(&mut receiver, &occupied).await;
+    staying.stop().await;
 }
