@@ -51,5 +51,5 @@ async fn a_live_nodes_records_stay_its_own_and_a_dead_nodes_go_to_one_adopter() 
     );
     assert!(first.is_empty() || second.is_empty(), "one adopter takes them all: {first:?} {second:?}");
     assert_eq!(server.cli(&["EXISTS", "fanfare:{webhooks}:journal:node-a"]), "0");
-    assert!(on_b.adopt(&[b.clone()]).await.unwrap().is_empty(), "adopting itself moves nothing");
+    assert!(on_b.adopt(std::slice::from_ref(&b)).await.unwrap().is_empty(), "adopting itself moves nothing");
 }
