@@ -273,3 +273,34 @@ async fn a_webhook_receiver_with_an_untrusted_certificate_gets_nothing() {
     assert!(letter["error"].as_str().unwrap().contains("UnknownIssuer"), "{letter}");
     assert!(posts.try_recv().is_err(), "nothing reached the receiver");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanfare_bench_runs_over_wss_and_https_trusting_its_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let (files, _) = ca.leaf(dir.path(), "server");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let server = TestServer::with_settings("", |settings| settings.tls.certificate = Some(files)).await;
+
+    let mut options =
+        fanfare_bench::BenchOptions::new(fanfare_bench::Scenario::Fanout, format!("https://{}", server.addr));
+    options.api_key = Some(crate::support::API_KEY.to_string());
+    options.connections = 10;
+    options.messages = Some(20);
+    options.duration = Duration::from_secs(5);
+    options.drain_timeout = Duration::from_secs(10);
+    options.timeout = Some(Duration::from_secs(60));
+    options.progress = false;
+    let untrusted = fanfare_bench::run(&options).await;
+    assert!(
+        untrusted.is_err() || !untrusted.unwrap().integrity_ok(),
+        "Mozilla's roots do not include the test CA"
+    );
+
+    options.ca_file = Some(ca_file);
+    let report = fanfare_bench::run(&options).await.unwrap();
+    let delivery = report.delivery.as_ref().expect("a delivery report");
+    assert_eq!((delivery.expected, delivery.delivered, delivery.lost), (200, 200, 0), "{report}");
+    assert!(report.integrity_ok() && report.errors.is_empty(), "{report}");
+}
