@@ -528,11 +528,21 @@ fn webhooks_on(server: &TestServer, url: &str) -> Webhooks {
 
 /// [`webhooks_on`], keeping dead letters and the journal in `stores`.
 pub(crate) fn webhooks_keeping(server: &TestServer, url: &str, stores: WebhookStores) -> Webhooks {
+    webhooks_with(server, url, stores, |_| {})
+}
+
+/// [`webhooks_keeping`], with `adjust` on the short timings.
+pub(crate) fn webhooks_with(
+    server: &TestServer,
+    url: &str,
+    stores: WebhookStores,
+    adjust: impl FnOnce(&mut WebhookOptions),
+) -> Webhooks {
     let webhook =
         WebhookSettings { url: url.parse().unwrap(), events: WebhookKind::ALL.into_iter().collect() };
     let app = AppSettings { webhooks: vec![webhook], ..AppSettings::new("app-1", "key-1", "secret-1") };
     let apps = Arc::new(Apps::new(vec![app]).unwrap());
-    let options = WebhookOptions {
+    let mut options = WebhookOptions {
         hold: Duration::from_millis(200),
         batch_window: Duration::from_millis(20),
         retry_initial: Duration::from_millis(20),
@@ -540,6 +550,7 @@ pub(crate) fn webhooks_keeping(server: &TestServer, url: &str, stores: WebhookSt
         retry_for: Duration::from_millis(150),
         ..WebhookOptions::default()
     };
+    adjust(&mut options);
     Webhooks::start(apps, &server.app.hub, stores, options)
 }
 

@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use axum::http::HeaderMap;
 use bytes::Bytes;
-use fanfare::config::{AppSettings, CertificateFiles, WebhookKind, WebhookSettings};
-use fanfare::pusher::apps::Apps;
-use fanfare::pusher::webhooks::{WebhookOptions, WebhookStores, Webhooks};
+use fanfare::config::CertificateFiles;
+use fanfare::pusher::webhooks::WebhookStores;
 use fanfare::tls::{Certificates, TlsListener};
 use fanfare_client::{Client, ClientOptions, SubscriptionEvent};
 use fanfare_protocol::pusher::verify_webhook;
@@ -21,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::process::{signal, spawn};
-use crate::pusher_api::PusherConn;
+use crate::pusher_api::{PusherConn, webhooks_keeping, webhooks_with};
 use crate::support::{TestServer, eventually, metric_value};
 
 const KEY: &str = "0123456789abcdef0123";
@@ -219,18 +218,9 @@ async fn an_https_webhook_receiver_gets_signed_events() {
     let (url, mut posts) = tls_receiver(&files).await;
     let server = TestServer::with_config(crate::pusher_api::APPS).await;
 
-    let webhook =
-        WebhookSettings { url: url.parse().unwrap(), events: WebhookKind::ALL.into_iter().collect() };
-    let app = AppSettings { webhooks: vec![webhook], ..AppSettings::new("app-1", "key-1", "secret-1") };
-    let apps = Arc::new(Apps::new(vec![app]).unwrap());
-    let stores = WebhookStores::in_data_dir(&server.app.settings.data_dir);
     let root = reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap();
-    let options = WebhookOptions {
-        batch_window: Duration::from_millis(20),
-        extra_roots: vec![root],
-        ..WebhookOptions::default()
-    };
-    let _webhooks = Webhooks::start(apps, &server.app.hub, stores, options);
+    let stores = WebhookStores::in_data_dir(&server.app.settings.data_dir);
+    let _webhooks = webhooks_with(&server, &url, stores, |options| options.extra_roots = vec![root]);
 
     let mut pusher = PusherConn::open(&server, "key-1").await;
     pusher.subscribe("news", "", None).await;
@@ -250,19 +240,8 @@ async fn a_webhook_receiver_with_an_untrusted_certificate_gets_nothing() {
     let (files, _) = ca.leaf(dir.path(), "receiver");
     let (url, mut posts) = tls_receiver(&files).await;
     let server = TestServer::with_config(crate::pusher_api::APPS).await;
-    let webhook =
-        WebhookSettings { url: url.parse().unwrap(), events: WebhookKind::ALL.into_iter().collect() };
-    let app = AppSettings { webhooks: vec![webhook], ..AppSettings::new("app-1", "key-1", "secret-1") };
-    let apps = Arc::new(Apps::new(vec![app]).unwrap());
     let stores = WebhookStores::in_data_dir(&server.app.settings.data_dir);
-    let options = WebhookOptions {
-        batch_window: Duration::from_millis(20),
-        retry_initial: Duration::from_millis(20),
-        retry_max_delay: Duration::from_millis(40),
-        retry_for: Duration::from_millis(150),
-        ..WebhookOptions::default()
-    };
-    let webhooks = Webhooks::start(apps, &server.app.hub, stores, options);
+    let webhooks = webhooks_keeping(&server, &url, stores);
     let mut pusher = PusherConn::open(&server, "key-1").await;
     pusher.subscribe("news", "", None).await;
     eventually("a dead letter for the untrusted receiver", || async {

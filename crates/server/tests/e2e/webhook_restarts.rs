@@ -107,18 +107,36 @@ fn names_and_ids(events: &[Value]) -> Vec<(String, String)> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_batch_in_retry_when_the_process_is_killed_is_delivered_after_the_restart() {
+/// A node (the real binary) with the app's webhook to `receiver`
+/// (answering 500), and a subscriber whose `channel_occupied` was refused
+/// once.
+struct OneNode {
+    _dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    data: std::path::PathBuf,
+    child: tokio::process::Child,
+    socket: Socket,
+    /// The refused POST's events.
+    refused: Vec<Value>,
+}
+
+async fn one_node_one_refused(receiver: &mut Receiver) -> OneNode {
     let dir = tempfile::tempdir().unwrap();
-    let mut receiver = Receiver::start().await;
     let config = dir.path().join("fanfare.toml");
     write_config(&config, &receiver.url);
     let data = dir.path().join("data");
-    let (mut child, addr, _log) = spawn(&config, &data).await;
-    let _socket = subscribed(addr, "news").await;
+    let (child, addr, _log) = spawn(&config, &data).await;
+    let socket = subscribed(addr, "news").await;
     let (status, refused) = receiver.next().await;
-    assert_eq!(status, 500);
-    assert_eq!(refused[0]["name"], "channel_occupied");
+    assert_eq!((status, refused[0]["name"].as_str()), (500, Some("channel_occupied")));
+    OneNode { _dir: dir, config, data, child, socket, refused }
+}
+
+#[tokio::test]
+async fn a_batch_in_retry_when_the_process_is_killed_is_delivered_after_the_restart() {
+    let mut receiver = Receiver::start().await;
+    let OneNode { _dir, config, data, mut child, socket: _socket, refused } =
+        one_node_one_refused(&mut receiver).await;
     child.start_kill().unwrap();
     tokio::time::timeout(WAIT, child.wait()).await.unwrap().unwrap();
 
@@ -137,15 +155,9 @@ async fn a_batch_in_retry_when_the_process_is_killed_is_delivered_after_the_rest
 
 #[tokio::test]
 async fn a_held_vacated_event_at_a_clean_stop_is_delivered_after_the_restart() {
-    let dir = tempfile::tempdir().unwrap();
     let mut receiver = Receiver::start().await;
-    let config = dir.path().join("fanfare.toml");
-    write_config(&config, &receiver.url);
-    let data = dir.path().join("data");
-    let (mut child, addr, _log) = spawn(&config, &data).await;
-    let socket = subscribed(addr, "news").await;
-    let (status, occupied) = receiver.next().await;
-    assert_eq!((status, occupied[0]["name"].as_str()), (500, Some("channel_occupied")));
+    let OneNode { _dir, config, data, mut child, socket, refused } =
+        one_node_one_refused(&mut receiver).await;
     // The channel empties: channel_vacated is held for 3 s, and the stop
     // comes before it is sent.
     drop(socket);
@@ -159,7 +171,7 @@ async fn a_held_vacated_event_at_a_clean_stop_is_delivered_after_the_restart() {
         delivered.extend(names_and_ids(&receiver.next_delivered().await));
     }
     delivered.sort();
-    let occupied = names_and_ids(&occupied).remove(0);
+    let occupied = names_and_ids(&refused).remove(0);
     assert_eq!(delivered[0], occupied, "channel_occupied, with the id of its refused POST");
     assert_eq!(delivered[1].0, "channel_vacated");
     signal(&child, "-TERM");
@@ -175,16 +187,32 @@ async fn until_delivered(receiver: &mut Receiver, event: &(String, String)) {
     }
 }
 
+/// Two nodes with the app's webhook to `receiver` (answering 500), and a
+/// subscriber on the first, whose `channel_occupied` was refused once.
+async fn two_nodes_one_refused(redis: &fanfare_testkit::RedisServer, receiver: &mut Receiver) -> Cluster {
+    let first = Node::spawn_with(&redis.url(), &app_toml(&receiver.url)).await;
+    let second = Node::spawn_with(&redis.url(), &app_toml(&receiver.url)).await;
+    let socket = subscribed(first.addr(), "news").await;
+    let (status, refused) = receiver.next().await;
+    assert_eq!((status, refused[0]["name"].as_str()), (500, Some("channel_occupied")));
+    let occupied = names_and_ids(&refused).remove(0);
+    Cluster { first, second, socket, occupied }
+}
+
+struct Cluster {
+    first: Node,
+    second: Node,
+    socket: Socket,
+    /// The refused event's name and id.
+    occupied: (String, String),
+}
+
 #[tokio::test]
 async fn a_killed_nodes_batch_in_retry_is_delivered_by_the_node_that_claims_it() {
     let Some(redis) = fanfare_testkit::RedisServer::start_or_skip() else { return };
     let mut receiver = Receiver::start().await;
-    let mut victim = Node::spawn_with(&redis.url(), &app_toml(&receiver.url)).await;
-    let mut survivor = Node::spawn_with(&redis.url(), &app_toml(&receiver.url)).await;
-    let _socket = subscribed(victim.addr(), "news").await;
-    let (status, refused) = receiver.next().await;
-    assert_eq!((status, refused[0]["name"].as_str()), (500, Some("channel_occupied")));
-    let occupied = names_and_ids(&refused).remove(0);
+    let Cluster { first: mut victim, second: mut survivor, socket: _socket, occupied } =
+        two_nodes_one_refused(&redis, &mut receiver).await;
     assert_eq!(redis.cli(&["EXISTS", "fanfare:{webhooks}:journal_released"]), "0");
     victim.kill().await;
 
@@ -198,12 +226,8 @@ async fn a_killed_nodes_batch_in_retry_is_delivered_by_the_node_that_claims_it()
 async fn a_stopped_nodes_batch_in_retry_is_delivered_by_another_node() {
     let Some(redis) = fanfare_testkit::RedisServer::start_or_skip() else { return };
     let mut receiver = Receiver::start().await;
-    let mut leaving = Node::spawn_with(&redis.url(), &app_toml(&receiver.url)).await;
-    let mut staying = Node::spawn_with(&redis.url(), &app_toml(&receiver.url)).await;
-    let socket = subscribed(leaving.addr(), "news").await;
-    let (status, refused) = receiver.next().await;
-    assert_eq!((status, refused[0]["name"].as_str()), (500, Some("channel_occupied")));
-    let occupied = names_and_ids(&refused).remove(0);
+    let Cluster { first: mut leaving, second: mut staying, socket, occupied } =
+        two_nodes_one_refused(&redis, &mut receiver).await;
     drop(socket);
     leaving.stop().await;
 
