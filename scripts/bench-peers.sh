@@ -27,7 +27,9 @@
 #                       bare-one-worker (the bare coalescing broadcaster example, the reference
 #                       of the fan-out targets: Nagle on / TCP_NODELAY / TCP_NODELAY, one thread),
 #                       fanfare-baseline and fanfare-pusher-baseline (native / Pusher against the
-#                       binary given by --baseline-bin: an earlier commit, measured in the same run)
+#                       binary given by --baseline-bin: an earlier commit, measured in the same run),
+#                       fanfare-tls (native over wss:// and https://, built-in TLS with a
+#                       certificate made by openssl for the session)
 #   --scenarios "A B"   subset of: idle fanout-throughput fanout-latency history reconnect-storm reconnect-storm-light
 #                       and, not run unless named: pusher-batch-throughput and pusher-batch-latency
 #                       (Pusher servers only: 500 events of 100 B sent as batch_events of 10 to
@@ -154,7 +156,7 @@ available=""
 if has_target sockudo; then install_sockudo && available+=" sockudo"; fi
 if has_target soketi; then install_soketi && available+=" soketi"; fi
 if has_target nats; then install_nats && available+=" nats"; fi
-for t in fanfare-native fanfare-pusher fanfare-pusher-memory fanfare-store fanfare-nagle fanfare-one-worker bare bare-nodelay bare-one-worker; do
+for t in fanfare-native fanfare-pusher fanfare-pusher-memory fanfare-store fanfare-nagle fanfare-one-worker fanfare-tls bare bare-nodelay bare-one-worker; do
   has_target $t && available+=" $t"
 done
 for t in fanfare-baseline fanfare-pusher-baseline; do
@@ -192,6 +194,19 @@ BASELINE=$SESSION/fanfare-baseline
 [ -n "$BASELINE_BIN" ] && cp "$BASELINE_BIN" "$BASELINE"
 if has_target bare || has_target bare-nodelay || has_target bare-one-worker; then
   cp "$REPO/target/release/examples/bare_broadcaster" "$BARE"
+fi
+# fanfare-tls: a CA and a certificate for the loopback address, P-256.
+TLS_DIR=$SESSION/tls
+if has_target fanfare-tls; then
+  command -v openssl >/dev/null || die "fanfare-tls needs openssl"
+  mkdir -p "$TLS_DIR"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj "/CN=bench CA" \
+    -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$BIND_HOST" \
+    -keyout "$TLS_DIR/server.key" -out "$TLS_DIR/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:%s\n' "$BIND_HOST" >"$TLS_DIR/san.ext"
+  openssl x509 -req -in "$TLS_DIR/server.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" -CAcreateserial \
+    -days 1 -extfile "$TLS_DIR/san.ext" -out "$TLS_DIR/server.pem" 2>/dev/null
 fi
 
 cleanup() {
@@ -253,20 +268,23 @@ start_server() { # target log
   local target=$1 log=$2 port
   SERVER_PID="" SERVER_URL=""
   case $target in
-    fanfare-native|fanfare-pusher|fanfare-pusher-memory|fanfare-nagle|fanfare-one-worker|fanfare-baseline|fanfare-pusher-baseline)
+    fanfare-native|fanfare-pusher|fanfare-pusher-memory|fanfare-nagle|fanfare-one-worker|fanfare-baseline|fanfare-pusher-baseline|fanfare-tls)
       # The store is set even where it is the default (embedded, fsync), so
       # a FANFARE_STORE_URL in the caller's environment cannot change it.
-      local data nodelay=true threads=0 store=embedded:// binary=$FANFARE
+      local data nodelay=true threads=0 store=embedded:// binary=$FANFARE cert="" key=""
       data=$(mktemp -d "$SESSION/fanfare-data.XXXXXX")
       [ "$target" = fanfare-nagle ] && nodelay=false
       [ "$target" = fanfare-one-worker ] && threads=1
       [ "$target" = fanfare-pusher-memory ] && store=memory://
       [[ $target = *-baseline ]] && binary=$BASELINE
+      [ "$target" = fanfare-tls ] && cert=$TLS_DIR/server.pem key=$TLS_DIR/server.key
       FANFARE_STORE_URL=$store FANFARE_DURABILITY=fsync FANFARE_TCP_NODELAY=$nodelay FANFARE_WORKER_THREADS=$threads \
+        FANFARE_TLS_CERT_FILE=$cert FANFARE_TLS_KEY_FILE=$key \
         "${SERVER_ON[@]}" "$binary" serve --listen "$BIND_HOST:0" --data-dir "$data" >"$log" 2>&1 &
       SERVER_PID=$!
       started_pids+=("$SERVER_PID")
       listening_url "$log" || return 1
+      if [ "$target" = fanfare-tls ]; then SERVER_URL=https://${SERVER_URL#http://}; fi
       ;;
     sockudo)
       port=$(free_port)
@@ -349,7 +367,7 @@ stop_server() {
 targets_of() {
   case $1 in
     idle|fanout-throughput|fanout-latency)
-      echo "fanfare-native fanfare-pusher sockudo soketi nats fanfare-nagle fanfare-one-worker bare bare-nodelay bare-one-worker fanfare-baseline fanfare-pusher-baseline" ;;
+      echo "fanfare-native fanfare-pusher sockudo soketi nats fanfare-nagle fanfare-one-worker bare bare-nodelay bare-one-worker fanfare-baseline fanfare-pusher-baseline fanfare-tls" ;;
     history) echo "fanfare-native fanfare-store" ;;
     reconnect-storm|reconnect-storm-light) echo "fanfare-native" ;;
     pusher-batch-throughput|pusher-batch-latency) echo "fanfare-pusher fanfare-pusher-memory sockudo soketi fanfare-pusher-baseline" ;;
@@ -382,7 +400,7 @@ scenario_args() { # scenario target
 
 protocol_of() {
   case $1 in
-    fanfare-native|fanfare-store|fanfare-nagle|fanfare-one-worker|fanfare-baseline|bare|bare-nodelay|bare-one-worker) echo native ;;
+    fanfare-native|fanfare-store|fanfare-nagle|fanfare-one-worker|fanfare-baseline|fanfare-tls|bare|bare-nodelay|bare-one-worker) echo native ;;
     fanfare-pusher|fanfare-pusher-memory|fanfare-pusher-baseline|sockudo|soketi) echo pusher ;;
     nats) echo nats ;;
   esac
@@ -410,11 +428,13 @@ run_one() { # scenario target run
   [ "$target" = fanfare-store ] && args+=" --data-dir $SESSION --durability fsync"
   [ -n "$SERVER_URL" ] && args+=" --url $SERVER_URL"
   [ -n "$SERVER_PID" ] && args+=" --server-pid $SERVER_PID"
+  [ "$target" = fanfare-tls ] && args+=" --ca-file $TLS_DIR/ca.pem"
   # The command as documented: no pid, port or temporary path.
   local shown
   shown="fanfare bench $(scenario_args "$scenario" "$target") --protocol $(protocol_of "$target")"
   [ "$target" = fanfare-store ] && shown+=" --data-dir \$TMPDIR --durability fsync"
   [ -n "$SERVER_URL" ] && shown+=" --url \$URL --server-pid \$PID"
+  [ "$target" = fanfare-tls ] && shown+=" --ca-file ca.pem"
   say "$name: $shown"
   # shellcheck disable=SC2086 # args are words by construction
   timeout --kill-after=15s $((RUN_TIMEOUT + 30)) "${TOOL_ON[@]}" "$FANFARE" bench $args \
@@ -475,6 +495,7 @@ LABELS = {
     "bare-nodelay": "bare, TCP_NODELAY", "fanfare-one-worker": "Fanfare native, 1 thread",
     "bare-one-worker": "bare, TCP_NODELAY, 1 thread",
     "fanfare-baseline": "Fanfare native, baseline commit", "fanfare-pusher-baseline": "Fanfare Pusher, baseline commit",
+    "fanfare-tls": "Fanfare native, built-in TLS",
 }
 ORDER = list(LABELS)
 
@@ -646,7 +667,7 @@ COLOURS = {"fanfare-native": "#2b6cb0", "fanfare-pusher": "#63a4e8", "fanfare-pu
            "soketi": "#38a169", "nats": "#805ad5", "fanfare-store": "#2c7a7b",
            "fanfare-nagle": "#1a4480", "bare": "#718096", "bare-nodelay": "#a0aec0",
            "fanfare-one-worker": "#3182ce", "bare-one-worker": "#cbd5e0",
-           "fanfare-baseline": "#4a5568", "fanfare-pusher-baseline": "#a0aec0"}
+           "fanfare-baseline": "#4a5568", "fanfare-pusher-baseline": "#a0aec0", "fanfare-tls": "#2a4365"}
 def rows_for(scenario, metric):
     rows = []
     for target in ORDER:
