@@ -171,15 +171,12 @@ pub fn build_with(
     let apps = Arc::new(Apps::new(settings.pusher.apps.clone()).context("configuring Pusher apps")?);
     // A cluster node's hub holds channel_vacated and member_removed itself
     // (so that a reopening on another node cancels them): no second hold.
-    let mut webhook_options = match hub.node_id() {
-        Some(_) => WebhookOptions {
-            hold: Duration::ZERO,
-            extra_roots: webhook_roots,
-            adopt_every: Some(ADOPT_EVERY),
-            ..WebhookOptions::default()
-        },
-        None => WebhookOptions { extra_roots: webhook_roots, ..WebhookOptions::default() },
-    };
+    // It also adopts, now and then, the webhook batches of nodes that stopped.
+    let mut webhook_options = WebhookOptions { extra_roots: webhook_roots, ..WebhookOptions::default() };
+    if hub.node_id().is_some() {
+        webhook_options.hold = Duration::ZERO;
+        webhook_options.adopt_every = Some(ADOPT_EVERY);
+    }
     adjust_webhooks(&mut webhook_options);
     let webhooks = Webhooks::start(apps.clone(), &hub, webhook_stores, webhook_options);
     let pusher = Arc::new(PusherState { apps, users: SignedInUsers::default(), webhooks });

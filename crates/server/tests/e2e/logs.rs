@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::process::{signal, spawn};
+use crate::process::{signal, spawn, write_whole};
 use crate::support::{eventually, http};
 
 const KEY: &str = "0123456789abcdef0123";
@@ -19,10 +19,7 @@ fn write_config(path: &Path, level: &str) {
 
 fn write_config_as(path: &Path, level: &str, format: &str) {
     let text = format!("api_key = \"{KEY}\"\n\n[log]\nlevel = \"{level}\"\nformat = \"{format}\"\n");
-    // Whole or not at all: a SIGHUP must never read a half-written file.
-    let partial = path.with_extension("partial");
-    std::fs::write(&partial, text).unwrap();
-    std::fs::rename(&partial, path).unwrap();
+    write_whole(path, &text);
 }
 
 async fn level(addr: SocketAddr) -> String {

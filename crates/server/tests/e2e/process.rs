@@ -86,3 +86,11 @@ pub fn signal(child: &Child, name: &str) {
     let pid = child.id().unwrap().to_string();
     assert!(std::process::Command::new("kill").args([name, &pid]).status().unwrap().success());
 }
+
+/// Writes `text` to `path` whole or not at all (a file beside it, renamed
+/// into place): a SIGHUP must never read a half-written file.
+pub fn write_whole(path: &Path, text: &str) {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text).unwrap();
+    std::fs::rename(&partial, path).unwrap();
+}

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::process::{signal, spawn};
+use crate::process::{signal, spawn, write_whole};
 use crate::pusher_api::{PusherConn, webhooks_keeping, webhooks_with};
 use crate::support::{TestServer, eventually, metric_value};
 
@@ -68,12 +68,6 @@ impl TestCa {
         let root = reqwest::Certificate::from_pem(self.pem().as_bytes()).unwrap();
         reqwest::Client::builder().tls_certs_only([root]).timeout(WAIT).build().unwrap()
     }
-}
-
-fn write_whole(path: &Path, text: &str) {
-    let partial = path.with_extension("partial");
-    std::fs::write(&partial, text).unwrap();
-    std::fs::rename(&partial, path).unwrap();
 }
 
 /// The certificate a TLS handshake with `port` is shown.

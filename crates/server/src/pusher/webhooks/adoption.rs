@@ -4,25 +4,23 @@
 //! while it runs), and a dead node's when the hub claims that node
 //! (`HubEvent::NodeGone`).
 
-use std::sync::Arc;
-
 use bytes::Bytes;
-use fanfare_cluster::{DeadLetterLog, NodeId, WebhookJournal};
+use fanfare_cluster::NodeId;
 
+use super::WebhookStores;
 use super::dead_letters::{self, DeadLetter};
 use super::delivery::{Targets, redeliver};
 use super::journal::Pending;
 
 pub(super) struct Adoption {
-    pub journal: Arc<dyn WebhookJournal>,
-    pub targets: Arc<Targets>,
-    pub dead_letters: Arc<dyn DeadLetterLog>,
+    pub stores: WebhookStores,
+    pub targets: Targets,
 }
 
 impl Adoption {
     /// Adopts what `dead` left (and what was released) and delivers it.
     pub async fn adopt(&self, dead: &[NodeId]) {
-        match self.journal.adopt(dead).await {
+        match self.stores.journal.adopt(dead).await {
             Ok(records) => {
                 if !records.is_empty() {
                     tracing::info!(batches = records.len(), "delivering journaled webhook batches");
@@ -57,12 +55,12 @@ impl Adoption {
             error,
             events: &pending.events,
         };
-        dead_letters::keep(&*self.dead_letters, &letter).await;
+        dead_letters::keep(&*self.stores.dead_letters, &letter).await;
         self.forget(id).await;
     }
 
     async fn forget(&self, id: &str) {
-        if let Err(error) = self.journal.remove(id).await {
+        if let Err(error) = self.stores.journal.remove(id).await {
             let error = anyhow::Error::from(error);
             tracing::warn!(error = format!("{error:#}"), id, "could not forget a journaled webhook batch");
         }

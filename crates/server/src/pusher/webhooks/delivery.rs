@@ -31,7 +31,7 @@ use fanfare_cluster::{DeadLetterLog, WebhookJournal};
 
 use super::dead_letters::{self, DeadLetter};
 use super::journal::Pending;
-use super::{Event, WebhookMetrics, WebhookOptions};
+use super::{Event, WebhookMetrics, WebhookOptions, WebhookStores};
 use crate::config::WebhookKind;
 use crate::pusher::apps::{Apps, PusherApp};
 
@@ -84,18 +84,12 @@ pub(super) struct Target {
 /// the journal is delivered.
 pub(super) type Targets = HashMap<(String, String), Arc<Target>>;
 
-/// What the journal and the dead letters keep, shared by every endpoint.
-pub(super) struct Keeping<'a> {
-    pub dead_letters: &'a Arc<dyn DeadLetterLog>,
-    pub journal: &'a Arc<dyn WebhookJournal>,
-}
-
 /// Spawns a delivery task per webhook of every app; returns the
 /// dispatcher's handles, by app id, and every endpoint's target.
 pub(super) fn start_endpoints(
     apps: &Apps,
     options: &WebhookOptions,
-    keeping: Keeping<'_>,
+    stores: &WebhookStores,
     metrics: &WebhookMetrics,
 ) -> (HashMap<String, Vec<Endpoint>>, Targets) {
     let client = reqwest::Client::builder()
@@ -121,8 +115,8 @@ pub(super) fn start_endpoints(
                 url: webhook.url.clone(),
                 client: client.clone(),
                 options: options.clone(),
-                dead_letters: keeping.dead_letters.clone(),
-                journal: keeping.journal.clone(),
+                dead_letters: stores.dead_letters.clone(),
+                journal: stores.journal.clone(),
                 metrics: metrics.clone(),
             });
             targets.insert((app.id().to_owned(), webhook.url.as_str().to_owned()), target.clone());

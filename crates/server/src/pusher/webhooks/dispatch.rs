@@ -88,8 +88,7 @@ impl Dispatcher {
     /// are closed and nothing is held.
     pub async fn run(mut self, inputs: Inputs) {
         let Inputs { mut hub, mut gateway, mut flushes } = inputs;
-        let adoption = self.adoption.clone();
-        tokio::spawn(async move { adoption.adopt(&[]).await });
+        self.adopt(Vec::new());
         let mut adoptions = self.adopt_every.map(|every| {
             let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -112,12 +111,16 @@ impl Dispatcher {
                     self.flush(&mut hub, &mut gateway).await;
                     let _ = done.send(());
                 }
-                _ = tick(&mut adoptions) => {
-                    let adoption = self.adoption.clone();
-                    tokio::spawn(async move { adoption.adopt(&[]).await });
-                }
+                _ = tick(&mut adoptions) => self.adopt(Vec::new()),
             }
         }
+    }
+
+    /// Adopts, in a task of its own, what was released and what `dead`
+    /// left, and delivers it.
+    fn adopt(&self, dead: Vec<fanfare_cluster::NodeId>) {
+        let adoption = self.adoption.clone();
+        tokio::spawn(async move { adoption.adopt(&dead).await });
     }
 
     /// Routes what the inputs hold and every held event now, then waits
@@ -154,8 +157,7 @@ impl Dispatcher {
                 return;
             }
             HubEvent::NodeGone { node } => {
-                let adoption = self.adoption.clone();
-                tokio::spawn(async move { adoption.adopt(&[node]).await });
+                self.adopt(vec![node]);
                 return;
             }
         };

@@ -229,8 +229,7 @@ pub struct Webhooks {
     input: Option<mpsc::Sender<FromGateway>>,
     /// Flush requests to the dispatcher (`None` with no webhook).
     flushes: Option<mpsc::Sender<oneshot::Sender<()>>>,
-    journal: Arc<dyn WebhookJournal>,
-    dead_letters: Arc<dyn DeadLetterLog>,
+    stores: WebhookStores,
     /// Every endpoint's queue, for replayed dead letters.
     replays: replay::Replays,
     metrics: WebhookMetrics,
@@ -264,21 +263,15 @@ impl Webhooks {
     ) -> Self {
         let metrics = WebhookMetrics::register();
         let any_webhook = apps.iter().any(|app| !app.settings.webhooks.is_empty());
-        let WebhookStores { dead_letters, journal } = stores;
         let mut replays = replay::Replays::default();
         let mut flushes = None;
         let input = any_webhook.then(|| {
             let (tx, gateway) = mpsc::channel(options.input_queue);
             let (flush_tx, flush_rx) = mpsc::channel(1);
             flushes = Some(flush_tx);
-            let keeping = delivery::Keeping { dead_letters: &dead_letters, journal: &journal };
-            let (endpoints, targets) = delivery::start_endpoints(&apps, &options, keeping, &metrics);
+            let (endpoints, targets) = delivery::start_endpoints(&apps, &options, &stores, &metrics);
             replays = replay::Replays::new(&endpoints);
-            let adoption = adoption::Adoption {
-                journal: journal.clone(),
-                targets: Arc::new(targets),
-                dead_letters: dead_letters.clone(),
-            };
+            let adoption = adoption::Adoption { stores: stores.clone(), targets };
             let dispatcher = dispatch::Dispatcher::new(
                 apps.clone(),
                 endpoints,
@@ -290,7 +283,7 @@ impl Webhooks {
             tokio::spawn(dispatcher.run(inputs));
             tx
         });
-        Self { apps, input, flushes, journal, dead_letters, replays, metrics }
+        Self { apps, input, flushes, stores, replays, metrics }
     }
 
     /// The server is stopping: sends held events now (a `channel_vacated`
@@ -309,7 +302,7 @@ impl Webhooks {
         if tokio::time::timeout(within, flushing).await.ok().flatten().is_none() {
             tracing::warn!("webhook events were still queued at the stop; some are lost");
         }
-        if let Err(error) = self.journal.release().await {
+        if let Err(error) = self.stores.journal.release().await {
             let error = anyhow::Error::from(error);
             tracing::warn!(error = format!("{error:#}"), "could not release the webhook journal");
         }
@@ -332,7 +325,7 @@ impl Webhooks {
     /// Up to `limit` batches that could not be delivered, newest first
     /// (on a cluster node: of every node).
     pub async fn dead_letters(&self, limit: usize) -> Result<Vec<serde_json::Value>, ClusterError> {
-        let letters = self.dead_letters.recent(limit).await?;
+        let letters = self.stores.dead_letters.recent(limit).await?;
         // A letter that is not JSON (written by hand?) is skipped.
         Ok(letters.iter().filter_map(|letter| serde_json::from_slice(letter).ok()).collect())
     }
@@ -340,6 +333,6 @@ impl Webhooks {
     /// Queues the events of dead letter `id` again for its endpoint
     /// (`replay.rs`).
     pub async fn replay(&self, id: &str) -> Result<Replayed, ReplayError> {
-        self.replays.replay(&*self.dead_letters, id).await
+        self.replays.replay(&*self.stores.dead_letters, id).await
     }
 }
