@@ -81,8 +81,19 @@ code_table! {
         NotSubscribed => error_row("not_subscribed", 409, false),
         /// The connection holds the most channels it may.
         TooManyChannels => error_row("too_many_channels", 429, false),
-        /// Too many requests; slow down.
+        /// Too many requests; slow down (`retry_after_ms` says for how long).
         RateLimited => error_row("rate_limited", 429, true),
+        /// Slow mode is on in this channel: one publication per user per
+        /// interval (`retry_after_ms` says when the next one may go).
+        SlowMode => error_row("slow_mode", 429, true),
+        /// This user, IP or node holds the most connections it may.
+        TooManyConnections => error_row("too_many_connections", 429, true),
+        /// The user is banned from this channel or namespace.
+        Banned => error_row("banned", 403, false),
+        /// The user is muted in this channel or namespace: may read, may not publish.
+        Muted => error_row("muted", 403, false),
+        /// The namespace's content rules, or its pre-publish hook, rejected the publication.
+        ContentRejected => error_row("content_rejected", 422, false),
         /// The channel, user or resource does not exist.
         NotFound => error_row("not_found", 404, false),
         /// The feature is off for this channel's namespace (presence).
@@ -118,18 +129,29 @@ impl ErrorCode {
     }
 }
 
-/// An error as sent to a client: `{"code", "message", "retry"}`.
+/// An error as sent to a client: `{"code", "message", "retry"}`, and
+/// `retry_after_ms` when the server knows how long to wait.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorInfo {
     pub code: ErrorCode,
     pub message: String,
     #[serde(default)]
     pub retry: bool,
+    /// The least wait, in milliseconds, before the same request can succeed
+    /// (rate limits, slow mode, handshake limits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ErrorInfo {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), retry: code.retry() }
+        Self { code, message: message.into(), retry: code.retry(), retry_after_ms: None }
+    }
+
+    /// The same error, saying how long to wait (rounded up to a millisecond).
+    pub fn retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after_ms = Some(wait.as_nanos().div_ceil(1_000_000) as u64);
+        self
     }
 }
 
