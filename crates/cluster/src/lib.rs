@@ -18,6 +18,8 @@
 //!   node is claimed by exactly one survivor, which cleans up after it.
 //! - [`DeadLetterLog`] (`dead_letters.rs`): webhook batches never accepted,
 //!   one bounded log for the whole cluster.
+//! - [`RateLimits`] (`rate_limits.rs`): publish token buckets per channel
+//!   and per user, and slow mode, so a limit holds for the whole cluster.
 //! - [`WebhookJournal`] (`webhook_journal.rs`): webhook batches not yet
 //!   delivered, per node; released on a clean stop, adopted by the node
 //!   that claims a dead one.
@@ -34,6 +36,7 @@ mod error;
 mod node;
 mod occupancy;
 mod presence;
+mod rate_limits;
 pub mod redis;
 mod registry;
 mod webhook_journal;
@@ -45,5 +48,6 @@ pub use error::ClusterError;
 pub use node::{NodeId, NodeInfo};
 pub use occupancy::{Occupancy, OccupancyChange};
 pub use presence::{PresenceChange, PresenceStore};
+pub use rate_limits::{Admission, Bucket, Rate, RateLimits, SlowModeAdmission};
 pub use registry::NodeRegistry;
 pub use webhook_journal::WebhookJournal;

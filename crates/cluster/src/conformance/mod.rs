@@ -17,6 +17,7 @@ pub mod bus;
 pub mod dead_letters;
 pub mod occupancy;
 pub mod presence;
+pub mod rate_limits;
 pub mod registry;
 mod subject;
 pub mod webhook_journal;

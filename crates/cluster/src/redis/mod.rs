@@ -11,6 +11,7 @@ mod channel_index;
 mod dead_letters;
 mod occupancy;
 mod presence;
+mod rate_limits;
 mod registry;
 mod scripts;
 mod webhook_journal;
@@ -20,6 +21,7 @@ pub use bus::{RedisBus, RedisBusOptions};
 pub use dead_letters::RedisDeadLetters;
 pub use occupancy::RedisOccupancy;
 pub use presence::RedisPresence;
+pub use rate_limits::RedisRateLimits;
 pub use registry::RedisRegistry;
 pub use webhook_journal::RedisWebhookJournal;
 
@@ -38,6 +40,7 @@ pub struct RedisEngines {
     pub registry: RedisRegistry,
     pub announcements: RedisAnnouncements,
     pub dead_letters: RedisDeadLetters,
+    pub rate_limits: RedisRateLimits,
 }
 
 impl RedisEngines {
@@ -50,6 +53,7 @@ impl RedisEngines {
             occupancy: RedisOccupancy::with_connection(conn.clone()),
             registry: RedisRegistry::with_connection(conn.clone()),
             announcements: RedisAnnouncements::with_connection(conn.clone()),
+            rate_limits: RedisRateLimits::with_connection(conn.clone()),
             dead_letters: RedisDeadLetters::with_connection(conn, DEAD_LETTER_BOUND),
         })
     }
