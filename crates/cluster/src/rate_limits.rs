@@ -39,7 +39,9 @@ pub enum Admission {
     Admitted,
     /// Refused; a take after `retry_after` is admitted (unless others took
     /// the tokens first).
-    Refused { retry_after: Duration },
+    Refused {
+        retry_after: Duration,
+    },
 }
 
 impl Admission {
@@ -86,6 +88,10 @@ pub trait RateLimits: Send + Sync + 'static {
         user: &str,
         default: Duration,
     ) -> Result<SlowModeAdmission, ClusterError>;
-    async fn set_slow_mode(&self, channel: &ChannelName, interval: Option<Duration>) -> Result<(), ClusterError>;
+    async fn set_slow_mode(
+        &self,
+        channel: &ChannelName,
+        interval: Option<Duration>,
+    ) -> Result<(), ClusterError>;
     async fn slow_mode(&self, channel: &ChannelName) -> Result<Option<Duration>, ClusterError>;
 }

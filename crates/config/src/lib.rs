@@ -39,6 +39,7 @@ mod kinds;
 mod load;
 mod namespaces;
 mod pusher;
+mod rate;
 mod raw;
 mod render;
 mod settings;
@@ -49,8 +50,9 @@ pub use env::{ENV_VARS, EnvKind, EnvVar, markdown_table as env_markdown_table};
 pub use error::{ConfigError, Origin};
 pub use kinds::{Durability, JwtAlgorithm, LogFormat, PublishPolicy, SubscribePolicy, WebhookKind};
 pub use load::{ServeArgs, from_toml, load, load_from};
-pub use namespaces::{NamespaceSettings, Namespaces};
+pub use namespaces::{NamespaceSettings, Namespaces, PublishLimits};
 pub use pusher::{AppSettings, PusherSettings, WebhookSettings};
+pub use rate::{format_rate, parse_rate};
 pub use render::REDACTED;
 pub use settings::{
     AuthSettings, CertificateFiles, ClusterSettings, FILE_HEADROOM, JwtKey, JwtSettings, Limits, Settings,

@@ -12,12 +12,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fanfare_cluster::Rate;
 use fanfare_hub::ChannelOptions;
 use fanfare_protocol::ChannelName;
 use fanfare_store::{Durability, Retention};
 
 use super::duration::HumanDuration;
 use super::kinds::{PublishPolicy, SubscribePolicy};
+use super::rate::HumanRate;
 use super::raw::RawNamespace;
 
 /// Everything the server decides per channel, resolved from its namespace.
@@ -31,6 +33,24 @@ pub struct NamespaceSettings {
     pub max_message_bytes: usize,
     /// Whether anonymous connections may subscribe.
     pub allow_anonymous: bool,
+    /// Token buckets and slow mode for client publications.
+    pub publish_limits: PublishLimits,
+}
+
+/// The limits on publications by connections (the HTTP API is not
+/// limited by them). `None`: no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublishLimits {
+    /// Per connection, on its node.
+    pub per_connection: Option<Rate>,
+    /// Per user across the namespace's channels (per connection for an
+    /// anonymous one), cluster-wide.
+    pub per_user: Option<Rate>,
+    /// Per channel, whoever publishes, cluster-wide.
+    pub per_channel: Option<Rate>,
+    /// One publication per user per this long in each channel (zero: off);
+    /// a moderator may change it per channel at run time.
+    pub slow_mode: Duration,
 }
 
 impl Default for NamespaceSettings {
@@ -50,6 +70,7 @@ impl Default for NamespaceSettings {
             subscribe: SubscribePolicy::Anyone,
             max_message_bytes: 64 * 1024,
             allow_anonymous: true,
+            publish_limits: PublishLimits::default(),
         }
     }
 }
@@ -69,6 +90,11 @@ impl NamespaceSettings {
         set(&mut self.subscribe, raw.subscribe);
         set(&mut self.max_message_bytes, raw.max_message_bytes);
         set(&mut self.allow_anonymous, raw.allow_anonymous);
+        let limits = &mut self.publish_limits;
+        set(&mut limits.per_connection, raw.publish_rate_per_connection.map(|r| r.0));
+        set(&mut limits.per_user, raw.publish_rate_per_user.map(|r| r.0));
+        set(&mut limits.per_channel, raw.publish_rate_per_channel.map(|r| r.0));
+        set(&mut limits.slow_mode, raw.slow_mode.map(|d| d.0));
     }
 
     /// Every key, as written in the configuration.
@@ -86,6 +112,10 @@ impl NamespaceSettings {
             allow_anonymous: Some(self.allow_anonymous),
             idempotency_window: Some(HumanDuration(channel.idempotency_window)),
             durability: Some(channel.durability.into()),
+            publish_rate_per_connection: Some(HumanRate(self.publish_limits.per_connection)),
+            publish_rate_per_user: Some(HumanRate(self.publish_limits.per_user)),
+            publish_rate_per_channel: Some(HumanRate(self.publish_limits.per_channel)),
+            slow_mode: Some(HumanDuration(self.publish_limits.slow_mode)),
         }
     }
 

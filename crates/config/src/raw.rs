@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::HumanDuration;
 use super::kinds::{Durability, JwtAlgorithm, LogFormat, PublishPolicy, SubscribePolicy, WebhookKind};
+use super::rate::HumanRate;
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -188,6 +189,14 @@ pub(crate) struct RawNamespace {
     /// Unset: `store.durability`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub durability: Option<Durability>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish_rate_per_connection: Option<HumanRate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish_rate_per_user: Option<HumanRate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish_rate_per_channel: Option<HumanRate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slow_mode: Option<HumanDuration>,
 }
 
 /// `[pusher]`: the default app's shorthand keys (what the

@@ -10,14 +10,15 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use fanfare_cluster::NodeId;
 use fanfare_cluster::redis::{RedisBus, RedisBusOptions, RedisEngines};
+use fanfare_cluster::{NodeId, RateLimits};
 use fanfare_hub::{ClusterEngines, ClusterOptions};
 use fanfare_store::{
     EmbeddedOptions, EmbeddedStore, HistoryStore, MemoryStore, RedisStore, RedisStoreOptions,
 };
 
 use crate::config::{ClusterSettings, Settings, StoreKind};
+use crate::limits::local::LocalRateLimits;
 use crate::pusher::webhooks::WebhookStores;
 
 /// What [`crate::server::build`] assembles the hub from.
@@ -28,6 +29,10 @@ pub struct Engines {
     /// Dead letters and the webhook journal: files in the data directory
     /// on a single node, the cluster's Redis on a cluster node.
     pub webhook_stores: WebhookStores,
+    /// The publish rate limits and slow mode: in memory (slow-mode
+    /// intervals in the data directory) on a single node, the cluster's
+    /// Redis on a cluster node.
+    pub rate_limits: Arc<dyn RateLimits>,
 }
 
 /// Opens the store and, with a cluster URL, the cluster's engines.
@@ -36,14 +41,18 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Engines> {
     // must be there first, or those handles record nothing.
     crate::telemetry::ServerMetrics::install();
     let store = open_store(settings).await?;
-    let (cluster, webhook_stores) = match &settings.cluster {
+    let (cluster, webhook_stores, rate_limits) = match &settings.cluster {
         Some(cluster) => {
-            let (engines, options, stores) = open_cluster(cluster).await?;
-            (Some((engines, options)), stores)
+            let (engines, options, stores, limits) = open_cluster(cluster).await?;
+            (Some((engines, options)), stores, limits)
         }
-        None => (None, WebhookStores::in_data_dir(&settings.data_dir)),
+        None => {
+            let limits =
+                LocalRateLimits::open(&settings.data_dir).context("reading the slow-mode intervals")?;
+            (None, WebhookStores::in_data_dir(&settings.data_dir), Arc::new(limits) as Arc<dyn RateLimits>)
+        }
     };
-    Ok(Engines { store, cluster, webhook_stores })
+    Ok(Engines { store, cluster, webhook_stores, rate_limits })
 }
 
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn HistoryStore>> {
@@ -64,7 +73,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn HistorySt
     })
 }
 
-type Cluster = (ClusterEngines, ClusterOptions, WebhookStores);
+type Cluster = (ClusterEngines, ClusterOptions, WebhookStores, Arc<dyn RateLimits>);
 
 async fn open_cluster(settings: &ClusterSettings) -> anyhow::Result<Cluster> {
     let url = &settings.url;
@@ -96,5 +105,6 @@ async fn open_cluster(settings: &ClusterSettings) -> anyhow::Result<Cluster> {
         event_hold: crate::pusher::webhooks::WebhookOptions::default().hold,
         ..ClusterOptions::default()
     };
-    Ok((engines, options, stores))
+    let rate_limits = Arc::new(redis.rate_limits.clone());
+    Ok((engines, options, stores, rate_limits))
 }

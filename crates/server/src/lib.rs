@@ -49,6 +49,7 @@ pub(crate) mod data_dir;
 pub mod engines;
 pub mod gateway;
 pub(crate) mod http_error;
+pub mod limits;
 pub(crate) mod logging;
 pub(crate) mod policy;
 pub mod pusher;

@@ -14,7 +14,7 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::any;
 use axum::serve::ListenerExt;
-use fanfare_hub::{ChannelPolicy, CloseReason, Hub, HubOptions};
+use fanfare_hub::{ChannelPolicy, CloseReason, ConnId, Hub, HubOptions};
 use fanfare_protocol::{ChannelName, CloseCode};
 use fanfare_store::HistoryStore;
 use tokio::net::TcpListener;
@@ -23,6 +23,7 @@ use crate::auth::Authenticator;
 use crate::config::{Namespaces, Settings};
 use crate::engines::Engines;
 use crate::gateway::capacity::{self, Capacity};
+use crate::limits::PublishLimiter;
 use crate::pusher::apps::Apps;
 use crate::pusher::users::SignedInUsers;
 use crate::pusher::webhooks::{WebhookOptions, Webhooks};
@@ -55,6 +56,8 @@ pub struct App {
     pub(crate) telemetry: ServerMetrics,
     /// The open WebSocket connections against `limits.max_connections`.
     pub(crate) capacity: Arc<Capacity>,
+    /// The rate limits and slow mode of publications by connections.
+    pub(crate) limits: PublishLimiter,
     /// The certificate served when `tls.cert_file` is set (reloaded at
     /// SIGHUP); `None`: plain HTTP.
     pub tls: Option<Arc<Certificates>>,
@@ -117,6 +120,15 @@ impl App {
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
     }
+
+    /// A name of connection `conn` unique in the cluster: the node's id
+    /// and the connection's number.
+    pub(crate) fn connection_key(&self, conn: ConnId) -> String {
+        match self.hub.node_id() {
+            Some(node) => format!("{node}/{conn}"),
+            None => conn.to_string(),
+        }
+    }
 }
 
 /// The `namespace` labels of the publication and delivery counters: every
@@ -161,7 +173,7 @@ pub fn build_with(
         metric_namespaces: metric_namespaces(&settings),
         ..HubOptions::default()
     };
-    let Engines { store, cluster, webhook_stores } = engines;
+    let Engines { store, cluster, webhook_stores, rate_limits } = engines;
     let hub = Arc::new(match cluster {
         Some((engines, cluster_options)) => {
             Hub::clustered(store.clone(), policy, options, engines, cluster_options)
@@ -183,7 +195,8 @@ pub fn build_with(
     let draining = AtomicBool::new(false);
     let api_key = ServerApiKey(Arc::from(api_key));
     let capacity = Arc::new(Capacity::new(&settings.limits, capacity::open_file_limit()));
-    let app = App { settings, hub, pusher, auth, api_key, telemetry, capacity, tls, store, draining };
+    let limits = PublishLimiter::new(rate_limits);
+    let app = App { settings, hub, pusher, auth, api_key, telemetry, capacity, limits, tls, store, draining };
     Ok(AppState(Arc::new(app)))
 }
 

@@ -78,7 +78,10 @@ pub async fn a_full_bucket_admits_its_count_then_refuses_saying_how_long(engine:
     let per_second = rate(5, 1000);
     assert_eq!(admitted(&*limits, Bucket::Channel(&room), per_second, 5).await, 5);
     let wait = wait_of(limits.take(Bucket::Channel(&room), per_second).await.unwrap());
-    assert!(wait > Duration::ZERO && wait <= Duration::from_millis(200), "one token back in 200 ms: {wait:?}");
+    assert!(
+        wait > Duration::ZERO && wait <= Duration::from_millis(200),
+        "one token back in 200 ms: {wait:?}"
+    );
 }
 
 pub async fn a_refused_take_is_admitted_once_its_wait_is_over(engine: &Engine) {
@@ -167,7 +170,9 @@ pub async fn a_moderators_interval_overrides_the_default_on_every_handle(engine:
     moderator.set_slow_mode(&room, Some(Duration::ZERO)).await.unwrap();
     let off = other.take_slow_mode(&room, "bob", Duration::from_secs(60)).await.unwrap();
     assert_eq!(off.interval, Duration::ZERO, "zero turns it off whatever the default");
-    assert!(other.take_slow_mode(&room, "bob", Duration::from_secs(60)).await.unwrap().admission.is_admitted());
+    assert!(
+        other.take_slow_mode(&room, "bob", Duration::from_secs(60)).await.unwrap().admission.is_admitted()
+    );
 
     moderator.set_slow_mode(&room, None).await.unwrap();
     assert_eq!(other.slow_mode(&room).await.unwrap(), None);

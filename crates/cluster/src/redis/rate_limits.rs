@@ -89,12 +89,20 @@ impl RateLimits for RedisRateLimits {
         Ok(SlowModeAdmission { interval: Duration::from_millis(interval), admission: wait(left) })
     }
 
-    async fn set_slow_mode(&self, channel: &ChannelName, interval: Option<Duration>) -> Result<(), ClusterError> {
+    async fn set_slow_mode(
+        &self,
+        channel: &ChannelName,
+        interval: Option<Duration>,
+    ) -> Result<(), ClusterError> {
         let key = channel_key(channel, "slow_mode");
         let mut conn = self.conn.clone();
         let result = match interval {
             Some(interval) => {
-                redis::cmd("SET").arg(&key).arg(interval.as_millis() as u64).query_async::<()>(&mut conn).await
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(interval.as_millis() as u64)
+                    .query_async::<()>(&mut conn)
+                    .await
             }
             None => redis::cmd("DEL").arg(&key).query_async::<()>(&mut conn).await,
         };
@@ -103,8 +111,11 @@ impl RateLimits for RedisRateLimits {
 
     async fn slow_mode(&self, channel: &ChannelName) -> Result<Option<Duration>, ClusterError> {
         let key = channel_key(channel, "slow_mode");
-        let ms: Option<u64> =
-            redis::cmd("GET").arg(key).query_async(&mut self.conn.clone()).await.map_err(scripts::redis_error)?;
+        let ms: Option<u64> = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(scripts::redis_error)?;
         Ok(ms.map(Duration::from_millis))
     }
 }

@@ -49,7 +49,7 @@ pub use client_frame::ClientFrame;
 pub use error::{PusherCloseCode, PusherDecodeError, PusherErrorCode};
 pub use server_frame::{
     WatchlistEvent, WatchlistStatus, encode_cache_miss, encode_connection_established, encode_error,
-    encode_event, encode_member_added, encode_member_removed, encode_ping, encode_pong,
+    encode_error_waiting, encode_event, encode_member_added, encode_member_removed, encode_ping, encode_pong,
     encode_presence_subscription_succeeded, encode_signin_success, encode_subscription_count,
     encode_subscription_error, encode_subscription_succeeded, encode_watchlist_events, event_data_string,
 };

@@ -70,12 +70,20 @@ pub fn encode_pong() -> Frame {
 struct ErrorData<'a> {
     message: &'a str,
     code: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_ms: Option<u64>,
 }
 
 /// `pusher:error` `{"message", "code"}` on a connection that stays open;
 /// `code` is `null` for the rows without a number.
 pub fn encode_error(code: PusherErrorCode, message: &str) -> Frame {
-    let data = ErrorData { message, code: code.code() };
+    encode_error_waiting(code, message, None)
+}
+
+/// [`encode_error`] with `"retry_after_ms"` when `retry_after_ms` is given
+/// (rate limits and slow mode: the least wait before trying again).
+pub fn encode_error_waiting(code: PusherErrorCode, message: &str, retry_after_ms: Option<u64>) -> Frame {
+    let data = ErrorData { message, code: code.code(), retry_after_ms };
     encode(&Envelope { event: "pusher:error", channel: None, data, user_id: None })
 }
 

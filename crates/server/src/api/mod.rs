@@ -3,6 +3,7 @@
 
 pub(crate) mod extract;
 mod log;
+mod moderation;
 mod native;
 mod ops;
 
@@ -20,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/channels", get(native::channels))
         .route("/api/disconnect", post(native::disconnect))
         .route("/api/nodes", get(native::nodes))
+        .route("/api/moderation/slow_mode", get(moderation::slow_mode).merge(post(moderation::set_slow_mode)))
         .route("/api/log", get(log::filter).merge(put(log::set_filter)))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))

@@ -220,7 +220,7 @@ pub async fn nodes(_: ApiKey, State(hub): State<Arc<Hub>>) -> Result<Json<NodeLi
     Ok(Json(NodeList { node: hub.node_id().map(ToString::to_string), nodes }))
 }
 
-fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> HttpError {
+pub(super) fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> HttpError {
     let text = rejection.body_text();
     let code = if text.contains("channel") && !text.contains("missing field") {
         ErrorCode::InvalidChannel

@@ -121,6 +121,8 @@ impl Session {
         let namespace = self.app.settings.namespaces.resolve(&publish.channel);
         may_publish(&namespace, self.channels.contains(&publish.channel))?;
         check_data(&publish.data, &namespace)?;
+        let user = &self.identity.as_ref().expect("checked in dispatch").user;
+        self.app.limits.admit(&mut self.publisher, user, &publish.channel, &namespace.publish_limits).await?;
         self.replies.room(&self.outbox).await;
         let receipt = self.app.hub.submit(publish).await;
         self.replies.push(id, receipt);

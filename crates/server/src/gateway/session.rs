@@ -15,6 +15,7 @@ use crate::gateway::rate::TokenBucket;
 use crate::gateway::replies::PendingReplies;
 use crate::gateway::subscriptions::Subscriptions;
 use crate::gateway::upgrade::Io;
+use crate::limits::Publisher;
 use crate::server::AppState;
 
 pub(crate) struct Session {
@@ -28,6 +29,8 @@ pub(crate) struct Session {
     pub commands: TokenBucket,
     /// Publishes handed to the hub whose replies are not written yet.
     pub replies: PendingReplies,
+    /// Its publish buckets.
+    pub publisher: Publisher,
 }
 
 /// The connection's future (see [`connection::drive`]).
@@ -45,6 +48,7 @@ pub fn run(app: AppState, io: Io) -> impl Future<Output = ()> + Send {
         channels: Subscriptions::new(),
         commands,
         replies: PendingReplies::default(),
+        publisher: Publisher::new(&app.connection_key(conn)),
     };
     connection::drive(&app, io, outbox, Protocol::Native, session)
 }

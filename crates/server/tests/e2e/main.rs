@@ -18,6 +18,7 @@ mod ordering;
 mod plan;
 mod presence;
 mod process;
+mod publish_limits;
 mod publishing;
 mod pusher_api;
 mod pusher_limits;

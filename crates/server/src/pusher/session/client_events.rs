@@ -4,7 +4,7 @@
 
 use fanfare_hub::Publish;
 use fanfare_protocol::JsonData;
-use fanfare_protocol::pusher::{PusherChannel, PusherErrorCode};
+use fanfare_protocol::pusher::{self, PusherChannel, PusherErrorCode};
 
 use super::PusherSession;
 use crate::pusher::webhooks::WebhookEvent;
@@ -13,6 +13,23 @@ impl PusherSession {
     pub(super) async fn client_event(&mut self, channel: PusherChannel, event: String, data: JsonData) {
         if let Err((code, message)) = self.check_client_event(&channel, &event, &data) {
             self.send_error(code, &message);
+            return;
+        }
+        let Some(subscribed) = self.channels.get(channel.as_str()) else { return };
+        let user = match (&self.signed_in, &subscribed.member) {
+            (Some(signed_in), _) => signed_in.id.to_string(),
+            (None, Some(member)) => member.to_string(),
+            (None, None) => String::new(),
+        };
+        let limits = &self.app.settings.namespaces.resolve(&subscribed.hub).publish_limits;
+        if let Err(refused) = self.app.limits.admit(&mut self.publisher, &user, &subscribed.hub, limits).await
+        {
+            let frame = pusher::encode_error_waiting(
+                PusherErrorCode::ClientEventRateLimit,
+                &refused.message,
+                refused.retry_after_ms,
+            );
+            self.outbox.push(frame);
             return;
         }
         let Some(subscribed) = self.channels.get(channel.as_str()) else { return };

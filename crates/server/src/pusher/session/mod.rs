@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use crate::gateway::closing;
 use crate::gateway::connection::{self, Dialect, Link, Next};
 use crate::gateway::upgrade::{Io, upgrade};
+use crate::limits::Publisher;
 use crate::pusher::apps::PusherApp;
 use crate::server::AppState;
 
@@ -128,6 +129,8 @@ pub(crate) struct PusherSession {
     client_events: Option<TokenBucket>,
     /// Every frame counts against `limits.max_commands_per_second`.
     frames: TokenBucket,
+    /// Its client events' buckets of the namespace publish limits.
+    publisher: Publisher,
 }
 
 impl PusherSession {
@@ -154,6 +157,7 @@ impl PusherSession {
             channels: Subscriptions::new(),
             signed_in: None,
             authenticate_by,
+            publisher: Publisher::new(&app.connection_key(conn)),
             client_events,
             frames: TokenBucket::new(app.settings.limits.max_commands_per_second),
         };

@@ -1,0 +1,92 @@
+//! Moderation through the HTTP API (the API key moderates every channel):
+//! a channel's slow mode, read and changed at run time.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use fanfare_protocol::{ChannelName, ErrorCode};
+use serde::{Deserialize, Serialize};
+
+use crate::api::extract::{ApiKey, JsonBody};
+use crate::http_error::HttpError;
+use crate::server::AppState;
+
+/// The longest slow-mode interval a moderator may set (a day).
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlowModeBody {
+    channel: ChannelName,
+    /// Milliseconds; `0` turns slow mode off for the channel, `null` goes
+    /// back to its namespace's `slow_mode`. Required (outer `None`: missing).
+    #[serde(default, deserialize_with = "present")]
+    interval_ms: Option<Option<u64>>,
+}
+
+/// A field that must be there, `null` or not.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+pub struct ChannelParam {
+    channel: ChannelName,
+}
+
+#[derive(Serialize)]
+pub struct SlowMode {
+    channel: ChannelName,
+    /// The interval in force, in milliseconds (`0`: off).
+    interval_ms: u64,
+    /// `channel` when a moderator set it for the channel, `namespace` when
+    /// it is the namespace's.
+    set_by: &'static str,
+}
+
+/// `POST /api/moderation/slow_mode`.
+pub async fn set_slow_mode(
+    _: ApiKey,
+    State(app): State<AppState>,
+    JsonBody(body): JsonBody<SlowModeBody>,
+) -> Result<Json<SlowMode>, HttpError> {
+    let Some(interval_ms) = body.interval_ms else {
+        return Err(HttpError::new(
+            ErrorCode::BadRequest,
+            "give \"interval_ms\": milliseconds, 0 (off) or null",
+        ));
+    };
+    let interval = interval_ms.map(Duration::from_millis);
+    if interval.is_some_and(|interval| interval > MAX_INTERVAL) {
+        let message = format!("\"interval_ms\" may be at most {} (a day)", MAX_INTERVAL.as_millis());
+        return Err(HttpError::new(ErrorCode::BadRequest, message));
+    }
+    app.limits.engine().set_slow_mode(&body.channel, interval).await.map_err(unavailable)?;
+    tracing::info!(channel = %body.channel, ?interval_ms, "slow mode changed");
+    slow_mode_of(&app, body.channel).await.map(Json)
+}
+
+/// `GET /api/moderation/slow_mode?channel=`.
+pub async fn slow_mode(
+    _: ApiKey,
+    State(app): State<AppState>,
+    query: Result<Query<ChannelParam>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<SlowMode>, HttpError> {
+    let Query(param) = query.map_err(super::native::bad_query)?;
+    slow_mode_of(&app, param.channel).await.map(Json)
+}
+
+async fn slow_mode_of(app: &AppState, channel: ChannelName) -> Result<SlowMode, HttpError> {
+    let set = app.limits.engine().slow_mode(&channel).await.map_err(unavailable)?;
+    let (interval, set_by) = match set {
+        Some(interval) => (interval, "channel"),
+        None => (app.settings.namespaces.resolve(&channel).publish_limits.slow_mode, "namespace"),
+    };
+    Ok(SlowMode { channel, interval_ms: interval.as_millis() as u64, set_by })
+}
+
+fn unavailable(error: fanfare_cluster::ClusterError) -> HttpError {
+    tracing::warn!(%error, "slow mode: the rate-limit engine failed");
+    HttpError::new(ErrorCode::Unavailable, error.to_string())
+}

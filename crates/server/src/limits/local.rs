@@ -1,0 +1,229 @@
+//! [`LocalRateLimits`]: the publish limits of a single node, in memory,
+//! with the slow-mode intervals moderators set kept in the data
+//! directory (`moderation/slow_mode.json`), so they last across restarts.
+//!
+//! Buckets are `governor`'s keyed GCRA limiters, one per rate; slow-mode
+//! slots are the time each user may publish again. Both are swept of what
+//! has refilled or expired every [`SWEEP_EVERY`] takes, so memory follows
+//! the active publishers, not every publisher ever seen.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use fanfare_cluster::{Admission, Bucket, ClusterError, Rate, RateLimits, SlowModeAdmission};
+use fanfare_protocol::ChannelName;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use parking_lot::Mutex;
+
+/// Takes between two sweeps.
+const SWEEP_EVERY: u64 = 4096;
+
+type Limiter = DefaultKeyedRateLimiter<String>;
+
+pub struct LocalRateLimits {
+    buckets: Mutex<HashMap<Rate, Arc<Limiter>>>,
+    clock: DefaultClock,
+    /// When each (channel, user) may publish again.
+    slots: Mutex<HashMap<(ChannelName, String), Instant>>,
+    intervals: Mutex<HashMap<ChannelName, Duration>>,
+    /// Where `intervals` are kept; `None` keeps them in memory only.
+    file: Option<PathBuf>,
+    takes: AtomicU64,
+}
+
+impl LocalRateLimits {
+    /// Reads the intervals kept in `data_dir` (none yet is fine; a file
+    /// that does not parse is an error).
+    pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        let file = data_dir.join("moderation").join("slow_mode.json");
+        let intervals = match std::fs::read(&file) {
+            Ok(bytes) => decode(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+            Err(error) => return Err(anyhow::anyhow!("reading {}: {error}", file.display())),
+        };
+        Ok(Self::new(Some(file), intervals))
+    }
+
+    /// Limits that keep nothing on disk (tests, the memory store).
+    pub fn in_memory() -> Self {
+        Self::new(None, HashMap::new())
+    }
+
+    fn new(file: Option<PathBuf>, intervals: HashMap<ChannelName, Duration>) -> Self {
+        Self {
+            buckets: Mutex::default(),
+            clock: DefaultClock::default(),
+            slots: Mutex::default(),
+            intervals: Mutex::new(intervals),
+            file,
+            takes: AtomicU64::new(0),
+        }
+    }
+
+    fn limiter(&self, rate: Rate) -> Arc<Limiter> {
+        let mut buckets = self.buckets.lock();
+        let limiter = buckets.entry(rate).or_insert_with(|| {
+            let quota = Quota::with_period(rate.interval().max(Duration::from_nanos(1)))
+                .expect("a positive period")
+                .allow_burst(rate.count);
+            Arc::new(Limiter::keyed(quota))
+        });
+        limiter.clone()
+    }
+
+    fn count_take(&self) {
+        if self.takes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            self.sweep();
+        }
+    }
+
+    fn sweep(&self) {
+        let now = Instant::now();
+        self.slots.lock().retain(|_, until| *until > now);
+        self.buckets.lock().retain(|_, limiter| {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+            !limiter.is_empty()
+        });
+    }
+
+    async fn save(&self) -> Result<(), ClusterError> {
+        let Some(file) = &self.file else { return Ok(()) };
+        let text = encode(&self.intervals.lock());
+        let failed = |error: std::io::Error| ClusterError::Unavailable {
+            backend: "data_dir",
+            source: Arc::new(error),
+        };
+        let dir = file.parent().expect("a file in a directory");
+        tokio::fs::create_dir_all(dir).await.map_err(failed)?;
+        let partial = file.with_extension("json.partial");
+        tokio::fs::write(&partial, text).await.map_err(failed)?;
+        tokio::fs::rename(&partial, file).await.map_err(failed)
+    }
+}
+
+fn bucket_key(bucket: Bucket<'_>) -> String {
+    match bucket {
+        Bucket::Channel(channel) => format!("c\0{channel}"),
+        Bucket::User { namespace, user } => format!("u\0{namespace}\0{user}"),
+    }
+}
+
+/// `{"<channel>": <interval ms>, …}`.
+fn encode(intervals: &HashMap<ChannelName, Duration>) -> String {
+    let map: std::collections::BTreeMap<&str, u64> =
+        intervals.iter().map(|(channel, interval)| (channel.as_str(), interval.as_millis() as u64)).collect();
+    serde_json::to_string_pretty(&map).expect("a map of numbers serializes")
+}
+
+fn decode(bytes: &[u8]) -> Result<HashMap<ChannelName, Duration>, String> {
+    let map: HashMap<String, u64> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    map.into_iter()
+        .map(|(name, ms)| {
+            let channel = ChannelName::new(&name).map_err(|e| format!("channel {name:?}: {e}"))?;
+            Ok((channel, Duration::from_millis(ms)))
+        })
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl RateLimits for LocalRateLimits {
+    async fn take(&self, bucket: Bucket<'_>, rate: Rate) -> Result<Admission, ClusterError> {
+        self.count_take();
+        Ok(match self.limiter(rate).check_key(&bucket_key(bucket)) {
+            Ok(()) => Admission::Admitted,
+            Err(not_until) => Admission::Refused { retry_after: not_until.wait_time_from(self.clock.now()) },
+        })
+    }
+
+    async fn take_slow_mode(
+        &self,
+        channel: &ChannelName,
+        user: &str,
+        default: Duration,
+    ) -> Result<SlowModeAdmission, ClusterError> {
+        self.count_take();
+        let interval = self.intervals.lock().get(channel).copied().unwrap_or(default);
+        if interval.is_zero() {
+            return Ok(SlowModeAdmission { interval, admission: Admission::Admitted });
+        }
+        let now = Instant::now();
+        let mut slots = self.slots.lock();
+        let until = slots.entry((channel.clone(), user.to_owned())).or_insert(now);
+        let admission = if *until <= now {
+            *until = now + interval;
+            Admission::Admitted
+        } else {
+            Admission::Refused { retry_after: *until - now }
+        };
+        Ok(SlowModeAdmission { interval, admission })
+    }
+
+    async fn set_slow_mode(
+        &self,
+        channel: &ChannelName,
+        interval: Option<Duration>,
+    ) -> Result<(), ClusterError> {
+        {
+            let mut intervals = self.intervals.lock();
+            match interval {
+                Some(interval) => intervals.insert(channel.clone(), interval),
+                None => intervals.remove(channel),
+            };
+        }
+        self.save().await
+    }
+
+    async fn slow_mode(&self, channel: &ChannelName) -> Result<Option<Duration>, ClusterError> {
+        Ok(self.intervals.lock().get(channel).copied())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fanfare_cluster::conformance::Subject;
+
+    async fn local_limits() -> Option<Subject<dyn RateLimits>> {
+        // Every handle of a single node's limits is the same one.
+        let limits: Arc<dyn RateLimits> = Arc::new(LocalRateLimits::in_memory());
+        Some(Subject::new((), move || {
+            let limits = limits.clone();
+            async move { limits }
+        }))
+    }
+
+    mod local {
+        fanfare_cluster::rate_limits_conformance!(super::local_limits());
+    }
+
+    #[tokio::test]
+    async fn a_moderators_interval_is_read_back_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let room = ChannelName::new("live:show").unwrap();
+        let limits = LocalRateLimits::open(dir.path()).unwrap();
+        limits.set_slow_mode(&room, Some(Duration::from_secs(15))).await.unwrap();
+        drop(limits);
+        let again = LocalRateLimits::open(dir.path()).unwrap();
+        assert_eq!(again.slow_mode(&room).await.unwrap(), Some(Duration::from_secs(15)));
+        again.set_slow_mode(&room, None).await.unwrap();
+        assert_eq!(LocalRateLimits::open(dir.path()).unwrap().slow_mode(&room).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_sweep_forgets_refilled_buckets_and_expired_slots() {
+        let limits = LocalRateLimits::in_memory();
+        let room = ChannelName::new("live:show").unwrap();
+        let rate = Rate { count: std::num::NonZeroU32::new(1).unwrap(), period: Duration::from_millis(1) };
+        limits.take(Bucket::Channel(&room), rate).await.unwrap();
+        limits.take_slow_mode(&room, "ann", Duration::from_millis(1)).await.unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        limits.sweep();
+        assert!(limits.buckets.lock().is_empty());
+        assert!(limits.slots.lock().is_empty());
+    }
+}
