@@ -31,6 +31,8 @@ pub enum Bucket<'a> {
     Channel(&'a ChannelName),
     /// One user's publications to every channel of one namespace.
     User { namespace: &'a str, user: &'a str },
+    /// One of a Pusher app's HTTP API limits (`limit` names which).
+    App { app: &'a str, limit: &'static str },
 }
 
 /// The answer of a take.
@@ -61,10 +63,12 @@ pub struct SlowModeAdmission {
 /// Token buckets and slow-mode slots, shared by every node.
 ///
 /// # Contract
-/// - [`take`](RateLimits::take) takes one token from `bucket`, refilled at
-///   `rate`: a bucket never used, or unused for `rate.period`, admits
-///   `rate.count` takes at once; then one take per [`Rate::interval`]. A
-///   refused take takes nothing and says how long until a token is back.
+/// - [`take`](RateLimits::take) takes `tokens` tokens from `bucket` at
+///   once, all or none, refilled at `rate`: a bucket never used, or unused
+///   for `rate.period`, holds `rate.count`; one token comes back per
+///   [`Rate::interval`]. A refused take takes nothing and says how long
+///   until the tokens are back. Callers never ask more than `rate.count`
+///   at once (that could never be admitted).
 ///   Buckets are told apart by `bucket` and by `rate` alike: a changed rate
 ///   starts a full bucket.
 /// - [`take_slow_mode`](RateLimits::take_slow_mode) admits one publication
@@ -81,7 +85,12 @@ pub struct SlowModeAdmission {
 ///   admitted than it holds.
 #[async_trait::async_trait]
 pub trait RateLimits: Send + Sync + 'static {
-    async fn take(&self, bucket: Bucket<'_>, rate: Rate) -> Result<Admission, ClusterError>;
+    async fn take(
+        &self,
+        bucket: Bucket<'_>,
+        rate: Rate,
+        tokens: NonZeroU32,
+    ) -> Result<Admission, ClusterError>;
     async fn take_slow_mode(
         &self,
         channel: &ChannelName,

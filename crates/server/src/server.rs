@@ -180,7 +180,8 @@ pub fn build_with(
         }
         None => Hub::new(store.clone(), policy, options),
     });
-    let apps = Arc::new(Apps::new(settings.pusher.apps.clone()).context("configuring Pusher apps")?);
+    let apps = Apps::with_rate_limits(settings.pusher.apps.clone(), rate_limits.clone());
+    let apps = Arc::new(apps.context("configuring Pusher apps")?);
     // A cluster node's hub holds channel_vacated and member_removed itself
     // (so that a reopening on another node cancels them): no second hold.
     // It also adopts, now and then, the webhook batches of nodes that stopped.

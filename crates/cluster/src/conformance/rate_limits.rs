@@ -27,6 +27,7 @@ macro_rules! rate_limits_conformance {
         $crate::rate_limits_conformance!(@cases $make;
             a_full_bucket_admits_its_count_then_refuses_saying_how_long,
             a_refused_take_is_admitted_once_its_wait_is_over,
+            several_tokens_are_taken_at_once_or_not_at_all,
             buckets_are_told_apart_by_channel_user_namespace_and_rate,
             concurrent_takes_on_every_handle_admit_no_more_than_the_bucket_holds,
             slow_mode_admits_one_publication_per_user_per_interval,
@@ -47,6 +48,8 @@ macro_rules! rate_limits_conformance {
 
 type Engine = Subject<dyn RateLimits>;
 
+const ONE: NonZeroU32 = NonZeroU32::MIN;
+
 fn rate(count: u32, period_ms: u64) -> Rate {
     Rate { count: NonZeroU32::new(count).unwrap(), period: Duration::from_millis(period_ms) }
 }
@@ -58,7 +61,7 @@ fn channel(name: &str) -> ChannelName {
 async fn admitted(limits: &dyn RateLimits, bucket: Bucket<'_>, rate: Rate, times: usize) -> usize {
     let mut count = 0;
     for _ in 0..times {
-        if limits.take(bucket, rate).await.unwrap().is_admitted() {
+        if limits.take(bucket, rate, ONE).await.unwrap().is_admitted() {
             count += 1;
         }
     }
@@ -77,7 +80,7 @@ pub async fn a_full_bucket_admits_its_count_then_refuses_saying_how_long(engine:
     let room = channel("live:a");
     let per_second = rate(5, 1000);
     assert_eq!(admitted(&*limits, Bucket::Channel(&room), per_second, 5).await, 5);
-    let wait = wait_of(limits.take(Bucket::Channel(&room), per_second).await.unwrap());
+    let wait = wait_of(limits.take(Bucket::Channel(&room), per_second, ONE).await.unwrap());
     assert!(
         wait > Duration::ZERO && wait <= Duration::from_millis(200),
         "one token back in 200 ms: {wait:?}"
@@ -89,10 +92,22 @@ pub async fn a_refused_take_is_admitted_once_its_wait_is_over(engine: &Engine) {
     let bucket = Bucket::User { namespace: "live", user: "ann" };
     let quick = rate(2, 300);
     assert_eq!(admitted(&*limits, bucket, quick, 2).await, 2);
-    let wait = wait_of(limits.take(bucket, quick).await.unwrap());
+    let wait = wait_of(limits.take(bucket, quick, ONE).await.unwrap());
     tokio::time::sleep(wait + Duration::from_millis(5)).await;
-    assert!(limits.take(bucket, quick).await.unwrap().is_admitted(), "refilled after {wait:?}");
-    assert!(!limits.take(bucket, quick).await.unwrap().is_admitted(), "one token came back, not two");
+    assert!(limits.take(bucket, quick, ONE).await.unwrap().is_admitted(), "refilled after {wait:?}");
+    assert!(!limits.take(bucket, quick, ONE).await.unwrap().is_admitted(), "one token came back, not two");
+}
+
+pub async fn several_tokens_are_taken_at_once_or_not_at_all(engine: &Engine) {
+    let limits = engine.connect().await;
+    let bucket = Bucket::App { app: "app-1", limit: "events" };
+    let ten = rate(10, 60_000);
+    let n = |tokens: u32| NonZeroU32::new(tokens).unwrap();
+    assert!(limits.take(bucket, ten, n(6)).await.unwrap().is_admitted());
+    let wait = wait_of(limits.take(bucket, ten, n(5)).await.unwrap());
+    assert!(wait > Duration::from_secs(5), "one token is back in 6 s, not the last of five: {wait:?}");
+    assert!(limits.take(bucket, ten, n(4)).await.unwrap().is_admitted(), "the refused five took nothing");
+    assert!(!limits.take(bucket, ten, ONE).await.unwrap().is_admitted());
 }
 
 pub async fn buckets_are_told_apart_by_channel_user_namespace_and_rate(engine: &Engine) {
@@ -105,14 +120,20 @@ pub async fn buckets_are_told_apart_by_channel_user_namespace_and_rate(engine: &
         Bucket::User { namespace: "live", user: "ann" },
         Bucket::User { namespace: "live", user: "bob" },
         Bucket::User { namespace: "chat", user: "ann" },
+        Bucket::App { app: "app-1", limit: "events" },
+        Bucket::App { app: "app-2", limit: "events" },
+        Bucket::App { app: "app-1", limit: "reads" },
     ];
     for bucket in buckets {
-        assert!(limits.take(bucket, one).await.unwrap().is_admitted(), "{bucket:?} starts full");
+        assert!(limits.take(bucket, one, ONE).await.unwrap().is_admitted(), "{bucket:?} starts full");
     }
     for bucket in buckets {
-        assert!(!limits.take(bucket, one).await.unwrap().is_admitted(), "{bucket:?} is empty now");
+        assert!(!limits.take(bucket, one, ONE).await.unwrap().is_admitted(), "{bucket:?} is empty now");
     }
-    assert!(limits.take(Bucket::Channel(&a), rate(2, 60_000)).await.unwrap().is_admitted(), "a new rate");
+    assert!(
+        limits.take(Bucket::Channel(&a), rate(2, 60_000), ONE).await.unwrap().is_admitted(),
+        "a new rate"
+    );
 }
 
 pub async fn concurrent_takes_on_every_handle_admit_no_more_than_the_bucket_holds(engine: &Engine) {
@@ -121,7 +142,9 @@ pub async fn concurrent_takes_on_every_handle_admit_no_more_than_the_bucket_hold
     let slow = rate(10, 60_000);
     let takes = (0..40).map(|n| {
         let (limits, room) = (handles[n % 2].clone(), room.clone());
-        tokio::spawn(async move { limits.take(Bucket::Channel(&room), slow).await.unwrap().is_admitted() })
+        tokio::spawn(
+            async move { limits.take(Bucket::Channel(&room), slow, ONE).await.unwrap().is_admitted() },
+        )
     });
     let mut admitted = 0;
     for take in takes.collect::<Vec<_>>() {

@@ -3,6 +3,7 @@
 //! ```text
 //! fanfare:{<channel>}:rate:<count>/<period ms>        a channel's bucket
 //! fanfare:{user:<user>}:rate:<namespace>:<count>/<period ms>   a user's bucket
+//! fanfare:{app:<app id>}:rate:<limit>:<count>/<period ms>      a Pusher app's
 //! fanfare:{<channel>}:slow:<user>                     a user's slow-mode slot
 //! fanfare:{<channel>}:slow_mode                       a moderator's interval (ms)
 //! ```
@@ -14,6 +15,7 @@
 //! (`slow_mode_take.lua`, which reads the moderator's interval in the same
 //! step). Each script touches one hash tag.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +53,7 @@ fn bucket_key(bucket: Bucket<'_>, rate: Rate) -> String {
     match bucket {
         Bucket::Channel(channel) => channel_key(channel, &format!("rate:{rate}")),
         Bucket::User { namespace, user } => format!("{KEY_PREFIX}:{{user:{user}}}:rate:{namespace}:{rate}"),
+        Bucket::App { app, limit } => format!("{KEY_PREFIX}:{{app:{app}}}:rate:{limit}:{rate}"),
     }
 }
 
@@ -67,10 +70,19 @@ fn wait(ms: u64) -> Admission {
 
 #[async_trait::async_trait]
 impl RateLimits for RedisRateLimits {
-    async fn take(&self, bucket: Bucket<'_>, rate: Rate) -> Result<Admission, ClusterError> {
+    async fn take(
+        &self,
+        bucket: Bucket<'_>,
+        rate: Rate,
+        tokens: NonZeroU32,
+    ) -> Result<Admission, ClusterError> {
         let interval = millis(rate.interval());
         let mut invocation = self.take.prepare();
-        invocation.key(bucket_key(bucket, rate)).arg(interval).arg(interval * f64::from(rate.count.get()));
+        invocation
+            .key(bucket_key(bucket, rate))
+            .arg(interval)
+            .arg(interval * f64::from(rate.count.get()))
+            .arg(tokens.get());
         self.take.run::<u64>(&mut self.conn.clone(), &invocation).await.map(wait)
     }
 

@@ -8,6 +8,7 @@
 //! the active publishers, not every publisher ever seen.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -110,6 +111,7 @@ fn bucket_key(bucket: Bucket<'_>) -> String {
     match bucket {
         Bucket::Channel(channel) => format!("c\0{channel}"),
         Bucket::User { namespace, user } => format!("u\0{namespace}\0{user}"),
+        Bucket::App { app, limit } => format!("a\0{app}\0{limit}"),
     }
 }
 
@@ -132,11 +134,21 @@ fn decode(bytes: &[u8]) -> Result<HashMap<ChannelName, Duration>, String> {
 
 #[async_trait::async_trait]
 impl RateLimits for LocalRateLimits {
-    async fn take(&self, bucket: Bucket<'_>, rate: Rate) -> Result<Admission, ClusterError> {
+    async fn take(
+        &self,
+        bucket: Bucket<'_>,
+        rate: Rate,
+        tokens: NonZeroU32,
+    ) -> Result<Admission, ClusterError> {
         self.count_take();
-        Ok(match self.limiter(rate).check_key(&bucket_key(bucket)) {
-            Ok(()) => Admission::Admitted,
-            Err(not_until) => Admission::Refused { retry_after: not_until.wait_time_from(self.clock.now()) },
+        Ok(match self.limiter(rate).check_key_n(&bucket_key(bucket), tokens) {
+            Ok(Ok(())) => Admission::Admitted,
+            Ok(Err(not_until)) => {
+                Admission::Refused { retry_after: not_until.wait_time_from(self.clock.now()) }
+            }
+            // More than the bucket holds: callers do not ask it; a wait
+            // of a whole period is the honest answer closest to "never".
+            Err(_) => Admission::Refused { retry_after: rate.period },
         })
     }
 
@@ -218,8 +230,8 @@ mod tests {
     async fn a_sweep_forgets_refilled_buckets_and_expired_slots() {
         let limits = LocalRateLimits::in_memory();
         let room = ChannelName::new("live:show").unwrap();
-        let rate = Rate { count: std::num::NonZeroU32::new(1).unwrap(), period: Duration::from_millis(1) };
-        limits.take(Bucket::Channel(&room), rate).await.unwrap();
+        let rate = Rate { count: NonZeroU32::MIN, period: Duration::from_millis(1) };
+        limits.take(Bucket::Channel(&room), rate, NonZeroU32::MIN).await.unwrap();
         limits.take_slow_mode(&room, "ann", Duration::from_millis(1)).await.unwrap();
         std::thread::sleep(Duration::from_millis(5));
         limits.sweep();

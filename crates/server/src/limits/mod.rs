@@ -19,6 +19,7 @@
 pub mod local;
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,8 @@ use governor::{DefaultDirectRateLimiter, Quota};
 
 use crate::config::PublishLimits;
 use crate::gateway::rate::count_refusal;
+
+const ONE: NonZeroU32 = NonZeroU32::MIN;
 
 /// The shared limits; one per server.
 #[derive(Clone)]
@@ -96,12 +99,12 @@ impl PublishLimiter {
         }
         if let Some(rate) = limits.per_user {
             let bucket = Bucket::User { namespace, user: publisher.key(user) };
-            refuse_over(self.ask(self.engine.take(bucket, rate).await), Limit::User, rate)?;
+            refuse_over(self.ask(self.engine.take(bucket, rate, ONE).await), Limit::User, rate)?;
         }
         self.slow_mode(publisher.key(user), channel, limits.slow_mode).await?;
         if let Some(rate) = limits.per_channel {
             refuse_over(
-                self.ask(self.engine.take(Bucket::Channel(channel), rate).await),
+                self.ask(self.engine.take(Bucket::Channel(channel), rate, ONE).await),
                 Limit::Channel,
                 rate,
             )?;
@@ -175,8 +178,6 @@ fn refuse_over(admission: Admission, limit: Limit, rate: Rate) -> Result<(), Err
 
 #[cfg(test)]
 mod tests {
-    use std::num::NonZeroU32;
-
     use super::*;
     use crate::limits::local::LocalRateLimits;
 

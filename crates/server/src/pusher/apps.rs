@@ -17,13 +17,16 @@ use fanfare_protocol::channel::MAX_CHANNEL_NAME_LEN;
 use fanfare_protocol::pusher::{PusherChannel, PusherChannelError};
 
 use crate::config::{AppSettings, WebhookKind};
+use fanfare_cluster::RateLimits;
+
+use crate::limits::local::LocalRateLimits;
 use crate::pusher::rates::AppRates;
 
 /// One Pusher app, as validated from the configuration.
 #[derive(Debug)]
 pub struct PusherApp {
     pub settings: AppSettings,
-    /// Its HTTP API's rate limits, on this node.
+    /// Its HTTP API's rate limits (cluster-wide on a cluster).
     pub rates: AppRates,
 }
 
@@ -94,9 +97,15 @@ impl Apps {
     /// configuration checks this with better messages; this is the last
     /// guard for apps assembled in code).
     pub fn new(apps: Vec<AppSettings>) -> Result<Self, AppsError> {
+        Self::with_rate_limits(apps, Arc::new(LocalRateLimits::in_memory()))
+    }
+
+    /// [`Apps::new`], with the apps' HTTP API limits in `engine` (the
+    /// cluster's, so that they hold for the whole cluster).
+    pub fn with_rate_limits(apps: Vec<AppSettings>, engine: Arc<dyn RateLimits>) -> Result<Self, AppsError> {
         let mut registry = Apps::default();
         for settings in apps {
-            let app = Arc::new(PusherApp { rates: AppRates::new(&settings), settings });
+            let app = Arc::new(PusherApp { rates: AppRates::new(&settings, engine.clone()), settings });
             let entries = [
                 (&mut registry.by_id, "id", app.id()),
                 (&mut registry.by_key, "key", app.key()),

@@ -254,3 +254,18 @@ fn data_of(frame: &Value) -> Value {
         other => other.clone(),
     }
 }
+
+#[tokio::test]
+async fn in_a_cluster_a_pusher_apps_api_limits_are_the_apps_across_nodes() {
+    let Some(redis) = RedisServer::start_or_skip() else { return };
+    let app = "[[pusher.apps]]\nid = \"app-1\"\nkey = \"key-1\"\nsecret = \"secret-1\"\nmax_backend_events_per_second = 3\n";
+    let (a, b) =
+        (TestServer::in_cluster(&redis.url(), app).await, TestServer::in_cluster(&redis.url(), app).await);
+    let sdk = |server| crate::pusher_api::Sdk { server, app_id: "app-1", key: "key-1", secret: "secret-1" };
+    assert_eq!(sdk(&a).trigger(&["x", "y"], "e", "1").await.0, 200);
+    assert_eq!(sdk(&b).trigger(&["x"], "e", "2").await.0, 200, "the third of the second");
+    let (status, body) = sdk(&b).trigger(&["x"], "e", "3").await;
+    assert_eq!(status, 429, "{body}");
+    let (status, _) = sdk(&a).trigger(&["x"], "e", "4").await;
+    assert_eq!(status, 429, "the app's second is spent on every node");
+}

@@ -14,11 +14,13 @@ use crate::pusher::rates::RateLimited;
 pub(super) struct PusherApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// Sent as `Retry-After` (whole seconds, rounded up).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl PusherApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self { code, message: message.into(), retry_after: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -35,7 +37,7 @@ impl From<HubError> for PusherApiError {
 
 impl From<RateLimited> for PusherApiError {
     fn from(error: RateLimited) -> Self {
-        Self::new(ErrorCode::RateLimited, error.to_string())
+        Self { retry_after: error.retry_after(), ..Self::new(ErrorCode::RateLimited, error.to_string()) }
     }
 }
 
@@ -43,6 +45,11 @@ impl IntoResponse for PusherApiError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(serde_json::json!({ "error": self.message }))).into_response()
+        let mut response = (status, Json(serde_json::json!({ "error": self.message }))).into_response();
+        if let Some(wait) = self.retry_after {
+            let seconds = wait.as_millis().div_ceil(1000).max(1) as u64;
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }

@@ -62,7 +62,7 @@ pub(super) async fn trigger(
 ) -> Result<Json<Value>, PusherApiError> {
     let body: TriggerBody = signed.json()?;
     let trigger = check(&signed.app, body)?;
-    signed.app.rates.take_backend_events(trigger.channels.len())?;
+    signed.app.rates.take_backend_events(trigger.channels.len()).await?;
     publish(&hub, std::slice::from_ref(&trigger)).await?;
     if !trigger.info.any() {
         return Ok(Json(json!({})));
@@ -81,7 +81,7 @@ pub(super) async fn trigger_batch(
     }
     let triggers: Vec<Trigger> =
         body.batch.into_iter().map(|event| check(&signed.app, event)).collect::<Result<_, _>>()?;
-    signed.app.rates.take_backend_events(triggers.iter().map(|t| t.channels.len()).sum())?;
+    signed.app.rates.take_backend_events(triggers.iter().map(|t| t.channels.len()).sum()).await?;
     publish(&hub, &triggers).await?;
     if !triggers.iter().any(|t| t.info.any()) {
         return Ok(Json(json!({})));

@@ -63,7 +63,7 @@ where
             return Err(PusherApiError::new(ErrorCode::PermissionDenied, "this app is disabled"));
         }
         if parts.method == Method::GET {
-            app.rates.take_read_request()?;
+            app.rates.take_read_request().await?;
         }
         Ok(Signed { app, query, body })
     }
