@@ -17,6 +17,7 @@ async fn the_openapi_request_schemas_list_exactly_the_fields_the_server_accepts(
         ("/api/publish", "PublishRequest"),
         ("/api/broadcast", "BroadcastRequest"),
         ("/api/disconnect", "DisconnectRequest"),
+        ("/api/moderation/slow_mode", "SlowModeRequest"),
     ] {
         let schema = &schemas[schema];
         assert_eq!(schema["additionalProperties"], false, "{path}: the server refuses unknown fields");
