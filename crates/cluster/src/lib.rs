@@ -20,6 +20,8 @@
 //!   one bounded log for the whole cluster.
 //! - [`RateLimits`] (`rate_limits.rs`): publish token buckets per channel
 //!   and per user, and slow mode, so a limit holds for the whole cluster.
+//! - [`Sanctions`] (`sanctions.rs`): bans and mutes with their expiry,
+//!   kept across restarts.
 //! - [`WebhookJournal`] (`webhook_journal.rs`): webhook batches not yet
 //!   delivered, per node; released on a clean stop, adopted by the node
 //!   that claims a dead one.
@@ -39,6 +41,7 @@ mod presence;
 mod rate_limits;
 pub mod redis;
 mod registry;
+mod sanctions;
 mod webhook_journal;
 
 pub use announcements::{Announced, Announcements};
@@ -50,4 +53,5 @@ pub use occupancy::{Occupancy, OccupancyChange};
 pub use presence::{PresenceChange, PresenceStore};
 pub use rate_limits::{Admission, Bucket, Rate, RateLimits, SlowModeAdmission};
 pub use registry::NodeRegistry;
+pub use sanctions::{Sanction, SanctionKind, Sanctions, Scope};
 pub use webhook_journal::WebhookJournal;

@@ -385,10 +385,19 @@ impl Hub {
     /// Closes every connection of `user` (in a cluster: on every node that
     /// answers in time; the report names the others).
     pub async fn disconnect_user(&self, user: &str) -> Result<DisconnectReport, HubError> {
+        self.close_user(user, fanfare_protocol::CloseCode::Disconnected).await
+    }
+
+    /// Closes every connection of `user`, on every node, with `code`.
+    pub async fn close_user(
+        &self,
+        user: &str,
+        code: fanfare_protocol::CloseCode,
+    ) -> Result<DisconnectReport, HubError> {
         if self.shared.cluster.is_some() {
-            return Ok(cluster::disconnect_user(&self.shared, user).await?);
+            return Ok(cluster::disconnect_user(&self.shared, user, code).await?);
         }
-        let reason = crate::CloseReason::new(fanfare_protocol::CloseCode::Disconnected);
+        let reason = crate::CloseReason::new(code);
         Ok(DisconnectReport {
             disconnected: self.shared.connections.close_user(user, reason),
             unreached: Vec::new(),

@@ -211,6 +211,10 @@ code_table! {
         /// changed under it): reconnect and resubscribe with the last
         /// position, which answers what could be recovered.
         InsufficientState => close_row(4505, "insufficient state"),
+        /// A moderator removed this user (a kick, or a ban): reconnect with
+        /// backoff and resume; channels the user is banned from refuse the
+        /// subscription with `banned`.
+        Kicked => close_row(4506, "kicked by a moderator"),
     }
 }
 

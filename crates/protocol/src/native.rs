@@ -9,6 +9,7 @@
 //! into a typed [`Command`]: serde cannot keep a raw JSON payload inside an
 //! internally tagged enum, and one pass over the frame is all we want.
 
+use self::moderation::{ModerationAction, ModerationRequest};
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
@@ -51,6 +52,8 @@ pub enum CommandBody {
     Presence {
         channel: ChannelName,
     },
+    /// A moderator's action ([`moderation`]).
+    Moderate(ModerationAction),
     Ping,
 }
 
@@ -63,6 +66,7 @@ impl CommandBody {
             CommandBody::Publish { .. } => "publish",
             CommandBody::History { .. } => "history",
             CommandBody::Presence { .. } => "presence",
+            CommandBody::Moderate(_) => "moderate",
             CommandBody::Ping => "ping",
         }
     }
@@ -124,9 +128,24 @@ impl Command {
             error: ErrorInfo::new(ErrorCode::BadRequest, "command has no numeric \"id\""),
         })?;
         let fail = |error: ErrorInfo| DecodeError { id: Some(id), error };
+        if raw.kind.as_deref() == Some("moderate") {
+            return moderation_body(text).map(|body| Command { id, body }).map_err(fail);
+        }
         let body = raw.into_body().map_err(fail)?;
         Ok(Command { id, body })
     }
+}
+
+/// The body of a `moderate` command: the frame without `id` and `type`,
+/// read as a [`ModerationRequest`].
+fn moderation_body(text: &str) -> Result<CommandBody, ErrorInfo> {
+    let mut fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| bad(&format!("not a valid command: {e}")))?;
+    fields.remove("id");
+    fields.remove("type");
+    let request: ModerationRequest = serde_json::from_value(serde_json::Value::Object(fields))
+        .map_err(|e| bad(&format!("not a valid moderate command: {e}")))?;
+    request.into_action().map(CommandBody::Moderate)
 }
 
 /// Best effort to find an `id` in a frame that failed to decode as a
@@ -520,11 +539,20 @@ impl Command {
                 out.limit = query.limit;
                 out.reverse = query.reverse;
             }
+            CommandBody::Moderate(action) => {
+                let mut frame = serde_json::to_value(&out).expect("commands always serialize");
+                if let Some(fields) = frame.as_object_mut() {
+                    fields.extend(action.to_fields());
+                }
+                return frame.to_string();
+            }
             CommandBody::Ping => {}
         }
         serde_json::to_string(&out).expect("commands always serialize")
     }
 }
+
+pub mod moderation;
 
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use fanfare_cluster::redis::{RedisBus, RedisBusOptions, RedisEngines};
-use fanfare_cluster::{NodeId, RateLimits};
+use fanfare_cluster::{NodeId, RateLimits, Sanctions};
 use fanfare_hub::{ClusterEngines, ClusterOptions};
 use fanfare_store::{
     EmbeddedOptions, EmbeddedStore, HistoryStore, MemoryStore, RedisStore, RedisStoreOptions,
@@ -19,6 +19,7 @@ use fanfare_store::{
 
 use crate::config::{ClusterSettings, Settings, StoreKind};
 use crate::limits::local::LocalRateLimits;
+use crate::moderation::local_sanctions::LocalSanctions;
 use crate::pusher::webhooks::WebhookStores;
 
 /// What [`crate::server::build`] assembles the hub from.
@@ -33,6 +34,9 @@ pub struct Engines {
     /// intervals in the data directory) on a single node, the cluster's
     /// Redis on a cluster node.
     pub rate_limits: Arc<dyn RateLimits>,
+    /// Bans and mutes: a file in the data directory on a single node, the
+    /// cluster's Redis on a cluster node.
+    pub sanctions: Arc<dyn Sanctions>,
 }
 
 /// Opens the store and, with a cluster URL, the cluster's engines.
@@ -41,18 +45,24 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Engines> {
     // must be there first, or those handles record nothing.
     crate::telemetry::ServerMetrics::install();
     let store = open_store(settings).await?;
-    let (cluster, webhook_stores, rate_limits) = match &settings.cluster {
+    let (cluster, webhook_stores, (rate_limits, sanctions)) = match &settings.cluster {
         Some(cluster) => {
-            let (engines, options, stores, limits) = open_cluster(cluster).await?;
-            (Some((engines, options)), stores, limits)
+            let (engines, options, stores, moderation) = open_cluster(cluster).await?;
+            (Some((engines, options)), stores, moderation)
         }
-        None => {
-            let limits =
-                LocalRateLimits::open(&settings.data_dir).context("reading the slow-mode intervals")?;
-            (None, WebhookStores::in_data_dir(&settings.data_dir), Arc::new(limits) as Arc<dyn RateLimits>)
-        }
+        None => (None, WebhookStores::in_data_dir(&settings.data_dir), local_moderation(&settings.data_dir)?),
     };
-    Ok(Engines { store, cluster, webhook_stores, rate_limits })
+    Ok(Engines { store, cluster, webhook_stores, rate_limits, sanctions })
+}
+
+type ModerationEngines = (Arc<dyn RateLimits>, Arc<dyn Sanctions>);
+
+/// A single node's rate limits and sanctions, with what moderators set
+/// kept in the data directory.
+fn local_moderation(data_dir: &std::path::Path) -> anyhow::Result<ModerationEngines> {
+    let limits = LocalRateLimits::open(data_dir).context("reading the slow-mode intervals")?;
+    let sanctions = LocalSanctions::open(data_dir).context("reading the bans and mutes")?;
+    Ok((Arc::new(limits), Arc::new(sanctions)))
 }
 
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn HistoryStore>> {
@@ -73,7 +83,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn HistorySt
     })
 }
 
-type Cluster = (ClusterEngines, ClusterOptions, WebhookStores, Arc<dyn RateLimits>);
+type Cluster = (ClusterEngines, ClusterOptions, WebhookStores, ModerationEngines);
 
 async fn open_cluster(settings: &ClusterSettings) -> anyhow::Result<Cluster> {
     let url = &settings.url;
@@ -105,6 +115,7 @@ async fn open_cluster(settings: &ClusterSettings) -> anyhow::Result<Cluster> {
         event_hold: crate::pusher::webhooks::WebhookOptions::default().hold,
         ..ClusterOptions::default()
     };
-    let rate_limits = Arc::new(redis.rate_limits.clone());
-    Ok((engines, options, stores, rate_limits))
+    let moderation: ModerationEngines =
+        (Arc::new(redis.rate_limits.clone()), Arc::new(redis.sanctions.clone()));
+    Ok((engines, options, stores, moderation))
 }

@@ -51,6 +51,7 @@ pub mod gateway;
 pub(crate) mod http_error;
 pub mod limits;
 pub(crate) mod logging;
+pub mod moderation;
 pub(crate) mod policy;
 pub mod pusher;
 pub(crate) mod readiness;

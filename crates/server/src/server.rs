@@ -24,6 +24,7 @@ use crate::config::{Namespaces, Settings};
 use crate::engines::Engines;
 use crate::gateway::capacity::{self, Capacity};
 use crate::limits::PublishLimiter;
+use crate::moderation::Moderation;
 use crate::pusher::apps::Apps;
 use crate::pusher::users::SignedInUsers;
 use crate::pusher::webhooks::{WebhookOptions, Webhooks};
@@ -58,6 +59,8 @@ pub struct App {
     pub(crate) capacity: Arc<Capacity>,
     /// The rate limits and slow mode of publications by connections.
     pub(crate) limits: PublishLimiter,
+    /// Bans, mutes and moderators' actions.
+    pub(crate) moderation: Moderation,
     /// The certificate served when `tls.cert_file` is set (reloaded at
     /// SIGHUP); `None`: plain HTTP.
     pub tls: Option<Arc<Certificates>>,
@@ -173,7 +176,7 @@ pub fn build_with(
         metric_namespaces: metric_namespaces(&settings),
         ..HubOptions::default()
     };
-    let Engines { store, cluster, webhook_stores, rate_limits } = engines;
+    let Engines { store, cluster, webhook_stores, rate_limits, sanctions } = engines;
     let hub = Arc::new(match cluster {
         Some((engines, cluster_options)) => {
             Hub::clustered(store.clone(), policy, options, engines, cluster_options)
@@ -197,7 +200,21 @@ pub fn build_with(
     let api_key = ServerApiKey(Arc::from(api_key));
     let capacity = Arc::new(Capacity::new(&settings.limits, capacity::open_file_limit()));
     let limits = PublishLimiter::new(rate_limits);
-    let app = App { settings, hub, pusher, auth, api_key, telemetry, capacity, limits, tls, store, draining };
+    let moderation = Moderation::new(sanctions);
+    let app = App {
+        settings,
+        hub,
+        pusher,
+        auth,
+        api_key,
+        telemetry,
+        capacity,
+        limits,
+        moderation,
+        tls,
+        store,
+        draining,
+    };
     Ok(AppState(Arc::new(app)))
 }
 

@@ -19,6 +19,7 @@ pub mod occupancy;
 pub mod presence;
 pub mod rate_limits;
 pub mod registry;
+pub mod sanctions;
 mod subject;
 pub mod webhook_journal;
 

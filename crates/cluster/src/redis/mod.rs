@@ -13,6 +13,7 @@ mod occupancy;
 mod presence;
 mod rate_limits;
 mod registry;
+mod sanctions;
 mod scripts;
 mod webhook_journal;
 
@@ -23,6 +24,7 @@ pub use occupancy::RedisOccupancy;
 pub use presence::RedisPresence;
 pub use rate_limits::RedisRateLimits;
 pub use registry::RedisRegistry;
+pub use sanctions::RedisSanctions;
 pub use webhook_journal::RedisWebhookJournal;
 
 use crate::ClusterError;
@@ -41,6 +43,7 @@ pub struct RedisEngines {
     pub announcements: RedisAnnouncements,
     pub dead_letters: RedisDeadLetters,
     pub rate_limits: RedisRateLimits,
+    pub sanctions: RedisSanctions,
 }
 
 impl RedisEngines {
@@ -54,6 +57,7 @@ impl RedisEngines {
             registry: RedisRegistry::with_connection(conn.clone()),
             announcements: RedisAnnouncements::with_connection(conn.clone()),
             rate_limits: RedisRateLimits::with_connection(conn.clone()),
+            sanctions: RedisSanctions::with_connection(conn.clone()),
             dead_letters: RedisDeadLetters::with_connection(conn, DEAD_LETTER_BOUND),
         })
     }

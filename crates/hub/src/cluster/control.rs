@@ -33,8 +33,19 @@ pub struct DisconnectReport {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum ControlMessage {
-    Disconnect { request: u64, from: NodeId, user: String },
-    Disconnected { request: u64, node: NodeId, closed: usize },
+    /// `code`: the close code (absent from older nodes: 4003).
+    Disconnect {
+        request: u64,
+        from: NodeId,
+        user: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<u16>,
+    },
+    Disconnected {
+        request: u64,
+        node: NodeId,
+        closed: usize,
+    },
 }
 
 /// Requests this node is waiting on: id → where replies go.
@@ -55,8 +66,9 @@ pub(crate) fn on_message(shared: &std::sync::Arc<Shared>, message: Bytes) {
         }
     };
     match message {
-        ControlMessage::Disconnect { request, from, user } => {
-            let closed = shared.connections.close_user(&user, CloseReason::new(CloseCode::Disconnected));
+        ControlMessage::Disconnect { request, from, user, code } => {
+            let code = code.and_then(CloseCode::from_code).unwrap_or(CloseCode::Disconnected);
+            let closed = shared.connections.close_user(&user, CloseReason::new(code));
             let reply = ControlMessage::Disconnected { request, node: cluster.node().clone(), closed };
             let shared = shared.clone();
             tokio::spawn(async move {
@@ -76,7 +88,11 @@ pub(crate) fn on_message(shared: &std::sync::Arc<Shared>, message: Bytes) {
 }
 
 /// Steps 1 and 3 for disconnecting a user.
-pub(crate) async fn disconnect_user(shared: &Shared, user: &str) -> Result<DisconnectReport, ClusterError> {
+pub(crate) async fn disconnect_user(
+    shared: &Shared,
+    user: &str,
+    code: CloseCode,
+) -> Result<DisconnectReport, ClusterError> {
     let Some(cluster) = &shared.cluster else { return Ok(DisconnectReport::default()) };
     let engines = &cluster.engines;
     let mut expected: BTreeSet<NodeId> = engines.registry.nodes().await?.into_iter().map(|n| n.id).collect();
@@ -84,7 +100,12 @@ pub(crate) async fn disconnect_user(shared: &Shared, user: &str) -> Result<Disco
     let request = cluster.requests.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (tx, mut replies) = mpsc::channel(expected.len().max(1) * 2);
     cluster.requests.waiting.lock().insert(request, tx);
-    let message = ControlMessage::Disconnect { request, from: engines.node.clone(), user: user.to_owned() };
+    let message = ControlMessage::Disconnect {
+        request,
+        from: engines.node.clone(),
+        user: user.to_owned(),
+        code: Some(code.code()),
+    };
     let sent = engines.bus.send(None, serde_json::to_vec(&message).unwrap_or_default()).await;
     let mut report = DisconnectReport::default();
     if sent.is_ok() {
@@ -102,7 +123,7 @@ pub(crate) async fn disconnect_user(shared: &Shared, user: &str) -> Result<Disco
     if let Err(error) = sent {
         // Nothing went out: close this node's own connections at least.
         tracing::warn!(%error, "the disconnect request could not be sent to the other nodes");
-        report.disconnected += shared.connections.close_user(user, CloseReason::new(CloseCode::Disconnected));
+        report.disconnected += shared.connections.close_user(user, CloseReason::new(code));
         expected.remove(&engines.node);
     }
     report.unreached = expected.into_iter().collect();

@@ -39,6 +39,10 @@ pub enum PusherCloseCode {
     ShuttingDown,
     /// No pong (or any other frame) within the pong timeout.
     PongTimeout,
+    /// A moderator removed this user (a kick, or a ban): the client
+    /// reconnects after a backoff (4100's range), and channels the user is
+    /// banned from refuse the subscription.
+    Kicked,
     /// The server lost this connection's channel state; the client
     /// reconnects immediately. 4200, Pusher's generic "reconnect
     /// immediately" (4202 is Pusher's "closed after inactivity").
@@ -74,10 +78,11 @@ impl PusherCloseCode {
             ShuttingDown => (4200, "server shutting down", ErrorCode::ShuttingDown),
             PongTimeout => (4201, "pong reply not received", ErrorCode::Unavailable),
             Reconnect => (4200, "reconnect", ErrorCode::Unavailable),
+            Kicked => (4100, "kicked by a moderator", ErrorCode::PermissionDenied),
         }
     }
 
-    pub const ALL: [PusherCloseCode; 11] = {
+    pub const ALL: [PusherCloseCode; 12] = {
         use PusherCloseCode::*;
         [
             AppNotFound,
@@ -91,6 +96,7 @@ impl PusherCloseCode {
             ShuttingDown,
             PongTimeout,
             Reconnect,
+            Kicked,
         ]
     };
 }

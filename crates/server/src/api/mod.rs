@@ -21,6 +21,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/channels", get(native::channels))
         .route("/api/disconnect", post(native::disconnect))
         .route("/api/nodes", get(native::nodes))
+        .route("/api/moderation", post(moderation::act))
+        .route("/api/moderation/sanctions", get(moderation::sanctions))
         .route("/api/moderation/slow_mode", get(moderation::slow_mode).merge(post(moderation::set_slow_mode)))
         .route("/api/log", get(log::filter).merge(put(log::set_filter)))
         .route("/health", get(ops::health))

@@ -1,5 +1,7 @@
 //! Moderation through the HTTP API (the API key moderates every channel):
-//! a channel's slow mode, read and changed at run time.
+//! every action of `moderate` (`POST /api/moderation`), the sanctions in
+//! force in a channel or namespace, and a channel's slow mode, read and
+//! changed at run time.
 
 use std::time::Duration;
 
@@ -8,8 +10,11 @@ use axum::extract::{Query, State};
 use fanfare_protocol::{ChannelName, ErrorCode};
 use serde::{Deserialize, Serialize};
 
+use fanfare_protocol::native::moderation::ModerationRequest;
+
 use crate::api::extract::{ApiKey, JsonBody};
 use crate::http_error::HttpError;
+use crate::moderation::{ActionOutcome, Actor};
 use crate::server::AppState;
 
 /// The longest slow-mode interval a moderator may set (a day).
@@ -89,4 +94,44 @@ async fn slow_mode_of(app: &AppState, channel: ChannelName) -> Result<SlowMode, 
 fn unavailable(error: fanfare_cluster::ClusterError) -> HttpError {
     tracing::warn!(%error, "slow mode: the rate-limit engine failed");
     HttpError::new(ErrorCode::Unavailable, error.to_string())
+}
+
+/// `POST /api/moderation`: one action, as the native `moderate` command.
+pub async fn act(
+    _: ApiKey,
+    State(app): State<AppState>,
+    JsonBody(request): JsonBody<ModerationRequest>,
+) -> Result<Json<ActionOutcome>, HttpError> {
+    let action = request.into_action()?;
+    Ok(Json(crate::moderation::act(&app, Actor::Api, action).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeParam {
+    channel: Option<ChannelName>,
+    namespace: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct SanctionList {
+    sanctions: Vec<fanfare_cluster::Sanction>,
+}
+
+/// `GET /api/moderation/sanctions?channel=` (or `?namespace=`): the bans
+/// and mutes in force imposed on exactly that channel or namespace.
+pub async fn sanctions(
+    _: ApiKey,
+    State(app): State<AppState>,
+    query: Result<Query<ScopeParam>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<SanctionList>, HttpError> {
+    let Query(param) = query.map_err(super::native::bad_query)?;
+    let scope = match (param.channel, param.namespace) {
+        (Some(channel), None) => fanfare_cluster::Scope::Channel(channel),
+        (None, Some(namespace)) => fanfare_cluster::Scope::Namespace(namespace),
+        _ => return Err(HttpError::new(ErrorCode::BadRequest, "give one of \"channel\" and \"namespace\"")),
+    };
+    let sanctions =
+        app.moderation.sanctions().list(&scope, crate::moderation::now_ms()).await.map_err(unavailable)?;
+    Ok(Json(SanctionList { sanctions }))
 }

@@ -15,6 +15,9 @@ pub struct Identity {
     pub grants: Option<ChannelGrants>,
     /// The token's `info` claim, shown to other members in presence.
     pub info: Option<JsonData>,
+    /// The `moderate` claim: the channels (and `ns:*` namespaces) this
+    /// user may moderate, in the syntax of the channels claim.
+    pub moderates: Option<ChannelGrants>,
     /// The token's `exp`, in seconds since the Unix epoch.
     pub expires_at: Option<u64>,
 }
@@ -22,12 +25,17 @@ pub struct Identity {
 impl Identity {
     /// A connection without a token.
     pub fn anonymous() -> Self {
-        Self { user: Arc::from(""), grants: None, info: None, expires_at: None }
+        Self { user: Arc::from(""), grants: None, info: None, moderates: None, expires_at: None }
     }
 
     #[cfg(test)]
     pub fn is_anonymous(&self) -> bool {
         self.user.is_empty()
+    }
+
+    /// Whether the token lets this user moderate `channel`.
+    pub fn moderates(&self, channel: &ChannelName) -> bool {
+        self.moderates.as_ref().is_some_and(|grants| grants.allows(channel))
     }
 
     /// Whether the token grants `channel` (false without a channels claim).
@@ -71,6 +79,11 @@ impl ChannelGrants {
 
     pub fn allows(&self, channel: &ChannelName) -> bool {
         self.namespaces.contains(channel.namespace()) || self.channels.contains(channel.as_str())
+    }
+
+    /// Whether the grants hold every channel of `namespace` (`ns:*`).
+    pub fn allows_namespace(&self, namespace: &str) -> bool {
+        self.namespaces.contains(namespace)
     }
 }
 

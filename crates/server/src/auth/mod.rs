@@ -15,6 +15,8 @@
 //! - the channels claim (`auth.channels_claim`, default `channels`): a list
 //!   of channel names, `ns:*` granting a whole namespace.
 //! - `info` (any JSON): shown to other members in presence.
+//! - `moderate` (optional): channels and `ns:*` namespaces, in the syntax
+//!   of the channels claim, that this user may moderate.
 
 mod error;
 mod identity;
@@ -31,6 +33,9 @@ pub use error::AuthError;
 pub use identity::{ChannelGrants, Identity};
 
 use crate::config::{AuthSettings, ConfigError, JwtAlgorithm, JwtSettings, jwt_key};
+
+/// The claim listing what a user may moderate (`["live:*", "chat:lobby"]`).
+pub const MODERATE_CLAIM: &str = "moderate";
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECS: u64 = 5;
@@ -92,6 +97,10 @@ impl Authenticator {
             None | Some(Value::Null) => None,
             Some(value) => Some(parse_grants(&self.channels_claim, value)?),
         };
+        let moderates = match claims.get(MODERATE_CLAIM) {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(parse_grants(MODERATE_CLAIM, value)?),
+        };
         let info = match claims.remove("info") {
             None | Some(Value::Null) => None,
             Some(value) => Some(JsonData::from_value(&value)),
@@ -99,7 +108,7 @@ impl Authenticator {
         // The library has checked that `exp`, when present, is a number.
         let expires_at =
             claims.get("exp").and_then(|exp| exp.as_u64().or_else(|| exp.as_f64().map(|f| f as u64)));
-        Ok(Identity { user, grants, info, expires_at })
+        Ok(Identity { user, grants, info, moderates, expires_at })
     }
 }
 

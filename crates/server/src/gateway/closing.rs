@@ -50,6 +50,7 @@ impl Closing {
                 CloseCode::IdleTimeout => "idle_timeout",
                 CloseCode::ServerError => "server_error",
                 CloseCode::InsufficientState => "insufficient_state",
+                CloseCode::Kicked => "kicked",
             },
         }
     }
@@ -196,6 +197,7 @@ fn pusher_close(code: CloseCode) -> (u16, &'static str) {
         CloseCode::SlowConsumer | CloseCode::ServerError => PusherCloseCode::OverCapacity,
         CloseCode::IdleTimeout => PusherCloseCode::PongTimeout,
         CloseCode::InsufficientState => PusherCloseCode::Reconnect,
+        CloseCode::Kicked => PusherCloseCode::Kicked,
     };
     (pusher.code(), pusher.reason())
 }

@@ -8,6 +8,7 @@ use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, ErrorInfo, StreamPosit
 use crate::auth::Identity;
 use crate::gateway::connection::Next;
 use crate::gateway::session::Session;
+use crate::moderation::{Action, Actor};
 use crate::policy::{check_data, hub_error, may_publish, may_subscribe};
 
 impl Session {
@@ -31,6 +32,7 @@ impl Session {
             }
             CommandBody::History { channel, query } => self.history(id, &channel, query).await,
             CommandBody::Presence { channel } => self.presence(id, &channel).await,
+            CommandBody::Moderate(action) => self.moderate(id, action).await,
             CommandBody::Ping => {
                 self.reply(id, &serde_json::json!({}));
                 Ok(())
@@ -79,6 +81,7 @@ impl Session {
     ) -> Result<(), ErrorInfo> {
         let namespace = self.app.settings.namespaces.resolve(&channel);
         may_subscribe(self.identity(), &channel, &namespace)?;
+        self.app.moderation.may_subscribe(&self.identity().user, &channel).await?;
         if self.channels.contains(&channel) {
             return Err(hub_error(HubError::AlreadySubscribed));
         }
@@ -121,8 +124,14 @@ impl Session {
         let namespace = self.app.settings.namespaces.resolve(&publish.channel);
         may_publish(&namespace, self.channels.contains(&publish.channel))?;
         check_data(&publish.data, &namespace)?;
-        let user = &self.identity.as_ref().expect("checked in dispatch").user;
-        self.app.limits.admit(&mut self.publisher, user, &publish.channel, &namespace.publish_limits).await?;
+        let identity = self.identity.as_ref().expect("checked in dispatch");
+        self.app.moderation.may_publish(&identity.user, &publish.channel).await?;
+        let mut limits = namespace.publish_limits;
+        if identity.moderates(&publish.channel) {
+            // Moderators speak whatever the slow mode.
+            limits.slow_mode = std::time::Duration::ZERO;
+        }
+        self.app.limits.admit(&mut self.publisher, &identity.user, &publish.channel, &limits).await?;
         self.replies.room(&self.outbox).await;
         let receipt = self.app.hub.submit(publish).await;
         self.replies.push(id, receipt);
@@ -147,6 +156,15 @@ impl Session {
         may_subscribe(self.identity(), channel, &namespace)?;
         let members = self.app.hub.presence(channel).await.map_err(hub_error)?;
         self.reply(id, &PresenceResult { members });
+        Ok(())
+    }
+
+    /// A moderator's action, allowed by the token's `moderate` claim.
+    async fn moderate(&mut self, id: u64, action: Action) -> Result<(), ErrorInfo> {
+        let identity = self.identity();
+        let actor = Actor::Moderator { user: &identity.user, grants: identity.moderates.as_ref() };
+        let outcome = crate::moderation::act(&self.app, actor, action).await?;
+        self.reply(id, &outcome);
         Ok(())
     }
 

@@ -7,9 +7,9 @@
 //! has refilled or expired every [`SWEEP_EVERY`] takes, so memory follows
 //! the active publishers, not every publisher ever seen.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,6 +19,8 @@ use fanfare_protocol::ChannelName;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use parking_lot::Mutex;
+
+use crate::data_dir::ModerationFile;
 
 /// Takes between two sweeps.
 const SWEEP_EVERY: u64 = 4096;
@@ -32,7 +34,7 @@ pub struct LocalRateLimits {
     slots: Mutex<HashMap<(ChannelName, String), Instant>>,
     intervals: Mutex<HashMap<ChannelName, Duration>>,
     /// Where `intervals` are kept; `None` keeps them in memory only.
-    file: Option<PathBuf>,
+    file: Option<ModerationFile>,
     takes: AtomicU64,
 }
 
@@ -40,12 +42,10 @@ impl LocalRateLimits {
     /// Reads the intervals kept in `data_dir` (none yet is fine; a file
     /// that does not parse is an error).
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
-        let file = data_dir.join("moderation").join("slow_mode.json");
-        let intervals = match std::fs::read(&file) {
-            Ok(bytes) => decode(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
-            Err(error) => return Err(anyhow::anyhow!("reading {}: {error}", file.display())),
-        };
+        let file = ModerationFile::new(data_dir, "slow_mode.json");
+        let intervals: BTreeMap<ChannelName, u64> = file.read()?;
+        let intervals =
+            intervals.into_iter().map(|(channel, ms)| (channel, Duration::from_millis(ms))).collect();
         Ok(Self::new(Some(file), intervals))
     }
 
@@ -54,7 +54,7 @@ impl LocalRateLimits {
         Self::new(None, HashMap::new())
     }
 
-    fn new(file: Option<PathBuf>, intervals: HashMap<ChannelName, Duration>) -> Self {
+    fn new(file: Option<ModerationFile>, intervals: HashMap<ChannelName, Duration>) -> Self {
         Self {
             buckets: Mutex::default(),
             clock: DefaultClock::default(),
@@ -94,16 +94,13 @@ impl LocalRateLimits {
 
     async fn save(&self) -> Result<(), ClusterError> {
         let Some(file) = &self.file else { return Ok(()) };
-        let text = encode(&self.intervals.lock());
-        let failed = |error: std::io::Error| ClusterError::Unavailable {
-            backend: "data_dir",
-            source: Arc::new(error),
-        };
-        let dir = file.parent().expect("a file in a directory");
-        tokio::fs::create_dir_all(dir).await.map_err(failed)?;
-        let partial = file.with_extension("json.partial");
-        tokio::fs::write(&partial, text).await.map_err(failed)?;
-        tokio::fs::rename(&partial, file).await.map_err(failed)
+        let intervals: BTreeMap<ChannelName, u64> = self
+            .intervals
+            .lock()
+            .iter()
+            .map(|(channel, interval)| (channel.clone(), interval.as_millis() as u64))
+            .collect();
+        file.write(&intervals).await
     }
 }
 
@@ -113,23 +110,6 @@ fn bucket_key(bucket: Bucket<'_>) -> String {
         Bucket::User { namespace, user } => format!("u\0{namespace}\0{user}"),
         Bucket::App { app, limit } => format!("a\0{app}\0{limit}"),
     }
-}
-
-/// `{"<channel>": <interval ms>, …}`.
-fn encode(intervals: &HashMap<ChannelName, Duration>) -> String {
-    let map: std::collections::BTreeMap<&str, u64> =
-        intervals.iter().map(|(channel, interval)| (channel.as_str(), interval.as_millis() as u64)).collect();
-    serde_json::to_string_pretty(&map).expect("a map of numbers serializes")
-}
-
-fn decode(bytes: &[u8]) -> Result<HashMap<ChannelName, Duration>, String> {
-    let map: HashMap<String, u64> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    map.into_iter()
-        .map(|(name, ms)| {
-            let channel = ChannelName::new(&name).map_err(|e| format!("channel {name:?}: {e}"))?;
-            Ok((channel, Duration::from_millis(ms)))
-        })
-        .collect()
 }
 
 #[async_trait::async_trait]

@@ -21,6 +21,11 @@ impl PusherSession {
             (None, Some(member)) => member.to_string(),
             (None, None) => String::new(),
         };
+        if let Err(refused) = self.app.moderation.may_publish(&user, &subscribed.hub).await {
+            self.send_error(PusherErrorCode::ClientEventRejected, &refused.message);
+            return;
+        }
+        let Some(subscribed) = self.channels.get(channel.as_str()) else { return };
         let limits = &self.app.settings.namespaces.resolve(&subscribed.hub).publish_limits;
         if let Err(refused) = self.app.limits.admit(&mut self.publisher, &user, &subscribed.hub, limits).await
         {

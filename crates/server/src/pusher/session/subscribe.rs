@@ -52,6 +52,14 @@ impl PusherSession {
         }
         let member = self.authorize(channel, auth, channel_data)?;
         let hub = Apps::hub_channel(&self.pusher_app, name).map_err(|e| Refusal::new(400, e.to_string()))?;
+        let user = match (&member, &self.signed_in) {
+            (Some(member), _) => member.user_id.to_string(),
+            (None, Some(signed_in)) => signed_in.id.to_string(),
+            (None, None) => String::new(),
+        };
+        if let Err(banned) = self.app.moderation.may_subscribe(&user, &hub).await {
+            return Err(Refusal::new(403, banned.message));
+        }
         if member.is_some() {
             self.check_presence_room(&hub).await?;
         }

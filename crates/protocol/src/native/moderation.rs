@@ -1,0 +1,316 @@
+//! Moderators' actions: the body of the native `moderate` command (with
+//! `id` and `"type":"moderate"`) and of `POST /api/moderation` alike.
+//!
+//! ```json
+//! {"action":"ban","user":"bob","channel":"comments:final","duration_ms":600000,"reason":"spam"}
+//! {"action":"mute","user":"bob","namespace":"comments"}
+//! {"action":"unban","user":"bob","channel":"comments:final"}
+//! {"action":"kick","user":"bob","channel":"comments:final"}
+//! {"action":"slow_mode","channel":"comments:final","interval_ms":30000}
+//! ```
+
+use serde::Deserialize;
+
+use crate::{ChannelName, ErrorCode, ErrorInfo};
+
+/// An action as sent, checked by [`ModerationRequest::into_action`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModerationRequest {
+    Ban {
+        user: String,
+        channel: Option<ChannelName>,
+        namespace: Option<String>,
+        duration_ms: Option<u64>,
+        reason: Option<String>,
+    },
+    Mute {
+        user: String,
+        channel: Option<ChannelName>,
+        namespace: Option<String>,
+        duration_ms: Option<u64>,
+        reason: Option<String>,
+    },
+    Unban {
+        user: String,
+        channel: Option<ChannelName>,
+        namespace: Option<String>,
+    },
+    Unmute {
+        user: String,
+        channel: Option<ChannelName>,
+        namespace: Option<String>,
+    },
+    Kick {
+        user: String,
+        channel: Option<ChannelName>,
+        namespace: Option<String>,
+    },
+    SlowMode {
+        channel: ChannelName,
+        /// Required: milliseconds, 0 (off), or `null` (the namespace's).
+        #[serde(default, deserialize_with = "present")]
+        interval_ms: Option<Option<u64>>,
+    },
+}
+
+/// A field that must be there, `null` or not.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(d).map(Some)
+}
+
+/// Where an action holds: one channel, or every channel of a namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModerationTarget {
+    Channel(ChannelName),
+    Namespace(String),
+}
+
+/// Ban or mute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SanctionAction {
+    Ban,
+    Mute,
+}
+
+/// A checked action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModerationAction {
+    Impose {
+        kind: SanctionAction,
+        user: String,
+        target: ModerationTarget,
+        duration_ms: Option<u64>,
+        reason: Option<String>,
+    },
+    Lift {
+        kind: SanctionAction,
+        user: String,
+        target: ModerationTarget,
+    },
+    /// Closes the user's connections on every node (4506).
+    Kick {
+        user: String,
+        target: ModerationTarget,
+    },
+    /// `None`: back to the namespace's.
+    SlowMode {
+        channel: ChannelName,
+        interval_ms: Option<u64>,
+    },
+}
+
+impl ModerationAction {
+    /// The action as its request's fields (what [`ModerationRequest`] reads).
+    pub fn to_fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::{Value, json};
+        let (action, mut fields) = match self {
+            Self::Impose { kind, user, target, duration_ms, reason } => {
+                let mut fields = target_fields(target);
+                fields.insert("user".into(), json!(user));
+                if let Some(ms) = duration_ms {
+                    fields.insert("duration_ms".into(), json!(ms));
+                }
+                if let Some(reason) = reason {
+                    fields.insert("reason".into(), json!(reason));
+                }
+                (kind.verb(), fields)
+            }
+            Self::Lift { kind, user, target } => {
+                let mut fields = target_fields(target);
+                fields.insert("user".into(), json!(user));
+                (kind.undo_verb(), fields)
+            }
+            Self::Kick { user, target } => {
+                let mut fields = target_fields(target);
+                fields.insert("user".into(), json!(user));
+                ("kick", fields)
+            }
+            Self::SlowMode { channel, interval_ms } => {
+                let mut fields = serde_json::Map::new();
+                fields.insert("channel".into(), json!(channel));
+                fields.insert("interval_ms".into(), interval_ms.map_or(Value::Null, Value::from));
+                ("slow_mode", fields)
+            }
+        };
+        fields.insert("action".into(), json!(action));
+        fields
+    }
+}
+
+fn target_fields(target: &ModerationTarget) -> serde_json::Map<String, serde_json::Value> {
+    let mut fields = serde_json::Map::new();
+    match target {
+        ModerationTarget::Channel(channel) => fields.insert("channel".into(), serde_json::json!(channel)),
+        ModerationTarget::Namespace(namespace) => {
+            fields.insert("namespace".into(), serde_json::json!(namespace))
+        }
+    };
+    fields
+}
+
+impl SanctionAction {
+    fn verb(self) -> &'static str {
+        match self {
+            Self::Ban => "ban",
+            Self::Mute => "mute",
+        }
+    }
+
+    fn undo_verb(self) -> &'static str {
+        match self {
+            Self::Ban => "unban",
+            Self::Mute => "unmute",
+        }
+    }
+}
+
+/// The longest reason kept with a sanction, in bytes.
+pub const MAX_REASON_BYTES: usize = 512;
+
+impl ModerationRequest {
+    /// Checks what serde cannot: exactly one of `channel` and `namespace`,
+    /// a user, a reason of at most [`MAX_REASON_BYTES`], a positive
+    /// duration, a present `interval_ms`.
+    pub fn into_action(self) -> Result<ModerationAction, ErrorInfo> {
+        use ModerationRequest as R;
+        Ok(match self {
+            R::Ban { user, channel, namespace, duration_ms, reason } => {
+                impose(SanctionAction::Ban, user, channel, namespace, duration_ms, reason)?
+            }
+            R::Mute { user, channel, namespace, duration_ms, reason } => {
+                impose(SanctionAction::Mute, user, channel, namespace, duration_ms, reason)?
+            }
+            R::Unban { user, channel, namespace } => ModerationAction::Lift {
+                kind: SanctionAction::Ban,
+                user: user_of(user)?,
+                target: target(channel, namespace)?,
+            },
+            R::Unmute { user, channel, namespace } => ModerationAction::Lift {
+                kind: SanctionAction::Mute,
+                user: user_of(user)?,
+                target: target(channel, namespace)?,
+            },
+            R::Kick { user, channel, namespace } => {
+                ModerationAction::Kick { user: user_of(user)?, target: target(channel, namespace)? }
+            }
+            R::SlowMode { channel, interval_ms } => {
+                let interval_ms =
+                    interval_ms.ok_or_else(|| bad("give \"interval_ms\": milliseconds, 0 (off) or null"))?;
+                ModerationAction::SlowMode { channel, interval_ms }
+            }
+        })
+    }
+}
+
+fn impose(
+    kind: SanctionAction,
+    user: String,
+    channel: Option<ChannelName>,
+    namespace: Option<String>,
+    duration_ms: Option<u64>,
+    reason: Option<String>,
+) -> Result<ModerationAction, ErrorInfo> {
+    if duration_ms == Some(0) {
+        return Err(bad("\"duration_ms\" must be at least 1 (leave it out for no end)"));
+    }
+    if reason.as_ref().is_some_and(|r| r.len() > MAX_REASON_BYTES) {
+        return Err(bad(&format!("\"reason\" may be at most {MAX_REASON_BYTES} bytes")));
+    }
+    Ok(ModerationAction::Impose {
+        kind,
+        user: user_of(user)?,
+        target: target(channel, namespace)?,
+        duration_ms,
+        reason,
+    })
+}
+
+fn user_of(user: String) -> Result<String, ErrorInfo> {
+    if user.is_empty() {
+        return Err(bad("\"user\" must not be empty"));
+    }
+    Ok(user)
+}
+
+fn target(channel: Option<ChannelName>, namespace: Option<String>) -> Result<ModerationTarget, ErrorInfo> {
+    match (channel, namespace) {
+        (Some(channel), None) => Ok(ModerationTarget::Channel(channel)),
+        (None, Some(namespace))
+            if !namespace.contains(':') && (namespace.is_empty() || ChannelName::new(&namespace).is_ok()) =>
+        {
+            Ok(ModerationTarget::Namespace(namespace))
+        }
+        (None, Some(namespace)) => Err(bad(&format!("{namespace:?} is not a namespace name"))),
+        _ => Err(bad("give one of \"channel\" and \"namespace\"")),
+    }
+}
+
+fn bad(message: &str) -> ErrorInfo {
+    ErrorInfo::new(ErrorCode::BadRequest, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<ModerationAction, String> {
+        let request: ModerationRequest = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        request.into_action().map_err(|e| e.message)
+    }
+
+    #[test]
+    fn every_action_reads_with_its_target() {
+        let room = ChannelName::new("live:a").unwrap();
+        assert_eq!(
+            parse(r#"{"action":"ban","user":"bob","channel":"live:a","duration_ms":60000,"reason":"spam"}"#),
+            Ok(ModerationAction::Impose {
+                kind: SanctionAction::Ban,
+                user: "bob".into(),
+                target: ModerationTarget::Channel(room.clone()),
+                duration_ms: Some(60000),
+                reason: Some("spam".into()),
+            })
+        );
+        assert_eq!(
+            parse(r#"{"action":"unmute","user":"bob","namespace":"live"}"#),
+            Ok(ModerationAction::Lift {
+                kind: SanctionAction::Mute,
+                user: "bob".into(),
+                target: ModerationTarget::Namespace("live".into())
+            })
+        );
+        assert_eq!(
+            parse(r#"{"action":"slow_mode","channel":"live:a","interval_ms":null}"#),
+            Ok(ModerationAction::SlowMode { channel: room, interval_ms: None })
+        );
+    }
+
+    #[test]
+    fn wrong_actions_are_refused_with_the_reason() {
+        let refused = |json: &str| parse(json).unwrap_err();
+        assert!(refused(r#"{"action":"ban","user":"bob"}"#).contains("one of \"channel\" and \"namespace\""));
+        assert!(refused(r#"{"action":"ban","user":"bob","channel":"a","namespace":"b"}"#).contains("one of"));
+        assert!(refused(r#"{"action":"ban","user":"","channel":"a"}"#).contains("must not be empty"));
+        assert!(
+            refused(r#"{"action":"mute","user":"b","channel":"a","duration_ms":0}"#).contains("at least 1")
+        );
+        assert!(refused(r#"{"action":"kick","user":"b","namespace":"a:b"}"#).contains("not a namespace"));
+        assert!(refused(r#"{"action":"slow_mode","channel":"a"}"#).contains("interval_ms"));
+        assert!(refused(r#"{"action":"ban","user":"b","channel":"a","colour":1}"#).contains("unknown field"));
+        assert!(refused(r#"{"action":"smite","user":"b","channel":"a"}"#).contains("unknown variant"));
+        for json in [
+            r#"{"action":"ban","user":"bob","channel":"live:a","duration_ms":60000,"reason":"spam"}"#,
+            r#"{"action":"unmute","user":"bob","namespace":""}"#,
+            r#"{"action":"kick","user":"bob","channel":"live:a"}"#,
+            r#"{"action":"slow_mode","channel":"live:a","interval_ms":null}"#,
+        ] {
+            let action = parse(json).unwrap();
+            let again: ModerationRequest =
+                serde_json::from_value(serde_json::Value::Object(action.to_fields())).unwrap();
+            assert_eq!(again.into_action().unwrap(), action, "{json} reads back");
+        }
+        let long = format!(r#"{{"action":"ban","user":"b","channel":"a","reason":"{}"}}"#, "x".repeat(513));
+        assert!(refused(&long).contains("at most 512 bytes"));
+    }
+}

@@ -1,0 +1,164 @@
+//! Running a moderator's action: who may, and what it does.
+
+use std::time::Duration;
+
+use fanfare_cluster::{Sanction, SanctionKind, Scope};
+use fanfare_protocol::native::moderation::{ModerationAction, ModerationTarget, SanctionAction};
+use fanfare_protocol::{CloseCode, ErrorCode, ErrorInfo};
+use serde::Serialize;
+
+use super::now_ms;
+use crate::auth::ChannelGrants;
+use crate::policy::hub_error;
+use crate::server::AppState;
+
+pub use fanfare_protocol::native::moderation::ModerationAction as Action;
+
+/// Who acts.
+pub enum Actor<'a> {
+    /// The HTTP API's key: every channel.
+    Api,
+    /// A native connection's user, with its token's `moderate` grant.
+    Moderator { user: &'a str, grants: Option<&'a ChannelGrants> },
+}
+
+impl Actor<'_> {
+    /// The `by` of a sanction.
+    fn name(&self) -> String {
+        match self {
+            Actor::Api => "api".to_owned(),
+            Actor::Moderator { user, .. } => (*user).to_owned(),
+        }
+    }
+
+    fn may_act_on(&self, target: &ModerationTarget) -> bool {
+        let grants = match self {
+            Actor::Api => return true,
+            Actor::Moderator { grants: Some(grants), .. } => grants,
+            Actor::Moderator { grants: None, .. } => return false,
+        };
+        match target {
+            ModerationTarget::Channel(channel) => grants.allows(channel),
+            ModerationTarget::Namespace(namespace) => grants.allows_namespace(namespace),
+        }
+    }
+}
+
+/// What an action did (the reply's `result`, the HTTP answer).
+#[derive(Debug, Serialize, Default)]
+pub struct ActionOutcome {
+    /// The sanction now in force (ban, mute).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sanction: Option<Sanction>,
+    /// Whether a sanction in force was lifted (unban, unmute).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifted: Option<bool>,
+    /// Connections closed with 4506 (ban, kick), on every node that answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed: Option<usize>,
+    /// Nodes that did not answer in time (their connections may be open).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreached: Vec<String>,
+    /// The channel's slow mode now (slow_mode), in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<u64>,
+}
+
+/// Runs `action` for `actor`.
+pub async fn act(
+    app: &AppState,
+    actor: Actor<'_>,
+    action: ModerationAction,
+) -> Result<ActionOutcome, ErrorInfo> {
+    let target = match &action {
+        ModerationAction::Impose { target, .. }
+        | ModerationAction::Lift { target, .. }
+        | ModerationAction::Kick { target, .. } => target.clone(),
+        ModerationAction::SlowMode { channel, .. } => ModerationTarget::Channel(channel.clone()),
+    };
+    if !actor.may_act_on(&target) {
+        return Err(ErrorInfo::new(ErrorCode::PermissionDenied, "the token does not grant moderating this"));
+    }
+    let by = actor.name();
+    let outcome = run(app, &by, action).await?;
+    Ok(outcome)
+}
+
+async fn run(app: &AppState, by: &str, action: ModerationAction) -> Result<ActionOutcome, ErrorInfo> {
+    let sanctions = app.moderation.sanctions();
+    match action {
+        ModerationAction::Impose { kind, user, target, duration_ms, reason } => {
+            let now = now_ms();
+            let sanction = Sanction {
+                kind: kind_of(kind),
+                user,
+                scope: scope_of(target),
+                at_ms: now,
+                until_ms: duration_ms.map(|ms| now.saturating_add(ms)),
+                by: by.to_owned(),
+                reason,
+            };
+            sanctions.impose(sanction.clone()).await.map_err(unavailable)?;
+            tracing::info!(user = %sanction.user, kind = sanction.kind.as_str(), scope = ?sanction.scope, by, "sanction imposed");
+            let mut outcome = ActionOutcome::default();
+            if sanction.kind == SanctionKind::Ban {
+                close(app, &sanction.user, &mut outcome).await?;
+            }
+            outcome.sanction = Some(sanction);
+            Ok(outcome)
+        }
+        ModerationAction::Lift { kind, user, target } => {
+            let lifted = sanctions
+                .lift(kind_of(kind), &user, &scope_of(target), now_ms())
+                .await
+                .map_err(unavailable)?;
+            tracing::info!(%user, kind = kind_of(kind).as_str(), lifted, by, "sanction lifted");
+            Ok(ActionOutcome { lifted: Some(lifted), ..ActionOutcome::default() })
+        }
+        ModerationAction::Kick { user, .. } => {
+            let mut outcome = ActionOutcome::default();
+            close(app, &user, &mut outcome).await?;
+            tracing::info!(%user, by, "user kicked");
+            Ok(outcome)
+        }
+        ModerationAction::SlowMode { channel, interval_ms } => {
+            let engine = app.limits.engine();
+            engine
+                .set_slow_mode(&channel, interval_ms.map(Duration::from_millis))
+                .await
+                .map_err(unavailable)?;
+            let interval = match interval_ms {
+                Some(ms) => ms,
+                None => app.settings.namespaces.resolve(&channel).publish_limits.slow_mode.as_millis() as u64,
+            };
+            tracing::info!(%channel, ?interval_ms, by, "slow mode changed");
+            Ok(ActionOutcome { interval_ms: Some(interval), ..ActionOutcome::default() })
+        }
+    }
+}
+
+async fn close(app: &AppState, user: &str, outcome: &mut ActionOutcome) -> Result<(), ErrorInfo> {
+    let report = app.hub.close_user(user, CloseCode::Kicked).await.map_err(hub_error)?;
+    outcome.closed = Some(report.disconnected);
+    outcome.unreached = report.unreached.iter().map(ToString::to_string).collect();
+    Ok(())
+}
+
+fn kind_of(kind: SanctionAction) -> SanctionKind {
+    match kind {
+        SanctionAction::Ban => SanctionKind::Ban,
+        SanctionAction::Mute => SanctionKind::Mute,
+    }
+}
+
+pub(crate) fn scope_of(target: ModerationTarget) -> Scope {
+    match target {
+        ModerationTarget::Channel(channel) => Scope::Channel(channel),
+        ModerationTarget::Namespace(namespace) => Scope::Namespace(namespace),
+    }
+}
+
+fn unavailable(error: fanfare_cluster::ClusterError) -> ErrorInfo {
+    tracing::warn!(%error, "moderation: the engine failed");
+    ErrorInfo::new(ErrorCode::Unavailable, error.to_string())
+}
