@@ -14,6 +14,7 @@ mod framing;
 mod lifecycle;
 mod logs;
 mod metrics;
+mod moderation;
 mod ordering;
 mod plan;
 mod presence;
