@@ -54,6 +54,7 @@ pub struct Sanction {
     /// When it was imposed, in milliseconds since the Unix epoch.
     pub at_ms: u64,
     /// When it ends (ms since the Unix epoch); `None`: until lifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until_ms: Option<u64>,
     /// Who imposed it: a moderator's user id, or `api` for the HTTP API.
     pub by: String,
