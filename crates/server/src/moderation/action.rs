@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::now_ms;
 use crate::auth::ChannelGrants;
 use crate::policy::hub_error;
+use crate::pusher::users::{hub_member, hub_user};
 use crate::server::AppState;
 
 pub use fanfare_protocol::native::moderation::ModerationAction as Action;
@@ -137,10 +138,23 @@ async fn run(app: &AppState, by: &str, action: ModerationAction) -> Result<Actio
     }
 }
 
+/// Closes `user`'s native connections and its Pusher connections of every
+/// app (signed in, or presence members by that id), on every node.
 async fn close(app: &AppState, user: &str, outcome: &mut ActionOutcome) -> Result<(), ErrorInfo> {
-    let report = app.hub.close_user(user, CloseCode::Kicked).await.map_err(hub_error)?;
-    outcome.closed = Some(report.disconnected);
-    outcome.unreached = report.unreached.iter().map(ToString::to_string).collect();
+    let pusher_users = app
+        .pusher
+        .apps
+        .iter()
+        .flat_map(|pusher_app| [hub_user(pusher_app.id(), user), hub_member(pusher_app.id(), user)]);
+    let mut closed = 0;
+    let mut unreached = std::collections::BTreeSet::new();
+    for hub_user in std::iter::once(user.to_owned()).chain(pusher_users) {
+        let report = app.hub.close_user(&hub_user, CloseCode::Kicked).await.map_err(hub_error)?;
+        closed += report.disconnected;
+        unreached.extend(report.unreached.iter().map(ToString::to_string));
+    }
+    outcome.closed = Some(closed);
+    outcome.unreached = unreached.into_iter().collect();
     Ok(())
 }
 

@@ -124,6 +124,13 @@ pub fn hub_user(app: &str, user: &str) -> String {
     format!("pusher\u{1f}{app}\u{1f}{user}")
 }
 
+/// The name a presence member that did not sign in is registered under in
+/// the hub: apart from signed-in users, so `terminate_connections` leaves
+/// it (as Pusher does), while a moderator's kick reaches it.
+pub fn hub_member(app: &str, user: &str) -> String {
+    format!("pusher-member\u{1f}{app}\u{1f}{user}")
+}
+
 fn outboxes(list: &[(ConnId, Arc<Outbox>)], except: ConnId) -> Vec<Arc<Outbox>> {
     list.iter().filter(|(c, _)| *c != except).map(|(_, o)| o.clone()).collect()
 }

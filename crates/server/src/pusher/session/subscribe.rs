@@ -90,6 +90,13 @@ impl PusherSession {
         if channel.requires_auth() {
             self.authenticated();
         }
+        if let (Some(member), None) = (&member, &self.signed_in) {
+            // A presence member that did not sign in is known by its member
+            // id: a moderator's kick or ban reaches it.
+            let hub_member =
+                crate::pusher::users::hub_member(self.pusher_app.id(), &member.user_id.to_string());
+            self.app.hub.connections().register(self.conn, hub_member.into(), self.outbox.clone());
+        }
         self.channels.insert(name.to_owned(), Subscribed { hub, member: member.map(|m| m.user_id) });
         Ok(())
     }
