@@ -104,6 +104,24 @@ mod tests {
     }
 
     #[test]
+    fn namespace_rates_are_resolved_and_a_bad_one_names_its_key() {
+        let toml = "[channel_defaults]\npublish_rate_per_user = \"5/10s\"\n\n[namespaces.live]\nslow_mode = \"2s\"\npublish_rate_per_user = \"off\"\n";
+        let settings = crate::from_toml(toml).unwrap();
+        let live = settings.namespaces.get("live").publish_limits;
+        assert_eq!(
+            (live.per_user, live.slow_mode),
+            (None, Duration::from_secs(2)),
+            "off overrides the default"
+        );
+        assert_eq!(settings.namespaces.get("other").publish_limits.per_user, rate(5, 10));
+        let error = crate::from_toml("[namespaces.live]\npublish_rate_per_channel = \"0/s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("namespaces.live.publish_rate_per_channel"), "{error}");
+        assert!(error.contains("zero would refuse everything"), "{error}");
+    }
+
+    #[test]
     fn a_formatted_rate_reads_back_the_same() {
         for text in ["5/s", "30/10s", "100/m", "off", "7/250ms"] {
             let parsed = parse_rate(text).unwrap();
