@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use fanfare_protocol::native::moderation::ModerationAction;
 use fanfare_protocol::native::{
     CommandBody, ConnectResult, HistoryParams, HistoryResult, PresenceResult, PublishResult,
 };
@@ -108,6 +109,13 @@ impl Client {
     pub async fn presence(&self, channel: &str) -> Result<PresenceResult, ClientError> {
         let channel = ChannelName::new(channel)?;
         self.call_decoded(CommandBody::Presence { channel }).await
+    }
+
+    /// A moderator's action (the token needs a `moderate` claim granting
+    /// the channel or namespace); the answer is the command's `result`
+    /// (`docs/protocol.md` §5.8).
+    pub async fn moderate(&self, action: ModerationAction) -> Result<serde_json::Value, ClientError> {
+        self.call_decoded(CommandBody::Moderate(action)).await
     }
 
     /// Closes the connection (code 1000) and waits until the client has

@@ -105,6 +105,7 @@ mod tls;
 pub use backoff::Backoff;
 pub use client::Client;
 pub use error::ClientError;
+pub use fanfare_protocol::native::moderation::{ModerationAction, ModerationTarget, SanctionAction};
 pub use fanfare_protocol::native::{
     ConnectResult, HistoryParams, HistoryResult, Member, PresenceResult, PublishResult, SubscribeResult,
 };

@@ -282,3 +282,36 @@ async fn in_a_cluster_a_ban_on_one_node_kicks_and_refuses_on_every_node() {
     let (_, listed) = b.get("/api/moderation/sanctions?channel=live:stage").await;
     assert_eq!(listed["sanctions"][0]["user"], "bob");
 }
+
+#[tokio::test]
+async fn the_rust_client_moderates_with_its_token_grant() {
+    use fanfare_client::{ModerationAction, ModerationTarget, SanctionAction};
+    let server = TestServer::with_config(CONFIG).await;
+    let moderator = server.client_as(token("mod", json!({"moderate": ["live:*"]}))).await;
+    let mut bob = as_user(&server, "bob", json!({})).await;
+    assert_eq!(code(&subscribe(&mut bob, "live:stage").await), "ok");
+    let target = ModerationTarget::Namespace("live".into());
+    let mute = ModerationAction::Impose {
+        kind: SanctionAction::Mute,
+        user: "bob".into(),
+        target: target.clone(),
+        duration_ms: None,
+        reason: Some("caps lock".into()),
+    };
+    let result = moderator.moderate(mute).await.unwrap();
+    assert_eq!(result["sanction"]["scope"], json!({"namespace": "live"}), "{result}");
+    assert_eq!(code(&publish(&mut bob, "live:stage", "HELLO").await), "muted");
+    let lifted = moderator
+        .moderate(ModerationAction::Lift { kind: SanctionAction::Mute, user: "bob".into(), target })
+        .await;
+    assert_eq!(lifted.unwrap()["lifted"], true);
+    assert_eq!(code(&publish(&mut bob, "live:stage", "hello").await), "ok");
+    let refused = moderator
+        .moderate(ModerationAction::Kick {
+            user: "bob".into(),
+            target: ModerationTarget::Namespace("chat".into()),
+        })
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("permission_denied"), "{refused}");
+}
