@@ -50,6 +50,7 @@ pub mod engines;
 pub mod gateway;
 pub(crate) mod http_error;
 pub(crate) mod logging;
+pub(crate) mod plain_listener;
 pub(crate) mod policy;
 pub mod pusher;
 pub(crate) mod readiness;

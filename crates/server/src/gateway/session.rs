@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::auth::Identity;
 use crate::gateway::connection::{self, Dialect, Link, Next};
+use crate::gateway::connection_counts::Counted;
 use crate::gateway::rate::TokenBucket;
 use crate::gateway::replies::PendingReplies;
 use crate::gateway::subscriptions::Subscriptions;
@@ -28,6 +29,9 @@ pub(crate) struct Session {
     pub commands: TokenBucket,
     /// Publishes handed to the hub whose replies are not written yet.
     pub replies: PendingReplies,
+    /// Its place within its user's `limits.max_connections_per_user`,
+    /// from `connect` on (none for anonymous connections).
+    pub user_slot: Option<Counted<Arc<str>>>,
 }
 
 /// The connection's future (see [`connection::drive`]).
@@ -45,6 +49,7 @@ pub fn run(app: AppState, io: Io) -> impl Future<Output = ()> + Send {
         channels: Subscriptions::new(),
         commands,
         replies: PendingReplies::default(),
+        user_slot: None,
     };
     connection::drive(&app, io, outbox, Protocol::Native, session)
 }
@@ -106,6 +111,7 @@ impl Dialect for Session {
             let _ = self.app.hub.unsubscribe(self.conn, &channel);
         }
         self.app.hub.connections().unregister(self.conn);
+        self.user_slot = None;
     }
 }
 
