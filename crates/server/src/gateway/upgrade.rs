@@ -2,8 +2,11 @@
 //! handed to our own framing (`socket.rs`), which holds no buffer while a
 //! connection is idle and writes shared frames without copying.
 
+use std::net::IpAddr;
+use std::time::Duration;
+
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -13,11 +16,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_util::either::Either;
-
-use std::net::IpAddr;
-use std::time::Duration;
-
-use axum::extract::ConnectInfo;
 
 use crate::gateway::capacity::OpenSlot;
 use crate::gateway::client_addr::{PeerAddr, client_ip, limit_key};
