@@ -239,19 +239,25 @@ async fn a_storm_of_5000_handshakes_is_let_in_at_the_nodes_rate_while_a_subscrib
 
     // The 503s the clients saw are the ones the node counted.
     let metrics = storm.server.metrics().await;
-    let counted = metric_value(&metrics, "fanfare_handshake_failures_total{cause=\"handshake_rate_node\"}");
-    assert_eq!(counted as u64, storm.refusals());
+    let name = "fanfare_handshake_failures_total{cause=\"handshake_rate_node\"}";
+    let counted = if metrics.contains(name) { metric_value(&metrics, name) as u64 } else { 0 };
+    assert_eq!(counted, storm.refusals());
 
     // 5,000 first attempts in about a second against 1,000/s (bursts of
     // 1,000): the node let in at most its burst plus its rate over the
     // time the first attempts took, and refused the rest; letting in all
-    // 5,000 took at least the 4 s the rate allows after the burst.
+    // 5,000 took at least the 4 s the rate allows after the burst. (On a
+    // machine so loaded that the attempts reach the node slower than its
+    // rate, nothing is refused, and the bound says so.)
     let outcomes = &storm.outcomes;
     let refused_first = outcomes.iter().filter(|o| o.refusals > 0).count() as u64;
     let first_round = outcomes.iter().map(|o| o.first_answered_at).max().unwrap();
     let admitted_first = CLIENTS as u64 - refused_first;
     let bound = NODE_RATE + (NODE_RATE as f64 * first_round.as_secs_f64()).ceil() as u64;
-    assert!(refused_first > 0 && storm.refusals() >= refused_first);
+    assert!(storm.refusals() >= refused_first);
+    if first_round < Duration::from_secs(2) {
+        assert!(refused_first > 0, "the first attempts came within {first_round:?}, and none was refused");
+    }
     assert!(admitted_first <= bound, "{admitted_first} let in at first, more than {bound}");
     let last_admitted = outcomes.iter().map(|o| o.admitted_at).max().unwrap();
     let paced = Duration::from_secs_f64((CLIENTS as u64 - NODE_RATE) as f64 / NODE_RATE as f64 * 0.95);
