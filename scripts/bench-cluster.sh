@@ -76,6 +76,8 @@ listen = "127.0.0.1:$port"
 data_dir = "$WORK/$name"
 api_key = "$API_KEY"
 log = "warn"
+[limits]
+max_handshakes_per_second = 0
 [auth]
 allow_anonymous = true
 [channel_defaults]

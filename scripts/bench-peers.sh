@@ -278,8 +278,11 @@ start_server() { # target log
       [ "$target" = fanfare-pusher-memory ] && store=memory://
       [[ $target = *-baseline ]] && binary=$BASELINE
       [ "$target" = fanfare-tls ] && cert=$TLS_DIR/server.pem key=$TLS_DIR/server.key
+      # No handshake limit: the scenarios open their connections as fast as
+      # the node takes them (the default 1,000/s would pace every connect
+      # phase and the reconnect storm; docs/benchmarks.md, issue 12).
       FANFARE_STORE_URL=$store FANFARE_DURABILITY=fsync FANFARE_TCP_NODELAY=$nodelay FANFARE_WORKER_THREADS=$threads \
-        FANFARE_TLS_CERT_FILE=$cert FANFARE_TLS_KEY_FILE=$key \
+        FANFARE_TLS_CERT_FILE=$cert FANFARE_TLS_KEY_FILE=$key FANFARE_LIMITS_MAX_HANDSHAKES_PER_SECOND=0 \
         "${SERVER_ON[@]}" "$binary" serve --listen "$BIND_HOST:0" --data-dir "$data" >"$log" 2>&1 &
       SERVER_PID=$!
       started_pids+=("$SERVER_PID")

@@ -15,6 +15,8 @@ pub enum EnvKind {
     Bool,
     /// A whole number, 0 or more.
     Count,
+    /// A comma-separated list (of addresses, networks).
+    List,
 }
 
 /// One environment variable.
@@ -39,7 +41,7 @@ const fn var(
     EnvVar { name, key: Some(key), kind, example, description }
 }
 
-use EnvKind::{Bool, Count, Text};
+use EnvKind::{Bool, Count, List, Text};
 
 /// The complete list. Precedence: a variable overrides the config file and
 /// is overridden by the matching command-line flag.
@@ -150,6 +152,41 @@ pub const ENV_VARS: &[EnvVar] = &[
         Text,
         "5s",
         "How often a node renews its lease (at most half of `cluster.node_lease`).",
+    ),
+    var(
+        "FANFARE_LIMITS_MAX_HANDSHAKES_PER_SECOND",
+        "limits.max_handshakes_per_second",
+        Count,
+        "1000",
+        "WebSocket handshakes this node accepts per second (bursts of as many); more get HTTP 503 `unavailable` with `Retry-After`. `0`: no limit.",
+    ),
+    var(
+        "FANFARE_LIMITS_MAX_HANDSHAKES_PER_IP_PER_SECOND",
+        "limits.max_handshakes_per_ip_per_second",
+        Count,
+        "20",
+        "Handshakes one client address (IPv6: its /64) may make per second; more get HTTP 429 `rate_limited` with `Retry-After`. `0` (the default): no limit.",
+    ),
+    var(
+        "FANFARE_LIMITS_MAX_CONNECTIONS_PER_IP",
+        "limits.max_connections_per_ip",
+        Count,
+        "200",
+        "Connections one client address (IPv6: its /64) may hold on this node; more get HTTP 429 `too_many_connections`. `0` (the default): no limit.",
+    ),
+    var(
+        "FANFARE_LIMITS_MAX_CONNECTIONS_PER_USER",
+        "limits.max_connections_per_user",
+        Count,
+        "10",
+        "Connections one user may hold on this node; more are refused at `connect` (native, close 4004) or `pusher:signin` (Pusher, close 4004). `0` (the default): no limit.",
+    ),
+    var(
+        "FANFARE_LIMITS_TRUSTED_PROXIES",
+        "limits.trusted_proxies",
+        List,
+        "10.0.0.0/8,fd00::/8",
+        "Comma-separated addresses and CIDR networks of the proxies in front of the server: a connection from one of them is from the client its `X-Forwarded-For` names. Unset: the socket's peer is the client.",
     ),
     var(
         "FANFARE_DURABILITY",

@@ -22,6 +22,8 @@
 //! - `pusher.rs`: the `[pusher]` section's settings (apps and their
 //!   webhooks); `validate/pusher.rs` and `validate/pusher/limits.rs`
 //!   check it.
+//! - `admission.rs`: who may connect how fast (handshake rates, connections
+//!   per IP and per user, trusted proxies); `validate/admission.rs` checks it.
 //! - `jwt_key.rs`: the JWT key, parsed once here so a bad key fails
 //!   validation; the server's authenticator verifies tokens with it.
 //! - `example.toml`: every key, documented.
@@ -31,6 +33,7 @@
 //! types their settings take, and the server re-exports it as
 //! `fanfare::config`.
 
+mod admission;
 mod duration;
 mod env;
 mod error;
@@ -45,6 +48,7 @@ mod render;
 mod settings;
 mod validate;
 
+pub use admission::{Admission, TrustedProxies};
 pub use duration::{format_duration, parse_duration};
 pub use env::{ENV_VARS, EnvKind, EnvVar, markdown_table as env_markdown_table};
 pub use error::{ConfigError, Origin};
@@ -72,6 +76,7 @@ mod tests {
         let defaults = Settings::default();
         assert_eq!(settings.listen, defaults.listen);
         assert_eq!(settings.limits, defaults.limits);
+        assert_eq!(settings.admission, defaults.admission);
         assert_eq!(settings.store, defaults.store);
         assert_eq!(settings.auth, defaults.auth);
         assert_eq!(settings.namespaces.defaults(), defaults.namespaces.defaults());

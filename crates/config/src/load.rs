@@ -152,6 +152,9 @@ fn env_layer(values: &[(&'static EnvVar, String)]) -> Result<Layer, ConfigError>
                 reason: format!("expected a whole number (0 or more), found `{text}`"),
                 origin: Some(Origin::Env(var.name)),
             })?),
+            EnvKind::List => Value::from(
+                text.split(',').map(str::trim).filter(|item| !item.is_empty()).collect::<Vec<_>>(),
+            ),
         };
         insert(&mut dict, key, value);
     }
@@ -482,9 +485,36 @@ mod tests {
                     "FANFARE_CONFIG" | "FANFARE_JWT_PUBLIC_KEY" | "FANFARE_JWT_PUBLIC_KEY_FILE"
                 )
                 || var.name.starts_with("FANFARE_CLUSTER_") // a_cluster_is_configured_by_its_variables
+                || var.name.starts_with("FANFARE_LIMITS_") // admission_limits_are_configured_by_their_variables
                 || var.name.starts_with("FANFARE_TLS_"); // tls_is_configured_by_its_variables
             assert!(covered, "{} has no test", var.name);
         }
+    }
+
+    #[test]
+    fn admission_limits_are_configured_by_their_variables() {
+        let examples = [
+            ("FANFARE_LIMITS_MAX_HANDSHAKES_PER_SECOND", "500"),
+            ("FANFARE_LIMITS_MAX_HANDSHAKES_PER_IP_PER_SECOND", "20"),
+            ("FANFARE_LIMITS_MAX_CONNECTIONS_PER_IP", "200"),
+            ("FANFARE_LIMITS_MAX_CONNECTIONS_PER_USER", "10"),
+            ("FANFARE_LIMITS_TRUSTED_PROXIES", " 10.0.0.0/8, fd00::/8 ,"),
+        ];
+        let admission = load_from(&ServeArgs::default(), env(&examples)).unwrap().admission;
+        assert_eq!(admission.max_handshakes_per_second, 500);
+        assert_eq!(admission.max_handshakes_per_ip_per_second, 20);
+        assert_eq!(admission.max_connections_per_ip, 200);
+        assert_eq!(admission.max_connections_per_user, 10);
+        assert_eq!(admission.trusted_proxies.to_strings(), ["10.0.0.0/8", "fd00::/8"]);
+        for (name, _) in examples {
+            assert!(ENV_VARS.iter().any(|var| var.name == name), "{name} is not listed");
+        }
+
+        let bad = [("FANFARE_LIMITS_TRUSTED_PROXIES", "10.0.0.0/8,lb.internal")];
+        let error = load_from(&ServeArgs::default(), env(&bad)).unwrap_err().to_string();
+        assert!(error.contains("limits.trusted_proxies"), "{error}");
+        assert!(error.contains("`lb.internal` is not an IP address"), "{error}");
+        assert!(error.contains("FANFARE_LIMITS_TRUSTED_PROXIES"), "{error}");
     }
 
     #[test]

@@ -140,6 +140,18 @@ pub(crate) struct RawLimits {
     pub ready_below_percent: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_http_body_bytes: Option<usize>,
+    // Admission (`validate/admission.rs`): handshake rates, connections
+    // per IP and per user, and whose `X-Forwarded-For` names the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_handshakes_per_second: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_handshakes_per_ip_per_second: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_ip: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_user: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

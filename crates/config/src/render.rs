@@ -88,6 +88,11 @@ impl Settings {
                 max_http_body_bytes: Some(limits.max_http_body_bytes),
                 max_connections: Some(limits.max_connections),
                 ready_below_percent: Some(limits.ready_below_percent),
+                max_handshakes_per_second: Some(self.admission.max_handshakes_per_second),
+                max_handshakes_per_ip_per_second: Some(self.admission.max_handshakes_per_ip_per_second),
+                max_connections_per_ip: Some(self.admission.max_connections_per_ip),
+                max_connections_per_user: Some(self.admission.max_connections_per_user),
+                trusted_proxies: Some(self.admission.trusted_proxies.to_strings()),
             },
             auth,
             channel_defaults: self.namespaces.defaults().to_raw(),
@@ -130,6 +135,8 @@ durability = "buffered"
 
 [limits]
 ping_interval = "20s"
+max_connections_per_user = 3
+trusted_proxies = ["10.0.0.0/8", "192.0.2.7"]
 
 [auth]
 jwt_secret = "a-jwt-secret-of-at-least-32-bytes!!"
@@ -158,6 +165,9 @@ publish = "anyone"
         assert!(text.contains("tcp_nodelay = false"), "{text}");
         assert!(text.contains("worker_threads = 2"), "{text}");
         assert!(text.contains("pong_timeout = \"10s\""), "defaults are shown too:\n{text}");
+        assert!(text.contains("max_handshakes_per_second = 1000"), "{text}");
+        assert!(text.contains("max_connections_per_user = 3"), "{text}");
+        assert!(text.contains(r#"trusted_proxies = ["10.0.0.0/8", "192.0.2.7"]"#), "{text}");
         assert!(text.contains("url = \"embedded:///srv/history\""), "{text}");
         assert!(text.contains("[namespaces.chat]"), "{text}");
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use fanfare_hub::OutboxLimits;
 
+use super::admission::Admission;
 use super::kinds::{Durability, JwtAlgorithm, LogFormat};
 use super::namespaces::Namespaces;
 use super::pusher::PusherSettings;
@@ -45,6 +46,9 @@ pub struct Settings {
     /// `[tls]`: the listener's certificate and the webhooks' extra roots.
     pub tls: TlsSettings,
     pub limits: Limits,
+    /// Handshake rates, connections per IP and per user, trusted proxies
+    /// (`[limits]` keys too).
+    pub admission: Admission,
     pub auth: AuthSettings,
     pub namespaces: Namespaces,
     /// Pusher apps. Empty: the serve command generates one on first start
@@ -74,6 +78,7 @@ impl Default for Settings {
             log_filter: "info,fjall=warn,lsm_tree=warn".to_owned(),
             log_format: LogFormat::Text,
             limits: Limits::default(),
+            admission: Admission::default(),
             auth: AuthSettings::default(),
             namespaces: Namespaces::default(),
             pusher: PusherSettings::default(),
@@ -304,6 +309,7 @@ impl fmt::Debug for Settings {
             .field("cluster", &self.cluster)
             .field("tls", &self.tls)
             .field("limits", &self.limits)
+            .field("admission", &self.admission)
             .field("auth", &self.auth)
             .field("namespaces", &self.namespaces)
             .field("pusher", &self.pusher)

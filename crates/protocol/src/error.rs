@@ -192,6 +192,10 @@ code_table! {
         HandshakeTimeout => close_row(4504, "handshake timeout"),
         /// The server's HTTP API disconnected this user.
         Disconnected => close_row(4003, "disconnected by server"),
+        /// The user holds the most connections this node allows
+        /// (`limits.max_connections_per_user`): reconnect once another of
+        /// theirs has closed, not by itself.
+        TooManyConnections => close_row(4004, "too many connections"),
         /// A frame larger than the server's limit (the WebSocket standard code).
         MessageTooBig => close_row(1009, "message too big"),
         /// A frame that breaks the WebSocket framing rules (RFC 6455 code 1002).
@@ -264,5 +268,6 @@ mod tests {
         assert!(CloseCode::ShuttingDown.reconnect());
         assert!(!CloseCode::Unauthorized.reconnect());
         assert!(!CloseCode::Disconnected.reconnect());
+        assert!(!CloseCode::TooManyConnections.reconnect());
     }
 }

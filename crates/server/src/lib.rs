@@ -52,6 +52,7 @@ pub(crate) mod http_error;
 pub mod limits;
 pub(crate) mod logging;
 pub mod moderation;
+pub(crate) mod plain_listener;
 pub(crate) mod policy;
 pub mod pusher;
 pub(crate) mod readiness;

@@ -4,6 +4,7 @@
 //! [`run`] takes a bound listener and a shutdown future, so tests start a
 //! real server on port 0 in-process and stop it at will.
 
+use std::net::IpAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +14,6 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::any;
-use axum::serve::ListenerExt;
 use fanfare_hub::{ChannelPolicy, CloseReason, ConnId, Hub, HubOptions};
 use fanfare_protocol::{ChannelName, CloseCode};
 use fanfare_store::HistoryStore;
@@ -25,6 +25,10 @@ use crate::engines::Engines;
 use crate::gateway::capacity::{self, Capacity};
 use crate::limits::PublishLimiter;
 use crate::moderation::Moderation;
+use crate::gateway::client_addr::PeerAddr;
+use crate::gateway::connection_counts::ConnectionCounts;
+use crate::gateway::handshake_rate::{self, HandshakeRates};
+use crate::plain_listener::PlainListener;
 use crate::pusher::apps::Apps;
 use crate::pusher::users::SignedInUsers;
 use crate::pusher::webhooks::{WebhookOptions, Webhooks};
@@ -61,6 +65,13 @@ pub struct App {
     pub(crate) limits: PublishLimiter,
     /// Bans, mutes and moderators' actions.
     pub(crate) moderation: Moderation,
+    /// The pace of WebSocket handshakes, per client address and per node.
+    pub(crate) handshake_rates: HandshakeRates,
+    /// Connections held per client address (`client_addr::limit_key`).
+    pub(crate) connections_per_ip: Arc<ConnectionCounts<IpAddr>>,
+    /// Connections held per user: the native user id, or a Pusher app's
+    /// user (`pusher::users::hub_user`).
+    pub(crate) connections_per_user: Arc<ConnectionCounts<Arc<str>>>,
     /// The certificate served when `tls.cert_file` is set (reloaded at
     /// SIGHUP); `None`: plain HTTP.
     pub tls: Option<Arc<Certificates>>,
@@ -201,6 +212,9 @@ pub fn build_with(
     let capacity = Arc::new(Capacity::new(&settings.limits, capacity::open_file_limit()));
     let limits = PublishLimiter::new(rate_limits);
     let moderation = Moderation::new(sanctions);
+    let handshake_rates = HandshakeRates::new(&settings.admission);
+    let connections_per_ip = ConnectionCounts::new(settings.admission.max_connections_per_ip);
+    let connections_per_user = ConnectionCounts::new(settings.admission.max_connections_per_user);
     let app = App {
         settings,
         hub,
@@ -211,6 +225,9 @@ pub fn build_with(
         capacity,
         limits,
         moderation,
+        handshake_rates,
+        connections_per_ip,
+        connections_per_user,
         tls,
         store,
         draining,
@@ -268,6 +285,8 @@ pub async fn run(
     // delivery that follows another closely (`tcp_nodelay`).
     let nodelay = app.settings.tcp_nodelay;
     let router = router(app.clone());
+    let sweeping = tokio::spawn(sweep_handshake_rates(Arc::downgrade(&app.0)));
+    let _stop_sweeping = AbortOnDrop(sweeping);
     let mut http = match &app.tls {
         Some(certificates) => {
             let timeout = app.settings.limits.handshake_timeout;
@@ -275,9 +294,7 @@ pub async fn run(
             tokio::spawn(serve_until(listener, router, accepting_stopped))
         }
         None => {
-            let listener = listener.tap_io(move |tcp| {
-                let _ = tcp.set_nodelay(nodelay);
-            });
+            let listener = PlainListener::new(listener, nodelay);
             tokio::spawn(serve_until(listener, router, accepting_stopped))
         }
     };
@@ -304,6 +321,27 @@ pub async fn run(
     close_store(&app).await
 }
 
+/// Forgets, now and then, the client addresses whose handshake bucket
+/// refilled, until the server is gone.
+async fn sweep_handshake_rates(app: std::sync::Weak<App>) {
+    let mut every = tokio::time::interval(handshake_rate::SWEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(app) = app.upgrade() else { return };
+        app.handshake_rates.sweep();
+    }
+}
+
+/// Aborts its task when dropped (whichever way [`run`] returns).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Serves HTTP on `listener` until `stop` fires (or its sender is dropped),
 /// then lets requests in progress finish.
 async fn serve_until<L>(
@@ -314,8 +352,10 @@ async fn serve_until<L>(
 where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
+    PeerAddr: for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
 {
-    axum::serve(listener, router)
+    // The peer's address goes to every request (the per-address limits).
+    axum::serve(listener, router.into_make_service_with_connect_info::<PeerAddr>())
         .with_graceful_shutdown(async move {
             let _ = stop.await;
         })

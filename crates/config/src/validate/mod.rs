@@ -2,6 +2,7 @@
 //! defaults filled in, every value checked, keys that only make sense
 //! together checked together. Errors name the key and where it was set.
 
+mod admission;
 mod pusher;
 
 use std::net::SocketAddr;
@@ -56,6 +57,7 @@ pub(crate) fn validate(
         ));
     }
     let limits = check.limits(&raw.limits)?;
+    let admission = check.admission(&raw.limits)?;
     let auth = check.auth(&raw.auth)?;
     let namespaces = check.namespaces(&raw, &store, &limits, &auth)?;
     let pusher = validate_pusher(&raw.pusher, &limits, origins)?;
@@ -72,6 +74,7 @@ pub(crate) fn validate(
         cluster,
         tls,
         limits,
+        admission,
         auth,
         namespaces,
         pusher,

@@ -119,6 +119,9 @@ pub enum PusherErrorCode {
     /// The signin's watchlist was longer than allowed; the extra ids were
     /// dropped (4302).
     WatchlistLimit,
+    /// A signin refused because the user holds the most connections
+    /// (4004, the code of the close that follows).
+    TooManyConnections,
 }
 
 impl PusherErrorCode {
@@ -140,12 +143,20 @@ impl PusherErrorCode {
             Unauthorized => (Some(4009), ErrorCode::Unauthorized),
             ClientEventRateLimit => (Some(4301), ErrorCode::RateLimited),
             WatchlistLimit => (Some(4302), ErrorCode::BadRequest),
+            TooManyConnections => (Some(4004), ErrorCode::TooManyConnections),
         }
     }
 
-    pub const ALL: [PusherErrorCode; 5] = {
+    pub const ALL: [PusherErrorCode; 6] = {
         use PusherErrorCode::*;
-        [InvalidMessage, ClientEventRejected, Unauthorized, ClientEventRateLimit, WatchlistLimit]
+        [
+            InvalidMessage,
+            ClientEventRejected,
+            Unauthorized,
+            ClientEventRateLimit,
+            WatchlistLimit,
+            TooManyConnections,
+        ]
     };
 }
 

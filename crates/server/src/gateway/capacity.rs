@@ -10,7 +10,10 @@ use std::time::Instant;
 
 use metrics::{Gauge, counter, gauge, histogram};
 
+use std::net::IpAddr;
+
 use crate::config::{FILE_HEADROOM, Limits};
+use crate::gateway::connection_counts::Counted;
 use crate::gateway::slow_consumers::SlowConsumers;
 
 /// The node's open connections and its limit.
@@ -68,7 +71,7 @@ impl Capacity {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
             .ok()?;
         self.report(before + 1);
-        Some(OpenSlot { capacity: self.clone(), opened: Instant::now() })
+        Some(OpenSlot { capacity: self.clone(), opened: Instant::now(), address: None })
     }
 
     /// Whether the node holds so many connections that it should get no
@@ -87,9 +90,17 @@ impl Capacity {
 pub struct OpenSlot {
     capacity: Arc<Capacity>,
     opened: Instant,
+    /// Its place within its client address's limit, freed with this one.
+    address: Option<Counted<IpAddr>>,
 }
 
 impl OpenSlot {
+    /// The slot, holding the connection's place of its address too.
+    pub(crate) fn with_address(mut self, address: Option<Counted<IpAddr>>) -> Self {
+        self.address = address;
+        self
+    }
+
     /// The connection `conn` of `protocol` ended for `reason` (a label of
     /// `fanfare_connections_closed_total`): counts it and its duration, and
     /// remembers a slow consumer.

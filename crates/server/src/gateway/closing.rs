@@ -42,6 +42,7 @@ impl Closing {
                 CloseCode::Unauthorized => "unauthorized",
                 CloseCode::HandshakeTimeout => "handshake_timeout",
                 CloseCode::Disconnected => "disconnected",
+                CloseCode::TooManyConnections => "too_many_connections",
                 CloseCode::MessageTooBig => "message_too_big",
                 CloseCode::ProtocolError => "protocol_error",
                 CloseCode::InvalidPayload => "invalid_payload",
@@ -194,6 +195,8 @@ fn pusher_close(code: CloseCode) -> (u16, &'static str) {
             PusherCloseCode::Unauthorized
         }
         CloseCode::ShuttingDown => PusherCloseCode::ShuttingDown,
+        // 40xx: pusher-js gives up, and does not hammer a full user's limit.
+        CloseCode::TooManyConnections => PusherCloseCode::OverQuota,
         CloseCode::SlowConsumer | CloseCode::ServerError => PusherCloseCode::OverCapacity,
         CloseCode::IdleTimeout => PusherCloseCode::PongTimeout,
         CloseCode::InsufficientState => PusherCloseCode::Reconnect,

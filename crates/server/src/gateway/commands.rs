@@ -7,6 +7,7 @@ use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, ErrorInfo, StreamPosit
 
 use crate::auth::Identity;
 use crate::gateway::connection::Next;
+use crate::gateway::connection_counts::open_user;
 use crate::gateway::session::Session;
 use crate::moderation::{Action, Actor};
 use crate::policy::{check_data, hub_error, may_publish, may_subscribe};
@@ -57,6 +58,15 @@ impl Session {
                 return Next::Close(CloseReason::new(CloseCode::Unauthorized));
             }
         };
+        if !identity.user.is_empty() {
+            match open_user(&self.app.connections_per_user, &identity.user) {
+                Ok(slot) => self.user_slot = slot,
+                Err(error) => {
+                    self.reply_error(id, error);
+                    return Next::Close(CloseReason::new(CloseCode::TooManyConnections));
+                }
+            }
+        }
         self.app.hub.connections().register(self.conn, identity.user.clone(), self.outbox.clone());
         let result = ConnectResult {
             client: self.conn.to_string(),

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::auth::Identity;
 use crate::gateway::connection::{self, Dialect, Link, Next};
+use crate::gateway::connection_counts::Counted;
 use crate::gateway::rate::TokenBucket;
 use crate::gateway::replies::PendingReplies;
 use crate::gateway::subscriptions::Subscriptions;
@@ -31,6 +32,9 @@ pub(crate) struct Session {
     pub replies: PendingReplies,
     /// Its publish buckets.
     pub publisher: Publisher,
+    /// Its place within its user's `limits.max_connections_per_user`,
+    /// from `connect` on (none for anonymous connections).
+    pub user_slot: Option<Counted<Arc<str>>>,
 }
 
 /// The connection's future (see [`connection::drive`]).
@@ -49,6 +53,7 @@ pub fn run(app: AppState, io: Io) -> impl Future<Output = ()> + Send {
         commands,
         replies: PendingReplies::default(),
         publisher: Publisher::new(&app.connection_key(conn)),
+        user_slot: None,
     };
     connection::drive(&app, io, outbox, Protocol::Native, session)
 }
@@ -110,6 +115,7 @@ impl Dialect for Session {
             let _ = self.app.hub.unsubscribe(self.conn, &channel);
         }
         self.app.hub.connections().unregister(self.conn);
+        self.user_slot = None;
     }
 }
 

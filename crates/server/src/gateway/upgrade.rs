@@ -2,8 +2,11 @@
 //! handed to our own framing (`socket.rs`), which holds no buffer while a
 //! connection is idle and writes shared frames without copying.
 
+use std::net::IpAddr;
+use std::time::Duration;
+
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -15,10 +18,13 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_util::either::Either;
 
 use crate::gateway::capacity::OpenSlot;
+use crate::gateway::client_addr::{PeerAddr, client_ip, limit_key};
+use crate::gateway::connection_counts::{Counted, HELD_RETRY_AFTER};
+use crate::gateway::handshake_rate::TooFast;
 use crate::gateway::session;
 use crate::http_error::HttpError;
 use crate::server::AppState;
-use fanfare_protocol::ErrorCode;
+use fanfare_protocol::{ErrorCode, ErrorInfo};
 
 /// `GET /connection/websocket`: the native protocol.
 pub async fn accept(State(app): State<AppState>, request: Request) -> Response {
@@ -67,14 +73,53 @@ where
         refused("draining");
         return HttpError::new(ErrorCode::ShuttingDown, "the server is shutting down").into_response();
     }
+    let address = match admit(&app, &request) {
+        Ok(address) => address,
+        Err(refusal) => return refusal.into_response(),
+    };
     let Some(slot) = app.capacity.open() else {
         refused("over_capacity");
         return over_capacity(app.capacity.max());
     };
+    let slot = slot.with_address(address);
     switch(request, move |mut io| {
         io.slot = Some(slot);
         session(app, io)
     })
+}
+
+/// The admission limits, in order: the client address's handshake rate
+/// (429), the node's (503), the address's connections (429). Returns the
+/// connection's place within its address's limit.
+fn admit(app: &AppState, request: &Request) -> Result<Option<Counted<IpAddr>>, HttpError> {
+    let admission = &app.settings.admission;
+    let client = request.extensions().get::<ConnectInfo<PeerAddr>>().map(|ConnectInfo(PeerAddr(peer))| {
+        limit_key(client_ip(peer.ip(), request.headers(), &admission.trusted_proxies))
+    });
+    app.handshake_rates.take(client).map_err(|too_fast| match too_fast {
+        TooFast::Address { wait } => {
+            refused("handshake_rate_ip");
+            let per_second = admission.max_handshakes_per_ip_per_second;
+            let message = format!("this address may open {per_second} WebSocket connections per second");
+            retry_after(ErrorCode::RateLimited, message, wait)
+        }
+        TooFast::Node { wait } => {
+            refused("handshake_rate_node");
+            let per_second = admission.max_handshakes_per_second;
+            let message = format!("this node takes {per_second} new WebSocket connections per second");
+            retry_after(ErrorCode::Unavailable, message, wait)
+        }
+    })?;
+    let Some(client) = client else { return Ok(None) };
+    app.connections_per_ip.open(client).map_err(|at_limit| {
+        refused("connections_per_ip");
+        let message = format!("this address holds its most connections ({})", at_limit.max);
+        retry_after(ErrorCode::TooManyConnections, message, HELD_RETRY_AFTER)
+    })
+}
+
+fn retry_after(code: ErrorCode, message: String, wait: Duration) -> HttpError {
+    HttpError::from(ErrorInfo::new(code, message).retry_after(wait))
 }
 
 /// Counts an upgrade refused before a session started
@@ -88,9 +133,7 @@ pub(crate) fn refused(cause: &'static str) {
 fn over_capacity(max: usize) -> Response {
     let message =
         format!("this node holds its most connections ({max}); retry, on another node if there is one");
-    let mut response = HttpError::new(ErrorCode::Unavailable, message).into_response();
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
+    retry_after(ErrorCode::Unavailable, message, Duration::from_secs(1)).into_response()
 }
 
 /// The handshake alone: answers it, and runs `then` on the switched

@@ -2,6 +2,7 @@
 //! binary where a process must die), real sockets, real clients.
 
 mod admin;
+mod admission;
 mod bad_input;
 mod bench;
 mod cluster;
@@ -26,6 +27,7 @@ mod pusher_limits;
 mod pusher_user_ids;
 mod recovery;
 mod slow_consumer;
+mod storm;
 mod support;
 mod tls;
 mod webhook_restarts;

@@ -281,3 +281,29 @@ async fn fanfare_bench_runs_over_wss_and_https_trusting_its_ca_file() {
     assert_eq!((delivery.expected, delivery.delivered, delivery.lost), (200, 200, 0), "{report}");
     assert!(report.integrity_ok() && report.errors.is_empty(), "{report}");
 }
+
+#[tokio::test]
+async fn over_wss_the_per_address_limit_knows_the_peer_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let (files, _) = ca.leaf(dir.path(), "server");
+    let server = TestServer::with_settings("[limits]\nmax_connections_per_ip = 1\n", |settings| {
+        settings.tls.certificate = Some(files);
+    })
+    .await;
+    let url = format!("wss://127.0.0.1:{}/connection/websocket", server.addr.port());
+    let connect = || {
+        let connector = tokio_tungstenite::Connector::Rustls(ca.client_tls());
+        tokio_tungstenite::connect_async_tls_with_config(url.clone(), None, false, Some(connector))
+    };
+    let _first = connect().await.expect("the address's one connection");
+    match connect().await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            assert_eq!(response.headers()["retry-after"], "5");
+        }
+        other => {
+            panic!("a second connection from 127.0.0.1 over wss was not refused: {:?}", other.map(|_| ()))
+        }
+    }
+}

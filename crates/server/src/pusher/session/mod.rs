@@ -29,6 +29,7 @@ use crate::limits::Publisher;
 use crate::pusher::apps::PusherApp;
 use crate::server::AppState;
 
+use crate::gateway::connection_counts::Counted;
 use crate::gateway::rate::TokenBucket;
 use crate::gateway::subscriptions::Subscriptions;
 
@@ -113,6 +114,9 @@ struct SignedIn {
     id: UserId,
     info: Option<JsonData>,
     watchlist: Vec<UserId>,
+    /// Its place within the user's `limits.max_connections_per_user`,
+    /// freed on sign-out (with the rest of this).
+    _slot: Option<Counted<Arc<str>>>,
 }
 
 pub(crate) struct PusherSession {

@@ -13,6 +13,7 @@ use fanfare_protocol::{CloseCode, UserId};
 
 use super::{PusherSession, SignedIn};
 use crate::gateway::connection::Next;
+use crate::gateway::connection_counts::{Counted, open_user};
 
 impl PusherSession {
     pub(super) fn sign_in(&mut self, auth: &str, user_data: &str) -> Next {
@@ -35,6 +36,15 @@ impl PusherSession {
             }
             return Next::Continue;
         }
+        let hub_user: Arc<str> =
+            crate::pusher::users::hub_user(self.pusher_app.id(), user.id.as_str()).into();
+        let slot = match open_user(&self.app.connections_per_user, &hub_user) {
+            Ok(slot) => slot,
+            Err(error) => {
+                self.send_error(PusherErrorCode::TooManyConnections, &error.message);
+                return Next::Close(CloseReason::new(CloseCode::TooManyConnections));
+            }
+        };
         if user.watchlist.len() > MAX_WATCHLIST_LEN {
             user.watchlist.truncate(MAX_WATCHLIST_LEN);
             self.send_error(
@@ -43,17 +53,16 @@ impl PusherSession {
             );
         }
         self.outbox.push(pusher::encode_signin_success(user_data));
-        self.register_user(user);
+        self.register_user(user, hub_user, slot);
         self.authenticated();
         Next::Continue
     }
 
-    fn register_user(&mut self, user: UserData) {
+    fn register_user(&mut self, user: UserData, hub_user: Arc<str>, slot: Option<Counted<Arc<str>>>) {
         let app_id = self.pusher_app.id();
         let users = &self.app.pusher.users;
         let signed = users.sign_in(app_id, user.id.as_str(), self.conn, &self.outbox, &user.watchlist);
-        let hub_user = crate::pusher::users::hub_user(app_id, user.id.as_str());
-        self.app.hub.connections().register(self.conn, Arc::from(hub_user), self.outbox.clone());
+        self.app.hub.connections().register(self.conn, hub_user, self.outbox.clone());
         notify(&signed.notify_online, WatchlistStatus::Online, &user.id);
         let mut events = Vec::new();
         if !signed.online.is_empty() {
@@ -65,7 +74,8 @@ impl PusherSession {
         if !events.is_empty() {
             self.outbox.push(pusher::encode_watchlist_events(&events));
         }
-        self.signed_in = Some(SignedIn { id: user.id, info: user.user_info, watchlist: user.watchlist });
+        self.signed_in =
+            Some(SignedIn { id: user.id, info: user.user_info, watchlist: user.watchlist, _slot: slot });
     }
 
     /// On close: the user's last connection going tells their watchers.
