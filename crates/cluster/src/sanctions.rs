@@ -63,6 +63,11 @@ pub struct Sanction {
 }
 
 impl Sanction {
+    /// Sorts `sanctions` as [`Sanctions::list`] answers them: by user, then kind.
+    pub fn sort_for_listing(sanctions: &mut [Sanction]) {
+        sanctions.sort_by(|a, b| (&a.user, a.kind.as_str()).cmp(&(&b.user, b.kind.as_str())));
+    }
+
     /// Whether it still holds at `now_ms`.
     pub fn in_force(&self, now_ms: u64) -> bool {
         self.until_ms.is_none_or(|until| until > now_ms)

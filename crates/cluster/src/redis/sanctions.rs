@@ -125,7 +125,7 @@ impl Sanctions for RedisSanctions {
                 .await
                 .map_err(redis_error)?;
         }
-        in_force.sort_by(|a, b| (&a.user, a.kind.as_str()).cmp(&(&b.user, b.kind.as_str())));
+        Sanction::sort_for_listing(&mut in_force);
         Ok(in_force)
     }
 }

@@ -92,7 +92,7 @@ impl Sanctions for LocalSanctions {
             .filter(|s| s.scope == *scope && s.in_force(now_ms))
             .cloned()
             .collect();
-        listed.sort_by(|a, b| (&a.user, a.kind.as_str()).cmp(&(&b.user, b.kind.as_str())));
+        Sanction::sort_for_listing(&mut listed);
         Ok(listed)
     }
 }
