@@ -22,6 +22,8 @@
 //! - `pusher.rs`: the `[pusher]` section's settings (apps and their
 //!   webhooks); `validate/pusher.rs` and `validate/pusher/limits.rs`
 //!   check it.
+//! - `content.rs`: a namespace's content rules (blocklist, links, the
+//!   pre-publish hook), compiled by `validate/content.rs`.
 //! - `jwt_key.rs`: the JWT key, parsed once here so a bad key fails
 //!   validation; the server's authenticator verifies tokens with it.
 //! - `example.toml`: every key, documented.
@@ -31,6 +33,7 @@
 //! types their settings take, and the server re-exports it as
 //! `fanfare::config`.
 
+pub mod content;
 mod duration;
 mod env;
 mod error;

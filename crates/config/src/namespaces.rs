@@ -16,6 +16,7 @@ use fanfare_hub::ChannelOptions;
 use fanfare_protocol::ChannelName;
 use fanfare_store::{Durability, Retention};
 
+use super::content::ContentRules;
 use super::duration::HumanDuration;
 use super::kinds::{PublishPolicy, SubscribePolicy};
 use super::raw::RawNamespace;
@@ -31,6 +32,10 @@ pub struct NamespaceSettings {
     pub max_message_bytes: usize,
     /// Whether anonymous connections may subscribe.
     pub allow_anonymous: bool,
+    /// What clients' publications are checked against besides the size:
+    /// blocklist, links, pre-publish hook. Set by validation (`content`
+    /// keys merge over the defaults' before compiling), not by `apply`.
+    pub content: ContentRules,
 }
 
 impl Default for NamespaceSettings {
@@ -50,6 +55,7 @@ impl Default for NamespaceSettings {
             subscribe: SubscribePolicy::Anyone,
             max_message_bytes: 64 * 1024,
             allow_anonymous: true,
+            content: ContentRules::default(),
         }
     }
 }
@@ -71,8 +77,9 @@ impl NamespaceSettings {
         set(&mut self.allow_anonymous, raw.allow_anonymous);
     }
 
-    /// Every key, as written in the configuration.
-    pub(crate) fn to_raw(&self) -> RawNamespace {
+    /// Every key, as written in the configuration; `secret` maps the
+    /// content hook's secret (redaction).
+    pub(crate) fn to_raw(&self, secret: &dyn Fn(&str) -> String) -> RawNamespace {
         let channel = &self.channel;
         RawNamespace {
             history_size: Some(channel.history.max_len),
@@ -86,6 +93,7 @@ impl NamespaceSettings {
             allow_anonymous: Some(self.allow_anonymous),
             idempotency_window: Some(HumanDuration(channel.idempotency_window)),
             durability: Some(channel.durability.into()),
+            content: Some(self.content.to_raw(secret)),
         }
     }
 
@@ -240,7 +248,7 @@ mod tests {
 
         let mut round_trip =
             NamespaceSettings { publish: PublishPolicy::Anyone, ..NamespaceSettings::default() };
-        round_trip.apply(&settings.to_raw());
+        round_trip.apply(&settings.to_raw(&|s| s.to_owned()));
         assert_eq!(round_trip, settings);
     }
 }

@@ -188,6 +188,9 @@ pub(crate) struct RawNamespace {
     /// Unset: `store.durability`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub durability: Option<Durability>,
+    /// `content`: blocklist, links, pre-publish hook (`content.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<super::content::RawContent>,
 }
 
 /// `[pusher]`: the default app's shorthand keys (what the

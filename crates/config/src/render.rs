@@ -90,12 +90,12 @@ impl Settings {
                 ready_below_percent: Some(limits.ready_below_percent),
             },
             auth,
-            channel_defaults: self.namespaces.defaults().to_raw(),
+            channel_defaults: self.namespaces.defaults().to_raw(&secret),
             namespaces: self
                 .namespaces
                 .configured()
                 .into_iter()
-                .map(|(name, settings)| (name.to_owned(), settings.to_raw()))
+                .map(|(name, settings)| (name.to_owned(), settings.to_raw(&secret)))
                 .collect(),
             pusher: self.pusher.to_raw(secret),
         }
