@@ -84,6 +84,15 @@ mod tests {
     }
 
     #[test]
+    fn the_operations_guide_shows_the_example_file_as_it_is() {
+        let guide = include_str!("../../../docs/operations.md");
+        assert!(
+            guide.contains(EXAMPLE_TOML),
+            "docs/operations.md §2.4 differs from crates/config/src/example.toml"
+        );
+    }
+
+    #[test]
     fn the_example_file_mentions_every_key() {
         let raw = Settings::default().to_raw(false);
         let rendered = toml::to_string(&raw).unwrap();

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
 use crate::config::{Namespaces, Settings};
+use crate::content::ContentCheck;
 use crate::engines::Engines;
 use crate::gateway::capacity::{self, Capacity};
 use crate::pusher::apps::Apps;
@@ -55,6 +56,9 @@ pub struct App {
     pub(crate) telemetry: ServerMetrics,
     /// The open WebSocket connections against `limits.max_connections`.
     pub(crate) capacity: Arc<Capacity>,
+    /// The namespaces' content rules' shared part (the pre-publish hook's
+    /// HTTP client), for the native session and Pusher client events.
+    pub(crate) content: ContentCheck,
     /// The certificate served when `tls.cert_file` is set (reloaded at
     /// SIGHUP); `None`: plain HTTP.
     pub tls: Option<Arc<Certificates>>,
@@ -153,6 +157,8 @@ pub fn build_with(
         None => None,
     };
     let webhook_roots = webhook_roots(&settings)?;
+    let content =
+        ContentCheck::new(&settings, &webhook_roots).context("building the pre-publish hook's client")?;
     let settings = Arc::new(settings);
     let auth = Authenticator::new(&settings.auth).context("configuring authentication")?;
     let policy = channel_policy(settings.namespaces.clone());
@@ -183,7 +189,8 @@ pub fn build_with(
     let draining = AtomicBool::new(false);
     let api_key = ServerApiKey(Arc::from(api_key));
     let capacity = Arc::new(Capacity::new(&settings.limits, capacity::open_file_limit()));
-    let app = App { settings, hub, pusher, auth, api_key, telemetry, capacity, tls, store, draining };
+    let app =
+        App { settings, hub, pusher, auth, api_key, telemetry, capacity, content, tls, store, draining };
     Ok(AppState(Arc::new(app)))
 }
 

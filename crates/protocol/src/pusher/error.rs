@@ -113,6 +113,9 @@ pub enum PusherErrorCode {
     /// The signin's watchlist was longer than allowed; the extra ids were
     /// dropped (4302).
     WatchlistLimit,
+    /// A client event refused by the namespace's content rules or its
+    /// pre-publish hook (4303, Fanfare's: Pusher has no content rules).
+    ContentRejected,
 }
 
 impl PusherErrorCode {
@@ -134,12 +137,20 @@ impl PusherErrorCode {
             Unauthorized => (Some(4009), ErrorCode::Unauthorized),
             ClientEventRateLimit => (Some(4301), ErrorCode::RateLimited),
             WatchlistLimit => (Some(4302), ErrorCode::BadRequest),
+            ContentRejected => (Some(4303), ErrorCode::ContentRejected),
         }
     }
 
-    pub const ALL: [PusherErrorCode; 5] = {
+    pub const ALL: [PusherErrorCode; 6] = {
         use PusherErrorCode::*;
-        [InvalidMessage, ClientEventRejected, Unauthorized, ClientEventRateLimit, WatchlistLimit]
+        [
+            InvalidMessage,
+            ClientEventRejected,
+            Unauthorized,
+            ClientEventRateLimit,
+            WatchlistLimit,
+            ContentRejected,
+        ]
     };
 }
 
