@@ -51,6 +51,10 @@ impl PusherSession {
     ) -> Option<JsonData> {
         let subscribed = self.channels.get(channel.as_str())?;
         let namespace = self.app.settings.namespaces.resolve(&subscribed.hub);
+        if data.len() > namespace.max_message_bytes {
+            self.send_error(PusherErrorCode::ClientEventRejected, "the client event is too large");
+            return None;
+        }
         let user = subscribed
             .member
             .as_ref()
