@@ -15,6 +15,7 @@ use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
 use super::duration::HumanDuration;
+use super::error::ConfigError;
 
 /// The default time the pre-publish hook has to answer.
 pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_millis(500);
@@ -162,57 +163,24 @@ pub struct Blocklist {
     patterns: Vec<Regex>,
 }
 
-/// A blocklist entry that does not compile or would match everything.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BlocklistError {
-    #[error("blocklist word {0:?} is empty or only spaces")]
-    EmptyWord(String),
-    #[error("blocklist pattern {pattern:?} does not compile: {reason}")]
-    BadPattern { pattern: String, reason: String },
-    #[error("blocklist pattern {0:?} matches the empty string, so it would match every message")]
-    MatchesEmpty(String),
-    /// The words together exceed the regular expression size limit.
-    #[error("the blocklist words do not compile together: {0}")]
-    Words(String),
-}
-
-impl BlocklistError {
-    /// The key of `content` the error is about.
-    pub fn key(&self) -> &'static str {
-        match self {
-            BlocklistError::EmptyWord(_) | BlocklistError::Words(_) => "blocklist",
-            BlocklistError::BadPattern { .. } | BlocklistError::MatchesEmpty(_) => "blocklist_patterns",
-        }
-    }
-}
-
 impl Blocklist {
     /// Compiles `words` (matched as whole words, ignoring case) and
     /// `patterns` (`regex` syntax, matched as written: add `(?i)` to
-    /// ignore case).
-    pub fn compile(words: &[String], patterns: &[String]) -> Result<Self, BlocklistError> {
+    /// ignore case). An error's key is `blocklist` or `blocklist_patterns`,
+    /// relative to the `content` table (validation puts the table in front).
+    pub fn compile(words: &[String], patterns: &[String]) -> Result<Self, ConfigError> {
         let words: Vec<String> = words.to_vec();
         if let Some(empty) = words.iter().find(|word| word.trim().is_empty()) {
-            return Err(BlocklistError::EmptyWord(empty.clone()));
+            let reason = format!("blocklist word {empty:?} is empty or only spaces");
+            return Err(ConfigError::invalid("blocklist", reason));
         }
         let word_matcher = match words.is_empty() {
             true => None,
-            false => Some(
-                Regex::new(&word_expression(&words))
-                    .map_err(|error| BlocklistError::Words(error.to_string()))?,
-            ),
+            false => Some(Regex::new(&word_expression(&words)).map_err(|error| {
+                ConfigError::invalid("blocklist", format!("the words do not compile together: {error}"))
+            })?),
         };
-        let patterns = patterns
-            .iter()
-            .map(|pattern| match Regex::new(pattern) {
-                Ok(regex) if regex.is_match("") => Err(BlocklistError::MatchesEmpty(pattern.clone())),
-                Ok(regex) => Ok(regex),
-                Err(error) => Err(BlocklistError::BadPattern {
-                    pattern: pattern.clone(),
-                    reason: error.to_string().lines().last().unwrap_or_default().trim().to_owned(),
-                }),
-            })
-            .collect::<Result<_, _>>()?;
+        let patterns = patterns.iter().map(|pattern| compile_pattern(pattern)).collect::<Result<_, _>>()?;
         Ok(Self { words, word_matcher, patterns })
     }
 
@@ -228,6 +196,24 @@ impl Blocklist {
     /// Every expression to look for: the words' one, then each pattern.
     pub fn matchers(&self) -> impl Iterator<Item = &Regex> {
         self.word_matcher.iter().chain(&self.patterns)
+    }
+}
+
+/// One `blocklist_patterns` entry: it must compile, and must not match the
+/// empty string (it would match every message).
+fn compile_pattern(pattern: &str) -> Result<Regex, ConfigError> {
+    let invalid = |reason: String| ConfigError::invalid("blocklist_patterns", reason);
+    match Regex::new(pattern) {
+        Ok(regex) if regex.is_match("") => Err(invalid(format!(
+            "blocklist pattern {pattern:?} matches the empty string, so it would match every message"
+        ))),
+        Ok(regex) => Ok(regex),
+        Err(error) => {
+            // The last line of the parser's message says what is wrong.
+            let text = error.to_string();
+            let what = text.lines().last().unwrap_or_default().trim();
+            Err(invalid(format!("blocklist pattern {pattern:?} does not compile: {what}")))
+        }
     }
 }
 
@@ -283,7 +269,7 @@ pub struct HookSettings {
 mod tests {
     use super::*;
 
-    fn list(words: &[&str], patterns: &[&str]) -> Result<Blocklist, BlocklistError> {
+    fn list(words: &[&str], patterns: &[&str]) -> Result<Blocklist, ConfigError> {
         let owned = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         Blocklist::compile(&owned(words), &owned(patterns))
     }
@@ -322,11 +308,17 @@ mod tests {
 
     #[test]
     fn a_pattern_that_does_not_compile_or_matches_nothing_in_particular_is_refused() {
-        let error = list(&[], &["(unclosed"]).unwrap_err();
-        assert!(matches!(&error, BlocklistError::BadPattern { pattern, .. } if pattern == "(unclosed"));
-        assert!(error.to_string().contains("unclosed group"), "{error}");
-        assert_eq!(list(&[], &["x*"]).unwrap_err(), BlocklistError::MatchesEmpty("x*".into()));
-        assert_eq!(list(&["  "], &[]).unwrap_err(), BlocklistError::EmptyWord("  ".into()));
+        let refusal = |error: ConfigError| match error {
+            ConfigError::Invalid { key, reason, .. } => (key, reason),
+            other => panic!("expected Invalid, got {other:?}"),
+        };
+        let (key, reason) = refusal(list(&[], &["(unclosed"]).unwrap_err());
+        assert_eq!(key, "blocklist_patterns");
+        assert_eq!(reason, "blocklist pattern \"(unclosed\" does not compile: error: unclosed group");
+        let (key, reason) = refusal(list(&[], &["x*"]).unwrap_err());
+        assert_eq!(key, "blocklist_patterns");
+        assert!(reason.contains("matches the empty string"), "{reason}");
+        assert_eq!(refusal(list(&["  "], &[]).unwrap_err()).0, "blocklist");
     }
 
     #[test]

@@ -22,8 +22,10 @@ impl Check<'_> {
         let key = |name: &str| format!("{prefix}.content.{name}");
         let words = raw.blocklist.as_deref().unwrap_or_default();
         let patterns = raw.blocklist_patterns.as_deref().unwrap_or_default();
-        let blocklist = Blocklist::compile(words, patterns)
-            .map_err(|error| self.invalid(&key(error.key()), error.to_string()))?;
+        let blocklist = Blocklist::compile(words, patterns).map_err(|error| match error {
+            ConfigError::Invalid { key: name, reason, .. } => self.invalid(&key(&name), reason),
+            other => other,
+        })?;
         let hook = self.hook(&key("hook"), &raw.hook)?;
         Ok(ContentRules {
             blocklist,
