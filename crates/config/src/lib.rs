@@ -24,6 +24,8 @@
 //!   check it.
 //! - `admission.rs`: who may connect how fast (handshake rates, connections
 //!   per IP and per user, trusted proxies); `validate/admission.rs` checks it.
+//! - `content.rs`: a namespace's content rules (blocklist, links, the
+//!   pre-publish hook), compiled by `validate/content.rs`.
 //! - `jwt_key.rs`: the JWT key, parsed once here so a bad key fails
 //!   validation; the server's authenticator verifies tokens with it.
 //! - `example.toml`: every key, documented.
@@ -34,6 +36,7 @@
 //! `fanfare::config`.
 
 mod admission;
+pub mod content;
 mod duration;
 mod env;
 mod error;
@@ -85,6 +88,15 @@ mod tests {
         assert_eq!(chat.publish, PublishPolicy::Subscribers);
         assert!(chat.channel.presence && chat.channel.join_leave);
         assert_eq!(chat.channel.history.max_len, 200);
+    }
+
+    #[test]
+    fn the_operations_guide_shows_the_example_file_as_it_is() {
+        let guide = include_str!("../../../docs/operations.md");
+        assert!(
+            guide.contains(EXAMPLE_TOML),
+            "docs/operations.md §2.4 differs from crates/config/src/example.toml"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use fanfare_hub::ChannelOptions;
 use fanfare_protocol::ChannelName;
 use fanfare_store::{Durability, Retention};
 
+use super::content::ContentRules;
 use super::duration::HumanDuration;
 use super::kinds::{PublishPolicy, SubscribePolicy};
 use super::rate::HumanRate;
@@ -35,6 +36,10 @@ pub struct NamespaceSettings {
     pub allow_anonymous: bool,
     /// Token buckets and slow mode for client publications.
     pub publish_limits: PublishLimits,
+    /// What clients' publications are checked against besides the size:
+    /// blocklist, links, pre-publish hook. Set by validation (`content`
+    /// keys merge over the defaults' before compiling), not by `apply`.
+    pub content: ContentRules,
 }
 
 /// The limits on publications by connections (the HTTP API is not
@@ -71,6 +76,7 @@ impl Default for NamespaceSettings {
             max_message_bytes: 64 * 1024,
             allow_anonymous: true,
             publish_limits: PublishLimits::default(),
+            content: ContentRules::default(),
         }
     }
 }
@@ -97,8 +103,9 @@ impl NamespaceSettings {
         set(&mut limits.slow_mode, raw.slow_mode.map(|d| d.0));
     }
 
-    /// Every key, as written in the configuration.
-    pub(crate) fn to_raw(&self) -> RawNamespace {
+    /// Every key, as written in the configuration; `secret` maps the
+    /// content hook's secret (redaction).
+    pub(crate) fn to_raw(&self, secret: &dyn Fn(&str) -> String) -> RawNamespace {
         let channel = &self.channel;
         RawNamespace {
             history_size: Some(channel.history.max_len),
@@ -116,6 +123,7 @@ impl NamespaceSettings {
             publish_rate_per_user: Some(HumanRate(self.publish_limits.per_user)),
             publish_rate_per_channel: Some(HumanRate(self.publish_limits.per_channel)),
             slow_mode: Some(HumanDuration(self.publish_limits.slow_mode)),
+            content: Some(self.content.to_raw(secret)),
         }
     }
 
@@ -270,7 +278,7 @@ mod tests {
 
         let mut round_trip =
             NamespaceSettings { publish: PublishPolicy::Anyone, ..NamespaceSettings::default() };
-        round_trip.apply(&settings.to_raw());
+        round_trip.apply(&settings.to_raw(&|s| s.to_owned()));
         assert_eq!(round_trip, settings);
     }
 }

@@ -95,12 +95,12 @@ impl Settings {
                 trusted_proxies: Some(self.admission.trusted_proxies.to_strings()),
             },
             auth,
-            channel_defaults: self.namespaces.defaults().to_raw(),
+            channel_defaults: self.namespaces.defaults().to_raw(&secret),
             namespaces: self
                 .namespaces
                 .configured()
                 .into_iter()
-                .map(|(name, settings)| (name.to_owned(), settings.to_raw()))
+                .map(|(name, settings)| (name.to_owned(), settings.to_raw(&secret)))
                 .collect(),
             pusher: self.pusher.to_raw(secret),
         }

@@ -20,6 +20,8 @@
 //!   and the `[pusher]` settings: apps, the WebSocket session
 //!   (`pusher/session/`, on the gateway's driver), the Pusher HTTP API,
 //!   signed-in users, webhooks.
+//! - `content/`: the namespaces' content rules on client publications
+//!   (blocklist, links, the pre-publish hook), checked once before the hub.
 //! - `policy.rs`: message checks, namespace permissions, and the one
 //!   mapping of hub errors to wire errors, shared by the gateway and the
 //!   HTTP APIs (which do not import each other); `http_error.rs`: the
@@ -45,6 +47,7 @@ pub(crate) mod api;
 pub(crate) mod auth;
 pub mod cli;
 pub use fanfare_config as config;
+pub(crate) mod content;
 pub(crate) mod data_dir;
 pub mod engines;
 pub mod gateway;

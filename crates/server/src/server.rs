@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
 use crate::config::{Namespaces, Settings};
+use crate::content::ContentCheck;
 use crate::engines::Engines;
 use crate::gateway::capacity::{self, Capacity};
 use crate::gateway::client_addr::PeerAddr;
@@ -72,6 +73,9 @@ pub struct App {
     /// Connections held per user: the native user id, or a Pusher app's
     /// user (`pusher::users::hub_user`).
     pub(crate) connections_per_user: Arc<ConnectionCounts<Arc<str>>>,
+    /// The namespaces' content rules' shared part (the pre-publish hook's
+    /// HTTP client), for the native session and Pusher client events.
+    pub(crate) content: ContentCheck,
     /// The certificate served when `tls.cert_file` is set (reloaded at
     /// SIGHUP); `None`: plain HTTP.
     pub tls: Option<Arc<Certificates>>,
@@ -179,6 +183,8 @@ pub fn build_with(
         None => None,
     };
     let webhook_roots = webhook_roots(&settings)?;
+    let content =
+        ContentCheck::new(&settings, &webhook_roots).context("building the pre-publish hook's client")?;
     let settings = Arc::new(settings);
     let auth = Authenticator::new(&settings.auth).context("configuring authentication")?;
     let policy = channel_policy(settings.namespaces.clone());
@@ -223,6 +229,7 @@ pub fn build_with(
         api_key,
         telemetry,
         capacity,
+        content,
         limits,
         moderation,
         handshake_rates,

@@ -3,6 +3,7 @@
 //! together checked together. Errors name the key and where it was set.
 
 mod admission;
+mod content;
 mod pusher;
 
 use std::net::SocketAddr;
@@ -421,6 +422,8 @@ impl Check<'_> {
         let mut base = NamespaceSettings::default();
         base.channel.durability = store.durability.into();
         base.apply(&raw.channel_defaults);
+        let default_content = raw.channel_defaults.content.clone().unwrap_or_default();
+        base.content = self.content("channel_defaults", &default_content)?;
         self.namespace("channel_defaults", &base, limits, auth)?;
         let mut resolved = Vec::with_capacity(raw.namespaces.len());
         for (name, raw) in &raw.namespaces {
@@ -437,6 +440,9 @@ impl Check<'_> {
             }
             let mut settings = base.clone();
             settings.apply(raw);
+            if let Some(content) = &raw.content {
+                settings.content = self.content(&prefix, &default_content.overridden_by(content))?;
+            }
             self.namespace(&prefix, &settings, limits, auth)?;
             resolved.push((name.clone(), settings));
         }

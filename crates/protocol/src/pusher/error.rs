@@ -122,6 +122,9 @@ pub enum PusherErrorCode {
     /// A signin refused because the user holds the most connections
     /// (4004, the code of the close that follows).
     TooManyConnections,
+    /// A client event refused by the namespace's content rules or its
+    /// pre-publish hook (4303, Fanfare's: Pusher has no content rules).
+    ContentRejected,
 }
 
 impl PusherErrorCode {
@@ -144,10 +147,11 @@ impl PusherErrorCode {
             ClientEventRateLimit => (Some(4301), ErrorCode::RateLimited),
             WatchlistLimit => (Some(4302), ErrorCode::BadRequest),
             TooManyConnections => (Some(4004), ErrorCode::TooManyConnections),
+            ContentRejected => (Some(4303), ErrorCode::ContentRejected),
         }
     }
 
-    pub const ALL: [PusherErrorCode; 6] = {
+    pub const ALL: [PusherErrorCode; 7] = {
         use PusherErrorCode::*;
         [
             InvalidMessage,
@@ -156,6 +160,7 @@ impl PusherErrorCode {
             ClientEventRateLimit,
             WatchlistLimit,
             TooManyConnections,
+            ContentRejected,
         ]
     };
 }

@@ -6,6 +6,7 @@ use fanfare_protocol::native::{self, CommandBody, ConnectResult, HistoryParams, 
 use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, ErrorInfo, StreamPosition};
 
 use crate::auth::Identity;
+use crate::content::ClientPublication;
 use crate::gateway::connection::Next;
 use crate::gateway::connection_counts::open_user;
 use crate::gateway::session::Session;
@@ -128,9 +129,12 @@ impl Session {
         Ok(())
     }
 
-    /// Hands the publication to the hub and moves on to the next command;
-    /// the reply follows once it is durable (`replies.rs`).
-    async fn publish(&mut self, id: u64, publish: Publish) -> Result<(), ErrorInfo> {
+    /// Checks the publication against the namespace's content rules
+    /// (waiting for its pre-publish hook, if any: the next command waits
+    /// too, so publications keep their order), hands it to the hub and
+    /// moves on to the next command; the reply follows once it is durable
+    /// (`replies.rs`).
+    async fn publish(&mut self, id: u64, mut publish: Publish) -> Result<(), ErrorInfo> {
         let namespace = self.app.settings.namespaces.resolve(&publish.channel);
         may_publish(&namespace, self.channels.contains(&publish.channel))?;
         check_data(&publish.data, &namespace)?;
@@ -142,6 +146,17 @@ impl Session {
             limits.slow_mode = std::time::Duration::ZERO;
         }
         self.app.limits.admit(&mut self.publisher, &identity.user, &publish.channel, &limits).await?;
+        let publication = ClientPublication {
+            channel: &publish.channel,
+            event: publish.event.as_deref(),
+            data: publish.data.clone(),
+            user: Some(&self.identity().user),
+            connection: self.conn,
+            socket_id: None,
+            protocol: "native",
+            max_bytes: namespace.max_message_bytes,
+        };
+        publish.data = self.app.content.check(&namespace, publication).await.map_err(|r| r.error())?;
         self.replies.room(&self.outbox).await;
         let receipt = self.app.hub.submit(publish).await;
         self.replies.push(id, receipt);

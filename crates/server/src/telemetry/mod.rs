@@ -26,6 +26,10 @@ const LATENCY_HISTOGRAMS: &[&str] = &[
 /// second to a day.
 const DURATION_BUCKETS: &[f64] = &[1.0, 10.0, 60.0, 300.0, 1800.0, 3600.0, 4.0 * 3600.0, 24.0 * 3600.0];
 
+/// Buckets of the pre-publish hook's call time, in seconds: up to the
+/// longest hook timeout accepted (10 s).
+const HOOK_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
 static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
 
 #[derive(Clone)]
@@ -38,10 +42,10 @@ impl ServerMetrics {
     /// shares it) and registers the server's own metrics.
     pub fn install() -> Self {
         let handle = RECORDER.get_or_init(|| {
-            let buckets = LATENCY_HISTOGRAMS
-                .iter()
-                .map(|name| (*name, LATENCY_BUCKETS))
-                .chain([("fanfare_connection_duration_seconds", DURATION_BUCKETS)]);
+            let buckets = LATENCY_HISTOGRAMS.iter().map(|name| (*name, LATENCY_BUCKETS)).chain([
+                ("fanfare_connection_duration_seconds", DURATION_BUCKETS),
+                ("fanfare_content_hook_seconds", HOOK_BUCKETS),
+            ]);
             let recorder = buckets
                 .fold(PrometheusBuilder::new(), |builder, (name, buckets)| {
                     builder

@@ -9,6 +9,7 @@ mod cluster;
 mod cluster_failures;
 mod cluster_pusher;
 mod cluster_rolling;
+mod content_rules;
 mod docs;
 mod durability;
 mod framing;

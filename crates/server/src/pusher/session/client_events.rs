@@ -1,12 +1,16 @@
 //! `client-*` events: relayed to the channel's other subscribers (native
 //! ones too), never echoed to the sender, never stored, at most the app's
-//! `max_client_events_per_second` per connection (Pusher's 10 by default).
+//! `max_client_events_per_second` per connection (Pusher's 10 by default),
+//! then, as native publications: the user's bans and mutes, the
+//! namespace's publish limits, and its content rules (`content/`; a
+//! refusal is `pusher:error` 4303).
 
 use fanfare_hub::Publish;
-use fanfare_protocol::JsonData;
 use fanfare_protocol::pusher::{self, PusherChannel, PusherErrorCode};
+use fanfare_protocol::{JsonData, UserId};
 
 use super::PusherSession;
+use crate::content::ClientPublication;
 use crate::pusher::webhooks::WebhookEvent;
 
 impl PusherSession {
@@ -37,6 +41,7 @@ impl PusherSession {
             self.outbox.push(frame);
             return;
         }
+        let Some(data) = self.checked_content(&channel, &event, data).await else { return };
         let Some(subscribed) = self.channels.get(channel.as_str()) else { return };
         let publish = Publish {
             event: Some(event.clone()),
@@ -57,6 +62,44 @@ impl PusherSession {
             user_id: user_id.map(|id| id.to_string()),
         };
         self.app.pusher.webhooks.send(self.pusher_app.id(), webhook);
+    }
+
+    /// The data to relay after the content rules of the channel's
+    /// namespace, or `None` once the refusal is sent.
+    async fn checked_content(
+        &self,
+        channel: &PusherChannel,
+        event: &str,
+        data: JsonData,
+    ) -> Option<JsonData> {
+        let subscribed = self.channels.get(channel.as_str())?;
+        let namespace = self.app.settings.namespaces.resolve(&subscribed.hub);
+        if data.len() > namespace.max_message_bytes {
+            self.send_error(PusherErrorCode::ClientEventRejected, "the client event is too large");
+            return None;
+        }
+        let user = subscribed
+            .member
+            .as_ref()
+            .or(self.signed_in.as_ref().map(|signed_in| &signed_in.id))
+            .map(UserId::as_str);
+        let publication = ClientPublication {
+            channel: &subscribed.hub,
+            event: Some(event),
+            data,
+            user,
+            connection: self.conn,
+            socket_id: Some(&self.socket_id),
+            protocol: "pusher",
+            max_bytes: namespace.max_message_bytes.min(self.pusher_app.settings.max_event_bytes),
+        };
+        match self.app.content.check(&namespace, publication).await {
+            Ok(data) => Some(data),
+            Err(rejection) => {
+                self.send_error(PusherErrorCode::ContentRejected, &rejection.to_string());
+                None
+            }
+        }
     }
 
     fn check_client_event(
