@@ -8,6 +8,7 @@ mod cluster;
 mod cluster_failures;
 mod cluster_pusher;
 mod cluster_rolling;
+mod deletes;
 mod docs;
 mod durability;
 mod framing;
