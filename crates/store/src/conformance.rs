@@ -485,7 +485,8 @@ pub async fn a_delete_in_a_group_can_target_a_publication_of_the_same_group(stor
         deleting(&chat, offsets([2]), None),
     ];
     let outcomes = store.enqueue_many(group).await.await;
-    let seen: Vec<Result<(u64, Option<Vec<u64>>), bool>> = outcomes
+    type Seen = Result<(u64, Option<Vec<u64>>), bool>;
+    let seen: Vec<Seen> = outcomes
         .into_iter()
         .map(|o| {
             o.map(|a| (a.publication.offset, a.publication.deletes().map(<[u64]>::to_vec)))

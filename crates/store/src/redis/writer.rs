@@ -24,11 +24,14 @@ pub(crate) enum Message {
     Close(oneshot::Sender<()>),
 }
 
+/// What a request publishes: its event, data and author.
+type Content = (Option<String>, JsonData, Option<UserId>);
+
 /// One `enqueue` or `enqueue_many`: its appends split by channel, one
 /// script call per channel, answered together in request order.
 pub(crate) struct Job {
     /// Event, data and author of each request, to build its [`Appended`].
-    requests: Vec<(Option<String>, JsonData, Option<UserId>)>,
+    requests: Vec<Content>,
     calls: Vec<ChannelCall>,
     reply: oneshot::Sender<Vec<Result<Appended, StoreError>>>,
 }
@@ -444,8 +447,7 @@ fn split(outcome: &CallOutcome, first: usize, count: usize) -> CallOutcome {
 
 fn answer(job: Job, call_outcomes: Vec<CallOutcome>) {
     let mut answers: Vec<Option<Result<Appended, StoreError>>> = job.requests.iter().map(|_| None).collect();
-    let mut requests: Vec<Option<(Option<String>, JsonData, Option<UserId>)>> =
-        job.requests.into_iter().map(Some).collect();
+    let mut requests: Vec<Option<Content>> = job.requests.into_iter().map(Some).collect();
     for (call, outcome) in job.calls.iter().zip(call_outcomes) {
         for (n, &index) in call.indices.iter().enumerate() {
             let Some((event, data, author)) = requests[index].take() else { continue };
