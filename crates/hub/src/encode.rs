@@ -122,3 +122,32 @@ fn pusher_deleted_offsets(publication: &Publication) -> Option<JsonData> {
     };
     Some(JsonData::from_value(&serde_json::json!({ "offsets": offsets })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delete_record_reaches_pusher_subscribers_as_fanfare_delete_and_native_ones_as_deletes() {
+        let (channel, epoch) = (ChannelName::new("app-1:chat").unwrap(), Epoch::new("ep"));
+        let record = Publication::delete_record(44, 7, vec![40, 42]);
+        let encoded = Encoded::new(&channel, Message::Publication { epoch: &epoch, publication: &record });
+        let pusher: serde_json::Value =
+            serde_json::from_str(encoded.frame(Protocol::Pusher { strip: 6 }).as_str()).unwrap();
+        assert_eq!(pusher["event"], PUSHER_DELETE_EVENT);
+        assert_eq!(pusher["channel"], "chat");
+        assert_eq!(pusher["data"], r#"{"offsets":[40,42]}"#, "data as JSON text, as Pusher events carry it");
+        assert_eq!(
+            encoded.frame(Protocol::Native).as_str(),
+            r#"{"type":"publication","channel":"app-1:chat","epoch":"ep","offset":44,"time":7,"deletes":[40,42]}"#
+        );
+        let tombstone = Publication::tombstone(42, 6);
+        let healed = Encoded::new(&channel, Message::Publication { epoch: &epoch, publication: &tombstone });
+        let pusher: serde_json::Value =
+            serde_json::from_str(healed.frame(Protocol::Pusher { strip: 6 }).as_str()).unwrap();
+        assert_eq!(
+            (&pusher["event"], &pusher["data"]),
+            (&PUSHER_DELETE_EVENT.into(), &r#"{"offsets":[42]}"#.into())
+        );
+    }
+}
