@@ -213,7 +213,7 @@ mod tests {
     }
 
     fn publication(offset: u64) -> Publication {
-        Publication { offset, time_ms: 0, event: None, data: JsonData::parse(offset.to_string()).unwrap() }
+        Publication::new(offset, 0, None, JsonData::parse(offset.to_string()).unwrap())
     }
 
     async fn offsets_received(subscription: &mut Subscription, count: usize) -> Vec<u64> {

@@ -9,7 +9,7 @@ use std::cell::OnceCell;
 
 use fanfare_protocol::native::{self, Member};
 use fanfare_protocol::pusher::{self, PresenceMember};
-use fanfare_protocol::{ChannelName, Epoch, Frame, JsonData, Publication, Stamp, UserId};
+use fanfare_protocol::{ChannelName, Deletion, Epoch, Frame, JsonData, Publication, Stamp, UserId};
 
 /// The event name a Pusher client sees for a publication that has none
 /// (one published through the native protocol or API without `event`).
@@ -87,10 +87,13 @@ impl<'a> Encoded<'a> {
     fn encode_pusher(&self, strip: u8) -> Frame {
         let name = self.channel.as_str().get(usize::from(strip)..).unwrap_or_default();
         match &self.message {
-            Message::Publication { publication, .. } => {
-                let event = publication.event.as_deref().unwrap_or(DEFAULT_PUSHER_EVENT);
-                pusher::encode_event(name, event, &publication.data, None)
-            }
+            Message::Publication { publication, .. } => match pusher_deleted_offsets(publication) {
+                Some(offsets) => pusher::encode_event(name, PUSHER_DELETE_EVENT, &offsets, None),
+                None => {
+                    let event = publication.event.as_deref().unwrap_or(DEFAULT_PUSHER_EVENT);
+                    pusher::encode_event(name, event, &publication.data, None)
+                }
+            },
             Message::Ephemeral { event, data, user, .. } => {
                 pusher::encode_event(name, event.unwrap_or(DEFAULT_PUSHER_EVENT), data, *user)
             }
@@ -100,5 +103,51 @@ impl<'a> Encoded<'a> {
             ),
             Message::Leave(user) => pusher::encode_member_removed(name, user),
         }
+    }
+}
+
+/// The event a Pusher subscriber gets for a delete record (`docs/pusher.md`):
+/// Pusher has no offsets to recover by, but a live client can still take a
+/// deleted message off its screen.
+pub(crate) const PUSHER_DELETE_EVENT: &str = "fanfare:delete";
+
+/// `{"offsets":[…]}` for a delete record (and for a tombstone, should a
+/// cluster node heal one into a live delivery: that offset is deleted);
+/// `None` for a message.
+fn pusher_deleted_offsets(publication: &Publication) -> Option<JsonData> {
+    let offsets = match &publication.deletion {
+        None => return None,
+        Some(Deletion::Deletes(offsets)) => offsets.clone(),
+        Some(Deletion::Deleted) => vec![publication.offset],
+    };
+    Some(JsonData::from_value(&serde_json::json!({ "offsets": offsets })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delete_record_reaches_pusher_subscribers_as_fanfare_delete_and_native_ones_as_deletes() {
+        let (channel, epoch) = (ChannelName::new("app-1:chat").unwrap(), Epoch::new("ep"));
+        let record = Publication::delete_record(44, 7, vec![40, 42]);
+        let encoded = Encoded::new(&channel, Message::Publication { epoch: &epoch, publication: &record });
+        let pusher: serde_json::Value =
+            serde_json::from_str(encoded.frame(Protocol::Pusher { strip: 6 }).as_str()).unwrap();
+        assert_eq!(pusher["event"], PUSHER_DELETE_EVENT);
+        assert_eq!(pusher["channel"], "chat");
+        assert_eq!(pusher["data"], r#"{"offsets":[40,42]}"#, "data as JSON text, as Pusher events carry it");
+        assert_eq!(
+            encoded.frame(Protocol::Native).as_str(),
+            r#"{"type":"publication","channel":"app-1:chat","epoch":"ep","offset":44,"time":7,"deletes":[40,42]}"#
+        );
+        let tombstone = Publication::tombstone(42, 6);
+        let healed = Encoded::new(&channel, Message::Publication { epoch: &epoch, publication: &tombstone });
+        let pusher: serde_json::Value =
+            serde_json::from_str(healed.frame(Protocol::Pusher { strip: 6 }).as_str()).unwrap();
+        assert_eq!(
+            (&pusher["event"], &pusher["data"]),
+            (&PUSHER_DELETE_EVENT.into(), &r#"{"offsets":[42]}"#.into())
+        );
     }
 }

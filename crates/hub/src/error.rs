@@ -27,6 +27,8 @@ impl HubError {
             HubError::AlreadySubscribed => ErrorCode::AlreadySubscribed,
             HubError::NotSubscribed => ErrorCode::NotSubscribed,
             HubError::PresenceDisabled => ErrorCode::NotAvailable,
+            HubError::Store(StoreError::NothingToDelete) => ErrorCode::NotFound,
+            HubError::Store(StoreError::Unsupported { .. }) => ErrorCode::NotAvailable,
             HubError::Store(_) | HubError::Cluster(_) => ErrorCode::Unavailable,
             HubError::ShuttingDown => ErrorCode::ShuttingDown,
         }

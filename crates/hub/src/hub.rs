@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use fanfare_protocol::native::{HistoryParams, HistoryResult, Member, PublishResult};
 use fanfare_protocol::{ChannelName, JsonData, Stamp, StreamPosition, UserId};
-use fanfare_store::{AppendRequest, Appended, HistoryQuery, HistoryStore};
+use fanfare_store::{AppendRequest, Appended, DeleteTargets, HistoryQuery, HistoryStore};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::HubError;
@@ -37,6 +37,10 @@ pub struct Publish {
     /// publications (client events on presence channels), in the JSON
     /// type the sender joined with.
     pub user_id: Option<UserId>,
+    /// Who publishes it, kept with a durable publication so a purge can
+    /// find it (the native connection's authenticated user; `None` for
+    /// the HTTP API and anonymous connections). Not sent on the wire.
+    pub author: Option<UserId>,
 }
 
 impl Publish {
@@ -50,6 +54,7 @@ impl Publish {
             ephemeral: false,
             exclude: None,
             user_id: None,
+            author: None,
         }
     }
 }
@@ -279,8 +284,43 @@ impl Hub {
             retention: options.history,
             durability: options.durability,
             exclude: publish.exclude.unwrap_or(0),
+            author: publish.author,
+            delete: None,
         };
         JobItem { request, exclude: publish.exclude, reply }
+    }
+
+    /// Deletes `targets` in `channel` (see `HistoryStore`, "Deletes"):
+    /// the store tombstones them and appends a delete record, which is
+    /// fanned out like a publication. It goes through the channel's
+    /// publish pipeline, so it gets its offset in order with the
+    /// publications submitted before and after it. Returns the record;
+    /// [`HubError::Store`] with [`fanfare_store::StoreError::NothingToDelete`]
+    /// when no target was found.
+    pub async fn delete(
+        &self,
+        channel: ChannelName,
+        targets: DeleteTargets,
+        author: Option<UserId>,
+    ) -> Result<Appended, HubError> {
+        let options = self.channel_options(&channel);
+        let request = AppendRequest {
+            time_ms: now_ms(),
+            idempotency_window: options.idempotency_window,
+            retention: options.history,
+            durability: options.durability,
+            author,
+            ..AppendRequest::delete(channel.clone(), targets)
+        };
+        let (reply, answer) = oneshot::channel();
+        let job = PublishJob {
+            channel,
+            items: vec![JobItem { request, exclude: None, reply }],
+            accepted_at: Instant::now(),
+        };
+        let pipeline = &self.pipelines[self.shared.registry.shard_of(&job.channel)];
+        pipeline.send(job).await.map_err(|_| HubError::ShuttingDown)?;
+        answer.await.map_err(|_| HubError::ShuttingDown)?
     }
 
     async fn publish_ephemeral(&self, publish: &Publish, time_ms: u64) -> Result<(), HubError> {

@@ -286,10 +286,8 @@ mod tests {
 
     fn page(epoch: &str, top: u64, offsets: &[u64]) -> HistoryPage {
         let data = JsonData::parse("1".into()).unwrap();
-        let publications = offsets
-            .iter()
-            .map(|&offset| Publication { offset, time_ms: 0, event: None, data: data.clone() })
-            .collect();
+        let publications =
+            offsets.iter().map(|&offset| Publication::new(offset, 0, None, data.clone())).collect();
         HistoryPage::new(Epoch::new(epoch), top, publications)
     }
 

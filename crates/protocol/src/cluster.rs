@@ -10,7 +10,12 @@
 //! ```text
 //! P<epoch>\n<item>…            publications, in offset order; each item is
 //!   <offset> <exclude> <tail>    exclude: a connection id, or 0
-//! tail = <time_ms> <event_len|-> <data_len>\n<event><data>   (also what history stores)
+//! tail = <time_ms> <event_len|-> <data_len|-> <author_len|-> <mark>\n<event><data><author>
+//!        (also what history stores)
+//!   mark: - a message; D a tombstone (no data); X<offset>,<offset>… a delete
+//!   record and the offsets it deleted (no data); author: the user id text.
+//!   A tail of an older version, <time_ms> <event_len|-> <data_len>\n<event><data>,
+//!   still decodes (a message without author).
 //! E<exclude> <time_ms> <event_len|-> <user_len|-> <data_len>\n<event><user><data>
 //! J<user_len> <info_len|->\n<user><info>     a member joined (user as sent, JSON)
 //! L<user_len>\n<user>                        a member left
@@ -18,7 +23,7 @@
 //!
 //! Numbers are decimal ASCII, lengths count bytes, `-` means absent.
 
-use crate::{ChannelName, Epoch, JsonData, Publication, UserId};
+use crate::{ChannelName, Deletion, Epoch, JsonData, Publication, UserId};
 
 /// Prefix of every key and pub/sub channel Fanfare uses in a cluster engine.
 pub const KEY_PREFIX: &str = "fanfare";
@@ -82,16 +87,32 @@ pub struct LiveFrameError(&'static str);
 
 /// The stored form of a publication without its offset: what history keeps
 /// and what follows `<offset> <exclude> ` in a `P` item.
-pub fn encode_tail(time_ms: u64, event: Option<&str>, data: &JsonData) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + event.map_or(0, str::len) + 32);
-    out.extend_from_slice(time_ms.to_string().as_bytes());
+pub fn encode_tail(publication: &Publication) -> Vec<u8> {
+    let event = publication.event.as_deref();
+    let data = publication.message_data();
+    let author = publication.author.as_ref().map(UserId::as_str);
+    let mut out = Vec::with_capacity(data.map_or(0, JsonData::len) + event.map_or(0, str::len) + 40);
+    out.extend_from_slice(publication.time_ms.to_string().as_bytes());
     out.push(b' ');
     push_len(&mut out, event.map(str::len));
     out.push(b' ');
-    push_len(&mut out, Some(data.len()));
+    push_len(&mut out, data.map(JsonData::len));
+    out.push(b' ');
+    push_len(&mut out, author.map(str::len));
+    out.push(b' ');
+    match &publication.deletion {
+        None => out.push(b'-'),
+        Some(Deletion::Deleted) => out.push(b'D'),
+        Some(Deletion::Deletes(offsets)) => {
+            out.push(b'X');
+            let list: Vec<String> = offsets.iter().map(u64::to_string).collect();
+            out.extend_from_slice(list.join(",").as_bytes());
+        }
+    }
     out.push(b'\n');
     out.extend_from_slice(event.unwrap_or("").as_bytes());
-    out.extend_from_slice(data.as_str().as_bytes());
+    out.extend_from_slice(data.map_or("", JsonData::as_str).as_bytes());
+    out.extend_from_slice(author.unwrap_or("").as_bytes());
     out
 }
 
@@ -131,7 +152,7 @@ impl LiveFrame {
                 for item in items {
                     let p = &item.publication;
                     out.extend_from_slice(format!("{} {} ", p.offset, item.exclude).as_bytes());
-                    out.extend_from_slice(&encode_tail(p.time_ms, p.event.as_deref(), &p.data));
+                    out.extend_from_slice(&encode_tail(p));
                 }
             }
             LiveFrame::Ephemeral { exclude, time_ms, event, user, data } => {
@@ -169,6 +190,21 @@ fn user_json(user: &UserId) -> String {
     serde_json::to_string(&user.as_sent()).unwrap_or_else(|_| "\"\"".into())
 }
 
+fn parse_len(field: &[u8]) -> Result<Option<usize>, LiveFrameError> {
+    if field == b"-" {
+        return Ok(None);
+    }
+    let len = std::str::from_utf8(field).ok().and_then(|s| s.parse().ok());
+    len.map(Some).ok_or(LiveFrameError("bad length"))
+}
+
+/// `<offset>,<offset>…`, ascending and never empty.
+fn parse_offsets(list: &[u8]) -> Result<Vec<u64>, LiveFrameError> {
+    let text = std::str::from_utf8(list).map_err(|_| LiveFrameError("bad offsets"))?;
+    let offsets: Option<Vec<u64>> = text.split(',').map(|n| n.parse().ok()).collect();
+    offsets.filter(|o| !o.is_empty() && o.is_sorted()).ok_or(LiveFrameError("bad offsets"))
+}
+
 fn push_len(out: &mut Vec<u8>, len: Option<usize>) {
     match len {
         Some(len) => out.extend_from_slice(len.to_string().as_bytes()),
@@ -197,12 +233,7 @@ impl<'a> Reader<'a> {
     }
 
     fn len_until(&mut self, end: u8) -> Result<Option<usize>, LiveFrameError> {
-        let field = self.until(end)?;
-        if field == b"-" {
-            return Ok(None);
-        }
-        let len = std::str::from_utf8(field).ok().and_then(|s| s.parse().ok());
-        len.map(Some).ok_or(LiveFrameError("bad length"))
+        parse_len(self.until(end)?)
     }
 
     fn take(&mut self, len: usize) -> Result<&'a [u8], LiveFrameError> {
@@ -231,10 +262,31 @@ impl<'a> Reader<'a> {
     fn tail(&mut self, offset: u64) -> Result<Publication, LiveFrameError> {
         let time_ms = self.number_until(b' ')?;
         let event_len = self.len_until(b' ')?;
-        let data_len = self.len_until(b'\n')?.ok_or(LiveFrameError("a publication needs data"))?;
+        let (data_len, end) = self.until_either(b' ', b'\n')?;
+        let data_len = parse_len(data_len)?;
+        let (author_len, mark) = match end {
+            b'\n' => (None, &b"-"[..]), // an older version's tail: a message, no author
+            _ => (self.len_until(b' ')?, self.until(b'\n')?),
+        };
         let event = event_len.map(|len| self.text(len)).transpose()?;
-        let data = self.json(data_len)?;
-        Ok(Publication { offset, time_ms, event, data })
+        let data = data_len.map(|len| self.json(len)).transpose()?;
+        let author = author_len.map(|len| self.text(len).map(UserId::new)).transpose()?;
+        let publication = match (mark, data) {
+            (b"-", Some(data)) => Publication::new(offset, time_ms, event, data),
+            (b"-", None) => return Err(LiveFrameError("a publication needs data")),
+            (b"D", None) => Publication::tombstone(offset, time_ms),
+            ([b'X', list @ ..], None) => Publication::delete_record(offset, time_ms, parse_offsets(list)?),
+            _ => return Err(LiveFrameError("bad mark")),
+        };
+        Ok(publication.with_author(author))
+    }
+
+    /// The bytes up to the first `a` or `b`, consuming it; and which it was.
+    fn until_either(&mut self, a: u8, b: u8) -> Result<(&'a [u8], u8), LiveFrameError> {
+        let at = self.0.iter().position(|&c| c == a || c == b).ok_or(LiveFrameError("truncated header"))?;
+        let (field, rest) = self.0.split_at(at);
+        self.0 = &rest[1..];
+        Ok((field, rest[0]))
     }
 
     fn publications(&mut self) -> Result<LiveFrame, LiveFrameError> {
@@ -281,7 +333,7 @@ mod tests {
     }
 
     fn publication(offset: u64, event: Option<&str>, data: &str) -> Publication {
-        Publication { offset, time_ms: 1_700_000_000_123, event: event.map(Into::into), data: json(data) }
+        Publication::new(offset, 1_700_000_000_123, event.map(Into::into), json(data))
     }
 
     #[test]
@@ -292,6 +344,16 @@ mod tests {
                 items: vec![
                     LivePublication { publication: publication(7, None, r#"{"text":"hi\n"}"#), exclude: 0 },
                     LivePublication { publication: publication(8, Some("chat é"), "[1,2]"), exclude: 42 },
+                    LivePublication {
+                        publication: publication(9, None, "1").with_author(Some(UserId::new("al ice"))),
+                        exclude: 0,
+                    },
+                    LivePublication {
+                        publication: Publication::delete_record(10, 5, vec![7, 9])
+                            .with_author(Some(UserId::new("mod"))),
+                        exclude: 0,
+                    },
+                    LivePublication { publication: Publication::tombstone(11, 6), exclude: 0 },
                 ],
             },
             LiveFrame::Ephemeral {
@@ -317,16 +379,35 @@ mod tests {
 
     #[test]
     fn a_publication_item_is_offset_exclude_then_the_stored_tail() {
-        let tail = encode_tail(12, Some("ev"), &json("{}"));
-        assert_eq!(tail, b"12 2 2\nev{}");
+        let named = Publication::new(5, 12, Some("ev".into()), json("{}"));
+        let tail = encode_tail(&named);
+        assert_eq!(tail, b"12 2 2 - -\nev{}");
         let mut frame = b"Pe1\n5 0 ".to_vec();
         frame.extend_from_slice(&tail);
         let LiveFrame::Publications { items, .. } = LiveFrame::decode(&frame).unwrap() else { panic!() };
-        assert_eq!(
-            items[0].publication,
-            Publication { offset: 5, time_ms: 12, event: Some("ev".into()), data: json("{}") }
-        );
+        assert_eq!(items[0].publication, named);
         assert_eq!(decode_tail(5, &tail).unwrap(), items[0].publication);
+    }
+
+    #[test]
+    fn tails_carry_the_author_and_the_deletion_outside_the_data() {
+        let authored = Publication::new(3, 12, None, json("[1]")).with_author(Some(UserId::new("bob")));
+        assert_eq!(encode_tail(&authored), b"12 - 3 3 -\n[1]bob");
+        let record = Publication::delete_record(4, 13, vec![1, 3]);
+        assert_eq!(encode_tail(&record), b"13 - - - X1,3\n");
+        assert_eq!(decode_tail(4, b"13 - - - X1,3\n").unwrap(), record);
+        assert_eq!(encode_tail(&Publication::tombstone(1, 9)), b"9 - - - D\n");
+        assert_eq!(decode_tail(1, b"9 - - - D\n").unwrap(), Publication::tombstone(1, 9));
+        for bad in [&b"9 - 2 - D\n{}"[..], b"9 - - - X\n", b"9 - - - X3,1\n", b"9 - - - -\n", b"9 - - - Q\n"]
+        {
+            assert!(decode_tail(1, bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn a_tail_stored_by_an_older_version_still_decodes_as_a_message_without_author() {
+        let old = b"12 2 2\nev{}";
+        assert_eq!(decode_tail(5, old).unwrap(), Publication::new(5, 12, Some("ev".into()), json("{}")));
     }
 
     #[test]

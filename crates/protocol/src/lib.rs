@@ -30,6 +30,6 @@ pub mod websocket;
 pub use channel::{ChannelName, ChannelNameError};
 pub use error::{CloseCode, ErrorCode, ErrorInfo};
 pub use position::{Epoch, StreamPosition};
-pub use publication::{Frame, JsonData, Publication};
+pub use publication::{Deletion, Frame, JsonData, Publication};
 pub use stamp::Stamp;
 pub use user_id::UserId;

@@ -314,7 +314,14 @@ struct PublicationPush<'a> {
     time: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     event: Option<&'a str>,
-    data: &'a JsonData,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a JsonData>,
+    /// A delete record's deleted offsets (then no `event`, no `data`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deletes: Option<&'a [u64]>,
+    /// A tombstone, replayed in recovery (then no `event`, no `data`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    deleted: bool,
 }
 
 /// Encodes a stored publication push: done once per publication, shared by
@@ -326,8 +333,10 @@ pub fn encode_publication(channel: &ChannelName, epoch: &Epoch, publication: &Pu
         epoch: Some(epoch),
         offset: Some(publication.offset),
         time: publication.time_ms,
-        event: publication.event.as_deref(),
-        data: &publication.data,
+        event: publication.event.as_deref().filter(|_| publication.deletion.is_none()),
+        data: publication.message_data(),
+        deletes: publication.deletes(),
+        deleted: publication.is_tombstone(),
     })
 }
 
@@ -340,7 +349,9 @@ pub fn encode_ephemeral(channel: &ChannelName, time_ms: u64, event: Option<&str>
         offset: None,
         time: time_ms,
         event,
-        data,
+        data: Some(data),
+        deletes: None,
+        deleted: false,
     })
 }
 
@@ -417,6 +428,9 @@ struct RawServerMessage {
     time: Option<u64>,
     event: Option<String>,
     data: Option<JsonData>,
+    deletes: Option<Vec<u64>>,
+    #[serde(default)]
+    deleted: bool,
     user: Option<String>,
     info: Option<JsonData>,
     code: Option<u16>,
@@ -447,12 +461,14 @@ impl RawServerMessage {
             Some("publication") => Ok(ServerMessage::Publication {
                 channel: channel.ok_or("publication without channel")?,
                 epoch: self.epoch,
-                publication: Publication {
-                    offset: self.offset.unwrap_or(0),
-                    time_ms: self.time.unwrap_or(0),
-                    event: self.event,
-                    data: self.data.ok_or("publication without data")?,
-                },
+                publication: Publication::from_wire(
+                    self.offset.unwrap_or(0),
+                    self.time.unwrap_or(0),
+                    self.event,
+                    self.data,
+                    self.deletes,
+                    self.deleted,
+                )?,
             }),
             Some("join") => Ok(ServerMessage::Join {
                 channel: channel.ok_or("join without channel")?,

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::Stamp;
+use crate::{Stamp, UserId};
 
 /// A JSON value kept as its validated text: parsed once where it enters,
 /// then copied around by reference count and written out verbatim.
@@ -24,6 +24,11 @@ impl JsonData {
     pub fn from_value(value: &serde_json::Value) -> Self {
         let raw = serde_json::value::to_raw_value(value).expect("a Value always serializes");
         Self(Arc::from(raw))
+    }
+
+    /// JSON `null`: the data of delete records and tombstones, never sent.
+    pub fn null() -> Self {
+        Self::parse("null".to_owned()).expect("null is JSON")
     }
 
     pub fn as_str(&self) -> &str {
@@ -54,19 +59,159 @@ impl PartialEq for JsonData {
 
 impl Eq for JsonData {}
 
-/// One stored publication of a channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One stored publication of a channel: a message with data, a *delete
+/// record* (a publication of its own offset saying which earlier offsets
+/// were deleted), or a *tombstone* (a deleted publication as history
+/// serves it: its offset and time, nothing else).
+///
+/// On the wire (`docs/protocol.md` §5.5, §6.1) a message is
+/// `{"offset","time","event"?,"data"}`, a delete record
+/// `{"offset","time","deletes":[…]}` and a tombstone
+/// `{"offset","time","deleted":true}`. The deleted offsets are outside
+/// `data`, so no payload can pass for a delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publication {
     pub offset: u64,
     /// When it was accepted, in milliseconds since the Unix epoch (`time`
     /// on the wire, as in publication pushes).
-    #[serde(rename = "time")]
     pub time_ms: u64,
     /// The event name, for publications that carry one (every Pusher event
     /// has a name; native publications may).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<String>,
+    /// The message; `null` (and never sent) for a delete record or a
+    /// tombstone.
     pub data: JsonData,
+    /// Who published it: the native connection's authenticated user;
+    /// `None` for the HTTP API and anonymous connections. Kept by every
+    /// store (a purge deletes one author's publications), not sent on the
+    /// wire.
+    pub author: Option<UserId>,
+    /// Set for delete records and tombstones.
+    pub deletion: Option<Deletion>,
+}
+
+/// What makes a publication a delete record or a tombstone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deletion {
+    /// A delete record: these earlier offsets of the channel were deleted
+    /// (ascending, never empty).
+    Deletes(Vec<u64>),
+    /// A tombstone: this publication was deleted.
+    Deleted,
+}
+
+impl Publication {
+    /// A message: `data`, no author, not deleted.
+    pub fn new(offset: u64, time_ms: u64, event: Option<String>, data: JsonData) -> Self {
+        Self { offset, time_ms, event, data, author: None, deletion: None }
+    }
+
+    /// A delete record at `offset` listing the `deleted` offsets.
+    pub fn delete_record(offset: u64, time_ms: u64, deleted: Vec<u64>) -> Self {
+        Self {
+            deletion: Some(Deletion::Deletes(deleted)),
+            ..Self::new(offset, time_ms, None, JsonData::null())
+        }
+    }
+
+    /// A tombstone at `offset`: what is left of a deleted publication.
+    pub fn tombstone(offset: u64, time_ms: u64) -> Self {
+        Self { deletion: Some(Deletion::Deleted), ..Self::new(offset, time_ms, None, JsonData::null()) }
+    }
+
+    pub fn with_author(mut self, author: Option<UserId>) -> Self {
+        self.author = author;
+        self
+    }
+
+    /// The offsets a delete record deleted (`None` for anything else).
+    pub fn deletes(&self) -> Option<&[u64]> {
+        match &self.deletion {
+            Some(Deletion::Deletes(offsets)) => Some(offsets),
+            _ => None,
+        }
+    }
+
+    pub fn is_tombstone(&self) -> bool {
+        self.deletion == Some(Deletion::Deleted)
+    }
+
+    /// The data, for a message (not a delete record or a tombstone).
+    pub fn message_data(&self) -> Option<&JsonData> {
+        self.deletion.is_none().then_some(&self.data)
+    }
+
+    /// The same publication as a tombstone.
+    pub fn into_tombstone(self) -> Self {
+        Self::tombstone(self.offset, self.time_ms)
+    }
+}
+
+/// The wire form: `offset`, `time`, then `event` and `data` for a message,
+/// `deletes` for a delete record, `deleted: true` for a tombstone.
+#[derive(Serialize, Deserialize)]
+struct WirePublication<'a> {
+    offset: u64,
+    time: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    event: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<JsonData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deletes: Option<Vec<u64>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    deleted: bool,
+}
+
+impl Serialize for Publication {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let message = self.deletion.is_none();
+        WirePublication {
+            offset: self.offset,
+            time: self.time_ms,
+            event: self.event.as_deref().filter(|_| message).map(std::borrow::Cow::Borrowed),
+            data: self.message_data().cloned(),
+            deletes: self.deletes().map(<[u64]>::to_vec),
+            deleted: self.is_tombstone(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Publication {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = WirePublication::deserialize(deserializer)?;
+        Publication::from_wire(
+            wire.offset,
+            wire.time,
+            wire.event.map(std::borrow::Cow::into_owned),
+            wire.data,
+            wire.deletes,
+            wire.deleted,
+        )
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Publication {
+    /// The publication that the wire fields describe: exactly one of
+    /// `data`, `deletes` or `deleted`.
+    pub fn from_wire(
+        offset: u64,
+        time_ms: u64,
+        event: Option<String>,
+        data: Option<JsonData>,
+        deletes: Option<Vec<u64>>,
+        deleted: bool,
+    ) -> Result<Self, &'static str> {
+        match (data, deletes, deleted) {
+            (Some(data), None, false) => Ok(Self::new(offset, time_ms, event, data)),
+            (None, Some(deletes), false) => Ok(Self::delete_record(offset, time_ms, deletes)),
+            (None, None, true) => Ok(Self::tombstone(offset, time_ms)),
+            (None, None, false) => Err("publication without data"),
+            _ => Err("a publication has one of data, deletes or deleted"),
+        }
+    }
 }
 
 /// One server-to-client message, encoded once and shared by every

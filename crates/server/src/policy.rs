@@ -66,7 +66,9 @@ fn denied(message: &str) -> ErrorInfo {
 /// A hub error as clients see it: its row of the error table and its
 /// text. A store error is logged here, once, whichever protocol met it.
 pub(crate) fn hub_error(error: HubError) -> ErrorInfo {
-    if let HubError::Store(store) = &error {
+    if let HubError::Store(store) = &error
+        && !matches!(store, fanfare_store::StoreError::NothingToDelete)
+    {
         tracing::warn!(%store, "history store error");
     }
     ErrorInfo::new(error.code(), error.to_string())

@@ -45,6 +45,13 @@ pub enum StoreError {
         key: String,
         reason: &'static str,
     },
+    /// A delete found nothing to delete (see `HistoryStore`, "Deletes"):
+    /// nothing was appended.
+    #[error("nothing to delete")]
+    NothingToDelete,
+    /// This store cannot do what was asked (yet).
+    #[error("the {backend} history store does not support {operation}")]
+    Unsupported { backend: &'static str, operation: &'static str },
     /// The store's options are not valid.
     #[error("invalid history store option `{option}`: {reason}")]
     Config { option: &'static str, reason: &'static str },

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fanfare_protocol::{ChannelName, Epoch, JsonData, Publication, StreamPosition};
+use fanfare_protocol::{ChannelName, Epoch, JsonData, Publication, StreamPosition, UserId};
 use tokio::sync::oneshot;
 
 use crate::StoreError;
@@ -86,6 +86,26 @@ pub struct AppendRequest {
     /// fills the gap from history and must still skip that connection
     /// ([`HistoryPage::exclusions`]). Other stores ignore it.
     pub exclude: u64,
+    /// Who published it (kept with the publication, see
+    /// [`Publication::author`]); for a delete, who deleted.
+    pub author: Option<UserId>,
+    /// Makes the request a delete ([`HistoryStore#deletes`]): instead of
+    /// `event` and `data` (ignored), the store tombstones these targets
+    /// and appends a delete record listing them. Its `idempotency_key` is
+    /// ignored too: a delete finds its targets, it is not keyed itself.
+    pub delete: Option<DeleteTargets>,
+}
+
+/// What a delete deletes, within one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteTargets {
+    /// These offsets.
+    Offsets(Vec<u64>),
+    /// The publication first appended with this idempotency key, while the
+    /// key is remembered (its window, judged by the delete's `time_ms`).
+    IdempotencyKey(String),
+    /// Every retained publication of this author (a purge).
+    Author(UserId),
 }
 
 impl AppendRequest {
@@ -104,11 +124,41 @@ impl AppendRequest {
             retention: Retention::default(),
             durability: Durability::Fsync,
             exclude: 0,
+            author: None,
+            delete: None,
         }
+    }
+
+    /// A delete of `targets` in `channel`, accepted now, with the defaults
+    /// of [`AppendRequest::new`] (retention applies to the delete record
+    /// and decides which targets are still there to delete).
+    pub fn delete(channel: ChannelName, targets: DeleteTargets) -> Self {
+        Self { delete: Some(targets), ..Self::new(channel, JsonData::null()) }
+    }
+
+    /// Whether a stored publication is what this delete targets (the
+    /// offset and key targets are resolved to offsets by the caller).
+    pub fn targets(&self, offsets: &[u64], publication: &Publication) -> bool {
+        if publication.deletion.is_some() {
+            return false; // tombstones stay, delete records are never deleted
+        }
+        match &self.delete {
+            Some(DeleteTargets::Author(author)) => publication.author.as_ref() == Some(author),
+            Some(_) => offsets.contains(&publication.offset),
+            None => false,
+        }
+    }
+
+    /// Whether a publication of `offset` and `time_ms` in a channel whose
+    /// newest offset is `head` is still retained at this request's time.
+    pub fn retains(&self, head: u64, offset: u64, time_ms: u64) -> bool {
+        offset >= self.retention.first_kept_offset(head)
+            && time_ms >= self.retention.first_kept_time_ms(self.time_ms)
     }
 }
 
-/// The outcome of an append.
+/// The outcome of an append. For a delete, `publication` is the delete
+/// record (its [`Publication::deletes`] the offsets tombstoned).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
     pub epoch: Epoch,
@@ -297,6 +347,29 @@ impl Future for GroupReceipt {
 ///   loss); positions of the old epoch are not recoverable either way.
 /// - **Position.** `position` works for channels that never had a
 ///   publication: `(epoch, 0)`.
+/// - **Authors.** Every store keeps [`AppendRequest::author`] with the
+///   publication and returns it in reads.
+///
+/// # Deletes
+/// A request with [`AppendRequest::delete`] set goes through `enqueue`
+/// like an append, so it takes its offset in order with the appends
+/// around it. Atomically, the store:
+/// 1. finds the targets: the listed offsets, the offset the idempotency
+///    key was first appended at (while the key is remembered), or every
+///    publication of the author; only publications still retained at the
+///    request's `time_ms` that are messages count (already-deleted ones,
+///    delete records and out-of-retention ones are skipped);
+/// 2. if none is found, fails the request with
+///    [`StoreError::NothingToDelete`]: nothing is appended, no offset is
+///    consumed;
+/// 3. else turns each into a tombstone (its offset and time stay; its data,
+///    event and author are gone) and appends the *delete record* at the
+///    next offset: the request's time and author, and
+///    [`Publication::deletes`] the tombstoned offsets, ascending. A store
+///    that publishes live frames publishes the record in the same step.
+///
+/// Reads (and so recovery) return tombstones in place of their targets;
+/// the delete does not create a gap, every offset is still there.
 #[async_trait::async_trait]
 pub trait HistoryStore: Send + Sync + 'static {
     /// Queues an append and returns a receipt that resolves once it is
@@ -361,6 +434,13 @@ pub fn unix_time_ms() -> u64 {
 /// A duration in whole milliseconds, saturating instead of wrapping.
 pub(crate) fn duration_ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Convenience: enqueue a delete and wait for durability; the outcome's
+/// publication is the delete record.
+pub async fn delete(store: &dyn HistoryStore, request: AppendRequest) -> Result<Appended, StoreError> {
+    debug_assert!(request.delete.is_some(), "a delete request");
+    store.enqueue(request).await?.into_future().await
 }
 
 /// Convenience: enqueue and wait for durability.

@@ -17,7 +17,8 @@ use rand::distr::Alphanumeric;
 
 use crate::history::duration_ms;
 use crate::{
-    AppendReceipt, AppendRequest, Appended, HistoryPage, HistoryQuery, HistoryStore, StoreError, unix_time_ms,
+    AppendReceipt, AppendRequest, Appended, DeleteTargets, HistoryPage, HistoryQuery, HistoryStore,
+    StoreError, unix_time_ms,
 };
 
 /// Enough shards that two busy channels rarely share one on a many-core
@@ -51,11 +52,14 @@ impl MemoryStore {
         &self.shards[index]
     }
 
-    fn append_now(&self, request: AppendRequest) -> Appended {
+    fn append_now(&self, request: AppendRequest) -> Result<Appended, StoreError> {
         let mut shard = self.shard_of(&request.channel).lock();
         let log = shard.entry(request.channel.clone()).or_default();
-        let (publication, duplicate) = log.append(request, unix_time_ms());
-        Appended { epoch: self.epoch.clone(), publication, duplicate }
+        let (publication, duplicate) = match request.delete {
+            Some(_) => (log.delete(request, unix_time_ms())?, false),
+            None => log.append(request, unix_time_ms()),
+        };
+        Ok(Appended { epoch: self.epoch.clone(), publication, duplicate })
     }
 }
 
@@ -88,32 +92,55 @@ impl ChannelLog {
         if let Some(key) = &request.idempotency_key
             && let Some(first) = self.idempotency.find(key, request.time_ms)
         {
-            let publication = Publication {
-                offset: first.offset,
-                time_ms: first.time_ms,
-                event: request.event,
-                data: request.data,
-            };
+            let publication = Publication::new(first.offset, first.time_ms, request.event, request.data)
+                .with_author(request.author);
             return (publication, true);
         }
         self.head += 1;
-        let publication = Publication {
-            offset: self.head,
-            time_ms: request.time_ms,
-            event: request.event,
-            data: request.data,
-        };
-        self.publications.push_back(publication.clone());
-        self.trim(
-            request.retention.first_kept_offset(self.head),
-            request.retention.first_kept_time_ms(now_ms),
-        );
+        let publication = Publication::new(self.head, request.time_ms, request.event, request.data)
+            .with_author(request.author);
+        self.push(publication.clone(), &request.retention, now_ms);
         if let Some(key) = request.idempotency_key {
             let expires_ms = request.time_ms.saturating_add(duration_ms(request.idempotency_window));
             self.idempotency
                 .remember(key, Remembered { offset: self.head, time_ms: request.time_ms, expires_ms });
         }
         (publication, false)
+    }
+
+    /// Tombstones the request's targets and appends the delete record
+    /// (see `HistoryStore`, "Deletes").
+    fn delete(&mut self, request: AppendRequest, now_ms: u64) -> Result<Publication, StoreError> {
+        let offsets = match &request.delete {
+            Some(DeleteTargets::Offsets(offsets)) => offsets.clone(),
+            Some(DeleteTargets::IdempotencyKey(key)) => {
+                self.idempotency.find(key, request.time_ms).map(|r| r.offset).into_iter().collect()
+            }
+            _ => Vec::new(),
+        };
+        let head = self.head;
+        let mut deleted = Vec::new();
+        for publication in &mut self.publications {
+            if request.targets(&offsets, publication)
+                && request.retains(head, publication.offset, publication.time_ms)
+            {
+                deleted.push(publication.offset);
+                *publication = publication.clone().into_tombstone();
+            }
+        }
+        if deleted.is_empty() {
+            return Err(StoreError::NothingToDelete);
+        }
+        self.head += 1;
+        let record =
+            Publication::delete_record(self.head, request.time_ms, deleted).with_author(request.author);
+        self.push(record.clone(), &request.retention, now_ms);
+        Ok(record)
+    }
+
+    fn push(&mut self, publication: Publication, retention: &crate::Retention, now_ms: u64) {
+        self.publications.push_back(publication);
+        self.trim(retention.first_kept_offset(self.head), retention.first_kept_time_ms(now_ms));
     }
 
     /// Drops publications that no read could return any more. Age is cut
@@ -188,7 +215,7 @@ impl RememberedKeys {
 #[async_trait::async_trait]
 impl HistoryStore for MemoryStore {
     async fn enqueue(&self, request: AppendRequest) -> Result<AppendReceipt, StoreError> {
-        Ok(AppendReceipt::ready(Ok(self.append_now(request))))
+        Ok(AppendReceipt::ready(self.append_now(request)))
     }
 
     async fn read(&self, channel: &ChannelName, query: HistoryQuery) -> Result<HistoryPage, StoreError> {
@@ -228,6 +255,8 @@ mod tests {
             retention: Retention::default(),
             durability: crate::Durability::Fsync,
             exclude: 0,
+            author: None,
+            delete: None,
         };
         for n in 0..100 {
             log.append(keyed(format!("k{n}"), 10_000 + n), 10_000);

@@ -235,6 +235,8 @@ fn append_request(
         retention: Retention::default(),
         durability,
         exclude: 0,
+        author: None,
+        delete: None,
     }
 }
 

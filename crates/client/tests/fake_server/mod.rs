@@ -138,12 +138,7 @@ impl FakeConnection {
 
     /// Pushes the stored publication `offset` of `channel`; its data is the offset.
     pub async fn publish(&mut self, channel: &str, epoch: &str, offset: u64) {
-        let publication = Publication {
-            offset,
-            time_ms: 1,
-            event: None,
-            data: JsonData::parse(offset.to_string()).unwrap(),
-        };
+        let publication = Publication::new(offset, 1, None, JsonData::parse(offset.to_string()).unwrap());
         let channel = ChannelName::new(channel).unwrap();
         self.send(native::encode_publication(&channel, &Epoch::new(epoch), &publication)).await;
     }

@@ -194,7 +194,7 @@ mod tests {
         let data = JsonData::parse("1".into()).unwrap();
         offsets
             .map(|offset| LivePublication {
-                publication: Publication { offset, time_ms: 0, event: None, data: data.clone() },
+                publication: Publication::new(offset, 0, None, data.clone()),
                 exclude: 0,
             })
             .collect()

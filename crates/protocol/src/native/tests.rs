@@ -86,12 +86,8 @@ fn publish_without_data_is_refused() {
 
 #[test]
 fn publication_push_is_decoded_by_clients_as_encoded() {
-    let publication = Publication {
-        offset: 42,
-        time_ms: 1000,
-        event: None,
-        data: JsonData::parse("[1,\"x\"]".into()).unwrap(),
-    };
+    let publication = Publication::new(42, 1000, None, JsonData::parse("[1,\"x\"]".into()).unwrap())
+        .with_author(Some(UserId::new("never-sent")));
     let frame = encode_publication(&ch("room:1"), &Epoch::new("ep"), &publication);
     assert_eq!(
         frame.as_str(),
@@ -100,8 +96,41 @@ fn publication_push_is_decoded_by_clients_as_encoded() {
     let decoded = ServerMessage::decode(frame.as_str()).unwrap();
     assert_eq!(
         decoded,
-        ServerMessage::Publication { channel: ch("room:1"), epoch: Some(Epoch::new("ep")), publication }
+        ServerMessage::Publication {
+            channel: ch("room:1"),
+            epoch: Some(Epoch::new("ep")),
+            publication: publication.with_author(None)
+        }
     );
+}
+
+#[test]
+fn delete_records_and_tombstones_carry_no_data_and_decode_as_encoded() {
+    let (room, epoch) = (ch("room:1"), Epoch::new("ep"));
+    let record = Publication::delete_record(43, 1001, vec![40, 42]).with_author(Some(UserId::new("m")));
+    assert_eq!(
+        encode_publication(&room, &epoch, &record).as_str(),
+        r#"{"type":"publication","channel":"room:1","epoch":"ep","offset":43,"time":1001,"deletes":[40,42]}"#
+    );
+    let tombstone = Publication::tombstone(42, 1000);
+    let frame = encode_publication(&room, &epoch, &tombstone);
+    assert_eq!(
+        frame.as_str(),
+        r#"{"type":"publication","channel":"room:1","epoch":"ep","offset":42,"time":1000,"deleted":true}"#
+    );
+    let ServerMessage::Publication { publication, .. } = ServerMessage::decode(frame.as_str()).unwrap()
+    else {
+        panic!("a publication push")
+    };
+    assert_eq!(publication, tombstone);
+    assert_eq!(serde_json::to_string(&tombstone).unwrap(), r#"{"offset":42,"time":1000,"deleted":true}"#);
+    assert_eq!(serde_json::to_string(&record).unwrap(), r#"{"offset":43,"time":1001,"deletes":[40,42]}"#);
+    let history: Publication =
+        serde_json::from_str(r#"{"offset":43,"time":1001,"deletes":[40,42]}"#).unwrap();
+    assert_eq!(history, record.with_author(None));
+    for forged in [r#"{"offset":1,"time":1,"data":1,"deletes":[1]}"#, r#"{"offset":1,"time":1}"#] {
+        assert!(serde_json::from_str::<Publication>(forged).is_err(), "{forged}");
+    }
 }
 
 #[test]

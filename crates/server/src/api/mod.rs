@@ -24,6 +24,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/moderation", post(moderation::act))
         .route("/api/moderation/sanctions", get(moderation::sanctions))
         .route("/api/moderation/slow_mode", get(moderation::slow_mode).merge(post(moderation::set_slow_mode)))
+        .route("/api/moderation/delete", post(moderation::delete))
+        .route("/api/moderation/purge", post(moderation::purge))
         .route("/api/log", get(log::filter).merge(put(log::set_filter)))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))

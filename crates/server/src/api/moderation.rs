@@ -1,20 +1,22 @@
 //! Moderation through the HTTP API (the API key moderates every channel):
 //! every action of `moderate` (`POST /api/moderation`), the sanctions in
-//! force in a channel or namespace, and a channel's slow mode, read and
-//! changed at run time.
+//! force in a channel or namespace, a channel's slow mode, read and
+//! changed at run time, and deleting a publication or purging a user's
+//! publications from a channel.
 
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use fanfare_protocol::{ChannelName, ErrorCode};
-use serde::{Deserialize, Serialize};
-
+use fanfare_protocol::{ChannelName, Epoch, ErrorCode, UserId};
 use fanfare_protocol::native::moderation::ModerationRequest;
+use fanfare_store::DeleteTargets;
+use serde::{Deserialize, Serialize};
 
 use crate::api::extract::{ApiKey, JsonBody};
 use crate::http_error::HttpError;
 use crate::moderation::{ActionOutcome, Actor};
+use crate::policy::hub_error;
 use crate::server::AppState;
 
 /// The longest slow-mode interval a moderator may set (a day).
@@ -94,6 +96,75 @@ async fn slow_mode_of(app: &AppState, channel: ChannelName) -> Result<SlowMode, 
 fn unavailable(error: fanfare_cluster::ClusterError) -> HttpError {
     tracing::warn!(%error, "slow mode: the rate-limit engine failed");
     HttpError::new(ErrorCode::Unavailable, error.to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteBody {
+    channel: ChannelName,
+    /// Exactly one of `offset` and `idempotency_key`.
+    #[serde(default)]
+    offset: Option<u64>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeBody {
+    channel: ChannelName,
+    /// The user whose publications go: the `sub` their native connection
+    /// authenticated with.
+    user: String,
+}
+
+/// What a delete or a purge did: the delete record's position, and the
+/// offsets it deleted (now tombstones in history).
+#[derive(Serialize)]
+pub struct Deleted {
+    epoch: Epoch,
+    offset: u64,
+    deleted: Vec<u64>,
+}
+
+/// `POST /api/moderation/delete`.
+pub async fn delete(
+    _: ApiKey,
+    State(app): State<AppState>,
+    JsonBody(body): JsonBody<DeleteBody>,
+) -> Result<Json<Deleted>, HttpError> {
+    let targets = match (body.offset, body.idempotency_key) {
+        (Some(offset), None) if offset > 0 => DeleteTargets::Offsets(vec![offset]),
+        (None, Some(key)) if !key.is_empty() => DeleteTargets::IdempotencyKey(key),
+        _ => {
+            let message = "give exactly one of \"offset\" (at least 1) and \"idempotency_key\" (not empty)";
+            return Err(HttpError::new(ErrorCode::BadRequest, message));
+        }
+    };
+    delete_targets(&app, body.channel, targets).await
+}
+
+/// `POST /api/moderation/purge`.
+pub async fn purge(
+    _: ApiKey,
+    State(app): State<AppState>,
+    JsonBody(body): JsonBody<PurgeBody>,
+) -> Result<Json<Deleted>, HttpError> {
+    if body.user.is_empty() {
+        return Err(HttpError::new(ErrorCode::BadRequest, "\"user\" must not be empty"));
+    }
+    delete_targets(&app, body.channel, DeleteTargets::Author(UserId::new(body.user))).await
+}
+
+async fn delete_targets(
+    app: &AppState,
+    channel: ChannelName,
+    targets: DeleteTargets,
+) -> Result<Json<Deleted>, HttpError> {
+    let appended = app.hub.delete(channel.clone(), targets, None).await.map_err(hub_error)?;
+    let deleted = appended.publication.deletes().unwrap_or_default().to_vec();
+    tracing::info!(%channel, offset = appended.publication.offset, ?deleted, "publications deleted");
+    Ok(Json(Deleted { epoch: appended.epoch, offset: appended.publication.offset, deleted }))
 }
 
 /// `POST /api/moderation`: one action, as the native `moderate` command.

@@ -3,7 +3,7 @@
 
 use fanfare_hub::{CloseReason, HubError, Protocol, Publish, Subscribe, Subscriber};
 use fanfare_protocol::native::{self, CommandBody, ConnectResult, HistoryParams, PresenceResult};
-use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, ErrorInfo, StreamPosition};
+use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, ErrorInfo, StreamPosition, UserId};
 
 use crate::auth::Identity;
 use crate::content::ClientPublication;
@@ -29,7 +29,10 @@ impl Session {
             CommandBody::Subscribe { channel, since } => self.subscribe(id, channel, since).await,
             CommandBody::Unsubscribe { channel } => self.unsubscribe(id, &channel),
             CommandBody::Publish { channel, event, data, idempotency_key, ephemeral } => {
-                let publish = Publish { event, idempotency_key, ephemeral, ..Publish::new(channel, data) };
+                let author = self.identity.as_ref().map(|identity| UserId::new(identity.user.clone()));
+                let author = author.filter(|user| !user.is_empty()); // anonymous
+                let publish =
+                    Publish { event, idempotency_key, ephemeral, author, ..Publish::new(channel, data) };
                 self.publish(id, publish).await
             }
             CommandBody::History { channel, query } => self.history(id, &channel, query).await,

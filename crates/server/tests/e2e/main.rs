@@ -10,6 +10,7 @@ mod cluster_failures;
 mod cluster_pusher;
 mod cluster_rolling;
 mod content_rules;
+mod deletes;
 mod docs;
 mod durability;
 mod framing;

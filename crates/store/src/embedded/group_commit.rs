@@ -5,8 +5,8 @@
 //! bounds are handed back and only adopted once the batch is on disk, so a
 //! failed batch consumes no offset.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 
 use fanfare_protocol::{ChannelName, Publication};
 use fjall::OwnedWriteBatch;
@@ -14,7 +14,7 @@ use fjall::OwnedWriteBatch;
 use super::Shared;
 use super::keys::{self, Bounds, ChannelMeta, RememberedKey};
 use crate::history::duration_ms;
-use crate::{AppendRequest, Appended, Retention, StoreError};
+use crate::{AppendRequest, Appended, DeleteTargets, Retention, StoreError};
 
 /// Old publications one batch deletes per channel beyond one per append:
 /// enough to keep up in steady state and to catch up, a slice at a time,
@@ -38,8 +38,11 @@ struct ChannelAppends {
     head: u64,
     /// The latest request's; it decides the trim and is stored for the sweep.
     retention: Retention,
-    /// `(offset, encoded value)`, ascending.
-    publications: Vec<(u64, Vec<u8>)>,
+    /// New publications (and delete records), ascending by offset.
+    publications: Vec<Publication>,
+    /// Publications stored before this batch that a delete in it
+    /// tombstoned: offset and time.
+    tombstoned: BTreeMap<u64, u64>,
 }
 
 impl<'a> GroupCommit<'a> {
@@ -60,40 +63,85 @@ impl<'a> GroupCommit<'a> {
     /// Gives the request its offset, or recognises it as a duplicate. An
     /// error here (unreadable metadata) fails this request only.
     pub fn plan(&mut self, request: &AppendRequest) -> Result<Appended, StoreError> {
+        if let Some(targets) = &request.delete {
+            return self.plan_delete(request, targets);
+        }
         let stored_key =
             request.idempotency_key.as_deref().map(|k| keys::idempotency_key(&request.channel, k));
         if let Some(stored_key) = &stored_key
             && let Some(first) = self.find_remembered(stored_key, request.time_ms)?
         {
             self.duplicates += 1;
-            let publication = Publication {
-                offset: first.offset,
-                time_ms: first.time_ms,
-                event: request.event.clone(),
-                data: request.data.clone(),
-            };
+            let publication =
+                Publication::new(first.offset, first.time_ms, request.event.clone(), request.data.clone())
+                    .with_author(request.author.clone());
             return Ok(self.appended(publication, true));
         }
-        let channel = self.channel_appends(&request.channel)?;
-        channel.head += 1;
-        channel.retention = request.retention;
-        let offset = channel.head;
-        channel.publications.push((
-            offset,
-            keys::publication_value(request.time_ms, request.event.as_deref(), &request.data),
-        ));
-        self.written += 1;
+        let publication = Publication::new(0, request.time_ms, request.event.clone(), request.data.clone())
+            .with_author(request.author.clone());
+        let publication = self.push(request, publication)?;
+        let offset = publication.offset;
         if let Some(stored_key) = stored_key {
             let expires_ms = request.time_ms.saturating_add(duration_ms(request.idempotency_window));
             self.new_keys.insert(stored_key, RememberedKey { offset, time_ms: request.time_ms, expires_ms });
         }
-        let publication = Publication {
-            offset,
-            time_ms: request.time_ms,
-            event: request.event.clone(),
-            data: request.data.clone(),
-        };
         Ok(self.appended(publication, false))
+    }
+
+    /// Gives `publication` the channel's next offset in this batch.
+    fn push(
+        &mut self,
+        request: &AppendRequest,
+        mut publication: Publication,
+    ) -> Result<Publication, StoreError> {
+        let channel = self.channel_appends(&request.channel)?;
+        channel.head += 1;
+        channel.retention = request.retention;
+        publication.offset = channel.head;
+        channel.publications.push(publication.clone());
+        self.written += 1;
+        Ok(publication)
+    }
+
+    /// Tombstones the targets found, stored or new in this batch, and
+    /// appends the delete record (see `HistoryStore`, "Deletes").
+    fn plan_delete(
+        &mut self,
+        request: &AppendRequest,
+        targets: &DeleteTargets,
+    ) -> Result<Appended, StoreError> {
+        let offsets = match targets {
+            DeleteTargets::Offsets(offsets) => offsets.clone(),
+            DeleteTargets::IdempotencyKey(key) => {
+                let stored_key = keys::idempotency_key(&request.channel, key);
+                self.find_remembered(&stored_key, request.time_ms)?.map(|r| r.offset).into_iter().collect()
+            }
+            DeleteTargets::Author(_) => Vec::new(),
+        };
+        let shared = self.shared;
+        let channel = self.channel_appends(&request.channel)?;
+        let head = channel.head;
+        let mut deleted = Vec::new();
+        let first_kept = request.retention.first_kept_offset(head);
+        for stored in stored_candidates(shared, &request.channel, channel, &offsets, first_kept)? {
+            if request.targets(&offsets, &stored) && request.retains(head, stored.offset, stored.time_ms) {
+                deleted.push(stored.offset);
+                channel.tombstoned.insert(stored.offset, stored.time_ms);
+            }
+        }
+        for fresh in &mut channel.publications {
+            if request.targets(&offsets, fresh) && request.retains(head, fresh.offset, fresh.time_ms) {
+                deleted.push(fresh.offset);
+                *fresh = fresh.clone().into_tombstone();
+            }
+        }
+        if deleted.is_empty() {
+            return Err(StoreError::NothingToDelete);
+        }
+        let record =
+            Publication::delete_record(0, request.time_ms, deleted).with_author(request.author.clone());
+        let record = self.push(request, record)?;
+        Ok(self.appended(record, false))
     }
 
     /// The fjall batch that makes this group durable, and the bounds the
@@ -143,6 +191,7 @@ impl<'a> GroupCommit<'a> {
                     head: before.head,
                     retention,
                     publications: Vec::new(),
+                    tombstoned: BTreeMap::new(),
                 })
             }
         })
@@ -166,6 +215,46 @@ fn load_bounds(
     }
 }
 
+/// The publications stored before this batch that a delete may target,
+/// not already tombstoned in it: the listed offsets (point reads), or for
+/// a purge every stored one (one scan of the channel's range).
+fn stored_candidates(
+    shared: &Shared,
+    channel: &ChannelName,
+    appends: &ChannelAppends,
+    offsets: &[u64],
+    first_kept: u64,
+) -> Result<Vec<Publication>, StoreError> {
+    let name = channel.as_str();
+    let (tail, stored_head) = (appends.before.tail, appends.before.head);
+    let live =
+        |offset: &u64| (tail..=stored_head).contains(offset) && !appends.tombstoned.contains_key(offset);
+    let mut found = Vec::new();
+    if offsets.is_empty() {
+        let from = tail.max(first_kept);
+        if from > stored_head {
+            return Ok(found);
+        }
+        let range = keys::publication_key(name, from)..=keys::publication_key(name, stored_head);
+        for guard in shared.publications.range(range) {
+            let (key, value) = guard.into_inner().map_err(super::storage_error)?;
+            let offset = keys::offset_of_publication_key(name, &key)?;
+            if live(&offset) {
+                found.push(keys::decode_publication(name, offset, &value)?);
+            }
+        }
+        return Ok(found);
+    }
+    for &offset in offsets.iter().filter(|o| live(o)) {
+        if let Some(value) =
+            shared.publications.get(keys::publication_key(name, offset)).map_err(super::storage_error)?
+        {
+            found.push(keys::decode_publication(name, offset, &value)?);
+        }
+    }
+    Ok(found)
+}
+
 /// Inserts the channel's new publications and point-deletes the old ones
 /// that fell out of `max_len`, from the tail up; returns the new tail.
 /// Offsets written and trimmed in the same batch are simply not written:
@@ -178,8 +267,18 @@ fn write_channel_appends(
 ) -> u64 {
     let name = channel.as_str();
     let keep_from = appends.retention.first_kept_offset(appends.head);
-    for (offset, value) in appends.publications.iter().filter(|(offset, _)| *offset >= keep_from) {
-        batch.insert(&shared.publications, keys::publication_key(name, *offset), value.as_slice());
+    for publication in appends.publications.iter().filter(|p| p.offset >= keep_from) {
+        let key = keys::publication_key(name, publication.offset);
+        batch.insert(&shared.publications, key, keys::publication_value(publication));
+    }
+    // Tombstones of offsets this batch trims are simply not written.
+    for (&offset, &time_ms) in appends.tombstoned.range(keep_from..) {
+        let key = keys::publication_key(name, offset);
+        batch.insert(
+            &shared.publications,
+            key,
+            keys::publication_value(&Publication::tombstone(offset, time_ms)),
+        );
     }
     let before = appends.before;
     let stale_until = keep_from.min(before.head + 1); // exclusive: old offsets no longer kept

@@ -2,7 +2,7 @@
 //!
 //! | keyspace       | key                                 | value                                   |
 //! |----------------|-------------------------------------|-----------------------------------------|
-//! | `publications` | channel, `0x00`, offset (u64 BE)    | time_ms (u64 BE), event length (u16 BE), event, JSON text |
+//! | `publications` | channel, `0x00`, offset (u64 BE)    | `0x03`, kind (u8), time_ms (u64 BE), event length (u16 BE), event, author length (u16 BE), author, body |
 //! | `channels`     | channel                             | head, tail, max_len, max_age_ms (u64 BE)|
 //! | `idempotency`  | channel, `0x00`, idempotency key    | offset, time_ms, expires_ms (u64 BE)    |
 //! | `store`        | `epoch`, `format`, `run`            | epoch text, format version (u32 BE), [`RunRecord`] |
@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use fanfare_protocol::{ChannelName, JsonData, Publication};
+use fanfare_protocol::{ChannelName, Deletion, JsonData, Publication, UserId};
 
 use crate::{Retention, StoreError};
 
@@ -31,7 +31,21 @@ pub(super) const FORMAT_KEY: &[u8] = b"format";
 pub(super) const RUN_KEY: &[u8] = b"run";
 /// Bumped whenever the layout above changes; older data needs a migration.
 /// 2: publication values carry the event name.
-pub(super) const FORMAT_VERSION: u32 = 2;
+/// 3: publication values start with [`VALUE_MARKER`] and carry a kind
+///    (message, tombstone, delete record) and the author; format 2 is
+///    migrated on open (`migrate.rs`).
+pub(super) const FORMAT_VERSION: u32 = 3;
+
+/// The first byte of every format-3 publication value. A format-2 value
+/// starts with its time stamp's most significant byte, which is 0 for any
+/// time before the year 2^56 ms brings, so the migration can tell values it
+/// already rewrote from those it has not, and resume after a crash.
+pub(super) const VALUE_MARKER: u8 = 0x03;
+
+/// The kind byte of a format-3 value, which says what the body is.
+const KIND_MESSAGE: u8 = 0; // body: the JSON text
+const KIND_TOMBSTONE: u8 = 1; // body: empty
+const KIND_DELETE_RECORD: u8 = 2; // body: the deleted offsets, u64 BE each, ascending
 
 const SEPARATOR: u8 = 0x00;
 const OFFSET_LEN: usize = 8;
@@ -50,18 +64,37 @@ pub(super) fn publication_key(channel: &str, offset: u64) -> Vec<u8> {
     key
 }
 
-/// `time_ms` (u64 BE), the event name's length (u16 BE, 0 for none), the
-/// event name, then the JSON text.
-pub(super) fn publication_value(time_ms: u64, event: Option<&str>, data: &JsonData) -> Vec<u8> {
-    let event = event.unwrap_or("").as_bytes();
-    let event_len = u16::try_from(event.len()).unwrap_or(u16::MAX);
-    let event = &event[..usize::from(event_len)];
-    let mut value = Vec::with_capacity(8 + 2 + event.len() + data.len());
-    value.extend_from_slice(&time_ms.to_be_bytes());
-    value.extend_from_slice(&event_len.to_be_bytes());
-    value.extend_from_slice(event);
-    value.extend_from_slice(data.as_str().as_bytes());
+/// A format-3 publication value: [`VALUE_MARKER`], the kind, `time_ms`
+/// (u64 BE), the event name's length (u16 BE, 0 for none) and the event
+/// name, the author's length (u16 BE, 0 for none) and the author, then the
+/// body the kind says.
+pub(super) fn publication_value(publication: &Publication) -> Vec<u8> {
+    let (kind, body): (u8, Vec<u8>) = match &publication.deletion {
+        None => (KIND_MESSAGE, publication.data.as_str().as_bytes().to_vec()),
+        Some(Deletion::Deleted) => (KIND_TOMBSTONE, Vec::new()),
+        Some(Deletion::Deletes(offsets)) => {
+            (KIND_DELETE_RECORD, offsets.iter().flat_map(|o| o.to_be_bytes()).collect())
+        }
+    };
+    let event = publication.event.as_deref().filter(|_| kind == KIND_MESSAGE);
+    let author = publication.author.as_ref().map(UserId::as_str);
+    let mut value = Vec::with_capacity(2 + 8 + 4 + 64 + body.len());
+    value.push(VALUE_MARKER);
+    value.push(kind);
+    value.extend_from_slice(&publication.time_ms.to_be_bytes());
+    push_short_text(&mut value, event);
+    push_short_text(&mut value, author);
+    value.extend_from_slice(&body);
     value
+}
+
+/// A length (u16 BE, 0 for none) and the text, cut at 65,535 bytes (event
+/// names and user ids are far shorter; the limits are enforced upstream).
+fn push_short_text(value: &mut Vec<u8>, text: Option<&str>) {
+    let text = text.unwrap_or("").as_bytes();
+    let len = u16::try_from(text.len()).unwrap_or(u16::MAX);
+    value.extend_from_slice(&len.to_be_bytes());
+    value.extend_from_slice(&text[..usize::from(len)]);
 }
 
 /// The offset at the end of a publication key.
@@ -70,10 +103,14 @@ pub(super) fn offset_of_publication_key(channel: &str, key: &[u8]) -> Result<u64
     offset_bytes.and_then(read_u64).ok_or_else(|| corrupt(PUBLICATIONS, channel.to_owned(), "key too short"))
 }
 
-/// The time stamp at the start of a publication value, without touching
-/// the JSON (so reads can skip expired publications cheaply).
+/// The time stamp of a publication value, without touching the JSON (so
+/// reads can skip expired publications cheaply).
 pub(super) fn time_of_publication_value(channel: &str, offset: u64, value: &[u8]) -> Result<u64, StoreError> {
-    read_u64(value).ok_or_else(|| corrupt(PUBLICATIONS, format!("{channel}@{offset}"), "value too short"))
+    let bad = || corrupt(PUBLICATIONS, format!("{channel}@{offset}"), "value too short or not format 3");
+    match value.first() {
+        Some(&VALUE_MARKER) => value.get(2..).and_then(read_u64).ok_or_else(bad),
+        _ => Err(bad()),
+    }
 }
 
 pub(super) fn decode_publication(
@@ -83,17 +120,64 @@ pub(super) fn decode_publication(
 ) -> Result<Publication, StoreError> {
     let time_ms = time_of_publication_value(channel, offset, value)?;
     let bad = |reason| corrupt(PUBLICATIONS, format!("{channel}@{offset}"), reason);
-    let event_len = value.get(8..10).ok_or_else(|| bad("value too short"))?;
+    let kind = value[1];
+    let (event, rest) = short_text(&value[10..]).ok_or_else(|| bad("bad event name"))?;
+    let (author, body) = short_text(rest).ok_or_else(|| bad("bad author"))?;
+    let publication = match kind {
+        KIND_MESSAGE => {
+            let text = String::from_utf8(body.to_vec()).map_err(|_| bad("data is not UTF-8"))?;
+            let data = JsonData::parse(text).map_err(|_| bad("data is not JSON"))?;
+            Publication::new(offset, time_ms, event, data)
+        }
+        KIND_TOMBSTONE if body.is_empty() => Publication::tombstone(offset, time_ms),
+        KIND_DELETE_RECORD if !body.is_empty() && body.len() % 8 == 0 => {
+            Publication::delete_record(offset, time_ms, body.chunks_exact(8).filter_map(read_u64).collect())
+        }
+        _ => return Err(bad("unknown kind or bad body")),
+    };
+    Ok(publication.with_author(author.map(UserId::new)))
+}
+
+/// A length-prefixed text (`None` when empty) and what follows it.
+fn short_text(bytes: &[u8]) -> Option<(Option<String>, &[u8])> {
+    let len = usize::from(u16::from_be_bytes(bytes.get(..2)?.try_into().ok()?));
+    let text = bytes.get(2..2 + len)?;
+    let text = String::from_utf8(text.to_vec()).ok()?;
+    Some((Some(text).filter(|t| !t.is_empty()), &bytes[2 + len..]))
+}
+
+/// Decodes a format-2 publication value (`time_ms` u64 BE, event length
+/// u16 BE, event, JSON text), for the migration to format 3.
+pub(super) fn decode_v2_publication(
+    channel: &str,
+    offset: u64,
+    value: &[u8],
+) -> Result<Publication, StoreError> {
+    let bad = |reason| corrupt(PUBLICATIONS, format!("{channel}@{offset}"), reason);
+    let time_ms = read_u64(value).ok_or_else(|| bad("format-2 value too short"))?;
+    let event_len = value.get(8..10).ok_or_else(|| bad("format-2 value too short"))?;
     let event_len = usize::from(u16::from_be_bytes([event_len[0], event_len[1]]));
-    let event = value.get(10..10 + event_len).ok_or_else(|| bad("value too short"))?;
+    let event = value.get(10..10 + event_len).ok_or_else(|| bad("format-2 value too short"))?;
     let event = match event_len {
         0 => None,
         _ => Some(String::from_utf8(event.to_vec()).map_err(|_| bad("event name is not UTF-8"))?),
     };
-    let text = value.get(10 + event_len..).ok_or_else(|| bad("value too short"))?;
-    let text = String::from_utf8(text.to_vec()).map_err(|_| bad("data is not UTF-8"))?;
+    let text = String::from_utf8(value[10 + event_len..].to_vec()).map_err(|_| bad("data is not UTF-8"))?;
     let data = JsonData::parse(text).map_err(|_| bad("data is not JSON"))?;
-    Ok(Publication { offset, time_ms, event, data })
+    Ok(Publication::new(offset, time_ms, event, data))
+}
+
+/// Encodes a format-2 publication value, as the previous version wrote it
+/// (kept for the migration's tests).
+#[cfg(test)]
+pub(super) fn v2_publication_value(time_ms: u64, event: Option<&str>, data: &JsonData) -> Vec<u8> {
+    let event = event.unwrap_or("").as_bytes();
+    let mut value = Vec::new();
+    value.extend_from_slice(&time_ms.to_be_bytes());
+    value.extend_from_slice(&(event.len() as u16).to_be_bytes());
+    value.extend_from_slice(event);
+    value.extend_from_slice(data.as_str().as_bytes());
+    value
 }
 
 /// What `channels` keeps per channel: the newest offset ever assigned
@@ -269,16 +353,32 @@ mod tests {
     #[test]
     fn publications_round_trip_and_truncated_values_are_corrupt_not_panics() {
         let data = JsonData::parse(r#"{"é": [1, 2.50]}"#.to_owned()).unwrap();
-        let value = publication_value(42, None, &data);
-        let publication = decode_publication("c", 7, &value).unwrap();
-        assert_eq!(publication, Publication { offset: 7, time_ms: 42, event: None, data: data.clone() });
-        assert!(matches!(decode_publication("c", 7, &value[..5]), Err(StoreError::Corrupt { .. })));
-        assert!(matches!(decode_publication("c", 7, &value[..9]), Err(StoreError::Corrupt { .. })));
-        let named = publication_value(42, Some("chat-message"), &data);
-        let publication = decode_publication("c", 8, &named).unwrap();
-        assert_eq!(publication.event.as_deref(), Some("chat-message"));
-        assert_eq!(publication.data, data);
-        assert!(matches!(decode_publication("c", 8, &named[..15]), Err(StoreError::Corrupt { .. })));
+        let plain = Publication::new(7, 42, None, data.clone());
+        let value = publication_value(&plain);
+        assert_eq!(decode_publication("c", 7, &value).unwrap(), plain);
+        for cut in [1, 5, 9, 11, 13] {
+            assert!(matches!(decode_publication("c", 7, &value[..cut]), Err(StoreError::Corrupt { .. })));
+        }
+        let named = Publication::new(8, 42, Some("chat-message".into()), data.clone())
+            .with_author(Some(UserId::new("alice")));
+        assert_eq!(decode_publication("c", 8, &publication_value(&named)).unwrap(), named);
+        let record = Publication::delete_record(9, 43, vec![7, 8]).with_author(Some(UserId::new("mod")));
+        assert_eq!(decode_publication("c", 9, &publication_value(&record)).unwrap(), record);
+        let tombstone = Publication::tombstone(7, 42);
+        assert_eq!(decode_publication("c", 7, &publication_value(&tombstone)).unwrap(), tombstone);
+        let mut bad_record = publication_value(&record);
+        bad_record.pop();
+        assert!(matches!(decode_publication("c", 9, &bad_record), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn format_2_values_decode_for_the_migration_and_are_not_mistaken_for_format_3() {
+        let data = JsonData::parse("[1]".to_owned()).unwrap();
+        let old = v2_publication_value(1_764_000_000_000, Some("ev"), &data);
+        assert_ne!(old[0], VALUE_MARKER);
+        assert!(decode_publication("c", 1, &old).is_err(), "a format-2 value is not read as format 3");
+        let publication = decode_v2_publication("c", 1, &old).unwrap();
+        assert_eq!(publication, Publication::new(1, 1_764_000_000_000, Some("ev".into()), data));
     }
 
     #[test]

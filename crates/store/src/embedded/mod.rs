@@ -9,6 +9,7 @@
 //! - `sweep.rs`: the bounded background deletion of expired data.
 //! - `last_stop.rs`: the clean-shutdown record, and whether the epoch
 //!   survives an unclean stop.
+//! - `migrate.rs`: brings a directory of an older format up to date on open.
 //!
 //! The epoch is generated once, when the data directory is created, and
 //! stored with the data, so offsets and epoch survive restarts and crashes;
@@ -18,6 +19,7 @@
 mod group_commit;
 mod keys;
 mod last_stop;
+mod migrate;
 mod reader;
 mod sweep;
 #[cfg(test)]
@@ -283,9 +285,11 @@ impl Shared {
         let db = Database::builder(dir).open().map_err(storage_error)?;
         let keyspace = |name| db.keyspace(name, KeyspaceCreateOptions::default).map_err(storage_error);
         let store = keyspace(keys::STORE)?;
+        let publications = keyspace(keys::PUBLICATIONS)?;
+        migrate::to_current(&db, &publications, &store)?;
         let run = last_stop::start_run(&db, &store, boot_id.read())?;
         let shared = Self {
-            publications: keyspace(keys::PUBLICATIONS)?,
+            publications,
             channels: keyspace(keys::CHANNELS)?,
             idempotency: keyspace(keys::IDEMPOTENCY)?,
             store,

@@ -415,3 +415,73 @@ async fn a_failed_group_commit_fails_every_append_of_the_group_and_consumes_no_o
     let outcomes = store.enqueue_many(vec![request(&chat, "4")]).await.await;
     assert_eq!(outcomes[0].as_ref().unwrap().publication.offset, 1);
 }
+
+/// Rewrites the directory as a format-2 store would have left it: the
+/// format key says 2 and the publications at `offsets` are format-2
+/// values (the others stay format 3, as after an interrupted migration).
+fn downgrade_to_format_2(dir: &TempDir, channel: &ChannelName, offsets: &[(u64, u64, Option<&str>, &str)]) {
+    let db = fjall::Database::builder(dir.path()).open().unwrap();
+    let keyspace = |name| db.keyspace(name, fjall::KeyspaceCreateOptions::default).unwrap();
+    let (publications, store) = (keyspace(keys::PUBLICATIONS), keyspace(keys::STORE));
+    let mut batch = db.batch().durability(Some(fjall::PersistMode::SyncAll));
+    for &(offset, time_ms, event, data) in offsets {
+        let value = keys::v2_publication_value(time_ms, event, &JsonData::parse(data.to_owned()).unwrap());
+        batch.insert(&publications, keys::publication_key(channel.as_str(), offset), value);
+    }
+    batch.insert(&store, keys::FORMAT_KEY, 2u32.to_be_bytes());
+    batch.commit().unwrap();
+}
+
+#[tokio::test]
+async fn a_format_2_directory_is_migrated_on_open_and_its_publications_have_no_author() {
+    let dir = tempfile::tempdir().unwrap();
+    let chat = channel("chat:migrated");
+    let epoch = {
+        let store = open(&dir);
+        for n in 1..=3 {
+            let author = Some(fanfare_protocol::UserId::new("kept"));
+            append(&store, AppendRequest { author, ..request(&chat, &n.to_string()) }).await.unwrap();
+        }
+        store.epoch().clone()
+    };
+    // 1 and 3 as format 2 wrote them; 2 already rewritten by an interrupted migration.
+    let then = crate::unix_time_ms() - 60_000;
+    downgrade_to_format_2(&dir, &chat, &[(1, then, Some("ev"), r#"{"a":1}"#), (3, then + 2, None, "[3]")]);
+    let store = open(&dir);
+    assert_eq!(store.epoch(), &epoch, "a migration keeps the epoch");
+    let format = store.shared.store.get(keys::FORMAT_KEY).unwrap().unwrap();
+    assert_eq!(keys::decode_format(&format).unwrap(), 3);
+    let page = store.read(&chat, everything()).await.unwrap();
+    let seen: Vec<_> = page
+        .publications
+        .iter()
+        .map(|p| {
+            (p.offset, p.time_ms, p.event.as_deref(), p.data.as_str(), p.author.as_ref().map(|a| a.as_str()))
+        })
+        .collect();
+    assert_eq!(seen[0], (1, then, Some("ev"), r#"{"a":1}"#, None));
+    assert_eq!((seen[1].0, seen[1].3, seen[1].4), (2, "2", Some("kept")));
+    assert_eq!(seen[2], (3, then + 2, None, "[3]", None));
+    let record =
+        crate::delete(&store, AppendRequest::delete(chat.clone(), crate::DeleteTargets::Offsets(vec![1])))
+            .await
+            .unwrap();
+    assert_eq!(record.publication.offset, 4, "offsets continue after the migration");
+    drop(store);
+    let store = open(&dir);
+    assert!(store.read(&chat, everything()).await.unwrap().publications[0].is_tombstone());
+}
+
+#[tokio::test]
+async fn a_directory_of_an_unknown_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(&dir));
+    {
+        let db = fjall::Database::builder(dir.path()).open().unwrap();
+        let store = db.keyspace(keys::STORE, fjall::KeyspaceCreateOptions::default).unwrap();
+        store.insert(keys::FORMAT_KEY, 9u32.to_be_bytes()).unwrap();
+        db.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+    let refused = EmbeddedStore::open(dir.path(), EmbeddedOptions::default());
+    assert!(matches!(refused, Err(StoreError::Corrupt { keyspace: "store", .. })));
+}

@@ -244,6 +244,11 @@ impl RedisStore {
     async fn submit(&self, requests: Vec<AppendRequest>) -> Result<GroupReceipt, StoreError> {
         let count = requests.len();
         self.check_open()?;
+        if requests.iter().any(|request| request.delete.is_some()) {
+            // Not yet: a delete needs its own script (tombstones in a hash
+            // beside the stream, which cannot rewrite entries).
+            return Err(StoreError::Unsupported { backend: BACKEND, operation: "deletes" });
+        }
         let (job, rx) = Job::new(requests);
         self.queue.send(Message::Append(job)).await.map_err(|_| StoreError::Closed)?;
         Ok(GroupReceipt::waiting(rx, count))

@@ -3,7 +3,7 @@
 use std::sync::LazyLock;
 
 use fanfare_protocol::cluster::{channel_key, encode_tail, live_channel};
-use fanfare_protocol::{ChannelName, Epoch};
+use fanfare_protocol::{ChannelName, Epoch, Publication};
 use redis::{Cmd, Script};
 
 use crate::history::duration_ms;
@@ -77,7 +77,10 @@ pub(crate) fn append_item_args(request: &AppendRequest) -> [Vec<u8>; 8] {
         stream_ttl.to_string().into_bytes(),
         key_ttl.to_string().into_bytes(),
         request.exclude.to_string().into_bytes(),
-        encode_tail(request.time_ms, request.event.as_deref(), &request.data),
+        encode_tail(
+            &Publication::new(0, request.time_ms, request.event.clone(), request.data.clone())
+                .with_author(request.author.clone()),
+        ),
     ]
 }
 

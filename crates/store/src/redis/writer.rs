@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fanfare_protocol::{ChannelName, JsonData, Publication};
+use fanfare_protocol::{ChannelName, JsonData, Publication, UserId};
 use rand::Rng;
 use redis::{Client, RedisError, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -24,11 +24,14 @@ pub(crate) enum Message {
     Close(oneshot::Sender<()>),
 }
 
+/// What a request publishes: its event, data and author.
+type Content = (Option<String>, JsonData, Option<UserId>);
+
 /// One `enqueue` or `enqueue_many`: its appends split by channel, one
 /// script call per channel, answered together in request order.
 pub(crate) struct Job {
-    /// Event and data of each request, to build its [`Appended`].
-    requests: Vec<(Option<String>, JsonData)>,
+    /// Event, data and author of each request, to build its [`Appended`].
+    requests: Vec<Content>,
     calls: Vec<ChannelCall>,
     reply: oneshot::Sender<Vec<Result<Appended, StoreError>>>,
 }
@@ -60,7 +63,7 @@ impl Job {
             calls[call].items.push(items);
         }
         drop(call_of);
-        let requests = requests.into_iter().map(|r| (r.event, r.data)).collect();
+        let requests = requests.into_iter().map(|r| (r.event, r.data, r.author)).collect();
         let (reply, rx) = oneshot::channel();
         (Self { requests, calls, reply }, rx)
     }
@@ -444,14 +447,15 @@ fn split(outcome: &CallOutcome, first: usize, count: usize) -> CallOutcome {
 
 fn answer(job: Job, call_outcomes: Vec<CallOutcome>) {
     let mut answers: Vec<Option<Result<Appended, StoreError>>> = job.requests.iter().map(|_| None).collect();
-    let mut requests: Vec<Option<(Option<String>, JsonData)>> = job.requests.into_iter().map(Some).collect();
+    let mut requests: Vec<Option<Content>> = job.requests.into_iter().map(Some).collect();
     for (call, outcome) in job.calls.iter().zip(call_outcomes) {
         for (n, &index) in call.indices.iter().enumerate() {
-            let Some((event, data)) = requests[index].take() else { continue };
+            let Some((event, data, author)) = requests[index].take() else { continue };
             answers[index] = Some(match &outcome {
                 CallOutcome::Done((epoch, items)) => {
                     let item = items[n];
-                    let publication = Publication { offset: item.offset, time_ms: item.time_ms, event, data };
+                    let publication =
+                        Publication::new(item.offset, item.time_ms, event, data).with_author(author);
                     Ok(Appended { epoch: epoch.clone(), publication, duplicate: item.duplicate })
                 }
                 CallOutcome::Failed(error) => Err(error.clone()),
