@@ -7,6 +7,8 @@
 //! {"action":"unban","user":"bob","channel":"comments:final"}
 //! {"action":"kick","user":"bob","channel":"comments:final"}
 //! {"action":"slow_mode","channel":"comments:final","interval_ms":30000}
+//! {"action":"delete","channel":"comments:final","offset":42}
+//! {"action":"purge","channel":"comments:final","user":"bob"}
 //! ```
 
 use serde::Deserialize;
@@ -52,6 +54,15 @@ pub enum ModerationRequest {
         #[serde(default, deserialize_with = "present")]
         interval_ms: Option<Option<u64>>,
     },
+    Delete {
+        channel: ChannelName,
+        offset: Option<u64>,
+        idempotency_key: Option<String>,
+    },
+    Purge {
+        channel: ChannelName,
+        user: String,
+    },
 }
 
 /// A field that must be there, `null` or not.
@@ -71,6 +82,14 @@ pub enum ModerationTarget {
 pub enum SanctionAction {
     Ban,
     Mute,
+}
+
+/// Which publication a delete targets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteTarget {
+    Offset(u64),
+    /// The publication first published with this idempotency key.
+    IdempotencyKey(String),
 }
 
 /// A checked action.
@@ -97,6 +116,16 @@ pub enum ModerationAction {
     SlowMode {
         channel: ChannelName,
         interval_ms: Option<u64>,
+    },
+    /// Appends a delete record; the target becomes a tombstone.
+    Delete {
+        channel: ChannelName,
+        target: DeleteTarget,
+    },
+    /// Deletes every publication of `user` still in the channel's history.
+    Purge {
+        channel: ChannelName,
+        user: String,
     },
 }
 
@@ -131,6 +160,21 @@ impl ModerationAction {
                 fields.insert("channel".into(), json!(channel));
                 fields.insert("interval_ms".into(), interval_ms.map_or(Value::Null, Value::from));
                 ("slow_mode", fields)
+            }
+            Self::Delete { channel, target } => {
+                let mut fields = serde_json::Map::new();
+                fields.insert("channel".into(), json!(channel));
+                match target {
+                    DeleteTarget::Offset(offset) => fields.insert("offset".into(), json!(offset)),
+                    DeleteTarget::IdempotencyKey(key) => fields.insert("idempotency_key".into(), json!(key)),
+                };
+                ("delete", fields)
+            }
+            Self::Purge { channel, user } => {
+                let mut fields = serde_json::Map::new();
+                fields.insert("channel".into(), json!(channel));
+                fields.insert("user".into(), json!(user));
+                ("purge", fields)
             }
         };
         fields.insert("action".into(), json!(action));
@@ -199,6 +243,19 @@ impl ModerationRequest {
                     interval_ms.ok_or_else(|| bad("give \"interval_ms\": milliseconds, 0 (off) or null"))?;
                 ModerationAction::SlowMode { channel, interval_ms }
             }
+            R::Delete { channel, offset, idempotency_key } => {
+                let target = match (offset, idempotency_key) {
+                    (Some(offset), None) if offset > 0 => DeleteTarget::Offset(offset),
+                    (None, Some(key)) if !key.is_empty() => DeleteTarget::IdempotencyKey(key),
+                    _ => {
+                        return Err(bad(
+                            "give exactly one of \"offset\" (at least 1) and \"idempotency_key\" (not empty)",
+                        ));
+                    }
+                };
+                ModerationAction::Delete { channel, target }
+            }
+            R::Purge { channel, user } => ModerationAction::Purge { channel, user: user_of(user)? },
         })
     }
 }
@@ -297,6 +354,13 @@ mod tests {
         );
         assert!(refused(r#"{"action":"kick","user":"b","namespace":"a:b"}"#).contains("not a namespace"));
         assert!(refused(r#"{"action":"slow_mode","channel":"a"}"#).contains("interval_ms"));
+        assert!(refused(r#"{"action":"delete","channel":"a"}"#).contains("exactly one of"));
+        assert!(refused(r#"{"action":"delete","channel":"a","offset":0}"#).contains("exactly one of"));
+        assert!(
+            refused(r#"{"action":"delete","channel":"a","offset":1,"idempotency_key":"k"}"#)
+                .contains("exactly one")
+        );
+        assert!(refused(r#"{"action":"purge","channel":"a","user":""}"#).contains("must not be empty"));
         assert!(refused(r#"{"action":"ban","user":"b","channel":"a","colour":1}"#).contains("unknown field"));
         assert!(refused(r#"{"action":"smite","user":"b","channel":"a"}"#).contains("unknown variant"));
         for json in [
@@ -304,6 +368,9 @@ mod tests {
             r#"{"action":"unmute","user":"bob","namespace":""}"#,
             r#"{"action":"kick","user":"bob","channel":"live:a"}"#,
             r#"{"action":"slow_mode","channel":"live:a","interval_ms":null}"#,
+            r#"{"action":"delete","channel":"live:a","offset":42}"#,
+            r#"{"action":"delete","channel":"live:a","idempotency_key":"k-1"}"#,
+            r#"{"action":"purge","channel":"live:a","user":"bob"}"#,
         ] {
             let action = parse(json).unwrap();
             let again: ModerationRequest =

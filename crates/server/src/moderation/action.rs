@@ -3,8 +3,11 @@
 use std::time::Duration;
 
 use fanfare_cluster::{Sanction, SanctionKind, Scope};
-use fanfare_protocol::native::moderation::{ModerationAction, ModerationTarget, SanctionAction};
-use fanfare_protocol::{CloseCode, ErrorCode, ErrorInfo};
+use fanfare_protocol::native::moderation::{
+    DeleteTarget, ModerationAction, ModerationTarget, SanctionAction,
+};
+use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, ErrorInfo, UserId};
+use fanfare_store::DeleteTargets;
 use serde::Serialize;
 
 use super::now_ms;
@@ -63,6 +66,14 @@ pub struct ActionOutcome {
     /// The channel's slow mode now (slow_mode), in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interval_ms: Option<u64>,
+    /// The delete record's epoch and offset (delete, purge).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<fanfare_protocol::Epoch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// The offsets deleted, now tombstones (delete, purge).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Vec<u64>>,
 }
 
 /// Runs `action` for `actor`.
@@ -75,17 +86,27 @@ pub async fn act(
         ModerationAction::Impose { target, .. }
         | ModerationAction::Lift { target, .. }
         | ModerationAction::Kick { target, .. } => target.clone(),
-        ModerationAction::SlowMode { channel, .. } => ModerationTarget::Channel(channel.clone()),
+        ModerationAction::SlowMode { channel, .. }
+        | ModerationAction::Delete { channel, .. }
+        | ModerationAction::Purge { channel, .. } => ModerationTarget::Channel(channel.clone()),
     };
     if !actor.may_act_on(&target) {
         return Err(ErrorInfo::new(ErrorCode::PermissionDenied, "the token does not grant moderating this"));
     }
     let by = actor.name();
-    let outcome = run(app, &by, action).await?;
-    Ok(outcome)
+    let author = match actor {
+        Actor::Api => None,
+        Actor::Moderator { user, .. } => Some(UserId::new(user.to_owned())),
+    };
+    run(app, &by, author, action).await
 }
 
-async fn run(app: &AppState, by: &str, action: ModerationAction) -> Result<ActionOutcome, ErrorInfo> {
+async fn run(
+    app: &AppState,
+    by: &str,
+    author: Option<UserId>,
+    action: ModerationAction,
+) -> Result<ActionOutcome, ErrorInfo> {
     let sanctions = app.moderation.sanctions();
     match action {
         ModerationAction::Impose { kind, user, target, duration_ms, reason } => {
@@ -135,7 +156,37 @@ async fn run(app: &AppState, by: &str, action: ModerationAction) -> Result<Actio
             tracing::info!(%channel, ?interval_ms, by, "slow mode changed");
             Ok(ActionOutcome { interval_ms: Some(interval), ..ActionOutcome::default() })
         }
+        ModerationAction::Delete { channel, target } => {
+            let targets = match target {
+                DeleteTarget::Offset(offset) => DeleteTargets::Offsets(vec![offset]),
+                DeleteTarget::IdempotencyKey(key) => DeleteTargets::IdempotencyKey(key),
+            };
+            delete(app, author, channel, targets).await
+        }
+        ModerationAction::Purge { channel, user } => {
+            delete(app, author, channel, DeleteTargets::Author(UserId::new(user))).await
+        }
     }
+}
+
+/// Appends a delete record of `targets`, by `author` (the moderator;
+/// `None` for the HTTP API).
+pub(crate) async fn delete(
+    app: &AppState,
+    author: Option<UserId>,
+    channel: ChannelName,
+    targets: DeleteTargets,
+) -> Result<ActionOutcome, ErrorInfo> {
+    let by = author.as_ref().map_or_else(|| "api".to_owned(), ToString::to_string);
+    let appended = app.hub.delete(channel.clone(), targets, author).await.map_err(hub_error)?;
+    let deleted = appended.publication.deletes().unwrap_or_default().to_vec();
+    tracing::info!(%channel, offset = appended.publication.offset, ?deleted, %by, "publications deleted");
+    Ok(ActionOutcome {
+        epoch: Some(appended.epoch),
+        offset: Some(appended.publication.offset),
+        deleted: Some(deleted),
+        ..ActionOutcome::default()
+    })
 }
 
 /// Closes `user`'s native connections and its Pusher connections of every

@@ -139,3 +139,63 @@ async fn deleting_by_idempotency_key_and_what_is_refused() {
     let (_, position) = server.get("/api/history?channel=news").await;
     assert_eq!(position["top_offset"], 2, "refused deletes consume no offset");
 }
+
+#[tokio::test]
+async fn a_moderator_deletes_and_purges_with_the_moderate_command() {
+    let server = TestServer::with_config(CHAT).await;
+    let moderator = token("mod", json!({"moderate": ["chat:*"]}));
+    let (mut moderator, _) = subscribed(&server, Some(&moderator), "chat:room").await;
+    let bob = token("bob", json!({}));
+    let (mut bob, _) = subscribed(&server, Some(&bob), "chat:room").await;
+    for text in ["one", "two", "three"] {
+        let reply = bob.command(json!({"type": "publish", "channel": "chat:room", "data": text})).await;
+        assert!(reply.get("result").is_some(), "{reply}");
+    }
+    let delete = json!({"type": "moderate", "action": "delete", "channel": "chat:room", "offset": 1});
+    let deleted = moderator.command(delete).await;
+    assert_eq!(
+        (&deleted["result"]["offset"], &deleted["result"]["deleted"]),
+        (&json!(4), &json!([1])),
+        "{deleted}"
+    );
+    let purge = json!({"type": "moderate", "action": "purge", "channel": "chat:room", "user": "bob"});
+    let purged = moderator.command(purge).await;
+    assert_eq!(purged["result"]["deleted"], json!([2, 3]), "{purged}");
+    let refused = bob
+        .command(json!({"type": "moderate", "action": "delete", "channel": "chat:room", "offset": 4}))
+        .await;
+    assert_eq!(refused["error"]["code"], "permission_denied", "{refused}");
+    let nothing = json!({"type": "moderate", "action": "purge", "channel": "chat:room", "user": "bob"});
+    assert_eq!(moderator.command(nothing).await["error"]["code"], "not_found");
+
+    let (_, history) = server.get("/api/history?channel=chat:room").await;
+    let deleted: Vec<bool> =
+        history["publications"].as_array().unwrap().iter().map(|p| p["deleted"] == true).collect();
+    assert_eq!(deleted, [true, true, true, false, false], "{history}");
+}
+
+#[tokio::test]
+async fn a_pusher_trigger_of_fanfare_delete_deletes_and_pusher_subscribers_are_told() {
+    let app = "[[pusher.apps]]\nid = \"app-1\"\nkey = \"key-1\"\nsecret = \"secret-1\"\n";
+    let server = TestServer::with_config(app).await;
+    let sdk = crate::pusher_api::Sdk { server: &server, app_id: "app-1", key: "key-1", secret: "secret-1" };
+    let mut pusher = crate::pusher_api::PusherConn::open(&server, "key-1").await;
+    pusher.send(json!({"event": "pusher:subscribe", "data": {"channel": "news"}})).await;
+    pusher.next_event("pusher_internal:subscription_succeeded").await;
+    let (mut native, _) = subscribed(&server, None, "news").await;
+    assert_eq!(sdk.trigger(&["news"], "headline", "\"first\"").await.0, 200);
+    assert_eq!(sdk.trigger(&["news"], "headline", "\"second\"").await.0, 200);
+
+    let (status, body) = sdk.trigger(&["news"], "fanfare:delete", r#"{"offset":1}"#).await;
+    assert_eq!(status, 200, "{body}");
+    let told = pusher.next_event("fanfare:delete").await;
+    let data: Value = serde_json::from_str(told["data"].as_str().unwrap()).unwrap();
+    assert_eq!(data, json!({"offsets": [1]}), "{told}");
+    let pushes = native.publications("news", 3).await;
+    assert_eq!(pushes[2]["deletes"], json!([1]));
+
+    let (status, body) = sdk.trigger(&["news"], "fanfare:delete", r#"{"offset":1}"#).await;
+    assert_eq!(status, 404, "already deleted: {body}");
+    let (status, body) = sdk.trigger(&["news"], "fanfare:delete", r#"{"what":1}"#).await;
+    assert_eq!(status, 400, "{body}");
+}

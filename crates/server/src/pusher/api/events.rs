@@ -18,6 +18,7 @@ use axum::extract::State;
 use fanfare_hub::{ConnId, Hub, Publish};
 use fanfare_protocol::pusher::{ChannelKind, PusherChannel, SocketId, validate_event_name};
 use fanfare_protocol::{ChannelName, ErrorCode, JsonData};
+use fanfare_store::DeleteTargets;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -46,10 +47,17 @@ struct BatchBody {
     batch: Vec<TriggerBody>,
 }
 
+/// The event a backend triggers to delete a publication, since Pusher
+/// triggers answer no offset: its data (a JSON string, as every Pusher
+/// event's) is `{"offset": N}` or `{"idempotency_key": "…"}`.
+pub const DELETE_EVENT: &str = "fanfare:delete";
+
 /// One checked event, ready to publish.
 struct Trigger {
     name: String,
     data: JsonData,
+    /// For [`DELETE_EVENT`]: what to delete in each channel.
+    delete: Option<DeleteTargets>,
     /// Pusher name and hub channel of each target, without duplicates.
     channels: Vec<(PusherChannel, ChannelName)>,
     exclude: Option<ConnId>,
@@ -151,7 +159,30 @@ fn check(app: &PusherApp, body: TriggerBody) -> Result<Trigger, PusherApiError> 
         None => None,
     };
     let info = InfoAttributes::parse(body.info.as_deref(), &TRIGGER_INFO)?;
-    Ok(Trigger { name: body.name, data: body.data, channels, exclude, info })
+    let delete = (body.name == DELETE_EVENT).then(|| delete_targets(&body.data)).transpose()?;
+    Ok(Trigger { name: body.name, data: body.data, delete, channels, exclude, info })
+}
+
+/// What a `fanfare:delete` event's data names.
+fn delete_targets(data: &JsonData) -> Result<DeleteTargets, PusherApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Target {
+        offset: Option<u64>,
+        idempotency_key: Option<String>,
+    }
+    let bad = || {
+        PusherApiError::bad_request(format!(
+            "{DELETE_EVENT} data must be {{\"offset\": N}} or {{\"idempotency_key\": \"…\"}}, as a JSON string"
+        ))
+    };
+    let text: String = serde_json::from_str(data.as_str()).unwrap_or_else(|_| data.as_str().to_owned());
+    let target: Target = serde_json::from_str(&text).map_err(|_| bad())?;
+    match (target.offset, target.idempotency_key) {
+        (Some(offset), None) if offset > 0 => Ok(DeleteTargets::Offsets(vec![offset])),
+        (None, Some(key)) if !key.is_empty() => Ok(DeleteTargets::IdempotencyKey(key)),
+        _ => Err(bad()),
+    }
 }
 
 /// Publishes every event of the request to each of its channels in one
@@ -161,6 +192,7 @@ fn check(app: &PusherApp, body: TriggerBody) -> Result<Trigger, PusherApiError> 
 async fn publish(hub: &Hub, triggers: &[Trigger]) -> Result<(), PusherApiError> {
     let publishes = triggers
         .iter()
+        .filter(|trigger| trigger.delete.is_none())
         .flat_map(|trigger| trigger.channels.iter().map(move |channel| (trigger, channel)))
         .map(|(trigger, (pusher, hub_channel))| Publish {
             event: Some(trigger.name.clone()),
@@ -171,6 +203,14 @@ async fn publish(hub: &Hub, triggers: &[Trigger]) -> Result<(), PusherApiError> 
         .collect();
     for result in hub.publish_many(publishes).await {
         result?;
+    }
+    for trigger in triggers {
+        let Some(targets) = &trigger.delete else { continue };
+        for (_, hub_channel) in &trigger.channels {
+            let appended = hub.delete(hub_channel.clone(), targets.clone(), None).await?;
+            let deleted = appended.publication.deletes().unwrap_or_default();
+            tracing::info!(channel = %hub_channel, offset = appended.publication.offset, ?deleted, "deleted by a Pusher trigger");
+        }
     }
     Ok(())
 }
