@@ -88,4 +88,21 @@ describe('bans and mutes (pusher-js)', () => {
     await marker(h, name, [a, b]);
     assert.equal(framesOf(b, name, 'client-shout').length, 0, 'the muted event was relayed');
   });
+
+  it('a backend deletes with a fanfare:delete trigger and pusher-js subscribers get the event', { timeout: T.test }, async () => {
+    const name = unique('news-');
+    const p = await h.connectedClient();
+    const { channel } = await subscribe(p, name);
+    const first = nextEvent(channel, 'headline');
+    await h.sdk.trigger(name, 'headline', { text: 'oops' });
+    await first;
+    const told = nextEvent(channel, 'fanfare:delete');
+    await h.sdk.trigger(name, 'fanfare:delete', { offset: 1 });
+    assert.deepEqual((await told).data, { offsets: [1] });
+    await assert.rejects(h.sdk.trigger(name, 'fanfare:delete', { offset: 1 }), (e) => e.status === 404, 'deleting again');
+    const history = await fetch(`${h.server.httpUrl}/api/history?channel=${name}`, {
+      headers: { authorization: `Bearer ${API_KEY}` },
+    }).then((r) => r.json());
+    assert.deepEqual(history.publications[0], { offset: 1, time: history.publications[0].time, deleted: true });
+  });
 });
