@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use fanfare_protocol::{ChannelName, Epoch, ErrorCode, UserId};
 use fanfare_protocol::native::moderation::ModerationRequest;
+use fanfare_protocol::{ChannelName, Epoch, ErrorCode, UserId};
 use fanfare_store::DeleteTargets;
 use serde::{Deserialize, Serialize};
 
