@@ -32,20 +32,6 @@ use crate::{
 #[macro_export]
 macro_rules! history_store_conformance {
     ($make:expr) => {
-        $crate::history_store_conformance!(without_deletes: $make);
-        $crate::history_store_conformance!(@cases $make;
-            deleting_an_offset_appends_a_record_and_reads_serve_a_tombstone,
-            deleting_by_idempotency_key_deletes_the_keyed_publication_within_its_window,
-            purging_an_author_deletes_only_their_retained_publications,
-            a_delete_that_finds_nothing_appends_nothing_and_consumes_no_offset,
-            a_delete_takes_its_offset_in_order_with_appends_around_it,
-            a_delete_in_a_group_can_target_a_publication_of_the_same_group,
-            deletes_skip_publications_out_of_retention,
-        );
-    };
-    // Every case but the deletes: for a store that does not delete yet
-    // (it answers `StoreError::Unsupported`).
-    (without_deletes: $make:expr) => {
         $crate::history_store_conformance!(@cases $make;
             offsets_start_at_one_and_have_no_gaps,
             position_of_an_unknown_channel_is_the_epoch_and_zero,
@@ -64,6 +50,13 @@ macro_rules! history_store_conformance {
             data_round_trips_byte_for_byte,
             read_agrees_with_position,
             authors_are_kept_with_publications,
+            deleting_an_offset_appends_a_record_and_reads_serve_a_tombstone,
+            deleting_by_idempotency_key_deletes_the_keyed_publication_within_its_window,
+            purging_an_author_deletes_only_their_retained_publications,
+            a_delete_that_finds_nothing_appends_nothing_and_consumes_no_offset,
+            a_delete_takes_its_offset_in_order_with_appends_around_it,
+            a_delete_in_a_group_can_target_a_publication_of_the_same_group,
+            deletes_skip_publications_out_of_retention,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -8,11 +8,11 @@ use std::future::IntoFuture;
 use std::time::{Duration, Instant};
 
 use fanfare_protocol::cluster::{LiveFrame, LivePublication, channel_key, live_channel};
-use fanfare_protocol::{ChannelName, JsonData};
+use fanfare_protocol::{ChannelName, JsonData, UserId};
 use fanfare_store::conformance::Subject;
 use fanfare_store::{
-    AppendRequest, Appended, HistoryQuery, HistoryStore, RedisStore, RedisStoreOptions, Retention,
-    StoreError, append, unix_time_ms,
+    AppendRequest, Appended, DeleteTargets, HistoryQuery, HistoryStore, RedisStore, RedisStoreOptions,
+    Retention, StoreError, append, delete, unix_time_ms,
 };
 use fanfare_testkit::{Persistence, RedisServer};
 use futures_util::StreamExt;
@@ -44,22 +44,7 @@ async fn subject() -> Subject {
 }
 
 mod conformance {
-    // Deletes are not implemented for Redis yet (see `RedisStore`): they are
-    // refused, as `deletes_are_refused_and_consume_no_offset` checks.
-    fanfare_store::history_store_conformance!(without_deletes: async { super::subject().await });
-}
-
-#[tokio::test]
-async fn deletes_are_refused_and_consume_no_offset() {
-    let Some(server) = RedisServer::start_or_skip() else { return };
-    let store = open(&server).await;
-    let chat = channel("redis:delete");
-    fanfare_store::append(&store, request(&chat, "1")).await.unwrap();
-    let delete = AppendRequest::delete(chat.clone(), fanfare_store::DeleteTargets::Offsets(vec![1]));
-    let refused = fanfare_store::delete(&store, delete).await;
-    assert!(matches!(refused, Err(StoreError::Unsupported { backend: "redis", .. })), "{refused:?}");
-    let next = fanfare_store::append(&store, request(&chat, "2")).await.unwrap();
-    assert_eq!(next.publication.offset, 2);
+    fanfare_store::history_store_conformance!(async { super::subject().await });
 }
 
 fn channel(name: &str) -> ChannelName {
@@ -147,6 +132,79 @@ async fn every_fresh_append_is_published_once_in_offset_order_with_its_exclusion
     }
     let nothing_more = tokio::time::timeout(Duration::from_millis(200), frames.next()).await;
     assert!(nothing_more.is_err(), "a duplicate publishes nothing, a group one frame");
+}
+
+/// Every node fans a delete out from the live channel, so the script
+/// publishes the record like an append, and a delete that finds nothing
+/// publishes nothing.
+#[tokio::test]
+async fn a_delete_record_is_published_in_order_and_a_delete_of_nothing_is_not() {
+    let Some(server) = RedisServer::start_or_skip() else { return };
+    let store = open(&server).await;
+    let chat = channel("live:deletes");
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(live_channel(&chat)).await.unwrap();
+    let mut frames = pubsub.into_on_message();
+
+    let first = append(&store, AppendRequest { author: Some(UserId::new("spam")), ..request(&chat, "1") })
+        .await
+        .unwrap();
+    let nothing = delete(&store, AppendRequest::delete(chat.clone(), DeleteTargets::Offsets(vec![9]))).await;
+    assert!(matches!(nothing, Err(StoreError::NothingToDelete)), "{nothing:?}");
+    let purge = AppendRequest {
+        author: Some(UserId::new("moderator")),
+        ..AppendRequest::delete(chat.clone(), DeleteTargets::Author(UserId::new("spam")))
+    };
+    let record = delete(&store, purge).await.unwrap();
+    assert_eq!((record.publication.offset, record.publication.deletes()), (2, Some(&[1][..])));
+    assert_eq!(record.publication.author, Some(UserId::new("moderator")));
+
+    for want in [frame_of(&[(&first, 0)]), frame_of(&[(&record, 0)])] {
+        let message = tokio::time::timeout(Duration::from_secs(5), frames.next()).await.unwrap().unwrap();
+        let bytes = message.get_payload_bytes();
+        assert_eq!(LiveFrame::decode(bytes).unwrap(), want);
+        assert_eq!(bytes, want.encode(), "the script builds exactly LiveFrame::encode's bytes");
+    }
+}
+
+/// Tombstones live beside the stream; reads merge them back in offset
+/// order across the script's scan chunks, both ways and with a limit.
+#[tokio::test]
+async fn reads_merge_many_tombstones_in_offset_order_with_limit_and_reverse() {
+    let Some(server) = RedisServer::start_or_skip() else { return };
+    let store = open(&server).await;
+    let chat = channel("redis:many-deletes");
+    let retention = Retention { max_len: 5000, ..Retention::default() };
+    let group = (1..=1200).map(|n| AppendRequest { retention, ..request(&chat, &n.to_string()) }).collect();
+    for outcome in store.enqueue_many(group).await.await {
+        outcome.unwrap();
+    }
+    // A run of 700 tombstones (longer than a scan chunk), then every other one.
+    let targets: Vec<u64> = (1..=1200).filter(|n| *n <= 700 || n % 2 == 1).collect();
+    let purge = AppendRequest::delete(chat.clone(), DeleteTargets::Offsets(targets.clone()));
+    let record = delete(&store, AppendRequest { retention, ..purge }).await.unwrap();
+    assert_eq!(record.publication.offset, 1201);
+    assert_eq!(record.publication.deletes().map(<[u64]>::len), Some(targets.len()));
+
+    let all = HistoryQuery { retention, ..everything() };
+    let page = store.read(&chat, all).await.unwrap();
+    let offsets: Vec<u64> = page.publications.iter().map(|p| p.offset).collect();
+    assert_eq!(offsets, (1..=1201).collect::<Vec<_>>(), "no gap where the deleted were");
+    for publication in &page.publications[..1200] {
+        assert_eq!(publication.is_tombstone(), targets.contains(&publication.offset), "{publication:?}");
+    }
+    let middle = store.read(&chat, HistoryQuery { since: Some(150), limit: 600, ..all }).await.unwrap();
+    let offsets: Vec<u64> = middle.publications.iter().map(|p| p.offset).collect();
+    assert_eq!(offsets, (151..=750).collect::<Vec<_>>());
+    let newest = store.read(&chat, HistoryQuery { reverse: true, limit: 900, ..all }).await.unwrap();
+    let offsets: Vec<u64> = newest.publications.iter().map(|p| p.offset).collect();
+    assert_eq!(offsets, (302..=1201).rev().collect::<Vec<_>>());
+    let kept = store
+        .read(&chat, HistoryQuery { retention: Retention { max_len: 10, ..Retention::default() }, ..all })
+        .await
+        .unwrap();
+    assert_eq!(kept.publications.first().map(|p| (p.offset, p.is_tombstone())), Some((1192, false)));
 }
 
 /// A node that lost a publication's live frame heals it from history, so

@@ -115,6 +115,9 @@ impl RecentCache {
             entry.publications.clear();
         } else if entry.keep > 0 {
             for item in items {
+                if let Some(deleted) = item.publication.deletes() {
+                    tombstone(&mut entry.publications, deleted);
+                }
                 entry.publications.push_back(item.publication.clone());
                 *total += 1;
             }
@@ -166,6 +169,23 @@ impl RecentCache {
         }
         let replay = entry.publications.iter().filter(|p| p.offset > since.offset).cloned().collect();
         Some(Recent { position, replay })
+    }
+}
+
+/// Turns the cached publications a delete record deleted into tombstones,
+/// as the store did: a resume served from here must not get their data.
+fn tombstone(publications: &mut VecDeque<Publication>, deleted: &[u64]) {
+    let Some(oldest) = publications.front().map(|p| p.offset) else { return };
+    for &offset in deleted {
+        // Contiguous offsets: the publication at `offset` is at its distance
+        // from the oldest.
+        let index = offset.checked_sub(oldest).and_then(|i| usize::try_from(i).ok());
+        if let Some(publication) = index.and_then(|i| publications.get_mut(i))
+            && publication.offset == offset
+            && publication.deletion.is_none()
+        {
+            *publication = publication.clone().into_tombstone();
+        }
     }
 }
 
@@ -230,6 +250,21 @@ mod tests {
         assert!(cache.plan(&chan("a"), Some(&other), 1000).is_none(), "another epoch");
         assert!(cache.plan(&chan("a"), Some(&at(11)), 2).is_none(), "beyond the recovery limit");
         assert!(cache.plan(&chan("b"), None, 1000).is_none(), "not live here");
+    }
+
+    #[test]
+    fn a_delete_record_turns_its_cached_targets_into_tombstones() {
+        let cache = RecentCache::default();
+        cache.start(&chan("a"), at(10), 100);
+        cache.push(&chan("a"), &Epoch::new("e"), &items(11..=13));
+        let record =
+            LivePublication { publication: Publication::delete_record(14, 0, vec![3, 11, 13]), exclude: 0 };
+        cache.push(&chan("a"), &Epoch::new("e"), std::slice::from_ref(&record));
+        let replay = cache.plan(&chan("a"), Some(&at(10)), 1000).unwrap().replay;
+        let kinds: Vec<(u64, bool)> = replay.iter().map(|p| (p.offset, p.is_tombstone())).collect();
+        assert_eq!(kinds, [(11, true), (12, false), (13, true), (14, false)]);
+        assert_eq!(replay[0], Publication::tombstone(11, 0), "no data left");
+        assert_eq!(replay[3], record.publication, "the record itself is kept as it came");
     }
 
     #[test]

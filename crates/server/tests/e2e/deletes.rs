@@ -1,7 +1,9 @@
 //! Deleting publications (`POST /api/moderation/delete` and `/purge`): the
 //! delete is appended with its own offset, so live subscribers and every
-//! recovering client learn of it, and history serves a tombstone.
+//! recovering client learn of it, and history serves a tombstone; on one
+//! node and across a cluster's nodes.
 
+use fanfare_testkit::RedisServer;
 use serde_json::{Value, json};
 
 use crate::support::{RawConn, TestServer, offsets, token};
@@ -198,4 +200,59 @@ async fn a_pusher_trigger_of_fanfare_delete_deletes_and_pusher_subscribers_are_t
     assert_eq!(status, 404, "already deleted: {body}");
     let (status, body) = sdk.trigger(&["news"], "fanfare:delete", r#"{"what":1}"#).await;
     assert_eq!(status, 400, "{body}");
+}
+
+/// In a cluster the delete runs in the Redis append script, which
+/// publishes the record like a publication: node B fans it out in order,
+/// tombstones its cache of recent publications (so a resume served from
+/// it gets no deleted data), and reads the tombstone from history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_cluster_a_delete_on_one_node_reaches_subscribers_and_resumes_on_another() {
+    let Some(redis) = RedisServer::start_or_skip() else { return };
+    let a = TestServer::in_cluster(&redis.url(), "").await;
+    let b = TestServer::in_cluster(&redis.url(), "").await;
+    let (mut watcher, _) = subscribed(&b, None, "news").await;
+    let (mut away, position) = subscribed(&b, None, "news").await;
+    a.publish("news", json!("seen")).await;
+    assert_eq!(offsets(&away.publications("news", 1).await), [1]);
+    drop(away);
+
+    a.publish("news", json!("regretted")).await;
+    a.publish("news", json!("kept")).await;
+    let (status, deleted) = a.post("/api/moderation/delete", json!({"channel": "news", "offset": 2})).await;
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!((&deleted["offset"], &deleted["deleted"]), (&json!(4), &json!([2])), "{deleted}");
+    a.publish("news", json!("after")).await;
+
+    let pushes = watcher.publications("news", 5).await;
+    assert_eq!(offsets(&pushes), [1, 2, 3, 4, 5], "the record comes in offset order on node B");
+    assert_eq!(
+        fields(&pushes[3]),
+        ["channel", "deletes", "epoch", "offset", "time", "type"],
+        "{}",
+        pushes[3]
+    );
+    assert_eq!(pushes[3]["deletes"], json!([2]));
+
+    let mut back = RawConn::connected(&b, None).await;
+    let since = json!({"epoch": position["epoch"], "offset": 1});
+    let reply = back.command(json!({"type": "subscribe", "channel": "news", "since": since})).await;
+    assert_eq!(reply["result"]["recovered"], true, "{reply}");
+    let replayed = back.publications("news", 4).await;
+    assert_eq!(offsets(&replayed), [2, 3, 4, 5]);
+    assert_eq!(
+        fields(&replayed[0]),
+        ["channel", "deleted", "epoch", "offset", "time", "type"],
+        "{}",
+        replayed[0]
+    );
+    assert_eq!(replayed[1]["data"], "kept");
+    assert_eq!(replayed[2]["deletes"], json!([2]));
+    assert!(!replayed.iter().any(|p| p.to_string().contains("regretted")), "{replayed:?}");
+
+    let (_, history) = b.get("/api/history?channel=news").await;
+    let publications = history["publications"].as_array().unwrap();
+    assert_eq!(offsets(publications), [1, 2, 3, 4, 5], "no gap: {history}");
+    assert_eq!(fields(&publications[1]), ["deleted", "offset", "time"], "{history}");
+    assert_eq!(publications[3]["deletes"], json!([2]));
 }

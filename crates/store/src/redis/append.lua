@@ -1,36 +1,130 @@
--- Appends a group of publications to ONE channel, then publishes the fresh
--- ones in one live frame. Every key of the channel shares its hash tag.
+-- Appends a group of publications and deletes to ONE channel, in order,
+-- then publishes the fresh ones in one live frame. Every key of the
+-- channel shares its hash tag.
 --
 -- KEYS: as channel_state.lua (3: idempotency HASH key -> "offset time expires",
---       4: idempotency ZSET key -> expires, for lazy cleanup)
+--       4: idempotency ZSET key -> expires, for lazy cleanup,
+--       6: tombstones ZSET "<offset> <tail>" scored by offset)
 -- ARGV: 1-4 as channel_state.lua, 5 item count, 6 live pub/sub channel,
 --       7 meta ttl ms
---       then per item 8 values: time_ms, "-" or "k<key>", key expires ms,
---       max_len, stream ttl ms, key ttl ms, exclude ("0" for none), tail
+--       then per item 10 values: time_ms, "-" or "k<key>", key expires ms,
+--       max_len, stream ttl ms, key ttl ms, exclude ("0" for none), tail,
+--       delete ("-" for an append; "o<offset>,<offset>…", "k<key>" or
+--       "a<author>" for a delete), first kept time ms (deletes)
 -- Each fresh item becomes the stream entry 0-<offset> with field 'p' the
 -- tail and, when exclude is not "0", field 'x' the excluded connection.
--- Returns: { epoch, offset, time_ms, duplicate ("1"/"0"), ... } or STALEGEN.
-local meta, stream, keys, key_expiry = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- A delete XDELs each target's entry and adds its tombstone to KEYS[6];
+-- its tail (a delete record with no offsets yet) gets the list after 'X'.
+-- Returns: { epoch, offset, time_ms, outcome, ... } or STALEGEN; outcome
+-- "0" fresh, "1" duplicate, "X<offset>,…" a delete record, "N" nothing
+-- to delete (offset and time "0").
+local meta, stream, keys, key_expiry, deleted = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6]
 local epoch, top, stale = channel_state()
 if stale then
   return stale
+end
+
+-- A stored tail's time, mark and author ('' for none); nil if malformed.
+-- Tails of the older format (three fields) are messages without author.
+local function parse_tail(tail)
+  local _, header_end, time_ms, event_len, data_len, author_len, mark =
+    string.find(tail, '^(%d+) (%S+) (%S+) (%S+) (%S+)\n')
+  if not time_ms then
+    time_ms = string.match(tail, '^(%d+) ')
+    return tonumber(time_ms), '-', ''
+  end
+  local author = ''
+  if author_len ~= '-' then
+    local from = header_end + 1 + (tonumber(event_len) or 0) + (tonumber(data_len) or 0)
+    author = string.sub(tail, from, from + tonumber(author_len) - 1)
+  end
+  return tonumber(time_ms), mark, author
+end
+
+-- The candidate offsets of a delete, ascending and within [first, last].
+local function candidates(spec, time_ms, first, last)
+  local kind, what = string.sub(spec, 1, 1), string.sub(spec, 2)
+  local found = {}
+  if kind == 'o' then
+    for offset in string.gmatch(what, '%d+') do
+      local n = tonumber(offset)
+      if n >= first and n <= last then
+        found[#found + 1] = n
+      end
+    end
+  elseif kind == 'k' then
+    local remembered = redis.call('HGET', keys, what)
+    if remembered then
+      local offset, _, expires = string.match(remembered, '^(%d+) (%d+) (%d+)$')
+      if offset and tonumber(time_ms) < tonumber(expires) then
+        found[1] = tonumber(offset)
+      end
+    end
+  end
+  return found
+end
+
+-- Tombstones what the delete `spec` targets among offsets first..last
+-- kept since `first_time`; returns the offsets tombstoned, ascending.
+local function tombstone(spec, time_ms, first, last, first_time)
+  local targets = {}
+  local function consider(entry, author)
+    local offset = tonumber(string.sub(entry[1], 3))
+    local tail = entry[2][2]
+    local stored_time, mark, stored_author = parse_tail(tail)
+    if stored_time and stored_time >= first_time and mark == '-'
+        and (author == nil or stored_author == author) then
+      targets[#targets + 1] = offset
+      redis.call('XDEL', stream, entry[1])
+      redis.call('ZADD', deleted, offset, offset .. ' ' .. stored_time .. ' - - - D\n')
+    end
+  end
+  if string.sub(spec, 1, 1) == 'a' then
+    local author, from = string.sub(spec, 2), first
+    while from <= last do
+      local entries = redis.call('XRANGE', stream, '0-' .. from, '0-' .. last, 'COUNT', 500)
+      if #entries == 0 then
+        break
+      end
+      for _, entry in ipairs(entries) do
+        consider(entry, author)
+      end
+      from = tonumber(string.sub(entries[#entries][1], 3)) + 1
+    end
+  else
+    local seen = {}
+    local offsets = candidates(spec, time_ms, first, last)
+    table.sort(offsets)
+    for _, offset in ipairs(offsets) do
+      if not seen[offset] then
+        seen[offset] = true
+        local entry = redis.call('XRANGE', stream, '0-' .. offset, '0-' .. offset)[1]
+        if entry then
+          consider(entry, nil)
+        end
+      end
+    end
+  end
+  return targets
 end
 
 local count = tonumber(ARGV[5])
 local reply = { epoch }
 local frame = { 'P', epoch, '\n' }
 local fresh = 0
-local stream_ttl, key_ttl = 0, 0
+local stream_ttl, key_ttl, max_len = 0, 0, 0
 local cleaned = false
 for i = 0, count - 1 do
-  local at = 8 + i * 8
+  local at = 8 + i * 10
   local time_ms, key, expires = ARGV[at], ARGV[at + 1], ARGV[at + 2]
-  local max_len, exclude, tail = ARGV[at + 3], ARGV[at + 6], ARGV[at + 7]
+  local exclude, tail, delete = ARGV[at + 6], ARGV[at + 7], ARGV[at + 8]
+  max_len = tonumber(ARGV[at + 3])
   stream_ttl = math.max(stream_ttl, tonumber(ARGV[at + 4]))
   key_ttl = math.max(key_ttl, tonumber(ARGV[at + 5]))
-  local duplicate = false
+  local duplicate, nothing, outcome = false, false, '0'
   if key ~= '-' then
-    key = string.sub(key, 2)
+    -- Only appends clean (a delete's key is '-'): a delete judged by an
+    -- earlier clock than this one must still find the key.
     if not cleaned then
       -- Forget keys whose window ended before this request (a few per call).
       local expired = redis.call('ZRANGEBYSCORE', key_expiry, '-inf', time_ms, 'LIMIT', 0, 100)
@@ -40,6 +134,26 @@ for i = 0, count - 1 do
       end
       cleaned = true
     end
+  end
+  if delete ~= '-' then
+    -- Retained by count among the offsets up to top, by age since the
+    -- request's first kept time (as HistoryStore's "Deletes" says).
+    local first = math.max(1, top - max_len + 1)
+    local targets = tombstone(delete, time_ms, first, top, tonumber(ARGV[at + 9]))
+    if #targets == 0 then
+      nothing = true
+      reply[#reply + 1] = '0'
+      reply[#reply + 1] = '0'
+      reply[#reply + 1] = 'N'
+    else
+      local list = table.concat(targets, ',')
+      local newline = string.find(tail, '\n', 1, true)
+      tail = string.sub(tail, 1, newline - 1) .. list .. string.sub(tail, newline)
+      outcome = 'X' .. list
+      key = '-'
+    end
+  elseif key ~= '-' then
+    key = string.sub(key, 2)
     local remembered = redis.call('HGET', keys, key)
     if remembered then
       local offset, first_time, first_expires = string.match(remembered, '^(%d+) (%d+) (%d+)$')
@@ -51,7 +165,7 @@ for i = 0, count - 1 do
       end
     end
   end
-  if not duplicate then
+  if not duplicate and not nothing then
     top = top + 1
     local offset = tostring(top)
     if exclude == '0' then
@@ -67,7 +181,7 @@ for i = 0, count - 1 do
     end
     reply[#reply + 1] = offset
     reply[#reply + 1] = time_ms
-    reply[#reply + 1] = '0'
+    reply[#reply + 1] = outcome
     frame[#frame + 1] = offset .. ' ' .. exclude .. ' '
     frame[#frame + 1] = tail
     fresh = fresh + 1
@@ -82,6 +196,11 @@ end
 if redis.call('EXISTS', keys) == 1 then
   redis.call('PEXPIRE', keys, key_ttl)
   redis.call('PEXPIRE', key_expiry, key_ttl)
+end
+if redis.call('EXISTS', deleted) == 1 then
+  -- Tombstones follow the stream: cut by count with it (reads cut exactly).
+  redis.call('ZREMRANGEBYSCORE', deleted, '-inf', '(' .. (top - max_len + 1))
+  redis.call('PEXPIRE', deleted, stream_ttl)
 end
 if fresh > 0 then
   redis.call('PUBLISH', ARGV[6], table.concat(frame))

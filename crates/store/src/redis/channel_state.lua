@@ -3,6 +3,7 @@
 --
 -- KEYS: 1 meta (HASH e, s, g)  2 stream  3 idempotency HASH  4 idempotency ZSET
 --       5 fanfare:instance (HASH gen, epoch, since, written by observe.lua)
+--       6 tombstones (ZSET "<offset> <tail>" scored by offset, see append.lua)
 -- ARGV: 1 a fresh epoch  2 generation  3 now ms  4 epoch period ms
 -- Returns epoch, top, or nil and the error "STALEGEN <generation>" when this
 -- connection's generation is not the instance's (or a channel's is newer).
@@ -20,7 +21,7 @@ local function channel_state()
     -- A new channel, or one whose meta expired: the instance's epoch, renewed
     -- once a period so that a meta that expired (after at least a period)
     -- never comes back under the epoch it had. A stream or keys that
-    -- outlived their meta are not trusted.
+    -- outlived their meta are not trusted (nor their tombstones).
     epoch = instance[2]
     local now = tonumber(ARGV[3])
     if now - tonumber(instance[3] or '0') >= tonumber(ARGV[4]) then
@@ -28,7 +29,7 @@ local function channel_state()
       redis.call('HSET', KEYS[5], 'epoch', epoch, 'since', ARGV[3])
     end
     top = 0
-    redis.call('DEL', stream, KEYS[3], KEYS[4])
+    redis.call('DEL', stream, KEYS[3], KEYS[4], KEYS[6])
     redis.call('HSET', meta, 'e', epoch, 's', 0, 'g', ARGV[2])
   elseif stored_generation == nil or stored_generation < generation then
     -- The instance may have lost acknowledged appends: the generation's

@@ -5,8 +5,11 @@
 //! `fanfare_protocol::cluster`): `meta` (HASH `e` epoch, `s` top offset,
 //! `g` generation), `stream` (entry `0-<offset>`, field `p` the stored
 //! tail, then `x` the excluded connection if the append had one), `keys`
-//! (HASH idempotency key → `offset time expires`) and `key_expiry` (ZSET
-//! key → expiry, for lazy cleanup). One instance record,
+//! (HASH idempotency key → `offset time expires`), `key_expiry` (ZSET
+//! key → expiry, for lazy cleanup) and `deleted` (ZSET of tombstones,
+//! member `<offset> <tail>`, score the offset: a stream cannot rewrite an
+//! entry, so a deleted one is `XDEL`ed and its tombstone kept here, cut by
+//! count and expiring with the stream). One instance record,
 //! `fanfare:instance` (HASH `run_id`, `replid`, `gen`, `epoch`, `since`),
 //! holds the generation and the epoch new channels get, so every node and
 //! every channel of one generation agree on one epoch.
@@ -27,6 +30,15 @@
 //!    duplicate answers the first publication's offset and time, appends
 //!    and publishes nothing); otherwise take the next offset and `XADD`
 //!    it with `MAXLEN ~ max_len` (reads cut the count exactly).
+//!    A delete (an item with targets) instead finds them — the listed
+//!    offsets, the offset its idempotency key remembers while the key's
+//!    window lasts, or a scan of the retained stream for the author's
+//!    tails — keeps the retained messages among them, `XDEL`s each and
+//!    adds its tombstone to `deleted`, then appends its delete record
+//!    (mark `X<offsets>`) at the next offset like a publication; finding
+//!    none answers `N` (`StoreError::NothingToDelete`) and takes no
+//!    offset. Deletes share the script with the channel's appends, so
+//!    they take their offsets in enqueue order with them.
 //! 4. Set the TTLs: stream and keys expire after `max_age` (the keys after
 //!    the idempotency window if longer) plus slack, the meta after
 //!    `max(max_age, meta_ttl)`, so an idle channel keeps its epoch.
@@ -35,7 +47,8 @@
 //!
 //! A read (`read.lua` after `channel_state.lua`) runs steps 1–2 too, so an
 //! unknown channel's position is `(epoch, 0)` and stays so, then scans the
-//! stream between the offsets [`HistoryQuery::offsets_to_scan`] names,
+//! stream and the tombstones between the offsets
+//! [`HistoryQuery::offsets_to_scan`] names, merged in offset order,
 //! skipping publications older than `max_age`, up to `limit`.
 //!
 //! The writer (`writer.rs`) owns the connection: each round it drains the
@@ -244,11 +257,6 @@ impl RedisStore {
     async fn submit(&self, requests: Vec<AppendRequest>) -> Result<GroupReceipt, StoreError> {
         let count = requests.len();
         self.check_open()?;
-        if requests.iter().any(|request| request.delete.is_some()) {
-            // Not yet: a delete needs its own script (tombstones in a hash
-            // beside the stream, which cannot rewrite entries).
-            return Err(StoreError::Unsupported { backend: BACKEND, operation: "deletes" });
-        }
         let (job, rx) = Job::new(requests);
         self.queue.send(Message::Append(job)).await.map_err(|_| StoreError::Closed)?;
         Ok(GroupReceipt::waiting(rx, count))

@@ -8,7 +8,7 @@ use redis::{Cmd, Script};
 
 use crate::history::duration_ms;
 use crate::memory::random_epoch;
-use crate::{AppendRequest, HistoryQuery, StoreError, unix_time_ms};
+use crate::{AppendRequest, DeleteTargets, HistoryQuery, StoreError, unix_time_ms};
 
 pub(crate) static APPEND: LazyLock<Script> =
     LazyLock::new(|| Script::new(concat!(include_str!("channel_state.lua"), include_str!("append.lua"))));
@@ -41,11 +41,12 @@ pub(crate) fn ttl_ms(duration: std::time::Duration) -> u64 {
     duration_ms(duration).min(MAX_TTL_MS)
 }
 
-/// The keys both scripts take: the channel's four, then the instance record.
-pub(crate) fn script_keys(channel: &ChannelName) -> [String; 5] {
-    let [meta, stream, keys, key_expiry] =
-        ["meta", "stream", "keys", "key_expiry"].map(|suffix| channel_key(channel, suffix));
-    [meta, stream, keys, key_expiry, INSTANCE_KEY.to_owned()]
+/// The keys both scripts take: the channel's four, the instance record,
+/// then the channel's tombstones.
+pub(crate) fn script_keys(channel: &ChannelName) -> [String; 6] {
+    let [meta, stream, keys, key_expiry, deleted] =
+        ["meta", "stream", "keys", "key_expiry", "deleted"].map(|suffix| channel_key(channel, suffix));
+    [meta, stream, keys, key_expiry, INSTANCE_KEY.to_owned(), deleted]
 }
 
 /// The arguments `channel_state.lua` takes first: a fresh epoch, the
@@ -57,18 +58,33 @@ pub(crate) struct StateArgs {
     pub meta_ttl_ms: u64,
 }
 
-/// The per-item arguments of `append.lua` for one request, encoded by the
-/// caller's task so the writer only concatenates.
-pub(crate) fn append_item_args(request: &AppendRequest) -> [Vec<u8>; 8] {
-    let key = match &request.idempotency_key {
-        Some(key) => format!("k{key}").into_bytes(),
-        None => b"-".to_vec(),
+/// The per-item arguments of `append.lua` for one request.
+pub(crate) type ItemArgs = [Vec<u8>; 10];
+
+/// The per-item arguments of `append.lua` for one request (an append or a
+/// delete), encoded by the caller's task so the writer only concatenates.
+pub(crate) fn append_item_args(request: &AppendRequest) -> ItemArgs {
+    let key = match (&request.idempotency_key, &request.delete) {
+        (Some(key), None) => format!("k{key}").into_bytes(),
+        _ => b"-".to_vec(),
     };
     let window_ms = ttl_ms(request.idempotency_window);
     let expires = request.time_ms.saturating_add(window_ms);
     let max_age_ms = ttl_ms(request.retention.max_age);
     let stream_ttl = max_age_ms + TTL_SLACK_MS;
     let key_ttl = max_age_ms.max(window_ms) + TTL_SLACK_MS;
+    let (tail, delete) = match &request.delete {
+        None => {
+            let publication =
+                Publication::new(0, request.time_ms, request.event.clone(), request.data.clone());
+            (encode_tail(&publication.with_author(request.author.clone())), b"-".to_vec())
+        }
+        // The script puts the offsets it tombstoned after the record's 'X'.
+        Some(targets) => {
+            let record = Publication::delete_record(0, request.time_ms, Vec::new());
+            (encode_tail(&record.with_author(request.author.clone())), delete_spec(targets))
+        }
+    };
     [
         request.time_ms.to_string().into_bytes(),
         key,
@@ -77,22 +93,34 @@ pub(crate) fn append_item_args(request: &AppendRequest) -> [Vec<u8>; 8] {
         stream_ttl.to_string().into_bytes(),
         key_ttl.to_string().into_bytes(),
         request.exclude.to_string().into_bytes(),
-        encode_tail(
-            &Publication::new(0, request.time_ms, request.event.clone(), request.data.clone())
-                .with_author(request.author.clone()),
-        ),
+        tail,
+        delete,
+        request.retention.first_kept_time_ms(request.time_ms).to_string().into_bytes(),
     ]
+}
+
+/// A delete's targets as `append.lua` takes them: `o<offset>,…`,
+/// `k<idempotency key>` or `a<author>`.
+fn delete_spec(targets: &DeleteTargets) -> Vec<u8> {
+    match targets {
+        DeleteTargets::Offsets(offsets) => {
+            let list: Vec<String> = offsets.iter().map(u64::to_string).collect();
+            format!("o{}", list.join(",")).into_bytes()
+        }
+        DeleteTargets::IdempotencyKey(key) => format!("k{key}").into_bytes(),
+        DeleteTargets::Author(author) => format!("a{}", author.as_str()).into_bytes(),
+    }
 }
 
 /// One `EVALSHA append.lua` over `items` (from [`append_item_args`]).
 pub(crate) fn append_command<'a>(
     channel: &ChannelName,
-    items: impl IntoIterator<Item = &'a [Vec<u8>; 8]>,
+    items: impl IntoIterator<Item = &'a ItemArgs>,
     count: usize,
     state: &StateArgs,
 ) -> Cmd {
     let mut cmd = redis::cmd("EVALSHA");
-    cmd.arg(APPEND.get_hash()).arg(5).arg(&script_keys(channel)[..]);
+    cmd.arg(APPEND.get_hash()).arg(6).arg(&script_keys(channel)[..]);
     cmd.arg(random_epoch().as_str()).arg(state.generation).arg(unix_time_ms()).arg(state.meta_ttl_ms);
     cmd.arg(count).arg(live_channel(channel)).arg(state.meta_ttl_ms);
     for item in items {
@@ -104,14 +132,26 @@ pub(crate) fn append_command<'a>(
 }
 
 /// One outcome of an append group, as the script answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ItemReply {
     pub offset: u64,
     pub time_ms: u64,
-    pub duplicate: bool,
+    pub outcome: ItemOutcome,
 }
 
-/// Parses `{ epoch, offset, time_ms, duplicate, … }`.
+/// What became of one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ItemOutcome {
+    Fresh,
+    /// Its idempotency key matched: the first publication's offset and time.
+    Duplicate,
+    /// A delete record, and the offsets it tombstoned.
+    Deleted(Vec<u64>),
+    /// A delete that found nothing: no offset taken.
+    NothingToDelete,
+}
+
+/// Parses `{ epoch, offset, time_ms, outcome, … }`.
 pub(crate) fn parse_append_reply(
     reply: Vec<String>,
     count: usize,
@@ -126,10 +166,20 @@ pub(crate) fn parse_append_reply(
     let items = rest
         .chunks(3)
         .map(|item| {
+            let outcome = match item[2].as_str() {
+                "0" => ItemOutcome::Fresh,
+                "1" => ItemOutcome::Duplicate,
+                "N" => ItemOutcome::NothingToDelete,
+                other => {
+                    let list = other.strip_prefix('X').ok_or_else(|| corrupt("outcome"))?;
+                    let offsets: Result<Vec<u64>, _> = list.split(',').map(str::parse).collect();
+                    ItemOutcome::Deleted(offsets.map_err(|_| corrupt("deleted offsets"))?)
+                }
+            };
             Ok(ItemReply {
                 offset: item[0].parse().map_err(|_| corrupt("offset"))?,
                 time_ms: item[1].parse().map_err(|_| corrupt("time"))?,
-                duplicate: item[2] == "1",
+                outcome,
             })
         })
         .collect::<Result<_, StoreError>>()?;

@@ -1,5 +1,5 @@
 use super::instance::instance_from_info;
-use super::scripts::parse_append_reply;
+use super::scripts::{ItemOutcome, parse_append_reply};
 
 #[test]
 fn the_instance_is_read_from_info_and_durable_only_with_aof_always() {
@@ -23,10 +23,15 @@ fn the_instance_is_read_from_info_and_durable_only_with_aof_always() {
 
 #[test]
 fn an_append_reply_has_one_outcome_per_item() {
-    let reply = ["ep", "7", "100", "0", "3", "90", "1"].map(String::from).to_vec();
-    let (epoch, items) = parse_append_reply(reply, 2).unwrap();
+    let reply =
+        ["ep", "7", "100", "0", "3", "90", "1", "8", "110", "X2,5", "0", "0", "N"].map(String::from).to_vec();
+    let (epoch, items) = parse_append_reply(reply, 4).unwrap();
     assert_eq!(epoch.as_str(), "ep");
-    assert_eq!((items[0].offset, items[0].time_ms, items[0].duplicate), (7, 100, false));
-    assert_eq!((items[1].offset, items[1].duplicate), (3, true));
+    assert_eq!((items[0].offset, items[0].time_ms, &items[0].outcome), (7, 100, &ItemOutcome::Fresh));
+    assert_eq!((items[1].offset, &items[1].outcome), (3, &ItemOutcome::Duplicate));
+    assert_eq!((items[2].offset, &items[2].outcome), (8, &ItemOutcome::Deleted(vec![2, 5])));
+    assert_eq!(items[3].outcome, ItemOutcome::NothingToDelete);
     assert!(parse_append_reply(vec!["ep".into(), "1".into()], 1).is_err());
+    let bad = ["ep", "8", "110", "X2,x"].map(String::from).to_vec();
+    assert!(parse_append_reply(bad, 1).is_err(), "a delete record lists numbers");
 }

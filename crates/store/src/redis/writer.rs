@@ -12,7 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::instance::{Link, connect};
 use super::scripts::{
-    ItemReply, StateArgs, append_command, append_item_args, parse_append_reply, stale_generation, ttl_ms,
+    ItemArgs, ItemOutcome, ItemReply, StateArgs, append_command, append_item_args, parse_append_reply,
+    stale_generation, ttl_ms,
 };
 use super::{BACKEND, RedisStoreOptions, Shared};
 use crate::{AppendRequest, Appended, StoreError};
@@ -41,7 +42,7 @@ struct ChannelCall {
     channel: ChannelName,
     /// Which requests of the job these are.
     indices: Vec<usize>,
-    items: Vec<[Vec<u8>; 8]>,
+    items: Vec<ItemArgs>,
 }
 
 impl Job {
@@ -452,12 +453,7 @@ fn answer(job: Job, call_outcomes: Vec<CallOutcome>) {
         for (n, &index) in call.indices.iter().enumerate() {
             let Some((event, data, author)) = requests[index].take() else { continue };
             answers[index] = Some(match &outcome {
-                CallOutcome::Done((epoch, items)) => {
-                    let item = items[n];
-                    let publication =
-                        Publication::new(item.offset, item.time_ms, event, data).with_author(author);
-                    Ok(Appended { epoch: epoch.clone(), publication, duplicate: item.duplicate })
-                }
+                CallOutcome::Done((epoch, items)) => appended(epoch, &items[n], (event, data, author)),
                 CallOutcome::Failed(error) => Err(error.clone()),
                 CallOutcome::StaleGeneration(_) | CallOutcome::NoScript => {
                     Err(StoreError::unavailable(BACKEND, false, None))
@@ -467,4 +463,21 @@ fn answer(job: Job, call_outcomes: Vec<CallOutcome>) {
     }
     let outcomes = answers.into_iter().map(|a| a.unwrap_or(Err(StoreError::Closed))).collect();
     let _ = job.reply.send(outcomes);
+}
+
+/// One item's answer from its script outcome and its request's content.
+fn appended(
+    epoch: &fanfare_protocol::Epoch,
+    item: &ItemReply,
+    (event, data, author): Content,
+) -> Result<Appended, StoreError> {
+    let (publication, duplicate) = match &item.outcome {
+        ItemOutcome::NothingToDelete => return Err(StoreError::NothingToDelete),
+        ItemOutcome::Deleted(offsets) => {
+            (Publication::delete_record(item.offset, item.time_ms, offsets.clone()), false)
+        }
+        ItemOutcome::Fresh => (Publication::new(item.offset, item.time_ms, event, data), false),
+        ItemOutcome::Duplicate => (Publication::new(item.offset, item.time_ms, event, data), true),
+    };
+    Ok(Appended { epoch: epoch.clone(), publication: publication.with_author(author), duplicate })
 }
