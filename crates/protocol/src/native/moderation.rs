@@ -92,6 +92,18 @@ pub enum DeleteTarget {
     IdempotencyKey(String),
 }
 
+impl DeleteTarget {
+    /// Exactly one of an offset (at least 1) and a non-empty idempotency
+    /// key, as every way of deleting names its target.
+    pub fn from_parts(offset: Option<u64>, idempotency_key: Option<String>) -> Result<Self, ErrorInfo> {
+        match (offset, idempotency_key) {
+            (Some(offset), None) if offset > 0 => Ok(Self::Offset(offset)),
+            (None, Some(key)) if !key.is_empty() => Ok(Self::IdempotencyKey(key)),
+            _ => Err(bad("give exactly one of \"offset\" (at least 1) and \"idempotency_key\" (not empty)")),
+        }
+    }
+}
+
 /// A checked action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModerationAction {
@@ -243,18 +255,10 @@ impl ModerationRequest {
                     interval_ms.ok_or_else(|| bad("give \"interval_ms\": milliseconds, 0 (off) or null"))?;
                 ModerationAction::SlowMode { channel, interval_ms }
             }
-            R::Delete { channel, offset, idempotency_key } => {
-                let target = match (offset, idempotency_key) {
-                    (Some(offset), None) if offset > 0 => DeleteTarget::Offset(offset),
-                    (None, Some(key)) if !key.is_empty() => DeleteTarget::IdempotencyKey(key),
-                    _ => {
-                        return Err(bad(
-                            "give exactly one of \"offset\" (at least 1) and \"idempotency_key\" (not empty)",
-                        ));
-                    }
-                };
-                ModerationAction::Delete { channel, target }
-            }
+            R::Delete { channel, offset, idempotency_key } => ModerationAction::Delete {
+                channel,
+                target: DeleteTarget::from_parts(offset, idempotency_key)?,
+            },
             R::Purge { channel, user } => ModerationAction::Purge { channel, user: user_of(user)? },
         })
     }

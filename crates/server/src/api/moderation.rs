@@ -8,15 +8,15 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use fanfare_protocol::native::moderation::ModerationRequest;
-use fanfare_protocol::{ChannelName, Epoch, ErrorCode, UserId};
+use fanfare_protocol::native::moderation::{DeleteTarget, ModerationRequest};
+use fanfare_protocol::{ChannelName, ErrorCode, UserId};
 use fanfare_store::DeleteTargets;
 use serde::{Deserialize, Serialize};
 
 use crate::api::extract::{ApiKey, JsonBody};
 use crate::http_error::HttpError;
+use crate::moderation::action::IntoTargets;
 use crate::moderation::{ActionOutcome, Actor};
-use crate::policy::hub_error;
 use crate::server::AppState;
 
 /// The longest slow-mode interval a moderator may set (a day).
@@ -118,53 +118,28 @@ pub struct PurgeBody {
     user: String,
 }
 
-/// What a delete or a purge did: the delete record's position, and the
-/// offsets it deleted (now tombstones in history).
-#[derive(Serialize)]
-pub struct Deleted {
-    epoch: Epoch,
-    offset: u64,
-    deleted: Vec<u64>,
-}
-
-/// `POST /api/moderation/delete`.
+/// `POST /api/moderation/delete`: the answer is `{"epoch","offset","deleted"}`
+/// (the delete record's position and the offsets it deleted).
 pub async fn delete(
     _: ApiKey,
     State(app): State<AppState>,
     JsonBody(body): JsonBody<DeleteBody>,
-) -> Result<Json<Deleted>, HttpError> {
-    let targets = match (body.offset, body.idempotency_key) {
-        (Some(offset), None) if offset > 0 => DeleteTargets::Offsets(vec![offset]),
-        (None, Some(key)) if !key.is_empty() => DeleteTargets::IdempotencyKey(key),
-        _ => {
-            let message = "give exactly one of \"offset\" (at least 1) and \"idempotency_key\" (not empty)";
-            return Err(HttpError::new(ErrorCode::BadRequest, message));
-        }
-    };
-    delete_targets(&app, body.channel, targets).await
+) -> Result<Json<ActionOutcome>, HttpError> {
+    let targets = DeleteTarget::from_parts(body.offset, body.idempotency_key)?.into_targets();
+    Ok(Json(crate::moderation::action::delete(&app, None, body.channel, targets).await?))
 }
 
-/// `POST /api/moderation/purge`.
+/// `POST /api/moderation/purge`: answered as a delete.
 pub async fn purge(
     _: ApiKey,
     State(app): State<AppState>,
     JsonBody(body): JsonBody<PurgeBody>,
-) -> Result<Json<Deleted>, HttpError> {
+) -> Result<Json<ActionOutcome>, HttpError> {
     if body.user.is_empty() {
         return Err(HttpError::new(ErrorCode::BadRequest, "\"user\" must not be empty"));
     }
-    delete_targets(&app, body.channel, DeleteTargets::Author(UserId::new(body.user))).await
-}
-
-async fn delete_targets(
-    app: &AppState,
-    channel: ChannelName,
-    targets: DeleteTargets,
-) -> Result<Json<Deleted>, HttpError> {
-    let appended = app.hub.delete(channel.clone(), targets, None).await.map_err(hub_error)?;
-    let deleted = appended.publication.deletes().unwrap_or_default().to_vec();
-    tracing::info!(%channel, offset = appended.publication.offset, ?deleted, "publications deleted");
-    Ok(Json(Deleted { epoch: appended.epoch, offset: appended.publication.offset, deleted }))
+    let targets = DeleteTargets::Author(UserId::new(body.user));
+    Ok(Json(crate::moderation::action::delete(&app, None, body.channel, targets).await?))
 }
 
 /// `POST /api/moderation`: one action, as the native `moderate` command.

@@ -157,14 +157,24 @@ async fn run(
             Ok(ActionOutcome { interval_ms: Some(interval), ..ActionOutcome::default() })
         }
         ModerationAction::Delete { channel, target } => {
-            let targets = match target {
-                DeleteTarget::Offset(offset) => DeleteTargets::Offsets(vec![offset]),
-                DeleteTarget::IdempotencyKey(key) => DeleteTargets::IdempotencyKey(key),
-            };
-            delete(app, author, channel, targets).await
+            delete(app, author, channel, target.into_targets()).await
         }
         ModerationAction::Purge { channel, user } => {
             delete(app, author, channel, DeleteTargets::Author(UserId::new(user))).await
+        }
+    }
+}
+
+/// The store's form of a delete's target.
+pub(crate) trait IntoTargets {
+    fn into_targets(self) -> DeleteTargets;
+}
+
+impl IntoTargets for DeleteTarget {
+    fn into_targets(self) -> DeleteTargets {
+        match self {
+            DeleteTarget::Offset(offset) => DeleteTargets::Offsets(vec![offset]),
+            DeleteTarget::IdempotencyKey(key) => DeleteTargets::IdempotencyKey(key),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! `data_dir/moderation/sanctions.json` (rewritten on each change), so
 //! they last across restarts.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use fanfare_cluster::{ClusterError, Sanction, SanctionKind, Sanctions, Scope};
@@ -10,45 +11,66 @@ use parking_lot::Mutex;
 
 use crate::data_dir::ModerationFile;
 
+/// The sanctions of each user: a publication's check reads one user's few,
+/// however many users are sanctioned.
+type ByUser = HashMap<String, Vec<Sanction>>;
+
 pub struct LocalSanctions {
-    sanctions: Mutex<Vec<Sanction>>,
+    sanctions: Mutex<ByUser>,
     /// `None` keeps them in memory only (tests).
     file: Option<ModerationFile>,
 }
 
 impl LocalSanctions {
+    /// Reads the file, a list of sanctions.
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
         let file = ModerationFile::new(data_dir, "sanctions.json");
-        Ok(Self { sanctions: Mutex::new(file.read()?), file: Some(file) })
+        let mut by_user = ByUser::new();
+        for sanction in file.read::<Vec<Sanction>>()? {
+            by_user.entry(sanction.user.clone()).or_default().push(sanction);
+        }
+        Ok(Self { sanctions: Mutex::new(by_user), file: Some(file) })
     }
 
     pub fn in_memory() -> Self {
         Self { sanctions: Mutex::default(), file: None }
     }
 
+    /// Rewrites the file with the sanctions in force, dropping expired ones.
     async fn save(&self) -> Result<(), ClusterError> {
         let Some(file) = &self.file else { return Ok(()) };
         let now = super::now_ms();
         let kept: Vec<Sanction> = {
-            let mut sanctions = self.sanctions.lock();
-            sanctions.retain(|s| s.in_force(now));
-            sanctions.clone()
+            let mut by_user = self.sanctions.lock();
+            by_user.retain(|_, sanctions| {
+                sanctions.retain(|s| s.in_force(now));
+                !sanctions.is_empty()
+            });
+            by_user.values().flatten().cloned().collect()
         };
         file.write(&kept).await
     }
 }
 
-fn same(a: &Sanction, kind: SanctionKind, user: &str, scope: &Scope) -> bool {
-    a.kind == kind && a.user == user && a.scope == *scope
+/// Removes `user`'s sanction of `kind` on `scope` from `by_user`; whether
+/// one in force at `now_ms` was there.
+fn remove(by_user: &mut ByUser, kind: SanctionKind, user: &str, scope: &Scope, now_ms: u64) -> bool {
+    let Some(sanctions) = by_user.get_mut(user) else { return false };
+    let held = sanctions.iter().any(|s| s.kind == kind && s.scope == *scope && s.in_force(now_ms));
+    sanctions.retain(|s| !(s.kind == kind && s.scope == *scope));
+    if sanctions.is_empty() {
+        by_user.remove(user);
+    }
+    held
 }
 
 #[async_trait::async_trait]
 impl Sanctions for LocalSanctions {
     async fn impose(&self, sanction: Sanction) -> Result<(), ClusterError> {
         {
-            let mut sanctions = self.sanctions.lock();
-            sanctions.retain(|s| !same(s, sanction.kind, &sanction.user, &sanction.scope));
-            sanctions.push(sanction);
+            let mut by_user = self.sanctions.lock();
+            remove(&mut by_user, sanction.kind, &sanction.user, &sanction.scope, 0);
+            by_user.entry(sanction.user.clone()).or_default().push(sanction);
         }
         self.save().await
     }
@@ -59,12 +81,9 @@ impl Sanctions for LocalSanctions {
         channel: &ChannelName,
         now_ms: u64,
     ) -> Result<Vec<Sanction>, ClusterError> {
-        let sanctions = self.sanctions.lock();
-        Ok(sanctions
-            .iter()
-            .filter(|s| s.user == user && s.scope.covers(channel) && s.in_force(now_ms))
-            .cloned()
-            .collect())
+        let by_user = self.sanctions.lock();
+        let Some(sanctions) = by_user.get(user) else { return Ok(Vec::new()) };
+        Ok(sanctions.iter().filter(|s| s.scope.covers(channel) && s.in_force(now_ms)).cloned().collect())
     }
 
     async fn lift(
@@ -74,12 +93,7 @@ impl Sanctions for LocalSanctions {
         scope: &Scope,
         now_ms: u64,
     ) -> Result<bool, ClusterError> {
-        let held = {
-            let mut sanctions = self.sanctions.lock();
-            let held = sanctions.iter().any(|s| same(s, kind, user, scope) && s.in_force(now_ms));
-            sanctions.retain(|s| !same(s, kind, user, scope));
-            held
-        };
+        let held = remove(&mut self.sanctions.lock(), kind, user, scope, now_ms);
         self.save().await?;
         Ok(held)
     }
@@ -88,7 +102,8 @@ impl Sanctions for LocalSanctions {
         let mut listed: Vec<Sanction> = self
             .sanctions
             .lock()
-            .iter()
+            .values()
+            .flatten()
             .filter(|s| s.scope == *scope && s.in_force(now_ms))
             .cloned()
             .collect();

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use fanfare_hub::{ConnId, Hub, Publish};
+use fanfare_protocol::native::moderation::DeleteTarget;
 use fanfare_protocol::pusher::{ChannelKind, PusherChannel, SocketId, validate_event_name};
 use fanfare_protocol::{ChannelName, ErrorCode, JsonData};
 use fanfare_store::DeleteTargets;
@@ -24,6 +25,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::PusherApiError;
 use super::signed::{InfoAttributes, Signed};
+use crate::moderation::action::IntoTargets;
 use crate::pusher::apps::{Apps, PusherApp};
 
 const TRIGGER_INFO: [&str; 2] = ["user_count", "subscription_count"];
@@ -178,11 +180,8 @@ fn delete_targets(data: &JsonData) -> Result<DeleteTargets, PusherApiError> {
     };
     let text: String = serde_json::from_str(data.as_str()).unwrap_or_else(|_| data.as_str().to_owned());
     let target: Target = serde_json::from_str(&text).map_err(|_| bad())?;
-    match (target.offset, target.idempotency_key) {
-        (Some(offset), None) if offset > 0 => Ok(DeleteTargets::Offsets(vec![offset])),
-        (None, Some(key)) if !key.is_empty() => Ok(DeleteTargets::IdempotencyKey(key)),
-        _ => Err(bad()),
-    }
+    let target = DeleteTarget::from_parts(target.offset, target.idempotency_key).map_err(|_| bad())?;
+    Ok(target.into_targets())
 }
 
 /// Publishes every event of the request to each of its channels in one
