@@ -177,6 +177,25 @@ mod tests {
     }
 
     #[test]
+    fn the_configuration_names_a_bad_key_and_config_check_shows_the_resolved_tables() {
+        let refused = crate::from_toml("[namespaces.live.shaping]\nbudget = 20\npriority = [\"vips\"]\n");
+        let Err(crate::ConfigError::Invalid { key, reason, .. }) = refused else { panic!("{refused:?}") };
+        assert_eq!(key, "namespaces.live.shaping.priority");
+        assert!(reason.contains("`vips` is not a role"), "{reason}");
+        let toml = "[channel_defaults.shaping]\nbudget = 5\nreactions = \"off\"\n\
+                    [namespaces.live.shaping]\nbudget = 20\n";
+        let settings = crate::from_toml(toml).unwrap();
+        let live = settings.namespaces.get("live");
+        assert_eq!(live.channel.shaping.map(|s| (s.budget.get(), s.reactions)), Some((20, None)));
+        assert_eq!(settings.namespaces.get("other").shaping.map(|s| s.hub.budget.get()), Some(5));
+        let text = settings.to_toml();
+        assert!(text.contains("[namespaces.live.shaping]\nbudget = 20\nwindow = \"1s\""), "{text}");
+        assert!(text.contains("reactions = \"off\""), "{text}");
+        let raw = toml::to_string(&settings.to_raw(false)).unwrap();
+        assert_eq!(crate::from_toml(&raw).unwrap(), settings, "{raw}");
+    }
+
+    #[test]
     fn a_namespace_overrides_the_defaults_key_by_key() {
         let base = RawShaping { budget: Some(10), reactions: Some("off".into()), ..RawShaping::default() };
         let merged = base.overridden_by(&RawShaping { budget: Some(30), ..RawShaping::default() });
