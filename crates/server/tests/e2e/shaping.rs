@@ -104,9 +104,14 @@ async fn viewer(server_ws: String, channel: &'static str) -> tokio::task::JoinHa
             let frame = tokio::time::timeout(Duration::from_secs(60), socket.next())
                 .await
                 .expect("a viewer waited a minute for a frame");
-            let Some(Ok(Message::Text(text))) = frame else { panic!("a viewer's socket ended: {frame:?}") };
-            if tally.count(&serde_json::from_str(text.as_str()).unwrap()) {
-                return (tally, start);
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    if tally.count(&serde_json::from_str(text.as_str()).unwrap()) {
+                        return (tally, start);
+                    }
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {} // heartbeats, answered by the library
+                other => panic!("a viewer's socket ended: {other:?}"),
             }
         }
     })
@@ -344,4 +349,52 @@ async fn two_cluster_nodes_deliver_the_same_sample() {
     assert!(got_a.len() < 40, "sampled: {}", got_a.len());
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test]
+async fn the_rust_client_sees_skipped_counts_and_reacts() {
+    use fanfare_client::SubscriptionEvent;
+    let server = TestServer::with_config(CONFIG).await;
+    let client = server.client().await;
+    let mut replay = client.subscribe("replay:c", None).await.unwrap();
+    let mut live = client.subscribe("live:c", None).await.unwrap();
+    let mut last = 0;
+    for n in 1..=30 {
+        let (_, reply) = server.publish("replay:c", json!({"n": n})).await;
+        last = reply["offset"].as_u64().unwrap();
+    }
+    let host = server.client_as(token("stage-host", json!({"host": ["replay:*"]}))).await;
+    let flagged = host.publish("replay:c", &json!({"host": true}), PublishOptions::default()).await.unwrap();
+    let (mut received, mut skipped) = (0, 0);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), replay.next()).await.unwrap() {
+            Some(SubscriptionEvent::Publication { publication, skipped: s, .. }) => {
+                received += 1;
+                skipped += s;
+                if publication.offset == flagged.offset.unwrap() {
+                    assert!(publication.priority, "a host's publication is flagged");
+                    break;
+                }
+            }
+            Some(_) => {}
+            None => panic!("the subscription ended"),
+        }
+    }
+    assert_eq!(received + skipped, last + 1, "every offset received or counted");
+    assert!(skipped > 0, "30 at once against a budget of 5 a second");
+
+    client.react("live:c", "👏").await.unwrap();
+    client.react("live:c", "👏").await.unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), live.next()).await.unwrap() {
+            Some(SubscriptionEvent::Publication { epoch: None, publication, .. }) => {
+                assert_eq!(publication.event.as_deref(), Some("fanfare:reactions"));
+                assert_eq!(publication.data.as_str(), r#"{"counts":{"👏":2},"window_ms":250}"#);
+                break;
+            }
+            Some(_) => {}
+            None => panic!("the subscription ended"),
+        }
+    }
+    server.stop().await;
 }
