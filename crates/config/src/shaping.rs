@@ -99,7 +99,7 @@ impl ShapingRules {
     }
 
     /// Every key, as written.
-    pub(crate) fn to_raw(&self) -> RawShaping {
+    pub(crate) fn to_raw(self) -> RawShaping {
         let lane = self.priority;
         let roles = ROLES.iter().zip([lane.server, lane.moderators, lane.hosts]);
         RawShaping {
