@@ -30,6 +30,7 @@
 //! The hub knows no sockets, HTTP or wire format beyond "a subscriber has an
 //! outbox of encoded frames".
 
+mod batch;
 mod cluster;
 mod connections;
 mod encode;

@@ -19,6 +19,9 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::support::{RawConn, TestServer, metric_value, token};
 
 const CONFIG: &str = r#"
+[limits]
+max_commands_per_second = 10000     # the reactor taps as fast as the server answers
+
 [namespaces.live]
 publish = "anyone"
 durability = "buffered"
@@ -34,6 +37,14 @@ durability = "buffered"
 
 [namespaces.replay.shaping]
 budget = 5
+priority = ["hosts"]
+
+[namespaces.batched]
+publish = "anyone"
+
+[namespaces.batched.shaping]
+budget = 100
+batch = "1s"
 priority = ["hosts"]
 "#;
 
@@ -396,5 +407,28 @@ async fn the_rust_client_sees_skipped_counts_and_reacts() {
             None => panic!("the subscription ended"),
         }
     }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn kept_comments_wait_for_their_batch_and_a_priority_publication_takes_them_along() {
+    let server = TestServer::with_config(CONFIG).await;
+    let mut conn = RawConn::connected(&server, None).await;
+    conn.command(json!({"type": "subscribe", "channel": "batched:stage"})).await;
+    let published = std::time::Instant::now();
+    let (_, reply) = server.publish("batched:stage", json!({"n": 1})).await;
+    let first = reply["offset"].as_u64().unwrap();
+    assert_eq!(durable(&mut conn, 1).await[0].0, first);
+    let waited = published.elapsed();
+    assert!(waited >= Duration::from_millis(500), "held for the batch of 1 s: {waited:?}");
+
+    // A host's publication does not wait, and the held comment goes first.
+    let host = server.client_as(token("stage-host", json!({"host": ["batched:*"]}))).await;
+    let (_, reply) = server.publish("batched:stage", json!({"n": 2})).await;
+    let comment = reply["offset"].as_u64().unwrap();
+    let flagged =
+        host.publish("batched:stage", &json!({"host": true}), PublishOptions::default()).await.unwrap();
+    let got = durable(&mut conn, 2).await;
+    assert_eq!(got, [(comment, 0, false), (flagged.offset.unwrap(), 0, true)]);
     server.stop().await;
 }
