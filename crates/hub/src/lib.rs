@@ -17,6 +17,7 @@
 //! - `publish.rs`: per-shard pipelines that keep each channel in offset order.
 //! - `subscribe.rs`: subscribe with recovery from `(epoch, offset)`.
 //! - `presence.rs`: members keyed by user, join on first connection, leave on last.
+//! - `shadow.rs`: a shadow-banned user's publications, for that user's eyes only.
 //! - `encode.rs`: a message encoded once per protocol among its subscribers.
 //! - [`HubEvent`] (`events.rs`): channel lifecycle events for webhooks.
 //! - [`Connections`]: every connection, to close by user or all at shutdown.
@@ -27,6 +28,7 @@
 //! The hub knows no sockets, HTTP or wire format beyond "a subscriber has an
 //! outbox of encoded frames".
 
+mod close_one;
 mod cluster;
 mod connections;
 mod encode;
@@ -38,6 +40,7 @@ mod outbox;
 mod presence;
 mod publish;
 mod registry;
+mod shadow;
 mod subscribe;
 mod telemetry;
 
