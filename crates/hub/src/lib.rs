@@ -20,7 +20,8 @@
 //! - `shadow.rs`: a shadow-banned user's publications, for that user's eyes only.
 //! - `encode.rs`: a message encoded once per protocol among its subscribers.
 //! - [`HubEvent`] (`events.rs`): channel lifecycle events for webhooks.
-//! - [`Connections`]: every connection, to close by user or all at shutdown.
+//! - [`Connections`]: every connection, to close by user, one by one, or all
+//!   at shutdown.
 //! - `cluster/`: the same in a cluster of nodes: fan-out from the cluster
 //!   bus with gaps healed from history, presence and occupancy through the
 //!   cluster's engines, node leases, requests to every node.

@@ -180,11 +180,7 @@ pub async fn a_shadow_ban_is_a_kind_of_its_own(engine: &Engine) {
         [SanctionKind::Ban, SanctionKind::Mute, SanctionKind::ShadowBan, SanctionKind::ShadowBan],
         "beside a ban and a mute, in the channel and its namespace"
     );
-    assert_eq!(
-        sanctions.in_force("ann", &channel("live:z"), NOW).await.unwrap(),
-        [shadow.clone()],
-        "as imposed"
-    );
+    assert_eq!(sanctions.in_force("ann", &channel("live:z"), NOW).await.unwrap(), [shadow], "as imposed");
     let listed: Vec<SanctionKind> =
         sanctions.list(&scope, NOW).await.unwrap().into_iter().map(|s| s.kind).collect();
     assert_eq!(listed, [SanctionKind::Ban, SanctionKind::Mute, SanctionKind::ShadowBan]);

@@ -8,7 +8,8 @@
 //!   neither; a muted one may subscribe and read, not publish; a
 //!   shadow-banned one may do everything, but its publications reach only
 //!   its own connections ([`Audience::Own`], `shadow.rs`).
-//! - [`Moderation::act`]: ban, mute, lift, kick. A ban also closes the
+//! - [`Moderation::act`]: ban, mute, shadow-ban, lift, kick (a user, or
+//!   one connection wherever it is). A ban also closes the
 //!   user's connections on every node with 4506 (`kicked`): they reconnect
 //!   and resume every other subscription, and the banned channel refuses
 //!   theirs.
