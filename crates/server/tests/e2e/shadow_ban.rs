@@ -106,20 +106,26 @@ async fn a_shadow_banned_user_sees_its_own_publications_and_nobody_else_does() {
     assert_eq!(bob.command(typing).await["result"], json!({}), "an ephemeral one as usual");
     assert_eq!(next_publication(&mut bobs_phone, room).await["data"]["text"], "typing");
 
+    let (status, _) = server.publish(room, json!({"text": "marker"})).await;
+    assert_eq!(status, 200);
+    let marker = next_publication(&mut viewer, room).await;
+    assert_eq!(marker["data"]["text"], "marker", "the bystander got none of bob's: {marker}");
+    assert_eq!(next_publication(&mut bob, room).await["data"]["text"], "marker", "bob sees everyone else");
     let (after, seen) = publish(&mut viewer, room, "after").await;
-    assert_eq!(after["offset"], before["offset"].as_u64().unwrap() + 1, "no offset went to bob: {after}");
+    assert_eq!(after["offset"], before["offset"].as_u64().unwrap() + 2, "no offset went to bob: {after}");
     assert_eq!(seen["offset"], after["offset"], "the bystander's stream has no gap: {seen}");
-    assert_eq!(next_publication(&mut bob, room).await["data"]["text"], "after", "bob sees everyone else");
+    assert_eq!(next_publication(&mut bob, room).await["data"]["text"], "after");
 
     let (_, history) = server.get(&format!("/api/history?channel={room}")).await;
-    assert_eq!(texts(&history), ["before", "after"]);
+    assert_eq!(texts(&history), ["before", "marker", "after"]);
     let mut late = RawConn::connected(&server, Some(&token("late", json!({})))).await;
     let since = json!({"epoch": before["epoch"], "offset": 0});
     let resumed = late.command(json!({"type": "subscribe", "channel": room, "since": since})).await;
     assert_eq!(resumed["result"]["recovered"], true, "{resumed}");
-    let replayed = late.publications(room, 2).await;
+    let replayed = late.publications(room, 3).await;
+    assert_eq!(crate::support::offsets(&replayed), [1, 2, 3], "recovery has no gap");
     let replayed: Vec<&Value> = replayed.iter().map(|p| &p["data"]["text"]).collect();
-    assert_eq!(replayed, [&json!("before"), &json!("after")], "recovery has no gap and no shadow");
+    assert_eq!(replayed, [&json!("before"), &json!("marker"), &json!("after")], "and no shadow");
 
     let (_, listed) = server.get(&format!("/api/moderation/sanctions?channel={room}")).await;
     let sanctions = listed["sanctions"].as_array().unwrap();
