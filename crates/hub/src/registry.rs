@@ -167,6 +167,20 @@ impl ChannelState {
         self.fan_out_to(&outgoing, catch_up_cap, |sub| sub.user.as_str() != user)
     }
 
+    /// Pushes one message without an offset to the subscribers that are
+    /// among `conns` (but `except`): a shadow-banned user's publication,
+    /// which only that user's own connections receive.
+    pub fn fan_out_to_connections(
+        &mut self,
+        message: &Encoded<'_>,
+        except: Option<ConnId>,
+        conns: &std::collections::HashSet<ConnId>,
+        catch_up_cap: usize,
+    ) -> FanOut {
+        let outgoing = [Outgoing { offset: None, message, except }];
+        self.fan_out_to(&outgoing, catch_up_cap, |sub| conns.contains(&sub.conn))
+    }
+
     /// [`ChannelState::fan_out_many`] to the subscribers `to` accepts.
     fn fan_out_to(
         &mut self,

@@ -165,7 +165,8 @@ pub struct SanctionList {
 }
 
 /// `GET /api/moderation/sanctions?channel=` (or `?namespace=`): the bans
-/// and mutes in force imposed on exactly that channel or namespace.
+/// mutes and shadow-bans in force imposed on exactly that channel or
+/// namespace.
 pub async fn sanctions(
     _: ApiKey,
     State(app): State<AppState>,

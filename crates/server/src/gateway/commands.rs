@@ -11,7 +11,7 @@ use crate::content::ClientPublication;
 use crate::gateway::connection::Next;
 use crate::gateway::connection_counts::open_user;
 use crate::gateway::session::Session;
-use crate::moderation::{Action, Actor};
+use crate::moderation::{Action, Actor, Audience};
 use crate::policy::{check_data, hub_error, may_publish, may_subscribe};
 
 impl Session {
@@ -144,12 +144,16 @@ impl Session {
         may_publish(&namespace, self.channels.contains(&publish.channel))?;
         check_data(&publish.data, &namespace)?;
         let identity = self.identity.as_ref().expect("checked in dispatch");
-        self.app.moderation.may_publish(&identity.user, &publish.channel).await?;
+        let audience = self.app.moderation.may_publish(&identity.user, &publish.channel).await?;
         publish.priority = in_priority_lane(identity, &publish.channel, &namespace);
         let mut limits = namespace.publish_limits;
         if identity.moderates(&publish.channel) || publish.priority {
             // Moderators (and a shaped namespace's hosts) speak whatever the slow mode.
             limits.slow_mode = std::time::Duration::ZERO;
+        }
+        if audience == Audience::Own {
+            // Publications nobody else sees take nothing from the channel's rate.
+            limits.per_channel = None;
         }
         self.app.limits.admit(&mut self.publisher, &identity.user, &publish.channel, &limits).await?;
         let publication = ClientPublication {
@@ -163,9 +167,30 @@ impl Session {
             max_bytes: namespace.max_message_bytes,
         };
         publish.data = self.app.content.check(&namespace, publication).await.map_err(|r| r.error())?;
+        if audience == Audience::Own {
+            return self.publish_shadowed(id, publish).await;
+        }
         self.replies.room(&self.outbox).await;
         let receipt = self.app.hub.submit(publish).await;
         self.replies.push(id, receipt);
+        Ok(())
+    }
+
+    /// A shadow-banned user's publication: its own connections receive it
+    /// without epoch or offset; the reply, after those of the publishes
+    /// before it, is a durable publication's with the channel's current
+    /// position (`moderation/shadow.rs`).
+    async fn publish_shadowed(&mut self, id: u64, publish: Publish) -> Result<(), ErrorInfo> {
+        let user = self.identity().user.to_string();
+        let position = crate::moderation::shadow::publish(&self.app, &user, publish).await;
+        self.replies.flush(&self.outbox).await;
+        let result = match position.map_err(hub_error)? {
+            Some(position) => {
+                native::PublishResult { epoch: Some(position.epoch), offset: Some(position.offset) }
+            }
+            None => native::PublishResult::default(),
+        };
+        self.reply(id, &result);
         Ok(())
     }
 
@@ -196,8 +221,11 @@ impl Session {
     async fn react(&mut self, id: u64, channel: &ChannelName, reaction: &str) -> Result<(), ErrorInfo> {
         let namespace = self.app.settings.namespaces.resolve(channel);
         may_publish(&namespace, self.channels.contains(channel))?;
-        self.app.moderation.may_publish(&self.identity().user, channel).await?;
-        self.app.hub.react(channel, reaction).map_err(hub_error)?;
+        let audience = self.app.moderation.may_publish(&self.identity().user, channel).await?;
+        if audience == Audience::Everyone {
+            // A shadow-banned user's taps are answered and counted nowhere.
+            self.app.hub.react(channel, reaction).map_err(hub_error)?;
+        }
         self.reply(id, &serde_json::json!({}));
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! `client-*` events: relayed to the channel's other subscribers (native
 //! ones too), never echoed to the sender, never stored, at most the app's
 //! `max_client_events_per_second` per connection (Pusher's 10 by default),
-//! then, as native publications: the user's bans and mutes, the
+//! then, as native publications: the user's bans, mutes and shadow-bans
+//! (a shadow-banned user's events reach its own other connections only), the
 //! namespace's publish limits, and its content rules (`content/`; a
 //! refusal is `pusher:error` 4303).
 
@@ -11,6 +12,7 @@ use fanfare_protocol::{JsonData, UserId};
 
 use super::PusherSession;
 use crate::content::ClientPublication;
+use crate::moderation::Audience;
 use crate::pusher::webhooks::WebhookEvent;
 
 impl PusherSession {
@@ -25,13 +27,21 @@ impl PusherSession {
             (None, Some(member)) => member.to_string(),
             (None, None) => String::new(),
         };
-        if let Err(refused) = self.app.moderation.may_publish(&user, &subscribed.hub).await {
-            self.send_error(PusherErrorCode::ClientEventRejected, &refused.message);
-            return;
-        }
+        let audience = match self.app.moderation.may_publish(&user, &subscribed.hub).await {
+            Ok(audience) => audience,
+            Err(refused) => {
+                self.send_error(PusherErrorCode::ClientEventRejected, &refused.message);
+                return;
+            }
+        };
         let Some(subscribed) = self.channels.get(channel.as_str()) else { return };
-        let limits = &self.app.settings.namespaces.resolve(&subscribed.hub).publish_limits;
-        if let Err(refused) = self.app.limits.admit(&mut self.publisher, &user, &subscribed.hub, limits).await
+        let mut limits = self.app.settings.namespaces.resolve(&subscribed.hub).publish_limits;
+        if audience == Audience::Own {
+            // Events nobody else sees take nothing from the channel's rate.
+            limits.per_channel = None;
+        }
+        if let Err(refused) =
+            self.app.limits.admit(&mut self.publisher, &user, &subscribed.hub, &limits).await
         {
             let frame = pusher::encode_error_waiting(
                 PusherErrorCode::ClientEventRateLimit,
@@ -51,6 +61,11 @@ impl PusherSession {
             ..Publish::new(subscribed.hub.clone(), data.clone())
         };
         let user_id = subscribed.member.clone();
+        if audience == Audience::Own {
+            // The user's other connections get it; nobody else, no webhook.
+            let _ = crate::moderation::shadow::publish(&self.app, &user, publish).await;
+            return;
+        }
         let _ = self.app.hub.publish(publish).await;
         let webhook = WebhookEvent::ClientEvent {
             channel: channel.as_str().to_owned(),
