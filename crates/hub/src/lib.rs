@@ -46,8 +46,8 @@ mod presence;
 mod publish;
 mod reactions;
 mod registry;
-mod shaping;
 mod shadow;
+mod shaping;
 mod subscribe;
 mod telemetry;
 

@@ -432,3 +432,33 @@ async fn kept_comments_wait_for_their_batch_and_a_priority_publication_takes_the
     assert_eq!(got, [(comment, 0, false), (flagged.offset.unwrap(), 0, true)]);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn pusher_triggers_take_the_priority_lane_and_pusher_subscribers_get_reaction_aggregates() {
+    use crate::pusher_api::{APPS, PusherConn, Sdk};
+    let config =
+        format!("{APPS}\n[namespaces.two]\npublish = \"anyone\"\n\n[namespaces.two.shaping]\nbudget = 1\n");
+    let server = TestServer::with_config(&config).await;
+    let mut native = RawConn::connected(&server, None).await;
+    native.command(json!({"type": "subscribe", "channel": "two:stage"})).await;
+    let mut pusher = PusherConn::open(&server, "key-2").await;
+    pusher.subscribe("stage", "", None).await;
+
+    let sdk = Sdk { server: &server, app_id: "app-2", key: "key-2", secret: "secret-2" };
+    for n in 0..3 {
+        let (status, reply) = sdk.trigger(&["stage"], "update", &format!("{{\"n\":{n}}}")).await;
+        assert_eq!(status, 200, "{reply}");
+    }
+    let pushes = native.publications("two:stage", 3).await;
+    assert!(pushes.iter().all(|p| p["priority"] == true), "none sampled out: {pushes:?}");
+    for n in 0..3 {
+        let event = pusher.next_event("update").await;
+        assert_eq!(event["data"], format!("{{\"n\":{n}}}"));
+    }
+
+    native.command(json!({"type": "react", "channel": "two:stage", "reaction": "🎉"})).await;
+    let aggregate = pusher.next_event("fanfare:reactions").await;
+    assert_eq!(aggregate["channel"], "stage");
+    assert_eq!(aggregate["data"], r#"{"counts":{"🎉":1},"window_ms":250}"#);
+    server.stop().await;
+}

@@ -25,7 +25,9 @@ use serde_json::{Map, Value, json};
 
 use super::error::PusherApiError;
 use super::signed::{InfoAttributes, Signed};
+use crate::config::Settings;
 use crate::moderation::action::IntoTargets;
+use crate::policy::server_lane;
 use crate::pusher::apps::{Apps, PusherApp};
 
 const TRIGGER_INFO: [&str; 2] = ["user_count", "subscription_count"];
@@ -68,12 +70,13 @@ struct Trigger {
 
 pub(super) async fn trigger(
     State(hub): State<Arc<Hub>>,
+    State(settings): State<Arc<Settings>>,
     signed: Signed,
 ) -> Result<Json<Value>, PusherApiError> {
     let body: TriggerBody = signed.json()?;
     let trigger = check(&signed.app, body)?;
     signed.app.rates.take_backend_events(trigger.channels.len()).await?;
-    publish(&hub, std::slice::from_ref(&trigger)).await?;
+    publish(&hub, &settings, std::slice::from_ref(&trigger)).await?;
     if !trigger.info.any() {
         return Ok(Json(json!({})));
     }
@@ -82,6 +85,7 @@ pub(super) async fn trigger(
 
 pub(super) async fn trigger_batch(
     State(hub): State<Arc<Hub>>,
+    State(settings): State<Arc<Settings>>,
     signed: Signed,
 ) -> Result<Json<Value>, PusherApiError> {
     let body: BatchBody = signed.json()?;
@@ -92,7 +96,7 @@ pub(super) async fn trigger_batch(
     let triggers: Vec<Trigger> =
         body.batch.into_iter().map(|event| check(&signed.app, event)).collect::<Result<_, _>>()?;
     signed.app.rates.take_backend_events(triggers.iter().map(|t| t.channels.len()).sum()).await?;
-    publish(&hub, &triggers).await?;
+    publish(&hub, &settings, &triggers).await?;
     if !triggers.iter().any(|t| t.info.any()) {
         return Ok(Json(json!({})));
     }
@@ -187,8 +191,10 @@ fn delete_targets(data: &JsonData) -> Result<DeleteTargets, PusherApiError> {
 /// Publishes every event of the request to each of its channels in one
 /// `publish_many`: a channel's events are appended as one store group in
 /// request order (consecutive offsets) and reach each subscriber together,
-/// in one socket write; channels proceed concurrently.
-async fn publish(hub: &Hub, triggers: &[Trigger]) -> Result<(), PusherApiError> {
+/// in one socket write; channels proceed concurrently. In a shaped
+/// namespace the backend's events take the priority lane, as the native
+/// HTTP API's do.
+async fn publish(hub: &Hub, settings: &Settings, triggers: &[Trigger]) -> Result<(), PusherApiError> {
     let publishes = triggers
         .iter()
         .filter(|trigger| trigger.delete.is_none())
@@ -197,6 +203,7 @@ async fn publish(hub: &Hub, triggers: &[Trigger]) -> Result<(), PusherApiError> 
             event: Some(trigger.name.clone()),
             ephemeral: matches!(pusher.kind(), ChannelKind::ServerToUser(_)),
             exclude: trigger.exclude,
+            priority: server_lane(&settings.namespaces.resolve(hub_channel)),
             ..Publish::new(hub_channel.clone(), trigger.data.clone())
         })
         .collect();
