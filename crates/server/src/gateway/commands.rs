@@ -3,15 +3,17 @@
 
 use fanfare_hub::{CloseReason, HubError, Protocol, Publish, Subscribe, Subscriber};
 use fanfare_protocol::native::{self, CommandBody, ConnectResult, HistoryParams, PresenceResult};
-use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, ErrorInfo, StreamPosition, UserId};
+use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, ErrorInfo, JsonData, StreamPosition, UserId};
 
 use crate::auth::Identity;
+use crate::config::NamespaceSettings;
 use crate::content::ClientPublication;
 use crate::gateway::connection::Next;
 use crate::gateway::connection_counts::open_user;
 use crate::gateway::session::Session;
 use crate::moderation::{Action, Actor};
 use crate::policy::{check_data, hub_error, may_publish, may_subscribe};
+use crate::webhooks::events::Refused;
 
 impl Session {
     /// Runs one command. Only a publish may overtake the replies still
@@ -141,6 +143,30 @@ impl Session {
         let namespace = self.app.settings.namespaces.resolve(&publish.channel);
         may_publish(&namespace, self.channels.contains(&publish.channel))?;
         check_data(&publish.data, &namespace)?;
+        publish.data = match self.admitted(&namespace, &publish).await {
+            Ok(data) => data,
+            Err(refused) => {
+                let user = &self.identity().user;
+                self.app.webhooks.rejected(Refused {
+                    channel: &publish.channel,
+                    user: (!user.is_empty()).then_some(&**user),
+                    protocol: "native",
+                    event: publish.event.as_deref(),
+                    data: &publish.data,
+                    error: &refused,
+                });
+                return Err(refused);
+            }
+        };
+        self.replies.room(&self.outbox).await;
+        let receipt = self.app.hub.submit(publish).await;
+        self.replies.push(id, receipt);
+        Ok(())
+    }
+
+    /// The user's bans and mutes, the publish limits and the content rules:
+    /// the data to publish (perhaps masked or rewritten), or the refusal.
+    async fn admitted(&mut self, namespace: &NamespaceSettings, publish: &Publish) -> Result<JsonData, ErrorInfo> {
         let identity = self.identity.as_ref().expect("checked in dispatch");
         self.app.moderation.may_publish(&identity.user, &publish.channel).await?;
         let mut limits = namespace.publish_limits;
@@ -159,11 +185,7 @@ impl Session {
             protocol: "native",
             max_bytes: namespace.max_message_bytes,
         };
-        publish.data = self.app.content.check(&namespace, publication).await.map_err(|r| r.error())?;
-        self.replies.room(&self.outbox).await;
-        let receipt = self.app.hub.submit(publish).await;
-        self.replies.push(id, receipt);
-        Ok(())
+        self.app.content.check(namespace, publication).await.map_err(|r| r.error())
     }
 
     async fn history(

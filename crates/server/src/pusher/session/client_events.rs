@@ -7,11 +7,12 @@
 
 use fanfare_hub::Publish;
 use fanfare_protocol::pusher::{self, PusherChannel, PusherErrorCode};
-use fanfare_protocol::{JsonData, UserId};
+use fanfare_protocol::{ErrorInfo, JsonData, UserId};
 
 use super::PusherSession;
 use crate::content::ClientPublication;
 use crate::pusher::webhooks::WebhookEvent;
+use crate::webhooks::events::Refused;
 
 impl PusherSession {
     pub(super) async fn client_event(&mut self, channel: PusherChannel, event: String, data: JsonData) {
@@ -26,6 +27,7 @@ impl PusherSession {
             (None, None) => String::new(),
         };
         if let Err(refused) = self.app.moderation.may_publish(&user, &subscribed.hub).await {
+            self.report_refusal(&channel, &event, &data, &refused);
             self.send_error(PusherErrorCode::ClientEventRejected, &refused.message);
             return;
         }
@@ -33,6 +35,7 @@ impl PusherSession {
         let limits = &self.app.settings.namespaces.resolve(&subscribed.hub).publish_limits;
         if let Err(refused) = self.app.limits.admit(&mut self.publisher, &user, &subscribed.hub, limits).await
         {
+            self.report_refusal(&channel, &event, &data, &refused);
             let frame = pusher::encode_error_waiting(
                 PusherErrorCode::ClientEventRateLimit,
                 &refused.message,
@@ -86,7 +89,7 @@ impl PusherSession {
         let publication = ClientPublication {
             channel: &subscribed.hub,
             event: Some(event),
-            data,
+            data: data.clone(),
             user,
             connection: self.conn,
             socket_id: Some(&self.socket_id),
@@ -96,10 +99,29 @@ impl PusherSession {
         match self.app.content.check(&namespace, publication).await {
             Ok(data) => Some(data),
             Err(rejection) => {
+                self.report_refusal(channel, event, &data, &rejection.error());
                 self.send_error(PusherErrorCode::ContentRejected, &rejection.to_string());
                 None
             }
         }
+    }
+
+    /// A `publication_rejected` event for the `[[webhooks]]` that want it.
+    fn report_refusal(&self, channel: &PusherChannel, event: &str, data: &JsonData, refused: &ErrorInfo) {
+        let Some(subscribed) = self.channels.get(channel.as_str()) else { return };
+        let user = subscribed
+            .member
+            .as_ref()
+            .or(self.signed_in.as_ref().map(|signed_in| &signed_in.id))
+            .map(UserId::as_str);
+        self.app.webhooks.rejected(Refused {
+            channel: &subscribed.hub,
+            user,
+            protocol: "pusher",
+            event: Some(event),
+            data,
+            error: refused,
+        });
     }
 
     fn check_client_event(

@@ -24,9 +24,8 @@ use fanfare_protocol::pusher::{ChannelKind, PusherChannel};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant};
 
-use super::adoption::Adoption;
-use super::delivery::Endpoint;
-use super::{Event, FromGateway, WebhookEvent, WebhookMetrics, WebhookOptions};
+use super::{Endpoint, Event, FromGateway, WebhookEvent, WebhookOptions};
+use crate::webhooks::{Adoption, DeliveryMetrics};
 use crate::config::WebhookKind;
 use crate::pusher::apps::{Apps, PusherApp};
 
@@ -49,7 +48,7 @@ pub(super) struct Dispatcher {
     held: HashMap<HoldKey, Held>,
     expiries: VecDeque<(Instant, HoldKey, u64)>,
     next_generation: u64,
-    metrics: WebhookMetrics,
+    metrics: DeliveryMetrics,
     adoption: Arc<Adoption>,
     adopt_every: Option<Duration>,
 }
@@ -67,7 +66,7 @@ impl Dispatcher {
         apps: Arc<Apps>,
         endpoints: HashMap<String, Vec<Endpoint>>,
         options: &WebhookOptions,
-        metrics: WebhookMetrics,
+        metrics: DeliveryMetrics,
         adoption: Arc<Adoption>,
     ) -> Self {
         Self {
