@@ -33,10 +33,10 @@ use crate::plain_listener::PlainListener;
 use crate::pusher::apps::Apps;
 use crate::pusher::users::SignedInUsers;
 use crate::pusher::webhooks::{WebhookOptions, Webhooks};
-use crate::webhooks::{Routes, ServerWebhooks};
 use crate::pusher::{self, PusherState};
 use crate::telemetry::ServerMetrics;
 use crate::tls::{Certificates, TlsListener};
+use crate::webhooks::{Routes, ServerWebhooks};
 use crate::{admin, api, gateway};
 
 /// Everything a request or a session needs, shared. HTTP handlers take

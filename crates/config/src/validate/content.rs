@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-
 use super::Check;
 use crate::content::{Blocklist, ContentRules, DEFAULT_HOOK_TIMEOUT, HookSettings, RawContent, RawHook};
 use crate::error::ConfigError;

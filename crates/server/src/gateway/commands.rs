@@ -166,7 +166,11 @@ impl Session {
 
     /// The user's bans and mutes, the publish limits and the content rules:
     /// the data to publish (perhaps masked or rewritten), or the refusal.
-    async fn admitted(&mut self, namespace: &NamespaceSettings, publish: &Publish) -> Result<JsonData, ErrorInfo> {
+    async fn admitted(
+        &mut self,
+        namespace: &NamespaceSettings,
+        publish: &Publish,
+    ) -> Result<JsonData, ErrorInfo> {
         let identity = self.identity.as_ref().expect("checked in dispatch");
         self.app.moderation.may_publish(&identity.user, &publish.channel).await?;
         let mut limits = namespace.publish_limits;

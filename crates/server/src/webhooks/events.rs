@@ -63,7 +63,12 @@ pub(crate) struct ModerationActionEvent<'a> {
 }
 
 impl<'a> ModerationActionEvent<'a> {
-    pub fn new(node: Option<&'a str>, actor: &'a str, action: &ModerationAction, outcome: &'a ActionOutcome) -> Self {
+    pub fn new(
+        node: Option<&'a str>,
+        actor: &'a str,
+        action: &ModerationAction,
+        outcome: &'a ActionOutcome,
+    ) -> Self {
         Self {
             name: "moderation_action",
             id: event_id(),
@@ -99,7 +104,11 @@ pub(crate) struct Refused<'a> {
 pub(crate) fn is_reported(code: ErrorCode) -> bool {
     matches!(
         code,
-        ErrorCode::Banned | ErrorCode::Muted | ErrorCode::SlowMode | ErrorCode::RateLimited | ErrorCode::ContentRejected
+        ErrorCode::Banned
+            | ErrorCode::Muted
+            | ErrorCode::SlowMode
+            | ErrorCode::RateLimited
+            | ErrorCode::ContentRejected
     )
 }
 

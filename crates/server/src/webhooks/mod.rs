@@ -47,8 +47,8 @@ pub(crate) use adoption::Adoption;
 pub use dead_letters::DeadLetterFile;
 pub(crate) use delivery::{BatchEvent, Destination, EndpointQueue, http_client, start_endpoint};
 pub use journal::JournalFile;
-pub use replay::{ReplayError, Replayed};
 pub(crate) use replay::Replays;
+pub use replay::{ReplayError, Replayed};
 pub(crate) use routes::Routes;
 pub use server::ServerWebhooks;
 

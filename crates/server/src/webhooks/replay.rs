@@ -74,7 +74,8 @@ impl Replays {
             .filter_map(|line| Some((serde_json::from_slice::<Named>(line).ok()?, line)))
             .find(|(named, _)| named.id.as_deref() == Some(id))
             .ok_or_else(|| ReplayError::NotFound { id: id.to_owned() })?;
-        let not_configured = || ReplayError::NotConfigured { app_id: named.app_id.clone(), url: named.url.clone() };
+        let not_configured =
+            || ReplayError::NotConfigured { app_id: named.app_id.clone(), url: named.url.clone() };
         let route = self.routes.get(named.app_id.as_deref(), &named.url).ok_or_else(not_configured)?;
         match route.requeue(line) {
             Requeued::Queued(events) => Ok(Replayed { id: id.to_owned(), events }),

@@ -74,7 +74,12 @@ impl ServerWebhooks {
 
     /// None: no endpoint (tests of other parts, tools).
     pub fn none() -> Self {
-        Self { endpoints: Vec::new(), node: None, metrics: DeliveryMetrics::server(), dropped: AtomicU64::new(0) }
+        Self {
+            endpoints: Vec::new(),
+            node: None,
+            metrics: DeliveryMetrics::server(),
+            dropped: AtomicU64::new(0),
+        }
     }
 
     pub fn node(&self) -> Option<&str> {

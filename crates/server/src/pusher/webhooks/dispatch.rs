@@ -25,9 +25,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant};
 
 use super::{Endpoint, Event, FromGateway, WebhookEvent, WebhookOptions};
-use crate::webhooks::{Adoption, DeliveryMetrics};
 use crate::config::WebhookKind;
 use crate::pusher::apps::{Apps, PusherApp};
+use crate::webhooks::{Adoption, DeliveryMetrics};
 
 /// What a held event waits for: a channel to be occupied again, or a
 /// member to be added again.

@@ -44,7 +44,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::webhooks::{
-    DEAD_LETTER_FILE_MAX_BYTES, DeadLetterFile, JournalFile, ReplayError, Replayed, WebhookOptions, WebhookStores,
+    DEAD_LETTER_FILE_MAX_BYTES, DeadLetterFile, JournalFile, ReplayError, Replayed, WebhookOptions,
+    WebhookStores,
 };
 
 use crate::config::WebhookKind;

@@ -112,7 +112,8 @@ fn start(
 ) -> (Webhooks, mpsc::Sender<HubEvent>) {
     let (tx, rx) = mpsc::channel(100);
     let apps = Arc::new(Apps::new(apps).unwrap());
-    (Webhooks::start_with(apps, Some(rx), super::WebhookStores::in_data_dir(dir.path()), options), tx)
+    let stores = super::WebhookStores::in_data_dir(dir.path());
+    (Webhooks::start_with(apps, Some(rx), stores, options, crate::webhooks::Routes::default()), tx)
 }
 
 fn channel(name: &str) -> ChannelName {
