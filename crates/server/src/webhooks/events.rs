@@ -153,3 +153,81 @@ impl<'a> PublicationRejectedEvent<'a> {
 impl ServerEvent for PublicationRejectedEvent<'_> {
     const KIND: ServerEventKind = ServerEventKind::Rejections;
 }
+
+#[cfg(test)]
+mod tests {
+    use fanfare_cluster::{Sanction, SanctionKind, Scope};
+    use fanfare_protocol::native::moderation::{ModerationTarget, SanctionAction};
+
+    use super::*;
+
+    const ID: &str = "9f0c1d2e-3b4a-4c5d-8e6f-708192a3b4c5";
+    const TIME_MS: u64 = 1_767_225_600_000;
+
+    fn channel() -> ChannelName {
+        ChannelName::new("live:stage").unwrap()
+    }
+
+    /// The ban of `docs/moderation.md`'s example, as its event encodes.
+    fn documented_ban() -> String {
+        let action = ModerationAction::Impose {
+            kind: SanctionAction::Ban,
+            user: "bob".into(),
+            target: ModerationTarget::Channel(channel()),
+            duration_ms: Some(600_000),
+            reason: Some("spam".into()),
+        };
+        let outcome = ActionOutcome {
+            sanction: Some(Sanction {
+                kind: SanctionKind::Ban,
+                user: "bob".into(),
+                scope: Scope::Channel(channel()),
+                at_ms: TIME_MS,
+                until_ms: Some(TIME_MS + 600_000),
+                by: "mod-1".into(),
+                reason: Some("spam".into()),
+            }),
+            closed: Some(2),
+            ..ActionOutcome::default()
+        };
+        let mut event = ModerationActionEvent::new(Some("node-a"), "mod-1", &action, &outcome);
+        (event.id, event.time_ms) = (ID.to_owned(), TIME_MS);
+        serde_json::to_string(&event).unwrap()
+    }
+
+    /// The slow-mode refusal of `docs/moderation.md`'s example.
+    fn documented_rejection() -> String {
+        let data = JsonData::parse(r#"{"text":"first!!"}"#.to_owned()).unwrap();
+        let error = ErrorInfo::new(ErrorCode::SlowMode, "slow mode: one publication per 30s per user in this channel")
+            .retry_after(std::time::Duration::from_millis(29_500));
+        let refused = Refused {
+            channel: &channel(),
+            user: Some("ann"),
+            protocol: "native",
+            event: None,
+            data: &data,
+            error: &error,
+        };
+        let mut event = PublicationRejectedEvent::new(Some("node-a"), &refused);
+        (event.id, event.time_ms) = (ID.to_owned(), TIME_MS);
+        serde_json::to_string(&event).unwrap()
+    }
+
+    #[test]
+    fn the_documented_events_are_what_the_server_sends() {
+        let docs = include_str!("../../../../docs/moderation.md");
+        for event in [documented_rejection(), documented_ban()] {
+            assert!(docs.contains(&event), "docs/moderation.md does not show, byte for byte:\n{event}");
+        }
+    }
+
+    #[test]
+    fn only_refusals_for_conduct_are_reported() {
+        for code in [ErrorCode::Banned, ErrorCode::Muted, ErrorCode::SlowMode, ErrorCode::RateLimited] {
+            assert!(is_reported(code), "{code:?}");
+        }
+        assert!(is_reported(ErrorCode::ContentRejected));
+        assert!(!is_reported(ErrorCode::PermissionDenied));
+        assert!(!is_reported(ErrorCode::BadRequest));
+    }
+}
