@@ -198,8 +198,11 @@ mod tests {
     /// The slow-mode refusal of `docs/moderation.md`'s example.
     fn documented_rejection() -> String {
         let data = JsonData::parse(r#"{"text":"first!!"}"#.to_owned()).unwrap();
-        let error = ErrorInfo::new(ErrorCode::SlowMode, "slow mode: one publication per 30s per user in this channel")
-            .retry_after(std::time::Duration::from_millis(29_500));
+        let error = ErrorInfo::new(
+            ErrorCode::SlowMode,
+            "slow mode: one publication per 30s per user in this channel",
+        )
+        .retry_after(std::time::Duration::from_millis(29_500));
         let refused = Refused {
             channel: &channel(),
             user: Some("ann"),

@@ -91,3 +91,27 @@ impl Routes {
         self.routes.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    impl BatchEvent for Value {}
+
+    fn letter(events: usize) -> Vec<u8> {
+        let events: Vec<Value> = (0..events).map(|n| json!({"name": "cache_miss", "n": n})).collect();
+        serde_json::to_vec(&json!({"id": "x", "url": "http://h/", "events": events})).unwrap()
+    }
+
+    #[test]
+    fn a_letter_is_queued_whole_or_not_at_all() {
+        let (queue, mut received) = mpsc::channel::<Queued<Value>>(3);
+        assert!(matches!(queue.requeue(&letter(2)), Requeued::Queued(2)));
+        assert!(matches!(queue.requeue(&letter(2)), Requeued::Full(2)), "one slot left: nothing queued");
+        assert!(matches!(received.try_recv().unwrap(), Queued::Event(event) if event["n"] == 0));
+        assert!(received.try_recv().is_ok());
+        assert!(received.try_recv().is_err());
+        assert!(matches!(queue.requeue(b"{\"events\":7}"), Requeued::Foreign));
+    }
+}

@@ -72,16 +72,6 @@ impl ServerWebhooks {
         Self { endpoints, node, metrics, dropped: AtomicU64::new(0) }
     }
 
-    /// None: no endpoint (tests of other parts, tools).
-    pub fn none() -> Self {
-        Self {
-            endpoints: Vec::new(),
-            node: None,
-            metrics: DeliveryMetrics::server(),
-            dropped: AtomicU64::new(0),
-        }
-    }
-
     pub fn node(&self) -> Option<&str> {
         self.node.as_deref()
     }
@@ -103,7 +93,7 @@ impl ServerWebhooks {
             if !endpoint.queue.queue(encoded.clone()) {
                 self.metrics.dropped.increment(1);
                 let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
-                if dropped % 1000 == 0 {
+                if dropped.is_multiple_of(1000) {
                     tracing::warn!(url = %endpoint.settings.url, dropped = dropped + 1, "a webhook queue is full: events dropped");
                 }
             }
