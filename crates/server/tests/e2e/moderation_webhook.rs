@@ -420,3 +420,44 @@ async fn a_receiver_that_always_fails_gets_a_dead_letter_that_can_be_replayed() 
     let event = receiver.next_named("moderation_action").await;
     assert_eq!(event, letter["events"][0], "the same event, the same id");
 }
+
+#[tokio::test]
+async fn in_a_cluster_each_node_sends_the_events_of_what_it_did_once() {
+    let Some(redis) = fanfare_testkit::RedisServer::start_or_skip() else { return };
+    let mut receiver = Receiver::start(&[], 200).await;
+    let toml = config(&receiver.url, r#"["moderation", "rejections"]"#);
+    let a = TestServer::in_cluster(&redis.url(), &toml).await;
+    let b = TestServer::in_cluster(&redis.url(), &toml).await;
+    let node = |server: &TestServer| json!(server.app.hub.node_id().unwrap().to_string());
+    let mut bob = RawConn::connected(&b, Some(&token("bob", json!({})))).await;
+
+    let ban = json!({"action": "ban", "user": "bob", "channel": "open:banned"});
+    assert_eq!(a.post("/api/moderation", ban.clone()).await.0, 200);
+    let event = receiver.next_event().await;
+    assert_action(
+        &{
+            let mut event = event.clone();
+            event["node"] = Value::Null;
+            event
+        },
+        "api",
+        &ban,
+    );
+    assert_eq!(event["node"], node(&a), "the node that ran it: {event}");
+    assert_eq!(event["outcome"]["closed"], 1, "bob's connection on the other node: {event}");
+    assert_eq!(bob.until_closed().await.0, 4506);
+
+    let mut bob = RawConn::connected(&b, Some(&token("bob", json!({})))).await;
+    assert_eq!(code(&publish(&mut bob, "open:banned", json!("hello?")).await), "banned");
+    let event = receiver.next_event().await;
+    assert_eq!(
+        (&event["name"], &event["code"]),
+        (&json!("publication_rejected"), &json!("banned")),
+        "{event}"
+    );
+    assert_eq!(event["node"], node(&b), "the node of the connection: {event}");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), receiver.next_event()).await.is_err(),
+        "no node sends another's event"
+    );
+}
