@@ -92,3 +92,78 @@ impl Adoption {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::body::Bytes;
+    use axum::http::HeaderMap;
+    use bytes::Bytes as Record;
+    use fanfare_cluster::WebhookJournal;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::config::{ServerEventKind, ServerWebhookSettings};
+    use crate::webhooks::{JournalFile, ServerWebhooks, WebhookOptions};
+
+    /// A receiver answering 200 to every POST, reporting what it got.
+    async fn receiver() -> (String, mpsc::Receiver<(HeaderMap, Bytes)>) {
+        let (tx, rx) = mpsc::channel(10);
+        let app = axum::Router::new().route(
+            "/events",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send((headers, body)).await;
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/events", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, rx)
+    }
+
+    fn record(id: &str, url: &str, event: &str) -> Record {
+        Record::from(format!(r#"{{"id":"{id}","url":"{url}","queued_ms":5,"events":[{event}]}}"#))
+    }
+
+    #[tokio::test]
+    async fn an_earlier_runs_batch_goes_to_its_webhooks_endpoint_and_an_unconfigured_ones_to_the_dead_letters()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, mut posts) = receiver().await;
+        let event = r#"{"name":"moderation_action","id":"e1","actor":"api"}"#;
+        // What an earlier run (another journal handle) left.
+        let earlier = JournalFile::new(dir.path());
+        earlier.put("b1", record("b1", &url, event)).await.unwrap();
+        earlier.put("b2", record("b2", "http://127.0.0.1:1/gone", event)).await.unwrap();
+
+        let stores = WebhookStores::in_data_dir(dir.path());
+        let settings = ServerWebhookSettings {
+            url: url.parse().unwrap(),
+            secret: "s".into(),
+            events: [ServerEventKind::Moderation].into(),
+            timeout: Duration::from_secs(5),
+        };
+        let mut routes = Routes::default();
+        let _webhooks =
+            ServerWebhooks::start(&[settings], None, &WebhookOptions::default(), &stores, &mut routes);
+        Adoption::new(stores.clone(), Arc::new(routes)).adopt(&[]).await;
+
+        let (headers, body) =
+            tokio::time::timeout(Duration::from_secs(10), posts.recv()).await.unwrap().unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body["events"],
+            serde_json::json!([serde_json::from_str::<serde_json::Value>(event).unwrap()])
+        );
+        assert!(headers.contains_key("x-fanfare-signature"));
+        let letters = stores.dead_letters.recent(10).await.unwrap();
+        let letter: serde_json::Value = serde_json::from_slice(&letters[0]).unwrap();
+        assert_eq!(letter["url"], "http://127.0.0.1:1/gone");
+        assert!(letter.get("app_id").is_none(), "{letter}");
+        assert_eq!(letter["error"], "its webhook is no longer configured");
+    }
+}
