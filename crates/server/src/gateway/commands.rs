@@ -7,7 +7,7 @@ use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, ErrorInfo, JsonData, S
 
 use crate::auth::Identity;
 use crate::config::NamespaceSettings;
-use crate::content::ClientPublication;
+use crate::content::{ClientPublication, Rule};
 use crate::gateway::connection::Next;
 use crate::gateway::connection_counts::open_user;
 use crate::gateway::session::Session;
@@ -145,7 +145,7 @@ impl Session {
         check_data(&publish.data, &namespace)?;
         publish.data = match self.admitted(&namespace, &publish).await {
             Ok(data) => data,
-            Err(refused) => {
+            Err((refused, rule)) => {
                 let user = &self.identity().user;
                 self.app.webhooks.rejected(Refused {
                     channel: &publish.channel,
@@ -154,6 +154,7 @@ impl Session {
                     event: publish.event.as_deref(),
                     data: &publish.data,
                     error: &refused,
+                    rule,
                 });
                 return Err(refused);
             }
@@ -165,20 +166,24 @@ impl Session {
     }
 
     /// The user's bans and mutes, the publish limits and the content rules:
-    /// the data to publish (perhaps masked or rewritten), or the refusal.
+    /// the data to publish (perhaps masked or rewritten), or the refusal
+    /// (with the content rule that refused it).
     async fn admitted(
         &mut self,
         namespace: &NamespaceSettings,
         publish: &Publish,
-    ) -> Result<JsonData, ErrorInfo> {
+    ) -> Result<JsonData, (ErrorInfo, Option<Rule>)> {
         let identity = self.identity.as_ref().expect("checked in dispatch");
-        self.app.moderation.may_publish(&identity.user, &publish.channel).await?;
+        let sanctioned = self.app.moderation.may_publish(&identity.user, &publish.channel).await;
+        sanctioned.map_err(|e| (e, None))?;
         let mut limits = namespace.publish_limits;
         if identity.moderates(&publish.channel) {
             // Moderators speak whatever the slow mode.
             limits.slow_mode = std::time::Duration::ZERO;
         }
-        self.app.limits.admit(&mut self.publisher, &identity.user, &publish.channel, &limits).await?;
+        let admitted =
+            self.app.limits.admit(&mut self.publisher, &identity.user, &publish.channel, &limits).await;
+        admitted.map_err(|e| (e, None))?;
         let publication = ClientPublication {
             channel: &publish.channel,
             event: publish.event.as_deref(),
@@ -189,7 +194,8 @@ impl Session {
             protocol: "native",
             max_bytes: namespace.max_message_bytes,
         };
-        self.app.content.check(namespace, publication).await.map_err(|r| r.error())
+        let checked = self.app.content.check(namespace, publication).await;
+        checked.map_err(|rejection| (rejection.error(), Some(rejection.rule)))
     }
 
     async fn history(

@@ -20,6 +20,7 @@ use serde_json::value::RawValue;
 
 use super::{BatchEvent, event_id, now_ms};
 use crate::config::ServerEventKind;
+use crate::content::Rule;
 use crate::moderation::ActionOutcome;
 
 /// One event of a `[[webhooks]]` body, encoded when it happened.
@@ -97,6 +98,8 @@ pub(crate) struct Refused<'a> {
     pub event: Option<&'a str>,
     pub data: &'a JsonData,
     pub error: &'a ErrorInfo,
+    /// The content rule that refused it (`content_rejected` only).
+    pub rule: Option<Rule>,
 }
 
 /// The refusals that are events: the other codes (a bad channel, no
@@ -125,6 +128,9 @@ pub(crate) struct PublicationRejectedEvent<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     event: Option<&'a str>,
     code: &'static str,
+    /// `blocklist`, `links`, `hook` or `hook_failure`, for `content_rejected`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'static str>,
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after_ms: Option<u64>,
@@ -143,6 +149,7 @@ impl<'a> PublicationRejectedEvent<'a> {
             protocol: refused.protocol,
             event: refused.event,
             code: refused.error.code.as_str(),
+            rule: refused.rule.map(Rule::as_str),
             message: &refused.error.message,
             retry_after_ms: refused.error.retry_after_ms,
             data: refused.data,
@@ -210,6 +217,7 @@ mod tests {
             event: None,
             data: &data,
             error: &error,
+            rule: None,
         };
         let mut event = PublicationRejectedEvent::new(Some("node-a"), &refused);
         (event.id, event.time_ms) = (ID.to_owned(), TIME_MS);

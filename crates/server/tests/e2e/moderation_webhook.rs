@@ -314,6 +314,8 @@ async fn every_refusal_code_of_a_publication_is_an_event_with_the_refused_data()
         );
         assert_eq!(event["message"], reply["error"]["message"], "{event}");
         assert_eq!(event["data"], data, "the refused data: {event}");
+        let rule = if expected == "content_rejected" { json!("blocklist") } else { Value::Null };
+        assert_eq!(event.get("rule").cloned().unwrap_or(Value::Null), rule, "{event}");
         assert_eq!(
             event.get("retry_after_ms").cloned(),
             reply["error"].get("retry_after_ms").cloned(),
@@ -344,7 +346,7 @@ async fn every_refusal_code_of_a_publication_is_an_event_with_the_refused_data()
         ),
         "{event}"
     );
-    assert_eq!(event["data"], data, "{event}");
+    assert_eq!((&event["data"], &event["rule"]), (&data, &json!("blocklist")), "{event}");
     assert!(
         tokio::time::timeout(Duration::from_millis(300), receiver.next_event()).await.is_err(),
         "permission_denied was no event, nor were the bans (not asked for)"

@@ -10,7 +10,7 @@ use fanfare_protocol::pusher::{self, PusherChannel, PusherErrorCode};
 use fanfare_protocol::{ErrorInfo, JsonData, UserId};
 
 use super::PusherSession;
-use crate::content::ClientPublication;
+use crate::content::{ClientPublication, Rule};
 use crate::pusher::webhooks::WebhookEvent;
 use crate::webhooks::events::Refused;
 
@@ -27,7 +27,7 @@ impl PusherSession {
             (None, None) => String::new(),
         };
         if let Err(refused) = self.app.moderation.may_publish(&user, &subscribed.hub).await {
-            self.report_refusal(&channel, &event, &data, &refused);
+            self.report_refusal(&channel, &event, &data, &refused, None);
             self.send_error(PusherErrorCode::ClientEventRejected, &refused.message);
             return;
         }
@@ -35,7 +35,7 @@ impl PusherSession {
         let limits = &self.app.settings.namespaces.resolve(&subscribed.hub).publish_limits;
         if let Err(refused) = self.app.limits.admit(&mut self.publisher, &user, &subscribed.hub, limits).await
         {
-            self.report_refusal(&channel, &event, &data, &refused);
+            self.report_refusal(&channel, &event, &data, &refused, None);
             let frame = pusher::encode_error_waiting(
                 PusherErrorCode::ClientEventRateLimit,
                 &refused.message,
@@ -99,7 +99,7 @@ impl PusherSession {
         match self.app.content.check(&namespace, publication).await {
             Ok(data) => Some(data),
             Err(rejection) => {
-                self.report_refusal(channel, event, &data, &rejection.error());
+                self.report_refusal(channel, event, &data, &rejection.error(), Some(rejection.rule));
                 self.send_error(PusherErrorCode::ContentRejected, &rejection.to_string());
                 None
             }
@@ -107,7 +107,14 @@ impl PusherSession {
     }
 
     /// A `publication_rejected` event for the `[[webhooks]]` that want it.
-    fn report_refusal(&self, channel: &PusherChannel, event: &str, data: &JsonData, refused: &ErrorInfo) {
+    fn report_refusal(
+        &self,
+        channel: &PusherChannel,
+        event: &str,
+        data: &JsonData,
+        refused: &ErrorInfo,
+        rule: Option<Rule>,
+    ) {
         let Some(subscribed) = self.channels.get(channel.as_str()) else { return };
         let user = subscribed
             .member
@@ -121,6 +128,7 @@ impl PusherSession {
             event: Some(event),
             data,
             error: refused,
+            rule,
         });
     }
 
