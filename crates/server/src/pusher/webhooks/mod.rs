@@ -9,15 +9,14 @@
 //!     sides of the flicker), routes each event to the endpoints that want it
 //!         │ bounded queue per endpoint (full: dropped and counted)
 //!         ▼
-//! delivery.rs: one task per (app, url): batches ≤ 50 events / ~100 ms into
-//!     one signed POST {"time_ms", "events"}, retries with exponential
-//!     backoff for 5 minutes, then keeps a dead letter (dead_letters.rs: a
-//!     file on a single node, the cluster's log in Redis on a cluster node)
-//!         │ each batch journaled from its first attempt to its end
-//!         ▼
-//! journal.rs: files in data_dir on a single node, the cluster's journal
-//!     in Redis on a cluster node; adoption.rs delivers what an earlier run
-//!     (or a dead or stopped node) left
+//! crate::webhooks (shared with the server's own [[webhooks]]): one task
+//!     per (app, url) batches ≤ 50 events / ~100 ms into one POST signed
+//!     with the app's secret (`X-Pusher-Signature`, with `X-Pusher-Key`),
+//!     retries with exponential backoff for 5 minutes, then keeps a dead
+//!     letter; each batch journaled from its first attempt to its end, and
+//!     the journal adopted (by this module's dispatcher, for both
+//!     families) at start, now and then on a cluster node, and when the
+//!     hub hands over a dead node
 //! ```
 //!
 //! [`Webhooks::flush`] (the server stopping) routes held and queued events
