@@ -51,6 +51,7 @@ mod rate;
 mod raw;
 mod render;
 mod settings;
+mod shaping;
 mod validate;
 mod webhooks;
 
@@ -70,6 +71,7 @@ pub use settings::{
     AuthSettings, CertificateFiles, ClusterSettings, FILE_HEADROOM, JwtKey, JwtSettings, Limits, Settings,
     StoreKind, StoreSettings, TlsSettings, api_key_file, redact_url_password,
 };
+pub use shaping::{PriorityLane, ShapingRules};
 pub use webhooks::{DEFAULT_SERVER_WEBHOOK_TIMEOUT, ServerWebhookSettings};
 
 /// The documented example configuration (every key, with its default).
