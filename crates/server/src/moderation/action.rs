@@ -12,9 +12,11 @@ use serde::Serialize;
 
 use super::now_ms;
 use crate::auth::ChannelGrants;
+use crate::config::ServerEventKind;
 use crate::policy::hub_error;
 use crate::pusher::users::{hub_member, hub_user};
 use crate::server::AppState;
+use crate::webhooks::events::ModerationActionEvent;
 
 pub use fanfare_protocol::native::moderation::ModerationAction as Action;
 
@@ -100,7 +102,14 @@ pub async fn act(
         Actor::Api => None,
         Actor::Moderator { user, .. } => Some(UserId::new(user.to_owned())),
     };
-    run(app, &by, author, action).await
+    // Every action that was carried out is a `moderation_action` event
+    // (with the action's own request fields), whatever the action.
+    let reported = app.webhooks.wants(ServerEventKind::Moderation).then(|| action.clone());
+    let outcome = run(app, &by, author, action).await?;
+    if let Some(action) = reported {
+        app.webhooks.send(&ModerationActionEvent::new(app.webhooks.node(), &by, &action, &outcome));
+    }
+    Ok(outcome)
 }
 
 async fn run(

@@ -18,6 +18,7 @@ mod lifecycle;
 mod logs;
 mod metrics;
 mod moderation;
+mod moderation_webhook;
 mod ordering;
 mod plan;
 mod presence;

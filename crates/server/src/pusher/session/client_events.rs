@@ -8,12 +8,13 @@
 
 use fanfare_hub::Publish;
 use fanfare_protocol::pusher::{self, PusherChannel, PusherErrorCode};
-use fanfare_protocol::{JsonData, UserId};
+use fanfare_protocol::{ErrorInfo, JsonData, UserId};
 
 use super::PusherSession;
-use crate::content::ClientPublication;
+use crate::content::{ClientPublication, Rule};
 use crate::moderation::Audience;
 use crate::pusher::webhooks::WebhookEvent;
+use crate::webhooks::events::Refused;
 
 impl PusherSession {
     pub(super) async fn client_event(&mut self, channel: PusherChannel, event: String, data: JsonData) {
@@ -30,6 +31,7 @@ impl PusherSession {
         let audience = match self.app.moderation.may_publish(&user, &subscribed.hub).await {
             Ok(audience) => audience,
             Err(refused) => {
+                self.report_refusal(&channel, &event, &data, &refused, None);
                 self.send_error(PusherErrorCode::ClientEventRejected, &refused.message);
                 return;
             }
@@ -43,6 +45,7 @@ impl PusherSession {
         if let Err(refused) =
             self.app.limits.admit(&mut self.publisher, &user, &subscribed.hub, &limits).await
         {
+            self.report_refusal(&channel, &event, &data, &refused, None);
             let frame = pusher::encode_error_waiting(
                 PusherErrorCode::ClientEventRateLimit,
                 &refused.message,
@@ -101,7 +104,7 @@ impl PusherSession {
         let publication = ClientPublication {
             channel: &subscribed.hub,
             event: Some(event),
-            data,
+            data: data.clone(),
             user,
             connection: self.conn,
             socket_id: Some(&self.socket_id),
@@ -111,10 +114,37 @@ impl PusherSession {
         match self.app.content.check(&namespace, publication).await {
             Ok(data) => Some(data),
             Err(rejection) => {
+                self.report_refusal(channel, event, &data, &rejection.error(), Some(rejection.rule));
                 self.send_error(PusherErrorCode::ContentRejected, &rejection.to_string());
                 None
             }
         }
+    }
+
+    /// A `publication_rejected` event for the `[[webhooks]]` that want it.
+    fn report_refusal(
+        &self,
+        channel: &PusherChannel,
+        event: &str,
+        data: &JsonData,
+        refused: &ErrorInfo,
+        rule: Option<Rule>,
+    ) {
+        let Some(subscribed) = self.channels.get(channel.as_str()) else { return };
+        let user = subscribed
+            .member
+            .as_ref()
+            .or(self.signed_in.as_ref().map(|signed_in| &signed_in.id))
+            .map(UserId::as_str);
+        self.app.webhooks.rejected(Refused {
+            channel: &subscribed.hub,
+            user,
+            protocol: "pusher",
+            event: Some(event),
+            data,
+            error: refused,
+            rule,
+        });
     }
 
     fn check_client_event(
