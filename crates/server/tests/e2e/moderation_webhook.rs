@@ -463,3 +463,20 @@ async fn in_a_cluster_each_node_sends_the_events_of_what_it_did_once() {
         "no node sends another's event"
     );
 }
+
+#[tokio::test]
+async fn a_delete_through_a_pusher_trigger_is_an_action_of_the_api() {
+    use crate::pusher_api::Sdk;
+    let mut receiver = Receiver::start(&[], 200).await;
+    let server = server_for(&receiver, r#"["moderation"]"#).await;
+    let (status, published) = server.publish("clean:wall", json!({"text": "oops"})).await;
+    assert_eq!(status, 200, "{published}");
+    let offset = published["offset"].as_u64().unwrap();
+    let sdk = Sdk { server: &server, app_id: "app-1", key: "key-1", secret: "secret-1" };
+    let (status, answer) =
+        sdk.trigger(&["wall"], "fanfare:delete", &json!({"offset": offset}).to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+    let event = receiver.next_named("moderation_action").await;
+    assert_action(&event, "api", &json!({"action": "delete", "channel": "clean:wall", "offset": offset}));
+    assert_eq!(event["outcome"]["deleted"], json!([offset]), "{event}");
+}
