@@ -8,7 +8,6 @@
 use fanfare_testkit::RedisServer;
 use serde_json::{Value, json};
 
-use crate::process::spawn;
 use crate::pusher_api::PusherConn;
 use crate::support::{RawConn, TestServer, http, token};
 
@@ -248,33 +247,10 @@ async fn bad_kicks_and_unknown_connections_get_clear_answers() {
 #[tokio::test]
 async fn a_shadow_ban_survives_a_restart_of_the_real_binary() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("fanfare.toml");
-    let api_key = "0123456789abcdef0123";
-    let jwt = crate::support::JWT_SECRET;
-    let text = format!(
-        "api_key = \"{api_key}\"\n[auth]\njwt_algorithm = \"HS256\"\njwt_secret = \"{jwt}\"\n{CONFIG}"
-    );
-    std::fs::write(&config, text).unwrap();
-    let data = dir.path().join("data");
-    let (mut child, addr, _log) = spawn(&config, &data).await;
     let shadow = json!({"action": "shadow_ban", "user": "bob", "channel": "live:stage"});
-    let answer = http()
-        .post(format!("http://{addr}/api/moderation"))
-        .bearer_auth(api_key)
-        .json(&shadow)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200);
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
-
-    let (_child, addr, _log) = spawn(&config, &data).await;
-    let (socket, _) =
-        tokio_tungstenite::connect_async(format!("ws://{addr}/connection/websocket")).await.unwrap();
-    let mut bob = RawConn::from_socket(socket);
-    let connected = bob.command(json!({"type": "connect", "token": token("bob", json!({}))})).await;
-    assert!(connected.get("result").is_some(), "{connected}");
+    let (_child, addr, mut bob) =
+        crate::moderation::sanctioned_then_restarted(dir.path(), CONFIG, shadow).await;
+    let api_key = crate::moderation::RESTART_API_KEY;
     let reply = bob.command(json!({"type": "subscribe", "channel": "live:stage"})).await;
     assert!(reply.get("result").is_some(), "{reply}");
     let (hidden, own) = publish(&mut bob, "live:stage", "hidden").await;
