@@ -69,11 +69,12 @@ impl ChannelState {
         let decided: Vec<(Fresh<'_>, Option<Option<u64>>)> =
             fresh.iter().map(|item| (*item, self.shape(shaping, item.publication))).collect();
         let sampled_out = decided.iter().filter(|(_, decision)| decision.is_none()).count() as u64;
-        let kept = decided.into_iter().filter_map(|(item, decision)| decision.map(|skipped| (item, skipped)));
-        let batch = shaping.and_then(|shaping| shaping.batch);
-        let kept: Vec<(Fresh<'_>, Option<u64>)> = kept.collect();
+        let kept: Vec<(Fresh<'_>, Option<u64>)> = decided
+            .into_iter()
+            .filter_map(|(item, decision)| decision.map(|skipped| (item, skipped)))
+            .collect();
         let urgent = kept.iter().any(|(item, _)| must_go_now(item.publication));
-        let Some(batch) = batch.filter(|_| !urgent) else {
+        let Some(batch) = shaping.and_then(|shaping| shaping.batch).filter(|_| !urgent) else {
             let held = std::mem::take(&mut self.batch.held);
             let mut due: Vec<(Fresh<'_>, Option<u64>)> = held.iter().map(HeldDelivery::fresh).collect();
             due.extend(kept);

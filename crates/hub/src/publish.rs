@@ -12,6 +12,10 @@
 //! channel in offset order. A job's publications are never split across
 //! group commits, so a batch from one request reaches each subscriber in
 //! one pass, and in one socket write.
+//!
+//! A pipeline takes jobs from two queues: a shaped namespace's priority
+//! lane (and deletes) first, then the others, so a host's publication is
+//! not queued behind a flood of comments.
 
 use std::sync::Arc;
 use std::time::Instant;

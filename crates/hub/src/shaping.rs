@@ -74,7 +74,7 @@ pub(crate) struct Sampler {
 
 impl Sampler {
     /// A sampler for a subscription at `offset` (a recovery's replay).
-    fn from(offset: u64) -> Self {
+    fn starting_at(offset: u64) -> Self {
         Self { last_offset: Some(offset), ..Self::default() }
     }
 
@@ -120,7 +120,7 @@ pub(crate) fn shape_replay(
     since: u64,
     publications: Vec<Publication>,
 ) -> Vec<(Publication, u64)> {
-    let mut sampler = Sampler::from(since);
+    let mut sampler = Sampler::starting_at(since);
     publications
         .into_iter()
         .filter_map(|publication| sampler.decide(shaping, &publication).map(|skipped| (publication, skipped)))
