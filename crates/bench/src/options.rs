@@ -402,7 +402,10 @@ impl BenchOptions {
             });
         }
         if self.api_key.is_none() {
-            return Err(invalid("api-key", "priority publications go through the HTTP API, which needs its key"));
+            return Err(invalid(
+                "api-key",
+                "priority publications go through the HTTP API, which needs its key",
+            ));
         }
         if !(self.rate.is_finite() && self.rate > 0.0) {
             return Err(invalid("comment-rate", "must be more than 0 comments per second"));

@@ -254,7 +254,8 @@ impl LiveReport {
         let p = &self.priority;
         let o = &self.ordinary;
         let r = &self.reactions;
-        let every = if p.received_by_every_viewer { "every viewer got all" } else { "NOT every viewer got all" };
+        let every =
+            if p.received_by_every_viewer { "every viewer got all" } else { "NOT every viewer got all" };
         vec![
             (
                 "room",

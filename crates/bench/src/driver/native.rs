@@ -121,7 +121,8 @@ pub(crate) fn decode(text: &str) -> Incoming<'_> {
             // Ephemeral publications have no offset; reaction aggregates
             // are ephemeral.
             _ if frame.event.as_deref() == Some(REACTIONS_EVENT) => {
-                let aggregate = frame.data.and_then(|data| serde_json::from_str::<Aggregate>(data.get()).ok());
+                let aggregate =
+                    frame.data.and_then(|data| serde_json::from_str::<Aggregate>(data.get()).ok());
                 match aggregate {
                     Some(aggregate) => Incoming::Reactions { total: aggregate.counts.values().sum() },
                     None => Incoming::Unreadable,
@@ -175,7 +176,8 @@ mod tests {
     fn a_reaction_aggregate_gives_the_sum_of_its_counts() {
         let text = r#"{"type":"publication","channel":"live:stage","time":1000,"event":"fanfare:reactions","data":{"window_ms":250,"counts":{"👍":12,"❤️":3}}}"#;
         assert_eq!(decode(text), Incoming::Reactions { total: 15 });
-        let broken = r#"{"type":"publication","channel":"c","time":1,"event":"fanfare:reactions","data":{"n":1}}"#;
+        let broken =
+            r#"{"type":"publication","channel":"c","time":1,"event":"fanfare:reactions","data":{"n":1}}"#;
         assert_eq!(decode(broken), Incoming::Unreadable);
     }
 

@@ -67,7 +67,12 @@ pub(crate) fn decode(text: &str) -> Incoming<'_> {
         "pusher:ping" => Incoming::Answer(PONG),
         event if event.starts_with("pusher") => Incoming::Ignore,
         _ => match frame.data.and_then(|data| payload::decode(data.get())) {
-            Some(payload) => Incoming::Delivery { key: payload.seq, epoch: None, payload: Some(payload), shaping: Shaping::default() },
+            Some(payload) => Incoming::Delivery {
+                key: payload.seq,
+                epoch: None,
+                payload: Some(payload),
+                shaping: Shaping::default(),
+            },
             None => Incoming::Ignore,
         },
     }
@@ -84,7 +89,12 @@ mod tests {
         let text = format!(r#"{{"event":"fanfare-bench","channel":"c","data":{data}}}"#);
         assert_eq!(
             decode(&text),
-            Incoming::Delivery { key: 9, epoch: None, payload: Some(Payload { seq: 9, sent_us: 77 }), shaping: Shaping::default() }
+            Incoming::Delivery {
+                key: 9,
+                epoch: None,
+                payload: Some(Payload { seq: 9, sent_us: 77 }),
+                shaping: Shaping::default()
+            }
         );
     }
 

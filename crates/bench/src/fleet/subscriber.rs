@@ -299,7 +299,8 @@ impl Subscriber {
         self.next_react_id += 1;
         let reaction = REACTIONS[(self.spec.index + id as usize) % REACTIONS.len()];
         let channel = &self.shared.channels[self.spec.channel];
-        let command = serde_json::json!({"id": id, "type": "react", "channel": channel, "reaction": reaction});
+        let command =
+            serde_json::json!({"id": id, "type": "react", "channel": channel, "reaction": reaction});
         live.reactions_sent += 1;
         send_text(ws, command.to_string()).await
     }

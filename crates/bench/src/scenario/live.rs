@@ -78,7 +78,8 @@ pub(crate) async fn run(plan: Arc<Plan>) -> Result<Report, BenchError> {
 
     let mut report = report_frame(&plan, started, tool_report(&connected, &result, &plan, cpu_before));
     report.connect = Some(connect_report(&connected));
-    if let (Some(pid), Some(before), Some(after)) = (plan.options.server_pid, live.server_before, live.server_after)
+    if let (Some(pid), Some(before), Some(after)) =
+        (plan.options.server_pid, live.server_before, live.server_after)
     {
         report.server = Some(ServerReport {
             pid,
@@ -208,13 +209,16 @@ fn live_report(plan: &Plan, live: &LiveRun, fleet: &FleetResult, viewers: u64) -
         window_s: window,
         deliveries: live.deliveries,
         deliveries_per_second: per_second(live.deliveries, window),
-        deliveries_per_server_cpu_second: server_cpu.filter(|cpu| *cpu > 0.0).map(|cpu| live.deliveries as f64 / cpu),
+        deliveries_per_server_cpu_second: server_cpu
+            .filter(|cpu| *cpu > 0.0)
+            .map(|cpu| live.deliveries as f64 / cpu),
         server_cores: server_cpu.filter(|_| window > 0.0).map(|cpu| cpu / window),
         priority: PriorityReport {
             sent: live.priority.sent,
             failed: live.priority.failed,
             received: priority_received,
-            received_by_every_viewer: tally.priority.viewers == viewers && tally.priority.min == live.priority.sent,
+            received_by_every_viewer: tally.priority.viewers == viewers
+                && tally.priority.min == live.priority.sent,
             lost: (viewers * live.priority.sent).saturating_sub(priority_received),
             duplicated: tally.priority_integrity.duplicated,
             out_of_order: tally.priority_integrity.out_of_order,

@@ -306,7 +306,10 @@ async fn a_shaped_live_room_keeps_viewers_in_budget_and_accounts_for_every_comme
     assert!(reactions.sent > 150 && reactions.refused == 0, "{report}");
     assert_eq!(reactions.acked, reactions.sent, "{report}");
     assert!(reactions.aggregates > 0, "{report}");
-    assert_eq!(reactions.received_per_viewer_min, reactions.sent, "every viewer counted every reaction: {report}");
+    assert_eq!(
+        reactions.received_per_viewer_min, reactions.sent,
+        "every viewer counted every reaction: {report}"
+    );
     assert_eq!(reactions.received_per_viewer_max, reactions.sent, "{report}");
     assert!(live.consistent(), "{report}");
     assert!(report.errors.is_empty(), "{:?}", report.errors);
