@@ -170,8 +170,8 @@ impl Connection {
     async fn on_message(&mut self, message: ServerMessage, socket: &mut Socket) -> Option<SessionEnd> {
         match message {
             ServerMessage::Reply { id, outcome } => return self.on_reply(id, outcome, socket).await,
-            ServerMessage::Publication { channel, epoch, publication } => {
-                return self.on_publication(channel, epoch, publication, socket).await;
+            ServerMessage::Publication { channel, epoch, publication, skipped } => {
+                return self.on_publication(channel, epoch, publication, skipped, socket).await;
             }
             ServerMessage::Join { channel, member } => {
                 return self.deliver(channel, SubscriptionEvent::Join(member), socket).await;
@@ -190,11 +190,12 @@ impl Connection {
         channel: ChannelName,
         epoch: Option<Epoch>,
         publication: Publication,
+        skipped: u64,
         socket: &mut Socket,
     ) -> Option<SessionEnd> {
         // Pushes for a channel just unsubscribed can still be on the way.
         let sink = self.subscriptions.get_mut(&channel)?;
-        match sink.publication(epoch, publication).await {
+        match sink.publication(epoch, publication, skipped).await {
             Ok(()) => None,
             Err(_gone) => self.forget(channel, socket).await,
         }

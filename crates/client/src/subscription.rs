@@ -25,8 +25,10 @@ pub enum SubscriptionEvent {
     /// epoch changed) and the application must reload from its own source.
     Subscribed { position: StreamPosition, recovered: Option<bool> },
     /// A publication. Stored publications carry their epoch; ephemeral ones
-    /// have `epoch: None` and offset 0.
-    Publication { epoch: Option<Epoch>, publication: Publication },
+    /// have `epoch: None` and offset 0. `skipped`: in a shaped namespace,
+    /// how many publications just before this one were sampled out
+    /// (`docs/moderation.md` §6); 0 elsewhere.
+    Publication { epoch: Option<Epoch>, publication: Publication, skipped: u64 },
     /// A user's first connection joined the channel.
     Join(Member),
     /// A user's last connection left the channel.
@@ -87,7 +89,7 @@ impl Subscription {
             SubscriptionEvent::Subscribed { position, recovered } => {
                 self.position = position_after(Some(&self.position), position, *recovered);
             }
-            SubscriptionEvent::Publication { epoch: Some(epoch), publication } => {
+            SubscriptionEvent::Publication { epoch: Some(epoch), publication, .. } => {
                 self.position = StreamPosition::new(epoch.clone(), publication.offset);
             }
             _ => {}
@@ -170,10 +172,11 @@ impl SubscriptionSink {
         &mut self,
         epoch: Option<Epoch>,
         publication: Publication,
+        skipped: u64,
     ) -> Result<(), Gone> {
         let Some(epoch) = epoch else {
             // Ephemeral: no offset, so it neither moves the position nor can be a duplicate.
-            return self.send(SubscriptionEvent::Publication { epoch: None, publication }).await;
+            return self.send(SubscriptionEvent::Publication { epoch: None, publication, skipped }).await;
         };
         if epoch == self.position.epoch && publication.offset <= self.position.offset {
             tracing::debug!(
@@ -184,7 +187,7 @@ impl SubscriptionSink {
             return Ok(());
         }
         let position = StreamPosition::new(epoch.clone(), publication.offset);
-        self.send(SubscriptionEvent::Publication { epoch: Some(epoch), publication }).await?;
+        self.send(SubscriptionEvent::Publication { epoch: Some(epoch), publication, skipped }).await?;
         self.position = position;
         Ok(())
     }
@@ -230,7 +233,7 @@ mod tests {
     async fn publications_at_or_below_the_last_offset_are_dropped() {
         let (mut sink, mut subscription) = opened(2);
         for offset in [1, 2, 3, 3, 2, 4] {
-            sink.publication(Some(Epoch::new("e1")), publication(offset)).await.unwrap();
+            sink.publication(Some(Epoch::new("e1")), publication(offset), 0).await.unwrap();
         }
         assert_eq!(offsets_received(&mut subscription, 2).await, [3, 4]);
         assert_eq!(subscription.position(), &StreamPosition::new(Epoch::new("e1"), 4));
@@ -239,7 +242,7 @@ mod tests {
     #[tokio::test]
     async fn a_new_epoch_restarts_the_offsets() {
         let (mut sink, mut subscription) = opened(7);
-        sink.publication(Some(Epoch::new("e2")), publication(1)).await.unwrap();
+        sink.publication(Some(Epoch::new("e2")), publication(1), 0).await.unwrap();
         assert_eq!(offsets_received(&mut subscription, 1).await, [1]);
         assert_eq!(sink.position(), &StreamPosition::new(Epoch::new("e2"), 1));
     }
@@ -247,7 +250,7 @@ mod tests {
     #[tokio::test]
     async fn ephemeral_publications_do_not_move_the_position() {
         let (mut sink, mut subscription) = opened(5);
-        sink.publication(None, publication(0)).await.unwrap();
+        sink.publication(None, publication(0), 0).await.unwrap();
         assert_eq!(offsets_received(&mut subscription, 1).await, [0]);
         assert_eq!(subscription.position(), &StreamPosition::new(Epoch::new("e1"), 5));
         assert_eq!(sink.position().offset, 5);
@@ -261,7 +264,7 @@ mod tests {
         subscription.next().await;
         subscription.next().await;
         assert_eq!(subscription.position().offset, 3);
-        sink.publication(Some(Epoch::new("e1")), publication(4)).await.unwrap();
+        sink.publication(Some(Epoch::new("e1")), publication(4), 0).await.unwrap();
         assert_eq!(offsets_received(&mut subscription, 1).await, [4]);
     }
 
@@ -276,7 +279,7 @@ mod tests {
     #[tokio::test]
     async fn the_end_reason_arrives_after_every_queued_event() {
         let (mut sink, mut subscription) = opened(0);
-        sink.publication(Some(Epoch::new("e1")), publication(1)).await.unwrap();
+        sink.publication(Some(Epoch::new("e1")), publication(1), 0).await.unwrap();
         sink.end(UnsubscribeReason::Requested);
         assert!(matches!(subscription.next().await, Some(SubscriptionEvent::Subscribed { .. })));
         assert!(matches!(subscription.next().await, Some(SubscriptionEvent::Publication { .. })));

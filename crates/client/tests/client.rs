@@ -267,7 +267,7 @@ async fn an_ephemeral_publication_is_delivered_without_moving_the_position() {
     let channel = fanfare_protocol::ChannelName::new("typing").unwrap();
     connection.send(native::encode_ephemeral(&channel, 1, None, &data)).await;
     match next_event(&mut typing).await {
-        SubscriptionEvent::Publication { epoch: None, publication } => assert_eq!(publication.data, data),
+        SubscriptionEvent::Publication { epoch: None, publication, .. } => assert_eq!(publication.data, data),
         other => panic!("expected an ephemeral publication, got {other:?}"),
     }
     assert_eq!(typing.position(), &position("e1", 3));

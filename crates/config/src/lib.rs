@@ -49,6 +49,7 @@ mod rate;
 mod raw;
 mod render;
 mod settings;
+mod shaping;
 mod validate;
 
 pub use admission::{Admission, TrustedProxies};
@@ -65,6 +66,7 @@ pub use settings::{
     AuthSettings, CertificateFiles, ClusterSettings, FILE_HEADROOM, JwtKey, JwtSettings, Limits, Settings,
     StoreKind, StoreSettings, TlsSettings, api_key_file, redact_url_password,
 };
+pub use shaping::{PriorityLane, ShapingRules};
 
 /// The documented example configuration (every key, with its default).
 pub const EXAMPLE_TOML: &str = include_str!("example.toml");

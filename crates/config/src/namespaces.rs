@@ -22,6 +22,7 @@ use super::duration::HumanDuration;
 use super::kinds::{PublishPolicy, SubscribePolicy};
 use super::rate::HumanRate;
 use super::raw::RawNamespace;
+use super::shaping::ShapingRules;
 
 /// Everything the server decides per channel, resolved from its namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +41,9 @@ pub struct NamespaceSettings {
     /// blocklist, links, pre-publish hook. Set by validation (`content`
     /// keys merge over the defaults' before compiling), not by `apply`.
     pub content: ContentRules,
+    /// Huge-room shaping; `None`: off. Set by validation, like `content`;
+    /// its hub part is also in `channel.shaping`.
+    pub shaping: Option<ShapingRules>,
 }
 
 /// The limits on publications by connections (the HTTP API is not
@@ -70,6 +74,7 @@ impl Default for NamespaceSettings {
                 join_leave: false,
                 idempotency_window: Duration::from_secs(5 * 60),
                 durability: Durability::Fsync,
+                shaping: None,
             },
             publish: PublishPolicy::Server,
             subscribe: SubscribePolicy::Anyone,
@@ -77,6 +82,7 @@ impl Default for NamespaceSettings {
             allow_anonymous: true,
             publish_limits: PublishLimits::default(),
             content: ContentRules::default(),
+            shaping: None,
         }
     }
 }
@@ -124,7 +130,14 @@ impl NamespaceSettings {
             publish_rate_per_channel: Some(HumanRate(self.publish_limits.per_channel)),
             slow_mode: Some(HumanDuration(self.publish_limits.slow_mode)),
             content: Some(self.content.to_raw(secret)),
+            shaping: self.shaping.as_ref().map(ShapingRules::to_raw),
         }
+    }
+
+    /// Sets (or clears) the namespace's shaping, in both places.
+    pub(crate) fn set_shaping(&mut self, shaping: Option<ShapingRules>) {
+        self.channel.shaping = shaping.map(|rules| rules.hub);
+        self.shaping = shaping;
     }
 
     /// Whether publications are kept (and can be recovered).

@@ -212,6 +212,9 @@ pub(crate) struct RawNamespace {
     /// `content`: blocklist, links, pre-publish hook (`content.rs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<super::content::RawContent>,
+    /// `shaping`: huge-room shaping (`shaping.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shaping: Option<super::shaping::RawShaping>,
 }
 
 /// `[pusher]`: the default app's shorthand keys (what the

@@ -39,13 +39,56 @@ pub(crate) struct Encoded<'a> {
     message: Message<'a>,
     /// When a live publication was accepted, stamped on its frames.
     accepted: Option<Stamp>,
+    /// A shaped channel's publication: `skipped` of the channel's previous
+    /// delivery to this one, in the shared native frame.
+    skipped: Option<u64>,
     native: OnceCell<Frame>,
     pusher: OnceCell<Frame>,
 }
 
 impl<'a> Encoded<'a> {
     pub fn new(channel: &'a ChannelName, message: Message<'a>) -> Self {
-        Self { channel, message, accepted: None, native: OnceCell::new(), pusher: OnceCell::new() }
+        Self {
+            channel,
+            message,
+            accepted: None,
+            skipped: None,
+            native: OnceCell::new(),
+            pusher: OnceCell::new(),
+        }
+    }
+
+    /// A shaped channel's delivery after `skipped` sampled-out publications.
+    pub fn shaped(mut self, skipped: u64) -> Self {
+        self.skipped = Some(skipped);
+        self
+    }
+
+    /// `Some(skipped)` for a shaped channel's publication.
+    pub fn shaped_skipped(&self) -> Option<u64> {
+        self.skipped
+    }
+
+    /// The native frame of a shaped publication with a subscription's own
+    /// `skipped` (not cached: for the odd subscriber out).
+    pub fn frame_skipping(&self, skipped: u64) -> Frame {
+        match &self.message {
+            Message::Publication { epoch, publication } => {
+                self.stamp(native::encode_shaped_publication(self.channel, epoch, publication, skipped))
+            }
+            _ => self.frame(Protocol::Native).clone(),
+        }
+    }
+
+    /// What a subscription catching up holds of a shaped publication, to
+    /// encode on release; `None` for anything else (held as a frame).
+    pub fn held(&self) -> Option<(Epoch, Publication)> {
+        match (&self.message, self.skipped) {
+            (Message::Publication { epoch, publication }, Some(_)) => {
+                Some(((*epoch).clone(), (*publication).clone()))
+            }
+            _ => None,
+        }
     }
 
     /// A live publication accepted at `accepted`: its frames carry the
@@ -74,7 +117,7 @@ impl<'a> Encoded<'a> {
         let channel = self.channel;
         match &self.message {
             Message::Publication { epoch, publication } => {
-                native::encode_publication(channel, epoch, publication)
+                native::encode_shaped_publication(channel, epoch, publication, self.skipped.unwrap_or(0))
             }
             Message::Ephemeral { time_ms, event, data, .. } => {
                 native::encode_ephemeral(channel, *time_ms, *event, data)

@@ -18,6 +18,12 @@ pub enum HubError {
     Cluster(#[from] fanfare_cluster::ClusterError),
     #[error("the hub is shutting down")]
     ShuttingDown,
+    #[error("this channel's namespace takes no reactions")]
+    ReactionsOff,
+    #[error("a reaction is 1 to 32 bytes of text without control characters")]
+    BadReaction,
+    #[error("too many different reactions in this channel's window (at most 64); retry in the next")]
+    TooManyReactionKinds,
 }
 
 impl HubError {
@@ -31,6 +37,9 @@ impl HubError {
             HubError::Store(StoreError::Unsupported { .. }) => ErrorCode::NotAvailable,
             HubError::Store(_) | HubError::Cluster(_) => ErrorCode::Unavailable,
             HubError::ShuttingDown => ErrorCode::ShuttingDown,
+            HubError::ReactionsOff => ErrorCode::NotAvailable,
+            HubError::BadReaction => ErrorCode::BadRequest,
+            HubError::TooManyReactionKinds => ErrorCode::RateLimited,
         }
     }
 }

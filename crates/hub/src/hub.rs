@@ -16,8 +16,8 @@ use crate::connections::Connections;
 use crate::encode::{Encoded, Message};
 use crate::events::{EventSink, HubEvent};
 use crate::options::{ChannelOptions, ChannelPolicy, HubOptions};
-use crate::publish::{JobItem, PublishJob, Reply, run_pipeline};
-use crate::registry::{ConnId, FanOut, Registry};
+use crate::publish::{JobItem, PipelineQueues, PublishJob, Reply, run_pipeline};
+use crate::registry::{ConnId, Delivered, FanOut, Registry};
 use crate::telemetry::HubMetrics;
 
 /// A publication to make.
@@ -41,6 +41,10 @@ pub struct Publish {
     /// find it (the native connection's authenticated user; `None` for
     /// the HTTP API and anonymous connections). Not sent on the wire.
     pub author: Option<UserId>,
+    /// Published in the priority lane of a shaped namespace (the server, a
+    /// moderator, a host): never sampled out, and ahead of the ordinary
+    /// publications waiting for the pipeline. Ignored elsewhere.
+    pub priority: bool,
 }
 
 impl Publish {
@@ -55,6 +59,7 @@ impl Publish {
             exclude: None,
             user_id: None,
             author: None,
+            priority: false,
         }
     }
 }
@@ -118,6 +123,8 @@ pub(crate) struct Shared {
     pub connections: Connections,
     /// The cluster this node is part of; `None` for a single node.
     pub cluster: Option<Cluster>,
+    /// Reactions counted in each channel's open window.
+    pub reactions: crate::reactions::Reactions,
 }
 
 impl Shared {
@@ -127,11 +134,35 @@ impl Shared {
             self.metrics.slow_consumer_disconnects.increment(result.overflowed);
         }
     }
+
+    /// [`Shared::count_fan_out`] for fresh publications, and what shaping
+    /// sampled out of them.
+    pub fn count_delivered(&self, channel: &ChannelName, delivered: Delivered) {
+        self.count_fan_out(channel, delivered.fan_out);
+        if delivered.sampled_out > 0 {
+            self.metrics.of(channel).sampled_out.increment(delivered.sampled_out);
+        }
+    }
 }
 
 pub struct Hub {
     pub(crate) shared: Arc<Shared>,
-    pipelines: Vec<mpsc::Sender<PublishJob>>,
+    pipelines: Vec<Pipeline>,
+}
+
+/// The way into one publish pipeline: its ordinary and its priority queue.
+struct Pipeline {
+    ordinary: mpsc::Sender<PublishJob>,
+    priority: mpsc::Sender<PublishJob>,
+}
+
+impl Pipeline {
+    /// Queues a job (priority jobs ahead of ordinary ones waiting); an
+    /// error when the pipeline has stopped.
+    async fn send(&self, job: PublishJob, priority: bool) -> Result<(), HubError> {
+        let queue = if priority { &self.priority } else { &self.ordinary };
+        queue.send(job).await.map_err(|_| HubError::ShuttingDown)
+    }
 }
 
 impl Hub {
@@ -180,14 +211,26 @@ impl Hub {
         });
         let events = EventSink::new();
         let connections = Connections::default();
-        let shared =
-            Arc::new(Shared { store, registry, policy, options, metrics, events, connections, cluster });
+        let reactions = Default::default();
+        let shared = Arc::new(Shared {
+            store,
+            registry,
+            policy,
+            options,
+            metrics,
+            events,
+            connections,
+            cluster,
+            reactions,
+        });
         cluster::start(&shared, watch_rx, leaves_rx);
         let pipelines = (0..shared.registry.shard_count())
             .map(|_| {
-                let (tx, rx) = mpsc::channel(publish_queue);
-                tokio::spawn(run_pipeline(shared.clone(), rx));
-                tx
+                let (ordinary, ordinary_rx) = mpsc::channel(publish_queue);
+                let (priority, priority_rx) = mpsc::channel(publish_queue);
+                let queues = PipelineQueues { ordinary: ordinary_rx, priority: priority_rx };
+                tokio::spawn(run_pipeline(shared.clone(), queues));
+                Pipeline { ordinary, priority }
             })
             .collect();
         Self { shared, pipelines }
@@ -245,7 +288,7 @@ impl Hub {
     pub async fn submit_many(&self, publishes: Vec<Publish>) -> Vec<PublishReceipt> {
         let (time_ms, accepted_at) = (now_ms(), Instant::now());
         let mut receipts = Vec::with_capacity(publishes.len());
-        let mut jobs: Vec<PublishJob> = Vec::new();
+        let mut jobs: Vec<(PublishJob, bool)> = Vec::new();
         for publish in publishes {
             if publish.ephemeral {
                 let outcome = self.publish_ephemeral(&publish, time_ms).await.map(|()| Published::Ephemeral);
@@ -255,19 +298,19 @@ impl Hub {
             let (reply, answer) = oneshot::channel();
             receipts.push(PublishReceipt(Receipt::Waiting(answer)));
             let item = self.job_item(publish, time_ms, reply);
-            match jobs.iter_mut().find(|job| job.channel == item.request.channel) {
-                Some(job) => job.items.push(item),
-                None => jobs.push(PublishJob {
-                    channel: item.request.channel.clone(),
-                    items: vec![item],
-                    accepted_at,
-                }),
+            let priority = item.request.priority;
+            match jobs.iter_mut().find(|(job, p)| job.channel == item.request.channel && *p == priority) {
+                Some((job, _)) => job.items.push(item),
+                None => jobs.push((
+                    PublishJob { channel: item.request.channel.clone(), items: vec![item], accepted_at },
+                    priority,
+                )),
             }
         }
-        for job in jobs {
+        for (job, priority) in jobs {
             let pipeline = &self.pipelines[self.shared.registry.shard_of(&job.channel)];
             // A pipeline that has stopped drops the job: its receipts answer `ShuttingDown`.
-            let _ = pipeline.send(job).await;
+            let _ = pipeline.send(job, priority).await;
         }
         receipts
     }
@@ -286,6 +329,7 @@ impl Hub {
             exclude: publish.exclude.unwrap_or(0),
             author: publish.author,
             delete: None,
+            priority: publish.priority && options.shaping.is_some(),
         };
         JobItem { request, exclude: publish.exclude, reply }
     }
@@ -319,40 +363,12 @@ impl Hub {
             accepted_at: Instant::now(),
         };
         let pipeline = &self.pipelines[self.shared.registry.shard_of(&job.channel)];
-        pipeline.send(job).await.map_err(|_| HubError::ShuttingDown)?;
+        pipeline.send(job, true).await?;
         answer.await.map_err(|_| HubError::ShuttingDown)?
     }
 
     async fn publish_ephemeral(&self, publish: &Publish, time_ms: u64) -> Result<(), HubError> {
-        self.shared.metrics.of(&publish.channel).ephemeral_publications.increment(1);
-        if let Some(cluster) = &self.shared.cluster {
-            // Every node watching the channel fans it out, this one included.
-            let frame = fanfare_protocol::cluster::LiveFrame::Ephemeral {
-                exclude: publish.exclude.unwrap_or(0),
-                time_ms,
-                event: publish.event.clone(),
-                user: publish.user_id.clone(),
-                data: publish.data.clone(),
-            };
-            return cluster
-                .engines
-                .bus
-                .publish(&publish.channel, frame.encode())
-                .await
-                .map_err(HubError::Cluster);
-        }
-        let Some(chan) = self.shared.registry.get(&publish.channel) else { return Ok(()) };
-        let message = Message::Ephemeral {
-            time_ms,
-            event: publish.event.as_deref(),
-            data: &publish.data,
-            user: publish.user_id.as_ref(),
-        };
-        let encoded = Encoded::new(&publish.channel, message).accepted_at(Stamp::now());
-        let result =
-            chan.state.lock().fan_out(None, &encoded, publish.exclude, self.shared.options.catch_up_buffer);
-        self.shared.count_fan_out(&publish.channel, result);
-        Ok(())
+        publish_ephemeral(&self.shared, publish, time_ms).await
     }
 
     /// The channel's current position in the store.
@@ -535,4 +551,41 @@ impl Hub {
 
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Fans out an ephemeral publication: on this node, or in a cluster
+/// through the bus to every node watching the channel.
+pub(crate) async fn publish_ephemeral(
+    shared: &Shared,
+    publish: &Publish,
+    time_ms: u64,
+) -> Result<(), HubError> {
+    shared.metrics.of(&publish.channel).ephemeral_publications.increment(1);
+    if let Some(cluster) = &shared.cluster {
+        // Every node watching the channel fans it out, this one included.
+        let frame = fanfare_protocol::cluster::LiveFrame::Ephemeral {
+            exclude: publish.exclude.unwrap_or(0),
+            time_ms,
+            event: publish.event.clone(),
+            user: publish.user_id.clone(),
+            data: publish.data.clone(),
+        };
+        return cluster
+            .engines
+            .bus
+            .publish(&publish.channel, frame.encode())
+            .await
+            .map_err(HubError::Cluster);
+    }
+    let Some(chan) = shared.registry.get(&publish.channel) else { return Ok(()) };
+    let message = Message::Ephemeral {
+        time_ms,
+        event: publish.event.as_deref(),
+        data: &publish.data,
+        user: publish.user_id.as_ref(),
+    };
+    let encoded = Encoded::new(&publish.channel, message).accepted_at(Stamp::now());
+    let result = chan.state.lock().fan_out(None, &encoded, publish.exclude, shared.options.catch_up_buffer);
+    shared.count_fan_out(&publish.channel, result);
+    Ok(())
 }

@@ -17,6 +17,9 @@
 //! - `publish.rs`: per-shard pipelines that keep each channel in offset order.
 //! - `subscribe.rs`: subscribe with recovery from `(epoch, offset)`.
 //! - `presence.rs`: members keyed by user, join on first connection, leave on last.
+//! - `shaping.rs`: huge-room shaping, a channel's publications sampled once
+//!   for all its subscribers; `reactions.rs`: reactions counted per window
+//!   and pushed as one aggregate.
 //! - `encode.rs`: a message encoded once per protocol among its subscribers.
 //! - [`HubEvent`] (`events.rs`): channel lifecycle events for webhooks.
 //! - [`Connections`]: every connection, to close by user or all at shutdown.
@@ -37,7 +40,9 @@ mod options;
 mod outbox;
 mod presence;
 mod publish;
+mod reactions;
 mod registry;
+mod shaping;
 mod subscribe;
 mod telemetry;
 
@@ -49,5 +54,7 @@ pub use events::HubEvent;
 pub use hub::{ChannelInfo, Hub, Publish, PublishReceipt, Published};
 pub use options::{ChannelOptions, ChannelPolicy, HubOptions};
 pub use outbox::{CloseReason, Outbox, OutboxLimits, Pushed};
+pub use reactions::{MAX_REACTION_BYTES, MAX_REACTION_KINDS, REACTIONS_EVENT};
 pub use registry::{ConnId, Subscriber};
+pub use shaping::Shaping;
 pub use subscribe::Subscribe;

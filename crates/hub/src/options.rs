@@ -6,6 +6,8 @@ use std::time::Duration;
 use fanfare_protocol::ChannelName;
 use fanfare_store::{Durability, Retention};
 
+use crate::shaping::Shaping;
+
 /// Per-channel behaviour, resolved from the channel's namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChannelOptions {
@@ -23,6 +25,9 @@ pub struct ChannelOptions {
     /// What a durable publication waits for before it is acknowledged and
     /// fanned out: the disk (`Fsync`) or only the OS (`Buffered`).
     pub durability: Durability,
+    /// Huge-room shaping (`shaping.rs`); `None`: every publication reaches
+    /// every subscriber.
+    pub shaping: Option<Shaping>,
 }
 
 impl Default for ChannelOptions {
@@ -34,6 +39,7 @@ impl Default for ChannelOptions {
             join_leave: false,
             idempotency_window: Duration::from_secs(300),
             durability: Durability::Fsync,
+            shaping: None,
         }
     }
 }

@@ -23,9 +23,8 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::HubError;
-use crate::encode::{Encoded, Message};
 use crate::hub::Shared;
-use crate::registry::{ConnId, Outgoing};
+use crate::registry::{ConnId, Fresh};
 
 /// Most publications fanned out in one pass (those whose appends completed
 /// in the same group commit); a caller's group is never split.
@@ -60,11 +59,20 @@ struct Pending {
 
 type Completed = (Pending, Vec<Result<Appended, StoreError>>);
 
-pub(crate) async fn run_pipeline(shared: Arc<Shared>, mut jobs: mpsc::Receiver<PublishJob>) {
+/// A pipeline's two queues: the priority lane's jobs (publications of a
+/// shaped namespace's priority lane, deletes) are taken before the others
+/// waiting, so they get their offsets, and reach subscribers, first.
+pub(crate) struct PipelineQueues {
+    pub ordinary: mpsc::Receiver<PublishJob>,
+    pub priority: mpsc::Receiver<PublishJob>,
+}
+
+pub(crate) async fn run_pipeline(shared: Arc<Shared>, queues: PipelineQueues) {
+    let PipelineQueues { ordinary: mut jobs, mut priority } = queues;
     let max_in_flight = shared.options.max_in_flight;
     let mut in_flight = FuturesOrdered::new();
-    let mut open = true;
-    while open || !in_flight.is_empty() {
+    let (mut open, mut priority_open) = (true, true);
+    while open || priority_open || !in_flight.is_empty() {
         tokio::select! {
             biased;
             Some(first) = in_flight.next(), if !in_flight.is_empty() => {
@@ -78,19 +86,38 @@ pub(crate) async fn run_pipeline(shared: Arc<Shared>, mut jobs: mpsc::Receiver<P
                 }
                 finish(&shared, done);
             }
+            job = priority.recv(), if priority_open && in_flight.len() < max_in_flight => {
+                let Some(job) = job else { priority_open = false; continue };
+                in_flight.push_back(appended(enqueue(&shared, job).await));
+            }
             job = jobs.recv(), if open && in_flight.len() < max_in_flight => {
                 let Some(job) = job else { open = false; continue };
-                let (requests, pending) = split(job);
-                let (enqueued, latency) = (Instant::now(), shared.metrics.append_latency.clone());
-                let receipt = shared.store.enqueue_many(requests).await;
-                in_flight.push_back(async move {
-                    let outcomes = receipt.await;
-                    latency.record(enqueued.elapsed().as_secs_f64());
-                    (pending, outcomes)
-                });
+                in_flight.push_back(appended(enqueue(&shared, job).await));
             }
         }
     }
+}
+
+/// A job handed to the store, its receipt pending.
+struct Enqueued {
+    pending: Pending,
+    receipt: fanfare_store::GroupReceipt,
+    at: Instant,
+    latency: metrics::Histogram,
+}
+
+async fn enqueue(shared: &Shared, job: PublishJob) -> Enqueued {
+    let (requests, pending) = split(job);
+    let at = Instant::now();
+    let receipt = shared.store.enqueue_many(requests).await;
+    Enqueued { pending, receipt, at, latency: shared.metrics.append_latency.clone() }
+}
+
+/// The job's outcomes once its appends are durable.
+async fn appended(enqueued: Enqueued) -> Completed {
+    let outcomes = enqueued.receipt.await;
+    enqueued.latency.record(enqueued.at.elapsed().as_secs_f64());
+    (enqueued.pending, outcomes)
 }
 
 fn split(job: PublishJob) -> (Vec<AppendRequest>, Pending) {
@@ -134,10 +161,11 @@ fn finish(shared: &Shared, done: Vec<Completed>) {
 
 /// Encodes each new publication of one channel once and queues the same
 /// bytes for every subscriber on this node, all of them in one pass over
-/// the subscribers (each connection then writes them together).
+/// the subscribers (each connection then writes them together); a shaped
+/// channel's sampling decides first which go out.
 fn fan_out_durable(shared: &Shared, channel: &ChannelName, run: &[Completed]) {
     let Some(chan) = shared.registry.get(channel) else { return };
-    let fresh: Vec<(Option<ConnId>, &Appended, Stamp)> = run
+    let fresh: Vec<Fresh<'_>> = run
         .iter()
         .flat_map(|(pending, outcomes)| {
             let accepted = Stamp::at(pending.accepted_at);
@@ -148,29 +176,20 @@ fn fan_out_durable(shared: &Shared, channel: &ChannelName, run: &[Completed]) {
                 .zip(outcomes)
                 .map(move |(e, o)| (e, o, accepted))
         })
-        .filter_map(|(exclude, outcome, accepted)| {
-            outcome.as_ref().ok().filter(|a| !a.duplicate).map(|a| (exclude, a, accepted))
+        .filter_map(|(except, outcome, accepted)| {
+            let appended = outcome.as_ref().ok().filter(|a| !a.duplicate)?;
+            Some(Fresh { epoch: &appended.epoch, publication: &appended.publication, except, accepted })
         })
         .collect();
     if fresh.is_empty() {
         return;
     }
-    let encoded: Vec<Encoded<'_>> = fresh
-        .iter()
-        .map(|(_, appended, accepted)| {
-            let message = Message::Publication { epoch: &appended.epoch, publication: &appended.publication };
-            Encoded::new(channel, message).accepted_at(*accepted)
-        })
-        .collect();
-    let outgoing: Vec<Outgoing<'_>> = fresh
-        .iter()
-        .zip(&encoded)
-        .map(|((exclude, appended, _), message)| Outgoing {
-            offset: Some(appended.publication.offset),
-            message,
-            except: *exclude,
-        })
-        .collect();
-    let result = chan.state.lock().fan_out_many(&outgoing, shared.options.catch_up_buffer);
-    shared.count_fan_out(channel, result);
+    let shaping = (shared.policy)(channel).shaping;
+    let delivered = chan.state.lock().fan_out_publications(
+        channel,
+        &fresh,
+        shaping.as_ref(),
+        shared.options.catch_up_buffer,
+    );
+    shared.count_delivered(channel, delivered);
 }

@@ -9,13 +9,14 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use fanfare_protocol::{ChannelName, CloseCode, Frame, JsonData, UserId};
+use fanfare_protocol::{ChannelName, CloseCode, Epoch, Frame, JsonData, Publication, Stamp, UserId};
 
-use crate::encode::{Encoded, Protocol};
+use crate::encode::{Encoded, Message, Protocol};
 use parking_lot::{Mutex, RwLock};
 
 use crate::outbox::{CloseReason, Outbox, Pushed};
 use crate::presence::Presence;
+use crate::shaping::{Sampler, Shaping, skipped_between};
 
 /// A connection's id, unique within the server.
 pub type ConnId = u64;
@@ -37,14 +38,43 @@ pub struct Subscriber {
 pub(crate) struct Entry {
     pub sub: Subscriber,
     /// While a subscription is catching up on history, live frames wait here
-    /// (with their offsets) instead of in the outbox.
-    pub catch_up: Option<Vec<(Option<u64>, Frame)>>,
+    /// instead of in the outbox.
+    pub catch_up: Option<Vec<Held>>,
     /// Whether this subscription counts in presence (set once it is live).
     pub joined: bool,
     /// Offsets at or below this were covered when the subscription was
     /// made (replayed, or before its starting point): a fan-out of one of
     /// them that arrives late is not delivered again.
     pub skip_up_to: u64,
+    /// In a shaped channel: the offset of the last publication this
+    /// subscription received (or its position when it went live), from
+    /// which its next delivery counts `skipped`.
+    pub last_offset: u64,
+}
+
+impl Entry {
+    /// A subscription catching up, from its first moment.
+    pub fn catching_up(sub: Subscriber) -> Self {
+        Self { sub, catch_up: Some(Vec::new()), joined: false, skip_up_to: 0, last_offset: 0 }
+    }
+}
+
+/// A live message held while its subscription catches up.
+pub(crate) enum Held {
+    /// Encoded already, with its offset if it has one.
+    Frame(Option<u64>, Frame),
+    /// A shaped channel's publication: encoded on release, when the
+    /// subscription's own `skipped` is known.
+    Shaped(Epoch, Publication),
+}
+
+impl Held {
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            Held::Frame(offset, _) => *offset,
+            Held::Shaped(_, publication) => Some(publication.offset),
+        }
+    }
 }
 
 pub(crate) struct Channel {
@@ -55,6 +85,8 @@ pub(crate) struct Channel {
 pub(crate) struct ChannelState {
     pub entries: Vec<Entry>,
     pub presence: Presence,
+    /// A shaped channel's sampling, shared by all its subscribers.
+    pub sampler: Sampler,
 }
 
 /// Result of one fan-out.
@@ -62,6 +94,24 @@ pub(crate) struct ChannelState {
 pub(crate) struct FanOut {
     pub delivered: u64,
     pub overflowed: u64,
+}
+
+/// A new durable publication of a channel, to fan out.
+pub(crate) struct Fresh<'a> {
+    pub epoch: &'a Epoch,
+    pub publication: &'a Publication,
+    /// The connection that must not get it.
+    pub except: Option<ConnId>,
+    /// When it was accepted, stamped on its frames.
+    pub accepted: Stamp,
+}
+
+/// What a fan-out of fresh publications did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Delivered {
+    pub fan_out: FanOut,
+    /// Publications a shaped channel's sampling kept from every subscriber.
+    pub sampled_out: u64,
 }
 
 /// One message of a fan-out.
@@ -74,6 +124,50 @@ pub(crate) struct Outgoing<'a> {
 }
 
 impl ChannelState {
+    /// Whether the channel's next publication (in offset order) goes out,
+    /// and as what: `Some(None)` unshaped, `Some(Some(skipped))` a shaped
+    /// delivery, `None` sampled out.
+    pub fn shape(&mut self, shaping: Option<&Shaping>, publication: &Publication) -> Option<Option<u64>> {
+        let Some(shaping) = shaping else { return Some(None) };
+        self.sampler.decide(shaping, publication).map(Some)
+    }
+
+    /// Fans out new durable publications of the channel, in offset order:
+    /// each through the channel's shaping (when its namespace has one),
+    /// then encoded once and pushed to every subscriber
+    /// ([`ChannelState::fan_out_many`]).
+    pub fn fan_out_publications(
+        &mut self,
+        channel: &ChannelName,
+        fresh: &[Fresh<'_>],
+        shaping: Option<&Shaping>,
+        catch_up_cap: usize,
+    ) -> Delivered {
+        let mut encoded = Vec::with_capacity(fresh.len());
+        let mut kept = Vec::with_capacity(fresh.len());
+        for item in fresh {
+            let Some(shaped) = self.shape(shaping, item.publication) else { continue };
+            let message = Message::Publication { epoch: item.epoch, publication: item.publication };
+            let message = Encoded::new(channel, message).accepted_at(item.accepted);
+            encoded.push(match shaped {
+                Some(skipped) => message.shaped(skipped),
+                None => message,
+            });
+            kept.push(item);
+        }
+        let outgoing: Vec<Outgoing<'_>> = kept
+            .iter()
+            .zip(&encoded)
+            .map(|(item, message)| Outgoing {
+                offset: Some(item.publication.offset),
+                message,
+                except: item.except,
+            })
+            .collect();
+        let fan_out = self.fan_out_many(&outgoing, catch_up_cap);
+        Delivered { fan_out, sampled_out: (fresh.len() - kept.len()) as u64 }
+    }
+
     /// Pushes one message to every subscriber (but `except`): see
     /// [`ChannelState::fan_out_many`].
     pub fn fan_out(
@@ -115,8 +209,10 @@ impl ChannelState {
             let due = messages.iter().filter(|m| {
                 Some(entry.sub.conn) != m.except && m.offset.is_none_or(|o| o > entry.skip_up_to)
             });
+            let protocol = entry.sub.protocol;
             let Some(buffer) = &mut entry.catch_up else {
-                let frames = due.map(|m| m.message.frame(entry.sub.protocol).clone());
+                let last = &mut entry.last_offset;
+                let frames = due.map(|m| frame_for(m, protocol, last));
                 let (queued, pushed) = entry.sub.outbox.push_all(frames);
                 result.delivered += queued;
                 result.overflowed += u64::from(pushed == Pushed::Overflowed);
@@ -130,7 +226,10 @@ impl ChannelState {
                     }
                     break;
                 }
-                buffer.push((m.offset, m.message.frame(entry.sub.protocol).clone()));
+                buffer.push(match m.message.held() {
+                    Some((epoch, publication)) => Held::Shaped(epoch, publication),
+                    None => Held::Frame(m.offset, m.message.frame(protocol).clone()),
+                });
             }
         }
         result
@@ -139,6 +238,37 @@ impl ChannelState {
     pub fn position_of(&self, conn: ConnId) -> Option<usize> {
         self.entries.iter().position(|e| e.sub.conn == conn)
     }
+}
+
+/// The frame of `m` for a subscriber of `protocol`. A shaped publication
+/// counts its `skipped` from the subscriber's `last` offset (and moves
+/// it): the shared frame serves every subscriber that got the channel's
+/// previous delivery, a frame of its own the rare one that did not (just
+/// subscribed or recovered).
+fn frame_for(m: &Outgoing<'_>, protocol: Protocol, last: &mut u64) -> Frame {
+    let (Some(offset), Some(skipped)) = (m.offset, m.message.shaped_skipped()) else {
+        return m.message.frame(protocol).clone();
+    };
+    let own = skipped_between(*last, offset);
+    *last = offset;
+    match protocol {
+        Protocol::Native if own != skipped => m.message.frame_skipping(own),
+        _ => m.message.frame(protocol).clone(),
+    }
+}
+
+/// [`frame_for`] for a held shaped publication, on release.
+pub(crate) fn held_frame(
+    channel: &ChannelName,
+    epoch: &Epoch,
+    publication: &Publication,
+    protocol: Protocol,
+    last: &mut u64,
+) -> Frame {
+    let message = Message::Publication { epoch, publication };
+    let encoded = Encoded::new(channel, message).shaped(skipped_between(*last, publication.offset));
+    *last = publication.offset;
+    encoded.frame(protocol).clone()
 }
 
 type Shard = RwLock<HashMap<ChannelName, Arc<Channel>>>;

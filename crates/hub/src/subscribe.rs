@@ -29,7 +29,8 @@ use crate::encode::{Encoded, Message};
 use crate::events::HubEvent;
 use crate::hub::Hub;
 use crate::options::ChannelOptions;
-use crate::registry::{Attached, ChannelState, Entry, Subscriber};
+use crate::registry::{Attached, ChannelState, Entry, Held, Subscriber, held_frame};
+use crate::shaping;
 use crate::{HubError, Outbox};
 
 /// A subscription to make.
@@ -88,11 +89,24 @@ impl Hub {
         };
         self.count_recovery(plan.result.recovered);
         outbox.push_waiting(encode_reply(&plan.result, &members)).await;
-        for publication in &plan.replay {
+        let replay = match (options.shaping, since.as_ref()) {
+            (Some(shaping), Some(since)) => shaping::shape_replay(&shaping, since.offset, plan.replay),
+            _ => plan.replay.into_iter().map(|publication| (publication, 0)).collect(),
+        };
+        // Where the subscription's first live delivery counts `skipped` from.
+        let mut last_offset = match (since.as_ref(), plan.result.recovered) {
+            (Some(since), Some(true)) => since.offset,
+            _ => plan.covered_up_to,
+        };
+        for (publication, skipped) in &replay {
             let message = Message::Publication { epoch: &plan.result.epoch, publication };
-            outbox.push_waiting(Encoded::new(&channel, message).frame(protocol).clone()).await;
+            let encoded = Encoded::new(&channel, message);
+            let encoded = if options.shaping.is_some() { encoded.shaped(*skipped) } else { encoded };
+            outbox.push_waiting(encoded.frame(protocol).clone()).await;
+            last_offset = publication.offset;
         }
-        release_catch_up(&mut chan.state.lock(), conn, &outbox, plan.covered_up_to);
+        let release = Release { conn, covered_up_to: plan.covered_up_to, last_offset };
+        release_catch_up(&mut chan.state.lock(), &channel, &outbox, release);
         Ok(plan.result)
     }
 
@@ -101,7 +115,7 @@ impl Hub {
         channel: &ChannelName,
         subscriber: Subscriber,
     ) -> Result<Arc<crate::registry::Channel>, HubError> {
-        let entry = Entry { sub: subscriber, catch_up: Some(Vec::new()), joined: false, skip_up_to: 0 };
+        let entry = Entry::catching_up(subscriber);
         match self.shared.registry.attach(channel, entry) {
             Attached::AlreadySubscribed => Err(HubError::AlreadySubscribed),
             Attached::Added { channel: chan, created, count } => {
@@ -262,19 +276,35 @@ fn can_recover(since: &StreamPosition, page: &HistoryPage, recovery_limit: u64) 
     expected == page.top_offset + 1
 }
 
+/// What [`release_catch_up`] needs to know of the subscription.
+struct Release {
+    conn: u64,
+    /// Live frames at or below this offset were covered by the read.
+    covered_up_to: u64,
+    /// The last offset the subscription got, or its position: a shaped
+    /// channel's `skipped` counts from it.
+    last_offset: u64,
+}
+
 /// Step 4: moves held live frames newer than the read into the outbox and
 /// makes the subscription live, atomically with respect to fan-out. A
 /// publication the read covered may still be on its way to fan-out (it was
 /// durable before the read, and is fanned out after this): the entry
 /// remembers `covered_up_to` so that it is not delivered twice.
-fn release_catch_up(state: &mut ChannelState, conn: u64, outbox: &Outbox, covered_up_to: u64) {
-    let Some(index) = state.position_of(conn) else { return };
-    state.entries[index].skip_up_to = covered_up_to;
-    let held = state.entries[index].catch_up.take().unwrap_or_default();
-    for (offset, frame) in held {
-        if offset.is_none_or(|offset| offset > covered_up_to) {
-            outbox.push(frame);
-        }
+fn release_catch_up(state: &mut ChannelState, channel: &ChannelName, outbox: &Outbox, release: Release) {
+    let Some(index) = state.position_of(release.conn) else { return };
+    let entry = &mut state.entries[index];
+    let covered_up_to = release.covered_up_to;
+    (entry.skip_up_to, entry.last_offset) = (covered_up_to, release.last_offset);
+    let held = entry.catch_up.take().unwrap_or_default();
+    for held in held.into_iter().filter(|h| h.offset().is_none_or(|offset| offset > covered_up_to)) {
+        let frame = match held {
+            Held::Frame(_, frame) => frame,
+            Held::Shaped(epoch, publication) => {
+                held_frame(channel, &epoch, &publication, entry.sub.protocol, &mut entry.last_offset)
+            }
+        };
+        outbox.push(frame);
     }
 }
 

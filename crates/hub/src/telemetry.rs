@@ -38,6 +38,10 @@ pub struct HubMetrics {
     pub append_latency: Histogram,
     /// Seconds one history read took (the HTTP API, a resubscribe).
     pub read_latency: Histogram,
+    /// Reactions counted (`reactions.rs`).
+    pub reactions: Counter,
+    /// Aggregates of reactions pushed, one per channel window and node.
+    pub reaction_aggregates: Counter,
 }
 
 /// The counters of one `namespace` label.
@@ -45,6 +49,9 @@ pub struct NamespaceCounters {
     pub publications: Counter,
     pub ephemeral_publications: Counter,
     pub deliveries: Counter,
+    /// Publications a shaped channel's sampling kept from its subscribers
+    /// (once per publication and node, not per subscriber).
+    pub sampled_out: Counter,
 }
 
 impl NamespaceCounters {
@@ -57,7 +64,8 @@ impl NamespaceCounters {
             ephemeral_publications: counter!(
                 "fanfare_publications_total", "kind" => "ephemeral", "namespace" => label.clone()
             ),
-            deliveries: counter!("fanfare_deliveries_total", "namespace" => label),
+            deliveries: counter!("fanfare_deliveries_total", "namespace" => label.clone()),
+            sampled_out: counter!("fanfare_publications_sampled_out_total", "namespace" => label),
         }
     }
 }
@@ -81,6 +89,8 @@ impl HubMetrics {
             fanout_latency: histogram!("fanfare_publish_fanout_seconds"),
             append_latency: histogram!("fanfare_history_append_seconds"),
             read_latency: histogram!("fanfare_history_read_seconds"),
+            reactions: counter!("fanfare_reactions_total"),
+            reaction_aggregates: counter!("fanfare_reaction_aggregates_total"),
         }
     }
 

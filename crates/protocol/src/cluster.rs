@@ -101,6 +101,7 @@ pub fn encode_tail(publication: &Publication) -> Vec<u8> {
     push_len(&mut out, author.map(str::len));
     out.push(b' ');
     match &publication.deletion {
+        None if publication.priority => out.push(b'P'),
         None => out.push(b'-'),
         Some(Deletion::Deleted) => out.push(b'D'),
         Some(Deletion::Deletes(offsets)) => {
@@ -273,7 +274,8 @@ impl<'a> Reader<'a> {
         let author = author_len.map(|len| self.text(len).map(UserId::new)).transpose()?;
         let publication = match (mark, data) {
             (b"-", Some(data)) => Publication::new(offset, time_ms, event, data),
-            (b"-", None) => return Err(LiveFrameError("a publication needs data")),
+            (b"P", Some(data)) => Publication::new(offset, time_ms, event, data).with_priority(true),
+            (b"-" | b"P", None) => return Err(LiveFrameError("a publication needs data")),
             (b"D", None) => Publication::tombstone(offset, time_ms),
             ([b'X', list @ ..], None) => Publication::delete_record(offset, time_ms, parse_offsets(list)?),
             _ => return Err(LiveFrameError("bad mark")),
@@ -354,6 +356,10 @@ mod tests {
                         exclude: 0,
                     },
                     LivePublication { publication: Publication::tombstone(11, 6), exclude: 0 },
+                    LivePublication {
+                        publication: publication(12, None, "2").with_priority(true),
+                        exclude: 0,
+                    },
                 ],
             },
             LiveFrame::Ephemeral {

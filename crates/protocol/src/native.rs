@@ -54,6 +54,12 @@ pub enum CommandBody {
     },
     /// A moderator's action ([`moderation`]).
     Moderate(ModerationAction),
+    /// A reaction (an emoji) in a shaped namespace's channel: counted, and
+    /// pushed with the others of its window as one aggregate.
+    React {
+        channel: ChannelName,
+        reaction: String,
+    },
     Ping,
 }
 
@@ -67,6 +73,7 @@ impl CommandBody {
             CommandBody::History { .. } => "history",
             CommandBody::Presence { .. } => "presence",
             CommandBody::Moderate(_) => "moderate",
+            CommandBody::React { .. } => "react",
             CommandBody::Ping => "ping",
         }
     }
@@ -108,6 +115,7 @@ struct RawCommand<'a> {
     ephemeral: Option<bool>,
     limit: Option<usize>,
     reverse: Option<bool>,
+    reaction: Option<String>,
 }
 
 impl Command {
@@ -191,6 +199,10 @@ impl RawCommand<'_> {
                 CommandBody::History { channel: channel(&self.channel)?, query }
             }
             "presence" => CommandBody::Presence { channel: channel(&self.channel)? },
+            "react" => CommandBody::React {
+                channel: channel(&self.channel)?,
+                reaction: self.reaction.ok_or_else(|| bad("react needs \"reaction\""))?,
+            },
             "ping" => CommandBody::Ping,
             other => {
                 return Err(ErrorInfo::new(
@@ -312,6 +324,13 @@ struct PublicationPush<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     offset: Option<u64>,
     time: u64,
+    /// In a shaped namespace: publications sampled out just before this
+    /// one, for this subscription (never 0 on the wire).
+    #[serde(skip_serializing_if = "is_zero")]
+    skipped: u64,
+    /// A publication of a shaped namespace's priority lane.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    priority: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     event: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -324,15 +343,32 @@ struct PublicationPush<'a> {
     deleted: bool,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Encodes a stored publication push: done once per publication, shared by
 /// every subscriber.
 pub fn encode_publication(channel: &ChannelName, epoch: &Epoch, publication: &Publication) -> Frame {
+    encode_shaped_publication(channel, epoch, publication, 0)
+}
+
+/// [`encode_publication`] with `"skipped":skipped` (a shaped namespace's
+/// delivery after `skipped` sampled-out publications; 0 writes none).
+pub fn encode_shaped_publication(
+    channel: &ChannelName,
+    epoch: &Epoch,
+    publication: &Publication,
+    skipped: u64,
+) -> Frame {
     encode(&PublicationPush {
         kind: "publication",
         channel,
         epoch: Some(epoch),
         offset: Some(publication.offset),
         time: publication.time_ms,
+        skipped,
+        priority: publication.priority,
         event: publication.event.as_deref().filter(|_| publication.deletion.is_none()),
         data: publication.message_data(),
         deletes: publication.deletes(),
@@ -348,6 +384,8 @@ pub fn encode_ephemeral(channel: &ChannelName, time_ms: u64, event: Option<&str>
         epoch: None,
         offset: None,
         time: time_ms,
+        skipped: 0,
+        priority: false,
         event,
         data: Some(data),
         deletes: None,
@@ -408,11 +446,32 @@ fn encode<T: Serialize>(value: &T) -> Frame {
 /// A message from the server, as a client sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerMessage {
-    Reply { id: u64, outcome: Result<JsonData, ErrorInfo> },
-    Publication { channel: ChannelName, epoch: Option<Epoch>, publication: Publication },
-    Join { channel: ChannelName, member: Member },
-    Leave { channel: ChannelName, user: String },
-    Disconnect { code: u16, reason: String, reconnect: bool, reconnect_after_ms: Option<u64> },
+    Reply {
+        id: u64,
+        outcome: Result<JsonData, ErrorInfo>,
+    },
+    /// `skipped`: in a shaped namespace, publications sampled out just
+    /// before this one (0 when the push has none).
+    Publication {
+        channel: ChannelName,
+        epoch: Option<Epoch>,
+        publication: Publication,
+        skipped: u64,
+    },
+    Join {
+        channel: ChannelName,
+        member: Member,
+    },
+    Leave {
+        channel: ChannelName,
+        user: String,
+    },
+    Disconnect {
+        code: u16,
+        reason: String,
+        reconnect: bool,
+        reconnect_after_ms: Option<u64>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -426,6 +485,10 @@ struct RawServerMessage {
     epoch: Option<Epoch>,
     offset: Option<u64>,
     time: Option<u64>,
+    #[serde(default)]
+    skipped: u64,
+    #[serde(default)]
+    priority: bool,
     event: Option<String>,
     data: Option<JsonData>,
     deletes: Option<Vec<u64>>,
@@ -468,7 +531,9 @@ impl RawServerMessage {
                     self.data,
                     self.deletes,
                     self.deleted,
-                )?,
+                )?
+                .with_priority(self.priority),
+                skipped: self.skipped,
             }),
             Some("join") => Ok(ServerMessage::Join {
                 channel: channel.ok_or("join without channel")?,
@@ -515,6 +580,8 @@ struct OutgoingCommand<'a> {
     limit: Option<usize>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     reverse: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reaction: Option<&'a str>,
 }
 
 impl Command {
@@ -532,6 +599,7 @@ impl Command {
             ephemeral: false,
             limit: None,
             reverse: false,
+            reaction: None,
         };
         match &self.body {
             CommandBody::Connect { token } => out.token = token.as_deref(),
@@ -561,6 +629,10 @@ impl Command {
                     fields.extend(action.to_fields());
                 }
                 return frame.to_string();
+            }
+            CommandBody::React { channel, reaction } => {
+                out.channel = Some(channel);
+                out.reaction = Some(reaction);
             }
             CommandBody::Ping => {}
         }

@@ -88,6 +88,11 @@ pub struct Publication {
     pub author: Option<UserId>,
     /// Set for delete records and tombstones.
     pub deletion: Option<Deletion>,
+    /// Published in a shaped namespace's priority lane (the server, a
+    /// moderator, a host: `docs/moderation.md` §6): never sampled out.
+    /// Kept by every store, so recovery shapes as live delivery does;
+    /// `"priority":true` on the wire.
+    pub priority: bool,
 }
 
 /// What makes a publication a delete record or a tombstone.
@@ -103,7 +108,7 @@ pub enum Deletion {
 impl Publication {
     /// A message: `data`, no author, not deleted.
     pub fn new(offset: u64, time_ms: u64, event: Option<String>, data: JsonData) -> Self {
-        Self { offset, time_ms, event, data, author: None, deletion: None }
+        Self { offset, time_ms, event, data, author: None, deletion: None, priority: false }
     }
 
     /// A delete record at `offset` listing the `deleted` offsets.
@@ -121,6 +126,12 @@ impl Publication {
 
     pub fn with_author(mut self, author: Option<UserId>) -> Self {
         self.author = author;
+        self
+    }
+
+    /// The same publication in the priority lane (or not).
+    pub fn with_priority(mut self, priority: bool) -> Self {
+        self.priority = priority;
         self
     }
 
@@ -153,6 +164,8 @@ impl Publication {
 struct WirePublication<'a> {
     offset: u64,
     time: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    priority: bool,
     #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
     event: Option<std::borrow::Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,6 +182,7 @@ impl Serialize for Publication {
         WirePublication {
             offset: self.offset,
             time: self.time_ms,
+            priority: self.priority,
             event: self.event.as_deref().filter(|_| message).map(std::borrow::Cow::Borrowed),
             data: self.message_data().cloned(),
             deletes: self.deletes().map(<[u64]>::to_vec),
@@ -189,6 +203,7 @@ impl<'de> Deserialize<'de> for Publication {
             wire.deletes,
             wire.deleted,
         )
+        .map(|publication| publication.with_priority(wire.priority))
         .map_err(serde::de::Error::custom)
     }
 }

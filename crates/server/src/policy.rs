@@ -59,6 +59,13 @@ pub(crate) fn may_publish(namespace: &NamespaceSettings, subscribed: bool) -> Re
     }
 }
 
+/// Whether the server's own publications (the HTTP APIs) take the
+/// namespace's priority lane: it is shaped and its `priority` lists
+/// `server`.
+pub(crate) fn server_lane(namespace: &NamespaceSettings) -> bool {
+    namespace.shaping.is_some_and(|shaping| shaping.priority.server)
+}
+
 fn denied(message: &str) -> ErrorInfo {
     ErrorInfo::new(ErrorCode::PermissionDenied, message)
 }

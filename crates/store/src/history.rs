@@ -94,6 +94,10 @@ pub struct AppendRequest {
     /// and appends a delete record listing them. Its `idempotency_key` is
     /// ignored too: a delete finds its targets, it is not keyed itself.
     pub delete: Option<DeleteTargets>,
+    /// A publication of a shaped namespace's priority lane: every store
+    /// keeps the flag with it ([`Publication::priority`]) and gives it
+    /// back in reads and live frames.
+    pub priority: bool,
 }
 
 /// What a delete deletes, within one channel.
@@ -126,6 +130,7 @@ impl AppendRequest {
             exclude: 0,
             author: None,
             delete: None,
+            priority: false,
         }
     }
 

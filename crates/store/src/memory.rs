@@ -93,12 +93,14 @@ impl ChannelLog {
             && let Some(first) = self.idempotency.find(key, request.time_ms)
         {
             let publication = Publication::new(first.offset, first.time_ms, request.event, request.data)
-                .with_author(request.author);
+                .with_author(request.author)
+                .with_priority(request.priority);
             return (publication, true);
         }
         self.head += 1;
         let publication = Publication::new(self.head, request.time_ms, request.event, request.data)
-            .with_author(request.author);
+            .with_author(request.author)
+            .with_priority(request.priority);
         self.push(publication.clone(), &request.retention, now_ms);
         if let Some(key) = request.idempotency_key {
             let expires_ms = request.time_ms.saturating_add(duration_ms(request.idempotency_window));
@@ -257,6 +259,7 @@ mod tests {
             exclude: 0,
             author: None,
             delete: None,
+            priority: false,
         };
         for n in 0..100 {
             log.append(keyed(format!("k{n}"), 10_000 + n), 10_000);

@@ -237,6 +237,7 @@ fn append_request(
         exclude: 0,
         author: None,
         delete: None,
+        priority: false,
     }
 }
 

@@ -424,6 +424,8 @@ impl Check<'_> {
         base.apply(&raw.channel_defaults);
         let default_content = raw.channel_defaults.content.clone().unwrap_or_default();
         base.content = self.content("channel_defaults", &default_content)?;
+        let default_shaping = raw.channel_defaults.shaping.clone();
+        base.set_shaping(self.shaping("channel_defaults", default_shaping.as_ref())?);
         self.namespace("channel_defaults", &base, limits, auth)?;
         let mut resolved = Vec::with_capacity(raw.namespaces.len());
         for (name, raw) in &raw.namespaces {
@@ -443,10 +445,26 @@ impl Check<'_> {
             if let Some(content) = &raw.content {
                 settings.content = self.content(&prefix, &default_content.overridden_by(content))?;
             }
+            if let Some(shaping) = &raw.shaping {
+                let merged = default_shaping.clone().unwrap_or_default().overridden_by(shaping);
+                settings.set_shaping(self.shaping(&prefix, Some(&merged))?);
+            }
             self.namespace(&prefix, &settings, limits, auth)?;
             resolved.push((name.clone(), settings));
         }
         Ok(Namespaces::new(base, resolved))
+    }
+
+    /// `prefix.shaping`, merged, checked.
+    fn shaping(
+        &self,
+        prefix: &str,
+        raw: Option<&crate::shaping::RawShaping>,
+    ) -> Result<Option<crate::shaping::ShapingRules>, ConfigError> {
+        let Some(raw) = raw else { return Ok(None) };
+        crate::shaping::ShapingRules::check(raw)
+            .map(Some)
+            .map_err(|(name, reason)| self.invalid(&format!("{prefix}.shaping.{name}"), reason))
     }
 
     /// Checks one namespace's resolved settings; `prefix` is its table.

@@ -45,7 +45,7 @@ use tokio::time::Instant;
 use crate::encode::{Encoded, Message};
 use crate::hub::Shared;
 use crate::outbox::CloseReason;
-use crate::registry::Outgoing;
+use crate::registry::Fresh;
 
 use super::load::{LINGER, LINGER_ENOUGH, Load};
 
@@ -514,27 +514,21 @@ fn deliver_publications(
     items: &[LivePublication],
 ) -> u64 {
     let Some(chan) = shared.registry.get(channel) else { return 0 };
-    let encoded: Vec<Encoded<'_>> = items
+    let fresh: Vec<Fresh<'_>> = items
         .iter()
-        .map(|item| {
-            let message = Message::Publication { epoch, publication: &item.publication };
-            Encoded::new(channel, message).accepted_at(Stamp::from_unix_ms(item.publication.time_ms))
-        })
-        .collect();
-    let outgoing: Vec<Outgoing<'_>> = items
-        .iter()
-        .zip(&encoded)
-        .map(|(item, message)| Outgoing {
-            offset: Some(item.publication.offset),
-            message,
+        .map(|item| Fresh {
+            epoch,
+            publication: &item.publication,
             except: (item.exclude != 0).then_some(item.exclude),
+            accepted: Stamp::from_unix_ms(item.publication.time_ms),
         })
         .collect();
-    let result = chan.state.lock().fan_out_many(&outgoing, shared.options.catch_up_buffer);
-    let delivered = result.delivered;
-    shared.count_fan_out(channel, result);
+    let shaping = (shared.policy)(channel).shaping;
+    let cap = shared.options.catch_up_buffer;
+    let result = chan.state.lock().fan_out_publications(channel, &fresh, shaping.as_ref(), cap);
+    shared.count_delivered(channel, result);
     shared.metrics.publications_received.increment(items.len() as u64);
-    delivered
+    result.fan_out.delivered
 }
 
 /// Fans out a frame without an offset: ephemeral, join, leave.

@@ -99,7 +99,8 @@ fn publication_push_is_decoded_by_clients_as_encoded() {
         ServerMessage::Publication {
             channel: ch("room:1"),
             epoch: Some(Epoch::new("ep")),
-            publication: publication.with_author(None)
+            publication: publication.with_author(None),
+            skipped: 0,
         }
     );
 }

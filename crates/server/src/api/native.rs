@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::extract::{ApiKey, JsonBody};
 use crate::config::Settings;
 use crate::http_error::HttpError;
-use crate::policy::{check_data, hub_error};
+use crate::policy::{check_data, hub_error, server_lane};
 
 /// The most channels one broadcast may name.
 const MAX_BROADCAST_CHANNELS: usize = 1000;
@@ -46,8 +46,14 @@ pub async fn publish(
     publish_one(&hub, &settings, publish).await.map(Json)
 }
 
-async fn publish_one(hub: &Hub, settings: &Settings, publish: Publish) -> Result<PublishResult, HttpError> {
-    check_data(&publish.data, &settings.namespaces.resolve(&publish.channel))?;
+async fn publish_one(
+    hub: &Hub,
+    settings: &Settings,
+    mut publish: Publish,
+) -> Result<PublishResult, HttpError> {
+    let namespace = settings.namespaces.resolve(&publish.channel);
+    check_data(&publish.data, &namespace)?;
+    publish.priority = server_lane(&namespace);
     Ok(hub.publish(publish).await.map_err(hub_error)?.into())
 }
 

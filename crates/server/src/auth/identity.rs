@@ -18,6 +18,9 @@ pub struct Identity {
     /// The `moderate` claim: the channels (and `ns:*` namespaces) this
     /// user may moderate, in the syntax of the channels claim.
     pub moderates: Option<ChannelGrants>,
+    /// The `host` claim: the channels (and `ns:*` namespaces) where this
+    /// user publishes in a shaped namespace's priority lane.
+    pub hosts: Option<ChannelGrants>,
     /// The token's `exp`, in seconds since the Unix epoch.
     pub expires_at: Option<u64>,
 }
@@ -25,7 +28,7 @@ pub struct Identity {
 impl Identity {
     /// A connection without a token.
     pub fn anonymous() -> Self {
-        Self { user: Arc::from(""), grants: None, info: None, moderates: None, expires_at: None }
+        Self { user: Arc::from(""), grants: None, info: None, moderates: None, hosts: None, expires_at: None }
     }
 
     #[cfg(test)]
@@ -36,6 +39,11 @@ impl Identity {
     /// Whether the token lets this user moderate `channel`.
     pub fn moderates(&self, channel: &ChannelName) -> bool {
         self.moderates.as_ref().is_some_and(|grants| grants.allows(channel))
+    }
+
+    /// Whether the token makes this user a host of `channel`.
+    pub fn hosts(&self, channel: &ChannelName) -> bool {
+        self.hosts.as_ref().is_some_and(|grants| grants.allows(channel))
     }
 
     /// Whether the token grants `channel` (false without a channels claim).

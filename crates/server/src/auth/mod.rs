@@ -36,6 +36,9 @@ use crate::config::{AuthSettings, ConfigError, JwtAlgorithm, JwtSettings, jwt_ke
 
 /// The claim listing what a user may moderate (`["live:*", "chat:lobby"]`).
 pub const MODERATE_CLAIM: &str = "moderate";
+/// The claim that names the channels where the user is a host: in a
+/// shaped namespace their publications take the priority lane.
+pub const HOST_CLAIM: &str = "host";
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECS: u64 = 5;
@@ -101,6 +104,10 @@ impl Authenticator {
             None | Some(Value::Null) => None,
             Some(value) => Some(parse_grants(MODERATE_CLAIM, value)?),
         };
+        let hosts = match claims.get(HOST_CLAIM) {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(parse_grants(HOST_CLAIM, value)?),
+        };
         let info = match claims.remove("info") {
             None | Some(Value::Null) => None,
             Some(value) => Some(JsonData::from_value(&value)),
@@ -108,7 +115,7 @@ impl Authenticator {
         // The library has checked that `exp`, when present, is a number.
         let expires_at =
             claims.get("exp").and_then(|exp| exp.as_u64().or_else(|| exp.as_f64().map(|f| f as u64)));
-        Ok(Identity { user, grants, info, moderates, expires_at })
+        Ok(Identity { user, grants, info, moderates, hosts, expires_at })
     }
 }
 

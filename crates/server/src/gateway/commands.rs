@@ -6,6 +6,7 @@ use fanfare_protocol::native::{self, CommandBody, ConnectResult, HistoryParams, 
 use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, ErrorInfo, StreamPosition, UserId};
 
 use crate::auth::Identity;
+use crate::config::NamespaceSettings;
 use crate::content::ClientPublication;
 use crate::gateway::connection::Next;
 use crate::gateway::connection_counts::open_user;
@@ -38,6 +39,7 @@ impl Session {
             CommandBody::History { channel, query } => self.history(id, &channel, query).await,
             CommandBody::Presence { channel } => self.presence(id, &channel).await,
             CommandBody::Moderate(action) => self.moderate(id, action).await,
+            CommandBody::React { channel, reaction } => self.react(id, &channel, &reaction).await,
             CommandBody::Ping => {
                 self.reply(id, &serde_json::json!({}));
                 Ok(())
@@ -143,9 +145,10 @@ impl Session {
         check_data(&publish.data, &namespace)?;
         let identity = self.identity.as_ref().expect("checked in dispatch");
         self.app.moderation.may_publish(&identity.user, &publish.channel).await?;
+        publish.priority = in_priority_lane(identity, &publish.channel, &namespace);
         let mut limits = namespace.publish_limits;
-        if identity.moderates(&publish.channel) {
-            // Moderators speak whatever the slow mode.
+        if identity.moderates(&publish.channel) || publish.priority {
+            // Moderators (and a shaped namespace's hosts) speak whatever the slow mode.
             limits.slow_mode = std::time::Duration::ZERO;
         }
         self.app.limits.admit(&mut self.publisher, &identity.user, &publish.channel, &limits).await?;
@@ -187,6 +190,18 @@ impl Session {
         Ok(())
     }
 
+    /// A reaction in a shaped namespace: allowed where this connection may
+    /// publish and its user is neither banned nor muted; counted by the
+    /// hub, pushed with its window's others (`docs/moderation.md` §6.3).
+    async fn react(&mut self, id: u64, channel: &ChannelName, reaction: &str) -> Result<(), ErrorInfo> {
+        let namespace = self.app.settings.namespaces.resolve(channel);
+        may_publish(&namespace, self.channels.contains(channel))?;
+        self.app.moderation.may_publish(&self.identity().user, channel).await?;
+        self.app.hub.react(channel, reaction).map_err(hub_error)?;
+        self.reply(id, &serde_json::json!({}));
+        Ok(())
+    }
+
     /// A moderator's action, allowed by the token's `moderate` claim.
     async fn moderate(&mut self, id: u64, action: Action) -> Result<(), ErrorInfo> {
         let identity = self.identity();
@@ -200,4 +215,13 @@ impl Session {
     fn identity(&self) -> &Identity {
         self.identity.as_ref().expect("checked in dispatch")
     }
+}
+
+/// Whether a connection's publication in `channel` takes a shaped
+/// namespace's priority lane: it moderates or hosts the channel, and the
+/// namespace's `priority` lists that role.
+fn in_priority_lane(identity: &Identity, channel: &ChannelName, namespace: &NamespaceSettings) -> bool {
+    let Some(shaping) = &namespace.shaping else { return false };
+    let lane = shaping.priority;
+    (lane.moderators && identity.moderates(channel)) || (lane.hosts && identity.hosts(channel))
 }

@@ -458,7 +458,7 @@ async fn a_node_killed_mid_stream_loses_nothing_for_1000_clients_and_its_members
             while let Some(event) = subscription.next().await {
                 let mut log = log.lock();
                 match event {
-                    SubscriptionEvent::Publication { epoch, publication } => {
+                    SubscriptionEvent::Publication { epoch, publication, .. } => {
                         log.offsets.push(publication.offset);
                         log.epochs.push(epoch.map(|e| e.as_str().to_owned()).unwrap_or_default());
                     }

@@ -28,6 +28,7 @@ mod pusher_api;
 mod pusher_limits;
 mod pusher_user_ids;
 mod recovery;
+mod shaping;
 mod slow_consumer;
 mod storm;
 mod support;

@@ -74,11 +74,13 @@ impl<'a> GroupCommit<'a> {
             self.duplicates += 1;
             let publication =
                 Publication::new(first.offset, first.time_ms, request.event.clone(), request.data.clone())
-                    .with_author(request.author.clone());
+                    .with_author(request.author.clone())
+                    .with_priority(request.priority);
             return Ok(self.appended(publication, true));
         }
         let publication = Publication::new(0, request.time_ms, request.event.clone(), request.data.clone())
-            .with_author(request.author.clone());
+            .with_author(request.author.clone())
+            .with_priority(request.priority);
         let publication = self.push(request, publication)?;
         let offset = publication.offset;
         if let Some(stored_key) = stored_key {

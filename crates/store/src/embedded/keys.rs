@@ -46,6 +46,10 @@ pub(super) const VALUE_MARKER: u8 = 0x03;
 const KIND_MESSAGE: u8 = 0; // body: the JSON text
 const KIND_TOMBSTONE: u8 = 1; // body: empty
 const KIND_DELETE_RECORD: u8 = 2; // body: the deleted offsets, u64 BE each, ascending
+/// Added within format 3: a message of a shaped namespace's priority lane
+/// (body: the JSON text). A version older than this reads it as corrupt,
+/// so a store that has one cannot go back to such a version.
+const KIND_PRIORITY_MESSAGE: u8 = 3;
 
 const SEPARATOR: u8 = 0x00;
 const OFFSET_LEN: usize = 8;
@@ -70,13 +74,16 @@ pub(super) fn publication_key(channel: &str, offset: u64) -> Vec<u8> {
 /// body the kind says.
 pub(super) fn publication_value(publication: &Publication) -> Vec<u8> {
     let (kind, body): (u8, Vec<u8>) = match &publication.deletion {
+        None if publication.priority => {
+            (KIND_PRIORITY_MESSAGE, publication.data.as_str().as_bytes().to_vec())
+        }
         None => (KIND_MESSAGE, publication.data.as_str().as_bytes().to_vec()),
         Some(Deletion::Deleted) => (KIND_TOMBSTONE, Vec::new()),
         Some(Deletion::Deletes(offsets)) => {
             (KIND_DELETE_RECORD, offsets.iter().flat_map(|o| o.to_be_bytes()).collect())
         }
     };
-    let event = publication.event.as_deref().filter(|_| kind == KIND_MESSAGE);
+    let event = publication.event.as_deref().filter(|_| publication.deletion.is_none());
     let author = publication.author.as_ref().map(UserId::as_str);
     let mut value = Vec::with_capacity(2 + 8 + 4 + 64 + body.len());
     value.push(VALUE_MARKER);
@@ -124,10 +131,10 @@ pub(super) fn decode_publication(
     let (event, rest) = short_text(&value[10..]).ok_or_else(|| bad("bad event name"))?;
     let (author, body) = short_text(rest).ok_or_else(|| bad("bad author"))?;
     let publication = match kind {
-        KIND_MESSAGE => {
+        KIND_MESSAGE | KIND_PRIORITY_MESSAGE => {
             let text = String::from_utf8(body.to_vec()).map_err(|_| bad("data is not UTF-8"))?;
             let data = JsonData::parse(text).map_err(|_| bad("data is not JSON"))?;
-            Publication::new(offset, time_ms, event, data)
+            Publication::new(offset, time_ms, event, data).with_priority(kind == KIND_PRIORITY_MESSAGE)
         }
         KIND_TOMBSTONE if body.is_empty() => Publication::tombstone(offset, time_ms),
         KIND_DELETE_RECORD if !body.is_empty() && body.len() % 8 == 0 => {
@@ -362,6 +369,8 @@ mod tests {
         let named = Publication::new(8, 42, Some("chat-message".into()), data.clone())
             .with_author(Some(UserId::new("alice")));
         assert_eq!(decode_publication("c", 8, &publication_value(&named)).unwrap(), named);
+        let priority = Publication::new(10, 44, None, data.clone()).with_priority(true);
+        assert_eq!(decode_publication("c", 10, &publication_value(&priority)).unwrap(), priority);
         let record = Publication::delete_record(9, 43, vec![7, 8]).with_author(Some(UserId::new("mod")));
         assert_eq!(decode_publication("c", 9, &publication_value(&record)).unwrap(), record);
         let tombstone = Publication::tombstone(7, 42);

@@ -72,7 +72,7 @@ local function tombstone(spec, time_ms, first, last, first_time)
     local offset = tonumber(string.sub(entry[1], 3))
     local tail = entry[2][2]
     local stored_time, mark, stored_author = parse_tail(tail)
-    if stored_time and stored_time >= first_time and mark == '-'
+    if stored_time and stored_time >= first_time and (mark == '-' or mark == 'P')
         and (author == nil or stored_author == author) then
       targets[#targets + 1] = offset
       redis.call('XDEL', stream, entry[1])

@@ -77,7 +77,8 @@ pub(crate) fn append_item_args(request: &AppendRequest) -> ItemArgs {
         None => {
             let publication =
                 Publication::new(0, request.time_ms, request.event.clone(), request.data.clone());
-            (encode_tail(&publication.with_author(request.author.clone())), b"-".to_vec())
+            let publication = publication.with_author(request.author.clone()).with_priority(request.priority);
+            (encode_tail(&publication), b"-".to_vec())
         }
         // The script puts the offsets it tombstoned after the record's 'X'.
         Some(targets) => {

@@ -25,8 +25,8 @@ pub(crate) enum Message {
     Close(oneshot::Sender<()>),
 }
 
-/// What a request publishes: its event, data and author.
-type Content = (Option<String>, JsonData, Option<UserId>);
+/// What a request publishes: its event, data, author and lane (priority).
+type Content = (Option<String>, JsonData, Option<UserId>, bool);
 
 /// One `enqueue` or `enqueue_many`: its appends split by channel, one
 /// script call per channel, answered together in request order.
@@ -64,7 +64,7 @@ impl Job {
             calls[call].items.push(items);
         }
         drop(call_of);
-        let requests = requests.into_iter().map(|r| (r.event, r.data, r.author)).collect();
+        let requests = requests.into_iter().map(|r| (r.event, r.data, r.author, r.priority)).collect();
         let (reply, rx) = oneshot::channel();
         (Self { requests, calls, reply }, rx)
     }
@@ -451,9 +451,9 @@ fn answer(job: Job, call_outcomes: Vec<CallOutcome>) {
     let mut requests: Vec<Option<Content>> = job.requests.into_iter().map(Some).collect();
     for (call, outcome) in job.calls.iter().zip(call_outcomes) {
         for (n, &index) in call.indices.iter().enumerate() {
-            let Some((event, data, author)) = requests[index].take() else { continue };
+            let Some(content) = requests[index].take() else { continue };
             answers[index] = Some(match &outcome {
-                CallOutcome::Done((epoch, items)) => appended(epoch, &items[n], (event, data, author)),
+                CallOutcome::Done((epoch, items)) => appended(epoch, &items[n], content),
                 CallOutcome::Failed(error) => Err(error.clone()),
                 CallOutcome::StaleGeneration(_) | CallOutcome::NoScript => {
                     Err(StoreError::unavailable(BACKEND, false, None))
@@ -469,15 +469,19 @@ fn answer(job: Job, call_outcomes: Vec<CallOutcome>) {
 fn appended(
     epoch: &fanfare_protocol::Epoch,
     item: &ItemReply,
-    (event, data, author): Content,
+    (event, data, author, priority): Content,
 ) -> Result<Appended, StoreError> {
     let (publication, duplicate) = match &item.outcome {
         ItemOutcome::NothingToDelete => return Err(StoreError::NothingToDelete),
         ItemOutcome::Deleted(offsets) => {
             (Publication::delete_record(item.offset, item.time_ms, offsets.clone()), false)
         }
-        ItemOutcome::Fresh => (Publication::new(item.offset, item.time_ms, event, data), false),
-        ItemOutcome::Duplicate => (Publication::new(item.offset, item.time_ms, event, data), true),
+        ItemOutcome::Fresh => {
+            (Publication::new(item.offset, item.time_ms, event, data).with_priority(priority), false)
+        }
+        ItemOutcome::Duplicate => {
+            (Publication::new(item.offset, item.time_ms, event, data).with_priority(priority), true)
+        }
     };
     Ok(Appended { epoch: epoch.clone(), publication: publication.with_author(author), duplicate })
 }
