@@ -6,18 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { API_KEY, T, fence, framesOf, leftConnected, marker, nextEvent, serverForSuite, subscribe, unique } from './support.mjs';
-
-async function moderate(h, action) {
-  const response = await fetch(`${h.server.httpUrl}/api/moderation`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
-    body: JSON.stringify(action),
-  });
-  const body = await response.json();
-  assert.equal(response.status, 200, JSON.stringify(body));
-  return body;
-}
+import { API_KEY, T, fence, framesOf, leftConnected, marker, moderate, nextEvent, serverForSuite, subscribe, unique } from './support.mjs';
 
 function pusherError(p, from, predicate, label) {
   return p.errors.waitFor(

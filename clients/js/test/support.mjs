@@ -739,6 +739,19 @@ export async function nativePublish(server, channel, data) {
   return JSON.parse(text);
 }
 
+/** POST /api/moderation on the native HTTP API (the API key moderates everything); its answer. */
+export async function moderate(h, action) {
+  const res = await fetch(`${h.server.httpUrl}/api/moderation`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify(action),
+    signal: AbortSignal.timeout(T.event),
+  });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`/api/moderation answered ${res.status}: ${text}`);
+  return JSON.parse(text);
+}
+
 // ---------------------------------------------------------------------------
 // Hand-signed Pusher HTTP API requests (auth_version 1.0)
 

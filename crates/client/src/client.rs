@@ -118,6 +118,14 @@ impl Client {
         self.call_decoded(CommandBody::Moderate(action)).await
     }
 
+    /// A reaction in a channel of a shaped namespace (`docs/protocol.md`
+    /// §5.9): counted by the server and pushed with its window's others as
+    /// one `fanfare:reactions` publication.
+    pub async fn react(&self, channel: &str, reaction: &str) -> Result<(), ClientError> {
+        let channel = ChannelName::new(channel)?;
+        self.call(CommandBody::React { channel, reaction: reaction.to_owned() }).await.map(|_| ())
+    }
+
     /// Closes the connection (code 1000) and waits until the client has
     /// stopped. Subscriptions end with `Unsubscribed { reason: Closed }`.
     pub async fn close(&self) {

@@ -2,7 +2,7 @@
 //! an operator can list them.
 //!
 //! A single node writes them to a file in its data directory
-//! (`fanfare` `pusher/webhooks/dead_letters.rs`); a cluster keeps one log
+//! (`fanfare` `webhooks/dead_letters.rs`); a cluster keeps one log
 //! in its engine, so `GET /api/webhooks/dead_letters` on any node lists
 //! every node's letters, and a node's letters outlive the node.
 

@@ -1,4 +1,4 @@
-//! [`Sanctions`]: the bans and mutes moderators impose on users, in a
+//! [`Sanctions`]: the bans, mutes and shadow-bans moderators impose on users, in a
 //! channel or a whole namespace, with an optional expiry — kept by the
 //! engine, so they survive restarts and hold on every node.
 
@@ -15,6 +15,9 @@ pub enum SanctionKind {
     Ban,
     /// Subscribe and read, not publish.
     Mute,
+    /// Subscribe, read and publish, but the publications reach only the
+    /// user's own connections: nobody else, not history.
+    ShadowBan,
 }
 
 impl SanctionKind {
@@ -22,6 +25,7 @@ impl SanctionKind {
         match self {
             Self::Ban => "ban",
             Self::Mute => "mute",
+            Self::ShadowBan => "shadow_ban",
         }
     }
 }
@@ -74,11 +78,13 @@ impl Sanction {
     }
 }
 
-/// Bans and mutes, kept across restarts and shared by every node.
+/// Bans, mutes and shadow-bans, kept across restarts and shared by every node.
 ///
 /// # Contract
 /// - [`impose`](Sanctions::impose) keeps `sanction`, replacing any of the
 ///   same kind, user and scope (so a new expiry replaces the old one).
+///   Kinds are independent: a user may hold a ban, a mute and a
+///   shadow-ban on one scope at once.
 /// - [`in_force`](Sanctions::in_force) answers the sanctions on `user`
 ///   that hold in `channel` at `now_ms`: those of the channel and those of
 ///   its namespace, never expired ones, in no particular order.

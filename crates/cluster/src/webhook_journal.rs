@@ -3,7 +3,7 @@
 //! loses none.
 //!
 //! A single node keeps them as files in its data directory (`fanfare`
-//! `pusher/webhooks/journal.rs`): its next start finds them. A cluster
+//! `webhooks/journal.rs`): its next start finds them. A cluster
 //! keeps each node's in its engine: a node that stops cleanly releases
 //! them to whichever node adopts next, and the node that claims a dead
 //! node's lease adopts that node's.

@@ -144,3 +144,33 @@ impl fmt::Display for WebhookKind {
         f.write_str(self.as_str())
     }
 }
+
+/// The kinds of event a `[[webhooks]]` endpoint may ask for (its
+/// `events`); later features add kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerEventKind {
+    /// Every moderator's action (`moderation_action` events).
+    Moderation,
+    /// Every publication refused by a ban, a mute, slow mode, a publish
+    /// rate limit or the content rules (`publication_rejected` events).
+    Rejections,
+}
+
+impl ServerEventKind {
+    pub const ALL: [ServerEventKind; 2] = [ServerEventKind::Moderation, ServerEventKind::Rejections];
+
+    /// The name in `events`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerEventKind::Moderation => "moderation",
+            ServerEventKind::Rejections => "rejections",
+        }
+    }
+}
+
+impl fmt::Display for ServerEventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

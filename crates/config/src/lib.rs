@@ -26,6 +26,8 @@
 //!   per IP and per user, trusted proxies); `validate/admission.rs` checks it.
 //! - `content.rs`: a namespace's content rules (blocklist, links, the
 //!   pre-publish hook), compiled by `validate/content.rs`.
+//! - `webhooks.rs`: `[[webhooks]]`, the server's own webhooks (moderation
+//!   and rejection events); `validate/webhooks.rs` checks them.
 //! - `jwt_key.rs`: the JWT key, parsed once here so a bad key fails
 //!   validation; the server's authenticator verifies tokens with it.
 //! - `example.toml`: every key, documented.
@@ -51,12 +53,15 @@ mod render;
 mod settings;
 mod shaping;
 mod validate;
+mod webhooks;
 
 pub use admission::{Admission, TrustedProxies};
 pub use duration::{format_duration, parse_duration};
 pub use env::{ENV_VARS, EnvKind, EnvVar, markdown_table as env_markdown_table};
 pub use error::{ConfigError, Origin};
-pub use kinds::{Durability, JwtAlgorithm, LogFormat, PublishPolicy, SubscribePolicy, WebhookKind};
+pub use kinds::{
+    Durability, JwtAlgorithm, LogFormat, PublishPolicy, ServerEventKind, SubscribePolicy, WebhookKind,
+};
 pub use load::{ServeArgs, from_toml, load, load_from};
 pub use namespaces::{NamespaceSettings, Namespaces, PublishLimits};
 pub use pusher::{AppSettings, PusherSettings, WebhookSettings};
@@ -67,6 +72,7 @@ pub use settings::{
     StoreKind, StoreSettings, TlsSettings, api_key_file, redact_url_password,
 };
 pub use shaping::{PriorityLane, ShapingRules};
+pub use webhooks::{DEFAULT_SERVER_WEBHOOK_TIMEOUT, ServerWebhookSettings};
 
 /// The documented example configuration (every key, with its default).
 pub const EXAMPLE_TOML: &str = include_str!("example.toml");

@@ -130,7 +130,7 @@ impl NamespaceSettings {
             publish_rate_per_channel: Some(HumanRate(self.publish_limits.per_channel)),
             slow_mode: Some(HumanDuration(self.publish_limits.slow_mode)),
             content: Some(self.content.to_raw(secret)),
-            shaping: self.shaping.as_ref().map(ShapingRules::to_raw),
+            shaping: self.shaping.map(ShapingRules::to_raw),
         }
     }
 

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::duration::HumanDuration;
-use super::kinds::{Durability, JwtAlgorithm, LogFormat, PublishPolicy, SubscribePolicy, WebhookKind};
+use super::kinds::{
+    Durability, JwtAlgorithm, LogFormat, PublishPolicy, ServerEventKind, SubscribePolicy, WebhookKind,
+};
 use super::rate::HumanRate;
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -51,6 +53,23 @@ pub(crate) struct RawConfig {
     pub namespaces: BTreeMap<String, RawNamespace>,
     #[serde(default, skip_serializing_if = "RawPusher::is_empty")]
     pub pusher: RawPusher,
+    /// `[[webhooks]]`: the server's own webhooks (moderation, rejections).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<RawServerWebhook>,
+}
+
+/// One `[[webhooks]]` table.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServerWebhook {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<ServerEventKind>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<HumanDuration>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

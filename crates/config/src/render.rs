@@ -103,6 +103,7 @@ impl Settings {
                 .map(|(name, settings)| (name.to_owned(), settings.to_raw(&secret)))
                 .collect(),
             pusher: self.pusher.to_raw(secret),
+            webhooks: self.webhooks.iter().map(|hook| hook.to_raw(secret)).collect(),
         }
     }
 

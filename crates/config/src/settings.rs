@@ -14,6 +14,7 @@ use super::admission::Admission;
 use super::kinds::{Durability, JwtAlgorithm, LogFormat};
 use super::namespaces::Namespaces;
 use super::pusher::PusherSettings;
+use super::webhooks::ServerWebhookSettings;
 
 /// The whole configuration of one server.
 #[derive(Clone, PartialEq, Eq)]
@@ -54,6 +55,9 @@ pub struct Settings {
     /// Pusher apps. Empty: the serve command generates one on first start
     /// (see `data_dir/pusher_app.rs`).
     pub pusher: PusherSettings,
+    /// `[[webhooks]]`: the server's own webhooks (moderators' actions,
+    /// refused publications).
+    pub webhooks: Vec<ServerWebhookSettings>,
     /// The file the configuration was read from, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -82,6 +86,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             namespaces: Namespaces::default(),
             pusher: PusherSettings::default(),
+            webhooks: Vec::new(),
             config_file: None,
         }
     }
@@ -313,6 +318,7 @@ impl fmt::Debug for Settings {
             .field("auth", &self.auth)
             .field("namespaces", &self.namespaces)
             .field("pusher", &self.pusher)
+            .field("webhooks", &self.webhooks)
             .field("config_file", &self.config_file)
             .finish()
     }

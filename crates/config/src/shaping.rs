@@ -20,6 +20,9 @@ pub const WINDOWS: (Duration, Duration) = (Duration::from_millis(100), Duration:
 pub const REACTION_WINDOWS: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(10));
 const DEFAULT_WINDOW: Duration = Duration::from_secs(1);
 const DEFAULT_REACTIONS: Duration = Duration::from_millis(250);
+const DEFAULT_BATCH: Duration = Duration::from_millis(250);
+/// The longest a kept ordinary publication may wait for its batch.
+pub const MAX_BATCH: Duration = Duration::from_secs(1);
 /// The roles of the priority lane, as written.
 pub const ROLES: [&str; 3] = ["server", "moderators", "hosts"];
 
@@ -38,6 +41,9 @@ pub(crate) struct RawShaping {
     /// A duration, or `"off"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reactions: Option<String>,
+    /// `"0s"`: no batching.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<HumanDuration>,
 }
 
 impl RawShaping {
@@ -48,6 +54,7 @@ impl RawShaping {
             window: over.window.or(self.window),
             priority: over.priority.clone().or_else(|| self.priority.clone()),
             reactions: over.reactions.clone().or_else(|| self.reactions.clone()),
+            batch: over.batch.or(self.batch),
         }
     }
 }
@@ -94,12 +101,17 @@ impl ShapingRules {
                 Some(window)
             }
         };
+        let batch = raw.batch.map_or(DEFAULT_BATCH, |b| b.0);
+        if batch > MAX_BATCH {
+            return Err(("batch", "must be 0s (no batching) to 1s".to_owned()));
+        }
+        let batch = (!batch.is_zero()).then_some(batch);
         let priority = lane(raw.priority.as_deref())?;
-        Ok(ShapingRules { hub: Shaping { budget, window, reactions }, priority })
+        Ok(ShapingRules { hub: Shaping { budget, window, reactions, batch }, priority })
     }
 
     /// Every key, as written.
-    pub(crate) fn to_raw(&self) -> RawShaping {
+    pub(crate) fn to_raw(self) -> RawShaping {
         let lane = self.priority;
         let roles = ROLES.iter().zip([lane.server, lane.moderators, lane.hosts]);
         RawShaping {
@@ -107,6 +119,7 @@ impl ShapingRules {
             window: Some(HumanDuration(self.hub.window)),
             priority: Some(roles.filter(|(_, on)| *on).map(|(role, _)| (*role).to_owned()).collect()),
             reactions: Some(self.hub.reactions.map_or_else(|| "off".to_owned(), format_duration)),
+            batch: Some(HumanDuration(self.hub.batch.unwrap_or_default())),
         }
     }
 }
@@ -144,6 +157,7 @@ mod tests {
         assert_eq!(rules.hub.budget.get(), 20);
         assert_eq!(rules.hub.window, Duration::from_secs(1));
         assert_eq!(rules.hub.reactions, Some(Duration::from_millis(250)));
+        assert_eq!(rules.hub.batch, Some(Duration::from_millis(250)));
         assert_eq!(rules.priority, PriorityLane { server: true, moderators: true, hosts: true });
         assert_eq!(ShapingRules::check(&rules.to_raw()).unwrap(), rules, "round trip");
     }
@@ -161,6 +175,12 @@ mod tests {
         assert!(reason.contains("`vips` is not a role: the roles are server, moderators, hosts"), "{reason}");
         assert_eq!(key(RawShaping { reactions: Some("fast".into()), ..raw(Some(5)) }).0, "reactions");
         assert_eq!(key(RawShaping { reactions: Some("1m".into()), ..raw(Some(5)) }).0, "reactions");
+        let batch = RawShaping { batch: Some(HumanDuration(Duration::from_secs(2))), ..raw(Some(5)) };
+        assert_eq!(key(batch).0, "batch");
+        let unbatched = RawShaping { batch: Some(HumanDuration(Duration::ZERO)), ..raw(Some(5)) };
+        let rules = ShapingRules::check(&unbatched).unwrap();
+        assert_eq!(rules.hub.batch, None);
+        assert_eq!(ShapingRules::check(&rules.to_raw()).unwrap(), rules, "0s reads back");
     }
 
     #[test]
@@ -174,6 +194,25 @@ mod tests {
         assert_eq!(rules.hub.reactions, None);
         assert_eq!(rules.priority, PriorityLane { server: true, moderators: false, hosts: false });
         assert_eq!(rules.to_raw().reactions.as_deref(), Some("off"));
+    }
+
+    #[test]
+    fn the_configuration_names_a_bad_key_and_config_check_shows_the_resolved_tables() {
+        let refused = crate::from_toml("[namespaces.live.shaping]\nbudget = 20\npriority = [\"vips\"]\n");
+        let Err(crate::ConfigError::Invalid { key, reason, .. }) = refused else { panic!("{refused:?}") };
+        assert_eq!(key, "namespaces.live.shaping.priority");
+        assert!(reason.contains("`vips` is not a role"), "{reason}");
+        let toml = "[channel_defaults.shaping]\nbudget = 5\nreactions = \"off\"\n\
+                    [namespaces.live.shaping]\nbudget = 20\n";
+        let settings = crate::from_toml(toml).unwrap();
+        let live = settings.namespaces.get("live");
+        assert_eq!(live.channel.shaping.map(|s| (s.budget.get(), s.reactions)), Some((20, None)));
+        assert_eq!(settings.namespaces.get("other").shaping.map(|s| s.hub.budget.get()), Some(5));
+        let text = settings.to_toml();
+        assert!(text.contains("[namespaces.live.shaping]\nbudget = 20\nwindow = \"1s\""), "{text}");
+        assert!(text.contains("reactions = \"off\""), "{text}");
+        let raw = toml::to_string(&settings.to_raw(false)).unwrap();
+        assert_eq!(crate::from_toml(&raw).unwrap(), settings, "{raw}");
     }
 
     #[test]

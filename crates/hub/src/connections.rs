@@ -1,7 +1,8 @@
 //! Every live connection of this node, so the server can reach them by
-//! user (`POST /api/disconnect`) or all at once (shutdown).
+//! user (`POST /api/disconnect`), one by one (a moderator's kick) or all
+//! at once (shutdown).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -66,6 +67,30 @@ impl Connections {
             }
         }
         closed
+    }
+
+    /// Closes the connection `conn`, if it is on this node; returns how
+    /// many were closed (0 or 1).
+    pub fn close_connection(&self, conn: ConnId, reason: CloseReason) -> usize {
+        match self.shard(conn).lock().get(&conn) {
+            Some(registered) => {
+                registered.outbox.close(reason);
+                1
+            }
+            None => 0,
+        }
+    }
+
+    /// The connections of this node registered under any of `users`.
+    /// Goes through every connection: for rare uses (a shadow-banned
+    /// user's publication), not for every publication.
+    pub fn ids_of(&self, users: &[String]) -> HashSet<ConnId> {
+        let mut ids = HashSet::new();
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            ids.extend(shard.iter().filter(|(_, r)| users.iter().any(|u| **u == *r.user)).map(|(id, _)| *id));
+        }
+        ids
     }
 
     /// Closes every connection, each with the reason `reason_for` gives

@@ -17,7 +17,7 @@ use crate::encode::{Encoded, Message};
 use crate::events::{EventSink, HubEvent};
 use crate::options::{ChannelOptions, ChannelPolicy, HubOptions};
 use crate::publish::{JobItem, PipelineQueues, PublishJob, Reply, run_pipeline};
-use crate::registry::{ConnId, Delivered, FanOut, Registry};
+use crate::registry::{ConnId, Delivered, FanOut, Outgoing, Registry};
 use crate::telemetry::HubMetrics;
 
 /// A publication to make.
@@ -585,7 +585,9 @@ pub(crate) async fn publish_ephemeral(
         user: publish.user_id.as_ref(),
     };
     let encoded = Encoded::new(&publish.channel, message).accepted_at(Stamp::now());
-    let result = chan.state.lock().fan_out(None, &encoded, publish.exclude, shared.options.catch_up_buffer);
-    shared.count_fan_out(&publish.channel, result);
+    // A shaped channel's held batch goes out with it, in the same write.
+    let extra = Outgoing { offset: None, message: &encoded, except: publish.exclude };
+    let result = chan.state.lock().flush_batch(&publish.channel, Some(extra), shared.options.catch_up_buffer);
+    shared.count_delivered(&publish.channel, result);
     Ok(())
 }

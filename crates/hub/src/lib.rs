@@ -20,9 +20,11 @@
 //! - `shaping.rs`: huge-room shaping, a channel's publications sampled once
 //!   for all its subscribers; `reactions.rs`: reactions counted per window
 //!   and pushed as one aggregate.
+//! - `shadow.rs`: a shadow-banned user's publications, for that user's eyes only.
 //! - `encode.rs`: a message encoded once per protocol among its subscribers.
 //! - [`HubEvent`] (`events.rs`): channel lifecycle events for webhooks.
-//! - [`Connections`]: every connection, to close by user or all at shutdown.
+//! - [`Connections`]: every connection, to close by user, one by one, or all
+//!   at shutdown.
 //! - `cluster/`: the same in a cluster of nodes: fan-out from the cluster
 //!   bus with gaps healed from history, presence and occupancy through the
 //!   cluster's engines, node leases, requests to every node.
@@ -30,6 +32,8 @@
 //! The hub knows no sockets, HTTP or wire format beyond "a subscriber has an
 //! outbox of encoded frames".
 
+mod batch;
+mod close_one;
 mod cluster;
 mod connections;
 mod encode;
@@ -42,6 +46,7 @@ mod presence;
 mod publish;
 mod reactions;
 mod registry;
+mod shadow;
 mod shaping;
 mod subscribe;
 mod telemetry;

@@ -132,7 +132,7 @@ fn split(job: PublishJob) -> (Vec<AppendRequest>, Pending) {
 
 /// Fans out publications whose appends completed together, then answers
 /// their publishers, in offset order.
-fn finish(shared: &Shared, done: Vec<Completed>) {
+fn finish(shared: &Arc<Shared>, done: Vec<Completed>) {
     let mut start = 0;
     // A store that publishes live frames itself (a cluster's) leaves
     // fan-out to the receiving side of every node, this one included.
@@ -163,7 +163,7 @@ fn finish(shared: &Shared, done: Vec<Completed>) {
 /// bytes for every subscriber on this node, all of them in one pass over
 /// the subscribers (each connection then writes them together); a shaped
 /// channel's sampling decides first which go out.
-fn fan_out_durable(shared: &Shared, channel: &ChannelName, run: &[Completed]) {
+fn fan_out_durable(shared: &Arc<Shared>, channel: &ChannelName, run: &[Completed]) {
     let Some(chan) = shared.registry.get(channel) else { return };
     let fresh: Vec<Fresh<'_>> = run
         .iter()
@@ -191,5 +191,5 @@ fn fan_out_durable(shared: &Shared, channel: &ChannelName, run: &[Completed]) {
         shaping.as_ref(),
         shared.options.catch_up_buffer,
     );
-    shared.count_delivered(channel, delivered);
+    crate::batch::after_fan_out(shared, &chan, channel, delivered);
 }

@@ -79,16 +79,21 @@ fn check_reaction(reaction: &str) -> Result<(), HubError> {
 async fn push_after(shared: Arc<Shared>, channel: ChannelName, window: Duration) {
     tokio::time::sleep(window).await;
     let Some(counts) = shared.reactions.take(&channel) else { return };
-    let data = serde_json::json!({ "window_ms": window.as_millis() as u64, "counts": counts });
     let publish = Publish {
         event: Some(REACTIONS_EVENT.to_owned()),
         ephemeral: true,
-        ..Publish::new(channel, JsonData::from_value(&data))
+        ..Publish::new(channel, aggregate(window, &counts))
     };
     shared.metrics.reaction_aggregates.increment(1);
     if let Err(error) = publish_ephemeral(&shared, &publish, now_ms()).await {
         tracing::warn!(channel = %publish.channel, %error, "a reaction aggregate was not pushed");
     }
+}
+
+/// An aggregate's data: `{"counts":{…},"window_ms":…}`, keys in byte order.
+fn aggregate(window: Duration, counts: &BTreeMap<String, u64>) -> JsonData {
+    let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+    JsonData::from_value(&serde_json::json!({ "counts": counts, "window_ms": window_ms }))
 }
 
 #[cfg(test)]
@@ -108,6 +113,13 @@ mod tests {
         let counts = reactions.take(&channel).unwrap();
         assert_eq!((counts["👍"], counts.len()), (3, MAX_REACTION_KINDS));
         assert!(reactions.take(&channel).is_none());
+    }
+
+    #[test]
+    fn an_aggregate_is_the_counts_in_byte_order_and_the_window() {
+        let counts = BTreeMap::from([("👍".to_owned(), 120), ("❤️".to_owned(), 31)]);
+        let data = aggregate(Duration::from_millis(250), &counts);
+        assert_eq!(data.as_str(), r#"{"counts":{"❤️":31,"👍":120},"window_ms":250}"#);
     }
 
     #[test]

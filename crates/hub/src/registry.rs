@@ -87,6 +87,8 @@ pub(crate) struct ChannelState {
     pub presence: Presence,
     /// A shaped channel's sampling, shared by all its subscribers.
     pub sampler: Sampler,
+    /// A shaped channel's ordinary deliveries waiting for its next batch.
+    pub batch: crate::batch::Batch,
 }
 
 /// Result of one fan-out.
@@ -97,6 +99,7 @@ pub(crate) struct FanOut {
 }
 
 /// A new durable publication of a channel, to fan out.
+#[derive(Clone, Copy)]
 pub(crate) struct Fresh<'a> {
     pub epoch: &'a Epoch,
     pub publication: &'a Publication,
@@ -112,6 +115,9 @@ pub(crate) struct Delivered {
     pub fan_out: FanOut,
     /// Publications a shaped channel's sampling kept from every subscriber.
     pub sampled_out: u64,
+    /// A shaped channel now holds deliveries for its next batch and no
+    /// flush is due yet: the caller schedules one after this long.
+    pub flush_after: Option<std::time::Duration>,
 }
 
 /// One message of a fan-out.
@@ -130,42 +136,6 @@ impl ChannelState {
     pub fn shape(&mut self, shaping: Option<&Shaping>, publication: &Publication) -> Option<Option<u64>> {
         let Some(shaping) = shaping else { return Some(None) };
         self.sampler.decide(shaping, publication).map(Some)
-    }
-
-    /// Fans out new durable publications of the channel, in offset order:
-    /// each through the channel's shaping (when its namespace has one),
-    /// then encoded once and pushed to every subscriber
-    /// ([`ChannelState::fan_out_many`]).
-    pub fn fan_out_publications(
-        &mut self,
-        channel: &ChannelName,
-        fresh: &[Fresh<'_>],
-        shaping: Option<&Shaping>,
-        catch_up_cap: usize,
-    ) -> Delivered {
-        let mut encoded = Vec::with_capacity(fresh.len());
-        let mut kept = Vec::with_capacity(fresh.len());
-        for item in fresh {
-            let Some(shaped) = self.shape(shaping, item.publication) else { continue };
-            let message = Message::Publication { epoch: item.epoch, publication: item.publication };
-            let message = Encoded::new(channel, message).accepted_at(item.accepted);
-            encoded.push(match shaped {
-                Some(skipped) => message.shaped(skipped),
-                None => message,
-            });
-            kept.push(item);
-        }
-        let outgoing: Vec<Outgoing<'_>> = kept
-            .iter()
-            .zip(&encoded)
-            .map(|(item, message)| Outgoing {
-                offset: Some(item.publication.offset),
-                message,
-                except: item.except,
-            })
-            .collect();
-        let fan_out = self.fan_out_many(&outgoing, catch_up_cap);
-        Delivered { fan_out, sampled_out: (fresh.len() - kept.len()) as u64 }
     }
 
     /// Pushes one message to every subscriber (but `except`): see
@@ -195,6 +165,20 @@ impl ChannelState {
     pub fn fan_out_except_user(&mut self, message: &Encoded<'_>, user: &str, catch_up_cap: usize) -> FanOut {
         let outgoing = [Outgoing { offset: None, message, except: None }];
         self.fan_out_to(&outgoing, catch_up_cap, |sub| sub.user.as_str() != user)
+    }
+
+    /// Pushes one message without an offset to the subscribers that are
+    /// among `conns` (but `except`): a shadow-banned user's publication,
+    /// which only that user's own connections receive.
+    pub fn fan_out_to_connections(
+        &mut self,
+        message: &Encoded<'_>,
+        except: Option<ConnId>,
+        conns: &std::collections::HashSet<ConnId>,
+        catch_up_cap: usize,
+    ) -> FanOut {
+        let outgoing = [Outgoing { offset: None, message, except }];
+        self.fan_out_to(&outgoing, catch_up_cap, |sub| conns.contains(&sub.conn))
     }
 
     /// [`ChannelState::fan_out_many`] to the subscribers `to` accepts.

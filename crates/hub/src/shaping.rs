@@ -41,6 +41,9 @@ pub struct Shaping {
     /// Reactions are counted and pushed as one aggregate per this window;
     /// `None`: the namespace takes no reactions.
     pub reactions: Option<Duration>,
+    /// Kept ordinary publications wait at most this long for the
+    /// channel's next batch (`batch.rs`); `None`: each goes at once.
+    pub batch: Option<Duration>,
 }
 
 impl Shaping {
@@ -141,6 +144,7 @@ mod tests {
             budget: NonZeroU32::new(budget).unwrap(),
             window: Duration::from_millis(window_ms),
             reactions: None,
+            batch: None,
         }
     }
 

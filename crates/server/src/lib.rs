@@ -20,6 +20,9 @@
 //!   and the `[pusher]` settings: apps, the WebSocket session
 //!   (`pusher/session/`, on the gateway's driver), the Pusher HTTP API,
 //!   signed-in users, webhooks.
+//! - [`webhooks`]: webhook delivery (batches, the signature, retries, the
+//!   journal, dead letters) for the Pusher webhooks and the server's own
+//!   `[[webhooks]]` (moderators' actions, refused publications).
 //! - `content/`: the namespaces' content rules on client publications
 //!   (blocklist, links, the pre-publish hook), checked once before the hub.
 //! - `policy.rs`: message checks, namespace permissions, and the one
@@ -62,3 +65,4 @@ pub(crate) mod readiness;
 pub mod server;
 pub(crate) mod telemetry;
 pub mod tls;
+pub mod webhooks;

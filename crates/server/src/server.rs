@@ -36,6 +36,7 @@ use crate::pusher::webhooks::{WebhookOptions, Webhooks};
 use crate::pusher::{self, PusherState};
 use crate::telemetry::ServerMetrics;
 use crate::tls::{Certificates, TlsListener};
+use crate::webhooks::{Routes, ServerWebhooks};
 use crate::{admin, api, gateway};
 
 /// Everything a request or a session needs, shared. HTTP handlers take
@@ -54,6 +55,9 @@ pub struct App {
     /// The Pusher apps, their signed-in users and webhooks, for the Pusher
     /// sessions and the Pusher HTTP API.
     pub(crate) pusher: Arc<PusherState>,
+    /// The `[[webhooks]]` endpoints: moderators' actions and refused
+    /// publications are events on them.
+    pub(crate) webhooks: ServerWebhooks,
     /// Verifies the token a native connection presents on `connect`.
     pub(crate) auth: Authenticator,
     /// The key the native HTTP API requires (`Authorization: Bearer`).
@@ -211,7 +215,13 @@ pub fn build_with(
         webhook_options.adopt_every = Some(ADOPT_EVERY);
     }
     adjust_webhooks(&mut webhook_options);
-    let webhooks = Webhooks::start(apps.clone(), &hub, webhook_stores, webhook_options);
+    // Both families share the journal and the dead letters: the Pusher
+    // dispatcher adopts and replays for the [[webhooks]] endpoints too.
+    let mut routes = Routes::default();
+    let node = hub.node_id().map(|node| Arc::from(node.to_string()));
+    let server_webhooks =
+        ServerWebhooks::start(&settings.webhooks, node, &webhook_options, &webhook_stores, &mut routes);
+    let webhooks = Webhooks::start_beside(apps.clone(), &hub, webhook_stores, webhook_options, routes);
     let pusher = Arc::new(PusherState { apps, users: SignedInUsers::default(), webhooks });
     let draining = AtomicBool::new(false);
     let api_key = ServerApiKey(Arc::from(api_key));
@@ -225,6 +235,7 @@ pub fn build_with(
         settings,
         hub,
         pusher,
+        webhooks: server_webhooks,
         auth,
         api_key,
         telemetry,
@@ -324,6 +335,7 @@ pub async fn run(
     app.hub.leave_cluster().await;
     // What the webhooks still hold is journaled for the next start (or
     // another node).
+    app.webhooks.flush(WEBHOOK_FLUSH).await;
     app.pusher.webhooks.flush(WEBHOOK_FLUSH).await;
     close_store(&app).await
 }

@@ -24,6 +24,7 @@ macro_rules! sanctions_conformance {
             lifting_removes_one_sanction_and_says_whether_it_held,
             a_scope_lists_its_sanctions_in_force_by_user_then_kind,
             what_one_handle_imposes_every_handle_sees,
+            a_shadow_ban_is_a_kind_of_its_own,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -159,4 +160,43 @@ pub async fn what_one_handle_imposes_every_handle_sees(engine: &Engine) {
     assert_eq!(b.in_force("ann", &room, NOW).await.unwrap().len(), 1);
     assert!(b.lift(SanctionKind::Ban, "ann", &Scope::Channel(room.clone()), NOW).await.unwrap());
     assert!(a.in_force("ann", &room, NOW).await.unwrap().is_empty());
+}
+
+pub async fn a_shadow_ban_is_a_kind_of_its_own(engine: &Engine) {
+    let sanctions = engine.connect().await;
+    let room = channel("live:a");
+    let scope = Scope::Channel(room.clone());
+    let shadow = Sanction {
+        reason: Some("spam".into()),
+        ..sanction(SanctionKind::ShadowBan, "ann", Scope::Namespace("live".into()), Some(NOW + 60_000))
+    };
+    sanctions.impose(shadow.clone()).await.unwrap();
+    sanctions.impose(sanction(SanctionKind::Mute, "ann", scope.clone(), None)).await.unwrap();
+    sanctions.impose(sanction(SanctionKind::Ban, "ann", scope.clone(), None)).await.unwrap();
+    sanctions.impose(sanction(SanctionKind::ShadowBan, "ann", scope.clone(), None)).await.unwrap();
+    let held = sanctions.in_force("ann", &room, NOW).await.unwrap();
+    assert_eq!(
+        kinds(&held),
+        [SanctionKind::Ban, SanctionKind::Mute, SanctionKind::ShadowBan, SanctionKind::ShadowBan],
+        "beside a ban and a mute, in the channel and its namespace"
+    );
+    assert_eq!(sanctions.in_force("ann", &channel("live:z"), NOW).await.unwrap(), [shadow], "as imposed");
+    let listed: Vec<SanctionKind> =
+        sanctions.list(&scope, NOW).await.unwrap().into_iter().map(|s| s.kind).collect();
+    assert_eq!(listed, [SanctionKind::Ban, SanctionKind::Mute, SanctionKind::ShadowBan]);
+    assert!(sanctions.lift(SanctionKind::ShadowBan, "ann", &scope, NOW).await.unwrap());
+    assert_eq!(
+        kinds(&sanctions.in_force("ann", &room, NOW).await.unwrap()),
+        [SanctionKind::Ban, SanctionKind::Mute, SanctionKind::ShadowBan],
+        "the channel's shadow-ban only: the ban, the mute and the namespace's stay"
+    );
+    assert!(
+        sanctions
+            .in_force("ann", &room, NOW + 60_000)
+            .await
+            .unwrap()
+            .iter()
+            .all(|s| s.kind != SanctionKind::ShadowBan),
+        "expired"
+    );
 }

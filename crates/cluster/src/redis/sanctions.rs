@@ -1,11 +1,12 @@
-//! [`RedisSanctions`]: bans and mutes in Redis.
+//! [`RedisSanctions`]: bans, mutes and shadow-bans in Redis.
 //!
 //! ```text
 //! fanfare:{<channel>}:sanctions        HASH  <kind>:<user> → sanction (JSON)
 //! fanfare:{ns:<namespace>}:sanctions   HASH  the same, for a whole namespace
 //! ```
 //!
-//! A check reads the user's two fields of both hashes in one round trip.
+//! A check reads the user's fields (one per kind) of both hashes in one
+//! round trip.
 //! An expired sanction is skipped when read and deleted when its scope is
 //! listed. Hashes have no expiry: they hold until lifted or expired and
 //! listed (a moderation record is small and rare).
@@ -17,7 +18,7 @@ use redis::aio::ConnectionManager;
 use super::scripts::{self, redis_error};
 use crate::{ClusterError, Sanction, SanctionKind, Sanctions, Scope};
 
-const KINDS: [SanctionKind; 2] = [SanctionKind::Ban, SanctionKind::Mute];
+const KINDS: [SanctionKind; 3] = [SanctionKind::Ban, SanctionKind::Mute, SanctionKind::ShadowBan];
 
 /// [`Sanctions`] on Redis. Cheap to clone (the connection is shared).
 #[derive(Clone)]

@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use reqwest::Url;
-
 use super::Check;
 use crate::content::{Blocklist, ContentRules, DEFAULT_HOOK_TIMEOUT, HookSettings, RawContent, RawHook};
 use crate::error::ConfigError;
@@ -43,13 +41,7 @@ impl Check<'_> {
             None if raw.is_empty() => return Ok(None),
             None => return Err(self.invalid(&key("url"), "is required with the other hook keys")),
         };
-        let url = Url::parse(url)
-            .map_err(|error| self.invalid(&key("url"), format!("`{url}` is not a URL: {error}")))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(
-                self.invalid(&key("url"), format!("`{url}` is not an http:// or https:// URL with a host"))
-            );
-        }
+        let url = super::http_url(url).map_err(|reason| self.invalid(&key("url"), reason))?;
         let timeout = raw.timeout.map_or(DEFAULT_HOOK_TIMEOUT, |d| d.0);
         if timeout.is_zero() || timeout > MAX_HOOK_TIMEOUT {
             return Err(self.invalid(

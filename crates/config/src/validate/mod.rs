@@ -5,12 +5,15 @@
 mod admission;
 mod content;
 mod pusher;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use fanfare_protocol::ChannelName;
 use pusher::validate_pusher;
+use reqwest::Url;
+use webhooks::validate_webhooks;
 
 use super::error::{ConfigError, Origins};
 use super::kinds::{Durability, JwtAlgorithm, SubscribePolicy};
@@ -62,6 +65,7 @@ pub(crate) fn validate(
     let auth = check.auth(&raw.auth)?;
     let namespaces = check.namespaces(&raw, &store, &limits, &auth)?;
     let pusher = validate_pusher(&raw.pusher, &limits, origins)?;
+    let webhooks = validate_webhooks(&raw.webhooks, origins)?;
     Ok(Settings {
         listen,
         data_dir,
@@ -79,8 +83,19 @@ pub(crate) fn validate(
         auth,
         namespaces,
         pusher,
+        webhooks,
         config_file,
     })
+}
+
+/// An `http://` or `https://` URL with a host: what every webhook and
+/// hook URL must be (the reason names the text as written).
+fn http_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|error| format!("`{text}` is not a URL: {error}"))?;
+    match url.scheme() {
+        "http" | "https" if url.host().is_some() => Ok(url),
+        _ => Err(format!("`{text}` is not an http:// or https:// URL with a host")),
+    }
 }
 
 /// A cluster URL's engine, if it is one this build has.

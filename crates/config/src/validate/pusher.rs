@@ -7,7 +7,6 @@ mod limits;
 use std::collections::{BTreeSet, HashMap};
 
 use fanfare_protocol::ChannelName;
-use reqwest::Url;
 
 use crate::error::{ConfigError, Origins};
 use crate::kinds::WebhookKind;
@@ -140,17 +139,7 @@ impl Check<'_> {
     fn webhook(&self, table: &str, raw: &RawWebhook) -> Result<WebhookSettings, ConfigError> {
         let key = |name: &str| format!("{table}.{name}");
         let text = raw.url.as_deref().ok_or_else(|| self.invalid(&key("url"), "is required"))?;
-        let url = Url::parse(text)
-            .map_err(|error| self.invalid(&key("url"), format!("`{text}` is not a URL: {error}")))?;
-        match url.scheme() {
-            "http" | "https" if url.host().is_some() => {}
-            _ => {
-                return Err(self.invalid(
-                    &key("url"),
-                    format!("`{text}` is not an http:// or https:// URL with a host"),
-                ));
-            }
-        }
+        let url = super::http_url(text).map_err(|reason| self.invalid(&key("url"), reason))?;
         let events: BTreeSet<WebhookKind> = raw.events.iter().flatten().copied().collect();
         if events.is_empty() {
             let all: Vec<&str> = WebhookKind::ALL.iter().map(|k| k.as_str()).collect();

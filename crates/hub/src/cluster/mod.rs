@@ -23,8 +23,9 @@
 //!   after a dead node.
 //! - `announce.rs`: lifecycle events (webhooks) once per transition, with
 //!   a hold that a reopening on any node cancels.
-//! - `control.rs`: requests to every node (disconnect a user) with replies,
-//!   so an answer names the nodes that did not answer.
+//! - `control.rs`: requests to every node (disconnect a user, close one
+//!   connection) with replies, so an answer names the nodes that did not
+//!   answer; a shadow-banned user's publications to every node.
 //!
 //! [`PresenceStore`]: fanfare_cluster::PresenceStore
 //! [`Occupancy`]: fanfare_cluster::Occupancy
@@ -49,7 +50,7 @@ use tokio::sync::mpsc;
 
 pub use control::DisconnectReport;
 
-pub(crate) use control::disconnect_user;
+pub(crate) use control::{close_connection, deliver_to_users, disconnect_user};
 pub(crate) use lease::{beat, leave};
 pub(crate) use members::{Leave, LeaveQueue, join, leave_queue, members_of, queue_leave};
 pub(crate) use occupancy::OccupancyReporter;

@@ -45,7 +45,7 @@ use tokio::time::Instant;
 use crate::encode::{Encoded, Message};
 use crate::hub::Shared;
 use crate::outbox::CloseReason;
-use crate::registry::Fresh;
+use crate::registry::{Fresh, Outgoing};
 
 use super::load::{LINGER, LINGER_ENOUGH, Load};
 
@@ -508,7 +508,7 @@ async fn wait_for_room(shared: &Shared, channel: &ChannelName, frames: usize) {
 /// Fans out consecutive publications of one channel, encoded once each;
 /// how many deliveries that made.
 fn deliver_publications(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     channel: &ChannelName,
     epoch: &fanfare_protocol::Epoch,
     items: &[LivePublication],
@@ -526,7 +526,7 @@ fn deliver_publications(
     let shaping = (shared.policy)(channel).shaping;
     let cap = shared.options.catch_up_buffer;
     let result = chan.state.lock().fan_out_publications(channel, &fresh, shaping.as_ref(), cap);
-    shared.count_delivered(channel, result);
+    crate::batch::after_fan_out(shared, &chan, channel, result);
     shared.metrics.publications_received.increment(items.len() as u64);
     result.fan_out.delivered
 }
@@ -542,7 +542,9 @@ fn deliver_unordered(shared: &Shared, channel: &ChannelName, frame: &LiveFrame) 
                 Message::Ephemeral { time_ms: *time_ms, event: event.as_deref(), data, user: user.as_ref() };
             let except = (*exclude != 0).then_some(*exclude);
             let encoded = Encoded::new(channel, message).accepted_at(Stamp::from_unix_ms(*time_ms));
-            state.fan_out(None, &encoded, except, cap)
+            // A shaped channel's held batch goes out with it, in the same write.
+            let extra = Outgoing { offset: None, message: &encoded, except };
+            state.flush_batch(channel, Some(extra), cap).fan_out
         }
         LiveFrame::Join { user, info } => {
             let member = Member { user: user.clone(), info: info.clone() };

@@ -5,7 +5,10 @@
 //! {"action":"ban","user":"bob","channel":"comments:final","duration_ms":600000,"reason":"spam"}
 //! {"action":"mute","user":"bob","namespace":"comments"}
 //! {"action":"unban","user":"bob","channel":"comments:final"}
+//! {"action":"shadow_ban","user":"bob","channel":"comments:final","duration_ms":600000}
+//! {"action":"unshadow_ban","user":"bob","channel":"comments:final"}
 //! {"action":"kick","user":"bob","channel":"comments:final"}
+//! {"action":"kick","connection":"17","channel":"comments:final"}
 //! {"action":"slow_mode","channel":"comments:final","interval_ms":30000}
 //! {"action":"delete","channel":"comments:final","offset":42}
 //! {"action":"purge","channel":"comments:final","user":"bob"}
@@ -33,6 +36,13 @@ pub enum ModerationRequest {
         duration_ms: Option<u64>,
         reason: Option<String>,
     },
+    ShadowBan {
+        user: String,
+        channel: Option<ChannelName>,
+        namespace: Option<String>,
+        duration_ms: Option<u64>,
+        reason: Option<String>,
+    },
     Unban {
         user: String,
         channel: Option<ChannelName>,
@@ -43,8 +53,16 @@ pub enum ModerationRequest {
         channel: Option<ChannelName>,
         namespace: Option<String>,
     },
-    Kick {
+    UnshadowBan {
         user: String,
+        channel: Option<ChannelName>,
+        namespace: Option<String>,
+    },
+    /// Exactly one of `user` (all of that user's connections) and
+    /// `connection` (one connection).
+    Kick {
+        user: Option<String>,
+        connection: Option<String>,
         channel: Option<ChannelName>,
         namespace: Option<String>,
     },
@@ -77,11 +95,12 @@ pub enum ModerationTarget {
     Namespace(String),
 }
 
-/// Ban or mute.
+/// Ban, mute or shadow-ban.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SanctionAction {
     Ban,
     Mute,
+    ShadowBan,
 }
 
 /// Which publication a delete targets.
@@ -122,6 +141,11 @@ pub enum ModerationAction {
     /// Closes the user's connections on every node (4506).
     Kick {
         user: String,
+        target: ModerationTarget,
+    },
+    /// Closes one connection, on whichever node holds it (4506).
+    KickConnection {
+        connection: ConnectionRef,
         target: ModerationTarget,
     },
     /// `None`: back to the namespace's.
@@ -167,6 +191,11 @@ impl ModerationAction {
                 fields.insert("user".into(), json!(user));
                 ("kick", fields)
             }
+            Self::KickConnection { connection, target } => {
+                let mut fields = target_fields(target);
+                fields.insert("connection".into(), json!(connection.as_str()));
+                ("kick", fields)
+            }
             Self::SlowMode { channel, interval_ms } => {
                 let mut fields = serde_json::Map::new();
                 fields.insert("channel".into(), json!(channel));
@@ -210,6 +239,7 @@ impl SanctionAction {
         match self {
             Self::Ban => "ban",
             Self::Mute => "mute",
+            Self::ShadowBan => "shadow_ban",
         }
     }
 
@@ -217,6 +247,7 @@ impl SanctionAction {
         match self {
             Self::Ban => "unban",
             Self::Mute => "unmute",
+            Self::ShadowBan => "unshadow_ban",
         }
     }
 }
@@ -237,6 +268,9 @@ impl ModerationRequest {
             R::Mute { user, channel, namespace, duration_ms, reason } => {
                 impose(SanctionAction::Mute, user, channel, namespace, duration_ms, reason)?
             }
+            R::ShadowBan { user, channel, namespace, duration_ms, reason } => {
+                impose(SanctionAction::ShadowBan, user, channel, namespace, duration_ms, reason)?
+            }
             R::Unban { user, channel, namespace } => ModerationAction::Lift {
                 kind: SanctionAction::Ban,
                 user: user_of(user)?,
@@ -247,9 +281,12 @@ impl ModerationRequest {
                 user: user_of(user)?,
                 target: target(channel, namespace)?,
             },
-            R::Kick { user, channel, namespace } => {
-                ModerationAction::Kick { user: user_of(user)?, target: target(channel, namespace)? }
-            }
+            R::UnshadowBan { user, channel, namespace } => ModerationAction::Lift {
+                kind: SanctionAction::ShadowBan,
+                user: user_of(user)?,
+                target: target(channel, namespace)?,
+            },
+            R::Kick { user, connection, channel, namespace } => kick(user, connection, channel, namespace)?,
             R::SlowMode { channel, interval_ms } => {
                 let interval_ms =
                     interval_ms.ok_or_else(|| bad("give \"interval_ms\": milliseconds, 0 (off) or null"))?;
@@ -285,6 +322,66 @@ fn impose(
         duration_ms,
         reason,
     })
+}
+
+fn kick(
+    user: Option<String>,
+    connection: Option<String>,
+    channel: Option<ChannelName>,
+    namespace: Option<String>,
+) -> Result<ModerationAction, ErrorInfo> {
+    match (user, connection) {
+        (Some(user), None) => {
+            Ok(ModerationAction::Kick { user: user_of(user)?, target: target(channel, namespace)? })
+        }
+        (None, Some(connection)) => Ok(ModerationAction::KickConnection {
+            connection: ConnectionRef::parse(&connection)?,
+            target: target(channel, namespace)?,
+        }),
+        _ => Err(bad("give one of \"user\" (all of a user's connections) and \"connection\" (one)")),
+    }
+}
+
+/// A connection named by a moderator: a native connection's id (the
+/// `client` of its `connect` reply, `"17"`) or a Pusher `socket_id`
+/// (`"17.4821"`, whose first number is the connection's id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionRef {
+    text: String,
+    id: u64,
+}
+
+impl ConnectionRef {
+    pub fn parse(text: &str) -> Result<Self, ErrorInfo> {
+        let id = match text.split_once('.') {
+            None => digits(text),
+            Some((id, salt)) => digits(salt).and(digits(id)),
+        };
+        match id {
+            Some(id) if id > 0 => Ok(Self { text: text.to_owned(), id }),
+            _ => Err(bad(&format!(
+                "{text:?} is not a connection: give a native connection's \"client\" (like \"17\") or a Pusher socket_id (like \"17.4821\")"
+            ))),
+        }
+    }
+
+    /// As the moderator wrote it.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The connection's id in the server.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+/// Decimal digits only, within `u64`.
+fn digits(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 fn user_of(user: String) -> Result<String, ErrorInfo> {
@@ -342,6 +439,13 @@ mod tests {
             })
         );
         assert_eq!(
+            parse(r#"{"action":"kick","connection":"17.4821","channel":"live:a"}"#),
+            Ok(ModerationAction::KickConnection {
+                connection: ConnectionRef { text: "17.4821".into(), id: 17 },
+                target: ModerationTarget::Channel(room.clone()),
+            })
+        );
+        assert_eq!(
             parse(r#"{"action":"slow_mode","channel":"live:a","interval_ms":null}"#),
             Ok(ModerationAction::SlowMode { channel: room, interval_ms: None })
         );
@@ -357,6 +461,19 @@ mod tests {
             refused(r#"{"action":"mute","user":"b","channel":"a","duration_ms":0}"#).contains("at least 1")
         );
         assert!(refused(r#"{"action":"kick","user":"b","namespace":"a:b"}"#).contains("not a namespace"));
+        assert!(
+            refused(r#"{"action":"kick","user":"b","connection":"7","channel":"a"}"#)
+                .contains("one of \"user\"")
+        );
+        assert!(refused(r#"{"action":"kick","channel":"a"}"#).contains("one of \"user\""));
+        for connection in ["", "x", "7.", ".7", "0", "-7", "7.8.9", "99999999999999999999"] {
+            let json = format!(r#"{{"action":"kick","connection":"{connection}","channel":"a"}}"#);
+            assert!(refused(&json).contains("is not a connection"), "{connection:?}");
+        }
+        assert!(
+            refused(r#"{"action":"shadow_ban","user":"b","channel":"a","duration_ms":0}"#)
+                .contains("at least 1")
+        );
         assert!(refused(r#"{"action":"slow_mode","channel":"a"}"#).contains("interval_ms"));
         assert!(refused(r#"{"action":"delete","channel":"a"}"#).contains("exactly one of"));
         assert!(refused(r#"{"action":"delete","channel":"a","offset":0}"#).contains("exactly one of"));
@@ -371,6 +488,10 @@ mod tests {
             r#"{"action":"ban","user":"bob","channel":"live:a","duration_ms":60000,"reason":"spam"}"#,
             r#"{"action":"unmute","user":"bob","namespace":""}"#,
             r#"{"action":"kick","user":"bob","channel":"live:a"}"#,
+            r#"{"action":"kick","connection":"17","channel":"live:a"}"#,
+            r#"{"action":"kick","connection":"17.4821","namespace":"live"}"#,
+            r#"{"action":"shadow_ban","user":"bob","channel":"live:a","duration_ms":5,"reason":"spam"}"#,
+            r#"{"action":"unshadow_ban","user":"bob","namespace":"live"}"#,
             r#"{"action":"slow_mode","channel":"live:a","interval_ms":null}"#,
             r#"{"action":"delete","channel":"live:a","offset":42}"#,
             r#"{"action":"delete","channel":"live:a","idempotency_key":"k-1"}"#,

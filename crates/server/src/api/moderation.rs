@@ -9,14 +9,12 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Query, State};
 use fanfare_protocol::native::moderation::{DeleteTarget, ModerationRequest};
-use fanfare_protocol::{ChannelName, ErrorCode, UserId};
-use fanfare_store::DeleteTargets;
+use fanfare_protocol::{ChannelName, ErrorCode};
 use serde::{Deserialize, Serialize};
 
 use crate::api::extract::{ApiKey, JsonBody};
 use crate::http_error::HttpError;
-use crate::moderation::action::IntoTargets;
-use crate::moderation::{ActionOutcome, Actor};
+use crate::moderation::{Action, ActionOutcome, Actor};
 use crate::server::AppState;
 
 /// The longest slow-mode interval a moderator may set (a day).
@@ -125,8 +123,9 @@ pub async fn delete(
     State(app): State<AppState>,
     JsonBody(body): JsonBody<DeleteBody>,
 ) -> Result<Json<ActionOutcome>, HttpError> {
-    let targets = DeleteTarget::from_parts(body.offset, body.idempotency_key)?.into_targets();
-    Ok(Json(crate::moderation::action::delete(&app, None, body.channel, targets).await?))
+    let target = DeleteTarget::from_parts(body.offset, body.idempotency_key)?;
+    let action = Action::Delete { channel: body.channel, target };
+    Ok(Json(crate::moderation::act(&app, Actor::Api, action).await?))
 }
 
 /// `POST /api/moderation/purge`: answered as a delete.
@@ -138,8 +137,8 @@ pub async fn purge(
     if body.user.is_empty() {
         return Err(HttpError::new(ErrorCode::BadRequest, "\"user\" must not be empty"));
     }
-    let targets = DeleteTargets::Author(UserId::new(body.user));
-    Ok(Json(crate::moderation::action::delete(&app, None, body.channel, targets).await?))
+    let action = Action::Purge { channel: body.channel, user: body.user };
+    Ok(Json(crate::moderation::act(&app, Actor::Api, action).await?))
 }
 
 /// `POST /api/moderation`: one action, as the native `moderate` command.
@@ -165,7 +164,8 @@ pub struct SanctionList {
 }
 
 /// `GET /api/moderation/sanctions?channel=` (or `?namespace=`): the bans
-/// and mutes in force imposed on exactly that channel or namespace.
+/// mutes and shadow-bans in force imposed on exactly that channel or
+/// namespace.
 pub async fn sanctions(
     _: ApiKey,
     State(app): State<AppState>,

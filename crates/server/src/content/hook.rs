@@ -11,9 +11,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fanfare_protocol::JsonData;
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use crate::config::content::HookSettings;
 
@@ -146,7 +144,7 @@ impl HookClient {
         let mut post =
             self.client.post(settings.url.clone()).header(reqwest::header::CONTENT_TYPE, "application/json");
         if let Some(secret) = &settings.secret {
-            post = post.header(SIGNATURE_HEADER, sign(secret, &body));
+            post = post.header(SIGNATURE_HEADER, crate::webhooks::sign(secret, &body));
         }
         let mut response =
             post.body(body).send().await.map_err(|error| HookError::Unreachable(error.to_string()))?;
@@ -180,13 +178,6 @@ fn read_answer(body: &[u8], max_data_bytes: usize) -> Result<HookAnswer, HookErr
         ("rewrite", None) => Err(HookError::BadAnswer("a rewrite without data".into())),
         (other, _) => Err(HookError::BadAnswer(format!("unknown action {other:?}"))),
     }
-}
-
-/// The hex HMAC-SHA256 of `body` with `secret`.
-pub(crate) fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
 }
 
 /// Now, for `HookRequest::time_ms`.
@@ -230,7 +221,7 @@ mod tests {
     fn the_signature_is_the_hex_hmac_sha256_of_the_body() {
         // RFC 4231, test case 2.
         assert_eq!(
-            sign("Jefe", b"what do ya want for nothing?"),
+            crate::webhooks::sign("Jefe", b"what do ya want for nothing?"),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
     }

@@ -1,6 +1,7 @@
 //! Why a publication was refused: which rule, and what it matched. One
 //! value for every rule, so that whatever is told of a refusal (the
-//! client's error, the metric, later a moderation webhook) reads it here.
+//! client's error, the metric, the moderation webhook's `publication_rejected`)
+//! reads it here.
 
 use std::fmt;
 

@@ -3,16 +3,17 @@
 
 use fanfare_hub::{CloseReason, HubError, Protocol, Publish, Subscribe, Subscriber};
 use fanfare_protocol::native::{self, CommandBody, ConnectResult, HistoryParams, PresenceResult};
-use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, ErrorInfo, StreamPosition, UserId};
+use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, ErrorInfo, JsonData, StreamPosition, UserId};
 
 use crate::auth::Identity;
 use crate::config::NamespaceSettings;
-use crate::content::ClientPublication;
+use crate::content::{ClientPublication, Rule};
 use crate::gateway::connection::Next;
 use crate::gateway::connection_counts::open_user;
 use crate::gateway::session::Session;
-use crate::moderation::{Action, Actor};
+use crate::moderation::{Action, Actor, Audience};
 use crate::policy::{check_data, hub_error, may_publish, may_subscribe};
+use crate::webhooks::events::Refused;
 
 impl Session {
     /// Runs one command. Only a publish may overtake the replies still
@@ -143,29 +144,88 @@ impl Session {
         let namespace = self.app.settings.namespaces.resolve(&publish.channel);
         may_publish(&namespace, self.channels.contains(&publish.channel))?;
         check_data(&publish.data, &namespace)?;
+        publish.priority = in_priority_lane(self.identity(), &publish.channel, &namespace);
+        let audience = match self.admitted(&namespace, &publish).await {
+            Ok((data, audience)) => {
+                publish.data = data;
+                audience
+            }
+            Err((refused, rule)) => {
+                let user = &self.identity().user;
+                self.app.webhooks.rejected(Refused {
+                    channel: &publish.channel,
+                    user: (!user.is_empty()).then_some(&**user),
+                    protocol: "native",
+                    event: publish.event.as_deref(),
+                    data: &publish.data,
+                    error: &refused,
+                    rule,
+                });
+                return Err(refused);
+            }
+        };
+        if audience == Audience::Own {
+            return self.publish_shadowed(id, publish).await;
+        }
+        self.replies.room(&self.outbox).await;
+        let receipt = self.app.hub.submit(publish).await;
+        self.replies.push(id, receipt);
+        Ok(())
+    }
+
+    /// The user's bans and mutes, the publish limits and the content rules:
+    /// the data to publish (perhaps masked or rewritten) and who sees it,
+    /// or the refusal (with the content rule that refused it).
+    async fn admitted(
+        &mut self,
+        namespace: &NamespaceSettings,
+        publish: &Publish,
+    ) -> Result<(JsonData, Audience), (ErrorInfo, Option<Rule>)> {
         let identity = self.identity.as_ref().expect("checked in dispatch");
-        self.app.moderation.may_publish(&identity.user, &publish.channel).await?;
-        publish.priority = in_priority_lane(identity, &publish.channel, &namespace);
+        let sanctioned = self.app.moderation.may_publish(&identity.user, &publish.channel).await;
+        let audience = sanctioned.map_err(|e| (e, None))?;
         let mut limits = namespace.publish_limits;
         if identity.moderates(&publish.channel) || publish.priority {
             // Moderators (and a shaped namespace's hosts) speak whatever the slow mode.
             limits.slow_mode = std::time::Duration::ZERO;
         }
-        self.app.limits.admit(&mut self.publisher, &identity.user, &publish.channel, &limits).await?;
+        if audience == Audience::Own {
+            // Publications nobody else sees take nothing from the channel's rate.
+            limits.per_channel = None;
+        }
+        let admitted =
+            self.app.limits.admit(&mut self.publisher, &identity.user, &publish.channel, &limits).await;
+        admitted.map_err(|e| (e, None))?;
         let publication = ClientPublication {
             channel: &publish.channel,
             event: publish.event.as_deref(),
             data: publish.data.clone(),
-            user: Some(&self.identity().user),
+            user: Some(&identity.user),
             connection: self.conn,
             socket_id: None,
             protocol: "native",
             max_bytes: namespace.max_message_bytes,
         };
-        publish.data = self.app.content.check(&namespace, publication).await.map_err(|r| r.error())?;
-        self.replies.room(&self.outbox).await;
-        let receipt = self.app.hub.submit(publish).await;
-        self.replies.push(id, receipt);
+        let checked = self.app.content.check(namespace, publication).await;
+        let data = checked.map_err(|rejection| (rejection.error(), Some(rejection.rule)))?;
+        Ok((data, audience))
+    }
+
+    /// A shadow-banned user's publication: its own connections receive it
+    /// without epoch or offset; the reply, after those of the publishes
+    /// before it, is a durable publication's with the channel's current
+    /// position (`moderation/shadow.rs`).
+    async fn publish_shadowed(&mut self, id: u64, publish: Publish) -> Result<(), ErrorInfo> {
+        let user = self.identity().user.to_string();
+        let position = crate::moderation::shadow::publish(&self.app, &user, publish).await;
+        self.replies.flush(&self.outbox).await;
+        let result = match position.map_err(hub_error)? {
+            Some(position) => {
+                native::PublishResult { epoch: Some(position.epoch), offset: Some(position.offset) }
+            }
+            None => native::PublishResult::default(),
+        };
+        self.reply(id, &result);
         Ok(())
     }
 
@@ -196,8 +256,11 @@ impl Session {
     async fn react(&mut self, id: u64, channel: &ChannelName, reaction: &str) -> Result<(), ErrorInfo> {
         let namespace = self.app.settings.namespaces.resolve(channel);
         may_publish(&namespace, self.channels.contains(channel))?;
-        self.app.moderation.may_publish(&self.identity().user, channel).await?;
-        self.app.hub.react(channel, reaction).map_err(hub_error)?;
+        let audience = self.app.moderation.may_publish(&self.identity().user, channel).await?;
+        if audience == Audience::Everyone {
+            // A shadow-banned user's taps are answered and counted nowhere.
+            self.app.hub.react(channel, reaction).map_err(hub_error)?;
+        }
         self.reply(id, &serde_json::json!({}));
         Ok(())
     }

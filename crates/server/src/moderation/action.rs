@@ -12,9 +12,11 @@ use serde::Serialize;
 
 use super::now_ms;
 use crate::auth::ChannelGrants;
+use crate::config::ServerEventKind;
 use crate::policy::hub_error;
 use crate::pusher::users::{hub_member, hub_user};
 use crate::server::AppState;
+use crate::webhooks::events::ModerationActionEvent;
 
 pub use fanfare_protocol::native::moderation::ModerationAction as Action;
 
@@ -51,13 +53,14 @@ impl Actor<'_> {
 /// What an action did (the reply's `result`, the HTTP answer).
 #[derive(Debug, Serialize, Default)]
 pub struct ActionOutcome {
-    /// The sanction now in force (ban, mute).
+    /// The sanction now in force (ban, mute, shadow_ban).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sanction: Option<Sanction>,
-    /// Whether a sanction in force was lifted (unban, unmute).
+    /// Whether a sanction in force was lifted (unban, unmute, unshadow_ban).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifted: Option<bool>,
-    /// Connections closed with 4506 (ban, kick), on every node that answered.
+    /// Connections closed with 4506 (ban, kick), on every node that
+    /// answered; for a kick of one connection 0 or 1.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub closed: Option<usize>,
     /// Nodes that did not answer in time (their connections may be open).
@@ -85,7 +88,8 @@ pub async fn act(
     let target = match &action {
         ModerationAction::Impose { target, .. }
         | ModerationAction::Lift { target, .. }
-        | ModerationAction::Kick { target, .. } => target.clone(),
+        | ModerationAction::Kick { target, .. }
+        | ModerationAction::KickConnection { target, .. } => target.clone(),
         ModerationAction::SlowMode { channel, .. }
         | ModerationAction::Delete { channel, .. }
         | ModerationAction::Purge { channel, .. } => ModerationTarget::Channel(channel.clone()),
@@ -98,7 +102,14 @@ pub async fn act(
         Actor::Api => None,
         Actor::Moderator { user, .. } => Some(UserId::new(user.to_owned())),
     };
-    run(app, &by, author, action).await
+    // Every action that was carried out is a `moderation_action` event
+    // (with the action's own request fields), whatever the action.
+    let reported = app.webhooks.wants(ServerEventKind::Moderation).then(|| action.clone());
+    let outcome = run(app, &by, author, action).await?;
+    if let Some(action) = reported {
+        app.webhooks.send(&ModerationActionEvent::new(app.webhooks.node(), &by, &action, &outcome));
+    }
+    Ok(outcome)
 }
 
 async fn run(
@@ -142,6 +153,21 @@ async fn run(
             close(app, &user, &mut outcome).await?;
             tracing::info!(%user, by, "user kicked");
             Ok(outcome)
+        }
+        ModerationAction::KickConnection { connection, .. } => {
+            let report =
+                app.hub.close_connection(connection.id(), CloseCode::Kicked).await.map_err(hub_error)?;
+            tracing::info!(
+                connection = connection.as_str(),
+                closed = report.disconnected,
+                by,
+                "connection kicked"
+            );
+            Ok(ActionOutcome {
+                closed: Some(report.disconnected),
+                unreached: report.unreached.iter().map(ToString::to_string).collect(),
+                ..ActionOutcome::default()
+            })
         }
         ModerationAction::SlowMode { channel, interval_ms } => {
             let engine = app.limits.engine();
@@ -223,6 +249,7 @@ fn kind_of(kind: SanctionAction) -> SanctionKind {
     match kind {
         SanctionAction::Ban => SanctionKind::Ban,
         SanctionAction::Mute => SanctionKind::Mute,
+        SanctionAction::ShadowBan => SanctionKind::ShadowBan,
     }
 }
 

@@ -5,8 +5,11 @@
 //!
 //! - [`Moderation::may_subscribe`] / [`Moderation::may_publish`]: checked
 //!   once per subscribe or publication, before the hub. A banned user may
-//!   neither; a muted one may subscribe and read, not publish.
-//! - [`Moderation::act`]: ban, mute, lift, kick. A ban also closes the
+//!   neither; a muted one may subscribe and read, not publish; a
+//!   shadow-banned one may do everything, but its publications reach only
+//!   its own connections ([`Audience::Own`], `shadow.rs`).
+//! - [`Moderation::act`]: ban, mute, shadow-ban, lift, kick (a user, or
+//!   one connection wherever it is). A ban also closes the
 //!   user's connections on every node with 4506 (`kicked`): they reconnect
 //!   and resume every other subscription, and the banned channel refuses
 //!   theirs.
@@ -18,6 +21,7 @@
 
 pub mod action;
 pub mod local_sanctions;
+pub mod shadow;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,6 +30,16 @@ use fanfare_cluster::{ClusterError, Sanction, SanctionKind, Sanctions};
 use fanfare_protocol::{ChannelName, ErrorCode, ErrorInfo};
 
 pub use action::{Action, ActionOutcome, Actor, act};
+
+/// Who receives a user's publication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Every subscriber, and history: an ordinary publication.
+    Everyone,
+    /// A shadow-banned user: only that user's own connections subscribed
+    /// to the channel; not history, no offset, no webhook.
+    Own,
+}
 
 /// Bans, mutes and moderators' actions; one per server.
 #[derive(Clone)]
@@ -51,13 +65,20 @@ impl Moderation {
         }
     }
 
-    /// Refuses a banned or muted `user`.
-    pub async fn may_publish(&self, user: &str, channel: &ChannelName) -> Result<(), ErrorInfo> {
+    /// Refuses a banned or muted `user`; says who receives the
+    /// publications of one that may publish.
+    pub async fn may_publish(&self, user: &str, channel: &ChannelName) -> Result<Audience, ErrorInfo> {
         let held = self.held(user, channel).await;
-        let first = held.iter().find(|s| s.kind == SanctionKind::Ban).or_else(|| held.first());
-        match first {
-            Some(sanction) => Err(refusal(sanction)),
-            None => Ok(()),
+        let refused = held
+            .iter()
+            .find(|s| s.kind == SanctionKind::Ban)
+            .or_else(|| held.iter().find(|s| s.kind == SanctionKind::Mute));
+        if let Some(sanction) = refused {
+            return Err(refusal(sanction));
+        }
+        match held.iter().any(|s| s.kind == SanctionKind::ShadowBan) {
+            true => Ok(Audience::Own),
+            false => Ok(Audience::Everyone),
         }
     }
 
@@ -82,6 +103,8 @@ fn refusal(sanction: &Sanction) -> ErrorInfo {
     let (code, what) = match sanction.kind {
         SanctionKind::Ban => (ErrorCode::Banned, "banned from"),
         SanctionKind::Mute => (ErrorCode::Muted, "muted in"),
+        // Never refused: `may_publish` answers `Audience::Own`.
+        SanctionKind::ShadowBan => (ErrorCode::Muted, "muted in"),
     };
     let scope = match &sanction.scope {
         fanfare_cluster::Scope::Channel(_) => "this channel".to_owned(),

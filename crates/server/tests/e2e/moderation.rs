@@ -225,26 +225,27 @@ async fn pusher_connections_are_under_the_same_bans_and_mutes() {
     assert!(relayed.to_string().contains("cy"), "ann still hears the room: {relayed}");
 }
 
-#[tokio::test]
-async fn a_ban_survives_a_restart_of_the_real_binary() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("fanfare.toml");
-    let api_key = "0123456789abcdef0123";
+/// A sanction imposed through the HTTP API of the real binary, which is
+/// then killed (-9) and started again on the same data directory: bob,
+/// connected to the new process, and its address (issue 12: a sanction
+/// survives a restart). The process lives as long as the returned child.
+pub(crate) async fn sanctioned_then_restarted(
+    dir: &std::path::Path,
+    config_text: &str,
+    sanction: Value,
+) -> (tokio::process::Child, std::net::SocketAddr, RawConn) {
+    let config = dir.join("fanfare.toml");
     let jwt = crate::support::JWT_SECRET;
-    std::fs::write(
-        &config,
-        format!(
-            "api_key = \"{api_key}\"\n[auth]\njwt_algorithm = \"HS256\"\njwt_secret = \"{jwt}\"\n{CONFIG}"
-        ),
-    )
-    .unwrap();
-    let data = dir.path().join("data");
+    let text = format!(
+        "api_key = \"{RESTART_API_KEY}\"\n[auth]\njwt_algorithm = \"HS256\"\njwt_secret = \"{jwt}\"\n{config_text}"
+    );
+    std::fs::write(&config, text).unwrap();
+    let data = dir.join("data");
     let (mut child, addr, _log) = spawn(&config, &data).await;
-    let ban = json!({"action": "ban", "user": "bob", "channel": "live:stage", "duration_ms": 3_600_000});
     let answer = http()
         .post(format!("http://{addr}/api/moderation"))
-        .bearer_auth(api_key)
-        .json(&ban)
+        .bearer_auth(RESTART_API_KEY)
+        .json(&sanction)
         .send()
         .await
         .unwrap();
@@ -252,12 +253,23 @@ async fn a_ban_survives_a_restart_of_the_real_binary() {
     child.start_kill().unwrap();
     child.wait().await.unwrap();
 
-    let (_child, addr, _log) = spawn(&config, &data).await;
+    let (child, addr, _log) = spawn(&config, &data).await;
     let (socket, _) =
         tokio_tungstenite::connect_async(format!("ws://{addr}/connection/websocket")).await.unwrap();
     let mut bob = RawConn::from_socket(socket);
     let connected = bob.command(json!({"type": "connect", "token": token("bob", json!({}))})).await;
     assert!(connected.get("result").is_some(), "{connected}");
+    (child, addr, bob)
+}
+
+/// The API key of [`sanctioned_then_restarted`]'s server.
+pub(crate) const RESTART_API_KEY: &str = "0123456789abcdef0123";
+
+#[tokio::test]
+async fn a_ban_survives_a_restart_of_the_real_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let ban = json!({"action": "ban", "user": "bob", "channel": "live:stage", "duration_ms": 3_600_000});
+    let (_child, _addr, mut bob) = sanctioned_then_restarted(dir.path(), CONFIG, ban).await;
     assert_eq!(
         code(&subscribe(&mut bob, "live:stage").await),
         "banned",

@@ -19,6 +19,9 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::support::{RawConn, TestServer, metric_value, token};
 
 const CONFIG: &str = r#"
+[limits]
+max_commands_per_second = 10000     # the reactor taps as fast as the server answers
+
 [namespaces.live]
 publish = "anyone"
 durability = "buffered"
@@ -34,6 +37,14 @@ durability = "buffered"
 
 [namespaces.replay.shaping]
 budget = 5
+priority = ["hosts"]
+
+[namespaces.batched]
+publish = "anyone"
+
+[namespaces.batched.shaping]
+budget = 100
+batch = "1s"
 priority = ["hosts"]
 "#;
 
@@ -104,9 +115,14 @@ async fn viewer(server_ws: String, channel: &'static str) -> tokio::task::JoinHa
             let frame = tokio::time::timeout(Duration::from_secs(60), socket.next())
                 .await
                 .expect("a viewer waited a minute for a frame");
-            let Some(Ok(Message::Text(text))) = frame else { panic!("a viewer's socket ended: {frame:?}") };
-            if tally.count(&serde_json::from_str(text.as_str()).unwrap()) {
-                return (tally, start);
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    if tally.count(&serde_json::from_str(text.as_str()).unwrap()) {
+                        return (tally, start);
+                    }
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {} // heartbeats, answered by the library
+                other => panic!("a viewer's socket ended: {other:?}"),
             }
         }
     })
@@ -344,4 +360,105 @@ async fn two_cluster_nodes_deliver_the_same_sample() {
     assert!(got_a.len() < 40, "sampled: {}", got_a.len());
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test]
+async fn the_rust_client_sees_skipped_counts_and_reacts() {
+    use fanfare_client::SubscriptionEvent;
+    let server = TestServer::with_config(CONFIG).await;
+    let client = server.client().await;
+    let mut replay = client.subscribe("replay:c", None).await.unwrap();
+    let mut live = client.subscribe("live:c", None).await.unwrap();
+    let mut last = 0;
+    for n in 1..=30 {
+        let (_, reply) = server.publish("replay:c", json!({"n": n})).await;
+        last = reply["offset"].as_u64().unwrap();
+    }
+    let host = server.client_as(token("stage-host", json!({"host": ["replay:*"]}))).await;
+    let flagged = host.publish("replay:c", &json!({"host": true}), PublishOptions::default()).await.unwrap();
+    let (mut received, mut skipped) = (0, 0);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), replay.next()).await.unwrap() {
+            Some(SubscriptionEvent::Publication { publication, skipped: s, .. }) => {
+                received += 1;
+                skipped += s;
+                if publication.offset == flagged.offset.unwrap() {
+                    assert!(publication.priority, "a host's publication is flagged");
+                    break;
+                }
+            }
+            Some(_) => {}
+            None => panic!("the subscription ended"),
+        }
+    }
+    assert_eq!(received + skipped, last + 1, "every offset received or counted");
+    assert!(skipped > 0, "30 at once against a budget of 5 a second");
+
+    client.react("live:c", "👏").await.unwrap();
+    client.react("live:c", "👏").await.unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), live.next()).await.unwrap() {
+            Some(SubscriptionEvent::Publication { epoch: None, publication, .. }) => {
+                assert_eq!(publication.event.as_deref(), Some("fanfare:reactions"));
+                assert_eq!(publication.data.as_str(), r#"{"counts":{"👏":2},"window_ms":250}"#);
+                break;
+            }
+            Some(_) => {}
+            None => panic!("the subscription ended"),
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn kept_comments_wait_for_their_batch_and_a_priority_publication_takes_them_along() {
+    let server = TestServer::with_config(CONFIG).await;
+    let mut conn = RawConn::connected(&server, None).await;
+    conn.command(json!({"type": "subscribe", "channel": "batched:stage"})).await;
+    let published = std::time::Instant::now();
+    let (_, reply) = server.publish("batched:stage", json!({"n": 1})).await;
+    let first = reply["offset"].as_u64().unwrap();
+    assert_eq!(durable(&mut conn, 1).await[0].0, first);
+    let waited = published.elapsed();
+    assert!(waited >= Duration::from_millis(500), "held for the batch of 1 s: {waited:?}");
+
+    // A host's publication does not wait, and the held comment goes first.
+    let host = server.client_as(token("stage-host", json!({"host": ["batched:*"]}))).await;
+    let (_, reply) = server.publish("batched:stage", json!({"n": 2})).await;
+    let comment = reply["offset"].as_u64().unwrap();
+    let flagged =
+        host.publish("batched:stage", &json!({"host": true}), PublishOptions::default()).await.unwrap();
+    let got = durable(&mut conn, 2).await;
+    assert_eq!(got, [(comment, 0, false), (flagged.offset.unwrap(), 0, true)]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn pusher_triggers_take_the_priority_lane_and_pusher_subscribers_get_reaction_aggregates() {
+    use crate::pusher_api::{APPS, PusherConn, Sdk};
+    let config =
+        format!("{APPS}\n[namespaces.two]\npublish = \"anyone\"\n\n[namespaces.two.shaping]\nbudget = 1\n");
+    let server = TestServer::with_config(&config).await;
+    let mut native = RawConn::connected(&server, None).await;
+    native.command(json!({"type": "subscribe", "channel": "two:stage"})).await;
+    let mut pusher = PusherConn::open(&server, "key-2").await;
+    pusher.subscribe("stage", "", None).await;
+
+    let sdk = Sdk { server: &server, app_id: "app-2", key: "key-2", secret: "secret-2" };
+    for n in 0..3 {
+        let (status, reply) = sdk.trigger(&["stage"], "update", &format!("{{\"n\":{n}}}")).await;
+        assert_eq!(status, 200, "{reply}");
+    }
+    let pushes = native.publications("two:stage", 3).await;
+    assert!(pushes.iter().all(|p| p["priority"] == true), "none sampled out: {pushes:?}");
+    for n in 0..3 {
+        let event = pusher.next_event("update").await;
+        assert_eq!(event["data"], format!("{{\"n\":{n}}}"));
+    }
+
+    native.command(json!({"type": "react", "channel": "two:stage", "reaction": "🎉"})).await;
+    let aggregate = pusher.next_event("fanfare:reactions").await;
+    assert_eq!(aggregate["channel"], "stage");
+    assert_eq!(aggregate["data"], r#"{"counts":{"🎉":1},"window_ms":250}"#);
+    server.stop().await;
 }

@@ -11,7 +11,6 @@
 //! anything is published.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
@@ -19,14 +18,15 @@ use fanfare_hub::{ConnId, Hub, Publish};
 use fanfare_protocol::native::moderation::DeleteTarget;
 use fanfare_protocol::pusher::{ChannelKind, PusherChannel, SocketId, validate_event_name};
 use fanfare_protocol::{ChannelName, ErrorCode, JsonData};
-use fanfare_store::DeleteTargets;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::error::PusherApiError;
 use super::signed::{InfoAttributes, Signed};
-use crate::moderation::action::IntoTargets;
+use crate::moderation::{Action as ModerationAction, Actor, act};
+use crate::policy::server_lane;
 use crate::pusher::apps::{Apps, PusherApp};
+use crate::server::AppState;
 
 const TRIGGER_INFO: [&str; 2] = ["user_count", "subscription_count"];
 
@@ -59,7 +59,7 @@ struct Trigger {
     name: String,
     data: JsonData,
     /// For [`DELETE_EVENT`]: what to delete in each channel.
-    delete: Option<DeleteTargets>,
+    delete: Option<DeleteTarget>,
     /// Pusher name and hub channel of each target, without duplicates.
     channels: Vec<(PusherChannel, ChannelName)>,
     exclude: Option<ConnId>,
@@ -67,21 +67,21 @@ struct Trigger {
 }
 
 pub(super) async fn trigger(
-    State(hub): State<Arc<Hub>>,
+    State(app): State<AppState>,
     signed: Signed,
 ) -> Result<Json<Value>, PusherApiError> {
     let body: TriggerBody = signed.json()?;
     let trigger = check(&signed.app, body)?;
     signed.app.rates.take_backend_events(trigger.channels.len()).await?;
-    publish(&hub, std::slice::from_ref(&trigger)).await?;
+    publish(&app, std::slice::from_ref(&trigger)).await?;
     if !trigger.info.any() {
         return Ok(Json(json!({})));
     }
-    Ok(Json(json!({ "channels": channel_info(&hub, &trigger).await })))
+    Ok(Json(json!({ "channels": channel_info(&app.hub, &trigger).await })))
 }
 
 pub(super) async fn trigger_batch(
-    State(hub): State<Arc<Hub>>,
+    State(app): State<AppState>,
     signed: Signed,
 ) -> Result<Json<Value>, PusherApiError> {
     let body: BatchBody = signed.json()?;
@@ -92,14 +92,18 @@ pub(super) async fn trigger_batch(
     let triggers: Vec<Trigger> =
         body.batch.into_iter().map(|event| check(&signed.app, event)).collect::<Result<_, _>>()?;
     signed.app.rates.take_backend_events(triggers.iter().map(|t| t.channels.len()).sum()).await?;
-    publish(&hub, &triggers).await?;
+    publish(&app, &triggers).await?;
     if !triggers.iter().any(|t| t.info.any()) {
         return Ok(Json(json!({})));
     }
     let mut batch: Vec<Value> = Vec::with_capacity(triggers.len());
     for trigger in &triggers {
         batch.push(
-            channel_info(&hub, trigger).await.into_iter().next().map_or_else(|| json!({}), |(_, info)| info),
+            channel_info(&app.hub, trigger)
+                .await
+                .into_iter()
+                .next()
+                .map_or_else(|| json!({}), |(_, info)| info),
         );
     }
     Ok(Json(json!({ "batch": batch })))
@@ -166,7 +170,7 @@ fn check(app: &PusherApp, body: TriggerBody) -> Result<Trigger, PusherApiError> 
 }
 
 /// What a `fanfare:delete` event's data names.
-fn delete_targets(data: &JsonData) -> Result<DeleteTargets, PusherApiError> {
+fn delete_targets(data: &JsonData) -> Result<DeleteTarget, PusherApiError> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Target {
@@ -180,15 +184,17 @@ fn delete_targets(data: &JsonData) -> Result<DeleteTargets, PusherApiError> {
     };
     let text: String = serde_json::from_str(data.as_str()).unwrap_or_else(|_| data.as_str().to_owned());
     let target: Target = serde_json::from_str(&text).map_err(|_| bad())?;
-    let target = DeleteTarget::from_parts(target.offset, target.idempotency_key).map_err(|_| bad())?;
-    Ok(target.into_targets())
+    DeleteTarget::from_parts(target.offset, target.idempotency_key).map_err(|_| bad())
 }
 
 /// Publishes every event of the request to each of its channels in one
 /// `publish_many`: a channel's events are appended as one store group in
 /// request order (consecutive offsets) and reach each subscriber together,
-/// in one socket write; channels proceed concurrently.
-async fn publish(hub: &Hub, triggers: &[Trigger]) -> Result<(), PusherApiError> {
+/// in one socket write; channels proceed concurrently. In a shaped
+/// namespace the backend's events take the priority lane, as the native
+/// HTTP API's do.
+async fn publish(app: &AppState, triggers: &[Trigger]) -> Result<(), PusherApiError> {
+    let (hub, settings) = (&app.hub, &app.settings);
     let publishes = triggers
         .iter()
         .filter(|trigger| trigger.delete.is_none())
@@ -197,6 +203,7 @@ async fn publish(hub: &Hub, triggers: &[Trigger]) -> Result<(), PusherApiError> 
             event: Some(trigger.name.clone()),
             ephemeral: matches!(pusher.kind(), ChannelKind::ServerToUser(_)),
             exclude: trigger.exclude,
+            priority: server_lane(&settings.namespaces.resolve(hub_channel)),
             ..Publish::new(hub_channel.clone(), trigger.data.clone())
         })
         .collect();
@@ -204,11 +211,15 @@ async fn publish(hub: &Hub, triggers: &[Trigger]) -> Result<(), PusherApiError> 
         result?;
     }
     for trigger in triggers {
-        let Some(targets) = &trigger.delete else { continue };
+        let Some(target) = &trigger.delete else { continue };
         for (_, hub_channel) in &trigger.channels {
-            let appended = hub.delete(hub_channel.clone(), targets.clone(), None).await?;
-            let deleted = appended.publication.deletes().unwrap_or_default();
-            tracing::info!(channel = %hub_channel, offset = appended.publication.offset, ?deleted, "deleted by a Pusher trigger");
+            // The API's own moderation action: a delete record, and the
+            // `moderation_action` event of a delete by "api".
+            let action = ModerationAction::Delete { channel: hub_channel.clone(), target: target.clone() };
+            let outcome = act(app, Actor::Api, action)
+                .await
+                .map_err(|error| PusherApiError::new(error.code, error.message))?;
+            tracing::info!(channel = %hub_channel, offset = ?outcome.offset, deleted = ?outcome.deleted, "deleted by a Pusher trigger");
         }
     }
     Ok(())

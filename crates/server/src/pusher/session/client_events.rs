@@ -1,17 +1,20 @@
 //! `client-*` events: relayed to the channel's other subscribers (native
 //! ones too), never echoed to the sender, never stored, at most the app's
 //! `max_client_events_per_second` per connection (Pusher's 10 by default),
-//! then, as native publications: the user's bans and mutes, the
+//! then, as native publications: the user's bans, mutes and shadow-bans
+//! (a shadow-banned user's events reach its own other connections only), the
 //! namespace's publish limits, and its content rules (`content/`; a
 //! refusal is `pusher:error` 4303).
 
 use fanfare_hub::Publish;
 use fanfare_protocol::pusher::{self, PusherChannel, PusherErrorCode};
-use fanfare_protocol::{JsonData, UserId};
+use fanfare_protocol::{ErrorInfo, JsonData, UserId};
 
 use super::PusherSession;
-use crate::content::ClientPublication;
+use crate::content::{ClientPublication, Rule};
+use crate::moderation::Audience;
 use crate::pusher::webhooks::WebhookEvent;
+use crate::webhooks::events::Refused;
 
 impl PusherSession {
     pub(super) async fn client_event(&mut self, channel: PusherChannel, event: String, data: JsonData) {
@@ -25,14 +28,24 @@ impl PusherSession {
             (None, Some(member)) => member.to_string(),
             (None, None) => String::new(),
         };
-        if let Err(refused) = self.app.moderation.may_publish(&user, &subscribed.hub).await {
-            self.send_error(PusherErrorCode::ClientEventRejected, &refused.message);
-            return;
-        }
+        let audience = match self.app.moderation.may_publish(&user, &subscribed.hub).await {
+            Ok(audience) => audience,
+            Err(refused) => {
+                self.report_refusal(&channel, &event, &data, &refused, None);
+                self.send_error(PusherErrorCode::ClientEventRejected, &refused.message);
+                return;
+            }
+        };
         let Some(subscribed) = self.channels.get(channel.as_str()) else { return };
-        let limits = &self.app.settings.namespaces.resolve(&subscribed.hub).publish_limits;
-        if let Err(refused) = self.app.limits.admit(&mut self.publisher, &user, &subscribed.hub, limits).await
+        let mut limits = self.app.settings.namespaces.resolve(&subscribed.hub).publish_limits;
+        if audience == Audience::Own {
+            // Events nobody else sees take nothing from the channel's rate.
+            limits.per_channel = None;
+        }
+        if let Err(refused) =
+            self.app.limits.admit(&mut self.publisher, &user, &subscribed.hub, &limits).await
         {
+            self.report_refusal(&channel, &event, &data, &refused, None);
             let frame = pusher::encode_error_waiting(
                 PusherErrorCode::ClientEventRateLimit,
                 &refused.message,
@@ -51,6 +64,11 @@ impl PusherSession {
             ..Publish::new(subscribed.hub.clone(), data.clone())
         };
         let user_id = subscribed.member.clone();
+        if audience == Audience::Own {
+            // The user's other connections get it; nobody else, no webhook.
+            let _ = crate::moderation::shadow::publish(&self.app, &user, publish).await;
+            return;
+        }
         let _ = self.app.hub.publish(publish).await;
         let webhook = WebhookEvent::ClientEvent {
             channel: channel.as_str().to_owned(),
@@ -86,7 +104,7 @@ impl PusherSession {
         let publication = ClientPublication {
             channel: &subscribed.hub,
             event: Some(event),
-            data,
+            data: data.clone(),
             user,
             connection: self.conn,
             socket_id: Some(&self.socket_id),
@@ -96,10 +114,37 @@ impl PusherSession {
         match self.app.content.check(&namespace, publication).await {
             Ok(data) => Some(data),
             Err(rejection) => {
+                self.report_refusal(channel, event, &data, &rejection.error(), Some(rejection.rule));
                 self.send_error(PusherErrorCode::ContentRejected, &rejection.to_string());
                 None
             }
         }
+    }
+
+    /// A `publication_rejected` event for the `[[webhooks]]` that want it.
+    fn report_refusal(
+        &self,
+        channel: &PusherChannel,
+        event: &str,
+        data: &JsonData,
+        refused: &ErrorInfo,
+        rule: Option<Rule>,
+    ) {
+        let Some(subscribed) = self.channels.get(channel.as_str()) else { return };
+        let user = subscribed
+            .member
+            .as_ref()
+            .or(self.signed_in.as_ref().map(|signed_in| &signed_in.id))
+            .map(UserId::as_str);
+        self.app.webhooks.rejected(Refused {
+            channel: &subscribed.hub,
+            user,
+            protocol: "pusher",
+            event: Some(event),
+            data,
+            error: refused,
+            rule,
+        });
     }
 
     fn check_client_event(

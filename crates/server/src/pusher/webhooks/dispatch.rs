@@ -24,11 +24,10 @@ use fanfare_protocol::pusher::{ChannelKind, PusherChannel};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant};
 
-use super::adoption::Adoption;
-use super::delivery::Endpoint;
-use super::{Event, FromGateway, WebhookEvent, WebhookMetrics, WebhookOptions};
+use super::{Endpoint, Event, FromGateway, WebhookEvent, WebhookOptions};
 use crate::config::WebhookKind;
 use crate::pusher::apps::{Apps, PusherApp};
+use crate::webhooks::{Adoption, DeliveryMetrics};
 
 /// What a held event waits for: a channel to be occupied again, or a
 /// member to be added again.
@@ -49,7 +48,7 @@ pub(super) struct Dispatcher {
     held: HashMap<HoldKey, Held>,
     expiries: VecDeque<(Instant, HoldKey, u64)>,
     next_generation: u64,
-    metrics: WebhookMetrics,
+    metrics: DeliveryMetrics,
     adoption: Arc<Adoption>,
     adopt_every: Option<Duration>,
 }
@@ -67,7 +66,7 @@ impl Dispatcher {
         apps: Arc<Apps>,
         endpoints: HashMap<String, Vec<Endpoint>>,
         options: &WebhookOptions,
-        metrics: WebhookMetrics,
+        metrics: DeliveryMetrics,
         adoption: Arc<Adoption>,
     ) -> Self {
         Self {

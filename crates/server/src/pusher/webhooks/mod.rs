@@ -9,15 +9,14 @@
 //!     sides of the flicker), routes each event to the endpoints that want it
 //!         │ bounded queue per endpoint (full: dropped and counted)
 //!         ▼
-//! delivery.rs: one task per (app, url): batches ≤ 50 events / ~100 ms into
-//!     one signed POST {"time_ms", "events"}, retries with exponential
-//!     backoff for 5 minutes, then keeps a dead letter (dead_letters.rs: a
-//!     file on a single node, the cluster's log in Redis on a cluster node)
-//!         │ each batch journaled from its first attempt to its end
-//!         ▼
-//! journal.rs: files in data_dir on a single node, the cluster's journal
-//!     in Redis on a cluster node; adoption.rs delivers what an earlier run
-//!     (or a dead or stopped node) left
+//! crate::webhooks (shared with the server's own [[webhooks]]): one task
+//!     per (app, url) batches ≤ 50 events / ~100 ms into one POST signed
+//!     with the app's secret (`X-Pusher-Signature`, with `X-Pusher-Key`),
+//!     retries with exponential backoff for 5 minutes, then keeps a dead
+//!     letter; each batch journaled from its first attempt to its end, and
+//!     the journal adopted (by this module's dispatcher, for both
+//!     families) at start, now and then on a cluster node, and when the
+//!     hub hands over a dead node
 //! ```
 //!
 //! [`Webhooks::flush`] (the server stopping) routes held and queued events
@@ -30,30 +29,30 @@
 //! event carries an `id` (a UUID v4) so that receivers can de-duplicate
 //! retried batches.
 
-mod adoption;
-mod dead_letters;
-mod delivery;
 mod dispatch;
-mod journal;
-mod replay;
 #[cfg(test)]
 mod tests;
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fanfare_cluster::{ClusterError, DeadLetterLog, WebhookJournal};
+use fanfare_cluster::ClusterError;
 use fanfare_hub::Hub;
-use metrics::{Counter, counter};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-pub use dead_letters::DeadLetterFile;
-pub use journal::JournalFile;
-pub use replay::{ReplayError, Replayed};
+pub use crate::webhooks::{
+    DEAD_LETTER_FILE_MAX_BYTES, DeadLetterFile, JournalFile, ReplayError, Replayed, WebhookOptions,
+    WebhookStores,
+};
 
 use crate::config::WebhookKind;
 use crate::pusher::apps::{Apps, PusherApp};
+use crate::webhooks::{
+    Adoption, BatchEvent, DeliveryMetrics, Destination, EndpointQueue, Replays, Routes, http_client,
+    start_endpoint,
+};
 
 /// An event only the gateway sees, for the app's webhooks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,65 +69,6 @@ impl WebhookEvent {
         match self {
             WebhookEvent::ClientEvent { .. } => WebhookKind::ClientEvent,
             WebhookEvent::CacheMiss { .. } => WebhookKind::CacheMiss,
-        }
-    }
-}
-
-/// Timings and sizes; the defaults are Pusher's behaviour. Tests shorten
-/// the times.
-#[derive(Debug, Clone)]
-pub struct WebhookOptions {
-    /// How long `channel_vacated` and `member_removed` wait for the channel
-    /// to be occupied (the member to be added) again; zero sends them at
-    /// once (a cluster node: its hub holds them, `fanfare_hub` `announce.rs`).
-    pub hold: Duration,
-    /// How long a batch collects events after its first one.
-    pub batch_window: Duration,
-    /// Most events in one POST.
-    pub batch_max: usize,
-    /// The first retry delay, doubled after each failure…
-    pub retry_initial: Duration,
-    /// …up to this.
-    pub retry_max_delay: Duration,
-    /// How long a batch is retried before it becomes a dead letter.
-    pub retry_for: Duration,
-    /// One POST's timeout.
-    pub request_timeout: Duration,
-    /// Events queued for the dispatcher (hub events and gateway events).
-    pub input_queue: usize,
-    /// Events queued per endpoint.
-    pub endpoint_queue: usize,
-    /// Batches being delivered or retried at once per endpoint.
-    pub max_in_flight: usize,
-    /// Events held at once; beyond it they are sent without waiting.
-    pub max_held: usize,
-    /// Roots trusted for `https://` URLs besides the system's
-    /// (`tls.webhook_ca_file`).
-    pub extra_roots: Vec<reqwest::Certificate>,
-    /// How often to adopt journaled batches other nodes released (a
-    /// cluster node's); `None`: only at start (a single node's).
-    pub adopt_every: Option<Duration>,
-}
-
-/// Size at which a single node's dead-letter file is rotated (to `.1`).
-pub const DEAD_LETTER_FILE_MAX_BYTES: u64 = 16 << 20;
-
-impl Default for WebhookOptions {
-    fn default() -> Self {
-        Self {
-            hold: Duration::from_secs(3),
-            batch_window: Duration::from_millis(100),
-            batch_max: 50,
-            retry_initial: Duration::from_secs(1),
-            retry_max_delay: Duration::from_secs(60),
-            retry_for: Duration::from_secs(300),
-            request_timeout: Duration::from_secs(10),
-            input_queue: 16_384,
-            endpoint_queue: 10_000,
-            max_in_flight: 16,
-            max_held: 100_000,
-            extra_roots: Vec::new(),
-            adopt_every: None,
         }
     }
 }
@@ -156,7 +96,7 @@ impl Event {
     pub fn new(name: WebhookKind, channel: &str) -> Self {
         Self {
             name,
-            id: event_id(),
+            id: crate::webhooks::event_id(),
             channel: channel.to_owned(),
             user_id: None,
             event: None,
@@ -167,59 +107,84 @@ impl Event {
     }
 }
 
-/// A UUID v4: unique across processes and restarts without coordination.
-fn event_id() -> String {
-    let mut bytes: [u8; 16] = rand::random();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+impl BatchEvent for Event {
+    /// Within a batch, a channel's subscription count is only worth its
+    /// latest value, and one cache miss per channel says it all.
+    fn coalesce(batch: Vec<Arc<Self>>) -> Vec<Arc<Self>> {
+        let mut last_count: HashMap<&str, usize> = HashMap::new();
+        for (index, event) in batch.iter().enumerate() {
+            if event.name == WebhookKind::SubscriptionCount {
+                last_count.insert(&event.channel, index);
+            }
+        }
+        let mut missed = HashSet::new();
+        let keep: Vec<bool> = batch
+            .iter()
+            .enumerate()
+            .map(|(index, event)| match event.name {
+                WebhookKind::SubscriptionCount => last_count.get(event.channel.as_str()) == Some(&index),
+                WebhookKind::CacheMiss => missed.insert(event.channel.as_str()),
+                _ => true,
+            })
+            .collect();
+        batch.into_iter().zip(keep).filter_map(|(event, keep)| keep.then_some(event)).collect()
+    }
 }
 
-/// Where webhooks keep what must outlive the process: batches given up on,
-/// and batches not yet delivered.
-#[derive(Clone)]
-pub struct WebhookStores {
-    pub dead_letters: Arc<dyn DeadLetterLog>,
-    pub journal: Arc<dyn WebhookJournal>,
+/// The dispatcher's side of one endpoint of an app.
+pub(super) struct Endpoint {
+    events: BTreeSet<WebhookKind>,
+    queue: EndpointQueue<Event>,
 }
 
-impl WebhookStores {
-    /// A single node's: files in its data directory.
-    pub fn in_data_dir(data_dir: &std::path::Path) -> Self {
-        Self {
-            dead_letters: Arc::new(DeadLetterFile::new(data_dir, DEAD_LETTER_FILE_MAX_BYTES)),
-            journal: Arc::new(JournalFile::new(data_dir)),
+impl Endpoint {
+    pub fn wants(&self, kind: WebhookKind) -> bool {
+        self.events.contains(&kind)
+    }
+
+    /// Queues without waiting; false when the queue is full.
+    pub fn queue(&self, event: Arc<Event>) -> bool {
+        self.queue.queue(event)
+    }
+
+    pub async fn flush(&self) {
+        self.queue.flush().await;
+    }
+}
+
+/// Spawns a delivery task per webhook of every app (added to `routes`);
+/// returns the dispatcher's handles, by app id.
+fn start_endpoints(
+    apps: &Apps,
+    options: &WebhookOptions,
+    stores: &WebhookStores,
+    metrics: &DeliveryMetrics,
+    routes: &mut Routes,
+) -> HashMap<String, Vec<Endpoint>> {
+    let client = http_client(options);
+    let mut endpoints: HashMap<String, Vec<Endpoint>> = HashMap::new();
+    for app in apps.iter() {
+        for webhook in &app.settings.webhooks {
+            let destination = Destination {
+                app_id: Some(app.id().to_owned()),
+                url: webhook.url.clone(),
+                secret: app.secret().to_owned(),
+                signature_header: "X-Pusher-Signature",
+                headers: vec![("X-Pusher-Key", app.key().to_owned())],
+                timeout: None,
+            };
+            let queue = start_endpoint(destination, &client, options, stores, metrics, routes);
+            let endpoint = Endpoint { events: webhook.events.clone(), queue };
+            endpoints.entry(app.id().to_owned()).or_default().push(endpoint);
         }
     }
+    endpoints
 }
 
 /// What reaches the dispatcher from the gateway.
 pub(crate) struct FromGateway {
     pub app: Arc<PusherApp>,
     pub event: WebhookEvent,
-}
-
-#[derive(Clone)]
-pub(crate) struct WebhookMetrics {
-    pub delivered: Counter,
-    pub retried: Counter,
-    pub dead: Counter,
-    pub dead_letters: Counter,
-    /// Events dropped because a queue was full.
-    pub dropped: Counter,
-}
-
-impl WebhookMetrics {
-    fn register() -> Self {
-        Self {
-            delivered: counter!("fanfare_webhook_deliveries_total", "outcome" => "ok"),
-            retried: counter!("fanfare_webhook_deliveries_total", "outcome" => "retry"),
-            dead: counter!("fanfare_webhook_deliveries_total", "outcome" => "dead"),
-            dead_letters: counter!("fanfare_webhook_dead_letters_total"),
-            dropped: counter!("fanfare_webhook_events_dropped_total"),
-        }
-    }
 }
 
 /// The webhooks of every app: a handle to the dispatcher task.
@@ -231,8 +196,8 @@ pub struct Webhooks {
     flushes: Option<mpsc::Sender<oneshot::Sender<()>>>,
     stores: WebhookStores,
     /// Every endpoint's queue, for replayed dead letters.
-    replays: replay::Replays,
-    metrics: WebhookMetrics,
+    replays: Arc<Replays>,
+    metrics: DeliveryMetrics,
 }
 
 impl Webhooks {
@@ -242,7 +207,21 @@ impl Webhooks {
     /// `stores.journal` until delivered; batches never accepted are kept in
     /// `stores.dead_letters`.
     pub fn start(apps: Arc<Apps>, hub: &Hub, stores: WebhookStores, options: WebhookOptions) -> Self {
-        let any_webhook = apps.iter().any(|app| !app.settings.webhooks.is_empty());
+        Self::start_beside(apps, hub, stores, options, Routes::default())
+    }
+
+    /// [`start`](Self::start) beside the `[[webhooks]]` endpoints already
+    /// in `routes`: the dispatcher (which adopts journaled batches for
+    /// every endpoint, and replays their dead letters) runs when either
+    /// family has an endpoint.
+    pub(crate) fn start_beside(
+        apps: Arc<Apps>,
+        hub: &Hub,
+        stores: WebhookStores,
+        options: WebhookOptions,
+        routes: Routes,
+    ) -> Self {
+        let any_webhook = apps.iter().any(|app| !app.settings.webhooks.is_empty()) || !routes.is_empty();
         let with_counts = apps.any_wants(WebhookKind::SubscriptionCount);
         let hub_events = match any_webhook {
             true => hub.events(options.input_queue, with_counts),
@@ -251,34 +230,31 @@ impl Webhooks {
         if any_webhook && hub_events.is_none() {
             tracing::warn!("the hub's events already have a listener: channel webhooks are off");
         }
-        Self::start_with(apps, hub_events, stores, options)
+        Self::start_with(apps, hub_events, stores, options, routes)
     }
 
-    /// [`start`](Self::start) with the hub's events given (tests feed their own).
+    /// [`start_beside`](Self::start_beside) with the hub's events given
+    /// (tests feed their own).
     pub(crate) fn start_with(
         apps: Arc<Apps>,
         hub_events: Option<mpsc::Receiver<fanfare_hub::HubEvent>>,
         stores: WebhookStores,
         options: WebhookOptions,
+        mut routes: Routes,
     ) -> Self {
-        let metrics = WebhookMetrics::register();
-        let any_webhook = apps.iter().any(|app| !app.settings.webhooks.is_empty());
-        let mut replays = replay::Replays::default();
+        let metrics = DeliveryMetrics::pusher();
+        let endpoints = start_endpoints(&apps, &options, &stores, &metrics, &mut routes);
+        let any_webhook = !routes.is_empty();
+        let routes = Arc::new(routes);
+        let replays = Arc::new(Replays::new(routes.clone()));
         let mut flushes = None;
         let input = any_webhook.then(|| {
             let (tx, gateway) = mpsc::channel(options.input_queue);
             let (flush_tx, flush_rx) = mpsc::channel(1);
             flushes = Some(flush_tx);
-            let (endpoints, targets) = delivery::start_endpoints(&apps, &options, &stores, &metrics);
-            replays = replay::Replays::new(&endpoints);
-            let adoption = adoption::Adoption { stores: stores.clone(), targets };
-            let dispatcher = dispatch::Dispatcher::new(
-                apps.clone(),
-                endpoints,
-                &options,
-                metrics.clone(),
-                Arc::new(adoption),
-            );
+            let adoption = Arc::new(Adoption::new(stores.clone(), routes));
+            let dispatcher =
+                dispatch::Dispatcher::new(apps.clone(), endpoints, &options, metrics.clone(), adoption);
             let inputs = dispatch::Inputs { hub: hub_events, gateway, flushes: flush_rx };
             tokio::spawn(dispatcher.run(inputs));
             tx

@@ -112,7 +112,8 @@ fn start(
 ) -> (Webhooks, mpsc::Sender<HubEvent>) {
     let (tx, rx) = mpsc::channel(100);
     let apps = Arc::new(Apps::new(apps).unwrap());
-    (Webhooks::start_with(apps, Some(rx), super::WebhookStores::in_data_dir(dir.path()), options), tx)
+    let stores = super::WebhookStores::in_data_dir(dir.path());
+    (Webhooks::start_with(apps, Some(rx), stores, options, crate::webhooks::Routes::default()), tx)
 }
 
 fn channel(name: &str) -> ChannelName {
@@ -380,4 +381,37 @@ async fn beyond_the_most_held_events_a_vacated_channel_is_reported_at_once() {
     let (_webhooks, hub) = start(vec![app("a", "", &receiver.url, &ALL)], &dir, options);
     hub.send(vacated("news")).await.unwrap();
     assert_eq!(receiver.next().await.names(), [pair("channel_vacated", "news")], "not held for 60 s");
+}
+
+fn counted(name: WebhookKind, channel: &str, count: Option<usize>) -> Arc<super::Event> {
+    Arc::new(super::Event { subscription_count: count, ..super::Event::new(name, channel) })
+}
+
+#[test]
+fn a_batch_keeps_the_latest_count_and_the_first_cache_miss_per_channel() {
+    use crate::webhooks::BatchEvent;
+    use WebhookKind::*;
+    let batch = vec![
+        counted(SubscriptionCount, "a", Some(1)),
+        counted(CacheMiss, "c", None),
+        counted(ChannelOccupied, "a", None),
+        counted(SubscriptionCount, "b", Some(7)),
+        counted(SubscriptionCount, "a", Some(2)),
+        counted(CacheMiss, "c", None),
+        counted(CacheMiss, "d", None),
+    ];
+    let kept: Vec<(WebhookKind, String, Option<usize>)> = super::Event::coalesce(batch)
+        .iter()
+        .map(|e| (e.name, e.channel.clone(), e.subscription_count))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            (CacheMiss, "c".to_owned(), None),
+            (ChannelOccupied, "a".to_owned(), None),
+            (SubscriptionCount, "b".to_owned(), Some(7)),
+            (SubscriptionCount, "a".to_owned(), Some(2)),
+            (CacheMiss, "d".to_owned(), None),
+        ]
+    );
 }

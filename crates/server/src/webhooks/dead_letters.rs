@@ -19,42 +19,41 @@ use fanfare_cluster::{ClusterError, DeadLetterLog};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-use super::{Event, event_id};
+use super::event_id;
 
-/// One batch given up on.
+/// One batch of events `E` given up on.
 #[derive(Serialize)]
-pub(super) struct DeadLetter<'a> {
+pub(super) struct DeadLetter<'a, E> {
     pub time_ms: u64,
-    pub app_id: &'a str,
+    /// The Pusher app's id; none for a `[[webhooks]]` endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<&'a str>,
     pub url: &'a str,
     pub attempts: u32,
     /// The last attempt's failure.
     pub error: &'a str,
-    pub events: &'a [Arc<Event>],
+    pub events: &'a [Arc<E>],
 }
 
 /// A letter as kept: its own `id` (a UUID v4, what
 /// `POST /api/webhooks/dead_letters/{id}/replay` names) first.
 #[derive(Serialize)]
-struct Kept<'a> {
+struct Kept<'a, E> {
     id: &'a str,
     #[serde(flatten)]
-    letter: &'a DeadLetter<'a>,
+    letter: &'a DeadLetter<'a, E>,
 }
 
-/// What a replay reads back of a kept letter. Letters kept before they had
-/// ids have none, and cannot be replayed.
+/// What a replay reads back of a kept letter's events, once it found the
+/// letter and its endpoint (`replay.rs`).
 #[derive(Deserialize)]
-pub(super) struct KeptLetter {
-    pub id: Option<String>,
-    pub app_id: String,
-    pub url: String,
-    pub events: Vec<Event>,
+pub(super) struct KeptLetter<E> {
+    pub events: Vec<E>,
 }
 
 /// Writes `letter` to `log` under a new id; false (and logged) when it
 /// could not be kept.
-pub(super) async fn keep(log: &dyn DeadLetterLog, letter: &DeadLetter<'_>) -> bool {
+pub(super) async fn keep<E: Serialize>(log: &dyn DeadLetterLog, letter: &DeadLetter<'_, E>) -> bool {
     let id = event_id();
     let line = match serde_json::to_vec(&Kept { id: &id, letter }) {
         Ok(line) => line,
@@ -167,12 +166,16 @@ impl DeadLetterLog for DeadLetterFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::WebhookKind;
     use fanfare_cluster::conformance::Subject;
     use fanfare_cluster::conformance::dead_letters::BOUND;
+    use serde_json::{Value, json};
 
-    fn letter<'a>(error: &'a str, events: &'a [Arc<Event>]) -> DeadLetter<'a> {
-        DeadLetter { time_ms: 1, app_id: "app", url: "http://127.0.0.1:1/", attempts: 3, error, events }
+    fn letter<'a>(error: &'a str, events: &'a [Arc<Value>]) -> DeadLetter<'a, Value> {
+        DeadLetter { time_ms: 1, app_id: Some("app"), url: "http://127.0.0.1:1/", attempts: 3, error, events }
+    }
+
+    fn occupied() -> Arc<Value> {
+        Arc::new(json!({"name": "channel_occupied", "channel": "news"}))
     }
 
     /// Handles on one file, as the conformance suite wants (a file is one
@@ -197,7 +200,7 @@ mod tests {
     #[tokio::test]
     async fn letters_are_listed_newest_first_across_the_rotation() {
         let dir = tempfile::tempdir().unwrap();
-        let events = [Arc::new(Event::new(WebhookKind::ChannelOccupied, "news"))];
+        let events = [occupied()];
         let kept = Kept { id: &event_id(), letter: &letter("e0", &events) };
         let size = serde_json::to_vec(&kept).unwrap().len() as u64 + 1;
         // Room for two lines per file.
@@ -218,24 +221,28 @@ mod tests {
     async fn each_letter_is_kept_under_its_own_id_and_reads_back_whole() {
         let dir = tempfile::tempdir().unwrap();
         let letters = DeadLetterFile::new(dir.path(), 1 << 20);
-        let events = [Arc::new(Event::new(WebhookKind::ChannelOccupied, "news"))];
+        let events = [occupied()];
         assert!(keep(&letters, &letter("a", &events)).await);
         assert!(keep(&letters, &letter("b", &events)).await);
         let recent = letters.recent(10).await.unwrap();
-        let read: Vec<KeptLetter> = recent.iter().map(|l| serde_json::from_slice(l).unwrap()).collect();
-        let (first, second) = (read[0].id.clone().unwrap(), read[1].id.clone().unwrap());
+        let read = as_json(recent.clone());
+        let (first, second) = (read[0]["id"].as_str().unwrap(), read[1]["id"].as_str().unwrap());
         assert_eq!(first.len(), 36);
         assert_ne!(first, second);
         assert!(recent[0].starts_with(b"{\"id\":"), "the id comes first");
-        assert_eq!(read[0].events, [(*events[0]).clone()]);
-        assert_eq!((read[0].app_id.as_str(), read[0].url.as_str()), ("app", "http://127.0.0.1:1/"));
+        let kept: KeptLetter<Value> = serde_json::from_slice(&recent[0]).unwrap();
+        assert_eq!(kept.events, [(*events[0]).clone()]);
+        assert_eq!(
+            (read[0]["app_id"].as_str(), read[0]["url"].as_str()),
+            (Some("app"), Some("http://127.0.0.1:1/"))
+        );
     }
 
     #[tokio::test]
     async fn a_line_cut_short_by_a_crash_is_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let letters = DeadLetterFile::new(dir.path(), 1 << 20);
-        assert!(keep(&letters, &letter("whole", &[])).await);
+        assert!(keep(&letters, &letter("whole", &[] as &[Arc<Value>])).await);
         let mut file = std::fs::OpenOptions::new().append(true).open(letters.path()).unwrap();
         std::io::Write::write_all(&mut file, b"{\"time_ms\":2,\"app").unwrap();
         let recent = as_json(letters.recent(10).await.unwrap());
@@ -258,7 +265,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let letters = DeadLetterFile::new(dir.path(), 1 << 20);
-        assert!(keep(&letters, &letter("x", &[])).await);
+        assert!(keep(&letters, &letter("x", &[] as &[Arc<Value>])).await);
         let mode = std::fs::metadata(letters.path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(letters.path(), dir.path().join("webhooks/dead_letters.jsonl"));

@@ -1,7 +1,7 @@
 //! Pending webhook batches, kept until delivered or given up on.
 //!
-//! [`Pending`] is one batch as its journal record: the app and URL it is
-//! for and its events (with their ids), so a batch found after a restart
+//! [`Pending`] is one batch as its journal record: the endpoint it is for
+//! (a Pusher app's id and URL, or a `[[webhooks]]` URL) and its events (with their ids), so a batch found after a restart
 //! (or adopted from a dead cluster node) is delivered as it was signed to
 //! be. Where records are kept is a [`WebhookJournal`]: for a single node
 //! [`JournalFile`], one file per batch in `data_dir/webhooks/pending/`
@@ -14,22 +14,23 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use fanfare_cluster::{ClusterError, NodeId, WebhookJournal};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::Event;
-
-/// One batch waiting for delivery.
+/// One batch waiting for delivery, of events `E` (a family's).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct Pending {
+pub(super) struct Pending<E> {
     pub id: String,
-    pub app_id: String,
+    /// The Pusher app it is for; `None` for a `[[webhooks]]` endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
     pub url: String,
     /// When it was first queued (its dead letter, if any, says so).
     pub queued_ms: u64,
-    pub events: Vec<Arc<Event>>,
+    pub events: Vec<Arc<E>>,
 }
 
-impl Pending {
+impl<E: Serialize + DeserializeOwned> Pending<E> {
     pub fn encode(&self) -> Option<Bytes> {
         match serde_json::to_vec(self) {
             Ok(bytes) => Some(Bytes::from(bytes)),
