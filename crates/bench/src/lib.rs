@@ -12,6 +12,7 @@
 //! | `rooms` | the same over many small channels (default N / 3) | the same |
 //! | `reconnect-storm` | fanout; every connection cut at once; clients resume from their position with backoff and jitter while publishing goes on | time until all recovered, missed and duplicated |
 //! | `history` | appends as fast as possible (many in flight, so group commit batches them), then range reads | appends/s, reads/s, latencies |
+//! | `live` | N viewers on one channel, comments at R/s from publishing connections, reactions from the viewers, a priority publication through the HTTP API every interval | deliveries/s and per server CPU-second, server cores; priority lost and latency; comments delivered + `skipped` against published; reactions sent against aggregated |
 //!
 //! # How
 //!
@@ -38,6 +39,8 @@
 //! - `options.rs`: [`BenchOptions`] → checked [`Plan`].
 //! - `scenario/`: one file per scenario, from a plan to a [`Report`].
 //! - `fleet/`: the subscribers; `publisher.rs`: the publishers.
+//! - `tracker.rs`, `live_tracker.rs`: what one subscriber (or viewer) saw.
+//! - `tokens.rs`: the JWTs connections send.
 //! - `driver/`: native, Pusher and NATS sockets, the HTTP APIs.
 //! - `report.rs`: the summary table and the JSON.
 
@@ -45,6 +48,7 @@ mod driver;
 mod error;
 mod error_log;
 mod fleet;
+mod live_tracker;
 mod options;
 mod payload;
 mod proc_stats;
@@ -54,17 +58,18 @@ mod report;
 mod scenario;
 mod server_writes;
 mod stats;
+mod tokens;
 mod tracker;
 mod workers;
 
 pub use error::BenchError;
 pub use error_log::{ErrorCount, ErrorSummary};
 pub use options::{
-    BenchOptions, Durability, Plan, Protocol, PublishFrom, PusherApp, Scenario, WorkerProgram,
+    BenchOptions, Durability, LiveOptions, Plan, Protocol, PublishFrom, PusherApp, Scenario, WorkerProgram,
 };
 pub use report::{
-    ConnectReport, DeliveryReport, HistoryReport, PublishReport, RecoveryReport, Report, ServerReport,
-    ToolReport, count as thousands,
+    ConnectReport, DeliveryReport, HistoryReport, LiveReport, OrdinaryReport, PriorityReport, PublishReport,
+    ReactionReport, RecoveryReport, Report, ServerReport, ToolReport, count as thousands,
 };
 pub use stats::Percentiles;
 pub use workers::run_worker;

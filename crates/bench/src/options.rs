@@ -27,6 +27,8 @@ pub enum Scenario {
     Rooms,
     ReconnectStorm,
     History,
+    /// One huge room: viewers, comments, reactions and a priority lane.
+    Live,
 }
 
 impl fmt::Display for Scenario {
@@ -37,6 +39,7 @@ impl fmt::Display for Scenario {
             Scenario::Rooms => "rooms",
             Scenario::ReconnectStorm => "reconnect-storm",
             Scenario::History => "history",
+            Scenario::Live => "live",
         })
     }
 }
@@ -97,6 +100,28 @@ impl fmt::Debug for PusherApp {
     }
 }
 
+/// The `live` scenario's room: one channel, its viewers reacting, a
+/// priority publication now and then (comments come at `rate`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveOptions {
+    /// The room (its namespace decides shaping).
+    pub channel: String,
+    /// `react` commands per second in total, spread over the viewers.
+    pub reaction_rate: f64,
+    /// One publication through the HTTP API (the priority lane) this often.
+    pub priority_interval: Duration,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        Self {
+            channel: "live:stage".to_string(),
+            reaction_rate: 2000.0,
+            priority_interval: Duration::from_secs(1),
+        }
+    }
+}
+
 /// How `--workers` starts a worker: this program with these arguments
 /// (the worker reads its orders on stdin).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +147,9 @@ pub struct BenchOptions {
     pub api_key: Option<String>,
     /// A JWT for the native `connect` (anonymous without).
     pub token: Option<String>,
+    /// Sign an HS256 JWT for every connection with this secret instead
+    /// (`sub` = `bench-viewer-N`, `bench-publisher-N`), so each is a user.
+    pub jwt_secret: Option<String>,
     pub pusher_app: Option<PusherApp>,
     /// Subscriber connections (in total, over all workers).
     pub connections: usize,
@@ -130,7 +158,7 @@ pub struct BenchOptions {
     /// Put before every channel name (a namespace such as `bench:`).
     pub channel_prefix: String,
     /// Publications per second in total; 0 = as fast as the subscribers
-    /// keep up (see `max_lag`).
+    /// keep up (see `max_lag`). `live`: comments per second.
     pub rate: f64,
     /// Bytes of each publication's JSON data.
     pub size: usize,
@@ -183,6 +211,8 @@ pub struct BenchOptions {
     /// many events (1 to [`PUSHER_BATCH_MAX`]); `None`: one `/events`
     /// trigger per event.
     pub pusher_batch: Option<usize>,
+    /// `live`: reactions, priority publications, the room's channel.
+    pub live: LiveOptions,
     /// A progress line on stderr once a second.
     pub progress: bool,
     /// Set by the command line; needed for `workers` > 1.
@@ -198,11 +228,16 @@ impl BenchOptions {
             cluster: Vec::new(),
             api_key: None,
             token: None,
+            jwt_secret: None,
             pusher_app: None,
             connections: 1000,
             channels: None,
             channel_prefix: String::new(),
-            rate: if scenario == Scenario::ReconnectStorm { 100.0 } else { 0.0 },
+            rate: match scenario {
+                Scenario::ReconnectStorm => 100.0,
+                Scenario::Live => 500.0,
+                _ => 0.0,
+            },
             size: 100,
             duration: Duration::from_secs(10),
             messages: None,
@@ -228,6 +263,7 @@ impl BenchOptions {
             read_limit: 100,
             event: "fanfare-bench".to_string(),
             pusher_batch: None,
+            live: LiveOptions::default(),
             progress: true,
             worker_program: None,
         }
@@ -263,11 +299,12 @@ impl BenchOptions {
         if self.connections == 0 && self.scenario != Scenario::History {
             return Err(invalid("connections", "must be at least 1"));
         }
-        let channels = self.channels.unwrap_or(match self.scenario {
-            Scenario::Rooms => self.connections.div_ceil(ROOM_SIZE),
-            Scenario::History => 100,
-            _ => 1,
-        });
+        let channels = match self.scenario {
+            Scenario::Live => 1,
+            Scenario::Rooms => self.channels.unwrap_or(self.connections.div_ceil(ROOM_SIZE)),
+            Scenario::History => self.channels.unwrap_or(100),
+            _ => self.channels.unwrap_or(1),
+        };
         if channels == 0 {
             return Err(invalid("channels", "must be at least 1"));
         }
@@ -293,6 +330,7 @@ impl BenchOptions {
             return Err(invalid("cut-after", "the cut must come before the end of --duration"));
         }
         self.check_protocol(in_process_history)?;
+        self.check_live()?;
         self.check_pusher_batch()?;
         self.check_open_files()?;
         let timeout = self.timeout.unwrap_or(self.duration * 2 + DEFAULT_TIMEOUT_MARGIN);
@@ -349,6 +387,44 @@ impl BenchOptions {
         }
     }
 
+    /// `live` is a native room: comments from clients, priority through
+    /// the HTTP API (so it needs the key), reactions at a finite rate.
+    fn check_live(&self) -> Result<(), BenchError> {
+        if self.scenario != Scenario::Live {
+            return Ok(());
+        }
+        let invalid = |option, reason: &str| BenchError::InvalidOption { option, reason: reason.to_string() };
+        if self.protocol != Protocol::Native {
+            return Err(BenchError::Unsupported {
+                scenario: self.scenario,
+                protocol: self.protocol,
+                reason: "shaping, reactions and the priority lane are native protocol features",
+            });
+        }
+        if self.api_key.is_none() {
+            return Err(invalid(
+                "api-key",
+                "priority publications go through the HTTP API, which needs its key",
+            ));
+        }
+        if !(self.rate.is_finite() && self.rate > 0.0) {
+            return Err(invalid("comment-rate", "must be more than 0 comments per second"));
+        }
+        let reactions = self.live.reaction_rate;
+        if !(reactions.is_finite() && reactions >= 0.0) {
+            return Err(invalid("reaction-rate", "must be a number of reactions per second, 0 or more"));
+        }
+        if self.live.priority_interval.is_zero() {
+            return Err(invalid("priority-interval", "must be more than 0"));
+        }
+        if self.publishers == 0 {
+            return Err(invalid("publishers", "comments need at least 1 publishing connection"));
+        }
+        fanfare_protocol::ChannelName::new(&self.live.channel)
+            .map(|_| ())
+            .map_err(|error| invalid("channel", &error.to_string()))
+    }
+
     /// Batches are a Pusher HTTP API request, within Pusher's size limit,
     /// and only where something is published.
     fn check_pusher_batch(&self) -> Result<(), BenchError> {
@@ -402,6 +478,9 @@ pub struct Plan {
 
 impl Plan {
     pub fn channel_name(&self, index: usize) -> String {
+        if self.options.scenario == Scenario::Live {
+            return self.options.live.channel.clone();
+        }
         format!("{}fb-{}-{index}", self.options.channel_prefix, self.run_id)
     }
 

@@ -33,6 +33,9 @@ pub struct Report {
     pub delivery: Option<DeliveryReport>,
     pub recovery: Option<RecoveryReport>,
     pub history: Option<HistoryReport>,
+    /// The `live` scenario's room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveReport>,
     pub errors: ErrorSummary,
 }
 
@@ -134,6 +137,209 @@ pub struct HistoryReport {
     pub read_latency: Percentiles,
 }
 
+/// The `live` scenario: deliveries over the publishing window, and each
+/// lane checked on its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveReport {
+    pub channel: String,
+    /// Viewers subscribed.
+    pub viewers: u64,
+    /// Asked for: comments and reactions per second, the priority interval.
+    pub comment_rate: f64,
+    pub reaction_rate: f64,
+    pub priority_interval_ms: u64,
+    /// The publishing window, over which deliveries and CPU are counted.
+    pub window_s: f64,
+    /// Publications received by viewers in the window (both lanes and
+    /// reaction aggregates).
+    pub deliveries: u64,
+    pub deliveries_per_second: f64,
+    pub deliveries_per_server_cpu_second: Option<f64>,
+    /// The server's CPU-seconds per wall-clock second of the window.
+    pub server_cores: Option<f64>,
+    /// Publish (the payload's timestamp) → delivered, every publication
+    /// of both lanes.
+    pub latency: Percentiles,
+    pub priority: PriorityReport,
+    pub ordinary: OrdinaryReport,
+    pub reactions: ReactionReport,
+    /// Viewers that reached the last offset in the end.
+    pub caught_up: u64,
+    pub reconnects: u64,
+}
+
+/// Publications through the HTTP API (the server: the priority lane).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PriorityReport {
+    /// Acknowledged by the API.
+    pub sent: u64,
+    pub failed: u64,
+    /// Received, summed over viewers (distinct by sequence number).
+    pub received: u64,
+    pub received_by_every_viewer: bool,
+    /// viewers × sent − received.
+    pub lost: u64,
+    pub duplicated: u64,
+    pub out_of_order: u64,
+    /// Deliveries the server marked `"priority":true`.
+    pub flagged: u64,
+    pub latency: Percentiles,
+    /// Request → acknowledgement.
+    pub ack_latency: Percentiles,
+}
+
+/// Comments from publishing connections (the ordinary lane).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrdinaryReport {
+    /// Acknowledged, the closing comment included.
+    pub published: u64,
+    pub failed: u64,
+    /// Received, summed over viewers.
+    pub delivered: u64,
+    /// Per viewer, over the window.
+    pub per_viewer_per_second_mean: f64,
+    pub per_viewer_per_second_max: f64,
+    /// The most one viewer received in one wall-clock second.
+    pub busiest_second_max: u64,
+    /// The `skipped` counts, summed over viewers.
+    pub skipped: u64,
+    /// Per viewer: delivered + skipped, the smallest and the largest.
+    pub accounted_min: u64,
+    pub accounted_max: u64,
+    /// Every viewer's delivered + skipped equals `published`.
+    pub adds_up: bool,
+    /// Offsets missing that no `skipped` accounted for (all viewers).
+    pub unreported: u64,
+    /// `skipped` beyond the offset gap it came with.
+    pub overreported: u64,
+    /// Deliveries at or below an offset already received.
+    pub repeated: u64,
+    /// Comments the server marked as priority (must be 0).
+    pub flagged_priority: u64,
+}
+
+/// `react` commands from the viewers and the aggregates they received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReactionReport {
+    pub sent: u64,
+    pub acked: u64,
+    pub refused: u64,
+    /// Aggregate pushes received, summed over viewers.
+    pub aggregates: u64,
+    /// The sum of the aggregates' counts one viewer received.
+    pub received_per_viewer_min: u64,
+    pub received_per_viewer_max: u64,
+    pub received_per_viewer_mean: f64,
+}
+
+impl LiveReport {
+    /// What the issue asks of a shaped room: no priority publication
+    /// lost, and every viewer's comments accounted for.
+    pub fn consistent(&self) -> bool {
+        self.priority.lost == 0
+            && self.priority.received_by_every_viewer
+            && self.priority.duplicated == 0
+            && self.priority.out_of_order == 0
+            && self.ordinary.adds_up
+            && self.ordinary.unreported == 0
+            && self.ordinary.overreported == 0
+            && self.ordinary.repeated == 0
+    }
+
+    fn rows(&self) -> Rows {
+        let per_cpu = self
+            .deliveries_per_server_cpu_second
+            .map_or(String::new(), |v| format!(", {} per server CPU-second", count(v as u64)));
+        let cores = self.server_cores.map_or(String::new(), |c| format!(", server {c:.2} cores"));
+        let p = &self.priority;
+        let o = &self.ordinary;
+        let r = &self.reactions;
+        let every =
+            if p.received_by_every_viewer { "every viewer got all" } else { "NOT every viewer got all" };
+        vec![
+            (
+                "room",
+                format!(
+                    "{} viewers on {}: comments {}/s, reactions {}/s, priority every {} ms",
+                    count(self.viewers),
+                    self.channel,
+                    count(self.comment_rate as u64),
+                    count(self.reaction_rate as u64),
+                    self.priority_interval_ms
+                ),
+            ),
+            (
+                "deliveries",
+                format!(
+                    "{} in {:.1} s ({}/s{per_cpu}{cores})",
+                    count(self.deliveries),
+                    self.window_s,
+                    count(self.deliveries_per_second as u64)
+                ),
+            ),
+            ("latency", percentiles(&self.latency)),
+            (
+                "priority",
+                format!(
+                    "{} sent ({} failed), {} received, {every}; lost {}, duplicated {}, out of order {}, {} flagged",
+                    count(p.sent),
+                    count(p.failed),
+                    count(p.received),
+                    count(p.lost),
+                    count(p.duplicated),
+                    count(p.out_of_order),
+                    count(p.flagged)
+                ),
+            ),
+            ("priority latency", percentiles(&p.latency)),
+            (
+                "comments",
+                format!(
+                    "{} published ({} failed); per viewer {:.1}/s mean, {:.1}/s max, busiest second {}",
+                    count(o.published),
+                    count(o.failed),
+                    o.per_viewer_per_second_mean,
+                    o.per_viewer_per_second_max,
+                    count(o.busiest_second_max)
+                ),
+            ),
+            (
+                "accounted",
+                format!(
+                    "delivered {} + skipped {}; per viewer {}–{} of {} ({}); unreported {}, overreported {}, repeated {}, flagged priority {}",
+                    count(o.delivered),
+                    count(o.skipped),
+                    count(o.accounted_min),
+                    count(o.accounted_max),
+                    count(o.published),
+                    if o.adds_up { "adds up" } else { "does NOT add up" },
+                    count(o.unreported),
+                    count(o.overreported),
+                    count(o.repeated),
+                    count(o.flagged_priority)
+                ),
+            ),
+            (
+                "reactions",
+                format!(
+                    "{} sent, {} acked, {} refused; {} aggregates; per viewer {}–{} counted (mean {:.0})",
+                    count(r.sent),
+                    count(r.acked),
+                    count(r.refused),
+                    count(r.aggregates),
+                    count(r.received_per_viewer_min),
+                    count(r.received_per_viewer_max),
+                    r.received_per_viewer_mean
+                ),
+            ),
+            (
+                "viewers",
+                format!("{} caught up, {} reconnects", count(self.caught_up), count(self.reconnects)),
+            ),
+        ]
+    }
+}
+
 impl Report {
     /// No publication lost, duplicated or reordered.
     pub fn integrity_ok(&self) -> bool {
@@ -169,6 +375,7 @@ impl fmt::Display for Report {
         rows.extend(self.delivery.iter().flat_map(DeliveryReport::rows));
         rows.extend(self.recovery.iter().flat_map(RecoveryReport::rows));
         rows.extend(self.history.iter().flat_map(HistoryReport::rows));
+        rows.extend(self.live.iter().flat_map(LiveReport::rows));
         if self.errors.is_empty() {
             rows.push(("errors", "none".to_string()));
         }
@@ -406,6 +613,7 @@ mod tests {
             }),
             recovery: None,
             history: None,
+            live: None,
             errors: ErrorSummary::new(),
         }
     }

@@ -42,6 +42,7 @@ pub struct WorkerSpec {
 #[serde(tag = "order", rename_all = "snake_case")]
 pub enum Order {
     Cut,
+    React { on: bool },
     Drain { targets: Vec<u64> },
     Stop,
 }
@@ -159,6 +160,10 @@ impl WorkerFleet {
         self.send(&Order::Cut);
     }
 
+    pub(crate) fn react(&self, on: bool) {
+        self.send(&Order::React { on });
+    }
+
     pub(crate) fn drain(&self, targets: &[u64]) {
         self.send(&Order::Drain { targets: targets.to_vec() });
     }
@@ -270,6 +275,7 @@ pub async fn run_worker() -> Result<(), BenchError> {
         };
         match order {
             Order::Cut => fleet.cut(),
+            Order::React { on } => fleet.react(on),
             Order::Drain { targets } => fleet.drain(&targets),
             Order::Stop => break,
         }

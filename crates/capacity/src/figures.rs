@@ -144,11 +144,11 @@ impl NodeFigures {
                 self.publishes_per_cpu_second =
                     Figure { value: appends as f64 / cpu, source: source("through the HTTP API") };
             }
-            Scenario::ReconnectStorm => {
-                return Err(unusable(
-                    "a reconnect-storm report gives no per-node figure; use idle, fanout, rooms or history"
-                        .into(),
-                ));
+            Scenario::ReconnectStorm | Scenario::Live => {
+                return Err(unusable(format!(
+                    "a {} report gives no per-node figure; use idle, fanout, rooms or history",
+                    report.scenario
+                )));
             }
         }
         Ok(())

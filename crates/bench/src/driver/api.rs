@@ -97,10 +97,24 @@ impl ApiClient {
     /// Publishes `payload` (the JSON text of a string) to `channel`; the
     /// offset when the server says it.
     pub(crate) async fn publish(&self, channel: &str, payload: &str) -> Result<Option<u64>, ApiError> {
+        self.publish_event(channel, None, payload).await
+    }
+
+    /// [`publish`](Self::publish) with an event name (native only; the
+    /// Pusher publications always carry `--event`).
+    pub(crate) async fn publish_event(
+        &self,
+        channel: &str,
+        event: Option<&str>,
+        payload: &str,
+    ) -> Result<Option<u64>, ApiError> {
         let channel = serde_json::to_string(channel).expect("strings serialize");
         match self {
             ApiClient::Native { http, base, api_key } => {
-                let body = format!(r#"{{"channel":{channel},"data":{payload}}}"#);
+                let event = event.map_or(String::new(), |name| {
+                    format!(r#","event":{}"#, serde_json::to_string(name).expect("strings serialize"))
+                });
+                let body = format!(r#"{{"channel":{channel}{event},"data":{payload}}}"#);
                 let request = http.post(format!("{base}/api/publish")).bearer_auth(api_key);
                 let answer = send(request.header("content-type", "application/json").body(body)).await?;
                 let published: Published = serde_json::from_str(&answer)

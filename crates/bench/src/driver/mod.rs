@@ -89,6 +89,25 @@ pub(crate) struct Resume {
     pub offset: u64,
 }
 
+/// What a shaped namespace's server says of a delivery (native only;
+/// all zero elsewhere).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Shaping {
+    /// `skipped`: publications of the channel sampled out since the
+    /// previous one this subscription received.
+    pub skipped: u64,
+    /// `"priority":true`: the server put it in the priority lane.
+    pub flagged_priority: bool,
+    /// Its event is the benchmark's priority event: the tool sent it
+    /// through the priority lane (whether or not shaping is on).
+    pub priority_event: bool,
+}
+
+/// The event name of the `live` scenario's priority publications.
+pub(crate) const PRIORITY_EVENT: &str = "fanfare-bench-priority";
+/// The event of a shaped namespace's reaction aggregates.
+pub(crate) const REACTIONS_EVENT: &str = "fanfare:reactions";
+
 /// What one frame means to a subscriber.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Incoming<'a> {
@@ -98,6 +117,17 @@ pub(crate) enum Incoming<'a> {
         key: u64,
         epoch: Option<&'a str>,
         payload: Option<Payload>,
+        shaping: Shaping,
+    },
+    /// A reaction aggregate: the sum of its counts.
+    Reactions {
+        total: u64,
+    },
+    /// The reply to a command of this connection (native), with its
+    /// error when it is one.
+    Reply {
+        id: u64,
+        error: Option<&'a str>,
     },
     /// Send this frame back (a Pusher `pusher:ping`).
     Answer(&'static str),
@@ -117,7 +147,8 @@ pub(crate) struct Driver {
     pub targets: Vec<(String, SocketAddr)>,
     /// For `wss://` targets.
     pub tls: Option<Arc<rustls::ClientConfig>>,
-    pub token: Option<String>,
+    /// For the tokens: `--token`, or `--jwt-secret` to sign one each.
+    pub options: Arc<crate::options::BenchOptions>,
     pub timeout: Duration,
 }
 
@@ -127,25 +158,28 @@ impl Driver {
             protocol: plan.options.protocol,
             targets: (0..plan.nodes.len()).map(|node| (plan.ws_url_of(node), plan.nodes[node].1)).collect(),
             tls: plan.tls.clone(),
-            token: plan.options.token.clone(),
+            options: Arc::new(plan.options.clone()),
             timeout: plan.options.connect_timeout,
         }
     }
 
     /// Opens a socket to node `node` (taken round the nodes) and
-    /// subscribes to `channel`, within the timeout.
+    /// subscribes to `channel` as subscriber `index`, within the timeout.
     pub(crate) async fn open(
         &self,
         source: Option<IpAddr>,
         channel: &str,
         resume: Option<Resume>,
-        node: usize,
+        (index, node): (usize, usize),
     ) -> Result<(WebSocket, Opened), SessionError> {
         let (url, server) = &self.targets[node % self.targets.len()];
         let attempt = async {
             let mut ws = dial(url, *server, source, self.tls.as_ref()).await?;
             let opened = match self.protocol {
-                Protocol::Native => native::subscribe(&mut ws, self.token.as_deref(), channel, resume).await,
+                Protocol::Native => {
+                    let token = crate::tokens::token_for(&self.options, crate::tokens::Role::Viewer(index));
+                    native::subscribe(&mut ws, token.as_deref(), channel, resume).await
+                }
                 Protocol::Pusher => pusher::subscribe(&mut ws, channel).await,
                 Protocol::Nats => nats::subscribe(&mut ws, channel).await,
             }?;

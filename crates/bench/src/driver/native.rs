@@ -7,7 +7,13 @@ use fanfare_protocol::{ChannelName, Epoch, StreamPosition};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{Incoming, Opened, Resume, SessionError, WebSocket, next_text, send_text};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use super::{
+    Incoming, Opened, PRIORITY_EVENT, REACTIONS_EVENT, Resume, SessionError, Shaping, WebSocket, next_text,
+    send_text,
+};
 use crate::payload;
 
 const CONNECT_ID: u64 = 1;
@@ -74,16 +80,31 @@ struct Frame<'a> {
     kind: Option<&'a str>,
     epoch: Option<&'a str>,
     offset: Option<u64>,
+    /// Shaped namespaces: publications sampled out before this one.
+    skipped: Option<u64>,
+    /// Shaped namespaces: a publication of the priority lane.
+    priority: Option<bool>,
+    #[serde(borrow)]
+    event: Option<Cow<'a, str>>,
     #[serde(borrow)]
     data: Option<&'a RawValue>,
+    #[serde(borrow)]
+    error: Option<&'a RawValue>,
     code: Option<u16>,
 }
 
-/// What a frame means to a subscriber; durable publications only.
+/// The data of a reaction aggregate (`fanfare:reactions`).
+#[derive(Deserialize)]
+struct Aggregate {
+    counts: BTreeMap<String, u64>,
+}
+
+/// What a frame means to a subscriber: durable publications (with what
+/// shaping says of them), reaction aggregates, replies.
 pub(crate) fn decode(text: &str) -> Incoming<'_> {
     let Ok(frame) = serde_json::from_str::<Frame<'_>>(text) else { return Incoming::Unreadable };
-    if frame.id.is_some() {
-        return Incoming::Ignore;
+    if let Some(id) = frame.id {
+        return Incoming::Reply { id, error: frame.error.map(RawValue::get) };
     }
     match frame.kind {
         Some("publication") => match (frame.offset, frame.epoch) {
@@ -91,8 +112,22 @@ pub(crate) fn decode(text: &str) -> Incoming<'_> {
                 key: offset,
                 epoch: Some(epoch),
                 payload: frame.data.and_then(|data| payload::decode(data.get())),
+                shaping: Shaping {
+                    skipped: frame.skipped.unwrap_or(0),
+                    flagged_priority: frame.priority == Some(true),
+                    priority_event: frame.event.as_deref() == Some(PRIORITY_EVENT),
+                },
             },
-            // Ephemeral publications have no offset.
+            // Ephemeral publications have no offset; reaction aggregates
+            // are ephemeral.
+            _ if frame.event.as_deref() == Some(REACTIONS_EVENT) => {
+                let aggregate =
+                    frame.data.and_then(|data| serde_json::from_str::<Aggregate>(data.get()).ok());
+                match aggregate {
+                    Some(aggregate) => Incoming::Reactions { total: aggregate.counts.values().sum() },
+                    None => Incoming::Unreadable,
+                }
+            }
             _ => Incoming::Ignore,
         },
         Some("disconnect") => Incoming::Disconnect { code: frame.code.unwrap_or(0) },
@@ -116,20 +151,52 @@ mod tests {
             Incoming::Delivery {
                 key: 42,
                 epoch: Some("ep"),
-                payload: Some(Payload { seq: 3, sent_us: 1000 })
+                payload: Some(Payload { seq: 3, sent_us: 1000 }),
+                shaping: Shaping::default(),
             }
         );
     }
 
     #[test]
-    fn foreign_data_is_still_a_delivery_without_payload() {
-        let text = r#"{"type":"publication","channel":"c","epoch":"ep","offset":1,"time":1,"data":{"a":1}}"#;
-        assert_eq!(decode(text), Incoming::Delivery { key: 1, epoch: Some("ep"), payload: None });
+    fn a_shaped_publication_says_what_was_skipped_and_its_lane() {
+        let data = payload::encode(4, 1000, 40);
+        let ordinary = format!(
+            r#"{{"type":"publication","channel":"live:stage","epoch":"ep","offset":130,"time":1000,"skipped":24,"data":{data}}}"#
+        );
+        let Incoming::Delivery { key, shaping, .. } = decode(&ordinary) else { panic!("a delivery") };
+        assert_eq!((key, shaping), (130, Shaping { skipped: 24, ..Shaping::default() }));
+        let priority = format!(
+            r#"{{"type":"publication","channel":"live:stage","epoch":"ep","offset":131,"time":1000,"priority":true,"event":"{PRIORITY_EVENT}","data":{data}}}"#
+        );
+        let Incoming::Delivery { shaping, .. } = decode(&priority) else { panic!("a delivery") };
+        assert_eq!(shaping, Shaping { skipped: 0, flagged_priority: true, priority_event: true });
     }
 
     #[test]
-    fn replies_ephemerals_and_others_are_ignored() {
-        assert_eq!(decode(r#"{"id":3,"result":{}}"#), Incoming::Ignore);
+    fn a_reaction_aggregate_gives_the_sum_of_its_counts() {
+        let text = r#"{"type":"publication","channel":"live:stage","time":1000,"event":"fanfare:reactions","data":{"window_ms":250,"counts":{"👍":12,"❤️":3}}}"#;
+        assert_eq!(decode(text), Incoming::Reactions { total: 15 });
+        let broken =
+            r#"{"type":"publication","channel":"c","time":1,"event":"fanfare:reactions","data":{"n":1}}"#;
+        assert_eq!(decode(broken), Incoming::Unreadable);
+    }
+
+    #[test]
+    fn foreign_data_is_still_a_delivery_without_payload() {
+        let text = r#"{"type":"publication","channel":"c","epoch":"ep","offset":1,"time":1,"data":{"a":1}}"#;
+        assert_eq!(
+            decode(text),
+            Incoming::Delivery { key: 1, epoch: Some("ep"), payload: None, shaping: Shaping::default() }
+        );
+    }
+
+    #[test]
+    fn ephemerals_and_others_are_ignored_and_replies_say_their_error() {
+        assert_eq!(decode(r#"{"id":3,"result":{}}"#), Incoming::Reply { id: 3, error: None });
+        assert_eq!(
+            decode(r#"{"id":4,"error":{"code":"x","message":"m","retry":false}}"#),
+            Incoming::Reply { id: 4, error: Some(r#"{"code":"x","message":"m","retry":false}"#) }
+        );
         assert_eq!(decode(r#"{"type":"publication","channel":"c","time":1,"data":"x"}"#), Incoming::Ignore);
         assert_eq!(decode(r#"{"type":"join","channel":"c","user":"u"}"#), Incoming::Ignore);
         assert_eq!(

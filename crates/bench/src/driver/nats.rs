@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::api::ApiError;
-use super::{Incoming, Opened, SessionError, WebSocket, closed, dial};
+use super::{Incoming, Opened, SessionError, Shaping, WebSocket, closed, dial};
 use crate::options::Plan;
 use crate::payload;
 
@@ -148,7 +148,12 @@ fn parse_all(buf: &[u8], each: &mut impl FnMut(Op<'_>)) -> Result<usize, ParseEr
 /// by its `seq`; anything else is not ours.
 pub(crate) fn delivery(payload: &[u8]) -> Incoming<'static> {
     match std::str::from_utf8(payload).ok().and_then(payload::decode) {
-        Some(payload) => Incoming::Delivery { key: payload.seq, epoch: None, payload: Some(payload) },
+        Some(payload) => Incoming::Delivery {
+            key: payload.seq,
+            epoch: None,
+            payload: Some(payload),
+            shaping: Shaping::default(),
+        },
         None => Incoming::Ignore,
     }
 }
@@ -428,7 +433,12 @@ mod tests {
         let data = payload::encode(12, 34, 60);
         assert_eq!(
             delivery(data.as_bytes()),
-            Incoming::Delivery { key: 12, epoch: None, payload: Some(Payload { seq: 12, sent_us: 34 }) }
+            Incoming::Delivery {
+                key: 12,
+                epoch: None,
+                payload: Some(Payload { seq: 12, sent_us: 34 }),
+                shaping: Shaping::default()
+            }
         );
         assert_eq!(delivery(b"{\"a\":1}"), Incoming::Ignore);
         assert_eq!(delivery(&[0xff, 0xfe]), Incoming::Ignore);

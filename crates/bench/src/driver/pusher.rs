@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{Incoming, Opened, SessionError, WebSocket, next_text, send_text};
+use super::{Incoming, Opened, SessionError, Shaping, WebSocket, next_text, send_text};
 use crate::payload;
 
 const PONG: &str = r#"{"event":"pusher:pong","data":{}}"#;
@@ -67,7 +67,12 @@ pub(crate) fn decode(text: &str) -> Incoming<'_> {
         "pusher:ping" => Incoming::Answer(PONG),
         event if event.starts_with("pusher") => Incoming::Ignore,
         _ => match frame.data.and_then(|data| payload::decode(data.get())) {
-            Some(payload) => Incoming::Delivery { key: payload.seq, epoch: None, payload: Some(payload) },
+            Some(payload) => Incoming::Delivery {
+                key: payload.seq,
+                epoch: None,
+                payload: Some(payload),
+                shaping: Shaping::default(),
+            },
             None => Incoming::Ignore,
         },
     }
@@ -84,7 +89,12 @@ mod tests {
         let text = format!(r#"{{"event":"fanfare-bench","channel":"c","data":{data}}}"#);
         assert_eq!(
             decode(&text),
-            Incoming::Delivery { key: 9, epoch: None, payload: Some(Payload { seq: 9, sent_us: 77 }) }
+            Incoming::Delivery {
+                key: 9,
+                epoch: None,
+                payload: Some(Payload { seq: 9, sent_us: 77 }),
+                shaping: Shaping::default()
+            }
         );
     }
 

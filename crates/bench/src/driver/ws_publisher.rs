@@ -40,9 +40,10 @@ impl WsPublishers {
     pub(crate) fn start(plan: &Plan, count: usize, in_flight: usize) -> Self {
         let per_connection = in_flight.div_ceil(count).max(1);
         let connections = (0..count.max(1))
-            .map(|_| {
+            .map(|n| {
                 let (tx, rx) = mpsc::channel(per_connection);
-                let target = Target { url: plan.ws_url(), plan: plan.clone() };
+                let token = crate::tokens::token_for(&plan.options, crate::tokens::Role::Publisher(n));
+                let target = Target { url: plan.ws_url(), plan: plan.clone(), token };
                 tokio::spawn(run(target, rx));
                 tx
             })
@@ -66,6 +67,8 @@ impl WsPublishers {
 struct Target {
     url: String,
     plan: Plan,
+    /// What this connection sends in `connect`.
+    token: Option<String>,
 }
 
 /// The task owning one publishing socket. Ends when every handle is gone.
@@ -128,7 +131,7 @@ async fn open(target: &Target) -> Result<WebSocket, SessionError> {
     let plan = &target.plan;
     let attempt = async {
         let mut ws = dial(&target.url, plan.server, None, plan.tls.as_ref()).await?;
-        let connect = Command { id: 1, body: CommandBody::Connect { token: plan.options.token.clone() } };
+        let connect = Command { id: 1, body: CommandBody::Connect { token: target.token.clone() } };
         send_text(&mut ws, connect.encode()).await?;
         loop {
             let text = super::next_text(&mut ws).await?;

@@ -14,6 +14,7 @@ use super::subscriber::{self, Control, Spec};
 use super::{ConnectSummary, FleetProgress, FleetResult, ProgressGauge};
 use crate::driver::Driver;
 use crate::error_log::ErrorLog;
+use crate::live_tracker::LiveTally;
 use crate::options::Plan;
 use crate::proc_stats::Process;
 use crate::stats::Latency;
@@ -37,6 +38,8 @@ pub(super) struct Shared {
     pub counters: Counters,
     pub errors: ErrorLog,
     pub recovery: Mutex<Latency>,
+    /// `live`: the viewers that finished, summed.
+    pub live: Mutex<LiveTally>,
     pub attempted: Notify,
 }
 
@@ -71,6 +74,8 @@ pub(super) fn bump(counter: &AtomicU64) {
 #[derive(Default)]
 struct StatsShard {
     latency: Latency,
+    /// `live`: of the priority lane alone.
+    priority_latency: Latency,
     delivered: u64,
 }
 
@@ -83,12 +88,16 @@ impl DeliveryStats {
         Self { shards: (0..SHARDS).map(|_| Mutex::new(StatsShard::default())).collect() }
     }
 
-    /// One delivery to subscriber `index`, with its latency when known.
-    pub fn record(&self, index: usize, latency_us: Option<u64>) {
+    /// One delivery to subscriber `index`, with its latency when known
+    /// (counted for the priority lane too when it is a priority one).
+    pub fn record(&self, index: usize, latency_us: Option<u64>, priority: bool) {
         let mut shard = self.shards[index % SHARDS].lock();
         shard.delivered += 1;
         if let Some(us) = latency_us {
             shard.latency.record(us);
+            if priority {
+                shard.priority_latency.record(us);
+            }
         }
     }
 
@@ -99,6 +108,12 @@ impl DeliveryStats {
     fn latency(&self) -> Latency {
         let mut total = Latency::new();
         self.shards.iter().for_each(|shard| total.merge(&shard.lock().latency));
+        total
+    }
+
+    fn priority_latency(&self) -> Latency {
+        let mut total = Latency::new();
+        self.shards.iter().for_each(|shard| total.merge(&shard.lock().priority_latency));
         total
     }
 }
@@ -126,6 +141,7 @@ impl LocalFleet {
             counters: Counters::default(),
             errors: ErrorLog::default(),
             recovery: Mutex::new(Latency::new()),
+            live: Mutex::new(LiveTally::default()),
             attempted: Notify::new(),
             plan: plan.clone(),
         });
@@ -174,6 +190,10 @@ impl LocalFleet {
         self.control.send_modify(|control| control.cut += 1);
     }
 
+    pub(crate) fn react(&self, on: bool) {
+        self.control.send_modify(|control| control.reacting = on);
+    }
+
     pub(crate) fn drain(&self, targets: &[u64]) {
         for (slot, &target) in self.shared.targets.iter().zip(targets) {
             slot.store(target, Ordering::Relaxed);
@@ -201,6 +221,8 @@ impl LocalFleet {
         FleetResult {
             integrity,
             latency: self.shared.stats.latency().to_buckets(),
+            priority_latency: self.shared.stats.priority_latency().to_buckets(),
+            live: self.shared.live.lock().clone(),
             recovery: self.shared.recovery.lock().to_buckets(),
             recovered_false: load(&counters.recovered_false),
             reconnects: load(&counters.reconnects),

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use self::local::LocalFleet;
 use crate::error_log::ErrorSummary;
+use crate::live_tracker::LiveTally;
 use crate::proc_stats::ProcSample;
 use crate::tracker::Integrity;
 use crate::workers::WorkerFleet;
@@ -77,6 +78,10 @@ pub struct FleetResult {
     pub integrity: Integrity,
     /// Publish → deliver latency, as histogram buckets (µs, count).
     pub latency: Vec<(u64, u64)>,
+    /// `live`: the same for the priority lane alone.
+    pub priority_latency: Vec<(u64, u64)>,
+    /// `live`: what the viewers saw.
+    pub live: LiveTally,
     /// Cut → resumed with the whole gap, as histogram buckets (µs, count).
     pub recovery: Vec<(u64, u64)>,
     pub recovered_false: u64,
@@ -99,6 +104,8 @@ impl FleetResult {
         };
         self.integrity.add(&other.integrity);
         self.latency = merge(&self.latency, &other.latency);
+        self.priority_latency = merge(&self.priority_latency, &other.priority_latency);
+        self.live.add(&other.live);
         self.recovery = merge(&self.recovery, &other.recovery);
         self.recovered_false += other.recovered_false;
         self.reconnects += other.reconnects;
@@ -135,6 +142,14 @@ impl Fleet {
         match self {
             Fleet::Local(fleet) => fleet.cut(),
             Fleet::Workers(fleet) => fleet.cut(),
+        }
+    }
+
+    /// `live`: viewers send reactions while `on`.
+    pub(crate) fn react(&self, on: bool) {
+        match self {
+            Fleet::Local(fleet) => fleet.react(on),
+            Fleet::Workers(fleet) => fleet.react(on),
         }
     }
 

@@ -6,19 +6,32 @@
 //! drawn from `[c/2, c]`, `c = min(initial × 2^(n-1), max)`, then
 //! resubscribes from the last position it holds, so the server replays
 //! the gap (native; Pusher has no positions, so a gap there is lost).
+//!
+//! In the `live` scenario it is a viewer: a [`LiveTracker`] checks what a
+//! shaped namespace sends (offset gaps against `skipped`, the priority
+//! lane by its own sequence), and while the fleet says so it sends
+//! `react` commands at its share of the reaction rate.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio::sync::watch;
+use tokio::time::{Interval, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::local::{Shared, bump};
 use crate::driver::nats::{self, StreamBuffer};
 use crate::driver::{Incoming, Opened, Resume, SessionError, WebSocket, close, closed, send_text};
+use crate::live_tracker::LiveTracker;
+use crate::options::Scenario;
 use crate::payload;
 use crate::tracker::{Integrity, SeqTracker};
+
+/// The ids of `react` commands start here (1 and 2 are the handshake's).
+const FIRST_REACT_ID: u64 = 100;
+/// What viewers react with, in turn.
+const REACTIONS: [&str; 4] = ["👍", "❤️", "😂", "🎉"];
 
 /// Orders from the fleet, read by every subscriber.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,6 +40,8 @@ pub(crate) struct Control {
     pub cut: u32,
     /// Targets are set: count yourself caught up once you have it all.
     pub draining: bool,
+    /// `live`: send reactions.
+    pub reacting: bool,
     pub stop: bool,
 }
 
@@ -60,6 +75,12 @@ struct Subscriber {
     /// The node it is connected to, an index going round the plan's
     /// nodes: the subscribers of one channel spread over all of them.
     node: usize,
+    /// `live`: what this viewer saw, instead of `tracker`'s gap-free run.
+    live: Option<LiveTracker>,
+    /// `live` with reactions: when to send the next one.
+    react_timer: Option<Interval>,
+    reacting: bool,
+    next_react_id: u64,
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, spec: Spec, mut control: watch::Receiver<Control>) -> Integrity {
@@ -68,7 +89,7 @@ pub(crate) async fn run(shared: Arc<Shared>, spec: Spec, mut control: watch::Rec
     let node = spec.index / shared.plan.channels.max(1);
     let opened = {
         let _slot = shared.connect_slots.acquire().await;
-        shared.driver.open(source, &channel, None, node).await
+        shared.driver.open(source, &channel, None, (spec.index, node)).await
     };
     let (mut ws, opened) = match opened {
         Ok(opened) => opened,
@@ -82,7 +103,13 @@ pub(crate) async fn run(shared: Arc<Shared>, spec: Spec, mut control: watch::Rec
     bump(&shared.counters.connected);
     shared.attempted.notify_waiters();
     let cuts_seen = control.borrow().cut;
+    let live = (shared.plan.options.scenario == Scenario::Live).then(|| LiveTracker::after(opened.after));
+    let react_timer = live.as_ref().and_then(|_| react_timer(&shared));
     let mut subscriber = Subscriber {
+        live,
+        react_timer,
+        reacting: false,
+        next_react_id: FIRST_REACT_ID,
         tracker: SeqTracker::after(opened.after),
         epoch: opened.epoch,
         shared,
@@ -152,6 +179,11 @@ impl Subscriber {
                     Some(Err(error)) => return End::Lost(error.into()),
                     None => return End::Lost(SessionError::Closed { code: 1006, reason: String::new() }),
                 },
+                () = next_tick(&mut self.react_timer), if self.reacting => {
+                    if let Err(error) = self.react(ws).await {
+                        return End::Lost(error);
+                    }
+                }
                 changed = control.changed() => {
                     if changed.is_err() {
                         return End::Stop;
@@ -164,6 +196,7 @@ impl Subscriber {
                         self.draining = true;
                         self.check_caught_up();
                     }
+                    self.reacting = orders.reacting;
                     if orders.cut != self.cuts_seen {
                         self.cuts_seen = orders.cut;
                         return End::Cut;
@@ -212,25 +245,77 @@ impl Subscriber {
     /// Handles what one message means; returns a frame to send back, if any.
     fn on_incoming(&mut self, incoming: Incoming<'_>) -> Option<&'static str> {
         match incoming {
-            Incoming::Delivery { key, epoch, payload } => {
+            Incoming::Delivery { key, epoch, payload, shaping } => {
                 if let (Some(held), Some(epoch)) = (&self.epoch, epoch)
                     && held != epoch
                 {
                     self.shared.errors.record("epoch changed", format!("{held} → {epoch}"));
                     self.epoch = Some(epoch.to_string());
                 }
-                self.tracker.observe(key);
+                let priority = match &mut self.live {
+                    Some(live) => live.observe(key, shaping, payload),
+                    None => {
+                        self.tracker.observe(key);
+                        false
+                    }
+                };
                 let latency = payload.map(|p| payload::age_us(p.sent_us));
                 if latency.is_none() {
                     bump(&self.shared.counters.foreign);
                 }
-                self.shared.stats.record(self.spec.index, latency);
+                self.shared.stats.record(self.spec.index, latency, priority);
                 self.check_recovered();
                 self.check_caught_up();
                 None
             }
+            Incoming::Reactions { total } => {
+                if let Some(live) = &mut self.live {
+                    live.reactions(total);
+                    self.shared.stats.record(self.spec.index, None, false);
+                }
+                None
+            }
+            Incoming::Reply { id, error } => {
+                if let Some(live) = self.live.as_mut().filter(|_| id >= FIRST_REACT_ID) {
+                    match error {
+                        None => live.reactions_acked += 1,
+                        Some(error) => {
+                            live.reactions_refused += 1;
+                            self.shared.errors.record("react refused", error);
+                        }
+                    }
+                }
+                None
+            }
             Incoming::Answer(answer) => Some(answer),
             Incoming::Disconnect { .. } | Incoming::Ignore | Incoming::Unreadable => None,
+        }
+    }
+
+    /// Sends one `react` command (`live`).
+    async fn react(&mut self, ws: &mut WebSocket) -> Result<(), SessionError> {
+        let Some(live) = &mut self.live else { return Ok(()) };
+        let id = self.next_react_id;
+        self.next_react_id += 1;
+        let reaction = REACTIONS[(self.spec.index + id as usize) % REACTIONS.len()];
+        let channel = &self.shared.channels[self.spec.channel];
+        let command =
+            serde_json::json!({"id": id, "type": "react", "channel": channel, "reaction": reaction});
+        live.reactions_sent += 1;
+        send_text(ws, command.to_string()).await
+    }
+
+    /// The last position received: where a reconnect resumes.
+    fn position(&self) -> u64 {
+        self.live.as_ref().map_or(self.tracker.last(), LiveTracker::last)
+    }
+
+    /// Whether everything up to `target` has come (`live`: the stream got
+    /// that far; sampled-out publications never come).
+    fn has_through(&self, target: u64) -> bool {
+        match &self.live {
+            Some(live) => live.last() >= target,
+            None => self.tracker.complete_through(target),
         }
     }
 
@@ -249,10 +334,10 @@ impl Subscriber {
             let opening = async {
                 tokio::time::sleep(delay).await;
                 bump(&self.shared.counters.reconnect_attempts);
-                let resume = self.epoch.clone().map(|epoch| Resume { epoch, offset: self.tracker.last() });
+                let resume = self.epoch.clone().map(|epoch| Resume { epoch, offset: self.position() });
                 // In a cluster every reconnect goes to the next node.
                 self.node += 1;
-                self.shared.driver.open(source, channel, resume, self.node).await
+                self.shared.driver.open(source, channel, resume, (self.spec.index, self.node)).await
             };
             let stopped = async {
                 while control.changed().await.is_ok() {
@@ -294,11 +379,14 @@ impl Subscriber {
             Some(true) => self.replay_to = Some(opened.top),
             Some(false) => {
                 bump(&self.shared.counters.recovered_false);
-                self.tracker.skip_to(opened.top + 1);
+                match &mut self.live {
+                    Some(live) => live.lost_up_to(opened.top),
+                    None => self.tracker.skip_to(opened.top + 1),
+                }
                 self.replay_to = Some(opened.top);
             }
             // No positions (Pusher, NATS): whatever was missed is lost.
-            None => self.replay_to = Some(self.tracker.last()),
+            None => self.replay_to = Some(self.position()),
         }
         self.check_recovered();
         self.check_caught_up();
@@ -306,7 +394,7 @@ impl Subscriber {
 
     fn check_recovered(&mut self) {
         let Some(replay_to) = self.replay_to else { return };
-        if !self.tracker.complete_through(replay_to) {
+        if !self.has_through(replay_to) {
             return;
         }
         self.replay_to = None;
@@ -322,15 +410,45 @@ impl Subscriber {
             return;
         }
         let Some(target) = self.shared.target(self.spec.channel) else { return };
-        if self.tracker.complete_through(target) {
+        if self.has_through(target) {
             self.caught_up = true;
             bump(&self.shared.counters.caught_up);
         }
     }
 
     fn finish(self) -> Integrity {
+        if let Some(live) = self.live {
+            self.shared.live.lock().add(&live.finish());
+            return Integrity::default();
+        }
         let target = self.shared.target(self.spec.channel).unwrap_or(self.tracker.last());
         self.tracker.finish(target)
+    }
+}
+
+/// This viewer's reaction timer: its share of the reaction rate (every
+/// `viewers / rate` seconds), first at a random point of the period so
+/// that the viewers' reactions spread evenly; `None` without reactions.
+fn react_timer(shared: &Shared) -> Option<Interval> {
+    let options = &shared.plan.options;
+    let rate = options.live.reaction_rate;
+    if rate <= 0.0 {
+        return None;
+    }
+    let period = Duration::from_secs_f64(options.connections as f64 / rate);
+    let first = period.mul_f64(rand::random::<f64>());
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + first, period);
+    timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    Some(timer)
+}
+
+/// The timer's next tick; never, without one.
+async fn next_tick(timer: &mut Option<Interval>) {
+    match timer {
+        Some(timer) => {
+            timer.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

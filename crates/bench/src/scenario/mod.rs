@@ -6,12 +6,15 @@
 //! - `reconnect.rs`: `reconnect-storm`, fanout with every connection cut
 //!   at once in the middle.
 //! - `history.rs`: appends and range reads of the history store.
+//! - `live.rs`: one huge room — viewers, comments, reactions and a
+//!   priority lane, each checked on its own.
 //! - `delivery.rs`: the publish-and-deliver phase the middle three share.
 
 mod delivery;
 mod fanout;
 mod history;
 mod idle;
+mod live;
 mod reconnect;
 
 use std::sync::Arc;
@@ -32,6 +35,7 @@ pub(crate) async fn run(plan: Plan) -> Result<Report, BenchError> {
         Scenario::Fanout | Scenario::Rooms => fanout::run(plan).await,
         Scenario::ReconnectStorm => reconnect::run(plan).await,
         Scenario::History => history::run(plan).await,
+        Scenario::Live => live::run(plan).await,
     }
 }
 
@@ -151,6 +155,7 @@ pub(crate) fn report_frame(plan: &Plan, started: Instant, tool: ToolReport) -> R
         delivery: None,
         recovery: None,
         history: None,
+        live: None,
         errors: Default::default(),
     }
 }

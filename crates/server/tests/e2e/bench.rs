@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use fanfare_bench::{BenchOptions, Protocol, PublishFrom, PusherApp, Report, Scenario};
+use fanfare_bench::{BenchOptions, LiveReport, Protocol, PublishFrom, PusherApp, Report, Scenario};
 
-use crate::support::{API_KEY, TestServer};
+use crate::support::{API_KEY, JWT_SECRET, TestServer};
 
 const PUSHER_APP: &str = r#"
 [[pusher.apps]]
@@ -233,4 +233,85 @@ async fn a_host_outside_loopback_is_refused_before_any_connection() {
     let options = BenchOptions::new(Scenario::Idle, "http://192.0.2.1:6001");
     let error = fanfare_bench::run(&options).await.unwrap_err();
     assert!(error.to_string().contains("--allow-remote"), "{error}");
+}
+
+/// A room of 200 viewers on `live:stage` for 3 s: 100 comments/s from two
+/// publishing connections, a priority publication every 250 ms, viewers
+/// with signed tokens of their own.
+fn live_room(server: &TestServer, reaction_rate: f64) -> BenchOptions {
+    let mut options = tiny(server, Scenario::Live);
+    options.connections = 200;
+    options.messages = None;
+    options.rate = 100.0;
+    options.publishers = 2;
+    options.duration = Duration::from_secs(3);
+    options.jwt_secret = Some(JWT_SECRET.to_string());
+    options.live.reaction_rate = reaction_rate;
+    options.live.priority_interval = Duration::from_millis(250);
+    options
+}
+
+/// Every priority publication reached every viewer once, in order.
+fn assert_priority_reached_everyone(report: &Report) -> &LiveReport {
+    let live = report.live.as_ref().expect("a live report");
+    assert_eq!(live.viewers, 200, "{report}");
+    assert!(live.priority.sent >= 8 && live.priority.failed == 0, "{report}");
+    assert_eq!(live.priority.lost, 0, "{report}");
+    assert!(live.priority.received_by_every_viewer, "{report}");
+    assert_eq!(live.priority.received, 200 * live.priority.sent, "{report}");
+    assert_eq!((live.priority.duplicated, live.priority.out_of_order), (0, 0), "{report}");
+    assert_eq!(live.priority.latency.count, live.priority.received, "every one has a latency");
+    assert_eq!(live.caught_up, 200, "{report}");
+    assert!(live.deliveries_per_second > 0.0 && live.server_cores.is_some(), "{report}");
+    live
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_room_without_shaping_delivers_every_comment_to_every_viewer() {
+    let server = TestServer::with_config("[namespaces.live]\npublish = \"anyone\"\n").await;
+    let report = run(&live_room(&server, 0.0)).await;
+
+    let live = assert_priority_reached_everyone(&report);
+    let comments = &live.ordinary;
+    assert!(comments.published > 250 && comments.failed == 0, "{report}");
+    assert_eq!(comments.delivered, 200 * comments.published, "{report}");
+    assert_eq!(comments.skipped, 0, "no shaping, nothing skipped");
+    assert!(comments.adds_up && comments.unreported == 0, "{report}");
+    assert_eq!(live.priority.flagged, 0, "no shaping, no lane marks");
+    assert!(live.consistent(), "{report}");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shaped_live_room_keeps_viewers_in_budget_and_accounts_for_every_comment() {
+    let server = TestServer::with_config(
+        "[namespaces.live]\npublish = \"anyone\"\n[namespaces.live.shaping]\nbudget = 20\nwindow = \"1s\"\nreactions = \"250ms\"\n",
+    )
+    .await;
+    let report = run(&live_room(&server, 100.0)).await;
+
+    let live = assert_priority_reached_everyone(&report);
+    assert_eq!(live.priority.flagged, live.priority.received, "the server marks its lane");
+    let comments = &live.ordinary;
+    assert!(comments.published > 250 && comments.failed == 0, "{report}");
+    assert!(comments.skipped > 0, "100/s against a budget of 20/s: {report}");
+    assert!(comments.adds_up, "delivered + skipped = published for every viewer: {report}");
+    assert_eq!((comments.unreported, comments.overreported, comments.repeated), (0, 0, 0), "{report}");
+    assert_eq!(comments.flagged_priority, 0, "{report}");
+    // 20 per 1 s window; a wall-clock second may straddle two windows.
+    assert!(comments.per_viewer_per_second_max <= 20.0 * 1.5, "{report}");
+    assert!(comments.busiest_second_max <= 2 * 20, "{report}");
+    let reactions = &live.reactions;
+    assert!(reactions.sent > 150 && reactions.refused == 0, "{report}");
+    assert_eq!(reactions.acked, reactions.sent, "{report}");
+    assert!(reactions.aggregates > 0, "{report}");
+    assert_eq!(
+        reactions.received_per_viewer_min, reactions.sent,
+        "every viewer counted every reaction: {report}"
+    );
+    assert_eq!(reactions.received_per_viewer_max, reactions.sent, "{report}");
+    assert!(live.consistent(), "{report}");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    server.stop().await;
 }
