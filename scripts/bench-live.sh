@@ -50,6 +50,7 @@ PUBLISHERS=${PUBLISHERS:-10}
 SOURCE_ADDRS=${SOURCE_ADDRS:-127.0.0.2,127.0.0.3,127.0.0.4}
 RUN_TIMEOUT=${RUN_TIMEOUT:-420}   # seconds: the bench's own --timeout; killed 30 s later
 LABEL=${LABEL:-}
+BATCH=${BATCH:-}                  # the shaping table's batch (e.g. 0s); unset: the server's default (250ms)
 BIN=${BIN:-}
 MODES="on off"
 API_KEY=bench-live-api-key-0123456789
@@ -114,6 +115,8 @@ start_server() { # mode → sets SERVER_PID, PORT
 budget = $BUDGET
 window = \"1s\"
 reactions = \"250ms\""
+    if [ -n "$BATCH" ]; then shaping="$shaping
+batch = \"$BATCH\""; fi
   fi
   cat >"$WORK/$mode/fanfare.toml" <<EOF
 listen = "127.0.0.1:$PORT"
