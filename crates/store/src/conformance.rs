@@ -17,6 +17,8 @@
 //! with the `macros` and `rt` features. Compiled always (not only under
 //! `cfg(test)`) so that stores in other crates or test binaries can run it.
 
+pub mod cursors;
+
 use std::any::Any;
 use std::time::Duration;
 

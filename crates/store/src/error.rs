@@ -52,6 +52,11 @@ pub enum StoreError {
     /// This store cannot do what was asked (yet).
     #[error("the {backend} history store does not support {operation}")]
     Unsupported { backend: &'static str, operation: &'static str },
+    /// A request asked for more than the store takes in one call (e.g. over
+    /// `MAX_CURSORS_PER_READ` cursors); nothing was done. A caller's bug or
+    /// a client asking too much: split the request.
+    #[error("too many {what} in one request (at most {limit})")]
+    LimitExceeded { what: &'static str, limit: usize },
     /// The store's options are not valid.
     #[error("invalid history store option `{option}`: {reason}")]
     Config { option: &'static str, reason: &'static str },

@@ -15,14 +15,19 @@
 //!   publishes each append as a live frame.
 //!
 //! Every implementation passes the same [`conformance`] suite.
+//!
+//! The same store values also keep conversation state beside the history:
+//! [`CursorStore`] (read cursors, `cursors.rs`).
 
 pub mod conformance;
+mod cursors;
 mod embedded;
 mod error;
 mod history;
 mod memory;
 mod redis;
 
+pub use cursors::{CursorStore, MAX_CURSORS_PER_READ, MarkOutcome};
 pub use embedded::{BootId, EmbeddedOptions, EmbeddedStats, EmbeddedStore, LastStop, SweepReport};
 pub use error::StoreError;
 pub use history::*;

@@ -15,6 +15,8 @@ use parking_lot::Mutex;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
+mod cursors;
+
 use crate::history::duration_ms;
 use crate::{
     AppendReceipt, AppendRequest, Appended, DeleteTargets, HistoryPage, HistoryQuery, HistoryStore,
@@ -34,13 +36,15 @@ pub struct MemoryStore {
     epoch: Epoch,
     shards: Box<[Mutex<HashMap<ChannelName, ChannelLog>>]>,
     shard_hasher: RandomState,
+    /// Read cursors ([`crate::CursorStore`], `memory/cursors.rs`).
+    cursors: cursors::MemoryCursors,
 }
 
 impl MemoryStore {
     /// A store with a fresh random epoch and no channels.
     pub fn new() -> Self {
         let shards = (0..SHARD_COUNT).map(|_| Mutex::new(HashMap::new())).collect();
-        Self { epoch: random_epoch(), shards, shard_hasher: RandomState::new() }
+        Self { epoch: random_epoch(), shards, shard_hasher: RandomState::new(), cursors: Default::default() }
     }
 
     pub fn epoch(&self) -> &Epoch {

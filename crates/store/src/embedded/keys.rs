@@ -5,6 +5,7 @@
 //! | `publications` | channel, `0x00`, offset (u64 BE)    | `0x03`, kind (u8), time_ms (u64 BE), event length (u16 BE), event, author length (u16 BE), author, body |
 //! | `channels`     | channel                             | head, tail, max_len, max_age_ms (u64 BE)|
 //! | `idempotency`  | channel, `0x00`, idempotency key    | offset, time_ms, expires_ms (u64 BE)    |
+//! | `cursors`      | user length (u16 BE), user, channel | offset (u64 BE), epoch text             |
 //! | `store`        | `epoch`, `format`, `run`            | epoch text, format version (u32 BE), [`RunRecord`] |
 //!
 //! Channel names never contain `0x00`, so the separator makes each
@@ -21,6 +22,8 @@ use crate::{Retention, StoreError};
 pub(super) const PUBLICATIONS: &str = "publications";
 pub(super) const CHANNELS: &str = "channels";
 pub(super) const IDEMPOTENCY: &str = "idempotency";
+/// Added within format 3: older versions never open it.
+pub(super) const CURSORS: &str = "cursors";
 pub(super) const STORE: &str = "store";
 
 pub(super) const EPOCH_KEY: &[u8] = b"epoch";

@@ -9,6 +9,8 @@
 //! - `sweep.rs`: the bounded background deletion of expired data.
 //! - `last_stop.rs`: the clean-shutdown record, and whether the epoch
 //!   survives an unclean stop.
+//! - `cursors.rs`: read cursors ([`crate::CursorStore`]), written beside
+//!   the history writer, not through it.
 //! - `migrate.rs`: brings a directory of an older format up to date on open.
 //!
 //! The epoch is generated once, when the data directory is created, and
@@ -16,6 +18,7 @@
 //! a new (or wiped) directory starts a new epoch, and so does a directory
 //! that may have lost acknowledged buffered appends (see `last_stop.rs`).
 
+mod cursors;
 mod group_commit;
 mod keys;
 mod last_stop;
@@ -267,6 +270,10 @@ struct Shared {
     publications: Keyspace,
     channels: Keyspace,
     idempotency: Keyspace,
+    /// Read cursors (`cursors.rs`).
+    cursors: Keyspace,
+    /// Held by a cursor mark or forget across its read and write.
+    cursor_lock: parking_lot::Mutex<()>,
     /// The `store` keyspace: epoch, format, and the record of this run.
     store: Keyspace,
     epoch: Epoch,
@@ -292,6 +299,8 @@ impl Shared {
             publications,
             channels: keyspace(keys::CHANNELS)?,
             idempotency: keyspace(keys::IDEMPOTENCY)?,
+            cursors: keyspace(keys::CURSORS)?,
+            cursor_lock: parking_lot::Mutex::new(()),
             store,
             db,
             epoch: run.epoch,

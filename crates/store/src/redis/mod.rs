@@ -106,6 +106,7 @@
 //!   comes back under the current epoch and could reissue offsets.
 //! - Every node must use the same `meta_ttl` (it is the epoch period).
 
+mod cursors;
 mod instance;
 mod reads;
 mod scripts;
