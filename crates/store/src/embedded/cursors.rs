@@ -10,7 +10,10 @@
 //! power loss may take back the latest marks, which only shows messages as
 //! unread again. The history writer's next fsync, and `close`, sync them
 //! with everything else (one journal). Measured with
-//! `examples/cursor_marks.rs`.
+//! `examples/cursor_marks.rs` (release, 2 shared cores, 20,000 marks):
+//! ~740,000 marks/s one at a time, ~1,100,000/s from 64 tasks, far past
+//! the 20,000/s read receipts need, so a writer thread of its own (with the
+//! hand-off it costs) would buy nothing.
 
 use fanfare_protocol::{ChannelName, Epoch, StreamPosition, UserId};
 use fjall::PersistMode;
@@ -24,7 +27,9 @@ const OFFSET_LEN: usize = 8;
 
 /// `user length (u16 BE), user, channel`. The length prefix keeps the key
 /// unambiguous whatever bytes a user id holds, and makes a user's cursors
-/// one contiguous key range.
+/// one contiguous key range. A user id is cut at 65,535 bytes, like the
+/// author of a publication (`keys.rs`); ids are far shorter, limits are
+/// enforced upstream.
 fn cursor_key(user: &UserId, channel: &ChannelName) -> Vec<u8> {
     let user = user.as_str().as_bytes();
     let len = u16::try_from(user.len()).unwrap_or(u16::MAX);

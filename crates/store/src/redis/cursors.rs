@@ -5,7 +5,10 @@
 //! A mark is one `EVALSHA mark_read.lua` (the compare and the write in one
 //! atomic step), a read of many cursors one `HMGET`, a forget one `HDEL`:
 //! one round trip each, on the writer's current connection (multiplexed,
-//! so they pipeline with everything else).
+//! so they pipeline with everything else). Measured with
+//! `examples/cursor_marks.rs` (release, 2 shared cores, local Redis, 20,000
+//! marks): ~11,600 marks/s one at a time (the round trip), ~190,000/s from
+//! 64 tasks.
 //!
 //! The hash tag is the whole user id with `%`, `{` and `}` percent-escaped
 //! ([`user_tag`]): user ids come from the app and may hold any character,
