@@ -65,3 +65,25 @@ async fn embedded_cursors_survive_reopening_the_store() {
         "still forward only after the reopen"
     );
 }
+
+/// The layout `docs/cluster.md` §8 shows: one hash per user, the user id
+/// escaped in the hash tag, field the channel, value `"<epoch> <offset>"`.
+#[tokio::test]
+async fn redis_cursors_live_in_one_hash_per_user_as_documented() {
+    let Some(server) = RedisServer::start_or_skip() else {
+        eprintln!("skipped: no redis-server");
+        return;
+    };
+    let store =
+        RedisStore::open(&server.url(), RedisStoreOptions::default()).await.expect("the store connects");
+    let (user, chat) = (UserId::new("a}b{%"), ChannelName::new("chat:lobby").unwrap());
+    store.mark_read(&user, &chat, StreamPosition::new(Epoch::new("an epoch"), 1042)).await.unwrap();
+    let client = ::redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let stored: Vec<(String, String)> = ::redis::cmd("HGETALL")
+        .arg("fanfare:{user:a%7Db%7B%25}:cursors")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(stored, vec![("chat:lobby".to_owned(), "an epoch 1042".to_owned())]);
+}
