@@ -87,3 +87,15 @@ async fn redis_cursors_live_in_one_hash_per_user_as_documented() {
         .unwrap();
     assert_eq!(stored, vec![("chat:lobby".to_owned(), "an epoch 1042".to_owned())]);
 }
+
+#[tokio::test]
+async fn a_closed_embedded_store_takes_no_more_marks() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("the store opens");
+    let (alice, chat) = (UserId::new("alice"), ChannelName::new("chat").unwrap());
+    store.mark_read(&alice, &chat, StreamPosition::new(Epoch::new("e1"), 1)).await.unwrap();
+    store.close().await.unwrap();
+    let mark = store.mark_read(&alice, &chat, StreamPosition::new(Epoch::new("e1"), 2)).await;
+    assert!(matches!(mark, Err(fanfare_store::StoreError::Closed)), "{mark:?}");
+    assert!(matches!(store.cursor(&alice, &chat).await, Err(fanfare_store::StoreError::Closed)));
+}

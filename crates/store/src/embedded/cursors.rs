@@ -69,6 +69,17 @@ impl Shared {
     }
 }
 
+impl EmbeddedStore {
+    /// Cursors close with the history: after `close` nothing would sync a
+    /// mark any more, so none is taken (nor read, for one answer to all).
+    fn check_cursors_open(&self) -> Result<&Shared, StoreError> {
+        match self.queue.as_ref().is_some_and(|queue| !queue.is_closed()) {
+            true => Ok(&self.shared),
+            false => Err(StoreError::Closed),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl CursorStore for EmbeddedStore {
     async fn mark_read(
@@ -77,7 +88,7 @@ impl CursorStore for EmbeddedStore {
         channel: &ChannelName,
         read: StreamPosition,
     ) -> Result<MarkOutcome, StoreError> {
-        let shared = &self.shared;
+        let shared = self.check_cursors_open()?;
         let _one_mark_at_a_time = shared.cursor_lock.lock();
         let outcome = apply_mark(shared.read_cursor(user, channel)?.as_ref(), read);
         if outcome.moved {
@@ -93,7 +104,7 @@ impl CursorStore for EmbeddedStore {
         user: &UserId,
         channel: &ChannelName,
     ) -> Result<Option<StreamPosition>, StoreError> {
-        self.shared.read_cursor(user, channel)
+        self.check_cursors_open()?.read_cursor(user, channel)
     }
 
     /// Point reads on the caller's task: at most [`crate::MAX_CURSORS_PER_READ`]
@@ -105,11 +116,12 @@ impl CursorStore for EmbeddedStore {
         channels: &[ChannelName],
     ) -> Result<Vec<Option<StreamPosition>>, StoreError> {
         check_cursors_asked(channels)?;
-        channels.iter().map(|channel| self.shared.read_cursor(user, channel)).collect()
+        let shared = self.check_cursors_open()?;
+        channels.iter().map(|channel| shared.read_cursor(user, channel)).collect()
     }
 
     async fn forget_cursor(&self, user: &UserId, channel: &ChannelName) -> Result<bool, StoreError> {
-        let shared = &self.shared;
+        let shared = self.check_cursors_open()?;
         let _one_mark_at_a_time = shared.cursor_lock.lock();
         let key = cursor_key(user, channel);
         let existed = shared.cursors.contains_key(&key).map_err(storage_error)?;
