@@ -10,6 +10,12 @@
 //! marks): ~11,600 marks/s one at a time (the round trip), ~190,000/s from
 //! 64 tasks.
 //!
+//! Cursors take no part in the generation rule (module doc of [`super`]):
+//! the store assigns no offsets here, it keeps what the caller marked, in
+//! the epoch the caller gave. If Redis loses them (a flush, a failover to a
+//! lagging replica), the users' next marks start afresh and messages show
+//! as unread meanwhile.
+//!
 //! The hash tag is the whole user id with `%`, `{` and `}` percent-escaped
 //! ([`user_tag`]): user ids come from the app and may hold any character,
 //! and an unescaped `}` would end the tag early, so two users would share
