@@ -20,11 +20,14 @@ pub mod conformance;
 mod embedded;
 mod error;
 mod history;
+mod members;
+pub mod members_conformance;
 mod memory;
 mod redis;
 
 pub use embedded::{BootId, EmbeddedOptions, EmbeddedStats, EmbeddedStore, LastStop, SweepReport};
 pub use error::StoreError;
 pub use history::*;
+pub use members::{MAX_MEMBER_CHANGE, MAX_MEMBER_PAGE, MemberLimits, MemberStore, PageAfter};
 pub use memory::MemoryStore;
 pub use redis::{RedisStore, RedisStoreOptions};

@@ -6,6 +6,8 @@
 //! channels. The epoch is random per instance: a restarted process has lost
 //! every stream, and clients must be told so.
 
+mod members;
+
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -34,13 +36,20 @@ pub struct MemoryStore {
     epoch: Epoch,
     shards: Box<[Mutex<HashMap<ChannelName, ChannelLog>>]>,
     shard_hasher: RandomState,
+    /// Channel members and each user's channels ([`crate::MemberStore`]).
+    memberships: Mutex<members::Memberships>,
 }
 
 impl MemoryStore {
     /// A store with a fresh random epoch and no channels.
     pub fn new() -> Self {
         let shards = (0..SHARD_COUNT).map(|_| Mutex::new(HashMap::new())).collect();
-        Self { epoch: random_epoch(), shards, shard_hasher: RandomState::new() }
+        Self {
+            epoch: random_epoch(),
+            shards,
+            shard_hasher: RandomState::new(),
+            memberships: Mutex::default(),
+        }
     }
 
     pub fn epoch(&self) -> &Epoch {

@@ -5,6 +5,7 @@
 //! | `publications` | channel, `0x00`, offset (u64 BE)    | `0x03`, kind (u8), time_ms (u64 BE), event length (u16 BE), event, author length (u16 BE), author, body |
 //! | `channels`     | channel                             | head, tail, max_len, max_age_ms (u64 BE)|
 //! | `idempotency`  | channel, `0x00`, idempotency key    | offset, time_ms, expires_ms (u64 BE)    |
+//! | `members`, `user_channels`, `member_counts` | see `member_keys.rs` | membership ([`crate::MemberStore`]) |
 //! | `store`        | `epoch`, `format`, `run`            | epoch text, format version (u32 BE), [`RunRecord`] |
 //!
 //! Channel names never contain `0x00`, so the separator makes each

@@ -9,6 +9,8 @@
 //! - `sweep.rs`: the bounded background deletion of expired data.
 //! - `last_stop.rs`: the clean-shutdown record, and whether the epoch
 //!   survives an unclean stop.
+//! - `members.rs`, `member_keys.rs`: channel members and each user's
+//!   channels ([`crate::MemberStore`]).
 //! - `migrate.rs`: brings a directory of an older format up to date on open.
 //!
 //! The epoch is generated once, when the data directory is created, and
@@ -19,6 +21,8 @@
 mod group_commit;
 mod keys;
 mod last_stop;
+mod member_keys;
+mod members;
 mod migrate;
 mod reader;
 mod sweep;
@@ -269,6 +273,8 @@ struct Shared {
     idempotency: Keyspace,
     /// The `store` keyspace: epoch, format, and the record of this run.
     store: Keyspace,
+    /// Channel members and each user's channels (`members.rs`).
+    memberships: members::MemberKeyspaces,
     epoch: Epoch,
     /// This boot of the machine, kept in the run record (`None`: unknown).
     boot_id: Option<String>,
@@ -292,6 +298,7 @@ impl Shared {
             publications,
             channels: keyspace(keys::CHANNELS)?,
             idempotency: keyspace(keys::IDEMPOTENCY)?,
+            memberships: members::MemberKeyspaces::open(&db)?,
             store,
             db,
             epoch: run.epoch,
