@@ -49,3 +49,55 @@ async fn embedded_members_and_the_user_index_survive_a_reopen() {
         "the count survived: {full:?}"
     );
 }
+
+/// The Redis store under member conformance test, keeping its server
+/// alive; without `redis-server` (outside CI) the cases run against the
+/// memory store, and the skip is printed.
+async fn redis_subject() -> MemberSubject {
+    match fanfare_testkit::RedisServer::start_or_skip() {
+        Some(server) => MemberSubject::keeping(open_redis(&server).await, server),
+        None => {
+            eprintln!("skipped the Redis member conformance case (running it against MemoryStore instead)");
+            MemberSubject::new(fanfare_store::MemoryStore::new())
+        }
+    }
+}
+
+async fn open_redis(server: &fanfare_testkit::RedisServer) -> fanfare_store::RedisStore {
+    fanfare_store::RedisStore::open(&server.url(), fanfare_store::RedisStoreOptions::default())
+        .await
+        .expect("the store connects")
+}
+
+mod redis {
+    fanfare_store::member_store_conformance!(async { super::redis_subject().await });
+}
+
+/// The documented keys hold each side under its own hash tag, and a
+/// stale entry in a user's index (left by a node that died between the
+/// steps of a change) is repaired by the next change of that pair.
+#[tokio::test]
+async fn redis_keeps_each_side_under_its_own_tag_and_the_next_change_repairs_a_stale_index() {
+    let Some(server) = fanfare_testkit::RedisServer::start_or_skip() else { return };
+    let store = open_redis(&server).await;
+    let room = channel("tags:room");
+    let people = [UserId::new("alice"), UserId::new("bob")];
+    store.add_members(&room, &people, MemberLimits::default()).await.unwrap();
+    assert_eq!(server.cli(&["ZRANGE", "fanfare:{tags:room}:members", "0", "-1"]), "alice\nbob");
+    assert_eq!(server.cli(&["ZRANGE", "fanfare:{user:alice}:channels", "0", "-1"]), "tags:room");
+    assert_eq!(server.cli(&["HGET", "fanfare:{user:alice}:channel_seq", "tags:room"]), "1");
+
+    // A node reserved `tags:ghost` for bob and died before step 2.
+    assert_eq!(server.cli(&["ZADD", "fanfare:{user:bob}:channels", "0", "tags:ghost"]), "1");
+    let ghost = channel("tags:ghost");
+    let bob_channels = store.channels_of(&people[1], PageAfter::first(10)).await.unwrap();
+    assert_eq!(bob_channels, [ghost.clone(), room.clone()], "the window the contract describes");
+    assert!(!store.is_member(&ghost, &people[1]).await.unwrap(), "the channel side is authoritative");
+    store.add_members(&ghost, &people[..1], MemberLimits::default()).await.unwrap();
+    store.remove_members(&ghost, &people[1..]).await.unwrap();
+    let add_then_remove = store.add_members(&ghost, &people[1..], MemberLimits::default()).await.unwrap();
+    assert_eq!(add_then_remove, people[1..], "the stale entry did not make bob a member");
+    store.remove_members(&ghost, &people[1..]).await.unwrap();
+    let bob_channels = store.channels_of(&people[1], PageAfter::first(10)).await.unwrap();
+    assert_eq!(bob_channels, [room], "the change of the pair repaired the index");
+}

@@ -107,6 +107,7 @@
 //! - Every node must use the same `meta_ttl` (it is the epoch period).
 
 mod instance;
+mod members;
 mod reads;
 mod scripts;
 mod telemetry;
