@@ -101,3 +101,60 @@ async fn redis_keeps_each_side_under_its_own_tag_and_the_next_change_repairs_a_s
     let bob_channels = store.channels_of(&people[1], PageAfter::first(10)).await.unwrap();
     assert_eq!(bob_channels, [room], "the change of the pair repaired the index");
 }
+
+/// Two nodes change the same pairs at once: whatever order the steps
+/// interleave in, once every change has answered each user's index holds
+/// every channel the user is a member of (the contract allows stale extra
+/// entries, never missing ones).
+#[tokio::test]
+async fn redis_concurrent_changes_of_the_same_pairs_never_lose_an_index_entry() {
+    let Some(server) = fanfare_testkit::RedisServer::start_or_skip() else { return };
+    let nodes = std::sync::Arc::new([open_redis(&server).await, open_redis(&server).await]);
+    let rooms: Vec<ChannelName> = (0..3).map(|n| channel(&format!("race:{n}"))).collect();
+    let people: Vec<UserId> = (0..3).map(|n| UserId::new(format!("u{n}"))).collect();
+    let mut tasks = Vec::new();
+    for task in 0..16u64 {
+        let (nodes, rooms, people) = (nodes.clone(), rooms.clone(), people.clone());
+        tasks.push(tokio::spawn(async move {
+            for step in 0..30u64 {
+                let n = (task * 31 + step * 17) as usize;
+                let (node, room, user) = (&nodes[n % 2], &rooms[n / 2 % 3], &people[n / 6 % 3]);
+                match (n / 18) % 2 {
+                    0 => node
+                        .add_members(room, std::slice::from_ref(user), MemberLimits::default())
+                        .await
+                        .unwrap(),
+                    _ => node.remove_members(room, std::slice::from_ref(user)).await.unwrap(),
+                };
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for user in &people {
+        let indexed = nodes[0].channels_of(user, PageAfter::first(100)).await.unwrap();
+        for room in &rooms {
+            if nodes[1].is_member(room, user).await.unwrap() {
+                assert!(indexed.contains(room), "{user} is a member of {room} but its index misses it");
+            }
+        }
+    }
+}
+
+/// `member_apply.lua` applies a channel's state last change number wins,
+/// so a late step of an older change cannot undo a newer one.
+#[tokio::test]
+async fn redis_an_older_apply_arriving_late_is_superseded() {
+    let Some(server) = fanfare_testkit::RedisServer::start_or_skip() else { return };
+    let script = include_str!("../src/redis/member_apply.lua");
+    let (index, applied) = ("fanfare:{user:late}:channels", "fanfare:{user:late}:channel_seq");
+    let apply =
+        |seq: &str, member: &str| server.cli(&["EVAL", script, "2", index, applied, "chat:x", seq, member]);
+    assert_eq!(apply("5", "1"), "1");
+    assert_eq!(apply("3", "0"), "0", "an older removal is superseded");
+    assert_eq!(server.cli(&["ZRANGE", index, "0", "-1"]), "chat:x");
+    assert_eq!(apply("6", "0"), "1");
+    assert_eq!(server.cli(&["ZCARD", index]), "0");
+    assert_eq!(server.cli(&["HLEN", applied]), "0", "a removal leaves no change number behind");
+}
