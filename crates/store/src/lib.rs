@@ -15,6 +15,10 @@
 //!   publishes each append as a live frame.
 //!
 //! Every implementation passes the same [`conformance`] suite.
+//!
+//! The same store values also keep channel members and each user's
+//! channels ([`MemberStore`], suite in [`members_conformance`]), which
+//! members namespaces and per-user feeds need.
 
 pub mod conformance;
 mod embedded;

@@ -96,6 +96,10 @@ impl<'a, T> PageAfter<'a, T> {
 /// returns every entry exactly once while nothing changes. An unknown
 /// channel or user lists nothing and counts 0.
 ///
+/// **Ids.** Users are kept by their text (like presence): `1` and `"1"`
+/// are one member, and listings give ids back as text
+/// ([`UserId::new`]).
+///
 /// **Durability.** A change that returned `Ok` survives a restart of a
 /// durable store (the embedded store syncs it to disk before answering,
 /// Redis keeps it like history).
