@@ -290,6 +290,10 @@ pub async fn a_change_naming_too_many_users_is_refused_and_changes_nothing(store
     assert_eq!(store.member_count(&room).await.unwrap(), 0);
     let added = store.add_members(&room, &crowd[..MAX_MEMBER_CHANGE], ROOMY).await.unwrap();
     assert_eq!(added.len(), MAX_MEMBER_CHANGE, "exactly the bound is allowed");
+    let listed = all_members(store, &room, 128).await;
+    let mut expected: Vec<&str> = texts(&crowd[..MAX_MEMBER_CHANGE]);
+    expected.sort_unstable();
+    assert_eq!(texts(&listed), expected, "a thousand members, paged, each once in byte order");
     let remove = store.remove_members(&room, &crowd).await;
     assert!(matches!(remove, Err(StoreError::MemberChangeTooLarge { .. })), "{remove:?}");
     assert_eq!(store.member_count(&room).await.unwrap(), MAX_MEMBER_CHANGE as u64);
