@@ -35,7 +35,9 @@ impl HubError {
             HubError::PresenceDisabled => ErrorCode::NotAvailable,
             HubError::Store(StoreError::NothingToDelete) => ErrorCode::NotFound,
             HubError::Store(StoreError::Unsupported { .. }) => ErrorCode::NotAvailable,
-            HubError::Store(StoreError::LimitExceeded { .. }) => ErrorCode::BadRequest,
+            HubError::Store(StoreError::LimitExceeded { .. } | StoreError::MemberChangeTooLarge { .. }) => {
+                ErrorCode::BadRequest
+            }
             HubError::Store(_) | HubError::Cluster(_) => ErrorCode::Unavailable,
             HubError::ShuttingDown => ErrorCode::ShuttingDown,
             HubError::ReactionsOff => ErrorCode::NotAvailable,

@@ -57,6 +57,18 @@ pub enum StoreError {
     /// a client asking too much: split the request.
     #[error("too many {what} in one request (at most {limit})")]
     LimitExceeded { what: &'static str, limit: usize },
+    /// A member add would leave `channel` with more than `max` members
+    /// (`MemberLimits::max_members`): nothing was added.
+    #[error("channel {channel} would have more than {max} members")]
+    TooManyMembers { channel: fanfare_protocol::ChannelName, max: u64 },
+    /// A member add would leave `user` in more than `max` channels
+    /// (`MemberLimits::max_channels`): nothing was added.
+    #[error("user {user} would be a member of more than {max} channels")]
+    TooManyChannels { user: fanfare_protocol::UserId, max: u64 },
+    /// One member change named `count` users, more than `max`
+    /// (`MAX_MEMBER_CHANGE`): nothing changed.
+    #[error("a member change names {count} users, at most {max} are allowed")]
+    MemberChangeTooLarge { count: usize, max: usize },
     /// The store's options are not valid.
     #[error("invalid history store option `{option}`: {reason}")]
     Config { option: &'static str, reason: &'static str },

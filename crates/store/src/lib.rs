@@ -17,13 +17,17 @@
 //! Every implementation passes the same [`conformance`] suite.
 //!
 //! The same store values also keep conversation state beside the history:
-//! [`CursorStore`] (read cursors, `cursors.rs`).
+//! [`CursorStore`] (read cursors, `cursors.rs`), and channel members and
+//! each user's channels ([`MemberStore`], suite in [`members_conformance`]),
+//! which members namespaces and per-user feeds need.
 
 pub mod conformance;
 mod cursors;
 mod embedded;
 mod error;
 mod history;
+mod members;
+pub mod members_conformance;
 mod memory;
 mod redis;
 
@@ -31,5 +35,6 @@ pub use cursors::{CursorStore, MAX_CURSORS_PER_READ, MarkOutcome};
 pub use embedded::{BootId, EmbeddedOptions, EmbeddedStats, EmbeddedStore, LastStop, SweepReport};
 pub use error::StoreError;
 pub use history::*;
+pub use members::{MAX_MEMBER_CHANGE, MAX_MEMBER_PAGE, MemberLimits, MemberStore, PageAfter};
 pub use memory::MemoryStore;
 pub use redis::{RedisStore, RedisStoreOptions};

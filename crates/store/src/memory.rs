@@ -6,6 +6,8 @@
 //! channels. The epoch is random per instance: a restarted process has lost
 //! every stream, and clients must be told so.
 
+mod members;
+
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -38,13 +40,21 @@ pub struct MemoryStore {
     shard_hasher: RandomState,
     /// Read cursors ([`crate::CursorStore`], `memory/cursors.rs`).
     cursors: cursors::MemoryCursors,
+    /// Channel members and each user's channels ([`crate::MemberStore`]).
+    memberships: Mutex<members::Memberships>,
 }
 
 impl MemoryStore {
     /// A store with a fresh random epoch and no channels.
     pub fn new() -> Self {
         let shards = (0..SHARD_COUNT).map(|_| Mutex::new(HashMap::new())).collect();
-        Self { epoch: random_epoch(), shards, shard_hasher: RandomState::new(), cursors: Default::default() }
+        Self {
+            epoch: random_epoch(),
+            shards,
+            shard_hasher: RandomState::new(),
+            cursors: Default::default(),
+            memberships: Mutex::default(),
+        }
     }
 
     pub fn epoch(&self) -> &Epoch {

@@ -6,7 +6,14 @@
 //! | `channels`     | channel                             | head, tail, max_len, max_age_ms (u64 BE)|
 //! | `idempotency`  | channel, `0x00`, idempotency key    | offset, time_ms, expires_ms (u64 BE)    |
 //! | `cursors`      | user length (u16 BE), user, channel | offset (u64 BE), epoch text             |
+//! | `members`      | channel, `0x00`, user id            | empty                                   |
+//! | `user_channels`| user id length (u16 BE), user id, channel | empty                             |
+//! | `member_counts`| `c`, channel / `u`, user id         | members of the channel / channels of the user (u64 BE) |
 //! | `store`        | `epoch`, `format`, `run`            | epoch text, format version (u32 BE), [`RunRecord`] |
+//!
+//! The three membership keyspaces ([`crate::MemberStore`], encoded in
+//! `member_keys.rs`) were added within format 3: an older version leaves
+//! them alone.
 //!
 //! Channel names never contain `0x00`, so the separator makes each
 //! channel's publications one contiguous, offset-ordered key range (big

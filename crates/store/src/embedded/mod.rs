@@ -11,6 +11,8 @@
 //!   survives an unclean stop.
 //! - `cursors.rs`: read cursors ([`crate::CursorStore`]), written beside
 //!   the history writer, not through it.
+//! - `members.rs`, `member_keys.rs`: channel members and each user's
+//!   channels ([`crate::MemberStore`]).
 //! - `migrate.rs`: brings a directory of an older format up to date on open.
 //!
 //! The epoch is generated once, when the data directory is created, and
@@ -22,6 +24,8 @@ mod cursors;
 mod group_commit;
 mod keys;
 mod last_stop;
+mod member_keys;
+mod members;
 mod migrate;
 mod reader;
 mod sweep;
@@ -276,6 +280,8 @@ struct Shared {
     cursor_lock: parking_lot::Mutex<()>,
     /// The `store` keyspace: epoch, format, and the record of this run.
     store: Keyspace,
+    /// Channel members and each user's channels (`members.rs`).
+    memberships: members::MemberKeyspaces,
     epoch: Epoch,
     /// This boot of the machine, kept in the run record (`None`: unknown).
     boot_id: Option<String>,
@@ -301,6 +307,7 @@ impl Shared {
             idempotency: keyspace(keys::IDEMPOTENCY)?,
             cursors: keyspace(keys::CURSORS)?,
             cursor_lock: parking_lot::Mutex::new(()),
+            memberships: members::MemberKeyspaces::open(&db)?,
             store,
             db,
             epoch: run.epoch,

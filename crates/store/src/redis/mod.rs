@@ -108,6 +108,7 @@
 
 mod cursors;
 mod instance;
+mod members;
 mod reads;
 mod scripts;
 mod telemetry;
