@@ -64,6 +64,25 @@ pub struct ServerReport {
     pub frames_per_write: Option<f64>,
 }
 
+impl ServerReport {
+    /// The server `pid` between two samples: its memory before and after,
+    /// the CPU it used in between.
+    pub fn between(
+        pid: u32,
+        before: crate::proc_stats::ProcSample,
+        after: crate::proc_stats::ProcSample,
+    ) -> Self {
+        Self {
+            pid,
+            rss_before_kib: before.rss_kib,
+            rss_after_kib: after.rss_kib,
+            rss_per_connection_kib: None,
+            cpu_seconds: after.cpu_seconds - before.cpu_seconds,
+            frames_per_write: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolReport {
     pub rss_before_kib: u64,

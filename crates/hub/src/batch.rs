@@ -66,18 +66,21 @@ impl ChannelState {
         shaping: Option<&Shaping>,
         catch_up_cap: usize,
     ) -> Delivered {
-        let decided: Vec<(Fresh<'_>, Option<Option<u64>>)> =
-            fresh.iter().map(|item| (*item, self.shape(shaping, item.publication))).collect();
-        let sampled_out = decided.iter().filter(|(_, decision)| decision.is_none()).count() as u64;
-        let kept: Vec<(Fresh<'_>, Option<u64>)> = decided
-            .into_iter()
-            .filter_map(|(item, decision)| decision.map(|skipped| (item, skipped)))
-            .collect();
+        let mut kept: Vec<(Fresh<'_>, Option<u64>)> = Vec::with_capacity(fresh.len());
+        for item in fresh {
+            if let Some(skipped) = self.shape(shaping, item.publication) {
+                kept.push((*item, skipped));
+            }
+        }
+        let sampled_out = (fresh.len() - kept.len()) as u64;
         let urgent = kept.iter().any(|(item, _)| must_go_now(item.publication));
         let Some(batch) = shaping.and_then(|shaping| shaping.batch).filter(|_| !urgent) else {
+            // Unshaped channels never hold anything: their publications go as they are.
             let held = std::mem::take(&mut self.batch.held);
-            let mut due: Vec<(Fresh<'_>, Option<u64>)> = held.iter().map(HeldDelivery::fresh).collect();
-            due.extend(kept);
+            let due = match held.is_empty() {
+                true => kept,
+                false => held.iter().map(HeldDelivery::fresh).chain(kept).collect(),
+            };
             let fan_out = self.deliver(channel, &due, None, catch_up_cap);
             return Delivered { fan_out, sampled_out, flush_after: None };
         };
@@ -102,6 +105,11 @@ impl ChannelState {
         catch_up_cap: usize,
     ) -> Delivered {
         self.batch.flush_due = false;
+        if self.batch.held.is_empty() {
+            // Nothing waits (every unshaped channel): just the message.
+            let fan_out = extra.map(|m| self.fan_out(m.offset, m.message, m.except, catch_up_cap));
+            return Delivered { fan_out: fan_out.unwrap_or_default(), ..Delivered::default() };
+        }
         let held = std::mem::take(&mut self.batch.held);
         let due: Vec<(Fresh<'_>, Option<u64>)> = held.iter().map(HeldDelivery::fresh).collect();
         let fan_out = self.deliver(channel, &due, extra, catch_up_cap);

@@ -18,8 +18,9 @@
 //! - `subscribe.rs`: subscribe with recovery from `(epoch, offset)`.
 //! - `presence.rs`: members keyed by user, join on first connection, leave on last.
 //! - `shaping.rs`: huge-room shaping, a channel's publications sampled once
-//!   for all its subscribers; `reactions.rs`: reactions counted per window
-//!   and pushed as one aggregate.
+//!   for all its subscribers; `batch.rs`: the kept ones written together;
+//!   `reactions.rs`: reactions counted per window and pushed as one
+//!   aggregate.
 //! - `shadow.rs`: a shadow-banned user's publications, for that user's eyes only.
 //! - `encode.rs`: a message encoded once per protocol among its subscribers.
 //! - [`HubEvent`] (`events.rs`): channel lifecycle events for webhooks.

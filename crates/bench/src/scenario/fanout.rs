@@ -42,11 +42,7 @@ pub(crate) async fn run(plan: Arc<Plan>) -> Result<Report, BenchError> {
 pub(super) fn server_report(plan: &Plan, delivery: &super::delivery::DeliveryRun) -> Option<ServerReport> {
     let (pid, before, after) = (plan.options.server_pid?, delivery.server_before?, delivery.server_after?);
     Some(ServerReport {
-        pid,
-        rss_before_kib: before.rss_kib,
-        rss_after_kib: after.rss_kib,
-        rss_per_connection_kib: None,
-        cpu_seconds: after.cpu_seconds - before.cpu_seconds,
         frames_per_write: delivery.frames_per_write,
+        ..ServerReport::between(pid, before, after)
     })
 }

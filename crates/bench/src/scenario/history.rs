@@ -53,14 +53,7 @@ pub(crate) async fn run(plan: Arc<Plan>) -> Result<Report, BenchError> {
     let mut report = report_frame(&plan, started, tool);
     report.connections = 0;
     if let (Some(pid), Some(before), Some(after)) = (probe.pid(), server_before, server_after) {
-        report.server = Some(ServerReport {
-            pid,
-            rss_before_kib: before.rss_kib,
-            rss_after_kib: after.rss_kib,
-            rss_per_connection_kib: None,
-            cpu_seconds: after.cpu_seconds - before.cpu_seconds,
-            frames_per_write: None,
-        });
+        report.server = Some(ServerReport::between(pid, before, after));
     }
     report.history = Some(history);
     report.errors = errors.summary();

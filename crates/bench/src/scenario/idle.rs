@@ -36,12 +36,8 @@ pub(crate) async fn run(plan: Arc<Plan>) -> Result<Report, BenchError> {
     report.connect = Some(connect_report(&connected));
     if let (Some(pid), Some(before), Some(after)) = (probe.pid(), server_before, server_after) {
         report.server = Some(ServerReport {
-            pid,
-            rss_before_kib: before.rss_kib,
-            rss_after_kib: after.rss_kib,
             rss_per_connection_kib: per_connection(before.rss_kib, after.rss_kib, held.connected),
-            cpu_seconds: after.cpu_seconds - before.cpu_seconds,
-            frames_per_write: None,
+            ..ServerReport::between(pid, before, after)
         });
     }
     report.errors = result.errors;

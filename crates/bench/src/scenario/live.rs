@@ -81,14 +81,7 @@ pub(crate) async fn run(plan: Arc<Plan>) -> Result<Report, BenchError> {
     if let (Some(pid), Some(before), Some(after)) =
         (plan.options.server_pid, live.server_before, live.server_after)
     {
-        report.server = Some(ServerReport {
-            pid,
-            rss_before_kib: before.rss_kib,
-            rss_after_kib: after.rss_kib,
-            rss_per_connection_kib: None,
-            cpu_seconds: after.cpu_seconds - before.cpu_seconds,
-            frames_per_write: None,
-        });
+        report.server = Some(ServerReport::between(pid, before, after));
     }
     report.live = Some(live_report(&plan, &live, &result, connected.connected));
     report.errors = result.errors;
