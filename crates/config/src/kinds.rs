@@ -17,6 +17,9 @@ pub enum PublishPolicy {
     Subscribers,
     /// Any connection, subscribed or not.
     Anyone,
+    /// The channel's members (`docs/members.md`): a member list kept in
+    /// the store, or for `dm:` channels the two users the name holds.
+    Members,
 }
 
 /// Who may subscribe to a channel.
@@ -28,6 +31,22 @@ pub enum SubscribePolicy {
     /// Only connections whose token's channels claim grants the channel
     /// (an exact name, or `ns:*` for the whole namespace).
     TokenClaim,
+    /// The channel's members (`docs/members.md`).
+    Members,
+    /// Only the user the channel is named after: `feed:alice` by `alice`.
+    Owner,
+}
+
+/// Who may add and remove a members channel's members besides the HTTP
+/// API: `manage_members`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ManageMembers {
+    /// Only the HTTP API.
+    #[default]
+    Server,
+    /// Also a member whose token's `members` claim grants the channel.
+    Grant,
 }
 
 /// How log lines are written to standard error: `log.format`.

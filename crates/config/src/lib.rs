@@ -45,6 +45,7 @@ mod error;
 pub mod jwt_key;
 mod kinds;
 mod load;
+mod members;
 mod namespaces;
 mod pusher;
 mod rate;
@@ -60,9 +61,11 @@ pub use duration::{format_duration, parse_duration};
 pub use env::{ENV_VARS, EnvKind, EnvVar, markdown_table as env_markdown_table};
 pub use error::{ConfigError, Origin};
 pub use kinds::{
-    Durability, JwtAlgorithm, LogFormat, PublishPolicy, ServerEventKind, SubscribePolicy, WebhookKind,
+    Durability, JwtAlgorithm, LogFormat, ManageMembers, PublishPolicy, ServerEventKind, SubscribePolicy,
+    WebhookKind,
 };
 pub use load::{ServeArgs, from_toml, load, load_from};
+pub use members::MemberSettings;
 pub use namespaces::{NamespaceSettings, Namespaces, PublishLimits};
 pub use pusher::{AppSettings, PusherSettings, WebhookSettings};
 pub use rate::{format_rate, parse_rate};

@@ -19,7 +19,7 @@ use fanfare_store::{Durability, Retention};
 
 use super::content::ContentRules;
 use super::duration::HumanDuration;
-use super::kinds::{PublishPolicy, SubscribePolicy};
+use super::kinds::{ManageMembers, PublishPolicy, SubscribePolicy};
 use super::rate::HumanRate;
 use super::raw::RawNamespace;
 use super::shaping::ShapingRules;
@@ -44,6 +44,9 @@ pub struct NamespaceSettings {
     /// Huge-room shaping; `None`: off. Set by validation, like `content`;
     /// its hub part is also in `channel.shaping`.
     pub shaping: Option<ShapingRules>,
+    /// Who besides the HTTP API adds and removes members (a members
+    /// namespace's `manage_members`).
+    pub manage_members: ManageMembers,
 }
 
 /// The limits on publications by connections (the HTTP API is not
@@ -75,6 +78,7 @@ impl Default for NamespaceSettings {
                 idempotency_window: Duration::from_secs(5 * 60),
                 durability: Durability::Fsync,
                 shaping: None,
+                observed: false,
             },
             publish: PublishPolicy::Server,
             subscribe: SubscribePolicy::Anyone,
@@ -83,6 +87,7 @@ impl Default for NamespaceSettings {
             publish_limits: PublishLimits::default(),
             content: ContentRules::default(),
             shaping: None,
+            manage_members: ManageMembers::Server,
         }
     }
 }
@@ -107,6 +112,7 @@ impl NamespaceSettings {
         set(&mut limits.per_user, raw.publish_rate_per_user.map(|r| r.0));
         set(&mut limits.per_channel, raw.publish_rate_per_channel.map(|r| r.0));
         set(&mut limits.slow_mode, raw.slow_mode.map(|d| d.0));
+        set(&mut self.manage_members, raw.manage_members);
     }
 
     /// Every key, as written in the configuration; `secret` maps the
@@ -131,6 +137,7 @@ impl NamespaceSettings {
             slow_mode: Some(HumanDuration(self.publish_limits.slow_mode)),
             content: Some(self.content.to_raw(secret)),
             shaping: self.shaping.map(ShapingRules::to_raw),
+            manage_members: Some(self.manage_members),
         }
     }
 
@@ -138,6 +145,13 @@ impl NamespaceSettings {
     pub(crate) fn set_shaping(&mut self, shaping: Option<ShapingRules>) {
         self.channel.shaping = shaping.map(|rules| rules.hub);
         self.shaping = shaping;
+    }
+
+    /// A members namespace's appends are observed: its publications send
+    /// feed notices and offline webhooks.
+    fn observed_if_members(mut self) -> Self {
+        self.channel.observed = self.subscribe == SubscribePolicy::Members;
+        self
     }
 
     /// Whether publications are kept (and can be recovered).
@@ -166,9 +180,11 @@ impl Namespaces {
         defaults: NamespaceSettings,
         configured: impl IntoIterator<Item = (String, NamespaceSettings)>,
     ) -> Self {
-        let configured =
-            configured.into_iter().map(|(name, settings)| (name.into(), Arc::new(settings))).collect();
-        Self { defaults: Arc::new(defaults), configured }
+        let configured = configured
+            .into_iter()
+            .map(|(name, settings)| (name.into(), Arc::new(settings.observed_if_members())))
+            .collect();
+        Self { defaults: Arc::new(defaults.observed_if_members()), configured }
     }
 
     /// The settings of `channel`'s namespace: one hash lookup, shared.

@@ -56,6 +56,9 @@ pub(crate) struct RawConfig {
     /// `[[webhooks]]`: the server's own webhooks (moderation, rejections).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<RawServerWebhook>,
+    /// `[members]`: members channels' limits and the feed (`members.rs`).
+    #[serde(default)]
+    pub members: super::members::RawMembers,
 }
 
 /// One `[[webhooks]]` table.
@@ -234,6 +237,8 @@ pub(crate) struct RawNamespace {
     /// `shaping`: huge-room shaping (`shaping.rs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shaping: Option<super::shaping::RawShaping>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manage_members: Option<super::kinds::ManageMembers>,
 }
 
 /// `[pusher]`: the default app's shorthand keys (what the

@@ -104,6 +104,7 @@ impl Settings {
                 .collect(),
             pusher: self.pusher.to_raw(secret),
             webhooks: self.webhooks.iter().map(|hook| hook.to_raw(secret)).collect(),
+            members: self.members.to_raw(),
         }
     }
 

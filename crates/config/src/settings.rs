@@ -58,6 +58,8 @@ pub struct Settings {
     /// `[[webhooks]]`: the server's own webhooks (moderators' actions,
     /// refused publications).
     pub webhooks: Vec<ServerWebhookSettings>,
+    /// `[members]`: members channels' limits and the feed.
+    pub members: crate::MemberSettings,
     /// The file the configuration was read from, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -87,6 +89,7 @@ impl Default for Settings {
             namespaces: Namespaces::default(),
             pusher: PusherSettings::default(),
             webhooks: Vec::new(),
+            members: crate::MemberSettings::default(),
             config_file: None,
         }
     }

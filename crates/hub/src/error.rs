@@ -38,6 +38,8 @@ impl HubError {
             HubError::Store(StoreError::LimitExceeded { .. } | StoreError::MemberChangeTooLarge { .. }) => {
                 ErrorCode::BadRequest
             }
+            HubError::Store(StoreError::TooManyMembers { .. }) => ErrorCode::TooManyMembers,
+            HubError::Store(StoreError::TooManyChannels { .. }) => ErrorCode::TooManyMemberships,
             HubError::Store(_) | HubError::Cluster(_) => ErrorCode::Unavailable,
             HubError::ShuttingDown => ErrorCode::ShuttingDown,
             HubError::ReactionsOff => ErrorCode::NotAvailable,

@@ -125,6 +125,8 @@ pub(crate) struct Shared {
     pub cluster: Option<Cluster>,
     /// Reactions counted in each channel's open window.
     pub reactions: crate::reactions::Reactions,
+    /// Where appends of observed channels go (`appends.rs`).
+    pub appends: crate::appends::AppendSink,
 }
 
 impl Shared {
@@ -222,6 +224,7 @@ impl Hub {
             connections,
             cluster,
             reactions,
+            appends: crate::appends::AppendSink::new(),
         });
         cluster::start(&shared, watch_rx, leaves_rx);
         let pipelines = (0..shared.registry.shard_count())
@@ -250,6 +253,12 @@ impl Hub {
     /// caller gets the receiver.
     pub fn events(&self, capacity: usize, with_counts: bool) -> Option<mpsc::Receiver<HubEvent>> {
         self.shared.events.listen(capacity, with_counts)
+    }
+
+    /// The publications this node appends in observed channels, through a
+    /// queue of `capacity` (`appends.rs`). Only the first caller gets it.
+    pub fn observe_appends(&self, capacity: usize) -> Option<mpsc::Receiver<crate::ObservedAppend>> {
+        self.shared.appends.listen(capacity)
     }
 
     pub fn channel_options(&self, channel: &ChannelName) -> ChannelOptions {

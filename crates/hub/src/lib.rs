@@ -33,6 +33,7 @@
 //! The hub knows no sockets, HTTP or wire format beyond "a subscriber has an
 //! outbox of encoded frames".
 
+mod appends;
 mod batch;
 mod close_one;
 mod cluster;
@@ -52,6 +53,7 @@ mod shaping;
 mod subscribe;
 mod telemetry;
 
+pub use appends::ObservedAppend;
 pub use cluster::{ClusterEngines, ClusterOptions, DisconnectReport};
 pub use connections::{Connections, OutboxDepth};
 pub use encode::{DEFAULT_PUSHER_EVENT, Protocol};

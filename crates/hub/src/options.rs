@@ -28,6 +28,9 @@ pub struct ChannelOptions {
     /// Huge-room shaping (`shaping.rs`); `None`: every publication reaches
     /// every subscriber.
     pub shaping: Option<Shaping>,
+    /// Whether this node's appends in the channel go to the append
+    /// observer ([`crate::Hub::observe_appends`]): members channels.
+    pub observed: bool,
 }
 
 impl Default for ChannelOptions {
@@ -40,6 +43,7 @@ impl Default for ChannelOptions {
             idempotency_window: Duration::from_secs(300),
             durability: Durability::Fsync,
             shaping: None,
+            observed: false,
         }
     }
 }

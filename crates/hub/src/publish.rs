@@ -155,11 +155,23 @@ fn finish(shared: &Arc<Shared>, done: Vec<Completed>) {
                 } else {
                     shared.metrics.of(&pending.channel).publications.increment(1);
                     shared.metrics.fanout_latency.record(pending.accepted_at.elapsed().as_secs_f64());
+                    observe(shared, &pending.channel, appended);
                 }
             }
             // The publisher may have gone away; the publication stands regardless.
             let _ = reply.send(outcome);
         }
+    }
+}
+
+/// Hands a fresh append of an observed channel to the observer.
+fn observe(shared: &Shared, channel: &ChannelName, appended: &Appended) {
+    if (shared.policy)(channel).observed {
+        shared.appends.emit(crate::ObservedAppend {
+            channel: channel.clone(),
+            epoch: appended.epoch.clone(),
+            publication: appended.publication.clone(),
+        });
     }
 }
 

@@ -92,6 +92,11 @@ code_table! {
         Banned => error_row("banned", 403, false),
         /// The user is muted in this channel or namespace: may read, may not publish.
         Muted => error_row("muted", 403, false),
+        /// The members channel holds the most members it may (`members.max_members`).
+        TooManyMembers => error_row("too_many_members", 409, false),
+        /// A user to add is in the most members channels a user may be in
+        /// (`members.max_channels_per_user`).
+        TooManyMemberships => error_row("too_many_memberships", 409, false),
         /// The namespace's content rules, or its pre-publish hook, rejected the publication.
         ContentRejected => error_row("content_rejected", 422, false),
         /// The channel, user or resource does not exist.
@@ -219,6 +224,10 @@ code_table! {
         /// backoff and resume; channels the user is banned from refuse the
         /// subscription with `banned`.
         Kicked => close_row(4506, "kicked by a moderator"),
+        /// The user was removed from a members channel: reconnect and
+        /// resume; that channel now refuses the subscription with
+        /// `permission_denied`.
+        RemovedMember => close_row(4507, "removed from a channel"),
     }
 }
 

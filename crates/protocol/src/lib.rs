@@ -18,6 +18,7 @@
 
 pub mod channel;
 pub mod cluster;
+pub mod direct;
 pub mod error;
 pub mod native;
 pub mod position;

@@ -9,6 +9,7 @@
 //! into a typed [`Command`]: serde cannot keep a raw JSON payload inside an
 //! internally tagged enum, and one pass over the frame is all we want.
 
+use self::conversation::{ChannelPosition, MembersCommand, UnreadQuery};
 use self::moderation::{ModerationAction, ModerationRequest};
 use std::borrow::Cow;
 
@@ -60,6 +61,14 @@ pub enum CommandBody {
         channel: ChannelName,
         reaction: String,
     },
+    /// A members channel's member list: read a page, add, remove.
+    Members(MembersCommand),
+    /// The user has read the channel up to this position.
+    Read(ChannelPosition),
+    /// This device received the channel's publications up to this position.
+    Delivered(ChannelPosition),
+    /// The user's channels with their unread counts, a page at a time.
+    Unread(UnreadQuery),
     Ping,
 }
 
@@ -74,6 +83,10 @@ impl CommandBody {
             CommandBody::Presence { .. } => "presence",
             CommandBody::Moderate(_) => "moderate",
             CommandBody::React { .. } => "react",
+            CommandBody::Members(_) => "members",
+            CommandBody::Read(_) => "read",
+            CommandBody::Delivered(_) => "delivered",
+            CommandBody::Unread(_) => "unread",
             CommandBody::Ping => "ping",
         }
     }
@@ -139,6 +152,9 @@ impl Command {
         if raw.kind.as_deref() == Some("moderate") {
             return moderation_body(text).map(|body| Command { id, body }).map_err(fail);
         }
+        if let Some(kind) = raw.kind.as_deref().filter(|kind| CONVERSATION_COMMANDS.contains(kind)) {
+            return conversation_body(kind, text).map(|body| Command { id, body }).map_err(fail);
+        }
         let body = raw.into_body().map_err(fail)?;
         Ok(Command { id, body })
     }
@@ -154,6 +170,24 @@ fn moderation_body(text: &str) -> Result<CommandBody, ErrorInfo> {
     let request: ModerationRequest = serde_json::from_value(serde_json::Value::Object(fields))
         .map_err(|e| bad(&format!("not a valid moderate command: {e}")))?;
     request.into_action().map(CommandBody::Moderate)
+}
+
+/// The commands read whole from their frame (`native/conversation.rs`).
+const CONVERSATION_COMMANDS: [&str; 4] = ["members", "read", "delivered", "unread"];
+
+/// The body of a conversation command: the frame without `id` and `type`.
+fn conversation_body(kind: &str, text: &str) -> Result<CommandBody, ErrorInfo> {
+    let mut fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| bad(&format!("not a valid command: {e}")))?;
+    fields.remove("id");
+    fields.remove("type");
+    let fields = serde_json::Value::Object(fields);
+    Ok(match kind {
+        "members" => CommandBody::Members(MembersCommand::from_fields(fields)?),
+        "read" => CommandBody::Read(ChannelPosition::from_fields(kind, fields)?),
+        "delivered" => CommandBody::Delivered(ChannelPosition::from_fields(kind, fields)?),
+        _ => CommandBody::Unread(UnreadQuery::from_fields(fields)?),
+    })
 }
 
 /// Best effort to find an `id` in a frame that failed to decode as a
@@ -623,12 +657,20 @@ impl Command {
                 out.limit = query.limit;
                 out.reverse = query.reverse;
             }
-            CommandBody::Moderate(action) => {
-                let mut frame = serde_json::to_value(&out).expect("commands always serialize");
-                if let Some(fields) = frame.as_object_mut() {
-                    fields.extend(action.to_fields());
+            CommandBody::Moderate(action) => return with_fields(&out, action.to_fields()),
+            CommandBody::Members(command) => return with_fields(&out, command.to_fields()),
+            CommandBody::Read(position) | CommandBody::Delivered(position) => {
+                return with_fields(&out, position_fields(position));
+            }
+            CommandBody::Unread(query) => {
+                let mut fields = serde_json::Map::new();
+                if let Some(after) = &query.after {
+                    fields.insert("after".into(), after.as_str().into());
                 }
-                return frame.to_string();
+                if let Some(limit) = query.limit {
+                    fields.insert("limit".into(), limit.into());
+                }
+                return with_fields(&out, fields);
             }
             CommandBody::React { channel, reaction } => {
                 out.channel = Some(channel);
@@ -640,6 +682,24 @@ impl Command {
     }
 }
 
+/// `out` (its `id` and `type`) with `fields` after them.
+fn with_fields(out: &OutgoingCommand<'_>, fields: serde_json::Map<String, serde_json::Value>) -> String {
+    let mut frame = serde_json::to_value(out).expect("commands always serialize");
+    if let Some(frame) = frame.as_object_mut() {
+        frame.extend(fields);
+    }
+    frame.to_string()
+}
+
+fn position_fields(position: &ChannelPosition) -> serde_json::Map<String, serde_json::Value> {
+    let mut fields = serde_json::Map::new();
+    fields.insert("channel".into(), position.channel.as_str().into());
+    fields.insert("epoch".into(), position.epoch.as_str().into());
+    fields.insert("offset".into(), position.offset.into());
+    fields
+}
+
+pub mod conversation;
 pub mod moderation;
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ use fanfare_cluster::redis::{RedisBus, RedisBusOptions, RedisEngines};
 use fanfare_cluster::{NodeId, RateLimits, Sanctions};
 use fanfare_hub::{ClusterEngines, ClusterOptions};
 use fanfare_store::{
-    EmbeddedOptions, EmbeddedStore, HistoryStore, MemoryStore, RedisStore, RedisStoreOptions,
+    CursorStore, EmbeddedOptions, EmbeddedStore, HistoryStore, MemberStore, MemoryStore, RedisStore,
+    RedisStoreOptions,
 };
 
 use crate::config::{ClusterSettings, Settings, StoreKind};
@@ -25,6 +26,9 @@ use crate::pusher::webhooks::WebhookStores;
 /// What [`crate::server::build`] assembles the hub from.
 pub struct Engines {
     pub store: Arc<dyn HistoryStore>,
+    /// Members channels' members and users' read cursors: the history
+    /// store's engine keeps them too (in a cluster, its Redis).
+    pub conversations: ConversationStores,
     /// The cluster's engines; `None` for a single node.
     pub cluster: Option<(ClusterEngines, ClusterOptions)>,
     /// Dead letters and the webhook journal: files in the data directory
@@ -44,7 +48,7 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Engines> {
     // Engines register their metric handles as they open: the recorder
     // must be there first, or those handles record nothing.
     crate::telemetry::ServerMetrics::install();
-    let store = open_store(settings).await?;
+    let (store, conversations) = open_store(settings).await?;
     let (cluster, webhook_stores, (rate_limits, sanctions)) = match &settings.cluster {
         Some(cluster) => {
             let (engines, options, stores, moderation) = open_cluster(cluster).await?;
@@ -52,7 +56,20 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Engines> {
         }
         None => (None, WebhookStores::in_data_dir(&settings.data_dir), local_moderation(&settings.data_dir)?),
     };
-    Ok(Engines { store, cluster, webhook_stores, rate_limits, sanctions })
+    Ok(Engines { store, conversations, cluster, webhook_stores, rate_limits, sanctions })
+}
+
+/// The stores of conversations, beside history in the same engine.
+#[derive(Clone)]
+pub struct ConversationStores {
+    pub members: Arc<dyn MemberStore>,
+    pub cursors: Arc<dyn CursorStore>,
+}
+
+impl ConversationStores {
+    fn of<S: MemberStore + CursorStore>(store: &Arc<S>) -> Self {
+        Self { members: store.clone(), cursors: store.clone() }
+    }
 }
 
 type ModerationEngines = (Arc<dyn RateLimits>, Arc<dyn Sanctions>);
@@ -65,20 +82,25 @@ fn local_moderation(data_dir: &std::path::Path) -> anyhow::Result<ModerationEngi
     Ok((Arc::new(limits), Arc::new(sanctions)))
 }
 
-pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn HistoryStore>> {
+pub async fn open_store(settings: &Settings) -> anyhow::Result<(Arc<dyn HistoryStore>, ConversationStores)> {
     Ok(match &settings.store.kind {
-        StoreKind::Memory => Arc::new(MemoryStore::new()),
+        StoreKind::Memory => {
+            let store = Arc::new(MemoryStore::new());
+            (store.clone(), ConversationStores::of(&store))
+        }
         StoreKind::Embedded(dir) => {
             let store = EmbeddedStore::open(dir, EmbeddedOptions::default())
                 .with_context(|| format!("opening the embedded store in {}", dir.display()))?;
-            Arc::new(store)
+            let store = Arc::new(store);
+            (store.clone(), ConversationStores::of(&store))
         }
         StoreKind::Redis(url) => {
             let redacted = crate::config::redact_url_password(url);
             let store = RedisStore::open(url, RedisStoreOptions::default())
                 .await
                 .with_context(|| format!("opening the Redis store at {redacted}"))?;
-            Arc::new(store)
+            let store = Arc::new(store);
+            (store.clone(), ConversationStores::of(&store))
         }
     })
 }

@@ -23,6 +23,8 @@
 //! - [`webhooks`]: webhook delivery (batches, the signature, retries, the
 //!   journal, dead letters) for the Pusher webhooks and the server's own
 //!   `[[webhooks]]` (moderators' actions, refused publications).
+//! - `members/`: members channels (who may read and write them, member
+//!   changes) and the feed notices their messages send.
 //! - `content/`: the namespaces' content rules on client publications
 //!   (blocklist, links, the pre-publish hook), checked once before the hub.
 //! - `policy.rs`: message checks, namespace permissions, and the one
@@ -57,6 +59,7 @@ pub mod gateway;
 pub(crate) mod http_error;
 pub mod limits;
 pub(crate) mod logging;
+pub(crate) mod members;
 pub mod moderation;
 pub(crate) mod plain_listener;
 pub(crate) mod policy;

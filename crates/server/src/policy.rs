@@ -44,6 +44,15 @@ pub(crate) fn may_subscribe(
             Some(grants) if grants.allows(channel) => Ok(()),
             _ => Err(denied("the token does not grant this channel")),
         },
+        // Membership is in the store: `members::Members::may_read` asks it next.
+        SubscribePolicy::Members if identity.user.is_empty() => {
+            Err(denied("only the channel's members may do this"))
+        }
+        SubscribePolicy::Members => Ok(()),
+        SubscribePolicy::Owner => match channel.as_str().split_once(':') {
+            Some((_, owner)) if !identity.user.is_empty() && owner == &*identity.user => Ok(()),
+            _ => Err(denied("only the user this channel is named after may do this")),
+        },
     }
 }
 
@@ -55,7 +64,8 @@ pub(crate) fn may_publish(namespace: &NamespaceSettings, subscribed: bool) -> Re
         PublishPolicy::Subscribers if !subscribed => {
             Err(denied("only subscribers may publish in this channel"))
         }
-        PublishPolicy::Subscribers | PublishPolicy::Anyone => Ok(()),
+        // Membership is in the store: `members::Members::may_publish` asks it next.
+        PublishPolicy::Subscribers | PublishPolicy::Anyone | PublishPolicy::Members => Ok(()),
     }
 }
 

@@ -28,6 +28,7 @@ use crate::gateway::client_addr::PeerAddr;
 use crate::gateway::connection_counts::ConnectionCounts;
 use crate::gateway::handshake_rate::{self, HandshakeRates};
 use crate::limits::PublishLimiter;
+use crate::members::Members;
 use crate::moderation::Moderation;
 use crate::plain_listener::PlainListener;
 use crate::pusher::apps::Apps;
@@ -70,6 +71,8 @@ pub struct App {
     pub(crate) limits: PublishLimiter,
     /// Bans, mutes and moderators' actions.
     pub(crate) moderation: Moderation,
+    /// Members channels' members and the users' read cursors.
+    pub(crate) members: Arc<Members>,
     /// The pace of WebSocket handshakes, per client address and per node.
     pub(crate) handshake_rates: HandshakeRates,
     /// Connections held per client address (`client_addr::limit_key`).
@@ -104,6 +107,12 @@ impl FromRef<AppState> for Arc<Settings> {
 impl FromRef<AppState> for Arc<Hub> {
     fn from_ref(app: &AppState) -> Self {
         app.hub.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Members> {
+    fn from_ref(app: &AppState) -> Self {
+        app.members.clone()
     }
 }
 
@@ -197,7 +206,7 @@ pub fn build_with(
         metric_namespaces: metric_namespaces(&settings),
         ..HubOptions::default()
     };
-    let Engines { store, cluster, webhook_stores, rate_limits, sanctions } = engines;
+    let Engines { store, conversations, cluster, webhook_stores, rate_limits, sanctions } = engines;
     let hub = Arc::new(match cluster {
         Some((engines, cluster_options)) => {
             Hub::clustered(store.clone(), policy, options, engines, cluster_options)
@@ -228,6 +237,8 @@ pub fn build_with(
     let capacity = Arc::new(Capacity::new(&settings.limits, capacity::open_file_limit()));
     let limits = PublishLimiter::new(rate_limits);
     let moderation = Moderation::new(sanctions);
+    let members = Arc::new(Members::new(conversations, settings.members));
+    crate::members::feed::start(&hub, members.clone());
     let handshake_rates = HandshakeRates::new(&settings.admission);
     let connections_per_ip = ConnectionCounts::new(settings.admission.max_connections_per_ip);
     let connections_per_user = ConnectionCounts::new(settings.admission.max_connections_per_user);
@@ -243,6 +254,7 @@ pub fn build_with(
         content,
         limits,
         moderation,
+        members,
         handshake_rates,
         connections_per_ip,
         connections_per_user,

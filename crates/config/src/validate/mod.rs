@@ -16,9 +16,9 @@ use reqwest::Url;
 use webhooks::validate_webhooks;
 
 use super::error::{ConfigError, Origins};
-use super::kinds::{Durability, JwtAlgorithm, SubscribePolicy};
+use super::kinds::{Durability, JwtAlgorithm, PublishPolicy, SubscribePolicy};
 use super::namespaces::{NamespaceSettings, Namespaces};
-use super::raw::{RawAuth, RawCluster, RawConfig, RawLimits, RawStore, RawTls};
+use super::raw::{RawAuth, RawCluster, RawConfig, RawLimits, RawNamespace, RawStore, RawTls};
 use super::settings::{
     AuthSettings, CertificateFiles, ClusterSettings, JwtKey, JwtSettings, Limits, Settings, StoreKind,
     StoreSettings, TlsSettings,
@@ -27,6 +27,8 @@ use super::settings::{
 /// Room a publication's envelope (channel, offset, time) takes in a frame
 /// beyond its payload, when checking that one message fits in an outbox.
 const FRAME_ENVELOPE_BYTES: usize = 1024;
+/// The namespaces that exist whether configured or not (`docs/members.md`).
+const BUILT_IN: [&str; 2] = ["dm", "feed"];
 /// Shortest API key accepted when one is configured.
 const MIN_API_KEY_LEN: usize = 16;
 /// RFC 7518 §3.2: an HS256 key must be at least as long as the hash (256 bits).
@@ -66,6 +68,8 @@ pub(crate) fn validate(
     let namespaces = check.namespaces(&raw, &store, &limits, &auth)?;
     let pusher = validate_pusher(&raw.pusher, &limits, origins)?;
     let webhooks = validate_webhooks(&raw.webhooks, origins)?;
+    let members = crate::MemberSettings::check(&raw.members)
+        .map_err(|(key, reason)| check.invalid(&format!("members.{key}"), reason))?;
     Ok(Settings {
         listen,
         data_dir,
@@ -84,6 +88,7 @@ pub(crate) fn validate(
         namespaces,
         pusher,
         webhooks,
+        members,
         config_file,
     })
 }
@@ -464,10 +469,57 @@ impl Check<'_> {
                 let merged = default_shaping.clone().unwrap_or_default().overridden_by(shaping);
                 settings.set_shaping(self.shaping(&prefix, Some(&merged))?);
             }
+            self.built_in(&prefix, name, raw, &mut settings)?;
             self.namespace(&prefix, &settings, limits, auth)?;
             resolved.push((name.clone(), settings));
         }
+        for name in BUILT_IN {
+            if !raw.namespaces.contains_key(name) {
+                let mut settings = base.clone();
+                self.built_in(name, name, &RawNamespace::default(), &mut settings)?;
+                resolved.push((name.to_owned(), settings));
+            }
+        }
         Ok(Namespaces::new(base, resolved))
+    }
+
+    /// The built-in namespaces' fixed permissions (`docs/members.md`):
+    /// `dm` (direct messages: its members are in the channel name) and
+    /// `feed` (each user's own feed, published by the server). A table of
+    /// theirs may set anything else.
+    fn built_in(
+        &self,
+        prefix: &str,
+        name: &str,
+        raw: &RawNamespace,
+        settings: &mut NamespaceSettings,
+    ) -> Result<(), ConfigError> {
+        let (subscribe, publish) = match name {
+            "dm" => (SubscribePolicy::Members, PublishPolicy::Members),
+            "feed" => (SubscribePolicy::Owner, PublishPolicy::Server),
+            _ => return Ok(()),
+        };
+        let fixed = [
+            ("subscribe", raw.subscribe.is_none_or(|set| set == subscribe)),
+            ("publish", raw.publish.is_none_or(|set| set == publish)),
+        ];
+        if let Some((key, _)) = fixed.iter().find(|(_, same)| !same) {
+            let wanted = if *key == "subscribe" { format!("{subscribe:?}") } else { format!("{publish:?}") };
+            return Err(self.invalid(
+                &format!("{prefix}.{key}"),
+                format!("the built-in `{name}` namespace's {key} is always \"{}\"", wanted.to_lowercase()),
+            ));
+        }
+        if name == "dm" && raw.manage_members == Some(crate::kinds::ManageMembers::Grant) {
+            return Err(self.invalid(
+                &format!("{prefix}.manage_members"),
+                "a direct channel's members are the two users its name holds: nobody adds or removes them",
+            ));
+        }
+        settings.subscribe = subscribe;
+        settings.publish = publish;
+        settings.allow_anonymous = false;
+        Ok(())
     }
 
     /// `prefix.shaping`, merged, checked.
@@ -511,11 +563,20 @@ impl Check<'_> {
                 "= true needs presence = true (join and leave are presence events)",
             ));
         }
-        if settings.subscribe == SubscribePolicy::TokenClaim && auth.jwt.is_none() {
+        let needs_users = match settings.subscribe {
+            SubscribePolicy::TokenClaim => Some("token_claim"),
+            SubscribePolicy::Members => Some("members"),
+            SubscribePolicy::Owner => Some("owner"),
+            SubscribePolicy::Anyone => None,
+        };
+        let built_in = BUILT_IN.iter().any(|name| prefix == format!("namespaces.{name}"));
+        if let Some(policy) = needs_users.filter(|_| auth.jwt.is_none() && !built_in) {
             return Err(self.invalid(
                 &key("subscribe"),
-                "= \"token_claim\" needs a JWT key (auth.jwt_secret, auth.jwt_public_key or \
-                 auth.jwt_public_key_file): without tokens no one could subscribe",
+                format!(
+                    "= \"{policy}\" needs a JWT key (auth.jwt_secret, auth.jwt_public_key or \
+                     auth.jwt_public_key_file): without tokens no one could subscribe"
+                ),
             ));
         }
         Ok(())

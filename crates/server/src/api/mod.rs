@@ -3,6 +3,7 @@
 
 pub(crate) mod extract;
 mod log;
+mod members;
 mod moderation;
 mod native;
 mod ops;
@@ -26,6 +27,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/moderation/slow_mode", get(moderation::slow_mode).merge(post(moderation::set_slow_mode)))
         .route("/api/moderation/delete", post(moderation::delete))
         .route("/api/moderation/purge", post(moderation::purge))
+        .route("/api/members", get(members::list).merge(post(members::change)))
+        .route("/api/read", post(members::read))
+        .route("/api/unread", get(members::unread))
         .route("/api/log", get(log::filter).merge(put(log::set_filter)))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))

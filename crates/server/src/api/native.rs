@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::extract::{ApiKey, JsonBody};
 use crate::config::Settings;
 use crate::http_error::HttpError;
+use crate::members::Members;
 use crate::policy::{check_data, hub_error, server_lane};
 
 /// The most channels one broadcast may name.
@@ -35,6 +36,7 @@ pub async fn publish(
     _: ApiKey,
     State(hub): State<Arc<Hub>>,
     State(settings): State<Arc<Settings>>,
+    State(members): State<Arc<Members>>,
     JsonBody(body): JsonBody<PublishBody>,
 ) -> Result<Json<PublishResult>, HttpError> {
     let publish = Publish {
@@ -43,15 +45,17 @@ pub async fn publish(
         ephemeral: body.ephemeral,
         ..Publish::new(body.channel, body.data)
     };
-    publish_one(&hub, &settings, publish).await.map(Json)
+    publish_one(&hub, &settings, &members, publish).await.map(Json)
 }
 
 async fn publish_one(
     hub: &Hub,
     settings: &Settings,
+    members: &Members,
     mut publish: Publish,
 ) -> Result<PublishResult, HttpError> {
     let namespace = settings.namespaces.resolve(&publish.channel);
+    members.check_name(&publish.channel)?;
     check_data(&publish.data, &namespace)?;
     publish.priority = server_lane(&namespace);
     Ok(hub.publish(publish).await.map_err(hub_error)?.into())
@@ -93,6 +97,7 @@ pub async fn broadcast(
     _: ApiKey,
     State(hub): State<Arc<Hub>>,
     State(settings): State<Arc<Settings>>,
+    State(members): State<Arc<Members>>,
     JsonBody(body): JsonBody<BroadcastBody>,
 ) -> Result<Json<BroadcastResult>, HttpError> {
     if body.channels.is_empty() || body.channels.len() > MAX_BROADCAST_CHANNELS {
@@ -105,9 +110,9 @@ pub async fn broadcast(
             ephemeral: body.ephemeral,
             ..Publish::new(channel.clone(), body.data.clone())
         };
-        let (hub, settings) = (&hub, &settings);
+        let (hub, settings, members) = (&hub, &settings, &members);
         async move {
-            match publish_one(hub, settings, publish).await {
+            match publish_one(hub, settings, members, publish).await {
                 Ok(result) => ChannelOutcome::Published { channel, result },
                 Err(HttpError(error)) => ChannelOutcome::Failed { channel, error },
             }

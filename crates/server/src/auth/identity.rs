@@ -21,6 +21,10 @@ pub struct Identity {
     /// The `host` claim: the channels (and `ns:*` namespaces) where this
     /// user publishes in a shaped namespace's priority lane.
     pub hosts: Option<ChannelGrants>,
+    /// The `members` claim: the members channels (and `ns:*` namespaces)
+    /// whose members this user may add and remove, where the namespace's
+    /// `manage_members` is `"grant"`.
+    pub manages: Option<ChannelGrants>,
     /// The token's `exp`, in seconds since the Unix epoch.
     pub expires_at: Option<u64>,
 }
@@ -28,7 +32,15 @@ pub struct Identity {
 impl Identity {
     /// A connection without a token.
     pub fn anonymous() -> Self {
-        Self { user: Arc::from(""), grants: None, info: None, moderates: None, hosts: None, expires_at: None }
+        Self {
+            user: Arc::from(""),
+            grants: None,
+            info: None,
+            moderates: None,
+            hosts: None,
+            manages: None,
+            expires_at: None,
+        }
     }
 
     #[cfg(test)]
@@ -44,6 +56,11 @@ impl Identity {
     /// Whether the token makes this user a host of `channel`.
     pub fn hosts(&self, channel: &ChannelName) -> bool {
         self.hosts.as_ref().is_some_and(|grants| grants.allows(channel))
+    }
+
+    /// Whether the token lets this user add and remove `channel`'s members.
+    pub fn manages_members(&self, channel: &ChannelName) -> bool {
+        self.manages.as_ref().is_some_and(|grants| grants.allows(channel))
     }
 
     /// Whether the token grants `channel` (false without a channels claim).

@@ -40,6 +40,11 @@ pub const MODERATE_CLAIM: &str = "moderate";
 /// shaped namespace their publications take the priority lane.
 pub const HOST_CLAIM: &str = "host";
 
+/// The claim that names the members channels whose members the user may
+/// add and remove (`manage_members = "grant"`), in the channels claim's
+/// syntax.
+pub const MEMBERS_CLAIM: &str = "members";
+
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECS: u64 = 5;
 
@@ -108,6 +113,10 @@ impl Authenticator {
             None | Some(Value::Null) => None,
             Some(value) => Some(parse_grants(HOST_CLAIM, value)?),
         };
+        let manages = match claims.get(MEMBERS_CLAIM) {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(parse_grants(MEMBERS_CLAIM, value)?),
+        };
         let info = match claims.remove("info") {
             None | Some(Value::Null) => None,
             Some(value) => Some(JsonData::from_value(&value)),
@@ -115,7 +124,7 @@ impl Authenticator {
         // The library has checked that `exp`, when present, is a number.
         let expires_at =
             claims.get("exp").and_then(|exp| exp.as_u64().or_else(|| exp.as_f64().map(|f| f as u64)));
-        Ok(Identity { user, grants, info, moderates, hosts, expires_at })
+        Ok(Identity { user, grants, info, moderates, hosts, manages, expires_at })
     }
 }
 

@@ -52,6 +52,7 @@ impl Closing {
                 CloseCode::ServerError => "server_error",
                 CloseCode::InsufficientState => "insufficient_state",
                 CloseCode::Kicked => "kicked",
+                CloseCode::RemovedMember => "removed_member",
             },
         }
     }
@@ -199,7 +200,7 @@ fn pusher_close(code: CloseCode) -> (u16, &'static str) {
         CloseCode::TooManyConnections => PusherCloseCode::OverQuota,
         CloseCode::SlowConsumer | CloseCode::ServerError => PusherCloseCode::OverCapacity,
         CloseCode::IdleTimeout => PusherCloseCode::PongTimeout,
-        CloseCode::InsufficientState => PusherCloseCode::Reconnect,
+        CloseCode::InsufficientState | CloseCode::RemovedMember => PusherCloseCode::Reconnect,
         CloseCode::Kicked => PusherCloseCode::Kicked,
     };
     (pusher.code(), pusher.reason())

@@ -41,6 +41,10 @@ impl Session {
             CommandBody::Presence { channel } => self.presence(id, &channel).await,
             CommandBody::Moderate(action) => self.moderate(id, action).await,
             CommandBody::React { channel, reaction } => self.react(id, &channel, &reaction).await,
+            CommandBody::Members(command) => self.members(id, command).await,
+            CommandBody::Read(position) => self.read(id, position).await,
+            CommandBody::Delivered(position) => self.delivered(id, position).await,
+            CommandBody::Unread(query) => self.unread(id, query).await,
             CommandBody::Ping => {
                 self.reply(id, &serde_json::json!({}));
                 Ok(())
@@ -98,6 +102,7 @@ impl Session {
     ) -> Result<(), ErrorInfo> {
         let namespace = self.app.settings.namespaces.resolve(&channel);
         may_subscribe(self.identity(), &channel, &namespace)?;
+        self.app.members.may_read(&self.identity().user, &channel, &namespace).await?;
         self.app.moderation.may_subscribe(&self.identity().user, &channel).await?;
         if self.channels.contains(&channel) {
             return Err(hub_error(HubError::AlreadySubscribed));
@@ -143,6 +148,7 @@ impl Session {
     async fn publish(&mut self, id: u64, mut publish: Publish) -> Result<(), ErrorInfo> {
         let namespace = self.app.settings.namespaces.resolve(&publish.channel);
         may_publish(&namespace, self.channels.contains(&publish.channel))?;
+        self.app.members.may_publish(&self.identity().user, &publish.channel, &namespace).await?;
         check_data(&publish.data, &namespace)?;
         publish.priority = in_priority_lane(self.identity(), &publish.channel, &namespace);
         let audience = match self.admitted(&namespace, &publish).await {
@@ -237,6 +243,7 @@ impl Session {
     ) -> Result<(), ErrorInfo> {
         let namespace = self.app.settings.namespaces.resolve(channel);
         may_subscribe(self.identity(), channel, &namespace)?;
+        self.app.members.may_read(&self.identity().user, channel, &namespace).await?;
         let result = self.app.hub.history(channel, query).await.map_err(hub_error)?;
         self.reply(id, &result);
         Ok(())
@@ -245,6 +252,7 @@ impl Session {
     async fn presence(&mut self, id: u64, channel: &ChannelName) -> Result<(), ErrorInfo> {
         let namespace = self.app.settings.namespaces.resolve(channel);
         may_subscribe(self.identity(), channel, &namespace)?;
+        self.app.members.may_read(&self.identity().user, channel, &namespace).await?;
         let members = self.app.hub.presence(channel).await.map_err(hub_error)?;
         self.reply(id, &PresenceResult { members });
         Ok(())
@@ -256,6 +264,7 @@ impl Session {
     async fn react(&mut self, id: u64, channel: &ChannelName, reaction: &str) -> Result<(), ErrorInfo> {
         let namespace = self.app.settings.namespaces.resolve(channel);
         may_publish(&namespace, self.channels.contains(channel))?;
+        self.app.members.may_publish(&self.identity().user, channel, &namespace).await?;
         let audience = self.app.moderation.may_publish(&self.identity().user, channel).await?;
         if audience == Audience::Everyone {
             // A shadow-banned user's taps are answered and counted nowhere.

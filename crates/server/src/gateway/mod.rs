@@ -18,6 +18,7 @@ pub(crate) mod closing;
 mod commands;
 pub(crate) mod connection;
 pub(crate) mod connection_counts;
+mod conversation;
 pub mod echo;
 pub(crate) mod handshake_rate;
 pub(crate) mod rate;
