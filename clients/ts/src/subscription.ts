@@ -147,7 +147,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   private readonly readyPromise: Promise<SubscribedEvent>;
   private settleReady!: { resolve: (e: SubscribedEvent) => void; reject: (e: Error) => void };
 
-  /** @internal Created by FanfareClient.subscribe. */
+  /** Made by FanfareClient.subscribe; not meant to be called directly. */
   constructor(
     channel: string,
     private readonly owner: SubscriptionOwner,
