@@ -88,7 +88,9 @@ describe('recovery after a dropped connection', { timeout: T.test }, () => {
     for (const n of [2, 3, 4, 5]) await publishHttp(server, 'small:gap', n); // 4 > recovery_limit 2
 
     const lost = nextEvent(sub, 'notRecovered');
+    const resubscribed = nextEvent(sub, 'subscribed', (e) => e.resubscribed);
     gate.open(server.url);
+    expect(await resubscribed).toMatchObject({ recovered: false, offset: 5 });
     const event = await lost;
     expect(event).toMatchObject({ reason: 'recovery_failed', previous: { offset: 1 }, position: { offset: 5 } });
     await publishHttp(server, 'small:gap', 6);
