@@ -4,14 +4,21 @@
 // the socket has an `on` method: 'ping' (liveness, §12) and
 // 'unexpected-response' (the Retry-After of a refused handshake, §2.1).
 
+/**
+ * An event handler property. Declared bivariant (the method-parameter rule)
+ * so that the browser's and `ws`'s sockets, whose handlers take their own
+ * richer event types, fit without a cast.
+ */
+export type EventHandler<E> = { handle(event: E): void }['handle'];
+
 export interface WebSocketLike {
   readonly readyState: number;
   send(data: string): void;
   close(code?: number, reason?: string): void;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
+  onopen: EventHandler<unknown> | null;
+  onmessage: EventHandler<{ data: unknown }> | null;
+  onclose: EventHandler<{ code: number; reason: string }> | null;
+  onerror: EventHandler<unknown> | null;
 }
 
 export type WebSocketConstructor = new (url: string) => WebSocketLike;

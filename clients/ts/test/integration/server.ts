@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 
 import WebSocket from 'ws';
 
-import { FanfareClient, type ClientOptions, type Emitter, type WebSocketConstructor } from '../../src/index.js';
+import { FanfareClient, type ClientOptions, type Emitter } from '../../src/index.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 export const BIN = process.env.FANFARE_BIN
@@ -235,7 +235,7 @@ export function urlGate(initial: string) {
 export function clientOf(server: Server | { url: ClientOptions['url'] }, options: Partial<ClientOptions> = {}): FanfareClient {
   const client = new FanfareClient({
     url: server.url,
-    WebSocket: WebSocket as unknown as WebSocketConstructor,
+    WebSocket,
     backoff: { baseMs: 100, maxMs: 1000 },
     ...options,
   });
