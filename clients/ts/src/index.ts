@@ -43,7 +43,7 @@ export type { BackoffOptions } from './backoff.js';
 export { closeDecision } from './close-codes.js';
 export { Emitter } from './emitter.js';
 export type { Listener } from './emitter.js';
-export type { WebSocketConstructor, WebSocketLike } from './socket.js';
+export type { EventHandler, WebSocketConstructor, WebSocketLike } from './socket.js';
 export type {
   ConnectResult,
   DeleteResult,
