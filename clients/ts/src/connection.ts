@@ -52,26 +52,23 @@ export class Connection {
   private lastFrameAt = Date.now();
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private readonly openPromise: Promise<void>;
+  private settleOpen!: { resolve: () => void; reject: (e: Error) => void };
 
   constructor(
     private readonly socket: WebSocketLike,
     private readonly hooks: ConnectionHooks,
   ) {
-    let settleOpen!: { resolve: () => void; reject: (e: Error) => void };
     this.openPromise = new Promise<void>((resolve, reject) => {
-      settleOpen = { resolve, reject };
+      this.settleOpen = { resolve, reject };
     });
     this.openPromise.catch(() => {});
     socket.onopen = () => {
       this.opened = true;
       this.lastFrameAt = Date.now();
-      settleOpen.resolve();
+      this.settleOpen.resolve();
     };
     socket.onmessage = (event) => this.receive(event.data);
-    socket.onclose = (event) => {
-      settleOpen.reject(new Error(`the WebSocket closed before it opened (code ${event.code})`));
-      this.finish(event.code, event.reason ?? '', false);
-    };
+    socket.onclose = (event) => this.finish(event.code, event.reason ?? '', false);
     socket.onerror = () => {
       // Always followed by a close event, which carries what there is to know.
     };
@@ -194,6 +191,8 @@ export class Connection {
   private finish(code: number, reason: string, byClient: boolean): void {
     if (this.closed) return;
     this.closed = true;
+    // No-op once open; before, whoever awaits `open` learns it never will.
+    this.settleOpen.reject(new Error(`the WebSocket closed before it opened (code ${code})`));
     if (this.heartbeat !== undefined) clearInterval(this.heartbeat);
     this.socket.onopen = null;
     this.socket.onmessage = null;

@@ -178,3 +178,25 @@ describe('wire codec', () => {
     );
   });
 });
+
+describe('closing', () => {
+  it('leaves no timer behind after close(), even mid-handshake', async () => {
+    const { server, client } = setup();
+    void client.connect();
+    await server.socket(1); // never opened
+    client.close();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('leaves no timer behind after close() of a live connection with a subscription', async () => {
+    const { server, client } = setup();
+    void client.connect();
+    const socket = await server.accept(1);
+    client.subscribe('chat:lobby');
+    socket.reply(await socket.next('subscribe'), { epoch: 'E', offset: 0 });
+    client.close();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
