@@ -2,15 +2,8 @@
 // (docs/protocol.md in the Fanfare repository). Start at FanfareClient.
 
 export { FanfareClient } from './client.js';
-export type {
-  ClientEvents,
-  ClientOptions,
-  ClientState,
-  HistoryOptions,
-  PageOptions,
-  PublishOptions,
-  SubscribeOptions,
-} from './client.js';
+export type { ClientEvents, ClientOptions, ClientState, SubscribeOptions } from './client.js';
+export type { HistoryOptions, PageOptions, PublishOptions } from './commands.js';
 export { Subscription } from './subscription.js';
 export type {
   DeleteEvent,
