@@ -170,10 +170,13 @@ export class FanfareClient extends Commands {
       token = this.options.getToken ? await this.options.getToken() : this.options.token;
     } catch (error) {
       this.emit('error', asError(error));
-      if (this.currentState === 'connecting' && generation === this.generation) this.scheduleReconnect(1006, 'getting the URL or token failed');
+      if (this.currentState === 'connecting' && generation === this.generation) {
+        this.scheduleReconnect(1006, 'getting the URL or token failed');
+      }
       return;
     }
-    if (this.currentState !== 'connecting' || generation !== this.generation) return; // close() was called meanwhile
+    // close() (and perhaps connect() again) was called meanwhile.
+    if (this.currentState !== 'connecting' || generation !== this.generation) return;
     let connection: Connection;
     try {
       const socket = new this.WebSocketImpl(url);
@@ -197,7 +200,11 @@ export class FanfareClient extends Commands {
     try {
       await connection.open;
       const fields = token === undefined ? {} : { token };
-      result = (await connection.request('connect', fields, Math.max(1, deadline - Date.now()))) as unknown as ConnectResult;
+      result = (await connection.request(
+        'connect',
+        fields,
+        Math.max(1, deadline - Date.now()),
+      )) as unknown as ConnectResult;
     } catch (error) {
       if (error instanceof ProtocolError) this.connectRefused(connection, error);
       else if (error instanceof TimeoutError) connection.close(1000, 'connect timed out');
@@ -416,7 +423,9 @@ export class FanfareClient extends Commands {
     timeoutMs = this.commandTimeoutMs,
   ): Promise<T> {
     if (this.currentState === 'closed') {
-      return Promise.reject(this.stopReason?.error ?? new ClosedError(this.stopReason?.reason ?? 'the client is closed'));
+      return Promise.reject(
+        this.stopReason?.error ?? new ClosedError(this.stopReason?.reason ?? 'the client is closed'),
+      );
     }
     if (this.live) return this.live.request(type, fields, timeoutMs) as Promise<T>;
     const deadline = Date.now() + timeoutMs;
@@ -438,7 +447,6 @@ export class FanfareClient extends Commands {
       this.waiting.add(command);
     });
   }
-
 }
 
 function withoutType<T extends { type: string }>(push: T): Omit<T, 'type' | 'channel'> {

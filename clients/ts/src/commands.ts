@@ -46,7 +46,11 @@ export interface PageOptions {
 
 export abstract class Commands extends Emitter<ClientEvents> {
   /** Sends command `type` with `fields` and resolves with its `result`. */
-  abstract request<T = Record<string, unknown>>(type: string, fields?: Record<string, unknown>, timeoutMs?: number): Promise<T>;
+  abstract request<T = Record<string, unknown>>(
+    type: string,
+    fields?: Record<string, unknown>,
+    timeoutMs?: number,
+  ): Promise<T>;
 
   /** Publishes `data` (not null) to `channel` (§5.4). Ephemeral publications resolve with `{}`. */
   publish(channel: string, data: Json, options: PublishOptions = {}): Promise<PublishResult> {

@@ -67,7 +67,10 @@ export function onPingFrame(socket: WebSocketLike, listener: () => void): boolea
  * `listener` with its Retry-After in ms (undefined when absent) and aborts
  * the handshake, which then ends in the usual error and close events.
  */
-export function onRefusedHandshake(socket: WebSocketLike, listener: (retryAfterMs: number | undefined, status: number | undefined) => void): void {
+export function onRefusedHandshake(
+  socket: WebSocketLike,
+  listener: (retryAfterMs: number | undefined, status: number | undefined) => void,
+): void {
   const extras = nodeExtras(socket);
   if (!extras) return;
   extras.on('unexpected-response', (_request, response) => {

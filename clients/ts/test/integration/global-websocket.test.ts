@@ -22,7 +22,8 @@ describe('the built package on a standard WebSocket', { timeout: T.test }, () =>
   it('connects, subscribes, receives and pings without the WebSocket option', async () => {
     expect(fs.existsSync(path.join(HERE, '..', '..', 'dist', 'index.js')), 'dist/ is built (npm run build)').toBe(true);
     // Node 20 has the standard WebSocket behind a flag; later versions have it by default.
-    const flags = typeof (globalThis as { WebSocket?: unknown }).WebSocket === 'function' ? [] : ['--experimental-websocket'];
+    const flags =
+      typeof (globalThis as { WebSocket?: unknown }).WebSocket === 'function' ? [] : ['--experimental-websocket'];
     const output = await new Promise<string>((resolve, reject) => {
       execFile(
         process.execPath,

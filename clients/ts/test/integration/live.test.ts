@@ -4,7 +4,17 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { ProtocolError, type Publication } from '../../src/index.js';
-import { clientOf, closeClients, collect, nextEvent, publishHttp, startServer, T, tokenFor, type Server } from './server.js';
+import {
+  clientOf,
+  closeClients,
+  collect,
+  nextEvent,
+  publishHttp,
+  startServer,
+  T,
+  tokenFor,
+  type Server,
+} from './server.js';
 
 let server: Server;
 beforeAll(async () => {

@@ -28,7 +28,11 @@ afterEach(closeClients);
 
 /** Kicks the client's connection through the HTTP API: close 4506, which says reconnect. */
 async function kick(server: Server, connection: string, channel: string): Promise<void> {
-  const result = await api<{ closed: number }>(server, 'POST', '/api/moderation', { action: 'kick', connection, channel });
+  const result = await api<{ closed: number }>(server, 'POST', '/api/moderation', {
+    action: 'kick',
+    connection,
+    channel,
+  });
   expect(result.closed).toBe(1);
 }
 

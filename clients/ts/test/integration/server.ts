@@ -87,7 +87,8 @@ export function scratchDir(): string {
 }
 
 export async function startServer(options: StartOptions = {}): Promise<Server> {
-  if (!fs.existsSync(BIN)) throw new Error(`fanfare binary not found at ${BIN} (cargo build -p fanfare, or set FANFARE_BIN)`);
+  if (!fs.existsSync(BIN))
+    throw new Error(`fanfare binary not found at ${BIN} (cargo build -p fanfare, or set FANFARE_BIN)`);
   const dir = scratchDir();
   const dataDir = options.dataDir ?? path.join(dir, 'data');
   fs.mkdirSync(dataDir, { recursive: true });
@@ -115,14 +116,20 @@ export async function startServer(options: StartOptions = {}): Promise<Server> {
       resolve();
     });
   });
-  const port = await within<number>(T.start, () => `"fanfare listening on" from ${BIN}; stderr:\n${stderr}`, (resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (line) => {
-      const match = /^fanfare listening on 127\.0\.0\.1:(\d+)$/.exec(line.trim());
-      if (match) resolve(Number(match[1]));
-    });
-    child.on('exit', (code, signal) => reject(new Error(`fanfare exited (code ${code}, signal ${signal}); stderr:\n${stderr}`)));
-  }).catch(async (error: unknown) => {
+  const port = await within<number>(
+    T.start,
+    () => `"fanfare listening on" from ${BIN}; stderr:\n${stderr}`,
+    (resolve, reject) => {
+      const lines = createInterface({ input: child.stdout! });
+      lines.on('line', (line) => {
+        const match = /^fanfare listening on 127\.0\.0\.1:(\d+)$/.exec(line.trim());
+        if (match) resolve(Number(match[1]));
+      });
+      child.on('exit', (code, signal) =>
+        reject(new Error(`fanfare exited (code ${code}, signal ${signal}); stderr:\n${stderr}`)),
+      );
+    },
+  ).catch(async (error: unknown) => {
     child.kill('SIGKILL');
     await exited;
     throw error;
@@ -197,14 +204,18 @@ export function collect<E extends object, K extends keyof E>(emitter: Emitter<E>
   return {
     events,
     until(count: number, timeoutMs = T.event): Promise<E[K][]> {
-      return within(timeoutMs, () => `${count} ${String(name)} events (have ${events.length})`, (resolve) => {
-        const check = () => {
-          if (events.length >= count) resolve(events.slice(0, count));
-        };
-        waiters.add(check);
-        check();
-        return () => waiters.delete(check);
-      });
+      return within(
+        timeoutMs,
+        () => `${count} ${String(name)} events (have ${events.length})`,
+        (resolve) => {
+          const check = () => {
+            if (events.length >= count) resolve(events.slice(0, count));
+          };
+          waiters.add(check);
+          check();
+          return () => waiters.delete(check);
+        },
+      );
     },
   };
 }
@@ -232,7 +243,10 @@ export function urlGate(initial: string) {
 // Clients, tokens, the HTTP API
 
 /** A client of `server` in Node 20 (the `ws` package), with short backoff so tests stay quick. */
-export function clientOf(server: Server | { url: ClientOptions['url'] }, options: Partial<ClientOptions> = {}): FanfareClient {
+export function clientOf(
+  server: Server | { url: ClientOptions['url'] },
+  options: Partial<ClientOptions> = {},
+): FanfareClient {
   const client = new FanfareClient({
     url: server.url,
     WebSocket,
@@ -264,7 +278,10 @@ export function tokenFor(sub: string, claims: Record<string, unknown> = {}): str
 }
 
 export async function api<T>(server: Server, method: 'GET' | 'POST', pathAndQuery: string, body?: unknown): Promise<T> {
-  const init: RequestInit = { method, headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' } };
+  const init: RequestInit = {
+    method,
+    headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+  };
   if (body !== undefined) init.body = JSON.stringify(body);
   const response = await fetch(server.httpUrl + pathAndQuery, { ...init, signal: AbortSignal.timeout(T.event) });
   const text = await response.text();

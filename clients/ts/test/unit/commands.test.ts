@@ -27,17 +27,36 @@ describe('issue-13 commands', () => {
   it('members list, add and remove', async () => {
     const { client, socket } = await connected();
     const list = client.members('team:general', { after: 'bob', limit: 100 });
-    expect(socket.last('members')).toEqual({ id: 2, type: 'members', channel: 'team:general', action: 'list', after: 'bob', limit: 100 });
+    expect(socket.last('members')).toEqual({
+      id: 2,
+      type: 'members',
+      channel: 'team:general',
+      action: 'list',
+      after: 'bob',
+      limit: 100,
+    });
     socket.reply(socket.last('members'), { members: ['carol', 'dave'], count: 4, next: 'dave' });
     await expect(list).resolves.toEqual({ members: ['carol', 'dave'], count: 4, next: 'dave' });
 
     const add = client.addMembers('team:general', ['erin']);
-    expect(socket.last('members')).toEqual({ id: 3, type: 'members', channel: 'team:general', action: 'add', users: ['erin'] });
+    expect(socket.last('members')).toEqual({
+      id: 3,
+      type: 'members',
+      channel: 'team:general',
+      action: 'add',
+      users: ['erin'],
+    });
     socket.reply(socket.last('members'), { added: ['erin'], count: 5 });
     await expect(add).resolves.toEqual({ added: ['erin'], count: 5 });
 
     const remove = client.removeMembers('team:general', ['erin']);
-    expect(socket.last('members')).toEqual({ id: 4, type: 'members', channel: 'team:general', action: 'remove', users: ['erin'] });
+    expect(socket.last('members')).toEqual({
+      id: 4,
+      type: 'members',
+      channel: 'team:general',
+      action: 'remove',
+      users: ['erin'],
+    });
     socket.reply(socket.last('members'), { removed: ['erin'], count: 4 });
     await expect(remove).resolves.toEqual({ removed: ['erin'], count: 4 });
   });
@@ -57,7 +76,13 @@ describe('issue-13 commands', () => {
     await expect(read).resolves.toEqual({ moved: true });
 
     const delivered = client.delivered('dm:alice,bob', { epoch: 'E', offset: 43 });
-    expect(socket.last('delivered')).toEqual({ id: 3, type: 'delivered', channel: 'dm:alice,bob', epoch: 'E', offset: 43 });
+    expect(socket.last('delivered')).toEqual({
+      id: 3,
+      type: 'delivered',
+      channel: 'dm:alice,bob',
+      epoch: 'E',
+      offset: 43,
+    });
     socket.reply(socket.last('delivered'));
     await expect(delivered).resolves.toBeUndefined();
 
@@ -79,7 +104,13 @@ describe('issue-13 commands', () => {
     await expect(typing).resolves.toBeUndefined();
 
     const edit = client.edit('team:general', 42, { text: 'fixed' });
-    expect(socket.last('edit')).toEqual({ id: 3, type: 'edit', channel: 'team:general', offset: 42, data: { text: 'fixed' } });
+    expect(socket.last('edit')).toEqual({
+      id: 3,
+      type: 'edit',
+      channel: 'team:general',
+      offset: 42,
+      data: { text: 'fixed' },
+    });
     socket.reply(socket.last('edit'), { epoch: 'E', offset: 58 });
     await expect(edit).resolves.toEqual({ epoch: 'E', offset: 58 });
 

@@ -72,7 +72,13 @@ describe('framing', () => {
     socket.fail(socket.last('publish'), 'slow_mode', true, { retry_after_ms: 8412 });
     const error = await slow.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ProtocolError);
-    expect(error).toMatchObject({ code: 'slow_mode', wireCode: 'slow_mode', retry: true, retryAfterMs: 8412, command: 'publish' });
+    expect(error).toMatchObject({
+      code: 'slow_mode',
+      wireCode: 'slow_mode',
+      retry: true,
+      retryAfterMs: 8412,
+      command: 'publish',
+    });
   });
 
   it('reads an unknown error code as unknown and keeps the wire code and retry flag', async () => {
@@ -150,7 +156,15 @@ describe('framing', () => {
     socket.deliver('not json');
     socket.deliver('[1,2]');
     socket.deliver({ type: 'future_push', channel: 'chat:lobby', x: 1 });
-    socket.deliver({ type: 'publication', channel: 'chat:lobby', epoch: 'e', offset: 1, time: 1, data: 'ok', newField: true });
+    socket.deliver({
+      type: 'publication',
+      channel: 'chat:lobby',
+      epoch: 'e',
+      offset: 1,
+      time: 1,
+      data: 'ok',
+      newField: true,
+    });
     expect(pubs).toHaveLength(1);
     expect(pubs[0]).toMatchObject({ offset: 1, data: 'ok' });
   });

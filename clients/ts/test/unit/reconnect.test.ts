@@ -97,7 +97,13 @@ describe('reconnecting', () => {
     const drops = record(client, 'disconnected');
     void client.connect();
     const socket = await server.accept(1);
-    socket.deliver({ type: 'disconnect', code: 4500, reason: 'shutting down', reconnect: true, reconnect_after_ms: 2750 });
+    socket.deliver({
+      type: 'disconnect',
+      code: 4500,
+      reason: 'shutting down',
+      reconnect: true,
+      reconnect_after_ms: 2750,
+    });
     socket.serverClose(4500, 'shutting down');
     expect(drops).toEqual([{ code: 4500, reason: 'shutting down', delayMs: 2750 }]);
     await vi.advanceTimersByTimeAsync(2749);

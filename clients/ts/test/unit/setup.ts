@@ -17,7 +17,11 @@ export function useFakeTimers(): void {
 
 export function setup(options: Partial<ClientOptions> = {}): { server: FakeServer; client: FanfareClient } {
   const server = new FakeServer();
-  const client = new FanfareClient({ url: 'ws://fake.test/connection/websocket', WebSocket: server.WebSocket, ...options });
+  const client = new FanfareClient({
+    url: 'ws://fake.test/connection/websocket',
+    WebSocket: server.WebSocket,
+    ...options,
+  });
   return { server, client };
 }
 
