@@ -352,7 +352,7 @@ mod tests {
         let message = error.to_string();
         assert!(
             message.starts_with(
-                "namespaces.chat.publish: expected one of server, subscribers, anyone, found `everyone`"
+                "namespaces.chat.publish: expected one of server, subscribers, anyone, members, found `everyone`"
             ),
             "{message}"
         );

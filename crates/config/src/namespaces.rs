@@ -147,6 +147,17 @@ impl NamespaceSettings {
         self.shaping = shaping;
     }
 
+    /// These settings with a built-in namespace's fixed permissions
+    /// ([`built_in_policies`]); unchanged for any other name.
+    pub(crate) fn built_in(mut self, name: &str) -> Self {
+        if let Some((subscribe, publish)) = built_in_policies(name) {
+            self.subscribe = subscribe;
+            self.publish = publish;
+            self.allow_anonymous = false;
+        }
+        self
+    }
+
     /// A members namespace's appends are observed: its publications send
     /// feed notices and offline webhooks.
     fn observed_if_members(mut self) -> Self {
@@ -166,6 +177,20 @@ fn set<T>(slot: &mut T, value: Option<T>) {
     }
 }
 
+/// The namespaces that exist whether configured or not (`docs/members.md`):
+/// `dm`, direct channels whose two members are in their names, and `feed`,
+/// each user's notices.
+pub const BUILT_IN: [&str; 2] = ["dm", "feed"];
+
+/// A built-in namespace's fixed `subscribe` and `publish`.
+pub fn built_in_policies(name: &str) -> Option<(SubscribePolicy, PublishPolicy)> {
+    match name {
+        "dm" => Some((SubscribePolicy::Members, PublishPolicy::Members)),
+        "feed" => Some((SubscribePolicy::Owner, PublishPolicy::Server)),
+        _ => None,
+    }
+}
+
 /// The settings of every namespace, looked up by channel name.
 #[derive(Debug, Clone)]
 pub struct Namespaces {
@@ -180,10 +205,16 @@ impl Namespaces {
         defaults: NamespaceSettings,
         configured: impl IntoIterator<Item = (String, NamespaceSettings)>,
     ) -> Self {
-        let configured = configured
+        let mut configured: HashMap<Box<str>, Arc<NamespaceSettings>> = configured
             .into_iter()
             .map(|(name, settings)| (name.into(), Arc::new(settings.observed_if_members())))
             .collect();
+        for name in BUILT_IN {
+            if !configured.contains_key(name) {
+                let settings = defaults.clone().built_in(name).observed_if_members();
+                configured.insert(name.into(), Arc::new(settings));
+            }
+        }
         Self { defaults: Arc::new(defaults.observed_if_members()), configured }
     }
 

@@ -51,14 +51,14 @@ pub(crate) struct RawConfig {
     pub channel_defaults: RawNamespace,
     #[serde(default)]
     pub namespaces: BTreeMap<String, RawNamespace>,
+    /// `[members]`: members channels' limits and the feed (`members.rs`).
+    #[serde(default)]
+    pub members: super::members::RawMembers,
     #[serde(default, skip_serializing_if = "RawPusher::is_empty")]
     pub pusher: RawPusher,
     /// `[[webhooks]]`: the server's own webhooks (moderation, rejections).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<RawServerWebhook>,
-    /// `[members]`: members channels' limits and the feed (`members.rs`).
-    #[serde(default)]
-    pub members: super::members::RawMembers,
 }
 
 /// One `[[webhooks]]` table.

@@ -16,7 +16,7 @@ use reqwest::Url;
 use webhooks::validate_webhooks;
 
 use super::error::{ConfigError, Origins};
-use super::kinds::{Durability, JwtAlgorithm, PublishPolicy, SubscribePolicy};
+use super::kinds::{Durability, JwtAlgorithm, SubscribePolicy};
 use super::namespaces::{NamespaceSettings, Namespaces};
 use super::raw::{RawAuth, RawCluster, RawConfig, RawLimits, RawNamespace, RawStore, RawTls};
 use super::settings::{
@@ -27,8 +27,7 @@ use super::settings::{
 /// Room a publication's envelope (channel, offset, time) takes in a frame
 /// beyond its payload, when checking that one message fits in an outbox.
 const FRAME_ENVELOPE_BYTES: usize = 1024;
-/// The namespaces that exist whether configured or not (`docs/members.md`).
-const BUILT_IN: [&str; 2] = ["dm", "feed"];
+use super::namespaces::BUILT_IN;
 /// Shortest API key accepted when one is configured.
 const MIN_API_KEY_LEN: usize = 16;
 /// RFC 7518 §3.2: an HS256 key must be at least as long as the hash (256 bits).
@@ -469,36 +468,20 @@ impl Check<'_> {
                 let merged = default_shaping.clone().unwrap_or_default().overridden_by(shaping);
                 settings.set_shaping(self.shaping(&prefix, Some(&merged))?);
             }
-            self.built_in(&prefix, name, raw, &mut settings)?;
+            self.built_in(&prefix, name, raw)?;
+            let settings = settings.built_in(name);
             self.namespace(&prefix, &settings, limits, auth)?;
             resolved.push((name.clone(), settings));
-        }
-        for name in BUILT_IN {
-            if !raw.namespaces.contains_key(name) {
-                let mut settings = base.clone();
-                self.built_in(name, name, &RawNamespace::default(), &mut settings)?;
-                resolved.push((name.to_owned(), settings));
-            }
         }
         Ok(Namespaces::new(base, resolved))
     }
 
-    /// The built-in namespaces' fixed permissions (`docs/members.md`):
-    /// `dm` (direct messages: its members are in the channel name) and
-    /// `feed` (each user's own feed, published by the server). A table of
-    /// theirs may set anything else.
-    fn built_in(
-        &self,
-        prefix: &str,
-        name: &str,
-        raw: &RawNamespace,
-        settings: &mut NamespaceSettings,
-    ) -> Result<(), ConfigError> {
-        let (subscribe, publish) = match name {
-            "dm" => (SubscribePolicy::Members, PublishPolicy::Members),
-            "feed" => (SubscribePolicy::Owner, PublishPolicy::Server),
-            _ => return Ok(()),
-        };
+    /// A built-in namespace's table may set anything but its fixed
+    /// permissions (`docs/members.md`): `dm` (direct messages: its members
+    /// are in the channel name) and `feed` (each user's own feed, published
+    /// by the server).
+    fn built_in(&self, prefix: &str, name: &str, raw: &RawNamespace) -> Result<(), ConfigError> {
+        let Some((subscribe, publish)) = crate::namespaces::built_in_policies(name) else { return Ok(()) };
         let fixed = [
             ("subscribe", raw.subscribe.is_none_or(|set| set == subscribe)),
             ("publish", raw.publish.is_none_or(|set| set == publish)),
@@ -516,9 +499,6 @@ impl Check<'_> {
                 "a direct channel's members are the two users its name holds: nobody adds or removes them",
             ));
         }
-        settings.subscribe = subscribe;
-        settings.publish = publish;
-        settings.allow_anonymous = false;
         Ok(())
     }
 
@@ -797,5 +777,43 @@ mod tests {
         let mut raw = RawConfig::default();
         raw.namespaces.insert("a:b".into(), RawNamespace::default());
         assert!(validate_raw(raw).is_err());
+    }
+
+    #[test]
+    fn dm_and_feed_exist_unconfigured_with_their_fixed_permissions() {
+        let settings = validate_raw(RawConfig::default()).unwrap();
+        let (dm, feed) = (settings.namespaces.get("dm"), settings.namespaces.get("feed"));
+        assert_eq!((dm.subscribe, dm.publish), (SubscribePolicy::Members, crate::PublishPolicy::Members));
+        assert_eq!((feed.subscribe, feed.publish), (SubscribePolicy::Owner, crate::PublishPolicy::Server));
+        assert!(dm.channel.observed && !feed.channel.observed, "only members channels send notices");
+        assert!(!dm.allow_anonymous);
+    }
+
+    #[test]
+    fn a_built_in_namespace_keeps_its_permissions_and_takes_the_other_keys() {
+        let mut raw = RawConfig::default();
+        let dm = RawNamespace { history_size: Some(50), ..RawNamespace::default() };
+        raw.namespaces.insert("dm".into(), dm);
+        let settings = validate_raw(raw).unwrap();
+        assert_eq!(settings.namespaces.get("dm").channel.history.max_len, 50);
+        assert_eq!(settings.namespaces.get("dm").subscribe, SubscribePolicy::Members);
+        for (name, raw) in [
+            ("dm", RawNamespace { subscribe: Some(SubscribePolicy::Anyone), ..RawNamespace::default() }),
+            ("feed", RawNamespace { publish: Some(crate::PublishPolicy::Anyone), ..RawNamespace::default() }),
+            ("dm", RawNamespace { manage_members: Some(crate::ManageMembers::Grant), ..RawNamespace::default() }),
+        ] {
+            let mut config = RawConfig::default();
+            config.namespaces.insert(name.into(), raw);
+            let key = reason(validate_raw(config).unwrap_err()).0;
+            assert!(key.starts_with(&format!("namespaces.{name}.")), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_members_namespace_needs_tokens() {
+        let mut raw = RawConfig::default();
+        let team = RawNamespace { subscribe: Some(SubscribePolicy::Members), ..RawNamespace::default() };
+        raw.namespaces.insert("team".into(), team);
+        assert_eq!(reason(validate_raw(raw).unwrap_err()).0, "namespaces.team.subscribe");
     }
 }
