@@ -174,16 +174,22 @@ pub enum ServerEventKind {
     /// Every publication refused by a ban, a mute, slow mode, a publish
     /// rate limit or the content rules (`publication_rejected` events).
     Rejections,
+    /// The members of a members channel without a connection to it or to
+    /// their feed when a message lands (`offline_members` events): the
+    /// hook for push notifications.
+    Offline,
 }
 
 impl ServerEventKind {
-    pub const ALL: [ServerEventKind; 2] = [ServerEventKind::Moderation, ServerEventKind::Rejections];
+    pub const ALL: [ServerEventKind; 3] =
+        [ServerEventKind::Moderation, ServerEventKind::Rejections, ServerEventKind::Offline];
 
     /// The name in `events`.
     pub fn as_str(self) -> &'static str {
         match self {
             ServerEventKind::Moderation => "moderation",
             ServerEventKind::Rejections => "rejections",
+            ServerEventKind::Offline => "offline",
         }
     }
 }

@@ -20,7 +20,7 @@ use fanfare_store::HistoryStore;
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
-use crate::config::{Namespaces, Settings};
+use crate::config::{Namespaces, ServerEventKind, Settings};
 use crate::content::ContentCheck;
 use crate::engines::Engines;
 use crate::gateway::capacity::{self, Capacity};
@@ -58,7 +58,7 @@ pub struct App {
     pub(crate) pusher: Arc<PusherState>,
     /// The `[[webhooks]]` endpoints: moderators' actions and refused
     /// publications are events on them.
-    pub(crate) webhooks: ServerWebhooks,
+    pub(crate) webhooks: Arc<ServerWebhooks>,
     /// Verifies the token a native connection presents on `connect`.
     pub(crate) auth: Authenticator,
     /// The key the native HTTP API requires (`Authorization: Bearer`).
@@ -200,7 +200,8 @@ pub fn build_with(
         ContentCheck::new(&settings, &webhook_roots).context("building the pre-publish hook's client")?;
     let settings = Arc::new(settings);
     let auth = Authenticator::new(&settings.auth).context("configuring authentication")?;
-    let policy = channel_policy(settings.namespaces.clone());
+    let offline_hooks = settings.webhooks.iter().any(|hook| hook.wants(ServerEventKind::Offline));
+    let policy = channel_policy(settings.namespaces.clone(), offline_hooks);
     let options = HubOptions {
         max_history_read: settings.limits.max_history_read,
         metric_namespaces: metric_namespaces(&settings),
@@ -230,6 +231,7 @@ pub fn build_with(
     let node = hub.node_id().map(|node| Arc::from(node.to_string()));
     let server_webhooks =
         ServerWebhooks::start(&settings.webhooks, node, &webhook_options, &webhook_stores, &mut routes);
+    let server_webhooks = Arc::new(server_webhooks);
     let webhooks = Webhooks::start_beside(apps.clone(), &hub, webhook_stores, webhook_options, routes);
     let pusher = Arc::new(PusherState { apps, users: SignedInUsers::default(), webhooks });
     let draining = AtomicBool::new(false);
@@ -238,7 +240,7 @@ pub fn build_with(
     let limits = PublishLimiter::new(rate_limits);
     let moderation = Moderation::new(sanctions);
     let members = Arc::new(Members::new(conversations, settings.members));
-    crate::members::feed::start(&hub, members.clone());
+    crate::members::feed::start(&hub, members.clone(), server_webhooks.clone());
     let handshake_rates = HandshakeRates::new(&settings.admission);
     let connections_per_ip = ConnectionCounts::new(settings.admission.max_connections_per_ip);
     let connections_per_user = ConnectionCounts::new(settings.admission.max_connections_per_user);
@@ -284,10 +286,16 @@ fn webhook_roots(settings: &Settings) -> anyhow::Result<Vec<reqwest::Certificate
 }
 
 /// The hub's view of the configuration: a channel's options are its
-/// namespace's, with the Pusher naming rules on top.
-fn channel_policy(namespaces: Namespaces) -> ChannelPolicy {
+/// namespace's, with the Pusher naming rules on top. With
+/// `members_presence` (an `offline` webhook is configured) the hub tracks
+/// who is in every members channel, presence on or not, so the offline
+/// members can be told from the cluster's presence (`members/feed.rs`);
+/// the commands still answer by the namespace's own `presence`.
+fn channel_policy(namespaces: Namespaces, members_presence: bool) -> ChannelPolicy {
     Arc::new(move |channel: &ChannelName| {
-        pusher::channel_options(namespaces.resolve(channel).channel, channel)
+        let mut options = namespaces.resolve(channel).channel;
+        options.presence |= members_presence && options.observed;
+        pusher::channel_options(options, channel)
     })
 }
 
@@ -433,7 +441,7 @@ mod tests {
             channel: ChannelOptions { presence: true, ..defaults.channel },
             ..defaults.clone()
         };
-        let policy = channel_policy(Namespaces::new(defaults, [("chat".to_owned(), chat.clone())]));
+        let policy = channel_policy(Namespaces::new(defaults, [("chat".to_owned(), chat.clone())]), false);
         assert_eq!(policy(&channel("chat:a")), chat.channel);
         assert!(!policy(&channel("news:a")).presence);
     }

@@ -800,7 +800,10 @@ mod tests {
         for (name, raw) in [
             ("dm", RawNamespace { subscribe: Some(SubscribePolicy::Anyone), ..RawNamespace::default() }),
             ("feed", RawNamespace { publish: Some(crate::PublishPolicy::Anyone), ..RawNamespace::default() }),
-            ("dm", RawNamespace { manage_members: Some(crate::ManageMembers::Grant), ..RawNamespace::default() }),
+            (
+                "dm",
+                RawNamespace { manage_members: Some(crate::ManageMembers::Grant), ..RawNamespace::default() },
+            ),
         ] {
             let mut config = RawConfig::default();
             config.namespaces.insert(name.into(), raw);

@@ -149,9 +149,15 @@ pub struct ChannelParam {
 pub async fn presence(
     _: ApiKey,
     State(hub): State<Arc<Hub>>,
+    State(settings): State<Arc<Settings>>,
     query: Result<Query<ChannelParam>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<PresenceResult>, HttpError> {
     let Query(q) = query.map_err(bad_query)?;
+    let options = settings.namespaces.resolve(&q.channel).channel;
+    if options.observed && !options.presence {
+        // The hub may track a members channel's presence for the offline webhook: not the namespace's.
+        return Err(hub_error(fanfare_hub::HubError::PresenceDisabled).into());
+    }
     let members = hub.presence(&q.channel).await.map_err(hub_error)?;
     Ok(Json(PresenceResult { members }))
 }

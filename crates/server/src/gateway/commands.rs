@@ -253,6 +253,10 @@ impl Session {
         let namespace = self.app.settings.namespaces.resolve(channel);
         may_subscribe(self.identity(), channel, &namespace)?;
         self.app.members.may_read(&self.identity().user, channel, &namespace).await?;
+        if namespace.channel.observed && !namespace.channel.presence {
+            // The hub may track a members channel's presence for the offline webhook: not the namespace's.
+            return Err(hub_error(HubError::PresenceDisabled));
+        }
         let members = self.app.hub.presence(channel).await.map_err(hub_error)?;
         self.reply(id, &PresenceResult { members });
         Ok(())

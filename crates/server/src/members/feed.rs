@@ -14,6 +14,7 @@
 //! conversation. Messages only: member changes, deletes, edits and other
 //! `fanfare:` events send none.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 
 use fanfare_hub::{Hub, ObservedAppend, Publish, PublishReceipt};
@@ -21,12 +22,16 @@ use fanfare_protocol::direct::{direct_members, feed_channel};
 use fanfare_protocol::{ChannelName, JsonData, StreamPosition, UserId};
 use fanfare_store::PageAfter;
 use futures_util::StreamExt;
+use futures_util::future::join_all;
 use futures_util::stream::FuturesUnordered;
 use metrics::counter;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::Members;
+use crate::config::ServerEventKind;
+use crate::webhooks::ServerWebhooks;
+use crate::webhooks::events::Offline;
 
 /// The event of feed notices.
 pub const NOTICE_EVENT: &str = "fanfare:notice";
@@ -53,12 +58,19 @@ struct Notice<'a> {
 /// Starts the node's feed task on the hub's observed appends. It holds
 /// the hub weakly: once the server drops the hub, the appends end and so
 /// does the task (and with it the stores it holds).
-pub fn start(hub: &Arc<Hub>, members: Arc<Members>) {
+pub fn start(hub: &Arc<Hub>, members: Arc<Members>, webhooks: Arc<ServerWebhooks>) {
     let Some(appends) = hub.observe_appends(APPEND_QUEUE) else { return };
-    tokio::spawn(run(Arc::downgrade(hub), members, appends));
+    let after = AfterAppend { members, webhooks };
+    tokio::spawn(run(Arc::downgrade(hub), after, appends));
 }
 
-async fn run(hub: Weak<Hub>, members: Arc<Members>, mut appends: mpsc::Receiver<ObservedAppend>) {
+/// What the task needs besides the hub.
+struct AfterAppend {
+    members: Arc<Members>,
+    webhooks: Arc<ServerWebhooks>,
+}
+
+async fn run(hub: Weak<Hub>, after: AfterAppend, mut appends: mpsc::Receiver<ObservedAppend>) {
     let mut in_flight = FuturesUnordered::new();
     loop {
         tokio::select! {
@@ -66,7 +78,7 @@ async fn run(hub: Weak<Hub>, members: Arc<Members>, mut appends: mpsc::Receiver<
             append = appends.recv(), if in_flight.len() < IN_FLIGHT => {
                 let Some(append) = append else { break };
                 let Some(hub) = hub.upgrade() else { break };
-                for receipt in after_append(&hub, &members, append).await {
+                for receipt in after_append(&hub, &after, append).await {
                     in_flight.push(receipt);
                 }
             }
@@ -88,8 +100,10 @@ fn count_notice(outcome: Result<fanfare_hub::Published, fanfare_hub::HubError>) 
 }
 
 /// What follows one message: the direct channel remembered, the author's
-/// cursor moved, the notices submitted (their receipts returned).
-async fn after_append(hub: &Hub, members: &Members, append: ObservedAppend) -> Vec<PublishReceipt> {
+/// cursor moved, the offline members told, the notices submitted (their
+/// receipts returned).
+async fn after_append(hub: &Hub, after: &AfterAppend, append: ObservedAppend) -> Vec<PublishReceipt> {
+    let members = &*after.members;
     let publication = &append.publication;
     if publication.deletion.is_some()
         || publication.event.as_deref().is_some_and(|e| e.starts_with("fanfare:"))
@@ -115,7 +129,11 @@ async fn after_append(hub: &Hub, members: &Members, append: ObservedAppend) -> V
     if recipients.is_empty() {
         return Vec::new();
     }
-    let data = notice_data(&append, members.settings().feed_preview_bytes);
+    let preview = preview(&publication.data, members.settings().feed_preview_bytes);
+    if after.webhooks.wants(ServerEventKind::Offline) {
+        tell_offline(hub, &after.webhooks, &append, &recipients, preview.as_deref()).await;
+    }
+    let data = notice_data(&append, preview);
     let publishes = recipients
         .iter()
         .filter_map(|user| feed_channel(user.as_str()))
@@ -146,7 +164,7 @@ async fn recipients(
     Ok(all.into_iter().filter(|user| Some(user) != author).collect())
 }
 
-fn notice_data(append: &ObservedAppend, preview_bytes: usize) -> JsonData {
+fn notice_data(append: &ObservedAppend, preview: Option<String>) -> JsonData {
     let publication = &append.publication;
     let notice = Notice {
         channel: &append.channel,
@@ -154,9 +172,55 @@ fn notice_data(append: &ObservedAppend, preview_bytes: usize) -> JsonData {
         offset: publication.offset,
         event: publication.event.as_deref(),
         from: publication.author.as_ref().map(UserId::as_str),
-        preview: preview(&publication.data, preview_bytes),
+        preview,
     };
     JsonData::parse(serde_json::to_string(&notice).expect("a notice serializes")).expect("a notice is JSON")
+}
+
+/// The `offline_members` event of a message: the recipients with no
+/// connection subscribed to the channel (the cluster's presence of it,
+/// which the hub keeps for members channels while an offline webhook is
+/// configured) nor to their feed (its subscriber count, cluster-wide).
+/// Not knowing (an engine failed) counts as offline: a push notification
+/// too many beats one missed.
+async fn tell_offline(
+    hub: &Hub,
+    webhooks: &ServerWebhooks,
+    append: &ObservedAppend,
+    recipients: &[UserId],
+    preview: Option<&str>,
+) {
+    let present: HashSet<String> = match hub.presence(&append.channel).await {
+        Ok(present) => present.into_iter().map(|member| member.user.as_str().to_owned()).collect(),
+        Err(error) => {
+            tracing::warn!(%error, channel = %append.channel, "reading presence for the offline webhook");
+            HashSet::new()
+        }
+    };
+    let feeds = recipients.iter().map(|user| async move {
+        let Some(feed) = feed_channel(user.as_str()) else { return false };
+        hub.subscriber_count(&feed).await.is_ok_and(|count| count > 0)
+    });
+    let on_feed = join_all(feeds).await;
+    let offline: Vec<UserId> = recipients
+        .iter()
+        .zip(on_feed)
+        .filter(|(user, on_feed)| !on_feed && !present.contains(user.as_str()))
+        .map(|(user, _)| user.clone())
+        .collect();
+    if offline.is_empty() {
+        return;
+    }
+    let publication = &append.publication;
+    webhooks.offline(Offline {
+        channel: &append.channel,
+        epoch: append.epoch.as_str(),
+        offset: publication.offset,
+        event: publication.event.as_deref(),
+        from: publication.author.as_ref().map(UserId::as_str),
+        users: &offline,
+        preview,
+    });
 }
 
 /// The text a notice previews: the data if it is a JSON string, else its

@@ -161,6 +161,60 @@ impl ServerEvent for PublicationRejectedEvent<'_> {
     const KIND: ServerEventKind = ServerEventKind::Rejections;
 }
 
+/// `offline_members`: a message landed in a members channel and these
+/// members had no connection subscribed to it or to their feed, on any
+/// node (`docs/members.md` §6).
+#[derive(Serialize)]
+pub(crate) struct OfflineMembersEvent<'a> {
+    name: &'static str,
+    id: String,
+    time_ms: u64,
+    node: Option<&'a str>,
+    channel: &'a ChannelName,
+    epoch: &'a str,
+    offset: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<&'a str>,
+    users: &'a [fanfare_protocol::UserId],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preview: Option<&'a str>,
+}
+
+/// What an `offline_members` event says, as the feed task knows it.
+pub(crate) struct Offline<'a> {
+    pub channel: &'a ChannelName,
+    pub epoch: &'a str,
+    pub offset: u64,
+    pub event: Option<&'a str>,
+    pub from: Option<&'a str>,
+    pub users: &'a [fanfare_protocol::UserId],
+    pub preview: Option<&'a str>,
+}
+
+impl<'a> OfflineMembersEvent<'a> {
+    pub fn new(node: Option<&'a str>, offline: &Offline<'a>) -> Self {
+        Self {
+            name: "offline_members",
+            id: event_id(),
+            time_ms: now_ms(),
+            node,
+            channel: offline.channel,
+            epoch: offline.epoch,
+            offset: offline.offset,
+            event: offline.event,
+            from: offline.from,
+            users: offline.users,
+            preview: offline.preview,
+        }
+    }
+}
+
+impl ServerEvent for OfflineMembersEvent<'_> {
+    const KIND: ServerEventKind = ServerEventKind::Offline;
+}
+
 #[cfg(test)]
 mod tests {
     use fanfare_cluster::{Sanction, SanctionKind, Scope};

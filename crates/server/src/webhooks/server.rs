@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::events::{EncodedEvent, PublicationRejectedEvent, Refused, ServerEvent, is_reported};
+use super::events::{
+    EncodedEvent, Offline, OfflineMembersEvent, PublicationRejectedEvent, Refused, ServerEvent, is_reported,
+};
 use super::{DeliveryMetrics, Destination, EndpointQueue, Routes, WebhookOptions, WebhookStores};
 use crate::config::{ServerEventKind, ServerWebhookSettings};
 
@@ -108,6 +110,11 @@ impl ServerWebhooks {
         if is_reported(refused.error.code) && self.wants(ServerEventKind::Rejections) {
             self.send(&PublicationRejectedEvent::new(self.node(), &refused));
         }
+    }
+
+    /// A message's offline members (`docs/members.md` §6).
+    pub(crate) fn offline(&self, offline: Offline<'_>) {
+        self.send(&OfflineMembersEvent::new(self.node(), &offline));
     }
 
     /// The server is stopping: waits up to `within` until what was queued

@@ -320,3 +320,58 @@ async fn read_cursors_and_unread_counts_survive_reconnects_and_restarts() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_offline_webhook_lists_exactly_the_members_without_a_connection() {
+    let mut receiver = crate::moderation_webhook::Receiver::start(&[], 200).await;
+    let hook = format!(
+        "[[webhooks]]\nurl = \"{}\"\nsecret = \"offline-secret\"\nevents = [\"offline\"]\n",
+        receiver.url
+    );
+    let server = TestServer::with_webhooks(&format!("{CONFIG}\n{hook}"), |_| {}).await;
+    add(&server, "team:room", &["alice", "bob", "carol", "dave", "erin"]).await;
+    let mut alice = as_user(&server, "alice").await;
+    alice.command(json!({"type": "subscribe", "channel": "feed:alice"})).await;
+    let mut bob = as_user(&server, "bob").await;
+    bob.command(json!({"type": "subscribe", "channel": "team:room"})).await;
+    // carol is connected, to neither the channel nor her feed; dave and erin are not connected.
+    let mut carol = as_user(&server, "carol").await;
+    carol.command(json!({"type": "ping"})).await;
+
+    let mut erin = as_user(&server, "erin").await;
+    let reply =
+        erin.command(json!({"type": "publish", "channel": "team:room", "data": {"text": "lunch?"}})).await;
+    let offset = reply["result"]["offset"].as_u64().unwrap();
+    let event = receiver.next_named("offline_members").await;
+    assert_eq!(event["channel"], "team:room");
+    assert_eq!(event["offset"], offset);
+    assert_eq!(event["from"], "erin");
+    assert_eq!(event["preview"], "lunch?");
+    assert_eq!(event["users"], json!(["carol", "dave"]), "{event}");
+
+    // Once carol opens her feed and bob leaves the channel, the next message names bob and dave.
+    carol.command(json!({"type": "subscribe", "channel": "feed:carol"})).await;
+    bob.command(json!({"type": "unsubscribe", "channel": "team:room"})).await;
+    server.publish("team:room", json!("second")).await;
+    let event = receiver.next_named("offline_members").await;
+    assert_eq!(event["users"], json!(["bob", "dave", "erin"]), "{event}");
+    assert!(event.get("from").is_none(), "the HTTP API has no author: {event}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_members_namespace_without_presence_answers_presence_not_available_even_with_an_offline_webhook() {
+    let receiver = crate::moderation_webhook::Receiver::start(&[], 200).await;
+    let hook = format!(
+        "[[webhooks]]\nurl = \"{}\"\nsecret = \"offline-secret\"\nevents = [\"offline\"]\n",
+        receiver.url
+    );
+    let server = TestServer::with_webhooks(&format!("{CONFIG}\n{hook}"), |_| {}).await;
+    let mut alice = as_user(&server, "alice").await;
+    alice.command(json!({"type": "subscribe", "channel": "dm:alice,bob"})).await;
+    let reply = alice.command(json!({"type": "presence", "channel": "dm:alice,bob"})).await;
+    assert_eq!(error_code(&reply), "not_available");
+    let (status, body) = server.get("/api/presence?channel=dm:alice,bob").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("not_available")));
+    server.stop().await;
+}

@@ -47,8 +47,8 @@ struct ReceiverState {
 }
 
 /// A webhook receiver that reports every POST it gets.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     state: ReceiverState,
     posts: mpsc::Receiver<Post>,
     /// Events received and not yet taken by `next_event`.
@@ -56,7 +56,7 @@ struct Receiver {
 }
 
 impl Receiver {
-    async fn start(planned: &[u16], otherwise: u16) -> Self {
+    pub(crate) async fn start(planned: &[u16], otherwise: u16) -> Self {
         let (tx, posts) = mpsc::channel(1000);
         let state = ReceiverState {
             planned: Arc::new(Mutex::new(planned.iter().copied().collect())),
@@ -85,7 +85,7 @@ impl Receiver {
     }
 
     /// The next event named `name`, skipping others.
-    async fn next_named(&mut self, name: &str) -> Value {
+    pub(crate) async fn next_named(&mut self, name: &str) -> Value {
         loop {
             let event = self.next_event().await;
             if event["name"] == name {
