@@ -28,6 +28,22 @@ pub(crate) fn check_data(data: &JsonData, namespace: &NamespaceSettings) -> Resu
     Ok(())
 }
 
+/// The prefix of the server's own event names (`fanfare:members`,
+/// `fanfare:notice`, `fanfare:reactions` …): nobody else may publish one,
+/// so no client can pass for the server.
+pub(crate) const SERVER_EVENTS: &str = "fanfare:";
+
+/// Refuses an event name of the server's own.
+pub(crate) fn check_event(event: Option<&str>) -> Result<(), ErrorInfo> {
+    match event {
+        Some(event) if event.starts_with(SERVER_EVENTS) => Err(ErrorInfo::new(
+            ErrorCode::BadRequest,
+            format!("event names starting with {SERVER_EVENTS:?} are the server's"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Whether `identity` may subscribe to `channel` (and so read its history
 /// and presence) in `namespace`.
 pub(crate) fn may_subscribe(

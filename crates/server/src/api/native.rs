@@ -14,7 +14,7 @@ use crate::api::extract::{ApiKey, JsonBody};
 use crate::config::Settings;
 use crate::http_error::HttpError;
 use crate::members::Members;
-use crate::policy::{check_data, hub_error, server_lane};
+use crate::policy::{check_data, check_event, hub_error, server_lane};
 
 /// The most channels one broadcast may name.
 const MAX_BROADCAST_CHANNELS: usize = 1000;
@@ -56,6 +56,7 @@ async fn publish_one(
 ) -> Result<PublishResult, HttpError> {
     let namespace = settings.namespaces.resolve(&publish.channel);
     members.check_name(&publish.channel)?;
+    check_event(publish.event.as_deref())?;
     check_data(&publish.data, &namespace)?;
     publish.priority = server_lane(&namespace);
     Ok(hub.publish(publish).await.map_err(hub_error)?.into())

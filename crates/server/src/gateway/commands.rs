@@ -12,7 +12,7 @@ use crate::gateway::connection::Next;
 use crate::gateway::connection_counts::open_user;
 use crate::gateway::session::Session;
 use crate::moderation::{Action, Actor, Audience};
-use crate::policy::{check_data, hub_error, may_publish, may_subscribe};
+use crate::policy::{check_data, check_event, hub_error, may_publish, may_subscribe};
 use crate::webhooks::events::Refused;
 
 impl Session {
@@ -149,6 +149,7 @@ impl Session {
         let namespace = self.app.settings.namespaces.resolve(&publish.channel);
         may_publish(&namespace, self.channels.contains(&publish.channel))?;
         self.app.members.may_publish(&self.identity().user, &publish.channel, &namespace).await?;
+        check_event(publish.event.as_deref())?;
         check_data(&publish.data, &namespace)?;
         publish.priority = in_priority_lane(self.identity(), &publish.channel, &namespace);
         let audience = match self.admitted(&namespace, &publish).await {

@@ -20,6 +20,8 @@ async fn the_openapi_request_schemas_list_exactly_the_fields_the_server_accepts(
         ("/api/moderation/slow_mode", "SlowModeRequest"),
         ("/api/moderation/delete", "DeleteRequest"),
         ("/api/moderation/purge", "PurgeRequest"),
+        ("/api/members", "MembersChangeRequest"),
+        ("/api/read", "ReadRequest"),
     ] {
         let schema = &schemas[schema];
         assert_eq!(schema["additionalProperties"], false, "{path}: the server refuses unknown fields");

@@ -67,6 +67,17 @@ async fn non_members_are_refused_subscribe_history_presence_and_publish() {
     assert!(reply.get("result").is_some(), "{reply}");
     let reply = alice.command(json!({"type": "publish", "channel": "team:general", "data": "hi"})).await;
     assert!(reply["result"]["offset"].is_u64(), "{reply}");
+    for event in ["fanfare:members", "fanfare:notice"] {
+        let forged = json!({"type": "publish", "channel": "team:general", "event": event, "data": {"removed": ["bob"]}});
+        assert_eq!(error_code(&alice.command(forged).await), "bad_request", "{event}");
+        let (status, _) = server
+            .post(
+                "/api/publish",
+                json!({"channel": "team:general", "event": event, "data": {"added": ["x"]}}),
+            )
+            .await;
+        assert_eq!(status, 400, "{event} over HTTP");
+    }
     let (_, history) = server.get("/api/history?channel=team:general").await;
     let events: Vec<&Value> =
         history["publications"].as_array().unwrap().iter().map(|p| &p["event"]).collect();
@@ -374,4 +385,50 @@ async fn a_members_namespace_without_presence_answers_presence_not_available_eve
     let (status, body) = server.get("/api/presence?channel=dm:alice,bob").await;
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("not_available")));
     server.stop().await;
+}
+
+#[tokio::test]
+async fn in_a_cluster_members_notices_cursors_and_removals_reach_every_node() {
+    let Some(redis) = fanfare_testkit::RedisServer::start_or_skip() else { return };
+    let a = TestServer::in_cluster(&redis.url(), CONFIG).await;
+    let b = TestServer::in_cluster(&redis.url(), CONFIG).await;
+    add(&a, "team:ops", &["alice", "bob", "carol"]).await;
+    let (_, page) = b.get("/api/members?channel=team:ops").await;
+    assert_eq!(page["members"], json!(["alice", "bob", "carol"]), "node b reads what node a wrote");
+
+    let mut alice = as_user(&b, "alice").await;
+    alice.command(json!({"type": "subscribe", "channel": "feed:alice"})).await;
+    let mut carol = as_user(&b, "carol").await;
+    let reply = carol.command(json!({"type": "subscribe", "channel": "team:ops"})).await;
+    assert!(reply.get("result").is_some(), "{reply}");
+
+    let mut bob = as_user(&a, "bob").await;
+    let reply = bob.command(json!({"type": "publish", "channel": "dm:alice,bob", "data": "hi from a"})).await;
+    let dm_offset = reply["result"]["offset"].as_u64().unwrap();
+    let reply =
+        bob.command(json!({"type": "publish", "channel": "team:ops", "data": {"text": "standup"}})).await;
+    let epoch = reply["result"]["epoch"].as_str().unwrap().to_owned();
+    let (_, by_channel) = notices(&mut alice, "feed:alice", 2).await;
+    assert_eq!(by_channel.get("dm:alice,bob"), Some(&vec![dm_offset]));
+    assert_eq!(by_channel.get("team:ops"), Some(&vec![2]));
+
+    let reply =
+        alice.command(json!({"type": "read", "channel": "team:ops", "epoch": epoch, "offset": 2})).await;
+    assert_eq!(reply["result"], json!({"moved": true}), "{reply}");
+    eventually("node a to list alice's direct channel and cursor", || async {
+        let (_, state) = a.get("/api/unread?user=alice").await;
+        state["channels"] == json!([
+            {"channel": "dm:alice,bob", "epoch": state["channels"][0]["epoch"], "offset": dm_offset, "read": 0, "unread": dm_offset},
+            {"channel": "team:ops", "epoch": epoch, "offset": 2, "read": 2, "unread": 0},
+        ])
+    })
+    .await;
+
+    let (status, _) = a.post("/api/members", json!({"channel": "team:ops", "remove": ["carol"]})).await;
+    assert_eq!(status, 200);
+    let (code, _) = carol.until_closed().await;
+    assert_eq!(code, 4507, "the removal on node a closes carol's connection on node b");
+    drop((alice, bob));
+    a.stop().await;
+    b.stop().await;
 }
