@@ -1,7 +1,8 @@
 // How long to wait before reconnect attempt n (docs/protocol.md §13.4):
-// min(base × 2^(n−1), max) × f with f uniform in [0.5, 1.0], and never less
-// than what the server asked for (a disconnect push's reconnect_after_ms,
-// or the Retry-After of a refused handshake).
+// min(base × 2^(n−1), max) × f with f uniform in [0, 1): "full jitter",
+// which spreads a crowd of clients dropped together over the whole
+// ceiling; and never less than what the server asked for (a disconnect
+// push's reconnect_after_ms, or the Retry-After of a refused handshake).
 
 export interface BackoffOptions {
   /** Ceiling of the first attempt, in ms. Default 1000. */
@@ -29,7 +30,7 @@ export function backoffDelay(
   random: () => number,
   serverFloorMs = 0,
 ): number {
-  const factor = 0.5 + 0.5 * random();
+  const factor = random();
   const jittered = Math.round(backoffCeiling(attempt, options) * factor);
   return Math.max(jittered, serverFloorMs);
 }

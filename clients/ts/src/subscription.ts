@@ -91,6 +91,8 @@ export interface NoticeEvent {
   channel: string;
   epoch: string;
   offset: number;
+  /** The publication's event, when it has one. */
+  event?: string;
   /** Absent when the server published. */
   from?: string;
   /** Absent when the publication has no text. */

@@ -14,22 +14,25 @@ describe('backoff (§13.4)', () => {
     ]);
   });
 
-  it('jitters each delay within [ceiling / 2, ceiling]', () => {
+  it('jitters each delay fully, within [0, ceiling]', () => {
     for (let attempt = 1; attempt <= 8; attempt++) {
       const ceiling = backoffCeiling(attempt, DEFAULT_BACKOFF);
-      expect(backoffDelay(attempt, DEFAULT_BACKOFF, () => 0)).toBe(ceiling / 2);
-      expect(backoffDelay(attempt, DEFAULT_BACKOFF, () => 0.999999)).toBe(ceiling);
-      for (let i = 0; i < 200; i++) {
-        const delay = backoffDelay(attempt, DEFAULT_BACKOFF, Math.random);
-        expect(delay).toBeGreaterThanOrEqual(ceiling / 2);
+      expect(backoffDelay(attempt, DEFAULT_BACKOFF, () => 0)).toBe(0);
+      expect(backoffDelay(attempt, DEFAULT_BACKOFF, () => 0.5)).toBe(ceiling / 2);
+      expect(backoffDelay(attempt, DEFAULT_BACKOFF, () => 0.9999999)).toBe(ceiling);
+      const delays = Array.from({ length: 400 }, () => backoffDelay(attempt, DEFAULT_BACKOFF, Math.random));
+      for (const delay of delays) {
+        expect(delay).toBeGreaterThanOrEqual(0);
         expect(delay).toBeLessThanOrEqual(ceiling);
       }
+      // Full jitter spreads a crowd over the whole ceiling, not its upper half only.
+      expect(delays.some((delay) => delay < ceiling / 4)).toBe(true);
     }
   });
 
   it('never waits less than the server asked', () => {
     expect(backoffDelay(1, DEFAULT_BACKOFF, () => 0, 2750)).toBe(2750);
-    expect(backoffDelay(6, DEFAULT_BACKOFF, () => 0, 2750)).toBe(15000);
+    expect(backoffDelay(6, DEFAULT_BACKOFF, () => 0.5, 2750)).toBe(15000);
   });
 
   it('reads Retry-After in seconds or as an HTTP date', () => {
@@ -52,17 +55,17 @@ describe('close codes (§8, §13.4)', () => {
 
 describe('reconnecting', () => {
   it('grows the delay per failed attempt with jitter bounds, and resets it once restored', async () => {
-    const randoms = [0.5, 0, 0.999999, 0.25];
+    const randoms = [0.75, 0.5, 0.9999995, 0.625];
     const { server, client } = setup({ random: () => randoms.shift() ?? 0 });
     const drops = record(client, 'disconnected');
     void client.connect();
     const first = await server.accept(1);
     first.serverClose(1006);
-    await vi.advanceTimersByTimeAsync(750); // attempt 1: 1000 × (0.5 + 0.25)
+    await vi.advanceTimersByTimeAsync(750); // attempt 1: 1000 × 0.75
     (await server.socket(2)).serverClose(1006); // fails before it opens
     await vi.advanceTimersByTimeAsync(1000); // attempt 2: 2000 × 0.5
     (await server.socket(3)).serverClose(1006);
-    await vi.advanceTimersByTimeAsync(4000); // attempt 3: 4000 × ~1
+    await vi.advanceTimersByTimeAsync(4000); // attempt 3: 4000 × ~1 (then 1000 × 0.625)
     const fourth = await server.accept(4);
     await vi.advanceTimersByTimeAsync(0);
     fourth.serverClose(4500, 'shutting down');
@@ -77,7 +80,7 @@ describe('reconnecting', () => {
   });
 
   it('does not reset the counter until every resubscribe is answered', async () => {
-    const { server, client } = setup({ random: () => 0 });
+    const { server, client } = setup({ random: () => 0.5 });
     const drops = record(client, 'disconnected');
     void client.connect();
     const first = await server.accept(1);
@@ -93,7 +96,7 @@ describe('reconnecting', () => {
   });
 
   it("honours a disconnect push's reconnect_after_ms as a lower bound", async () => {
-    const { server, client } = setup({ random: () => 0 });
+    const { server, client } = setup({ random: () => 0.5 });
     const drops = record(client, 'disconnected');
     void client.connect();
     const socket = await server.accept(1);
@@ -133,7 +136,7 @@ describe('reconnecting', () => {
           sockets.push(this);
         }
       },
-      random: () => 0,
+      random: () => 0.5,
     });
     const drops = record(client, 'disconnected');
     void client.connect();
@@ -167,7 +170,7 @@ describe('reconnecting', () => {
   });
 
   it('reconnects on 4501 and on 1006', async () => {
-    const { server, client } = setup({ random: () => 0 });
+    const { server, client } = setup({ random: () => 0.5 });
     const drops = record(client, 'disconnected');
     const connected = client.connect();
     await server.accept(1);
@@ -186,7 +189,7 @@ describe('reconnecting', () => {
   });
 
   it('closes a silent connection after 2 × ping_interval_ms + 5 s, pinging when idle', async () => {
-    const { server, client } = setup({ random: () => 0 });
+    const { server, client } = setup({ random: () => 0.5 });
     void client.connect();
     const drops = record(client, 'disconnected');
     const socket = await server.accept(1, { ping_interval_ms: 1000 });
@@ -201,7 +204,7 @@ describe('reconnecting', () => {
   });
 
   it('fails an attempt whose connect gets no reply within connectTimeoutMs', async () => {
-    const { server, client } = setup({ random: () => 0, connectTimeoutMs: 2000 });
+    const { server, client } = setup({ random: () => 0.5, connectTimeoutMs: 2000 });
     const drops = record(client, 'disconnected');
     void client.connect();
     const socket = await server.socket(1);
@@ -216,7 +219,7 @@ describe('tokens', () => {
   it('asks getToken on every attempt', async () => {
     let n = 0;
     const getToken = vi.fn(async () => `jwt-${++n}`);
-    const { server, client } = setup({ getToken, random: () => 0 });
+    const { server, client } = setup({ getToken, random: () => 0.5 });
     void client.connect();
     const first = await server.socket(1);
     first.open();
@@ -231,7 +234,7 @@ describe('tokens', () => {
 
   it('fetches a new token after token_expired and connects with it', async () => {
     let n = 0;
-    const { server, client } = setup({ getToken: async () => `jwt-${++n}`, random: () => 0 });
+    const { server, client } = setup({ getToken: async () => `jwt-${++n}`, random: () => 0.5 });
     const connected = client.connect();
     const first = await server.socket(1);
     first.open();
@@ -249,7 +252,7 @@ describe('tokens', () => {
 
   it('also re-fetches after a bare close 4001', async () => {
     const getToken = vi.fn(async () => 'jwt');
-    const { server, client } = setup({ getToken, random: () => 0 });
+    const { server, client } = setup({ getToken, random: () => 0.5 });
     void client.connect();
     (await server.accept(1)).serverClose(4001, 'unauthorized');
     await vi.advanceTimersByTimeAsync(500);
@@ -258,7 +261,7 @@ describe('tokens', () => {
   });
 
   it('gives up after a fresh token is refused too', async () => {
-    const { server, client } = setup({ getToken: async () => 'bad', random: () => 0 });
+    const { server, client } = setup({ getToken: async () => 'bad', random: () => 0.5 });
     const connected = client.connect().catch((e: unknown) => e);
     for (const n of [1, 2]) {
       await vi.advanceTimersByTimeAsync(1000);
@@ -295,7 +298,7 @@ describe('tokens', () => {
   });
 
   it('retries a connect refused with retry: true after at least retry_after_ms', async () => {
-    const { server, client } = setup({ random: () => 0 });
+    const { server, client } = setup({ random: () => 0.5 });
     const drops = record(client, 'disconnected');
     void client.connect();
     const socket = await server.socket(1);
@@ -309,7 +312,7 @@ describe('tokens', () => {
 describe('the url option', () => {
   it('is called before each attempt', async () => {
     let port = 1;
-    const { server, client } = setup({ url: () => `ws://fake.test:${port++}/connection/websocket`, random: () => 0 });
+    const { server, client } = setup({ url: () => `ws://fake.test:${port++}/connection/websocket`, random: () => 0.5 });
     void client.connect();
     (await server.accept(1)).serverClose(1006);
     await vi.advanceTimersByTimeAsync(500);

@@ -17,7 +17,7 @@ const pub = (offset: number, data: unknown = offset, epoch = 'E1'): Record<strin
 
 /** Connects, subscribes to chat:lobby and answers the subscribe with `result`. */
 async function subscribed(result = { epoch: 'E1', offset: 0 }, options = {}) {
-  const { server, client } = setup({ random: () => 0, ...options });
+  const { server, client } = setup({ random: () => 0.5, ...options });
   void client.connect();
   const socket = await server.accept(1);
   const sub = client.subscribe('chat:lobby');
@@ -204,7 +204,7 @@ describe('recovery positions', () => {
 
 describe('resubscribe refusals (§13.4 step 4)', () => {
   it('ends only the refused subscription when retry is false', async () => {
-    const { server, client } = setup({ random: () => 0 });
+    const { server, client } = setup({ random: () => 0.5 });
     void client.connect();
     const socket = await server.accept(1);
     const a = client.subscribe('chat:a');
@@ -228,7 +228,7 @@ describe('resubscribe refusals (§13.4 step 4)', () => {
   });
 
   it('reconnects with backoff when a resubscribe is refused with retry true', async () => {
-    const { server, client } = setup({ random: () => 0 });
+    const { server, client } = setup({ random: () => 0.5 });
     void client.connect();
     const socket = await server.accept(1);
     const a = client.subscribe('chat:a');
