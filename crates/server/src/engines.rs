@@ -14,7 +14,7 @@ use fanfare_cluster::redis::{RedisBus, RedisBusOptions, RedisEngines};
 use fanfare_cluster::{NodeId, RateLimits, Sanctions};
 use fanfare_hub::{ClusterEngines, ClusterOptions};
 use fanfare_store::{
-    EmbeddedOptions, EmbeddedStore, HistoryStore, MemoryStore, RedisStore, RedisStoreOptions,
+    EmbeddedOptions, EmbeddedStore, HistoryStore, MemoryStore, RedisStore, RedisStoreOptions, ResumePoints,
 };
 
 use crate::config::{ClusterSettings, Settings, StoreKind};
@@ -25,6 +25,10 @@ use crate::pusher::webhooks::WebhookStores;
 /// What [`crate::server::build`] assembles the hub from.
 pub struct Engines {
     pub store: Arc<dyn HistoryStore>,
+    /// Where signed-in Pusher users resume their channels after a lost
+    /// connection: the history store itself (so a cluster on Redis shares
+    /// them, and a restart on the same data directory keeps them).
+    pub resume_points: Arc<dyn ResumePoints>,
     /// The cluster's engines; `None` for a single node.
     pub cluster: Option<(ClusterEngines, ClusterOptions)>,
     /// Dead letters and the webhook journal: files in the data directory
@@ -44,7 +48,7 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Engines> {
     // Engines register their metric handles as they open: the recorder
     // must be there first, or those handles record nothing.
     crate::telemetry::ServerMetrics::install();
-    let store = open_store(settings).await?;
+    let Stores { history: store, resume_points } = open_store(settings).await?;
     let (cluster, webhook_stores, (rate_limits, sanctions)) = match &settings.cluster {
         Some(cluster) => {
             let (engines, options, stores, moderation) = open_cluster(cluster).await?;
@@ -52,7 +56,7 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Engines> {
         }
         None => (None, WebhookStores::in_data_dir(&settings.data_dir), local_moderation(&settings.data_dir)?),
     };
-    Ok(Engines { store, cluster, webhook_stores, rate_limits, sanctions })
+    Ok(Engines { store, resume_points, cluster, webhook_stores, rate_limits, sanctions })
 }
 
 type ModerationEngines = (Arc<dyn RateLimits>, Arc<dyn Sanctions>);
@@ -65,20 +69,33 @@ fn local_moderation(data_dir: &std::path::Path) -> anyhow::Result<ModerationEngi
     Ok((Arc::new(limits), Arc::new(sanctions)))
 }
 
-pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn HistoryStore>> {
+/// One opened store, as each trait the server uses it through.
+pub struct Stores {
+    pub history: Arc<dyn HistoryStore>,
+    pub resume_points: Arc<dyn ResumePoints>,
+}
+
+impl Stores {
+    fn of<S: HistoryStore + ResumePoints>(store: S) -> Self {
+        let store = Arc::new(store);
+        Self { history: store.clone(), resume_points: store }
+    }
+}
+
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Stores> {
     Ok(match &settings.store.kind {
-        StoreKind::Memory => Arc::new(MemoryStore::new()),
+        StoreKind::Memory => Stores::of(MemoryStore::new()),
         StoreKind::Embedded(dir) => {
             let store = EmbeddedStore::open(dir, EmbeddedOptions::default())
                 .with_context(|| format!("opening the embedded store in {}", dir.display()))?;
-            Arc::new(store)
+            Stores::of(store)
         }
         StoreKind::Redis(url) => {
             let redacted = crate::config::redact_url_password(url);
             let store = RedisStore::open(url, RedisStoreOptions::default())
                 .await
                 .with_context(|| format!("opening the Redis store at {redacted}"))?;
-            Arc::new(store)
+            Stores::of(store)
         }
     })
 }

@@ -31,6 +31,7 @@ use crate::limits::PublishLimiter;
 use crate::moderation::Moderation;
 use crate::plain_listener::PlainListener;
 use crate::pusher::apps::Apps;
+use crate::pusher::continuity::Continuity;
 use crate::pusher::users::SignedInUsers;
 use crate::pusher::webhooks::{WebhookOptions, Webhooks};
 use crate::pusher::{self, PusherState};
@@ -197,7 +198,7 @@ pub fn build_with(
         metric_namespaces: metric_namespaces(&settings),
         ..HubOptions::default()
     };
-    let Engines { store, cluster, webhook_stores, rate_limits, sanctions } = engines;
+    let Engines { store, resume_points, cluster, webhook_stores, rate_limits, sanctions } = engines;
     let hub = Arc::new(match cluster {
         Some((engines, cluster_options)) => {
             Hub::clustered(store.clone(), policy, options, engines, cluster_options)
@@ -222,7 +223,8 @@ pub fn build_with(
     let server_webhooks =
         ServerWebhooks::start(&settings.webhooks, node, &webhook_options, &webhook_stores, &mut routes);
     let webhooks = Webhooks::start_beside(apps.clone(), &hub, webhook_stores, webhook_options, routes);
-    let pusher = Arc::new(PusherState { apps, users: SignedInUsers::default(), webhooks });
+    let continuity = Continuity::new(&settings, resume_points);
+    let pusher = Arc::new(PusherState { apps, users: SignedInUsers::default(), webhooks, continuity });
     let draining = AtomicBool::new(false);
     let api_key = ServerApiKey(Arc::from(api_key));
     let capacity = Arc::new(Capacity::new(&settings.limits, capacity::open_file_limit()));
