@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use fanfare::config::StoreKind;
 use fanfare_protocol::pusher::sign;
+use fanfare_store::{EmbeddedOptions, EmbeddedStore};
 use fanfare_testkit::{CutLink, RedisServer};
 use serde_json::json;
 
@@ -87,10 +88,17 @@ async fn points_saved(server: &TestServer) -> f64 {
 }
 
 /// Waits for two more saves than now: the second was at a ping sent
-/// after everything already received was queued.
-async fn a_ping_answered_after_what_was_received(server: &TestServer) {
+/// after everything already received was queued. `conn` keeps being read
+/// meanwhile (a WebSocket library answers pings as it reads).
+async fn a_ping_answered_after_what_was_received(server: &TestServer, conn: &mut PusherConn) {
     let before = points_saved(server).await;
-    eventually("two more answered pings", || async { points_saved(server).await >= before + 2.0 }).await;
+    let deadline = tokio::time::Instant::now() + crate::support::WAIT;
+    while points_saved(server).await < before + 2.0 {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for two more answered pings");
+        conn.send(json!({"event": "pusher:ping", "data": {}})).await;
+        conn.next_event("pusher:pong").await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -108,6 +116,14 @@ async fn after_a_drain_the_next_server_on_the_same_data_replays_exactly_what_was
     let stopping = first.begin_shutdown();
     assert_eq!(closed_with(&mut alice).await, 4200, "the drain sends pusher-js back at once");
     stopping.await.unwrap().unwrap();
+    drop(first);
+    // The first server's last tasks let go of the store's directory lock a
+    // moment after it stopped.
+    let path = data.path().join("store");
+    eventually("the stopped server to let go of its store", || async {
+        EmbeddedStore::open(&path, EmbeddedOptions::default()).is_ok()
+    })
+    .await;
 
     let second = TestServer::with_settings(&config("2m", "1h"), |s| s.store.kind = store.clone()).await;
     trigger(&second, "three").await;
@@ -127,7 +143,7 @@ async fn after_an_abrupt_loss_nothing_is_missing_and_the_replay_is_in_order() {
         trigger(&server, &format!("m{n}")).await;
     }
     assert_eq!(messages(&mut alice, 3).await, texts(&["m1", "m2", "m3"]));
-    a_ping_answered_after_what_was_received(&server).await;
+    a_ping_answered_after_what_was_received(&server, &mut alice).await;
 
     // A silent partition: the server keeps writing to a socket whose bytes
     // never arrive, and cannot know it.
@@ -159,7 +175,7 @@ async fn outside_the_window_or_without_a_signin_nothing_is_pretended() {
     trigger(&server, "before").await;
     assert_eq!(messages(&mut alice, 1).await, texts(&["before"]));
     assert_eq!(messages(&mut anonymous, 1).await, texts(&["before"]));
-    a_ping_answered_after_what_was_received(&server).await;
+    a_ping_answered_after_what_was_received(&server, &mut alice).await;
     drop((alice, anonymous));
     trigger(&server, "missed").await;
 
@@ -181,7 +197,7 @@ async fn an_unsubscribe_forgets_the_point_and_another_user_never_gets_it() {
     let mut alice = alice_at(server.addr, "alice").await;
     trigger(&server, "before").await;
     assert_eq!(messages(&mut alice, 1).await, texts(&["before"]));
-    a_ping_answered_after_what_was_received(&server).await;
+    a_ping_answered_after_what_was_received(&server, &mut alice).await;
     drop(alice);
     trigger(&server, "missed").await;
 
@@ -191,7 +207,7 @@ async fn an_unsubscribe_forgets_the_point_and_another_user_never_gets_it() {
 
     let mut alice = alice_at(server.addr, "alice").await;
     assert_eq!(messages(&mut alice, 2).await, texts(&["missed", "live"]));
-    a_ping_answered_after_what_was_received(&server).await;
+    a_ping_answered_after_what_was_received(&server, &mut alice).await;
     alice.send(json!({"event": "pusher:unsubscribe", "data": {"channel": CHANNEL}})).await;
     // Frames are handled in order: the pong comes after the unsubscribe.
     alice.send(json!({"event": "pusher:ping", "data": {}})).await;

@@ -42,6 +42,6 @@ if expires > now then
   end
 end
 if latest > 0 then
-  redis.call('PEXPIREAT', KEYS[1], latest)
+  redis.call('PEXPIRE', KEYS[1], latest - now)
 end
 return { oldest_epoch, oldest_offset }

@@ -5,7 +5,8 @@
 -- ARGV[1]  the holder, ARGV[2] now (ms), ARGV[3] the new points' expiry (ms),
 --          then per key its epoch and offset (decimal).
 -- Expired points of each pair are dropped; each key expires with its
--- latest point, so a pair nobody writes any more disappears by itself.
+-- latest point (relative to the caller's clock, the one the points are
+-- judged by), so a pair nobody writes any more disappears by itself.
 local holder, now, expires = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 
 local function prune(key)
@@ -34,7 +35,7 @@ for i, key in ipairs(KEYS) do
     redis.call('HDEL', key, holder)
   end
   if latest > 0 then
-    redis.call('PEXPIREAT', key, latest)
+    redis.call('PEXPIRE', key, latest - now)
   end
 end
 return 1
