@@ -219,6 +219,27 @@ async fn an_unsubscribe_forgets_the_point_and_another_user_never_gets_it() {
     assert_eq!(messages(&mut again, 1).await, texts(&["last"]), "unsubscribed: nothing to resume");
 }
 
+/// pusher-js sends its signin and its subscriptions when it connects, in
+/// whichever order its auth requests answer: a subscription made before
+/// the signin, and given nothing yet, still resumes.
+#[tokio::test]
+async fn a_signin_that_comes_after_the_subscription_still_resumes_it() {
+    let server = TestServer::with_config(&config("2m", "100ms")).await;
+    let mut alice = alice_at(server.addr, "alice").await;
+    trigger(&server, "before").await;
+    assert_eq!(messages(&mut alice, 1).await, texts(&["before"]));
+    a_ping_answered_after_what_was_received(&server, &mut alice).await;
+    drop(alice);
+    trigger(&server, "missed 1").await;
+    trigger(&server, "missed 2").await;
+
+    let mut back = PusherConn::open(&server, "key-1").await;
+    subscribe_private(&mut back, CHANNEL).await;
+    back.sign_in("alice").await;
+    trigger(&server, "live").await;
+    assert_eq!(messages(&mut back, 3).await, texts(&["missed 1", "missed 2", "live"]));
+}
+
 /// Alice drops off node A (drained) and comes back on node B: B replays
 /// what she missed from the point A left in Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
