@@ -120,6 +120,7 @@ impl PusherSession {
     /// A numbered ping carrying the snapshot, when anything is tracked.
     pub(super) fn continuity_ping(&mut self) -> Option<Frame> {
         self.continuity()?;
+        self.tracking.as_ref()?;
         let points = self.snapshot();
         let tracking = self.tracking.as_mut()?;
         if points.is_empty() {
