@@ -219,6 +219,33 @@ async fn an_unsubscribe_forgets_the_point_and_another_user_never_gets_it() {
     assert_eq!(messages(&mut again, 1).await, texts(&["last"]), "unsubscribed: nothing to resume");
 }
 
+#[tokio::test]
+async fn a_presence_channel_resumes_too_and_only_its_stored_events_are_replayed() {
+    let server = TestServer::with_config(&config("2m", "100ms")).await;
+    let room = "presence-room";
+    let next_msg = async |conn: &mut PusherConn| loop {
+        let frame = conn.next_event_of(room).await;
+        if frame["event"] == "msg" {
+            return frame["data"].as_str().unwrap().to_owned();
+        }
+    };
+    let mut alice = PusherConn::open(&server, "key-1").await;
+    alice.sign_in("alice").await;
+    alice.join_presence(room, "alice").await;
+    sdk(&server).trigger(&[room], "msg", "before").await;
+    assert_eq!(next_msg(&mut alice).await, "before");
+    a_ping_answered_after_what_was_received(&server, &mut alice).await;
+    drop(alice);
+    sdk(&server).trigger(&[room], "msg", "missed").await;
+
+    let mut back = PusherConn::open(&server, "key-1").await;
+    back.sign_in("alice").await;
+    back.join_presence(room, "alice").await;
+    sdk(&server).trigger(&[room], "msg", "live").await;
+    assert_eq!(next_msg(&mut back).await, "missed");
+    assert_eq!(next_msg(&mut back).await, "live");
+}
+
 /// pusher-js sends its signin and its subscriptions when it connects, in
 /// whichever order its auth requests answer: a subscription made before
 /// the signin, and given nothing yet, still resumes.
