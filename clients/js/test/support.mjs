@@ -184,14 +184,16 @@ export function pusherAppsToml(apps) {
  *   file (pusherAppsToml) instead of FANFARE_PUSHER_APP_* env vars
  * - configToml: extra TOML appended to the generated file
  * - env: extra environment variables
+ * - dataDir: an existing data directory to use (and keep) instead of a fresh
+ *   one, for a restart on the same data
  */
-export async function startServer({ app = APP, clientEvents = true, webhooks = null, configToml = '', env = {} } = {}) {
+export async function startServer({ app = APP, clientEvents = true, webhooks = null, configToml = '', env = {}, dataDir: keptDataDir = null } = {}) {
   if (!fs.existsSync(BIN)) {
     throw new Error(`fanfare binary not found at ${BIN} (run \`cargo build -p fanfare\` or set FANFARE_BIN)`);
   }
   const dir = fs.mkdtempSync(path.join(process.env.FANFARE_JS_TMP || os.tmpdir(), 'fanfare-js-'));
-  const dataDir = path.join(dir, 'data');
-  fs.mkdirSync(dataDir);
+  const dataDir = keptDataDir ?? path.join(dir, 'data');
+  if (!keptDataDir) fs.mkdirSync(dataDir);
 
   const childEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
@@ -317,6 +319,13 @@ export async function startServer({ app = APP, clientEvents = true, webhooks = n
       clearTimeout(timer);
       fs.rmSync(dir, { recursive: true, force: true });
       return { ...info, bySelf };
+    },
+    /** SIGKILL (a crash: nothing is closed cleanly), then wait for the exit. */
+    async kill() {
+      if (!exitInfo) child.kill('SIGKILL');
+      const info = await exited;
+      fs.rmSync(dir, { recursive: true, force: true });
+      return info;
     },
   };
   return server;

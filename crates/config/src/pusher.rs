@@ -22,9 +22,26 @@ use super::kinds::WebhookKind;
 use super::raw::{RawPusher, RawPusherApp, RawWebhook};
 
 /// Every Pusher app this server serves.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PusherSettings {
     pub apps: Vec<AppSettings>,
+    /// How long after losing a connection a signed-in user's next
+    /// subscription to a private or presence channel replays what it
+    /// missed (`docs/pusher.md`, "Continuity"); zero: never.
+    pub continuity_window: Duration,
+}
+
+/// `pusher.continuity_window` when not set.
+pub const DEFAULT_CONTINUITY_WINDOW: Duration = Duration::from_secs(120);
+
+/// The longest `pusher.continuity_window`: the server keeps a point per
+/// (user, channel) that long; past an hour a replay is no reconnect.
+pub const MAX_CONTINUITY_WINDOW: Duration = Duration::from_secs(3600);
+
+impl Default for PusherSettings {
+    fn default() -> Self {
+        Self { apps: Vec::new(), continuity_window: DEFAULT_CONTINUITY_WINDOW }
+    }
 }
 
 /// One Pusher app.
@@ -177,6 +194,7 @@ impl PusherSettings {
                     .collect(),
             })
             .collect();
-        RawPusher { apps, ..RawPusher::default() }
+        let continuity_window = Some(HumanDuration(self.continuity_window));
+        RawPusher { apps, continuity_window, ..RawPusher::default() }
     }
 }

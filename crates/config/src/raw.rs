@@ -254,6 +254,10 @@ pub(crate) struct RawPusher {
     pub app_secret: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app_client_events: Option<bool>,
+    /// How long a signed-in user's missed events are kept for its
+    /// reconnect (`docs/pusher.md`, "Continuity"); `0s` turns it off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continuity_window: Option<HumanDuration>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apps: Vec<RawPusherApp>,
 }

@@ -490,6 +490,18 @@ impl Hub {
         cluster::beat(&self.shared).await;
     }
 
+    /// The highest offset of `channel` queued in `conn`'s outbox (or
+    /// skipped by its subscription on purpose): `None` if `conn` is not
+    /// subscribed there, or still catching up. Frames queued after this
+    /// call come later on the wire, so a marker queued after it (a ping)
+    /// that the client answers proves the client read up to here.
+    pub fn covered(&self, conn: ConnId, channel: &ChannelName) -> Option<u64> {
+        let chan = self.shared.registry.get(channel)?;
+        let state = chan.state.lock();
+        let entry = &state.entries[state.position_of(conn)?];
+        entry.catch_up.is_none().then_some(entry.covered)
+    }
+
     /// Removes a connection's subscription, with presence leave.
     pub fn unsubscribe(&self, conn: ConnId, channel: &ChannelName) -> Result<(), HubError> {
         let options = self.channel_options(channel);

@@ -50,12 +50,17 @@ pub(crate) struct Entry {
     /// subscription received (or its position when it went live), from
     /// which its next delivery counts `skipped`.
     pub last_offset: u64,
+    /// The highest offset this subscription has had queued in its outbox,
+    /// or has skipped on purpose (its own publication, sampled out,
+    /// before its start): the Pusher session resumes a lost connection
+    /// from what of this the client is known to have read.
+    pub covered: u64,
 }
 
 impl Entry {
     /// A subscription catching up, from its first moment.
     pub fn catching_up(sub: Subscriber) -> Self {
-        Self { sub, catch_up: Some(Vec::new()), joined: false, skip_up_to: 0, last_offset: 0 }
+        Self { sub, catch_up: Some(Vec::new()), joined: false, skip_up_to: 0, last_offset: 0, covered: 0 }
     }
 }
 
@@ -195,6 +200,9 @@ impl ChannelState {
             });
             let protocol = entry.sub.protocol;
             let Some(buffer) = &mut entry.catch_up else {
+                if let Some(offset) = messages.iter().filter_map(|m| m.offset).max() {
+                    entry.covered = entry.covered.max(offset);
+                }
                 let last = &mut entry.last_offset;
                 let frames = due.map(|m| frame_for(m, protocol, last));
                 let (queued, pushed) = entry.sub.outbox.push_all(frames);

@@ -110,6 +110,57 @@ impl Hub {
         Ok(plan.result)
     }
 
+    /// Recovers from `since` a subscription that is already live but has
+    /// been given nothing since it started (a Pusher connection that signs
+    /// in after subscribing, then finds where its user left the channel):
+    /// the same steps as [`Hub::subscribe`] on the existing entry, without
+    /// a reply or presence. Returns the channel's epoch when the missed
+    /// publications were queued, `None` (nothing queued, the subscription
+    /// unchanged) when it has been given something already, when `since`
+    /// is not behind its start, or when recovery refuses.
+    pub async fn recover_in_place(
+        &self,
+        conn: crate::ConnId,
+        channel: &ChannelName,
+        since: &StreamPosition,
+    ) -> Result<Option<fanfare_protocol::Epoch>, HubError> {
+        let options = self.channel_options(channel);
+        if options.shaping.is_some() {
+            return Ok(None); // a shaped replay counts `skipped` from the subscribe; not worth it here
+        }
+        let Some(chan) = self.shared.registry.get(channel) else { return Ok(None) };
+        let (start, protocol, outbox) = {
+            let mut state = chan.state.lock();
+            let Some(index) = state.position_of(conn) else { return Ok(None) };
+            let entry = &mut state.entries[index];
+            if entry.catch_up.is_some() || entry.covered != entry.skip_up_to || since.offset >= entry.covered
+            {
+                return Ok(None);
+            }
+            entry.catch_up = Some(Vec::new());
+            (entry.covered, entry.sub.protocol, entry.sub.outbox.clone())
+        };
+        let plan = self.plan_subscription(channel, Some(since), &options).await;
+        let recovered = matches!(&plan, Ok(plan) if plan.result.recovered == Some(true));
+        let (replay, covered_up_to, epoch) = match plan {
+            Ok(plan) if recovered => (plan.replay, plan.covered_up_to, Some(plan.result.epoch)),
+            _ => (Vec::new(), start, None),
+        };
+        self.count_recovery(Some(recovered));
+        let mut last_offset = since.offset;
+        if let Some(epoch) = &epoch {
+            for publication in &replay {
+                let message = Message::Publication { epoch, publication };
+                outbox.push_waiting(Encoded::new(channel, message).frame(protocol).clone()).await;
+                last_offset = publication.offset;
+            }
+        }
+        let last_offset = if epoch.is_some() { last_offset } else { start };
+        let release = Release { conn, covered_up_to: covered_up_to.max(start), last_offset };
+        release_catch_up(&mut chan.state.lock(), channel, &outbox, release);
+        Ok(epoch)
+    }
+
     fn attach_catching_up(
         &self,
         channel: &ChannelName,
@@ -296,8 +347,10 @@ fn release_catch_up(state: &mut ChannelState, channel: &ChannelName, outbox: &Ou
     let entry = &mut state.entries[index];
     let covered_up_to = release.covered_up_to;
     (entry.skip_up_to, entry.last_offset) = (covered_up_to, release.last_offset);
+    entry.covered = covered_up_to;
     let held = entry.catch_up.take().unwrap_or_default();
     for held in held.into_iter().filter(|h| h.offset().is_none_or(|offset| offset > covered_up_to)) {
+        entry.covered = entry.covered.max(held.offset().unwrap_or(0));
         let frame = match held {
             Held::Frame(_, frame) => frame,
             Held::Shaped(epoch, publication) => {

@@ -377,3 +377,45 @@ async fn a_batch_gets_consecutive_offsets_in_batch_order_while_others_publish() 
 fn offsets_of(messages: &[ServerMessage]) -> Vec<u64> {
     offsets(messages).into_iter().filter(|&offset| offset != 0).collect()
 }
+
+#[tokio::test]
+async fn covered_is_the_last_offset_queued_for_a_connection_its_own_exclusions_included() {
+    let hub = hub_with(ChannelOptions::default());
+    assert_eq!(hub.covered(1, &channel("cov")), None, "not subscribed");
+    publish(&hub, "cov", 1).await;
+    let sub = subscriber(1, "", OutboxLimits::default());
+    subscribe(&hub, sub.clone(), "cov", None).await;
+    assert_eq!(hub.covered(1, &channel("cov")), Some(1), "its start");
+    publish(&hub, "cov", 2).await;
+    assert_eq!(hub.covered(1, &channel("cov")), Some(2));
+    // A publication it is excluded from (its own) is covered too: a resume
+    // must not hand it back.
+    let data = JsonData::parse("3".into()).unwrap();
+    hub.publish(Publish { exclude: Some(1), ..Publish::new(channel("cov"), data) }).await.unwrap();
+    assert_eq!(hub.covered(1, &channel("cov")), Some(3));
+    assert_eq!(offsets(&drain(&sub.outbox).await), vec![2]);
+}
+
+#[tokio::test]
+async fn a_live_subscription_given_nothing_yet_recovers_in_place_and_one_given_something_does_not() {
+    let hub = hub_with(ChannelOptions::default());
+    publish(&hub, "late", 1).await;
+    let epoch = hub.history(&channel("late"), Default::default()).await.unwrap().epoch;
+    publish(&hub, "late", 2).await;
+    publish(&hub, "late", 3).await;
+    let sub = subscriber(1, "", OutboxLimits::default());
+    subscribe(&hub, sub.clone(), "late", None).await;
+    drain(&sub.outbox).await;
+    let since = StreamPosition::new(epoch.clone(), 1);
+    let recovered = hub.recover_in_place(1, &channel("late"), &since).await.unwrap();
+    assert_eq!(recovered, Some(epoch.clone()));
+    publish(&hub, "late", 4).await;
+    assert_eq!(offsets(&drain(&sub.outbox).await), vec![2, 3, 4], "the gap, then live, in order");
+    assert_eq!(hub.covered(1, &channel("late")), Some(4));
+
+    // Given something since it started: nothing more is replayed.
+    let again = hub.recover_in_place(1, &channel("late"), &since).await.unwrap();
+    assert_eq!(again, None);
+    publish(&hub, "late", 5).await;
+    assert_eq!(offsets(&drain(&sub.outbox).await), vec![5]);
+}

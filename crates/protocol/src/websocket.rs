@@ -73,6 +73,13 @@ pub fn ping_frame() -> Frame {
     Frame::from_wire(Bytes::from_static(&[0x80 | PING, 0]), 2)
 }
 
+/// A ping frame carrying `payload` (at most 125 bytes), which the client's
+/// pong echoes: a server that numbers its pings knows which one was
+/// answered.
+pub fn ping_frame_with(payload: &[u8]) -> Frame {
+    frame(PING, &payload[..payload.len().min(MAX_CONTROL_PAYLOAD)])
+}
+
 /// The pong answering a ping with `payload`.
 pub fn pong_frame(payload: &[u8]) -> Frame {
     frame(PONG, payload)
@@ -96,7 +103,8 @@ pub enum Incoming {
     Text(String),
     Binary(Vec<u8>),
     Ping(Vec<u8>),
-    Pong,
+    /// A pong, with the payload of the ping it answers.
+    Pong(Vec<u8>),
     /// The client's close frame: its status code, if it sent one.
     Close(Option<u16>),
 }
@@ -266,7 +274,7 @@ impl MessageReader {
     ) -> Result<Option<Incoming>, Violation> {
         match opcode {
             PING => Ok(Some(Incoming::Ping(payload.to_vec()))),
-            PONG => Ok(Some(Incoming::Pong)),
+            PONG => Ok(Some(Incoming::Pong(payload.to_vec()))),
             CLOSE => close_payload(payload).map(|code| Some(Incoming::Close(code))),
             TEXT | BINARY if fragments.is_some() => {
                 Err(Violation::Protocol("a new message before the last one was finished"))

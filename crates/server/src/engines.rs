@@ -15,7 +15,7 @@ use fanfare_cluster::{NodeId, RateLimits, Sanctions};
 use fanfare_hub::{ClusterEngines, ClusterOptions};
 use fanfare_store::{
     CursorStore, EmbeddedOptions, EmbeddedStore, HistoryStore, MemberStore, MemoryStore, RedisStore,
-    RedisStoreOptions,
+    RedisStoreOptions, ResumePoints,
 };
 
 use crate::config::{ClusterSettings, Settings, StoreKind};
@@ -29,6 +29,10 @@ pub struct Engines {
     /// Members channels' members and users' read cursors: the history
     /// store's engine keeps them too (in a cluster, its Redis).
     pub conversations: ConversationStores,
+    /// Where signed-in Pusher users resume their channels after a lost
+    /// connection: the history store itself (so a cluster on Redis shares
+    /// them, and a restart on the same data directory keeps them).
+    pub resume_points: Arc<dyn ResumePoints>,
     /// The cluster's engines; `None` for a single node.
     pub cluster: Option<(ClusterEngines, ClusterOptions)>,
     /// Dead letters and the webhook journal: files in the data directory
@@ -48,7 +52,7 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Engines> {
     // Engines register their metric handles as they open: the recorder
     // must be there first, or those handles record nothing.
     crate::telemetry::ServerMetrics::install();
-    let (store, conversations) = open_store(settings).await?;
+    let Stores { history: store, resume_points, conversations } = open_store(settings).await?;
     let (cluster, webhook_stores, (rate_limits, sanctions)) = match &settings.cluster {
         Some(cluster) => {
             let (engines, options, stores, moderation) = open_cluster(cluster).await?;
@@ -56,7 +60,7 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Engines> {
         }
         None => (None, WebhookStores::in_data_dir(&settings.data_dir), local_moderation(&settings.data_dir)?),
     };
-    Ok(Engines { store, conversations, cluster, webhook_stores, rate_limits, sanctions })
+    Ok(Engines { store, conversations, resume_points, cluster, webhook_stores, rate_limits, sanctions })
 }
 
 /// The stores of conversations, beside history in the same engine.
@@ -64,12 +68,6 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Engines> {
 pub struct ConversationStores {
     pub members: Arc<dyn MemberStore>,
     pub cursors: Arc<dyn CursorStore>,
-}
-
-impl ConversationStores {
-    fn of<S: MemberStore + CursorStore>(store: &Arc<S>) -> Self {
-        Self { members: store.clone(), cursors: store.clone() }
-    }
 }
 
 type ModerationEngines = (Arc<dyn RateLimits>, Arc<dyn Sanctions>);
@@ -82,25 +80,35 @@ fn local_moderation(data_dir: &std::path::Path) -> anyhow::Result<ModerationEngi
     Ok((Arc::new(limits), Arc::new(sanctions)))
 }
 
-pub async fn open_store(settings: &Settings) -> anyhow::Result<(Arc<dyn HistoryStore>, ConversationStores)> {
+/// One opened store, as each trait the server uses it through.
+pub struct Stores {
+    pub history: Arc<dyn HistoryStore>,
+    pub resume_points: Arc<dyn ResumePoints>,
+    pub conversations: ConversationStores,
+}
+
+impl Stores {
+    fn of<S: HistoryStore + ResumePoints + MemberStore + CursorStore>(store: S) -> Self {
+        let store = Arc::new(store);
+        let conversations = ConversationStores { members: store.clone(), cursors: store.clone() };
+        Self { history: store.clone(), resume_points: store, conversations }
+    }
+}
+
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Stores> {
     Ok(match &settings.store.kind {
-        StoreKind::Memory => {
-            let store = Arc::new(MemoryStore::new());
-            (store.clone(), ConversationStores::of(&store))
-        }
+        StoreKind::Memory => Stores::of(MemoryStore::new()),
         StoreKind::Embedded(dir) => {
             let store = EmbeddedStore::open(dir, EmbeddedOptions::default())
                 .with_context(|| format!("opening the embedded store in {}", dir.display()))?;
-            let store = Arc::new(store);
-            (store.clone(), ConversationStores::of(&store))
+            Stores::of(store)
         }
         StoreKind::Redis(url) => {
             let redacted = crate::config::redact_url_password(url);
             let store = RedisStore::open(url, RedisStoreOptions::default())
                 .await
                 .with_context(|| format!("opening the Redis store at {redacted}"))?;
-            let store = Arc::new(store);
-            (store.clone(), ConversationStores::of(&store))
+            Stores::of(store)
         }
     })
 }

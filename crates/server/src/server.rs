@@ -32,6 +32,7 @@ use crate::members::Members;
 use crate::moderation::Moderation;
 use crate::plain_listener::PlainListener;
 use crate::pusher::apps::Apps;
+use crate::pusher::continuity::Continuity;
 use crate::pusher::users::SignedInUsers;
 use crate::pusher::webhooks::{WebhookOptions, Webhooks};
 use crate::pusher::{self, PusherState};
@@ -207,7 +208,8 @@ pub fn build_with(
         metric_namespaces: metric_namespaces(&settings),
         ..HubOptions::default()
     };
-    let Engines { store, conversations, cluster, webhook_stores, rate_limits, sanctions } = engines;
+    let Engines { store, conversations, resume_points, cluster, webhook_stores, rate_limits, sanctions } =
+        engines;
     let hub = Arc::new(match cluster {
         Some((engines, cluster_options)) => {
             Hub::clustered(store.clone(), policy, options, engines, cluster_options)
@@ -233,7 +235,8 @@ pub fn build_with(
         ServerWebhooks::start(&settings.webhooks, node, &webhook_options, &webhook_stores, &mut routes);
     let server_webhooks = Arc::new(server_webhooks);
     let webhooks = Webhooks::start_beside(apps.clone(), &hub, webhook_stores, webhook_options, routes);
-    let pusher = Arc::new(PusherState { apps, users: SignedInUsers::default(), webhooks });
+    let continuity = Continuity::new(&settings, resume_points);
+    let pusher = Arc::new(PusherState { apps, users: SignedInUsers::default(), webhooks, continuity });
     let draining = AtomicBool::new(false);
     let api_key = ServerApiKey(Arc::from(api_key));
     let capacity = Arc::new(Capacity::new(&settings.limits, capacity::open_file_limit()));

@@ -19,7 +19,9 @@
 //! The same store values also keep conversation state beside the history:
 //! [`CursorStore`] (read cursors, `cursors.rs`), and channel members and
 //! each user's channels ([`MemberStore`], suite in [`members_conformance`]),
-//! which members namespaces and per-user feeds need.
+//! which members namespaces and per-user feeds need, and where a user who
+//! lost a connection resumes each channel ([`ResumePoints`], suite in
+//! [`resume_conformance`]), which Pusher continuity needs.
 
 pub mod conformance;
 mod cursors;
@@ -30,6 +32,8 @@ mod members;
 pub mod members_conformance;
 mod memory;
 mod redis;
+mod resume;
+pub mod resume_conformance;
 
 pub use cursors::{CursorStore, MAX_CURSORS_PER_READ, MarkOutcome};
 pub use embedded::{BootId, EmbeddedOptions, EmbeddedStats, EmbeddedStore, LastStop, SweepReport};
@@ -38,3 +42,4 @@ pub use history::*;
 pub use members::{MAX_MEMBER_CHANGE, MAX_MEMBER_PAGE, MemberLimits, MemberStore, PageAfter};
 pub use memory::MemoryStore;
 pub use redis::{RedisStore, RedisStoreOptions};
+pub use resume::{MAX_RESUME_POINTS_PER_SAVE, ResumePoint, ResumePoints, Validity};

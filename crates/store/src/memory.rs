@@ -18,6 +18,7 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 
 mod cursors;
+mod resume;
 
 use crate::history::duration_ms;
 use crate::{
@@ -42,6 +43,8 @@ pub struct MemoryStore {
     cursors: cursors::MemoryCursors,
     /// Channel members and each user's channels ([`crate::MemberStore`]).
     memberships: Mutex<members::Memberships>,
+    /// Where users resume channels ([`crate::ResumePoints`], `memory/resume.rs`).
+    resume_points: Mutex<resume::MemoryResumePoints>,
 }
 
 impl MemoryStore {
@@ -54,6 +57,7 @@ impl MemoryStore {
             shard_hasher: RandomState::new(),
             cursors: Default::default(),
             memberships: Mutex::default(),
+            resume_points: Mutex::default(),
         }
     }
 

@@ -10,7 +10,9 @@ use fanfare_protocol::ChannelName;
 
 use crate::error::{ConfigError, Origins};
 use crate::kinds::WebhookKind;
-use crate::pusher::{AppSettings, PusherSettings, WebhookSettings};
+use crate::pusher::{
+    AppSettings, DEFAULT_CONTINUITY_WINDOW, MAX_CONTINUITY_WINDOW, PusherSettings, WebhookSettings,
+};
 use crate::raw::{RawPusher, RawPusherApp, RawWebhook};
 use crate::settings::Limits;
 
@@ -33,11 +35,26 @@ pub(crate) fn validate_pusher(
     }
     check.apply_shorthand(raw, &mut apps)?;
     check.unique(&apps)?;
-    Ok(PusherSettings { apps })
+    let continuity_window = check.continuity_window(raw)?;
+    Ok(PusherSettings { apps, continuity_window })
 }
 
 struct Check<'a> {
     origins: Origins<'a>,
+}
+
+impl Check<'_> {
+    /// `pusher.continuity_window`: `0s` (off) up to an hour.
+    fn continuity_window(&self, raw: &RawPusher) -> Result<std::time::Duration, ConfigError> {
+        let Some(window) = raw.continuity_window else { return Ok(DEFAULT_CONTINUITY_WINDOW) };
+        match window.0 > MAX_CONTINUITY_WINDOW {
+            true => {
+                Err(self
+                    .invalid("pusher.continuity_window", "must be at most 1h (\"0s\" turns continuity off)"))
+            }
+            false => Ok(window.0),
+        }
+    }
 }
 
 impl Check<'_> {
@@ -290,6 +307,17 @@ events = ["channel_occupied", "member_added", "member_added"]
             hook.events.iter().copied().collect::<Vec<_>>(),
             [WebhookKind::ChannelOccupied, WebhookKind::MemberAdded]
         );
+    }
+
+    #[test]
+    fn the_continuity_window_defaults_to_two_minutes_is_off_at_zero_and_at_most_an_hour() {
+        assert_eq!(from_toml("").unwrap().pusher.continuity_window, Duration::from_secs(120));
+        let window = |text: &str| from_toml(&format!("[pusher]\ncontinuity_window = \"{text}\"\n"));
+        assert_eq!(window("0s").unwrap().pusher.continuity_window, Duration::ZERO);
+        assert_eq!(window("1h").unwrap().pusher.continuity_window, Duration::from_secs(3600));
+        let (key, reason) = invalid_key("[pusher]\ncontinuity_window = \"61m\"\n");
+        assert_eq!(key, "pusher.continuity_window");
+        assert!(reason.contains("at most 1h"), "{reason}");
     }
 
     #[test]

@@ -114,7 +114,10 @@ fn control_frames_may_arrive_between_fragments() {
     bytes.extend(client_frame(0x8A, b""));
     bytes.extend(client_frame(0x80, b"llo"));
     let messages = read_all(&bytes).unwrap();
-    assert_eq!(messages, [Incoming::Ping(b"ping!".to_vec()), Incoming::Pong, Incoming::Text("hello".into())]);
+    assert_eq!(
+        messages,
+        [Incoming::Ping(b"ping!".to_vec()), Incoming::Pong(Vec::new()), Incoming::Text("hello".into())]
+    );
 }
 
 #[test]
@@ -215,6 +218,7 @@ fn server_frames_are_well_formed() {
         assert_eq!(frame.as_str().len(), len);
     }
     assert_eq!(parse_server_frame(ping_frame().wire()), (9, vec![]));
+    assert_eq!(parse_server_frame(ping_frame_with(b"17").wire()), (9, b"17".to_vec()));
     assert_eq!(parse_server_frame(pong_frame(b"abc").wire()), (10, b"abc".to_vec()));
     let (opcode, payload) = parse_server_frame(close_frame(4501, "slow consumer").wire());
     assert_eq!(opcode, 8);

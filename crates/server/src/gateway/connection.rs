@@ -18,8 +18,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use fanfare_hub::{CloseReason, ConnId, Outbox, Protocol};
-use fanfare_protocol::CloseCode;
 use fanfare_protocol::websocket::{self, Incoming};
+use fanfare_protocol::{CloseCode, Frame};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::either::Either;
 
@@ -52,6 +52,23 @@ pub(crate) trait Dialect: Send {
     /// A binary message: neither protocol has one.
     fn on_binary(&mut self, _data: Vec<u8>) -> Next {
         Next::Close(CloseReason::new(CloseCode::BadFrame))
+    }
+    /// A keepalive ping is due. A dialect that wants to know how far the
+    /// client has read returns its own (numbered) ping: the driver queues
+    /// it in the outbox, behind every frame queued before it, so its pong
+    /// proves they arrived. `None`: the plain ping, written at once.
+    fn keepalive_ping(&mut self) -> Option<Frame> {
+        None
+    }
+    /// The client answered a ping (`payload`: the ping's).
+    fn on_pong(&mut self, _payload: Vec<u8>) -> impl Future<Output = Next> + Send {
+        std::future::ready(Next::Continue)
+    }
+    /// The connection is closing: its outbox is closed, so what it holds is
+    /// all the client will get before the close frame, which waits for
+    /// this; the subscriptions are still there. Called once, before `end`.
+    fn closing(&mut self, _closing: Closing) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
     }
     /// Releases every piece of per-connection state; called exactly once.
     fn end(&mut self);
@@ -156,6 +173,7 @@ impl<D: Dialect> Connection<D> {
             let reason = closing.metric_label();
             tracing::debug!(connection = this.dialect.conn(), reason, "connection closed");
             this.outbox.close(closing.reason());
+            Box::pin(this.dialect.closing(closing)).await;
             this.dialect.end();
             // Boxed: its timers would otherwise make every idle
             // connection's future larger (measured: 728 bytes).
@@ -206,7 +224,12 @@ where
                     return Closing::Server(dialect.on_timeout());
                 }
                 if now >= next_ping {
-                    socket.outbound().push(websocket::ping_frame());
+                    match dialect.keepalive_ping() {
+                        Some(ping) => {
+                            outbox.push(ping);
+                        }
+                        None => socket.outbound().push(websocket::ping_frame()),
+                    }
                     next_ping = now + limits.ping_interval;
                 }
                 timer.as_mut().reset(next_ping.min(deadline));
@@ -224,7 +247,10 @@ where
                 socket.outbound().push(websocket::pong_frame(&payload));
                 Next::Continue
             }
-            Incoming::Pong => Next::Continue,
+            Incoming::Pong(payload) => {
+                let mut answered = Box::pin(dialect.on_pong(payload));
+                poll_fn(|cx| poll_command(cx, answered.as_mut(), socket, outbox)).await
+            }
             Incoming::Close(code) => return Closing::Client(code),
         };
         if let Next::Close(reason) = next {

@@ -39,6 +39,14 @@ impl<K: Ord, V> Subscriptions<K, V> {
         self.find(key).ok().map(|i| &self.entries[i].1)
     }
 
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.find(key).ok().map(|i| &mut self.entries[i].1)
+    }
+
     /// Adds or replaces; returns the value replaced.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         match self.find(&key) {
@@ -61,6 +69,11 @@ impl<K: Ord, V> Subscriptions<K, V> {
             self.entries = Vec::new();
         }
         Some(value)
+    }
+
+    /// Every entry, by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.entries.iter().map(|(key, value)| (key, value))
     }
 
     /// Empties it, handing out every entry.

@@ -1,6 +1,7 @@
 //! Pusher Channels protocol v7 compatibility: apps, the WebSocket session
 //! (`session/`, on the gateway's connection driver), the Pusher HTTP API,
-//! signed-in users and watchlists, and webhooks. The wire codec is the
+//! signed-in users and watchlists, webhooks, and continuity (missed events
+//! replayed to a signed-in user that reconnects, `continuity.rs`). The wire codec is the
 //! protocol crate's (`fanfare_protocol::pusher`).
 //!
 //! Pusher apps map onto the same hub as the native protocol: a Pusher
@@ -10,6 +11,7 @@
 
 pub(crate) mod api;
 pub mod apps;
+pub(crate) mod continuity;
 pub(crate) mod rates;
 pub(crate) mod session;
 pub(crate) mod users;
@@ -26,6 +28,9 @@ pub(crate) struct PusherState {
     pub apps: Arc<Apps>,
     pub users: SignedInUsers,
     pub webhooks: Webhooks,
+    /// Replays to a signed-in user what it missed while reconnecting;
+    /// `None` when `pusher.continuity_window` is `0s`.
+    pub continuity: Option<continuity::Continuity>,
 }
 
 /// How long a cache channel keeps its last event (the hub's history age,

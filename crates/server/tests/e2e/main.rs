@@ -27,6 +27,7 @@ mod process;
 mod publish_limits;
 mod publishing;
 mod pusher_api;
+mod pusher_continuity;
 mod pusher_limits;
 mod pusher_user_ids;
 mod recovery;

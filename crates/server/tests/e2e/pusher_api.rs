@@ -117,7 +117,12 @@ pub(crate) struct PusherConn {
 
 impl PusherConn {
     pub async fn open(server: &TestServer, key: &str) -> Self {
-        let url = format!("ws://{}/app/{key}?protocol=7&client=js&version=8.6.0", server.addr);
+        Self::open_at(server.addr, key).await
+    }
+
+    /// Connects to `addr` (a server, or a proxy in front of one).
+    pub async fn open_at(addr: std::net::SocketAddr, key: &str) -> Self {
+        let url = format!("ws://{addr}/app/{key}?protocol=7&client=js&version=8.6.0");
         let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         let mut conn = Self { socket, socket_id: String::new() };
         let established = conn.next_event("pusher:connection_established").await;

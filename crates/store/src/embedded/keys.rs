@@ -9,6 +9,7 @@
 //! | `members`      | channel, `0x00`, user id            | empty                                   |
 //! | `user_channels`| user id length (u16 BE), user id, channel | empty                             |
 //! | `member_counts`| `c`, channel / `u`, user id         | members of the channel / channels of the user (u64 BE) |
+//! | `resume_points`| user length (u16 BE), user, channel, `0x00`, holder | expires_at_ms (u64 BE), offset (u64 BE), epoch text |
 //! | `store`        | `epoch`, `format`, `run`            | epoch text, format version (u32 BE), [`RunRecord`] |
 //!
 //! The three membership keyspaces ([`crate::MemberStore`], encoded in

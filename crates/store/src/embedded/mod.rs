@@ -13,6 +13,8 @@
 //!   the history writer, not through it.
 //! - `members.rs`, `member_keys.rs`: channel members and each user's
 //!   channels ([`crate::MemberStore`]).
+//! - `resume.rs`: where users resume channels ([`crate::ResumePoints`]),
+//!   written like cursors.
 //! - `migrate.rs`: brings a directory of an older format up to date on open.
 //!
 //! The epoch is generated once, when the data directory is created, and
@@ -28,6 +30,7 @@ mod member_keys;
 mod members;
 mod migrate;
 mod reader;
+mod resume;
 mod sweep;
 #[cfg(test)]
 mod tests;
@@ -278,6 +281,10 @@ struct Shared {
     cursors: Keyspace,
     /// Held by a cursor mark or forget across its read and write.
     cursor_lock: parking_lot::Mutex<()>,
+    /// Where users resume channels (`resume.rs`).
+    resume_points: Keyspace,
+    /// Held by a resume-point save, claim or forget across its reads and writes.
+    resume_lock: parking_lot::Mutex<()>,
     /// The `store` keyspace: epoch, format, and the record of this run.
     store: Keyspace,
     /// Channel members and each user's channels (`members.rs`).
@@ -307,6 +314,8 @@ impl Shared {
             idempotency: keyspace(keys::IDEMPOTENCY)?,
             cursors: keyspace(keys::CURSORS)?,
             cursor_lock: parking_lot::Mutex::new(()),
+            resume_points: keyspace(resume::RESUME_POINTS)?,
+            resume_lock: parking_lot::Mutex::new(()),
             memberships: members::MemberKeyspaces::open(&db)?,
             store,
             db,

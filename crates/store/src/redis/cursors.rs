@@ -68,7 +68,7 @@ fn parse_cursor(user: &UserId, channel: &ChannelName, value: &[u8]) -> Result<St
 
 /// Runs one command on the current connection. `maybe_applied` is what a
 /// lost connection means for it (see [`StoreError::Unavailable`]).
-async fn run<T: redis::FromRedisValue>(
+pub(crate) async fn run<T: redis::FromRedisValue>(
     shared: &Shared,
     maybe_applied: bool,
     request: impl AsyncFnOnce(&mut redis::aio::MultiplexedConnection) -> redis::RedisResult<T>,

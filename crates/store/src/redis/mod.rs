@@ -110,6 +110,7 @@ mod cursors;
 mod instance;
 mod members;
 mod reads;
+mod resume;
 mod scripts;
 mod telemetry;
 mod writer;

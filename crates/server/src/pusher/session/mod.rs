@@ -6,8 +6,11 @@
 //! - `subscribe.rs`: subscribe with channel auth, presence, cache channels.
 //! - `client_events.rs`: `client-*` events with their rate limit.
 //! - `signin.rs`: `pusher:signin`, watchlists.
+//! - `continuity.rs`: what a signed-in user's connection saves and claims
+//!   so that a reconnect replays what it missed.
 
 mod client_events;
+mod continuity;
 mod signin;
 mod subscribe;
 
@@ -17,12 +20,12 @@ use axum::extract::{Path, Query, Request, State};
 use axum::response::Response;
 use fanfare_hub::{CloseReason, ConnId, Outbox, Protocol};
 use fanfare_protocol::pusher::{self, ClientFrame, PusherCloseCode, PusherErrorCode, SocketId};
-use fanfare_protocol::{ChannelName, CloseCode, JsonData, UserId};
+use fanfare_protocol::{ChannelName, CloseCode, Epoch, Frame, JsonData, UserId};
 use futures_util::future::Either;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::gateway::closing;
+use crate::gateway::closing::{self, Closing};
 use crate::gateway::connection::{self, Dialect, Link, Next};
 use crate::gateway::upgrade::{Io, upgrade};
 use crate::limits::Publisher;
@@ -107,6 +110,9 @@ struct Subscribed {
     hub: ChannelName,
     /// The presence member id on a presence channel (added to client events).
     member: Option<UserId>,
+    /// The channel's epoch when continuity tracks this subscription
+    /// (`continuity.rs`): a signed-in user's private or presence channel.
+    tracked: Option<Epoch>,
 }
 
 /// Who the connection signed in as.
@@ -135,6 +141,8 @@ pub(crate) struct PusherSession {
     frames: TokenBucket,
     /// Its client events' buckets of the namespace publish limits.
     publisher: Publisher,
+    /// Continuity's state once signed in (`continuity.rs`).
+    tracking: Option<Box<continuity::Tracking>>,
 }
 
 impl PusherSession {
@@ -164,6 +172,7 @@ impl PusherSession {
             publisher: Publisher::new(&app.connection_key(conn)),
             client_events,
             frames: TokenBucket::new(app.settings.limits.max_commands_per_second),
+            tracking: None,
         };
         connection::drive(&app, io, outbox, protocol, session)
     }
@@ -220,8 +229,8 @@ impl Dialect for PusherSession {
             ClientFrame::Subscribe { channel, auth, channel_data } => {
                 Box::pin(self.subscribe(channel, auth, channel_data)).await;
             }
-            ClientFrame::Unsubscribe { channel } => self.unsubscribe(channel.as_str()),
-            ClientFrame::Signin { auth, user_data } => return self.sign_in(&auth, &user_data),
+            ClientFrame::Unsubscribe { channel } => self.unsubscribe(channel.as_str()).await,
+            ClientFrame::Signin { auth, user_data } => return self.sign_in(&auth, &user_data).await,
             ClientFrame::ClientEvent { channel, event, data } => {
                 Box::pin(self.client_event(channel, event, data)).await;
             }
@@ -231,6 +240,19 @@ impl Dialect for PusherSession {
 
     fn conn(&self) -> Option<ConnId> {
         Some(self.conn)
+    }
+
+    fn keepalive_ping(&mut self) -> Option<Frame> {
+        self.continuity_ping()
+    }
+
+    async fn on_pong(&mut self, payload: Vec<u8>) -> Next {
+        self.continuity_pong(&payload).await;
+        Next::Continue
+    }
+
+    async fn closing(&mut self, closing: Closing) {
+        self.continuity_close(closing).await;
     }
 
     fn end(&mut self) {

@@ -16,7 +16,7 @@ use crate::gateway::connection::Next;
 use crate::gateway::connection_counts::{Counted, open_user};
 
 impl PusherSession {
-    pub(super) fn sign_in(&mut self, auth: &str, user_data: &str) -> Next {
+    pub(super) async fn sign_in(&mut self, auth: &str, user_data: &str) -> Next {
         let settings = &self.pusher_app.settings;
         if !pusher::verify_user_auth(&settings.key, &settings.secret, &self.socket_id, user_data, auth) {
             self.send_error(PusherErrorCode::Unauthorized, "invalid signin signature");
@@ -55,6 +55,7 @@ impl PusherSession {
         self.outbox.push(pusher::encode_signin_success(user_data));
         self.register_user(user, hub_user, slot);
         self.authenticated();
+        self.track_after_signin().await;
         Next::Continue
     }
 
@@ -62,6 +63,9 @@ impl PusherSession {
         let app_id = self.pusher_app.id();
         let users = &self.app.pusher.users;
         let signed = users.sign_in(app_id, user.id.as_str(), self.conn, &self.outbox, &user.watchlist);
+        if self.app.pusher.continuity.is_some() {
+            self.tracking = Some(super::continuity::Tracking::new(&hub_user));
+        }
         self.app.hub.connections().register(self.conn, hub_user, self.outbox.clone());
         notify(&signed.notify_online, WatchlistStatus::Online, &user.id);
         let mut events = Vec::new();

@@ -8,6 +8,7 @@ use fanfare_protocol::native::{Member, SubscribeResult};
 use fanfare_protocol::pusher::{self, ChannelKind, PresenceMember, PusherChannel};
 use fanfare_protocol::{Frame, StreamPosition};
 
+use super::continuity::is_tracked_kind;
 use super::{PusherSession, Subscribed};
 use crate::pusher::apps::Apps;
 use crate::pusher::webhooks::WebhookEvent;
@@ -63,9 +64,10 @@ impl PusherSession {
         if member.is_some() {
             self.check_presence_room(&hub).await?;
         }
+        let resume = self.claim_resume_point(channel, &hub).await;
         let since = match channel.is_cache() {
-            true => self.last_event_position(&hub).await?,
-            false => None,
+            true => older(resume.clone(), self.last_event_position(&hub).await?),
+            false => resume.clone(),
         };
         let subscriber = Subscriber {
             conn: self.conn,
@@ -82,6 +84,9 @@ impl PusherSession {
             .subscribe(request, |_, members| subscription_succeeded(name, presence, members))
             .await
             .map_err(|e| Refusal::new(503, e.to_string()))?;
+        if resume.is_some() {
+            crate::pusher::continuity::count_resume(result.recovered == Some(true));
+        }
         if channel.is_cache() && !replayed_last_event(since.as_ref(), &result) {
             self.outbox.push(pusher::encode_cache_miss(name));
             let miss = WebhookEvent::CacheMiss { channel: name.to_owned() };
@@ -97,7 +102,8 @@ impl PusherSession {
                 crate::pusher::users::hub_member(self.pusher_app.id(), &member.user_id.to_string());
             self.app.hub.connections().register(self.conn, hub_member.into(), self.outbox.clone());
         }
-        self.channels.insert(name.to_owned(), Subscribed { hub, member: member.map(|m| m.user_id) });
+        let tracked = (is_tracked_kind(channel) && self.tracked_user().is_some()).then_some(result.epoch);
+        self.channels.insert(name.to_owned(), Subscribed { hub, member: member.map(|m| m.user_id), tracked });
         Ok(())
     }
 
@@ -171,10 +177,25 @@ impl PusherSession {
         Ok((position.offset > 0).then(|| StreamPosition::new(position.epoch, position.offset - 1)))
     }
 
-    pub(super) fn unsubscribe(&mut self, name: &str) {
+    pub(super) async fn unsubscribe(&mut self, name: &str) {
         if let Some(subscribed) = self.channels.remove(name) {
             let _ = self.app.hub.unsubscribe(self.conn, &subscribed.hub);
+            if subscribed.tracked.is_some() {
+                self.continuity_forget(&subscribed.hub).await;
+            }
         }
+    }
+}
+
+/// The older of a resume point and a cache channel's last-event position
+/// in one epoch (a cache channel replays at least its last event); the
+/// cache position alone otherwise.
+fn older(resume: Option<StreamPosition>, cache: Option<StreamPosition>) -> Option<StreamPosition> {
+    match (resume, cache) {
+        (Some(resume), Some(cache)) if resume.epoch == cache.epoch && resume.offset < cache.offset => {
+            Some(resume)
+        }
+        (_, cache) => cache,
     }
 }
 
