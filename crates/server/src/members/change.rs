@@ -8,6 +8,7 @@
 //! a recovering client replays it. A removed user's connections are then
 //! closed with 4507 on every node: its clients reconnect and resume their
 //! other subscriptions; this channel refuses them (`permission_denied`).
+//! Its read cursor in the channel is forgotten.
 
 use fanfare_hub::{Hub, Publish};
 use fanfare_protocol::{ChannelName, CloseCode, ErrorCode, ErrorInfo, JsonData, UserId};
@@ -89,6 +90,10 @@ impl Members {
         }
         if change == Change::Remove {
             for user in &changed {
+                // A removed member's read state goes with the membership.
+                if let Err(error) = self.stores().cursors.forget_cursor(user, channel).await {
+                    tracing::warn!(%error, user = user.as_str(), "forgetting a removed member's read cursor");
+                }
                 close_removed(hub, user).await;
             }
         }
