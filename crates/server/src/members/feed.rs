@@ -14,7 +14,6 @@
 //! conversation. Messages only: member changes, deletes, edits and other
 //! `fanfare:` events send none.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 
 use fanfare_hub::{Hub, ObservedAppend, Publish, PublishReceipt};
@@ -22,7 +21,6 @@ use fanfare_protocol::direct::{direct_members, feed_channel};
 use fanfare_protocol::{ChannelName, JsonData, StreamPosition, UserId};
 use fanfare_store::PageAfter;
 use futures_util::StreamExt;
-use futures_util::future::join_all;
 use futures_util::stream::FuturesUnordered;
 use metrics::counter;
 use serde::Serialize;
@@ -31,7 +29,6 @@ use tokio::sync::mpsc;
 use super::Members;
 use crate::config::ServerEventKind;
 use crate::webhooks::ServerWebhooks;
-use crate::webhooks::events::Offline;
 
 /// The event of feed notices.
 pub const NOTICE_EVENT: &str = "fanfare:notice";
@@ -131,7 +128,7 @@ async fn after_append(hub: &Hub, after: &AfterAppend, append: ObservedAppend) ->
     }
     let preview = preview(&publication.data, members.settings().feed_preview_bytes);
     if after.webhooks.wants(ServerEventKind::Offline) {
-        tell_offline(hub, &after.webhooks, &append, &recipients, preview.as_deref()).await;
+        super::offline::tell(hub, &after.webhooks, &append, &recipients, preview.as_deref()).await;
     }
     let data = notice_data(&append, preview);
     let publishes = recipients
@@ -175,52 +172,6 @@ fn notice_data(append: &ObservedAppend, preview: Option<String>) -> JsonData {
         preview,
     };
     JsonData::parse(serde_json::to_string(&notice).expect("a notice serializes")).expect("a notice is JSON")
-}
-
-/// The `offline_members` event of a message: the recipients with no
-/// connection subscribed to the channel (the cluster's presence of it,
-/// which the hub keeps for members channels while an offline webhook is
-/// configured) nor to their feed (its subscriber count, cluster-wide).
-/// Not knowing (an engine failed) counts as offline: a push notification
-/// too many beats one missed.
-async fn tell_offline(
-    hub: &Hub,
-    webhooks: &ServerWebhooks,
-    append: &ObservedAppend,
-    recipients: &[UserId],
-    preview: Option<&str>,
-) {
-    let present: HashSet<String> = match hub.presence(&append.channel).await {
-        Ok(present) => present.into_iter().map(|member| member.user.as_str().to_owned()).collect(),
-        Err(error) => {
-            tracing::warn!(%error, channel = %append.channel, "reading presence for the offline webhook");
-            HashSet::new()
-        }
-    };
-    let feeds = recipients.iter().map(|user| async move {
-        let Some(feed) = feed_channel(user.as_str()) else { return false };
-        hub.subscriber_count(&feed).await.is_ok_and(|count| count > 0)
-    });
-    let on_feed = join_all(feeds).await;
-    let offline: Vec<UserId> = recipients
-        .iter()
-        .zip(on_feed)
-        .filter(|(user, on_feed)| !on_feed && !present.contains(user.as_str()))
-        .map(|(user, _)| user.clone())
-        .collect();
-    if offline.is_empty() {
-        return;
-    }
-    let publication = &append.publication;
-    webhooks.offline(Offline {
-        channel: &append.channel,
-        epoch: append.epoch.as_str(),
-        offset: publication.offset,
-        event: publication.event.as_deref(),
-        from: publication.author.as_ref().map(UserId::as_str),
-        users: &offline,
-        preview,
-    });
 }
 
 /// The text a notice previews: the data if it is a JSON string, else its

@@ -12,10 +12,13 @@
 //!   publication in the channel.
 //! - `feed.rs`: every message of a members channel of at most
 //!   `members.feed_max_members` members, as a notice in each other
-//!   member's feed.
+//!   member's feed; `offline.rs`: the members it reaches nowhere, as an
+//!   `offline_members` webhook event.
+//! - `read_state.rs`: read cursors and unread counts.
 
 pub mod change;
 pub mod feed;
+pub mod offline;
 pub mod read_state;
 
 use std::collections::HashSet;
