@@ -329,6 +329,7 @@ impl Hub {
             exclude: publish.exclude.unwrap_or(0),
             author: publish.author,
             delete: None,
+            update: None,
             priority: publish.priority && options.shaping.is_some(),
         };
         JobItem { request, exclude: publish.exclude, reply }

@@ -333,8 +333,14 @@ struct PublicationPush<'a> {
     priority: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     event: Option<&'a str>,
+    /// An update record's target: the offset whose data `data` replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updates: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<&'a JsonData>,
+    /// A message replayed with its newest data (recovery after an edit).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    edited: bool,
     /// A delete record's deleted offsets (then no `event`, no `data`).
     #[serde(skip_serializing_if = "Option::is_none")]
     deletes: Option<&'a [u64]>,
@@ -370,7 +376,9 @@ pub fn encode_shaped_publication(
         skipped,
         priority: publication.priority,
         event: publication.event.as_deref().filter(|_| publication.deletion.is_none()),
+        updates: publication.updates,
         data: publication.message_data(),
+        edited: publication.edited && publication.deletion.is_none(),
         deletes: publication.deletes(),
         deleted: publication.is_tombstone(),
     })
@@ -387,7 +395,9 @@ pub fn encode_ephemeral(channel: &ChannelName, time_ms: u64, event: Option<&str>
         skipped: 0,
         priority: false,
         event,
+        updates: None,
         data: Some(data),
+        edited: false,
         deletes: None,
         deleted: false,
     })
@@ -491,6 +501,9 @@ struct RawServerMessage {
     priority: bool,
     event: Option<String>,
     data: Option<JsonData>,
+    updates: Option<u64>,
+    #[serde(default)]
+    edited: bool,
     deletes: Option<Vec<u64>>,
     #[serde(default)]
     deleted: bool,
@@ -532,6 +545,7 @@ impl RawServerMessage {
                     self.deletes,
                     self.deleted,
                 )?
+                .with_edit_marks(self.updates, self.edited)?
                 .with_priority(self.priority),
                 skipped: self.skipped,
             }),
