@@ -118,6 +118,9 @@ impl RecentCache {
                 if let Some(deleted) = item.publication.deletes() {
                     tombstone(&mut entry.publications, deleted);
                 }
+                if let Some(target) = item.publication.updates {
+                    edit(&mut entry.publications, target, &item.publication.data);
+                }
                 entry.publications.push_back(item.publication.clone());
                 *total += 1;
             }
@@ -186,6 +189,19 @@ fn tombstone(publications: &mut VecDeque<Publication>, deleted: &[u64]) {
         {
             *publication = publication.clone().into_tombstone();
         }
+    }
+}
+
+/// Gives the cached message an update record edited its newest data, as
+/// the store did: a resume served from here gets what history would.
+fn edit(publications: &mut VecDeque<Publication>, target: u64, data: &fanfare_protocol::JsonData) {
+    let Some(oldest) = publications.front().map(|p| p.offset) else { return };
+    let index = target.checked_sub(oldest).and_then(|i| usize::try_from(i).ok());
+    if let Some(publication) = index.and_then(|i| publications.get_mut(i))
+        && publication.offset == target
+        && publication.is_message()
+    {
+        *publication = publication.clone().edited_to(data.clone());
     }
 }
 
