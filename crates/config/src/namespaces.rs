@@ -44,6 +44,9 @@ pub struct NamespaceSettings {
     /// Huge-room shaping; `None`: off. Set by validation, like `content`;
     /// its hub part is also in `channel.shaping`.
     pub shaping: Option<ShapingRules>,
+    /// At most one typing indicator per user per channel per this long
+    /// (`typing_interval`); clients show one for this plus 2 s.
+    pub typing_interval: Duration,
 }
 
 /// The limits on publications by connections (the HTTP API is not
@@ -83,6 +86,7 @@ impl Default for NamespaceSettings {
             publish_limits: PublishLimits::default(),
             content: ContentRules::default(),
             shaping: None,
+            typing_interval: Duration::from_secs(3),
         }
     }
 }
@@ -107,6 +111,7 @@ impl NamespaceSettings {
         set(&mut limits.per_user, raw.publish_rate_per_user.map(|r| r.0));
         set(&mut limits.per_channel, raw.publish_rate_per_channel.map(|r| r.0));
         set(&mut limits.slow_mode, raw.slow_mode.map(|d| d.0));
+        set(&mut self.typing_interval, raw.typing_interval.map(|d| d.0));
     }
 
     /// Every key, as written in the configuration; `secret` maps the
@@ -129,6 +134,7 @@ impl NamespaceSettings {
             publish_rate_per_user: Some(HumanRate(self.publish_limits.per_user)),
             publish_rate_per_channel: Some(HumanRate(self.publish_limits.per_channel)),
             slow_mode: Some(HumanDuration(self.publish_limits.slow_mode)),
+            typing_interval: Some(HumanDuration(self.typing_interval)),
             content: Some(self.content.to_raw(secret)),
             shaping: self.shaping.map(ShapingRules::to_raw),
         }

@@ -42,6 +42,7 @@ mod error;
 mod events;
 mod hub;
 mod options;
+mod others;
 mod outbox;
 mod presence;
 mod publish;

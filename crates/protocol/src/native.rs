@@ -60,6 +60,24 @@ pub enum CommandBody {
         channel: ChannelName,
         reaction: String,
     },
+    /// An edit of the publication at `offset` by its author or a moderator:
+    /// appended as an update record carrying `data`.
+    Edit {
+        channel: ChannelName,
+        offset: u64,
+        data: JsonData,
+    },
+    /// A delete of the publication at `offset` by its author or a
+    /// moderator: appended as a delete record.
+    Delete {
+        channel: ChannelName,
+        offset: u64,
+    },
+    /// The user is typing in `channel`: an ephemeral push to the other
+    /// subscribers, throttled per user and channel.
+    Typing {
+        channel: ChannelName,
+    },
     Ping,
 }
 
@@ -74,6 +92,9 @@ impl CommandBody {
             CommandBody::Presence { .. } => "presence",
             CommandBody::Moderate(_) => "moderate",
             CommandBody::React { .. } => "react",
+            CommandBody::Edit { .. } => "edit",
+            CommandBody::Delete { .. } => "delete",
+            CommandBody::Typing { .. } => "typing",
             CommandBody::Ping => "ping",
         }
     }
@@ -116,6 +137,7 @@ struct RawCommand<'a> {
     limit: Option<usize>,
     reverse: Option<bool>,
     reaction: Option<String>,
+    offset: Option<u64>,
 }
 
 impl Command {
@@ -203,6 +225,16 @@ impl RawCommand<'_> {
                 channel: channel(&self.channel)?,
                 reaction: self.reaction.ok_or_else(|| bad("react needs \"reaction\""))?,
             },
+            "edit" => CommandBody::Edit {
+                channel: channel(&self.channel)?,
+                offset: self.offset.ok_or_else(|| bad("edit needs \"offset\""))?,
+                data: self.data.ok_or_else(|| bad("edit needs \"data\""))?,
+            },
+            "delete" => CommandBody::Delete {
+                channel: channel(&self.channel)?,
+                offset: self.offset.ok_or_else(|| bad("delete needs \"offset\""))?,
+            },
+            "typing" => CommandBody::Typing { channel: channel(&self.channel)? },
             "ping" => CommandBody::Ping,
             other => {
                 return Err(ErrorInfo::new(
@@ -596,6 +628,8 @@ struct OutgoingCommand<'a> {
     reverse: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     reaction: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<u64>,
 }
 
 impl Command {
@@ -614,6 +648,7 @@ impl Command {
             limit: None,
             reverse: false,
             reaction: None,
+            offset: None,
         };
         match &self.body {
             CommandBody::Connect { token } => out.token = token.as_deref(),
@@ -648,6 +683,16 @@ impl Command {
                 out.channel = Some(channel);
                 out.reaction = Some(reaction);
             }
+            CommandBody::Edit { channel, offset, data } => {
+                out.channel = Some(channel);
+                out.offset = Some(*offset);
+                out.data = Some(data);
+            }
+            CommandBody::Delete { channel, offset } => {
+                out.channel = Some(channel);
+                out.offset = Some(*offset);
+            }
+            CommandBody::Typing { channel } => out.channel = Some(channel),
             CommandBody::Ping => {}
         }
         serde_json::to_string(&out).expect("commands always serialize")

@@ -20,6 +20,7 @@ pub(crate) mod connection;
 pub(crate) mod connection_counts;
 pub mod echo;
 pub(crate) mod handshake_rate;
+mod message_actions;
 pub(crate) mod rate;
 mod replies;
 mod session;
