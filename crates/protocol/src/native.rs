@@ -308,6 +308,17 @@ pub struct HistoryResult {
     pub publications: Vec<Publication>,
 }
 
+/// Result of `edit` and of `delete` (`deleted` is empty for an edit): the
+/// update or delete record's position, and for a delete the offsets it
+/// tombstoned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordResult {
+    pub epoch: Epoch,
+    pub offset: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<u64>,
+}
+
 /// One member in a presence answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {

@@ -16,6 +16,7 @@ mod durability;
 mod framing;
 mod lifecycle;
 mod logs;
+mod message_actions;
 mod metrics;
 mod moderation;
 mod moderation_webhook;
