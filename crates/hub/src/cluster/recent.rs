@@ -297,4 +297,19 @@ mod tests {
         assert!(cache.plan(&chan("a"), None, 1000).is_none());
         assert_eq!(cache.state.lock().total, 0);
     }
+
+    #[test]
+    fn an_update_record_gives_its_cached_target_the_new_data() {
+        let cache = RecentCache::default();
+        cache.start(&chan("a"), at(10), 100);
+        cache.push(&chan("a"), &Epoch::new("e"), &items(11..=12));
+        let data = fanfare_protocol::JsonData::parse("\"new\"".to_owned()).unwrap();
+        let record =
+            LivePublication { publication: Publication::update_record(13, 0, 11, data.clone()), exclude: 0 };
+        cache.push(&chan("a"), &Epoch::new("e"), std::slice::from_ref(&record));
+        let replay = cache.plan(&chan("a"), Some(&at(10)), 1000).unwrap().replay;
+        assert_eq!((replay[0].offset, &replay[0].data, replay[0].edited), (11, &data, true));
+        assert!(!replay[1].edited);
+        assert_eq!(replay[2], record.publication, "the record itself is kept as it came");
+    }
 }
