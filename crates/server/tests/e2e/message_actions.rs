@@ -209,3 +209,17 @@ async fn in_a_cluster_an_edit_and_typing_on_one_node_reach_subscribers_on_anothe
     let typing = bob.publications(ROOM, 1).await.remove(0);
     assert_eq!((&typing["event"], &typing["data"]["user"]), (&json!("fanfare:typing"), &json!("alice")));
 }
+
+#[tokio::test]
+async fn a_muted_user_may_neither_type_nor_edit_but_may_delete_their_own() {
+    let server = TestServer::with_config(CHAT).await;
+    let (mut alice, _) = subscribed(&server, Some("alice"), ROOM).await;
+    let (mut moderator, _) = subscribed(&server, Some("mod"), ROOM).await;
+    assert_eq!(publish(&mut alice, json!("before")).await, 1);
+    ok(&mut moderator, json!({"type": "moderate", "action": "mute", "user": "alice", "channel": ROOM})).await;
+    for command in [json!({"type": "typing", "channel": ROOM}), edit(1, json!("after"))] {
+        let refused = alice.command(command.clone()).await;
+        assert_eq!(refused["error"]["code"], "muted", "{command}: {refused}");
+    }
+    assert_eq!(ok(&mut alice, delete(1)).await["deleted"], json!([1]));
+}
