@@ -96,11 +96,35 @@ pub(crate) async fn delete(
 ) -> Result<ActionOutcome, ErrorInfo> {
     let target = find_target(app, &channel, offset).await?;
     editor.may_change(&target)?;
-    let mut offsets = vec![offset];
-    if target.edited {
-        offsets.extend(update_records_of(app, &channel, offset).await?);
-    }
+    let offsets = with_update_records(app, &channel, &target).await?;
     super::action::delete(app, editor.author(), channel, DeleteTargets::Offsets(offsets)).await
+}
+
+/// What deleting the message at `offset` deletes: it and, once edited, its
+/// update records; just `offset` when there is no such message (the
+/// store then finds nothing, or the record there).
+pub(crate) async fn delete_targets(
+    app: &AppState,
+    channel: &ChannelName,
+    offset: u64,
+) -> Result<DeleteTargets, ErrorInfo> {
+    let offsets = match find_target(app, channel, offset).await {
+        Ok(target) => with_update_records(app, channel, &target).await?,
+        Err(_) => vec![offset],
+    };
+    Ok(DeleteTargets::Offsets(offsets))
+}
+
+async fn with_update_records(
+    app: &AppState,
+    channel: &ChannelName,
+    target: &Publication,
+) -> Result<Vec<u64>, ErrorInfo> {
+    let mut offsets = vec![target.offset];
+    if target.edited {
+        offsets.extend(update_records_of(app, channel, target.offset).await?);
+    }
+    Ok(offsets)
 }
 
 /// Step 1: the message at `offset`, or `not_found`.

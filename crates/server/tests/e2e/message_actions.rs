@@ -96,6 +96,8 @@ async fn an_edit_reaches_live_and_recovering_subscribers_in_order_and_history_se
         server.post("/api/edit", json!({"channel": ROOM, "offset": 2, "data": "by the backend"})).await;
     assert_eq!((status, &body["offset"]), (200, &json!(5)), "{body}");
     assert_eq!(history(&server).await[1]["data"], "by the backend");
+    let (status, body) = server.post("/api/moderation/delete", json!({"channel": ROOM, "offset": 2})).await;
+    assert_eq!((status, &body["deleted"]), (200, &json!([2, 5])), "with its update record: {body}");
 }
 
 #[tokio::test]
