@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use fanfare_protocol::native::moderation::ModerationAction;
 use fanfare_protocol::native::{
-    CommandBody, ConnectResult, HistoryParams, HistoryResult, PresenceResult, PublishResult,
+    CommandBody, ConnectResult, HistoryParams, HistoryResult, PresenceResult, PublishResult, RecordResult,
 };
 use fanfare_protocol::{ChannelName, JsonData, StreamPosition};
 use serde::Serialize;
@@ -124,6 +124,38 @@ impl Client {
     pub async fn react(&self, channel: &str, reaction: &str) -> Result<(), ClientError> {
         let channel = ChannelName::new(channel)?;
         self.call(CommandBody::React { channel, reaction: reaction.to_owned() }).await.map(|_| ())
+    }
+
+    /// Edits the publication at `offset` (this user's own, or any in a
+    /// channel the token moderates) to `data` (`docs/protocol.md` §5.14):
+    /// the answer is the update record's position; subscribers get the
+    /// record in order, history serves the new data with `edited`.
+    pub async fn edit<T: Serialize + ?Sized>(
+        &self,
+        channel: &str,
+        offset: u64,
+        data: &T,
+    ) -> Result<RecordResult, ClientError> {
+        let channel = ChannelName::new(channel)?;
+        let text = serde_json::to_string(data).map_err(ClientError::InvalidData)?;
+        let data = JsonData::parse(text).map_err(ClientError::InvalidData)?;
+        self.call_decoded(CommandBody::Edit { channel, offset, data }).await
+    }
+
+    /// Deletes the publication at `offset` (this user's own, or any in a
+    /// channel the token moderates; `docs/protocol.md` §5.15): the answer
+    /// is the delete record's position and the offsets it deleted.
+    pub async fn delete(&self, channel: &str, offset: u64) -> Result<RecordResult, ClientError> {
+        let channel = ChannelName::new(channel)?;
+        self.call_decoded(CommandBody::Delete { channel, offset }).await
+    }
+
+    /// Tells the channel's other subscribers this user is typing
+    /// (`docs/protocol.md` §5.16); the server sends at most one indicator
+    /// per `typing_interval`, so calling this on every keystroke is fine.
+    pub async fn typing(&self, channel: &str) -> Result<(), ClientError> {
+        let channel = ChannelName::new(channel)?;
+        self.call(CommandBody::Typing { channel }).await.map(|_| ())
     }
 
     /// Closes the connection (code 1000) and waits until the client has

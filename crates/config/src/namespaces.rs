@@ -47,6 +47,12 @@ pub struct NamespaceSettings {
     /// Who besides the HTTP API adds and removes members (a members
     /// namespace's `manage_members`).
     pub manage_members: ManageMembers,
+    /// At most one typing indicator per user per channel per this long
+    /// (`typing_interval`); clients show one for this plus 2 s.
+    pub typing_interval: Duration,
+    /// At most one read receipt (and one delivery acknowledgement) per user
+    /// per channel per this long (`receipt_interval`).
+    pub receipt_interval: Duration,
 }
 
 /// The limits on publications by connections (the HTTP API is not
@@ -88,6 +94,8 @@ impl Default for NamespaceSettings {
             content: ContentRules::default(),
             shaping: None,
             manage_members: ManageMembers::Server,
+            typing_interval: Duration::from_secs(3),
+            receipt_interval: Duration::from_secs(1),
         }
     }
 }
@@ -113,6 +121,8 @@ impl NamespaceSettings {
         set(&mut limits.per_channel, raw.publish_rate_per_channel.map(|r| r.0));
         set(&mut limits.slow_mode, raw.slow_mode.map(|d| d.0));
         set(&mut self.manage_members, raw.manage_members);
+        set(&mut self.typing_interval, raw.typing_interval.map(|d| d.0));
+        set(&mut self.receipt_interval, raw.receipt_interval.map(|d| d.0));
     }
 
     /// Every key, as written in the configuration; `secret` maps the
@@ -135,6 +145,8 @@ impl NamespaceSettings {
             publish_rate_per_user: Some(HumanRate(self.publish_limits.per_user)),
             publish_rate_per_channel: Some(HumanRate(self.publish_limits.per_channel)),
             slow_mode: Some(HumanDuration(self.publish_limits.slow_mode)),
+            typing_interval: Some(HumanDuration(self.typing_interval)),
+            receipt_interval: Some(HumanDuration(self.receipt_interval)),
             content: Some(self.content.to_raw(secret)),
             shaping: self.shaping.map(ShapingRules::to_raw),
             manage_members: Some(self.manage_members),

@@ -231,6 +231,10 @@ pub(crate) struct RawNamespace {
     pub publish_rate_per_channel: Option<HumanRate>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slow_mode: Option<HumanDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub typing_interval: Option<HumanDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt_interval: Option<HumanDuration>,
     /// `content`: blocklist, links, pre-publish hook (`content.rs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<super::content::RawContent>,

@@ -154,7 +154,7 @@ impl ChannelState {
 
 /// Whether a publication never waits for a batch.
 fn must_go_now(publication: &Publication) -> bool {
-    publication.priority || publication.deletion.is_some()
+    publication.priority || !publication.is_message()
 }
 
 /// Counts a fan-out of fresh publications and, when it held deliveries

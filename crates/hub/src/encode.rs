@@ -132,6 +132,9 @@ impl<'a> Encoded<'a> {
         match &self.message {
             Message::Publication { publication, .. } => match pusher_deleted_offsets(publication) {
                 Some(offsets) => pusher::encode_event(name, PUSHER_DELETE_EVENT, &offsets, None),
+                None if publication.updates.is_some() => {
+                    pusher::encode_event(name, PUSHER_UPDATE_EVENT, &pusher_update(publication), None)
+                }
                 None => {
                     let event = publication.event.as_deref().unwrap_or(DEFAULT_PUSHER_EVENT);
                     pusher::encode_event(name, event, &publication.data, None)
@@ -153,6 +156,18 @@ impl<'a> Encoded<'a> {
 /// Pusher has no offsets to recover by, but a live client can still take a
 /// deleted message off its screen.
 pub(crate) const PUSHER_DELETE_EVENT: &str = "fanfare:delete";
+
+/// The event a Pusher subscriber gets for an update record
+/// (`docs/pusher.md`): as with deletes, a live client can show the new
+/// version of a message it has.
+pub(crate) const PUSHER_UPDATE_EVENT: &str = "fanfare:update";
+
+/// `{"offset":42,"data":…}`: the edited offset and its new data.
+fn pusher_update(publication: &Publication) -> JsonData {
+    let offset = publication.updates.unwrap_or_default();
+    JsonData::parse(format!(r#"{{"offset":{offset},"data":{}}}"#, publication.data.as_str()))
+        .expect("an offset and a JSON value make JSON")
+}
 
 /// `{"offsets":[…]}` for a delete record (and for a tombstone, should a
 /// cluster node heal one into a live delivery: that offset is deleted);
@@ -191,6 +206,22 @@ mod tests {
         assert_eq!(
             (&pusher["event"], &pusher["data"]),
             (&PUSHER_DELETE_EVENT.into(), &r#"{"offsets":[42]}"#.into())
+        );
+    }
+
+    #[test]
+    fn an_update_record_reaches_pusher_subscribers_as_fanfare_update_and_native_ones_as_updates() {
+        let (channel, epoch) = (ChannelName::new("app-1:chat").unwrap(), Epoch::new("ep"));
+        let data = JsonData::parse(r#"{"text":"fixed"}"#.to_owned()).unwrap();
+        let record = Publication::update_record(45, 8, 42, data);
+        let encoded = Encoded::new(&channel, Message::Publication { epoch: &epoch, publication: &record });
+        let pusher: serde_json::Value =
+            serde_json::from_str(encoded.frame(Protocol::Pusher { strip: 6 }).as_str()).unwrap();
+        assert_eq!(pusher["event"], PUSHER_UPDATE_EVENT);
+        assert_eq!(pusher["data"], r#"{"offset":42,"data":{"text":"fixed"}}"#);
+        assert_eq!(
+            encoded.frame(Protocol::Native).as_str(),
+            r#"{"type":"publication","channel":"app-1:chat","epoch":"ep","offset":45,"time":8,"updates":42,"data":{"text":"fixed"}}"#
         );
     }
 }

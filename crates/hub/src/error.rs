@@ -33,7 +33,7 @@ impl HubError {
             HubError::AlreadySubscribed => ErrorCode::AlreadySubscribed,
             HubError::NotSubscribed => ErrorCode::NotSubscribed,
             HubError::PresenceDisabled => ErrorCode::NotAvailable,
-            HubError::Store(StoreError::NothingToDelete) => ErrorCode::NotFound,
+            HubError::Store(StoreError::NothingToDelete | StoreError::NothingToEdit) => ErrorCode::NotFound,
             HubError::Store(StoreError::Unsupported { .. }) => ErrorCode::NotAvailable,
             HubError::Store(StoreError::LimitExceeded { .. } | StoreError::MemberChangeTooLarge { .. }) => {
                 ErrorCode::BadRequest

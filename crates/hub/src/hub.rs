@@ -338,6 +338,7 @@ impl Hub {
             exclude: publish.exclude.unwrap_or(0),
             author: publish.author,
             delete: None,
+            update: None,
             priority: publish.priority && options.shaping.is_some(),
         };
         JobItem { request, exclude: publish.exclude, reply }
@@ -363,11 +364,43 @@ impl Hub {
             retention: options.history,
             durability: options.durability,
             author,
-            ..AppendRequest::delete(channel.clone(), targets)
+            ..AppendRequest::delete(channel, targets)
         };
+        self.run_record(request).await
+    }
+
+    /// Edits the message at `target` in `channel` to `data` (see
+    /// `HistoryStore`, "Edits"): the store replaces its data and appends an
+    /// update record, fanned out like a publication, in order with the
+    /// publications around it (through the channel's publish pipeline).
+    /// Returns the record; [`HubError::Store`] with
+    /// [`fanfare_store::StoreError::NothingToEdit`] when there is no such
+    /// message.
+    pub async fn edit(
+        &self,
+        channel: ChannelName,
+        target: u64,
+        data: JsonData,
+        author: Option<UserId>,
+    ) -> Result<Appended, HubError> {
+        let options = self.channel_options(&channel);
+        let request = AppendRequest {
+            time_ms: now_ms(),
+            idempotency_window: options.idempotency_window,
+            retention: options.history,
+            durability: options.durability,
+            author,
+            ..AppendRequest::edit(channel.clone(), target, data)
+        };
+        self.run_record(request).await
+    }
+
+    /// Runs a delete or an edit through its channel's pipeline, in the
+    /// priority lane: records never wait behind a shaped channel's batch.
+    async fn run_record(&self, request: AppendRequest) -> Result<Appended, HubError> {
         let (reply, answer) = oneshot::channel();
         let job = PublishJob {
-            channel,
+            channel: request.channel.clone(),
             items: vec![JobItem { request, exclude: None, reply }],
             accepted_at: Instant::now(),
         };

@@ -43,6 +43,7 @@ mod error;
 mod events;
 mod hub;
 mod options;
+mod others;
 mod outbox;
 mod presence;
 mod publish;

@@ -172,6 +172,21 @@ impl ChannelState {
         self.fan_out_to(&outgoing, catch_up_cap, |sub| sub.user.as_str() != user)
     }
 
+    /// Pushes one message without an offset to every subscriber but the
+    /// connections registered under one of `users` (and but `except`): a
+    /// typing indicator or a read receipt, which its user's own
+    /// connections need not hear of.
+    pub fn fan_out_except_users(
+        &mut self,
+        message: &Encoded<'_>,
+        except: Option<ConnId>,
+        users: &[String],
+        catch_up_cap: usize,
+    ) -> FanOut {
+        let outgoing = [Outgoing { offset: None, message, except }];
+        self.fan_out_to(&outgoing, catch_up_cap, |sub| !users.iter().any(|u| *u == sub.user.as_str()))
+    }
+
     /// Pushes one message without an offset to the subscribers that are
     /// among `conns` (but `except`): a shadow-banned user's publication,
     /// which only that user's own connections receive.

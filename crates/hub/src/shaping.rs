@@ -91,7 +91,7 @@ impl Sampler {
     /// delivered.
     fn admits(&mut self, shaping: &Shaping, publication: &Publication) -> bool {
         self.now_ms = self.now_ms.max(publication.time_ms);
-        if publication.priority || publication.deletion.is_some() {
+        if publication.priority || !publication.is_message() {
             return true;
         }
         let (window_ms, quota) = (shaping.window_ms(), shaping.quota());

@@ -12,7 +12,10 @@
 //!   <offset> <exclude> <tail>    exclude: a connection id, or 0
 //! tail = <time_ms> <event_len|-> <data_len|-> <author_len|-> <mark>\n<event><data><author>
 //!        (also what history stores)
-//!   mark: - a message; D a tombstone (no data); X<offset>,<offset>… a delete
+//!   mark: - a message; P a message of the priority lane; E (Q in the
+//!   priority lane) a message whose data an edit replaced; U<offset> (V<offset>
+//!   in the priority lane) an update record and the offset it edited;
+//!   D a tombstone (no data); X<offset>,<offset>… a delete
 //!   record and the offsets it deleted (no data); author: the user id text.
 //!   A tail of an older version, <time_ms> <event_len|-> <data_len>\n<event><data>,
 //!   still decodes (a message without author).
@@ -101,8 +104,7 @@ pub fn encode_tail(publication: &Publication) -> Vec<u8> {
     push_len(&mut out, author.map(str::len));
     out.push(b' ');
     match &publication.deletion {
-        None if publication.priority => out.push(b'P'),
-        None => out.push(b'-'),
+        None => out.extend_from_slice(message_mark(publication).as_bytes()),
         Some(Deletion::Deleted) => out.push(b'D'),
         Some(Deletion::Deletes(offsets)) => {
             out.push(b'X');
@@ -115,6 +117,19 @@ pub fn encode_tail(publication: &Publication) -> Vec<u8> {
     out.extend_from_slice(data.map_or("", JsonData::as_str).as_bytes());
     out.extend_from_slice(author.unwrap_or("").as_bytes());
     out
+}
+
+/// The mark of a publication with data: a message, an edited one or an
+/// update record, in either lane.
+fn message_mark(publication: &Publication) -> String {
+    match (publication.updates, publication.edited, publication.priority) {
+        (Some(target), _, false) => format!("U{target}"),
+        (Some(target), _, true) => format!("V{target}"),
+        (None, true, false) => "E".to_owned(),
+        (None, true, true) => "Q".to_owned(),
+        (None, false, false) => "-".to_owned(),
+        (None, false, true) => "P".to_owned(),
+    }
 }
 
 /// Decodes a stored tail into the publication at `offset`.
@@ -206,6 +221,10 @@ fn parse_offsets(list: &[u8]) -> Result<Vec<u64>, LiveFrameError> {
     offsets.filter(|o| !o.is_empty() && o.is_sorted()).ok_or(LiveFrameError("bad offsets"))
 }
 
+fn parse_offset(text: &[u8]) -> Result<u64, LiveFrameError> {
+    std::str::from_utf8(text).ok().and_then(|s| s.parse().ok()).ok_or(LiveFrameError("bad offset"))
+}
+
 fn push_len(out: &mut Vec<u8>, len: Option<usize>) {
     match len {
         Some(len) => out.extend_from_slice(len.to_string().as_bytes()),
@@ -275,7 +294,17 @@ impl<'a> Reader<'a> {
         let publication = match (mark, data) {
             (b"-", Some(data)) => Publication::new(offset, time_ms, event, data),
             (b"P", Some(data)) => Publication::new(offset, time_ms, event, data).with_priority(true),
-            (b"-" | b"P", None) => return Err(LiveFrameError("a publication needs data")),
+            (b"E", Some(data)) => Publication::new(offset, time_ms, event, data).with_edited(true),
+            (b"Q", Some(data)) => {
+                Publication::new(offset, time_ms, event, data).with_edited(true).with_priority(true)
+            }
+            ([lane @ (b'U' | b'V'), target @ ..], Some(data)) => {
+                Publication::update_record(offset, time_ms, parse_offset(target)?, data)
+                    .with_priority(*lane == b'V')
+            }
+            (b"-" | b"P" | b"E" | b"Q" | [b'U' | b'V', ..], None) => {
+                return Err(LiveFrameError("a publication needs data"));
+            }
             (b"D", None) => Publication::tombstone(offset, time_ms),
             ([b'X', list @ ..], None) => Publication::delete_record(offset, time_ms, parse_offsets(list)?),
             _ => return Err(LiveFrameError("bad mark")),
@@ -360,6 +389,23 @@ mod tests {
                         publication: publication(12, None, "2").with_priority(true),
                         exclude: 0,
                     },
+                    LivePublication {
+                        publication: Publication::update_record(13, 7, 9, json(r#"{"text":"new"}"#))
+                            .with_author(Some(UserId::new("al ice"))),
+                        exclude: 5,
+                    },
+                    LivePublication {
+                        publication: Publication::update_record(14, 8, 12, json("3")).with_priority(true),
+                        exclude: 0,
+                    },
+                    LivePublication {
+                        publication: publication(15, Some("e"), "4").with_edited(true),
+                        exclude: 0,
+                    },
+                    LivePublication {
+                        publication: publication(16, None, "5").with_edited(true).with_priority(true),
+                        exclude: 0,
+                    },
                 ],
             },
             LiveFrame::Ephemeral {
@@ -404,8 +450,18 @@ mod tests {
         assert_eq!(decode_tail(4, b"13 - - - X1,3\n").unwrap(), record);
         assert_eq!(encode_tail(&Publication::tombstone(1, 9)), b"9 - - - D\n");
         assert_eq!(decode_tail(1, b"9 - - - D\n").unwrap(), Publication::tombstone(1, 9));
-        for bad in [&b"9 - 2 - D\n{}"[..], b"9 - - - X\n", b"9 - - - X3,1\n", b"9 - - - -\n", b"9 - - - Q\n"]
-        {
+        let update = Publication::update_record(5, 14, 3, json("[2]"));
+        assert_eq!(encode_tail(&update), b"14 - 3 - U3\n[2]");
+        assert_eq!(decode_tail(5, b"14 - 3 - U3\n[2]").unwrap(), update);
+        assert_eq!(encode_tail(&authored.clone().edited_to(json("[3]"))), b"12 - 3 3 E\n[3]bob");
+        for bad in [
+            &b"9 - 2 - D\n{}"[..],
+            b"9 - - - X\n",
+            b"9 - - - X3,1\n",
+            b"9 - - - -\n",
+            b"9 - - - Q\n",
+            b"9 - 1 - Ux\n1",
+        ] {
             assert!(decode_tail(1, bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
     }

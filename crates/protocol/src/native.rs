@@ -69,6 +69,24 @@ pub enum CommandBody {
     Delivered(ChannelPosition),
     /// The user's channels with their unread counts, a page at a time.
     Unread(UnreadQuery),
+    /// An edit of the publication at `offset` by its author or a moderator:
+    /// appended as an update record carrying `data`.
+    Edit {
+        channel: ChannelName,
+        offset: u64,
+        data: JsonData,
+    },
+    /// A delete of the publication at `offset` by its author or a
+    /// moderator: appended as a delete record.
+    Delete {
+        channel: ChannelName,
+        offset: u64,
+    },
+    /// The user is typing in `channel`: an ephemeral push to the other
+    /// subscribers, throttled per user and channel.
+    Typing {
+        channel: ChannelName,
+    },
     Ping,
 }
 
@@ -87,6 +105,9 @@ impl CommandBody {
             CommandBody::Read(_) => "read",
             CommandBody::Delivered(_) => "delivered",
             CommandBody::Unread(_) => "unread",
+            CommandBody::Edit { .. } => "edit",
+            CommandBody::Delete { .. } => "delete",
+            CommandBody::Typing { .. } => "typing",
             CommandBody::Ping => "ping",
         }
     }
@@ -129,6 +150,7 @@ struct RawCommand<'a> {
     limit: Option<usize>,
     reverse: Option<bool>,
     reaction: Option<String>,
+    offset: Option<u64>,
 }
 
 impl Command {
@@ -237,6 +259,16 @@ impl RawCommand<'_> {
                 channel: channel(&self.channel)?,
                 reaction: self.reaction.ok_or_else(|| bad("react needs \"reaction\""))?,
             },
+            "edit" => CommandBody::Edit {
+                channel: channel(&self.channel)?,
+                offset: self.offset.ok_or_else(|| bad("edit needs \"offset\""))?,
+                data: self.data.ok_or_else(|| bad("edit needs \"data\""))?,
+            },
+            "delete" => CommandBody::Delete {
+                channel: channel(&self.channel)?,
+                offset: self.offset.ok_or_else(|| bad("delete needs \"offset\""))?,
+            },
+            "typing" => CommandBody::Typing { channel: channel(&self.channel)? },
             "ping" => CommandBody::Ping,
             other => {
                 return Err(ErrorInfo::new(
@@ -310,6 +342,17 @@ pub struct HistoryResult {
     pub publications: Vec<Publication>,
 }
 
+/// Result of `edit` and of `delete` (`deleted` is empty for an edit): the
+/// update or delete record's position, and for a delete the offsets it
+/// tombstoned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordResult {
+    pub epoch: Epoch,
+    pub offset: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<u64>,
+}
+
 /// One member in a presence answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
@@ -367,8 +410,14 @@ struct PublicationPush<'a> {
     priority: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     event: Option<&'a str>,
+    /// An update record's target: the offset whose data `data` replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updates: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<&'a JsonData>,
+    /// A message replayed with its newest data (recovery after an edit).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    edited: bool,
     /// A delete record's deleted offsets (then no `event`, no `data`).
     #[serde(skip_serializing_if = "Option::is_none")]
     deletes: Option<&'a [u64]>,
@@ -404,7 +453,9 @@ pub fn encode_shaped_publication(
         skipped,
         priority: publication.priority,
         event: publication.event.as_deref().filter(|_| publication.deletion.is_none()),
+        updates: publication.updates,
         data: publication.message_data(),
+        edited: publication.edited && publication.deletion.is_none(),
         deletes: publication.deletes(),
         deleted: publication.is_tombstone(),
     })
@@ -421,7 +472,9 @@ pub fn encode_ephemeral(channel: &ChannelName, time_ms: u64, event: Option<&str>
         skipped: 0,
         priority: false,
         event,
+        updates: None,
         data: Some(data),
+        edited: false,
         deletes: None,
         deleted: false,
     })
@@ -525,6 +578,9 @@ struct RawServerMessage {
     priority: bool,
     event: Option<String>,
     data: Option<JsonData>,
+    updates: Option<u64>,
+    #[serde(default)]
+    edited: bool,
     deletes: Option<Vec<u64>>,
     #[serde(default)]
     deleted: bool,
@@ -566,6 +622,7 @@ impl RawServerMessage {
                     self.deletes,
                     self.deleted,
                 )?
+                .with_edit_marks(self.updates, self.edited)?
                 .with_priority(self.priority),
                 skipped: self.skipped,
             }),
@@ -616,6 +673,8 @@ struct OutgoingCommand<'a> {
     reverse: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     reaction: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<u64>,
 }
 
 impl Command {
@@ -634,6 +693,7 @@ impl Command {
             limit: None,
             reverse: false,
             reaction: None,
+            offset: None,
         };
         match &self.body {
             CommandBody::Connect { token } => out.token = token.as_deref(),
@@ -676,6 +736,16 @@ impl Command {
                 out.channel = Some(channel);
                 out.reaction = Some(reaction);
             }
+            CommandBody::Edit { channel, offset, data } => {
+                out.channel = Some(channel);
+                out.offset = Some(*offset);
+                out.data = Some(data);
+            }
+            CommandBody::Delete { channel, offset } => {
+                out.channel = Some(channel);
+                out.offset = Some(*offset);
+            }
+            CommandBody::Typing { channel } => out.channel = Some(channel),
             CommandBody::Ping => {}
         }
         serde_json::to_string(&out).expect("commands always serialize")

@@ -59,16 +59,19 @@ impl PartialEq for JsonData {
 
 impl Eq for JsonData {}
 
-/// One stored publication of a channel: a message with data, a *delete
-/// record* (a publication of its own offset saying which earlier offsets
-/// were deleted), or a *tombstone* (a deleted publication as history
-/// serves it: its offset and time, nothing else).
+/// One stored publication of a channel: a message with data, an *update
+/// record* (a publication of its own offset carrying an earlier message's
+/// new data), a *delete record* (a publication of its own offset saying
+/// which earlier offsets were deleted), or a *tombstone* (a deleted
+/// publication as history serves it: its offset and time, nothing else).
 ///
 /// On the wire (`docs/protocol.md` §5.5, §6.1) a message is
-/// `{"offset","time","event"?,"data"}`, a delete record
+/// `{"offset","time","event"?,"data"}` (`"edited":true` once an update
+/// record replaced its data), an update record
+/// `{"offset","time","updates":42,"data"}`, a delete record
 /// `{"offset","time","deletes":[…]}` and a tombstone
-/// `{"offset","time","deleted":true}`. The deleted offsets are outside
-/// `data`, so no payload can pass for a delete.
+/// `{"offset","time","deleted":true}`. The edited and deleted offsets are
+/// outside `data`, so no payload can pass for an edit or a delete.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publication {
     pub offset: u64,
@@ -93,6 +96,12 @@ pub struct Publication {
     /// Kept by every store, so recovery shapes as live delivery does;
     /// `"priority":true` on the wire.
     pub priority: bool,
+    /// Set for update records: the offset of the message whose data this
+    /// record's `data` replaced (`"updates"` on the wire).
+    pub updates: Option<u64>,
+    /// A message whose data is the newest of its update records' (history
+    /// serves it so, with its original time and author; `"edited":true`).
+    pub edited: bool,
 }
 
 /// What makes a publication a delete record or a tombstone.
@@ -108,7 +117,35 @@ pub enum Deletion {
 impl Publication {
     /// A message: `data`, no author, not deleted.
     pub fn new(offset: u64, time_ms: u64, event: Option<String>, data: JsonData) -> Self {
-        Self { offset, time_ms, event, data, author: None, deletion: None, priority: false }
+        Self {
+            offset,
+            time_ms,
+            event,
+            data,
+            author: None,
+            deletion: None,
+            priority: false,
+            updates: None,
+            edited: false,
+        }
+    }
+
+    /// An update record at `offset`: `data` is now the data of the message
+    /// at `target`.
+    pub fn update_record(offset: u64, time_ms: u64, target: u64, data: JsonData) -> Self {
+        Self { updates: Some(target), ..Self::new(offset, time_ms, None, data) }
+    }
+
+    /// The same message with `data` as its newest version (its offset,
+    /// time, event, author and lane stay).
+    pub fn edited_to(self, data: JsonData) -> Self {
+        Self { data, edited: true, ..self }
+    }
+
+    /// The same message marked as edited (or not), as stores decode it.
+    pub fn with_edited(mut self, edited: bool) -> Self {
+        self.edited = edited;
+        self
     }
 
     /// A delete record at `offset` listing the `deleted` offsets.
@@ -147,6 +184,12 @@ impl Publication {
         self.deletion == Some(Deletion::Deleted)
     }
 
+    /// A message (edited or not): what an edit may target. Not an update
+    /// record, a delete record or a tombstone.
+    pub fn is_message(&self) -> bool {
+        self.deletion.is_none() && self.updates.is_none()
+    }
+
     /// The data, for a message (not a delete record or a tombstone).
     pub fn message_data(&self) -> Option<&JsonData> {
         self.deletion.is_none().then_some(&self.data)
@@ -158,8 +201,10 @@ impl Publication {
     }
 }
 
-/// The wire form: `offset`, `time`, then `event` and `data` for a message,
-/// `deletes` for a delete record, `deleted: true` for a tombstone.
+/// The wire form: `offset`, `time`, then `event` and `data` for a message
+/// (and `edited: true` for an edited one), `updates` and `data` for an
+/// update record, `deletes` for a delete record, `deleted: true` for a
+/// tombstone.
 #[derive(Serialize, Deserialize)]
 struct WirePublication<'a> {
     offset: u64,
@@ -169,7 +214,11 @@ struct WirePublication<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
     event: Option<std::borrow::Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    updates: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     data: Option<JsonData>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    edited: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     deletes: Option<Vec<u64>>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -184,7 +233,9 @@ impl Serialize for Publication {
             time: self.time_ms,
             priority: self.priority,
             event: self.event.as_deref().filter(|_| message).map(std::borrow::Cow::Borrowed),
+            updates: self.updates,
             data: self.message_data().cloned(),
+            edited: self.edited && message,
             deletes: self.deletes().map(<[u64]>::to_vec),
             deleted: self.is_tombstone(),
         }
@@ -203,6 +254,7 @@ impl<'de> Deserialize<'de> for Publication {
             wire.deletes,
             wire.deleted,
         )
+        .and_then(|publication| publication.with_edit_marks(wire.updates, wire.edited))
         .map(|publication| publication.with_priority(wire.priority))
         .map_err(serde::de::Error::custom)
     }
@@ -225,6 +277,17 @@ impl Publication {
             (None, None, true) => Ok(Self::tombstone(offset, time_ms)),
             (None, None, false) => Err("publication without data"),
             _ => Err("a publication has one of data, deletes or deleted"),
+        }
+    }
+
+    /// The publication [`Publication::from_wire`] made, with the wire's
+    /// `updates` and `edited`: either makes sense for data only.
+    pub fn with_edit_marks(self, updates: Option<u64>, edited: bool) -> Result<Self, &'static str> {
+        match (updates, edited) {
+            (None, false) => Ok(self),
+            _ if self.deletion.is_some() => Err("only a publication with data is edited or updates one"),
+            (Some(_), true) => Err("an update record is not itself edited"),
+            (updates, edited) => Ok(Self { updates, edited, ..self }),
         }
     }
 }

@@ -100,7 +100,10 @@ fn denied(message: &str) -> ErrorInfo {
 /// text. A store error is logged here, once, whichever protocol met it.
 pub(crate) fn hub_error(error: HubError) -> ErrorInfo {
     if let HubError::Store(store) = &error
-        && !matches!(store, fanfare_store::StoreError::NothingToDelete)
+        && !matches!(
+            store,
+            fanfare_store::StoreError::NothingToDelete | fanfare_store::StoreError::NothingToEdit
+        )
     {
         tracing::warn!(%store, "history store error");
     }

@@ -84,6 +84,8 @@ pub struct App {
     /// The namespaces' content rules' shared part (the pre-publish hook's
     /// HTTP client), for the native session and Pusher client events.
     pub(crate) content: ContentCheck,
+    /// Typing indicators: one per user per channel per `typing_interval`.
+    pub(crate) typing: crate::limits::per_user_channel::UserChannelThrottle,
     /// The certificate served when `tls.cert_file` is set (reloaded at
     /// SIGHUP); `None`: plain HTTP.
     pub tls: Option<Arc<Certificates>>,
@@ -263,6 +265,7 @@ pub fn build_with(
         handshake_rates,
         connections_per_ip,
         connections_per_user,
+        typing: Default::default(),
         tls,
         store,
         draining,

@@ -18,6 +18,9 @@
 //! `cfg(test)`) so that stores in other crates or test binaries can run it.
 
 pub mod cursors;
+mod edits;
+
+pub use edits::*;
 
 use std::any::Any;
 use std::time::Duration;
@@ -59,6 +62,11 @@ macro_rules! history_store_conformance {
             a_delete_takes_its_offset_in_order_with_appends_around_it,
             a_delete_in_a_group_can_target_a_publication_of_the_same_group,
             deletes_skip_publications_out_of_retention,
+            editing_a_message_appends_an_update_record_and_reads_serve_the_newest_data,
+            an_edit_that_finds_no_message_appends_nothing_and_consumes_no_offset,
+            an_edited_message_and_its_update_records_can_be_deleted_and_purged,
+            an_edit_in_a_group_can_target_a_publication_of_the_same_group,
+            edits_skip_messages_out_of_retention,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -49,6 +49,10 @@ pub enum StoreError {
     /// nothing was appended.
     #[error("nothing to delete")]
     NothingToDelete,
+    /// An edit found no message to edit (see `HistoryStore`, "Edits"):
+    /// nothing was appended.
+    #[error("nothing to edit")]
+    NothingToEdit,
     /// This store cannot do what was asked (yet).
     #[error("the {backend} history store does not support {operation}")]
     Unsupported { backend: &'static str, operation: &'static str },

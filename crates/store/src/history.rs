@@ -94,6 +94,11 @@ pub struct AppendRequest {
     /// and appends a delete record listing them. Its `idempotency_key` is
     /// ignored too: a delete finds its targets, it is not keyed itself.
     pub delete: Option<DeleteTargets>,
+    /// Makes the request an edit ([`HistoryStore#edits`]) of the message at
+    /// this offset: `data` becomes its newest version and the store appends
+    /// an update record carrying it. `event` and `idempotency_key` are
+    /// ignored. Never set together with `delete`.
+    pub update: Option<u64>,
     /// A publication of a shaped namespace's priority lane: every store
     /// keeps the flag with it ([`Publication::priority`]) and gives it
     /// back in reads and live frames.
@@ -130,8 +135,31 @@ impl AppendRequest {
             exclude: 0,
             author: None,
             delete: None,
+            update: None,
             priority: false,
         }
+    }
+
+    /// An edit of the message at `target` in `channel` to `data`, accepted
+    /// now, with the defaults of [`AppendRequest::new`].
+    pub fn edit(channel: ChannelName, target: u64, data: JsonData) -> Self {
+        Self { update: Some(target), ..Self::new(channel, data) }
+    }
+
+    /// Whether a stored publication is what this edit targets: a message
+    /// (edited or not) at the edit's offset, still retained in a channel
+    /// whose newest offset is `head`.
+    pub fn edits(&self, head: u64, publication: &Publication) -> bool {
+        self.update == Some(publication.offset)
+            && publication.is_message()
+            && self.retains(head, publication.offset, publication.time_ms)
+    }
+
+    /// The update record of this edit at `offset` (its author the editor).
+    pub fn update_record(&self, offset: u64, target: u64) -> Publication {
+        Publication::update_record(offset, self.time_ms, target, self.data.clone())
+            .with_author(self.author.clone())
+            .with_priority(self.priority)
     }
 
     /// A delete of `targets` in `channel`, accepted now, with the defaults
@@ -374,7 +402,25 @@ impl Future for GroupReceipt {
 ///    that publishes live frames publishes the record in the same step.
 ///
 /// Reads (and so recovery) return tombstones in place of their targets;
-/// the delete does not create a gap, every offset is still there.
+/// the delete does not create a gap, every offset is still there. An
+/// update record is a target like a message (by offset or author).
+///
+/// # Edits
+/// A request with [`AppendRequest::update`] set goes through `enqueue`
+/// like an append, in order with the appends around it. Atomically, the
+/// store:
+/// 1. finds the target: the message at that offset, retained at the
+///    request's `time_ms` ([`AppendRequest::edits`]); tombstones, update
+///    records and delete records are not edited;
+/// 2. if there is none, fails the request with
+///    [`StoreError::NothingToEdit`]: nothing is appended, no offset is
+///    consumed;
+/// 3. else replaces the target's data with the request's and marks it
+///    [`Publication::edited`] (its offset, time, event, author and lane
+///    stay), and appends the *update record* at the next offset
+///    ([`AppendRequest::update_record`]: the request's time, author, lane
+///    and data, [`Publication::updates`] the target). A store that
+///    publishes live frames publishes the record in the same step.
 #[async_trait::async_trait]
 pub trait HistoryStore: Send + Sync + 'static {
     /// Queues an append and returns a receipt that resolves once it is
@@ -445,6 +491,13 @@ pub(crate) fn duration_ms(duration: Duration) -> u64 {
 /// publication is the delete record.
 pub async fn delete(store: &dyn HistoryStore, request: AppendRequest) -> Result<Appended, StoreError> {
     debug_assert!(request.delete.is_some(), "a delete request");
+    store.enqueue(request).await?.into_future().await
+}
+
+/// Convenience: enqueue an edit and wait for durability; the outcome's
+/// publication is the update record.
+pub async fn edit(store: &dyn HistoryStore, request: AppendRequest) -> Result<Appended, StoreError> {
+    debug_assert!(request.update.is_some(), "an edit request");
     store.enqueue(request).await?.into_future().await
 }
 

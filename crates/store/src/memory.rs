@@ -73,9 +73,10 @@ impl MemoryStore {
     fn append_now(&self, request: AppendRequest) -> Result<Appended, StoreError> {
         let mut shard = self.shard_of(&request.channel).lock();
         let log = shard.entry(request.channel.clone()).or_default();
-        let (publication, duplicate) = match request.delete {
-            Some(_) => (log.delete(request, unix_time_ms())?, false),
-            None => log.append(request, unix_time_ms()),
+        let (publication, duplicate) = match (&request.delete, request.update) {
+            (Some(_), _) => (log.delete(request, unix_time_ms())?, false),
+            (None, Some(_)) => (log.edit(request, unix_time_ms())?, false),
+            (None, None) => log.append(request, unix_time_ms()),
         };
         Ok(Appended { epoch: self.epoch.clone(), publication, duplicate })
     }
@@ -154,6 +155,19 @@ impl ChannelLog {
         self.head += 1;
         let record =
             Publication::delete_record(self.head, request.time_ms, deleted).with_author(request.author);
+        self.push(record.clone(), &request.retention, now_ms);
+        Ok(record)
+    }
+
+    /// Replaces the target's data and appends the update record (see
+    /// `HistoryStore`, "Edits").
+    fn edit(&mut self, request: AppendRequest, now_ms: u64) -> Result<Publication, StoreError> {
+        let head = self.head;
+        let target = self.publications.iter_mut().find(|p| request.edits(head, p));
+        let Some(target) = target else { return Err(StoreError::NothingToEdit) };
+        *target = target.clone().edited_to(request.data.clone());
+        let record = request.update_record(head + 1, target.offset);
+        self.head += 1;
         self.push(record.clone(), &request.retention, now_ms);
         Ok(record)
     }
@@ -277,6 +291,7 @@ mod tests {
             exclude: 0,
             author: None,
             delete: None,
+            update: None,
             priority: false,
         };
         for n in 0..100 {

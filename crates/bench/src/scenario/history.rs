@@ -230,6 +230,7 @@ fn append_request(
         exclude: 0,
         author: None,
         delete: None,
+        update: None,
         priority: false,
     }
 }

@@ -537,6 +537,13 @@ impl Check<'_> {
                 "must be longer than 0s while history is on (history_size = 0 turns history off)",
             ));
         }
+        if settings.typing_interval < MIN_TYPING_INTERVAL || settings.typing_interval > MAX_TYPING_INTERVAL {
+            return Err(self.invalid(&key("typing_interval"), "must be between 100ms and 1m"));
+        }
+        if settings.receipt_interval < MIN_TYPING_INTERVAL || settings.receipt_interval > MAX_TYPING_INTERVAL
+        {
+            return Err(self.invalid(&key("receipt_interval"), "must be between 100ms and 1m"));
+        }
         if channel.join_leave && !channel.presence {
             return Err(self.invalid(
                 &key("join_leave"),
@@ -562,6 +569,12 @@ impl Check<'_> {
         Ok(())
     }
 }
+
+/// The bounds of `typing_interval` and `receipt_interval`: shorter would
+/// let indicators and receipts flood a channel, longer would make them
+/// useless.
+const MIN_TYPING_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+const MAX_TYPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Why the largest `what` (`size` bytes plus its `envelope`) cannot be
 /// configured: it would not fit in one outbox, so every such one would

@@ -59,12 +59,15 @@ enum ControlMessage {
         code: u16,
     },
     /// A shadow-banned user's publication, an ephemeral live frame (`E…`),
-    /// for the subscribers of `channel` that are connections of `users`.
-    /// No reply.
+    /// for the subscribers of `channel` that are connections of `users`;
+    /// with `others`, for every subscriber but those (`others.rs`). No
+    /// reply. (A node older than `others` delivers it to `users` only.)
     Deliver {
         channel: ChannelName,
         users: Vec<String>,
         frame: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        others: bool,
     },
 }
 
@@ -96,10 +99,13 @@ pub(crate) fn on_message(shared: &std::sync::Arc<Shared>, message: Bytes) {
             let closed = shared.connections.close_connection(conn, CloseReason::new(code));
             reply_closed(shared, cluster.node().clone(), request, from, closed);
         }
-        ControlMessage::Deliver { channel, users, frame } => match LiveFrame::decode(frame.as_bytes()) {
-            Ok(frame) => crate::shadow::deliver_to_users(shared, &channel, &users, &frame),
-            Err(error) => tracing::warn!(%error, "dropped a malformed shadowed publication"),
-        },
+        ControlMessage::Deliver { channel, users, frame, others } => {
+            match LiveFrame::decode(frame.as_bytes()) {
+                Ok(frame) if others => crate::others::deliver_to_others(shared, &channel, &users, &frame),
+                Ok(frame) => crate::shadow::deliver_to_users(shared, &channel, &users, &frame),
+                Err(error) => tracing::warn!(%error, "dropped a malformed ephemeral delivery"),
+            }
+        }
         ControlMessage::Disconnected { request, node, closed } => {
             if let Some(waiting) = cluster.requests.waiting.lock().get(&request) {
                 let _ = waiting.try_send((node, closed));
@@ -155,9 +161,30 @@ pub(crate) async fn deliver_to_users(
     users: Vec<String>,
     frame: &LiveFrame,
 ) -> Result<(), ClusterError> {
+    deliver(shared, channel, users, frame, false).await
+}
+
+/// Hands an ephemeral push for everyone but `users` (`others.rs`) to every
+/// node, this one included; no reply is awaited.
+pub(crate) async fn deliver_to_others(
+    shared: &Shared,
+    channel: &ChannelName,
+    users: Vec<String>,
+    frame: &LiveFrame,
+) -> Result<(), ClusterError> {
+    deliver(shared, channel, users, frame, true).await
+}
+
+async fn deliver(
+    shared: &Shared,
+    channel: &ChannelName,
+    users: Vec<String>,
+    frame: &LiveFrame,
+    others: bool,
+) -> Result<(), ClusterError> {
     let Some(cluster) = &shared.cluster else { return Ok(()) };
     let frame = String::from_utf8(frame.encode()).expect("a live frame of JSON and numbers is UTF-8");
-    let message = ControlMessage::Deliver { channel: channel.clone(), users, frame };
+    let message = ControlMessage::Deliver { channel: channel.clone(), users, frame, others };
     cluster.engines.bus.send(None, serde_json::to_vec(&message).unwrap_or_default()).await
 }
 

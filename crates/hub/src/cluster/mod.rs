@@ -50,7 +50,7 @@ use tokio::sync::mpsc;
 
 pub use control::DisconnectReport;
 
-pub(crate) use control::{close_connection, deliver_to_users, disconnect_user};
+pub(crate) use control::{close_connection, deliver_to_others, deliver_to_users, disconnect_user};
 pub(crate) use lease::{beat, leave};
 pub(crate) use members::{Leave, LeaveQueue, join, leave_queue, members_of, queue_leave};
 pub(crate) use occupancy::OccupancyReporter;

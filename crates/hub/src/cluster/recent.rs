@@ -118,6 +118,9 @@ impl RecentCache {
                 if let Some(deleted) = item.publication.deletes() {
                     tombstone(&mut entry.publications, deleted);
                 }
+                if let Some(target) = item.publication.updates {
+                    edit(&mut entry.publications, target, &item.publication.data);
+                }
                 entry.publications.push_back(item.publication.clone());
                 *total += 1;
             }
@@ -186,6 +189,19 @@ fn tombstone(publications: &mut VecDeque<Publication>, deleted: &[u64]) {
         {
             *publication = publication.clone().into_tombstone();
         }
+    }
+}
+
+/// Gives the cached message an update record edited its newest data, as
+/// the store did: a resume served from here gets what history would.
+fn edit(publications: &mut VecDeque<Publication>, target: u64, data: &fanfare_protocol::JsonData) {
+    let Some(oldest) = publications.front().map(|p| p.offset) else { return };
+    let index = target.checked_sub(oldest).and_then(|i| usize::try_from(i).ok());
+    if let Some(publication) = index.and_then(|i| publications.get_mut(i))
+        && publication.offset == target
+        && publication.is_message()
+    {
+        *publication = publication.clone().edited_to(data.clone());
     }
 }
 
@@ -280,5 +296,20 @@ mod tests {
         cache.forget(&chan("a"));
         assert!(cache.plan(&chan("a"), None, 1000).is_none());
         assert_eq!(cache.state.lock().total, 0);
+    }
+
+    #[test]
+    fn an_update_record_gives_its_cached_target_the_new_data() {
+        let cache = RecentCache::default();
+        cache.start(&chan("a"), at(10), 100);
+        cache.push(&chan("a"), &Epoch::new("e"), &items(11..=12));
+        let data = fanfare_protocol::JsonData::parse("\"new\"".to_owned()).unwrap();
+        let record =
+            LivePublication { publication: Publication::update_record(13, 0, 11, data.clone()), exclude: 0 };
+        cache.push(&chan("a"), &Epoch::new("e"), std::slice::from_ref(&record));
+        let replay = cache.plan(&chan("a"), Some(&at(10)), 1000).unwrap().replay;
+        assert_eq!((replay[0].offset, &replay[0].data, replay[0].edited), (11, &data, true));
+        assert!(!replay[1].edited);
+        assert_eq!(replay[2], record.publication, "the record itself is kept as it came");
     }
 }

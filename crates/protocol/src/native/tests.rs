@@ -27,6 +27,9 @@ fn every_command_round_trips_through_its_encoding() {
         },
         CommandBody::History { channel: ch("a"), query: HistoryParams::default() },
         CommandBody::Presence { channel: ch("a") },
+        CommandBody::Edit { channel: ch("a"), offset: 42, data: JsonData::parse("[1]".into()).unwrap() },
+        CommandBody::Delete { channel: ch("a"), offset: 42 },
+        CommandBody::Typing { channel: ch("a") },
         CommandBody::Ping,
     ];
     for (i, body) in bodies.into_iter().enumerate() {
@@ -103,6 +106,33 @@ fn publication_push_is_decoded_by_clients_as_encoded() {
             skipped: 0,
         }
     );
+}
+
+#[test]
+fn update_records_and_edited_messages_carry_their_marks_outside_the_data() {
+    let (room, epoch) = (ch("room:1"), Epoch::new("ep"));
+    let data = JsonData::parse(r#"{"text":"new"}"#.to_owned()).unwrap();
+    let record = Publication::update_record(58, 1002, 42, data.clone()).with_author(Some(UserId::new("al")));
+    let frame = encode_publication(&room, &epoch, &record);
+    assert_eq!(
+        frame.as_str(),
+        r#"{"type":"publication","channel":"room:1","epoch":"ep","offset":58,"time":1002,"updates":42,"data":{"text":"new"}}"#
+    );
+    let ServerMessage::Publication { publication, .. } = ServerMessage::decode(frame.as_str()).unwrap()
+    else {
+        panic!("a publication push")
+    };
+    assert_eq!(publication, record.clone().with_author(None));
+    let edited = Publication::new(42, 1000, None, data).edited_to(JsonData::parse("2".into()).unwrap());
+    let text = serde_json::to_string(&edited).unwrap();
+    assert_eq!(text, r#"{"offset":42,"time":1000,"data":2,"edited":true}"#);
+    assert_eq!(serde_json::from_str::<Publication>(&text).unwrap(), edited);
+    for bad in [
+        r#"{"offset":1,"time":1,"deleted":true,"edited":true}"#,
+        r#"{"offset":1,"time":1,"data":1,"updates":2,"edited":true}"#,
+    ] {
+        assert!(serde_json::from_str::<Publication>(bad).is_err(), "{bad}");
+    }
 }
 
 #[test]

@@ -17,6 +17,7 @@ use crate::http_error::HttpError;
 use crate::members::Members;
 use crate::members::change::{Change, ChangeOutcome, MemberPage};
 use crate::members::read_state::UnreadPage;
+use crate::members::receipts::{self, ReceiptKind};
 
 /// `POST /api/members`: exactly one of `add` and `remove`.
 #[derive(Deserialize)]
@@ -84,6 +85,7 @@ pub struct ReadBody {
 
 pub async fn read(
     _: ApiKey,
+    State(app): State<crate::server::AppState>,
     State(hub): State<Arc<Hub>>,
     State(settings): State<Arc<Settings>>,
     State(members): State<Arc<Members>>,
@@ -104,6 +106,9 @@ pub async fn read(
     }
     let position = StreamPosition::new(Epoch::new(&body.epoch), body.offset);
     let outcome = members.mark_read(&hub, &body.user, &body.channel, position).await?;
+    if outcome.moved {
+        receipts::tell(&app, &body.user, &body.channel, ReceiptKind::Read, outcome.cursor);
+    }
     Ok(Json(serde_json::json!({ "moved": outcome.moved })))
 }
 

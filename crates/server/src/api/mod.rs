@@ -1,6 +1,7 @@
 //! The HTTP API: the native API under `/api`, plus health, readiness,
 //! metrics and the OpenAPI document.
 
+mod edit;
 pub(crate) mod extract;
 mod log;
 mod members;
@@ -17,6 +18,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/publish", post(native::publish))
         .route("/api/broadcast", post(native::broadcast))
+        .route("/api/edit", post(edit::edit))
         .route("/api/history", get(native::history))
         .route("/api/presence", get(native::presence))
         .route("/api/channels", get(native::channels))

@@ -45,6 +45,9 @@ impl Session {
             CommandBody::Read(position) => self.read(id, position).await,
             CommandBody::Delivered(position) => self.delivered(id, position).await,
             CommandBody::Unread(query) => self.unread(id, query).await,
+            CommandBody::Edit { channel, offset, data } => self.edit(id, channel, offset, data).await,
+            CommandBody::Delete { channel, offset } => self.delete(id, channel, offset).await,
+            CommandBody::Typing { channel } => self.typing(id, channel).await,
             CommandBody::Ping => {
                 self.reply(id, &serde_json::json!({}));
                 Ok(())
@@ -183,7 +186,7 @@ impl Session {
     /// The user's bans and mutes, the publish limits and the content rules:
     /// the data to publish (perhaps masked or rewritten) and who sees it,
     /// or the refusal (with the content rule that refused it).
-    async fn admitted(
+    pub(super) async fn admitted(
         &mut self,
         namespace: &NamespaceSettings,
         publish: &Publish,
@@ -289,7 +292,7 @@ impl Session {
     }
 
     /// The identity `connect` set; every command but `connect` runs after it.
-    fn identity(&self) -> &Identity {
+    pub(super) fn identity(&self) -> &Identity {
         self.identity.as_ref().expect("checked in dispatch")
     }
 }

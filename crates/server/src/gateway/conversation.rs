@@ -7,6 +7,7 @@ use fanfare_protocol::{ErrorCode, ErrorInfo};
 
 use crate::gateway::session::Session;
 use crate::members::change::Change;
+use crate::members::receipts::{self, ReceiptKind};
 use crate::policy::may_subscribe;
 
 impl Session {
@@ -39,13 +40,17 @@ impl Session {
         let user = self.member_of(&position).await?;
         let outcome =
             self.app.members.mark_read(&self.app.hub, &user, &position.channel, position.position()).await?;
+        if outcome.moved {
+            receipts::tell(&self.app, &user, &position.channel, ReceiptKind::Read, outcome.cursor);
+        }
         self.reply(id, &serde_json::json!({ "moved": outcome.moved }));
         Ok(())
     }
 
     /// This device received the channel up to a position; members only.
     pub(super) async fn delivered(&mut self, id: u64, position: ChannelPosition) -> Result<(), ErrorInfo> {
-        self.member_of(&position).await?;
+        let user = self.member_of(&position).await?;
+        receipts::tell(&self.app, &user, &position.channel, ReceiptKind::Delivered, position.position());
         self.reply(id, &serde_json::json!({}));
         Ok(())
     }

@@ -21,6 +21,7 @@ pub(crate) mod connection_counts;
 mod conversation;
 pub mod echo;
 pub(crate) mod handshake_rate;
+mod message_actions;
 pub(crate) mod rate;
 mod replies;
 mod session;

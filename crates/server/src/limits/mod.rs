@@ -17,6 +17,7 @@
 //! outage) and `fanfare_rate_limit_errors_total` counts it.
 
 pub mod local;
+pub mod per_user_channel;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;

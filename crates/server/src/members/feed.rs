@@ -102,9 +102,7 @@ fn count_notice(outcome: Result<fanfare_hub::Published, fanfare_hub::HubError>) 
 async fn after_append(hub: &Hub, after: &AfterAppend, append: ObservedAppend) -> Vec<PublishReceipt> {
     let members = &*after.members;
     let publication = &append.publication;
-    if publication.deletion.is_some()
-        || publication.event.as_deref().is_some_and(|e| e.starts_with("fanfare:"))
-    {
+    if !publication.is_message() || publication.event.as_deref().is_some_and(|e| e.starts_with("fanfare:")) {
         return Vec::new();
     }
     if let Err(error) = members.remember_direct(&append.channel).await {

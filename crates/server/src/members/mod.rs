@@ -14,12 +14,14 @@
 //!   `members.feed_max_members` members, as a notice in each other
 //!   member's feed; `offline.rs`: the members it reaches nowhere, as an
 //!   `offline_members` webhook event.
-//! - `read_state.rs`: read cursors and unread counts.
+//! - `read_state.rs`: read cursors and unread counts; `receipts.rs`: read
+//!   receipts and delivery acknowledgements to the other members.
 
 pub mod change;
 pub mod feed;
 pub mod offline;
 pub mod read_state;
+pub mod receipts;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -47,11 +49,13 @@ pub struct Members {
     settings: MemberSettings,
     /// Direct channels whose members this node has put in the store.
     known_direct: Mutex<HashSet<ChannelName>>,
+    /// The throttles of read receipts and delivery acknowledgements.
+    receipts: Arc<receipts::Receipts>,
 }
 
 impl Members {
     pub fn new(stores: ConversationStores, settings: MemberSettings) -> Self {
-        Self { stores, settings, known_direct: Mutex::new(HashSet::new()) }
+        Self { stores, settings, known_direct: Mutex::new(HashSet::new()), receipts: Arc::default() }
     }
 
     pub fn store(&self) -> &Arc<dyn MemberStore> {
@@ -60,6 +64,10 @@ impl Members {
 
     pub fn stores(&self) -> &ConversationStores {
         &self.stores
+    }
+
+    pub fn receipts(&self) -> &Arc<receipts::Receipts> {
+        &self.receipts
     }
 
     pub fn settings(&self) -> &MemberSettings {

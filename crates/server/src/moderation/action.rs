@@ -182,6 +182,11 @@ async fn run(
             tracing::info!(%channel, ?interval_ms, by, "slow mode changed");
             Ok(ActionOutcome { interval_ms: Some(interval), ..ActionOutcome::default() })
         }
+        ModerationAction::Delete { channel, target: DeleteTarget::Offset(offset) } => {
+            // An edited publication goes with its update records, which carry its data.
+            let targets = super::authored::delete_targets(app, &channel, offset).await?;
+            delete(app, author, channel, targets).await
+        }
         ModerationAction::Delete { channel, target } => {
             delete(app, author, channel, target.into_targets()).await
         }

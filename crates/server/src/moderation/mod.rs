@@ -20,6 +20,7 @@
 //! `fanfare_moderation_errors_total` counts it.
 
 pub mod action;
+pub(crate) mod authored;
 pub mod local_sanctions;
 pub mod shadow;
 

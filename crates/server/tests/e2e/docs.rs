@@ -16,6 +16,7 @@ async fn the_openapi_request_schemas_list_exactly_the_fields_the_server_accepts(
     for (path, schema) in [
         ("/api/publish", "PublishRequest"),
         ("/api/broadcast", "BroadcastRequest"),
+        ("/api/edit", "EditRequest"),
         ("/api/disconnect", "DisconnectRequest"),
         ("/api/moderation/slow_mode", "SlowModeRequest"),
         ("/api/moderation/delete", "DeleteRequest"),

@@ -17,6 +17,7 @@ mod framing;
 mod lifecycle;
 mod logs;
 mod members;
+mod message_actions;
 mod metrics;
 mod moderation;
 mod moderation_webhook;

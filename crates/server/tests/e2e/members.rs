@@ -22,6 +22,7 @@ max_commands_per_second = 10000
 subscribe = "members"
 publish = "members"
 presence = true
+receipt_interval = "300ms"
 
 [namespaces.club]
 subscribe = "members"
@@ -431,4 +432,70 @@ async fn in_a_cluster_members_notices_cursors_and_removals_reach_every_node() {
     drop((alice, bob));
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test]
+async fn receipts_reach_the_other_members_not_the_reader_and_the_newest_survives_the_throttle() {
+    let server = TestServer::with_config(CONFIG).await;
+    add(&server, "team:r", &["alice", "bob"]).await;
+    let mut bob = as_user(&server, "bob").await;
+    bob.command(json!({"type": "subscribe", "channel": "team:r"})).await;
+    let mut alice = as_user(&server, "alice").await;
+    alice.command(json!({"type": "subscribe", "channel": "team:r"})).await;
+    let mut alice_phone = as_user(&server, "alice").await;
+    alice_phone.command(json!({"type": "subscribe", "channel": "team:r"})).await;
+    let mut epoch = String::new();
+    for n in 0..3 {
+        let (_, reply) = server.publish("team:r", json!(n)).await;
+        epoch = reply["epoch"].as_str().unwrap().to_owned();
+    }
+    // Offsets 2..4 are the messages (1 is the member change).
+    for offset in [2, 3, 4] {
+        let reply = alice
+            .command(json!({"type": "read", "channel": "team:r", "epoch": epoch, "offset": offset}))
+            .await;
+        assert_eq!(reply["result"], json!({"moved": true}), "{reply}");
+    }
+    let receipt = |push: &Value| (push["event"].clone(), push["data"].clone());
+    let first = next_ephemeral(&mut bob, "team:r").await;
+    assert_eq!(
+        receipt(&first),
+        (json!("fanfare:read"), json!({"user": "alice", "epoch": epoch, "offset": 2}))
+    );
+    assert!(first.get("offset").is_none(), "a receipt is ephemeral: {first}");
+    let second = next_ephemeral(&mut bob, "team:r").await;
+    assert_eq!(
+        second["data"]["offset"], 4,
+        "the newest position at the end of the interval, 3 skipped: {second}"
+    );
+
+    let reply =
+        bob.command(json!({"type": "delivered", "channel": "team:r", "epoch": epoch, "offset": 4})).await;
+    assert_eq!(reply["result"], json!({}));
+    let ack = next_ephemeral(&mut alice, "team:r").await;
+    assert_eq!(
+        receipt(&ack),
+        (json!("fanfare:delivered"), json!({"user": "bob", "epoch": epoch, "offset": 4}))
+    );
+
+    // alice's other connection got the messages and bob's acknowledgement, never alice's own receipts.
+    server.publish("team:r", json!("sentinel")).await;
+    loop {
+        let frame = alice_phone.next_json().await.unwrap();
+        assert_ne!(frame["event"], "fanfare:read", "the reader's own connection got its receipt: {frame}");
+        if frame["data"] == "sentinel" {
+            break;
+        }
+    }
+    server.stop().await;
+}
+
+/// The next ephemeral publication of `channel` (no offset), skipping durable ones.
+async fn next_ephemeral(conn: &mut RawConn, channel: &str) -> Value {
+    loop {
+        let frame = conn.next_json().await.expect("closed before an ephemeral push");
+        if frame["type"] == "publication" && frame["channel"] == channel && frame.get("offset").is_none() {
+            return frame;
+        }
+    }
 }

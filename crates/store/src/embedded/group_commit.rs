@@ -41,8 +41,8 @@ struct ChannelAppends {
     /// New publications (and delete records), ascending by offset.
     publications: Vec<Publication>,
     /// Publications stored before this batch that a delete in it
-    /// tombstoned: offset and time.
-    tombstoned: BTreeMap<u64, u64>,
+    /// tombstoned or an edit in it gave new data, as they are now.
+    rewritten: BTreeMap<u64, Publication>,
 }
 
 impl<'a> GroupCommit<'a> {
@@ -65,6 +65,9 @@ impl<'a> GroupCommit<'a> {
     pub fn plan(&mut self, request: &AppendRequest) -> Result<Appended, StoreError> {
         if let Some(targets) = &request.delete {
             return self.plan_delete(request, targets);
+        }
+        if let Some(target) = request.update {
+            return self.plan_edit(request, target);
         }
         let stored_key =
             request.idempotency_key.as_deref().map(|k| keys::idempotency_key(&request.channel, k));
@@ -128,7 +131,7 @@ impl<'a> GroupCommit<'a> {
         for stored in stored_candidates(shared, &request.channel, channel, &offsets, first_kept)? {
             if request.targets(&offsets, &stored) && request.retains(head, stored.offset, stored.time_ms) {
                 deleted.push(stored.offset);
-                channel.tombstoned.insert(stored.offset, stored.time_ms);
+                channel.rewritten.insert(stored.offset, stored.into_tombstone());
             }
         }
         for fresh in &mut channel.publications {
@@ -143,6 +146,27 @@ impl<'a> GroupCommit<'a> {
         let record =
             Publication::delete_record(0, request.time_ms, deleted).with_author(request.author.clone());
         let record = self.push(request, record)?;
+        Ok(self.appended(record, false))
+    }
+
+    /// Gives the target, stored or new in this batch, the request's data
+    /// and appends the update record (see `HistoryStore`, "Edits").
+    fn plan_edit(&mut self, request: &AppendRequest, target: u64) -> Result<Appended, StoreError> {
+        let shared = self.shared;
+        let channel = self.channel_appends(&request.channel)?;
+        let head = channel.head;
+        let edited = request.data.clone();
+        if let Some(fresh) = channel.publications.iter_mut().find(|p| request.edits(head, p)) {
+            *fresh = fresh.clone().edited_to(edited);
+        } else {
+            let first_kept = request.retention.first_kept_offset(head);
+            let stored = stored_candidates(shared, &request.channel, channel, &[target], first_kept)?;
+            let Some(stored) = stored.into_iter().find(|p| request.edits(head, p)) else {
+                return Err(StoreError::NothingToEdit);
+            };
+            channel.rewritten.insert(target, stored.edited_to(edited));
+        }
+        let record = self.push(request, request.update_record(0, target))?;
         Ok(self.appended(record, false))
     }
 
@@ -193,7 +217,7 @@ impl<'a> GroupCommit<'a> {
                     head: before.head,
                     retention,
                     publications: Vec::new(),
-                    tombstoned: BTreeMap::new(),
+                    rewritten: BTreeMap::new(),
                 })
             }
         })
@@ -217,9 +241,9 @@ fn load_bounds(
     }
 }
 
-/// The publications stored before this batch that a delete may target,
-/// not already tombstoned in it: the listed offsets (point reads), or for
-/// a purge every stored one (one scan of the channel's range).
+/// The publications stored before this batch that a delete or an edit may
+/// target, as this batch left them: the listed offsets (point reads), or
+/// for a purge every stored one (one scan of the channel's range).
 fn stored_candidates(
     shared: &Shared,
     channel: &ChannelName,
@@ -229,8 +253,7 @@ fn stored_candidates(
 ) -> Result<Vec<Publication>, StoreError> {
     let name = channel.as_str();
     let (tail, stored_head) = (appends.before.tail, appends.before.head);
-    let live =
-        |offset: &u64| (tail..=stored_head).contains(offset) && !appends.tombstoned.contains_key(offset);
+    let stored = |offset: &u64| (tail..=stored_head).contains(offset);
     let mut found = Vec::new();
     if offsets.is_empty() {
         let from = tail.max(first_kept);
@@ -241,14 +264,17 @@ fn stored_candidates(
         for guard in shared.publications.range(range) {
             let (key, value) = guard.into_inner().map_err(super::storage_error)?;
             let offset = keys::offset_of_publication_key(name, &key)?;
-            if live(&offset) {
-                found.push(keys::decode_publication(name, offset, &value)?);
+            match appends.rewritten.get(&offset) {
+                Some(rewritten) => found.push(rewritten.clone()),
+                None => found.push(keys::decode_publication(name, offset, &value)?),
             }
         }
         return Ok(found);
     }
-    for &offset in offsets.iter().filter(|o| live(o)) {
-        if let Some(value) =
+    for &offset in offsets.iter().filter(|o| stored(o)) {
+        if let Some(rewritten) = appends.rewritten.get(&offset) {
+            found.push(rewritten.clone());
+        } else if let Some(value) =
             shared.publications.get(keys::publication_key(name, offset)).map_err(super::storage_error)?
         {
             found.push(keys::decode_publication(name, offset, &value)?);
@@ -273,14 +299,10 @@ fn write_channel_appends(
         let key = keys::publication_key(name, publication.offset);
         batch.insert(&shared.publications, key, keys::publication_value(publication));
     }
-    // Tombstones of offsets this batch trims are simply not written.
-    for (&offset, &time_ms) in appends.tombstoned.range(keep_from..) {
+    // Rewrites of offsets this batch trims are simply not written.
+    for (&offset, publication) in appends.rewritten.range(keep_from..) {
         let key = keys::publication_key(name, offset);
-        batch.insert(
-            &shared.publications,
-            key,
-            keys::publication_value(&Publication::tombstone(offset, time_ms)),
-        );
+        batch.insert(&shared.publications, key, keys::publication_value(publication));
     }
     let before = appends.before;
     let stale_until = keep_from.min(before.head + 1); // exclusive: old offsets no longer kept

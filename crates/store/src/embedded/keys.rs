@@ -43,8 +43,9 @@ pub(super) const RUN_KEY: &[u8] = b"run";
 /// Bumped whenever the layout above changes; older data needs a migration.
 /// 2: publication values carry the event name.
 /// 3: publication values start with [`VALUE_MARKER`] and carry a kind
-///    (message, tombstone, delete record) and the author; format 2 is
-///    migrated on open (`migrate.rs`).
+///    (message, tombstone, delete record; within format 3 also the
+///    priority, edited and update-record kinds) and the author; format 2
+///    is migrated on open (`migrate.rs`).
 pub(super) const FORMAT_VERSION: u32 = 3;
 
 /// The first byte of every format-3 publication value. A format-2 value
@@ -61,6 +62,14 @@ const KIND_DELETE_RECORD: u8 = 2; // body: the deleted offsets, u64 BE each, asc
 /// (body: the JSON text). A version older than this reads it as corrupt,
 /// so a store that has one cannot go back to such a version.
 const KIND_PRIORITY_MESSAGE: u8 = 3;
+/// Added within format 3, like [`KIND_PRIORITY_MESSAGE`]: a message whose
+/// data an edit replaced (body: the newest JSON text), in either lane; an
+/// update record (body: the edited offset, u64 BE, then the JSON text), in
+/// either lane.
+const KIND_EDITED_MESSAGE: u8 = 4;
+const KIND_EDITED_PRIORITY_MESSAGE: u8 = 5;
+const KIND_UPDATE_RECORD: u8 = 6;
+const KIND_PRIORITY_UPDATE_RECORD: u8 = 7;
 
 const SEPARATOR: u8 = 0x00;
 const OFFSET_LEN: usize = 8;
@@ -85,10 +94,7 @@ pub(super) fn publication_key(channel: &str, offset: u64) -> Vec<u8> {
 /// body the kind says.
 pub(super) fn publication_value(publication: &Publication) -> Vec<u8> {
     let (kind, body): (u8, Vec<u8>) = match &publication.deletion {
-        None if publication.priority => {
-            (KIND_PRIORITY_MESSAGE, publication.data.as_str().as_bytes().to_vec())
-        }
-        None => (KIND_MESSAGE, publication.data.as_str().as_bytes().to_vec()),
+        None => (message_kind(publication), message_body(publication)),
         Some(Deletion::Deleted) => (KIND_TOMBSTONE, Vec::new()),
         Some(Deletion::Deletes(offsets)) => {
             (KIND_DELETE_RECORD, offsets.iter().flat_map(|o| o.to_be_bytes()).collect())
@@ -104,6 +110,30 @@ pub(super) fn publication_value(publication: &Publication) -> Vec<u8> {
     push_short_text(&mut value, author);
     value.extend_from_slice(&body);
     value
+}
+
+/// The kind byte of a publication with data.
+fn message_kind(publication: &Publication) -> u8 {
+    match (publication.updates.is_some(), publication.edited, publication.priority) {
+        (true, _, false) => KIND_UPDATE_RECORD,
+        (true, _, true) => KIND_PRIORITY_UPDATE_RECORD,
+        (false, true, false) => KIND_EDITED_MESSAGE,
+        (false, true, true) => KIND_EDITED_PRIORITY_MESSAGE,
+        (false, false, false) => KIND_MESSAGE,
+        (false, false, true) => KIND_PRIORITY_MESSAGE,
+    }
+}
+
+/// The body of a publication with data: the JSON text, after the edited
+/// offset for an update record.
+fn message_body(publication: &Publication) -> Vec<u8> {
+    let text = publication.data.as_str().as_bytes();
+    let mut body = Vec::with_capacity(8 + text.len());
+    if let Some(target) = publication.updates {
+        body.extend_from_slice(&target.to_be_bytes());
+    }
+    body.extend_from_slice(text);
+    body
 }
 
 /// A length (u16 BE, 0 for none) and the text, cut at 65,535 bytes (event
@@ -141,11 +171,20 @@ pub(super) fn decode_publication(
     let kind = value[1];
     let (event, rest) = short_text(&value[10..]).ok_or_else(|| bad("bad event name"))?;
     let (author, body) = short_text(rest).ok_or_else(|| bad("bad author"))?;
+    let json = |body: &[u8]| {
+        let text = String::from_utf8(body.to_vec()).map_err(|_| bad("data is not UTF-8"))?;
+        JsonData::parse(text).map_err(|_| bad("data is not JSON"))
+    };
     let publication = match kind {
-        KIND_MESSAGE | KIND_PRIORITY_MESSAGE => {
-            let text = String::from_utf8(body.to_vec()).map_err(|_| bad("data is not UTF-8"))?;
-            let data = JsonData::parse(text).map_err(|_| bad("data is not JSON"))?;
-            Publication::new(offset, time_ms, event, data).with_priority(kind == KIND_PRIORITY_MESSAGE)
+        KIND_MESSAGE | KIND_PRIORITY_MESSAGE | KIND_EDITED_MESSAGE | KIND_EDITED_PRIORITY_MESSAGE => {
+            Publication::new(offset, time_ms, event, json(body)?)
+                .with_priority(matches!(kind, KIND_PRIORITY_MESSAGE | KIND_EDITED_PRIORITY_MESSAGE))
+                .with_edited(matches!(kind, KIND_EDITED_MESSAGE | KIND_EDITED_PRIORITY_MESSAGE))
+        }
+        KIND_UPDATE_RECORD | KIND_PRIORITY_UPDATE_RECORD if body.len() >= 8 => {
+            let target = read_u64(body).ok_or_else(|| bad("bad edited offset"))?;
+            Publication::update_record(offset, time_ms, target, json(&body[8..])?)
+                .with_priority(kind == KIND_PRIORITY_UPDATE_RECORD)
         }
         KIND_TOMBSTONE if body.is_empty() => Publication::tombstone(offset, time_ms),
         KIND_DELETE_RECORD if !body.is_empty() && body.len() % 8 == 0 => {
@@ -382,6 +421,10 @@ mod tests {
         assert_eq!(decode_publication("c", 8, &publication_value(&named)).unwrap(), named);
         let priority = Publication::new(10, 44, None, data.clone()).with_priority(true);
         assert_eq!(decode_publication("c", 10, &publication_value(&priority)).unwrap(), priority);
+        let update = Publication::update_record(11, 45, 8, data.clone()).with_author(Some(UserId::new("bo")));
+        assert_eq!(decode_publication("c", 11, &publication_value(&update)).unwrap(), update);
+        let edited = named.clone().edited_to(JsonData::parse("[3]".to_owned()).unwrap()).with_priority(true);
+        assert_eq!(decode_publication("c", 8, &publication_value(&edited)).unwrap(), edited);
         let record = Publication::delete_record(9, 43, vec![7, 8]).with_author(Some(UserId::new("mod")));
         assert_eq!(decode_publication("c", 9, &publication_value(&record)).unwrap(), record);
         let tombstone = Publication::tombstone(7, 42);

@@ -4,41 +4,29 @@
 --
 -- KEYS: as channel_state.lua (3: idempotency HASH key -> "offset time expires",
 --       4: idempotency ZSET key -> expires, for lazy cleanup,
---       6: tombstones ZSET "<offset> <tail>" scored by offset)
+--       6: rewritten entries (tombstones, edited messages) ZSET
+--          "<offset> <tail>" scored by offset)
 -- ARGV: 1-4 as channel_state.lua, 5 item count, 6 live pub/sub channel,
 --       7 meta ttl ms
 --       then per item 10 values: time_ms, "-" or "k<key>", key expires ms,
 --       max_len, stream ttl ms, key ttl ms, exclude ("0" for none), tail,
 --       delete ("-" for an append; "o<offset>,<offset>…", "k<key>" or
---       "a<author>" for a delete), first kept time ms (deletes)
+--       "a<author>" for a delete; "u<offset>" for an edit, whose tail is
+--       the update record), first kept time ms (deletes, edits)
 -- Each fresh item becomes the stream entry 0-<offset> with field 'p' the
 -- tail and, when exclude is not "0", field 'x' the excluded connection.
 -- A delete XDELs each target's entry and adds its tombstone to KEYS[6];
 -- its tail (a delete record with no offsets yet) gets the list after 'X'.
+-- An edit XDELs its target's entry (or replaces its member of KEYS[6]) and
+-- keeps the target with the new data in KEYS[6], marked E (Q).
 -- Returns: { epoch, offset, time_ms, outcome, ... } or STALEGEN; outcome
 -- "0" fresh, "1" duplicate, "X<offset>,…" a delete record, "N" nothing
--- to delete (offset and time "0").
+-- to delete, "U<offset>" an update record, "M" nothing to edit (offset and
+-- time "0" for N and M).
 local meta, stream, keys, key_expiry, deleted = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6]
 local epoch, top, stale = channel_state()
 if stale then
   return stale
-end
-
--- A stored tail's time, mark and author ('' for none); nil if malformed.
--- Tails of the older format (three fields) are messages without author.
-local function parse_tail(tail)
-  local _, header_end, time_ms, event_len, data_len, author_len, mark =
-    string.find(tail, '^(%d+) (%S+) (%S+) (%S+) (%S+)\n')
-  if not time_ms then
-    time_ms = string.match(tail, '^(%d+) ')
-    return tonumber(time_ms), '-', ''
-  end
-  local author = ''
-  if author_len ~= '-' then
-    local from = header_end + 1 + (tonumber(event_len) or 0) + (tonumber(data_len) or 0)
-    author = string.sub(tail, from, from + tonumber(author_len) - 1)
-  end
-  return tonumber(time_ms), mark, author
 end
 
 -- The candidate offsets of a delete, ascending and within [first, last].
@@ -64,19 +52,73 @@ local function candidates(spec, time_ms, first, last)
   return found
 end
 
+-- A stored tail's parts (time, event/data/author lengths as stored, mark,
+-- and the event, data and author texts); nil if malformed. Tails of the
+-- older format (three fields) are messages without author.
+local function parts(tail)
+  local _, header_end, time_ms, event_len, data_len, author_len, mark =
+    string.find(tail, '^(%d+) (%S+) (%S+) (%S+) (%S+)\n')
+  if not time_ms then
+    _, header_end, time_ms, event_len, data_len = string.find(tail, '^(%d+) (%S+) (%S+)\n')
+    if not time_ms then
+      return nil
+    end
+    author_len, mark = '-', '-'
+  end
+  local e, d, a = tonumber(event_len) or 0, tonumber(data_len) or 0, tonumber(author_len) or 0
+  local from = header_end + 1
+  return {
+    time = tonumber(time_ms), event_len = event_len, author_len = author_len, mark = mark,
+    event = string.sub(tail, from, from + e - 1),
+    data = string.sub(tail, from + e, from + e + d - 1),
+    author = string.sub(tail, from + e + d, from + e + d + a - 1),
+  }
+end
+
+-- The mark a message gets once edited (E, Q in the priority lane); nil for
+-- what is not a message (an update record, a delete record, a tombstone).
+local edited_mark = { ['-'] = 'E', ['P'] = 'Q', ['E'] = 'E', ['Q'] = 'Q' }
+
+-- Whether a stored mark is a delete's target: a message (edited or not) or
+-- an update record.
+local function deletable(mark)
+  return edited_mark[mark] ~= nil or string.find(mark, '^[UV]%d') ~= nil
+end
+
+-- The stored tail at `offset` and where it lives: the stream entry's id,
+-- or nil when it was rewritten into KEYS[6] (an edited message, a tombstone).
+local function stored_at(offset)
+  local entry = redis.call('XRANGE', stream, '0-' .. offset, '0-' .. offset)[1]
+  if entry then
+    return entry[2][2], entry[1]
+  end
+  local member = redis.call('ZRANGEBYSCORE', deleted, offset, offset)[1]
+  if member then
+    return string.match(member, '^%d+ (.*)$'), nil
+  end
+  return nil, nil
+end
+
+-- Replaces what is stored at `offset` (in the stream as `id`, or in
+-- KEYS[6]) with `tail`, kept in KEYS[6] (stream entries cannot change).
+local function rewrite(offset, id, tail)
+  if id then
+    redis.call('XDEL', stream, id)
+  else
+    redis.call('ZREMRANGEBYSCORE', deleted, offset, offset)
+  end
+  redis.call('ZADD', deleted, offset, offset .. ' ' .. tail)
+end
+
 -- Tombstones what the delete `spec` targets among offsets first..last
 -- kept since `first_time`; returns the offsets tombstoned, ascending.
 local function tombstone(spec, time_ms, first, last, first_time)
   local targets = {}
-  local function consider(entry, author)
-    local offset = tonumber(string.sub(entry[1], 3))
-    local tail = entry[2][2]
-    local stored_time, mark, stored_author = parse_tail(tail)
-    if stored_time and stored_time >= first_time and (mark == '-' or mark == 'P')
-        and (author == nil or stored_author == author) then
+  local function consider(offset, id, tail, author)
+    local p = parts(tail)
+    if p and p.time >= first_time and deletable(p.mark) and (author == nil or p.author == author) then
       targets[#targets + 1] = offset
-      redis.call('XDEL', stream, entry[1])
-      redis.call('ZADD', deleted, offset, offset .. ' ' .. stored_time .. ' - - - D\n')
+      rewrite(offset, id, p.time .. ' - - - D\n')
     end
   end
   if string.sub(spec, 1, 1) == 'a' then
@@ -87,10 +129,27 @@ local function tombstone(spec, time_ms, first, last, first_time)
         break
       end
       for _, entry in ipairs(entries) do
-        consider(entry, author)
+        consider(tonumber(string.sub(entry[1], 3)), entry[1], entry[2][2], author)
       end
       from = tonumber(string.sub(entries[#entries][1], 3)) + 1
     end
+    -- Edited messages live in KEYS[6]; collect first, rewriting moves them.
+    local edited, from = {}, first
+    while from <= last do
+      local members = redis.call('ZRANGEBYSCORE', deleted, from, last, 'LIMIT', 0, 500)
+      if #members == 0 then
+        break
+      end
+      for _, member in ipairs(members) do
+        local offset, tail = string.match(member, '^(%d+) (.*)$')
+        edited[#edited + 1] = { tonumber(offset), tail }
+        from = tonumber(offset) + 1
+      end
+    end
+    for _, item in ipairs(edited) do
+      consider(item[1], nil, item[2], author)
+    end
+    table.sort(targets)
   else
     local seen = {}
     local offsets = candidates(spec, time_ms, first, last)
@@ -98,14 +157,33 @@ local function tombstone(spec, time_ms, first, last, first_time)
     for _, offset in ipairs(offsets) do
       if not seen[offset] then
         seen[offset] = true
-        local entry = redis.call('XRANGE', stream, '0-' .. offset, '0-' .. offset)[1]
-        if entry then
-          consider(entry, nil)
+        local tail, id = stored_at(offset)
+        if tail then
+          consider(offset, id, tail, nil)
         end
       end
     end
   end
   return targets
+end
+
+-- Gives the message at the edit `spec`'s offset ("u<offset>"), among
+-- offsets first..last kept since `first_time`, the data of the update
+-- record `record` (a tail); returns the offset, or nil if there is no
+-- such message.
+local function edit(spec, record, first, last, first_time)
+  local offset = tonumber(string.sub(spec, 2))
+  if not offset or offset < first or offset > last then
+    return nil
+  end
+  local tail, id = stored_at(offset)
+  local p, update = tail and parts(tail), parts(record)
+  if not p or not update or p.time < first_time or not edited_mark[p.mark] then
+    return nil
+  end
+  rewrite(offset, id, p.time .. ' ' .. p.event_len .. ' ' .. #update.data .. ' ' .. p.author_len .. ' '
+    .. edited_mark[p.mark] .. '\n' .. p.event .. update.data .. p.author)
+  return offset
 end
 
 local count = tonumber(ARGV[5])
@@ -135,7 +213,19 @@ for i = 0, count - 1 do
       cleaned = true
     end
   end
-  if delete ~= '-' then
+  if string.sub(delete, 1, 1) == 'u' then
+    local first = math.max(1, top - max_len + 1)
+    local target = edit(delete, tail, first, top, tonumber(ARGV[at + 9]))
+    if target then
+      outcome = 'U' .. target
+      key = '-'
+    else
+      nothing = true
+      reply[#reply + 1] = '0'
+      reply[#reply + 1] = '0'
+      reply[#reply + 1] = 'M'
+    end
+  elseif delete ~= '-' then
     -- Retained by count among the offsets up to top, by age since the
     -- request's first kept time (as HistoryStore's "Deletes" says).
     local first = math.max(1, top - max_len + 1)

@@ -65,7 +65,7 @@ pub(crate) type ItemArgs = [Vec<u8>; 10];
 /// delete), encoded by the caller's task so the writer only concatenates.
 pub(crate) fn append_item_args(request: &AppendRequest) -> ItemArgs {
     let key = match (&request.idempotency_key, &request.delete) {
-        (Some(key), None) => format!("k{key}").into_bytes(),
+        (Some(key), None) if request.update.is_none() => format!("k{key}").into_bytes(),
         _ => b"-".to_vec(),
     };
     let window_ms = ttl_ms(request.idempotency_window);
@@ -73,15 +73,19 @@ pub(crate) fn append_item_args(request: &AppendRequest) -> ItemArgs {
     let max_age_ms = ttl_ms(request.retention.max_age);
     let stream_ttl = max_age_ms + TTL_SLACK_MS;
     let key_ttl = max_age_ms.max(window_ms) + TTL_SLACK_MS;
-    let (tail, delete) = match &request.delete {
-        None => {
+    let (tail, delete) = match (&request.delete, request.update) {
+        // The script finds the target and rewrites it with the record's data.
+        (None, Some(target)) => {
+            (encode_tail(&request.update_record(0, target)), format!("u{target}").into_bytes())
+        }
+        (None, None) => {
             let publication =
                 Publication::new(0, request.time_ms, request.event.clone(), request.data.clone());
             let publication = publication.with_author(request.author.clone()).with_priority(request.priority);
             (encode_tail(&publication), b"-".to_vec())
         }
         // The script puts the offsets it tombstoned after the record's 'X'.
-        Some(targets) => {
+        (Some(targets), _) => {
             let record = Publication::delete_record(0, request.time_ms, Vec::new());
             (encode_tail(&record.with_author(request.author.clone())), delete_spec(targets))
         }
@@ -150,6 +154,10 @@ pub(crate) enum ItemOutcome {
     Deleted(Vec<u64>),
     /// A delete that found nothing: no offset taken.
     NothingToDelete,
+    /// An update record, and the offset it edited.
+    Updated(u64),
+    /// An edit that found no message to edit: no offset taken.
+    NothingToEdit,
 }
 
 /// Parses `{ epoch, offset, time_ms, outcome, … }`.
@@ -171,6 +179,10 @@ pub(crate) fn parse_append_reply(
                 "0" => ItemOutcome::Fresh,
                 "1" => ItemOutcome::Duplicate,
                 "N" => ItemOutcome::NothingToDelete,
+                "M" => ItemOutcome::NothingToEdit,
+                other if other.starts_with('U') => {
+                    ItemOutcome::Updated(other[1..].parse().map_err(|_| corrupt("edited offset"))?)
+                }
                 other => {
                     let list = other.strip_prefix('X').ok_or_else(|| corrupt("outcome"))?;
                     let offsets: Result<Vec<u64>, _> = list.split(',').map(str::parse).collect();

@@ -473,6 +473,11 @@ fn appended(
 ) -> Result<Appended, StoreError> {
     let (publication, duplicate) = match &item.outcome {
         ItemOutcome::NothingToDelete => return Err(StoreError::NothingToDelete),
+        ItemOutcome::NothingToEdit => return Err(StoreError::NothingToEdit),
+        ItemOutcome::Updated(target) => (
+            Publication::update_record(item.offset, item.time_ms, *target, data).with_priority(priority),
+            false,
+        ),
         ItemOutcome::Deleted(offsets) => {
             (Publication::delete_record(item.offset, item.time_ms, offsets.clone()), false)
         }
