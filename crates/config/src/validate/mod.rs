@@ -90,6 +90,7 @@ pub(crate) fn validate(
         webhooks,
         members,
         config_file,
+        demo: false,
     })
 }
 
