@@ -20,7 +20,7 @@ use super::error::ConfigError;
 /// The namespaces the demos use, as TOML, each added only if the user has
 /// no table of that name.
 const NAMESPACES: [(&str, &str); 2] = [
-    ("stream", "publish = \"anyone\"\npresence = true\nhistory_size = 500\n"),
+    ("stream", "publish = \"anyone\"\npresence = true\njoin_leave = true\nhistory_size = 500\n"),
     (
         "team",
         "subscribe = \"members\"\npublish = \"members\"\npresence = true\njoin_leave = true\n",
