@@ -206,3 +206,33 @@ export function unique(prefix) {
   counter += 1;
   return `${prefix}${process.pid % 1000}${counter}`;
 }
+
+// ---------------------------------------------------------------------------
+// The chat pages (team and direct messages share their markup)
+
+/** The conversation shows a message of this text. */
+export function showsMessage(page, text) {
+  return waitInPage(page, `the message "${text}"`, (t) => [...document.querySelectorAll('#messages .text')].some((n) => n.textContent === t), text);
+}
+
+/** Writes `text` in the composer and sends it with Enter. */
+export async function send(page, text) {
+  await page.fill('#text', text);
+  await page.press('#text', 'Enter');
+}
+
+/** The badge of `channel` in the sidebar reads `count` (0: no badge). */
+export function badge(page, channel, count) {
+  return waitInPage(
+    page,
+    `a badge of ${count} on ${channel}`,
+    ([c, n]) => {
+      const link = document.querySelector(`.sidebar a[data-channel="${c}"]`);
+      if (!link) return false;
+      const shown = link.querySelector('.badge')?.dataset.count ?? '0';
+      return shown === String(n);
+    },
+    [channel, count],
+  );
+}
+
