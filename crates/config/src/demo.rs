@@ -21,10 +21,7 @@ use super::error::ConfigError;
 /// no table of that name.
 const NAMESPACES: [(&str, &str); 2] = [
     ("stream", "publish = \"anyone\"\npresence = true\njoin_leave = true\nhistory_size = 500\n"),
-    (
-        "team",
-        "subscribe = \"members\"\npublish = \"members\"\npresence = true\njoin_leave = true\n",
-    ),
+    ("team", "subscribe = \"members\"\npublish = \"members\"\npresence = true\njoin_leave = true\n"),
 ];
 
 /// Where the demo listens unless told otherwise.

@@ -692,13 +692,15 @@ mod tests {
 
     #[test]
     fn demo_on_an_address_others_can_reach_is_refused_naming_the_flag() {
-        let args =
-            ServeArgs { demo: true, listen: Some("0.0.0.0:6001".into()), ..ServeArgs::default() };
+        let args = ServeArgs { demo: true, listen: Some("0.0.0.0:6001".into()), ..ServeArgs::default() };
         let error = load_from(&args, env(&[])).unwrap_err();
         assert_eq!(error.key(), Some("listen"));
         assert!(error.to_string().contains("--listen"), "{error}");
-        let error = load_from(&ServeArgs { demo: true, ..ServeArgs::default() }, env(&[("FANFARE_LISTEN", "10.0.0.1:80")]))
-            .unwrap_err();
+        let error = load_from(
+            &ServeArgs { demo: true, ..ServeArgs::default() },
+            env(&[("FANFARE_LISTEN", "10.0.0.1:80")]),
+        )
+        .unwrap_err();
         assert!(error.to_string().contains("FANFARE_LISTEN"), "{error}");
     }
 }

@@ -143,7 +143,8 @@ fn made_up_user(name: &str) -> Result<String, HttpError> {
 async fn join_team(tokens: &TokenState, user: &str) -> Result<(), ErrorInfo> {
     let users = [UserId::new(user)];
     for name in TEAM_CHANNELS {
-        let channel = ChannelName::new(name).map_err(|e| ErrorInfo::new(ErrorCode::Internal, e.to_string()))?;
+        let channel =
+            ChannelName::new(name).map_err(|e| ErrorInfo::new(ErrorCode::Internal, e.to_string()))?;
         let namespace = tokens.settings.namespaces.resolve(&channel);
         // A `team` namespace the user configured otherwise has no members.
         if namespace.subscribe != SubscribePolicy::Members {
