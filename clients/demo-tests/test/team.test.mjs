@@ -3,9 +3,10 @@
 // (cleared when they open it), and keep talking across a restart of the
 // server, each page recovering the message published while it was away.
 //
-// Typing and read receipts need the server's `typing` command and
-// `fanfare:read` receipts (issue 13, items 3 and 4); until they are on
-// this branch those two tests are skipped unless FANFARE_DEMO_PENDING=1.
+// Typing, read receipts, edits and deletes need the server's `typing`,
+// `edit` and `delete` commands and `fanfare:read` receipts (issue 13,
+// items 3 to 5); until they are on this branch those three tests are
+// skipped unless FANFARE_DEMO_PENDING=1.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -133,5 +134,21 @@ describe('team chat demo', { skip }, () => {
       [bob, 'did you see this?'],
     );
     console.log(`screenshot: ${await screenshot(a, 'team-receipts')}`);
+  });
+
+  it('an author edits and deletes a message, and the other member sees both', { skip: pending, timeout: T.test }, async () => {
+    const { a, b } = await twoMembers();
+    await send(a, 'teh launch is at noon');
+    await showsMessage(b, 'teh launch is at noon');
+    const mine = a.locator('#messages .message.mine', { hasText: 'teh launch is at noon' });
+    a.once('dialog', (dialog) => dialog.accept('the launch is at noon'));
+    await mine.hover();
+    await mine.locator('button.edit').click();
+    await showsMessage(b, 'the launch is at noon');
+    await waitInPage(b, 'marked edited', () => [...document.querySelectorAll('#messages .message')].some((m) => m.querySelector('.edited')));
+    const edited = a.locator('#messages .message.mine', { hasText: 'the launch is at noon' });
+    await edited.hover();
+    await edited.locator('button.delete').click();
+    await waitInPage(b, 'the message gone', () => ![...document.querySelectorAll('#messages .text')].some((n) => n.textContent === 'the launch is at noon'));
   });
 });

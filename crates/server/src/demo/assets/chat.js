@@ -55,18 +55,18 @@ export class Chat {
       sub.on('read', ({ user, offset }) => this.receipt(user, offset)),
       sub.on('join', ({ user }) => this.presence(user, true)),
       sub.on('leave', ({ user }) => this.presence(user, false)),
-      sub.on('members', () => this.loadMembers()),
+      sub.on('members', () => this.loadMembers().catch(() => {})),
       sub.on('subscribed', () => this.loadPresence()),
     ];
     await sub.ready;
     await this.reload();
-    this.loadMembers();
+    await this.loadMembers().catch(() => {}); // listed again on the next change
   }
 
   close() {
     for (const stop of this.stops) stop();
     this.stops = [];
-    this.subscription?.unsubscribe();
+    this.subscription?.unsubscribe().catch(() => {}); // a dropped connection forgets it anyway
     this.subscription = null;
     this.messages.clear();
     this.receipts.clear();
@@ -125,9 +125,14 @@ export class Chat {
     // The key makes a retry after an unknown outcome (a drop before the
     // reply) publish once.
     const key = crypto.randomUUID();
-    const sent = await this.client.publish(this.channel, { text, user: this.user }, { idempotencyKey: key });
-    this.keep({ offset: sent.offset, data: { text, user: this.user }, time: Date.now() });
-    this.render();
+    try {
+      const sent = await this.client.publish(this.channel, { text, user: this.user }, { idempotencyKey: key });
+      this.keep({ offset: sent.offset, data: { text, user: this.user }, time: Date.now() });
+      this.render();
+    } catch (error) {
+      this.el.text.value = text; // not sent (or not known to be): the user may send it again
+      console.warn(`not sent: ${error.code ?? ''} ${error.message}`);
+    }
   }
 
   typing() {
@@ -270,7 +275,7 @@ export class Badges {
     this.feed.on('notice', (notice) => this.noticed(notice));
     // After a reconnect the feed replays the notices missed; the cursors
     // may have moved meanwhile (another tab): count again.
-    client.on('restored', () => this.load());
+    client.on('restored', () => this.load().catch(() => {})); // the next restore counts again
   }
 
   /** The cursors, then the feed's recent notices after them. */

@@ -23,7 +23,7 @@ stream.on('notRecovered', () => {
   comments.clear();
   loadRecent();
 });
-stream.on('subscribed', () => countViewers());
+stream.on('subscribed', () => countViewers().catch(() => {}));
 stream.on('join', ({ user }) => {
   watching.add(user);
   showViewers();
@@ -75,7 +75,12 @@ form.addEventListener('submit', async (event) => {
   const text = input.value.trim();
   if (!text) return;
   input.value = '';
-  await client.publish(CHANNEL, { text, user }, { idempotencyKey: crypto.randomUUID() });
+  try {
+    await client.publish(CHANNEL, { text, user }, { idempotencyKey: crypto.randomUUID() });
+  } catch (error) {
+    input.value = text; // not sent (or not known to be): the user may send it again
+    console.warn(`not sent: ${error.code ?? ''} ${error.message}`);
+  }
 });
 
 await stream.ready;
