@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { T, badge, launchBrowser, openPage, screenshot, send, showsMessage, skip, startDemo, texts, unique, waitInPage, waitState } from './support.mjs';
+import { T, badge, launchBrowser, openPage, screenshot, send, showsMessage, skip, startDemo, texts, unique, waitInPage, waitReconnecting, waitState } from './support.mjs';
 
 describe('direct messages demo', { skip }, () => {
   let server;
@@ -42,7 +42,7 @@ describe('direct messages demo', { skip }, () => {
     await showsMessage(a, 'sure, go ahead');
 
     await server.stop();
-    await Promise.all([waitState(a, 'disconnected'), waitState(b, 'disconnected')]);
+    await Promise.all([waitReconnecting(a), waitReconnecting(b)]);
     server = await startDemo({ dataDir: server.dataDir, port: server.port });
     await waitState(a, 'connected');
     await send(a, 'still there?');

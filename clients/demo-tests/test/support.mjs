@@ -151,6 +151,21 @@ export async function apiPublish(server, channel, data) {
   return body;
 }
 
+/**
+ * Publishes `data` while the pages cannot see it: through a server started
+ * on the same data directory but another port (the pages only know
+ * `server.port`), stopped again before returning. What the pages then
+ * show of it, they got by recovery.
+ */
+export async function publishElsewhere(server, channel, data) {
+  const elsewhere = await startDemo({ dataDir: server.dataDir });
+  try {
+    return await apiPublish(elsewhere, channel, data);
+  } finally {
+    await elsewhere.stop();
+  }
+}
+
 export async function launchBrowser() {
   return playwright.chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
 }
@@ -186,6 +201,11 @@ export async function waitInPage(page, label, predicate, arg = null) {
 /** The page's connection pill reads `state` (idle, connecting, connected, disconnected, closed). */
 export function waitState(page, state) {
   return waitInPage(page, `connection ${state}`, (s) => document.getElementById('status')?.dataset.state === s, state);
+}
+
+/** The page has lost its connection and is trying again (either state of that loop). */
+export function waitReconnecting(page) {
+  return waitInPage(page, 'reconnecting', () => ['disconnected', 'connecting'].includes(document.getElementById('status')?.dataset.state));
 }
 
 /** The texts of the elements matching `selector`, in order. */

@@ -10,7 +10,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { T, apiPublish, badge, launchBrowser, openPage, screenshot, send, showsMessage, skip, startDemo, texts, unique, waitInPage, waitState } from './support.mjs';
+import { T, badge, launchBrowser, openPage, publishElsewhere, screenshot, send, showsMessage, skip, startDemo, texts, unique, waitInPage, waitReconnecting, waitState } from './support.mjs';
 
 /** The tests of features still landing on other branches. */
 const pending = skip || (process.env.FANFARE_DEMO_PENDING === '1' ? false : 'needs typing from branch edits (set FANFARE_DEMO_PENDING=1 to run)');
@@ -84,9 +84,9 @@ describe('team chat demo', { skip }, () => {
     await showsMessage(b, 'before the restart');
 
     await server.stop();
-    await Promise.all([waitState(a, 'disconnected'), waitState(b, 'disconnected')]);
+    await Promise.all([waitReconnecting(a), waitReconnecting(b)]);
+    await publishElsewhere(server, 'team:general', { text: 'the server is back', user: 'ops-bot' });
     server = await startDemo({ dataDir: server.dataDir, port: server.port });
-    await apiPublish(server, 'team:general', { text: 'the server is back', user: 'ops-bot' });
     await Promise.all([showsMessage(a, 'the server is back'), showsMessage(b, 'the server is back')]);
     await Promise.all([waitState(a, 'connected'), waitState(b, 'connected')]);
     await send(b, 'after the restart');
