@@ -4,25 +4,49 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { T, publishElsewhere, launchBrowser, openPage, screenshot, skip, startDemo, texts, unique, waitInPage, waitReconnecting, waitState } from './support.mjs';
+import {
+  T,
+  publishElsewhere,
+  launchBrowser,
+  openPage,
+  screenshot,
+  skip,
+  startDemo,
+  texts,
+  unique,
+  waitInPage,
+  waitReconnecting,
+  waitState,
+} from './support.mjs';
 
 describe('live comments demo', { skip }, () => {
   let server;
   let browser;
 
-  before(async () => {
-    server = await startDemo();
-    browser = await launchBrowser();
-  }, { timeout: T.test });
+  before(
+    async () => {
+      server = await startDemo();
+      browser = await launchBrowser();
+    },
+    { timeout: T.test },
+  );
 
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  }, { timeout: T.test });
+  after(
+    async () => {
+      await browser?.close();
+      await server?.stop();
+    },
+    { timeout: T.test },
+  );
 
   const comments = (page) => texts(page, '#comments .comment .text');
   const showsComment = (page, text) =>
-    waitInPage(page, `the comment "${text}"`, (t) => [...document.querySelectorAll('#comments .text')].some((n) => n.textContent === t), text);
+    waitInPage(
+      page,
+      `the comment "${text}"`,
+      (t) => [...document.querySelectorAll('#comments .text')].some((n) => n.textContent === t),
+      text,
+    );
 
   async function comment(page, text) {
     await page.fill('#comment', text);

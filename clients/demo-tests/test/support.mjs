@@ -59,7 +59,8 @@ function scratchDir() {
  * SIGTERM and starts it again on the same port and data directory.
  */
 export async function startDemo({ dataDir = path.join(scratchDir(), 'data'), port = 0 } = {}) {
-  if (!fs.existsSync(BIN)) throw new Error(`fanfare binary not found at ${BIN} (cargo build -p fanfare, or set FANFARE_BIN)`);
+  if (!fs.existsSync(BIN))
+    throw new Error(`fanfare binary not found at ${BIN} (cargo build -p fanfare, or set FANFARE_BIN)`);
   fs.mkdirSync(dataDir, { recursive: true });
   const env = {};
   for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('FANFARE_')) env[key] = value;
@@ -89,13 +90,19 @@ export async function startDemo({ dataDir = path.join(scratchDir(), 'data'), por
       resolve();
     }),
   );
-  const bound = await within(T.start, () => `"fanfare listening on"; stderr:\n${stderr}`, (resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const match = /^fanfare listening on 127\.0\.0\.1:(\d+)$/.exec(line.trim());
-      if (match) resolve(Number(match[1]));
-    });
-    child.on('exit', (code, signal) => reject(new Error(`fanfare exited (code ${code}, signal ${signal}); stderr:\n${stderr}`)));
-  }).catch(async (error) => {
+  const bound = await within(
+    T.start,
+    () => `"fanfare listening on"; stderr:\n${stderr}`,
+    (resolve, reject) => {
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        const match = /^fanfare listening on 127\.0\.0\.1:(\d+)$/.exec(line.trim());
+        if (match) resolve(Number(match[1]));
+      });
+      child.on('exit', (code, signal) =>
+        reject(new Error(`fanfare exited (code ${code}, signal ${signal}); stderr:\n${stderr}`)),
+      );
+    },
+  ).catch(async (error) => {
     child.kill('SIGKILL');
     await exited;
     throw error;
@@ -205,7 +212,9 @@ export function waitState(page, state) {
 
 /** The page has lost its connection and is trying again (either state of that loop). */
 export function waitReconnecting(page) {
-  return waitInPage(page, 'reconnecting', () => ['disconnected', 'connecting'].includes(document.getElementById('status')?.dataset.state));
+  return waitInPage(page, 'reconnecting', () =>
+    ['disconnected', 'connecting'].includes(document.getElementById('status')?.dataset.state),
+  );
 }
 
 /** The texts of the elements matching `selector`, in order. */
@@ -232,7 +241,12 @@ export function unique(prefix) {
 
 /** The conversation shows a message of this text. */
 export function showsMessage(page, text) {
-  return waitInPage(page, `the message "${text}"`, (t) => [...document.querySelectorAll('#messages .text')].some((n) => n.textContent === t), text);
+  return waitInPage(
+    page,
+    `the message "${text}"`,
+    (t) => [...document.querySelectorAll('#messages .text')].some((n) => n.textContent === t),
+    text,
+  );
 }
 
 /** Writes `text` in the composer and sends it with Enter. */
@@ -255,4 +269,3 @@ export function badge(page, channel, count) {
     [channel, count],
   );
 }
-

@@ -10,30 +10,61 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { T, badge, launchBrowser, openPage, publishElsewhere, screenshot, send, showsMessage, skip, startDemo, texts, unique, waitInPage, waitReconnecting, waitState } from './support.mjs';
+import {
+  T,
+  badge,
+  launchBrowser,
+  openPage,
+  publishElsewhere,
+  screenshot,
+  send,
+  showsMessage,
+  skip,
+  startDemo,
+  texts,
+  unique,
+  waitInPage,
+  waitReconnecting,
+  waitState,
+} from './support.mjs';
 
 /** The tests of features still landing on other branches. */
-const pending = skip || (process.env.FANFARE_DEMO_PENDING === '1' ? false : 'needs typing from branch edits (set FANFARE_DEMO_PENDING=1 to run)');
+const pending =
+  skip ||
+  (process.env.FANFARE_DEMO_PENDING === '1'
+    ? false
+    : 'needs typing from branch edits (set FANFARE_DEMO_PENDING=1 to run)');
 
 const messages = (page) => texts(page, '#messages .message .text');
 
 function opened(page, channel) {
-  return waitInPage(page, `${channel} open`, (c) => document.querySelector(`.sidebar a.open[data-channel="${c}"]`) !== null, channel);
+  return waitInPage(
+    page,
+    `${channel} open`,
+    (c) => document.querySelector(`.sidebar a.open[data-channel="${c}"]`) !== null,
+    channel,
+  );
 }
 
 describe('team chat demo', { skip }, () => {
   let server;
   let browser;
 
-  before(async () => {
-    server = await startDemo();
-    browser = await launchBrowser();
-  }, { timeout: T.test });
+  before(
+    async () => {
+      server = await startDemo();
+      browser = await launchBrowser();
+    },
+    { timeout: T.test },
+  );
 
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  }, { timeout: T.test });
+  after(
+    async () => {
+      await browser?.close();
+      await server?.stop();
+    },
+    { timeout: T.test },
+  );
 
   /** Two members in #general, both connected and seeing each other online. */
   async function twoMembers() {
@@ -41,14 +72,22 @@ describe('team chat demo', { skip }, () => {
     const a = await openPage(browser, `${server.httpUrl}/demo/team?user=${alice}`);
     const b = await openPage(browser, `${server.httpUrl}/demo/team?user=${bob}`);
     await Promise.all([opened(a, 'team:general'), opened(b, 'team:general')]);
-    await waitInPage(a, `${bob} online`, (u) => document.querySelector(`#members li.online[data-user="${u}"]`) !== null, bob);
+    await waitInPage(
+      a,
+      `${bob} online`,
+      (u) => document.querySelector(`#members li.online[data-user="${u}"]`) !== null,
+      bob,
+    );
     return { alice, bob, a, b };
   }
 
   it('two members talk, see each other online, and get unread badges', { timeout: T.test }, async () => {
     const { bob, a, b } = await twoMembers();
     await waitInPage(b, 'alice online', () => document.querySelectorAll('#members li.online').length >= 2);
-    assert.ok((await texts(a, '#members li')).some((t) => t === bob), 'bob is listed among the members');
+    assert.ok(
+      (await texts(a, '#members li')).some((t) => t === bob),
+      'bob is listed among the members',
+    );
 
     await send(a, 'morning all');
     await showsMessage(b, 'morning all');
@@ -107,7 +146,9 @@ describe('team chat demo', { skip }, () => {
     await a.type('#text', 'I am writ');
     await waitInPage(b, `${alice} typing`, (u) => document.getElementById('typing').dataset.users === u, alice);
     const shown = Date.now();
-    await b.waitForFunction(() => document.getElementById('typing').dataset.users === '', null, { timeout: T.event + 6_000 });
+    await b.waitForFunction(() => document.getElementById('typing').dataset.users === '', null, {
+      timeout: T.event + 6_000,
+    });
     assert.ok(Date.now() - shown > 2_000, 'it stayed for expires_ms');
     // Typing again (the server's interval has passed): it shows, and the
     // typist's message clears it at once.
@@ -129,26 +170,39 @@ describe('team chat demo', { skip }, () => {
       `seen by ${bob}`,
       ([u, t]) => {
         const last = [...document.querySelectorAll('#messages .message')].pop();
-        return last?.querySelector('.text')?.textContent === t && (last.querySelector('.seen')?.dataset.users ?? '').split(',').includes(u);
+        return (
+          last?.querySelector('.text')?.textContent === t &&
+          (last.querySelector('.seen')?.dataset.users ?? '').split(',').includes(u)
+        );
       },
       [bob, 'did you see this?'],
     );
     console.log(`screenshot: ${await screenshot(a, 'team-receipts')}`);
   });
 
-  it('an author edits and deletes a message, and the other member sees both', { skip: pending, timeout: T.test }, async () => {
-    const { a, b } = await twoMembers();
-    await send(a, 'teh launch is at noon');
-    await showsMessage(b, 'teh launch is at noon');
-    const mine = a.locator('#messages .message.mine', { hasText: 'teh launch is at noon' });
-    a.once('dialog', (dialog) => dialog.accept('the launch is at noon'));
-    await mine.hover();
-    await mine.locator('button.edit').click();
-    await showsMessage(b, 'the launch is at noon');
-    await waitInPage(b, 'marked edited', () => [...document.querySelectorAll('#messages .message')].some((m) => m.querySelector('.edited')));
-    const edited = a.locator('#messages .message.mine', { hasText: 'the launch is at noon' });
-    await edited.hover();
-    await edited.locator('button.delete').click();
-    await waitInPage(b, 'the message gone', () => ![...document.querySelectorAll('#messages .text')].some((n) => n.textContent === 'the launch is at noon'));
-  });
+  it(
+    'an author edits and deletes a message, and the other member sees both',
+    { skip: pending, timeout: T.test },
+    async () => {
+      const { a, b } = await twoMembers();
+      await send(a, 'teh launch is at noon');
+      await showsMessage(b, 'teh launch is at noon');
+      const mine = a.locator('#messages .message.mine', { hasText: 'teh launch is at noon' });
+      a.once('dialog', (dialog) => dialog.accept('the launch is at noon'));
+      await mine.hover();
+      await mine.locator('button.edit').click();
+      await showsMessage(b, 'the launch is at noon');
+      await waitInPage(b, 'marked edited', () =>
+        [...document.querySelectorAll('#messages .message')].some((m) => m.querySelector('.edited')),
+      );
+      const edited = a.locator('#messages .message.mine', { hasText: 'the launch is at noon' });
+      await edited.hover();
+      await edited.locator('button.delete').click();
+      await waitInPage(
+        b,
+        'the message gone',
+        () => ![...document.querySelectorAll('#messages .text')].some((n) => n.textContent === 'the launch is at noon'),
+      );
+    },
+  );
 });

@@ -144,7 +144,8 @@ export class Chat {
 
   showTyping(user, expiresMs) {
     clearTimeout(this.typists.get(user));
-    this.typists.set(user, setTimeout(() => this.stopTyping(user), expiresMs));
+    const timer = setTimeout(() => this.stopTyping(user), expiresMs);
+    this.typists.set(user, timer);
     this.renderTyping();
   }
 
@@ -231,7 +232,8 @@ export class Chat {
       if (m.edited) item.append(element('span', { class: 'edited' }, '(edited)'));
       if (mine) item.append(this.actions(offset));
       const seen = seenAt.get(offset);
-      if (seen) item.append(element('div', { class: 'seen', 'data-users': seen.join(',') }, `Seen by ${seen.join(', ')}`));
+      if (seen)
+        item.append(element('div', { class: 'seen', 'data-users': seen.join(',') }, `Seen by ${seen.join(', ')}`));
       return item;
     });
     const list = this.el.messages;

@@ -31,7 +31,8 @@ function directChannel(peer) {
 
 /** The other user of a direct channel. */
 function peerOf(channel) {
-  return channel.slice(3).split(',').find((name) => name !== user) ?? user;
+  const [a, b] = channel.slice(3).split(',');
+  return a === user ? b : a;
 }
 
 function renderConversations() {

@@ -36,7 +36,8 @@ stream.on('leave', ({ user }) => {
 async function loadRecent() {
   const page = await client.history(CHANNEL, { limit: 100, reverse: true });
   for (const p of page.publications) {
-    if (typeof p.data?.text === 'string') comments.set(p.offset, { user: p.data.user, text: p.data.text, time: p.time });
+    if (typeof p.data?.text === 'string')
+      comments.set(p.offset, { user: p.data.user, text: p.data.text, time: p.time });
   }
   render();
 }
@@ -60,7 +61,11 @@ function render() {
       const c = comments.get(offset);
       return element(
         'li',
-        { class: c.user === user ? 'comment mine' : 'comment', 'data-offset': String(offset), 'data-user': c.user ?? '' },
+        {
+          class: c.user === user ? 'comment mine' : 'comment',
+          'data-offset': String(offset),
+          'data-user': c.user ?? '',
+        },
         element('span', { class: 'author' }, c.user ?? 'server'),
         element('span', { class: 'text' }, c.text),
         element('time', {}, clock(c.time)),

@@ -76,7 +76,13 @@ function submitted(form, input) {
 /** The connection's state in the header's pill (`data-state` for the tests). */
 function showState(client) {
   const pill = document.getElementById('status');
-  const label = { idle: 'starting', connecting: 'connecting…', connected: 'live', disconnected: 'reconnecting…', closed: 'offline' };
+  const label = {
+    idle: 'starting',
+    connecting: 'connecting…',
+    connected: 'live',
+    disconnected: 'reconnecting…',
+    closed: 'offline',
+  };
   client.on('state', ({ state }) => {
     pill.dataset.state = state;
     pill.textContent = label[state] ?? state;
