@@ -242,10 +242,10 @@ pub fn build_with(
     let moderation = Moderation::new(sanctions);
     let members = Arc::new(Members::new(conversations, settings.members));
     crate::members::feed::start(&hub, members.clone());
-    let demo = match settings.demo {
-        true => Some(crate::demo::Tokens::new(&settings, hub.clone(), members.clone())?),
-        false => None,
-    };
+    let demo = settings
+        .demo
+        .then(|| crate::demo::Tokens::new(&settings, hub.clone(), members.clone()))
+        .transpose()?;
     let handshake_rates = HandshakeRates::new(&settings.admission);
     let connections_per_ip = ConnectionCounts::new(settings.admission.max_connections_per_ip);
     let connections_per_user = ConnectionCounts::new(settings.admission.max_connections_per_user);
