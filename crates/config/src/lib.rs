@@ -30,6 +30,7 @@
 //!   and rejection events); `validate/webhooks.rs` checks them.
 //! - `jwt_key.rs`: the JWT key, parsed once here so a bad key fails
 //!   validation; the server's authenticator verifies tokens with it.
+//! - `demo.rs`: what `--demo` adds under everything the user set.
 //! - `example.toml`: every key, documented.
 //!
 //! On the message path this crate comes before everything the server
@@ -39,6 +40,7 @@
 
 mod admission;
 pub mod content;
+mod demo;
 mod duration;
 mod env;
 mod error;

@@ -14,6 +14,7 @@ use figment::error::Kind;
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 
+use super::demo;
 use super::env::{ENV_VARS, EnvKind, EnvVar, parse_bool, var_for_key};
 use super::error::{ConfigError, Origin};
 use super::raw::RawConfig;
@@ -36,6 +37,9 @@ pub struct ServeArgs {
     /// TOML configuration file [env: FANFARE_CONFIG]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Serve the demos at /demo/ with tokens for made-up users (loopback addresses only)
+    #[arg(long)]
+    pub demo: bool,
 }
 
 /// The configuration keys command-line flags set.
@@ -45,6 +49,7 @@ const FLAGS: [(&str, &str); 3] =
 const FILE_LAYER: &str = "config file";
 const ENV_LAYER: &str = "environment";
 const FLAG_LAYER: &str = "command line";
+const DEMO_LAYER: &str = "--demo defaults";
 
 /// Loads the configuration from the file, the process environment and
 /// `args`, and validates it.
@@ -73,9 +78,29 @@ pub fn load_from(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Resu
         Some(path) => Some(file_layer(path)?),
         None => None,
     };
-    let figment =
+    let mut figment =
         file.into_iter().fold(Figment::new(), Figment::merge).merge(env_layer(&env)?).merge(flag_layer(args));
-    extract_and_validate(&figment, config_file)
+    if args.demo {
+        let dict = demo::defaults(|key| figment.find_value(key).is_ok());
+        figment = figment.join(Layer { name: DEMO_LAYER, source: None, dict });
+    }
+    let mut settings = extract_and_validate(&figment, config_file)?;
+    if args.demo {
+        demo::check_loopback(settings.listen).map_err(|error| with_origin(error, &figment))?;
+        settings.demo = true;
+    }
+    Ok(settings)
+}
+
+/// `error`, naming where its key was set.
+fn with_origin(error: ConfigError, figment: &Figment) -> ConfigError {
+    match error {
+        ConfigError::Invalid { key, reason, origin: None } => {
+            let origin = figment.find_metadata(&key).and_then(|metadata| origin(metadata, &key));
+            ConfigError::Invalid { key, reason, origin }
+        }
+        other => other,
+    }
 }
 
 /// Settings from TOML text alone (no environment, no flags): for tests
@@ -647,5 +672,35 @@ mod tests {
         )
         .unwrap();
         assert!(settings.auth.jwt.is_some());
+    }
+
+    #[test]
+    fn demo_listens_on_loopback_with_its_namespaces_under_the_users_keys() {
+        let args = ServeArgs { demo: true, ..ServeArgs::default() };
+        let settings = load_from(&args, env(&[])).unwrap();
+        assert!(settings.demo);
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:6001");
+        let team = settings.namespaces.get("team");
+        assert_eq!((team.subscribe, team.publish), (SubscribePolicy::Members, PublishPolicy::Members));
+        assert_eq!(settings.namespaces.get("stream").publish, PublishPolicy::Anyone);
+
+        let (_dir, path) = config_file("[namespaces.team]\npublish = \"server\"\n");
+        let args = ServeArgs { demo: true, ..with_file(&path) };
+        let team = load_from(&args, env(&[])).unwrap().namespaces.get("team").clone();
+        assert_eq!((team.subscribe, team.publish), (SubscribePolicy::Anyone, PublishPolicy::Server));
+    }
+
+    #[test]
+    fn demo_on_an_address_others_can_reach_is_refused_naming_the_flag() {
+        let args = ServeArgs { demo: true, listen: Some("0.0.0.0:6001".into()), ..ServeArgs::default() };
+        let error = load_from(&args, env(&[])).unwrap_err();
+        assert_eq!(error.key(), Some("listen"));
+        assert!(error.to_string().contains("--listen"), "{error}");
+        let error = load_from(
+            &ServeArgs { demo: true, ..ServeArgs::default() },
+            env(&[("FANFARE_LISTEN", "10.0.0.1:80")]),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("FANFARE_LISTEN"), "{error}");
     }
 }

@@ -62,6 +62,9 @@ pub struct Settings {
     pub members: crate::MemberSettings,
     /// The file the configuration was read from, if any.
     pub config_file: Option<PathBuf>,
+    /// `fanfare serve --demo`: the demos at `/demo/` and their token
+    /// endpoint (a flag, never a key; `listen` is then a loopback address).
+    pub demo: bool,
 }
 
 impl Default for Settings {
@@ -91,6 +94,7 @@ impl Default for Settings {
             webhooks: Vec::new(),
             members: crate::MemberSettings::default(),
             config_file: None,
+            demo: false,
         }
     }
 }
@@ -323,6 +327,7 @@ impl fmt::Debug for Settings {
             .field("pusher", &self.pusher)
             .field("webhooks", &self.webhooks)
             .field("config_file", &self.config_file)
+            .field("demo", &self.demo)
             .finish()
     }
 }

@@ -42,6 +42,8 @@
 //! - `admin/`: the admin page at `/admin` and the API it reads
 //!   (`/api/admin/…`: a server-sent-events stream of stats and a channel's
 //!   tail, the recent slow consumers).
+//! - `demo/`: `fanfare serve --demo`, the demo pages at `/demo/` (built
+//!   on the TypeScript client) and their token endpoint.
 
 // Public only where another target uses them: `main.rs` runs `cli`, the
 // end-to-end tests build a server from `config`, `server` and `pusher`,
@@ -54,6 +56,7 @@ pub mod cli;
 pub use fanfare_config as config;
 pub(crate) mod content;
 pub(crate) mod data_dir;
+pub(crate) mod demo;
 pub mod engines;
 pub mod gateway;
 pub(crate) mod http_error;

@@ -39,7 +39,7 @@ use crate::pusher::{self, PusherState};
 use crate::telemetry::ServerMetrics;
 use crate::tls::{Certificates, TlsListener};
 use crate::webhooks::{Routes, ServerWebhooks};
-use crate::{admin, api, gateway};
+use crate::{admin, api, demo, gateway};
 
 /// Everything a request or a session needs, shared. HTTP handlers take
 /// only the slice they read (`State<Arc<Hub>>`, `State<Arc<Settings>>`,
@@ -86,6 +86,9 @@ pub struct App {
     pub(crate) content: ContentCheck,
     /// Typing indicators: one per user per channel per `typing_interval`.
     pub(crate) typing: crate::limits::per_user_channel::UserChannelThrottle,
+    /// `--demo`: what its token endpoint signs with and changes; `None`:
+    /// no demo routes.
+    pub(crate) demo: Option<crate::demo::Tokens>,
     /// The certificate served when `tls.cert_file` is set (reloaded at
     /// SIGHUP); `None`: plain HTTP.
     pub tls: Option<Arc<Certificates>>,
@@ -246,6 +249,10 @@ pub fn build_with(
     let moderation = Moderation::new(sanctions);
     let members = Arc::new(Members::new(conversations, settings.members));
     crate::members::feed::start(&hub, members.clone(), server_webhooks.clone());
+    let demo = settings
+        .demo
+        .then(|| crate::demo::Tokens::new(&settings, hub.clone(), members.clone()))
+        .transpose()?;
     let handshake_rates = HandshakeRates::new(&settings.admission);
     let connections_per_ip = ConnectionCounts::new(settings.admission.max_connections_per_ip);
     let connections_per_user = ConnectionCounts::new(settings.admission.max_connections_per_user);
@@ -266,6 +273,7 @@ pub fn build_with(
         connections_per_ip,
         connections_per_user,
         typing: Default::default(),
+        demo,
         tls,
         store,
         draining,
@@ -306,12 +314,15 @@ fn channel_policy(namespaces: Namespaces, members_presence: bool) -> ChannelPoli
 }
 
 pub fn router(app: AppState) -> Router {
-    api::router()
+    let mut routes = api::router()
         .merge(pusher::api::router())
         .merge(admin::router())
         .route("/connection/websocket", any(gateway::accept))
-        .route("/app/{key}", any(pusher::session::accept))
-        .with_state(app)
+        .route("/app/{key}", any(pusher::session::accept));
+    if let Some(tokens) = &app.demo {
+        routes = routes.merge(demo::router(tokens.clone()));
+    }
+    routes.with_state(app)
 }
 
 /// Serves until `shutdown` resolves, then drains: stops accepting, marks

@@ -89,6 +89,7 @@ pub(crate) fn validate(
         webhooks,
         members,
         config_file,
+        demo: false,
     })
 }
 

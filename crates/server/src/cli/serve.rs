@@ -48,6 +48,9 @@ async fn serve_async(mut settings: Settings, args: ServeArgs) -> anyhow::Result<
     app.hub.heartbeat().await;
     // One line on stdout that scripts (and the tests) can wait for.
     println!("fanfare listening on {}", listener.local_addr()?);
+    if app.settings.demo {
+        println!("Demo pages (made-up users, loopback only): http://{}/demo/", listener.local_addr()?);
+    }
     server::run(app, listener, shutdown.received()).await
 }
 

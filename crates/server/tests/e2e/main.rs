@@ -11,6 +11,7 @@ mod cluster_pusher;
 mod cluster_rolling;
 mod content_rules;
 mod deletes;
+mod demo;
 mod docs;
 mod durability;
 mod framing;
