@@ -1,12 +1,9 @@
 // The team chat demo (/demo/team): two members talk in #general, see each
 // other online, get an unread badge for a channel they do not have open
 // (cleared when they open it), and keep talking across a restart of the
-// server, each page recovering the message published while it was away.
-//
-// Typing, read receipts, edits and deletes need the server's `typing`,
-// `edit` and `delete` commands and `fanfare:read` receipts (issue 13,
-// items 3 to 5); until they are on this branch those three tests are
-// skipped unless FANFARE_DEMO_PENDING=1.
+// server, each page recovering the message published while it was away;
+// typing shows and clears, read receipts say who has seen a message, and
+// an author's edits and deletes reach the other page.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -27,13 +24,6 @@ import {
   waitReconnecting,
   waitState,
 } from './support.mjs';
-
-/** The tests of features still landing on other branches. */
-const pending =
-  skip ||
-  (process.env.FANFARE_DEMO_PENDING === '1'
-    ? false
-    : 'needs typing from branch edits (set FANFARE_DEMO_PENDING=1 to run)');
 
 const messages = (page) => texts(page, '#messages .message .text');
 
@@ -124,7 +114,10 @@ describe('team chat demo', { skip }, () => {
 
     await server.stop();
     await Promise.all([waitReconnecting(a), waitReconnecting(b)]);
-    await publishElsewhere(server, 'team:general', { text: 'the server is back', user: 'ops-bot' });
+    await publishElsewhere(server, 'team:general', {
+      text: 'the server is back',
+      user: 'ops-bot',
+    });
     server = await startDemo({ dataDir: server.dataDir, port: server.port });
     await Promise.all([showsMessage(a, 'the server is back'), showsMessage(b, 'the server is back')]);
     await Promise.all([waitState(a, 'connected'), waitState(b, 'connected')]);
@@ -139,7 +132,7 @@ describe('team chat demo', { skip }, () => {
     assert.deepEqual([...a.problems, ...b.problems], [], 'no script errors');
   });
 
-  it('typing shows to the other member and clears', { skip: pending, timeout: T.test }, async () => {
+  it('typing shows to the other member and clears', { skip, timeout: T.test }, async () => {
     const { alice, a, b } = await twoMembers();
     const typists = () => b.evaluate(() => document.getElementById('typing').dataset.users);
     // Typing shows, then clears by itself after `expires_ms` (5 s by default).
@@ -160,7 +153,7 @@ describe('team chat demo', { skip }, () => {
     console.log(`screenshot: ${await screenshot(b, 'team-typing')}`);
   });
 
-  it('read receipts show who has seen a message', { skip: pending, timeout: T.test }, async () => {
+  it('read receipts show who has seen a message', { skip, timeout: T.test }, async () => {
     const { bob, a, b } = await twoMembers();
     await send(a, 'did you see this?');
     // Bob has #general open: his page reads the message, Alice gets his receipt.
@@ -180,29 +173,29 @@ describe('team chat demo', { skip }, () => {
     console.log(`screenshot: ${await screenshot(a, 'team-receipts')}`);
   });
 
-  it(
-    'an author edits and deletes a message, and the other member sees both',
-    { skip: pending, timeout: T.test },
-    async () => {
-      const { a, b } = await twoMembers();
-      await send(a, 'teh launch is at noon');
-      await showsMessage(b, 'teh launch is at noon');
-      const mine = a.locator('#messages .message.mine', { hasText: 'teh launch is at noon' });
-      a.once('dialog', (dialog) => dialog.accept('the launch is at noon'));
-      await mine.hover();
-      await mine.locator('button.edit').click();
-      await showsMessage(b, 'the launch is at noon');
-      await waitInPage(b, 'marked edited', () =>
-        [...document.querySelectorAll('#messages .message')].some((m) => m.querySelector('.edited')),
-      );
-      const edited = a.locator('#messages .message.mine', { hasText: 'the launch is at noon' });
-      await edited.hover();
-      await edited.locator('button.delete').click();
-      await waitInPage(
-        b,
-        'the message gone',
-        () => ![...document.querySelectorAll('#messages .text')].some((n) => n.textContent === 'the launch is at noon'),
-      );
-    },
-  );
+  it('an author edits and deletes a message, and the other member sees both', { skip, timeout: T.test }, async () => {
+    const { a, b } = await twoMembers();
+    await send(a, 'teh launch is at noon');
+    await showsMessage(b, 'teh launch is at noon');
+    const mine = a.locator('#messages .message.mine', {
+      hasText: 'teh launch is at noon',
+    });
+    a.once('dialog', (dialog) => dialog.accept('the launch is at noon'));
+    await mine.hover();
+    await mine.locator('button.edit').click();
+    await showsMessage(b, 'the launch is at noon');
+    await waitInPage(b, 'marked edited', () =>
+      [...document.querySelectorAll('#messages .message')].some((m) => m.querySelector('.edited')),
+    );
+    const edited = a.locator('#messages .message.mine', {
+      hasText: 'the launch is at noon',
+    });
+    await edited.hover();
+    await edited.locator('button.delete').click();
+    await waitInPage(
+      b,
+      'the message gone',
+      () => ![...document.querySelectorAll('#messages .text')].some((n) => n.textContent === 'the launch is at noon'),
+    );
+  });
 });

@@ -8,7 +8,7 @@ function backoffCeiling(attempt, options) {
   return Math.min(options.baseMs * 2 ** exponent, options.maxMs);
 }
 function backoffDelay(attempt, options, random, serverFloorMs = 0) {
-  const factor = 0.5 + 0.5 * random();
+  const factor = random();
   const jittered = Math.round(backoffCeiling(attempt, options) * factor);
   return Math.max(jittered, serverFloorMs);
 }
