@@ -260,3 +260,13 @@ fn the_crypto_backend_is_chosen_explicitly() {
     assert!(CryptoProvider::install_default(&OTHER).is_err());
     assert!(authenticator.verify(&sign_hs256(SECRET, json!({"sub": "a"}))).is_ok());
 }
+
+#[test]
+fn the_members_claim_grants_managing_members_and_a_malformed_one_is_refused() {
+    let token = sign_hs256(SECRET, json!({"sub": "alice", "exp": in_an_hour(), "members": ["team:*"]}));
+    let identity = hs256().verify(&token).unwrap();
+    assert!(identity.manages_members(&ChannelName::new("team:ops").unwrap()));
+    assert!(!identity.manages_members(&ChannelName::new("club:chess").unwrap()));
+    let bad = sign_hs256(SECRET, json!({"sub": "alice", "exp": in_an_hour(), "members": "team:*"}));
+    assert!(hs256().verify(&bad).is_err(), "a members claim that is not a list of grants");
+}
