@@ -102,7 +102,7 @@ mod tests {
         assert_eq!((key.as_str(), reason.as_str()), ("webhooks[0].secret", "must not be empty"));
         let (key, reason) = error_of(&table("url = \"http://h/\"\nsecret = \"k\""));
         assert_eq!(key, "webhooks[0].events");
-        assert_eq!(reason, "must list at least one of moderation, rejections");
+        assert_eq!(reason, "must list at least one of moderation, rejections, offline");
         let (key, reason) = error_of(&table(&format!("{ok}\ntimeout = \"0s\"")));
         assert_eq!(key, "webhooks[0].timeout");
         assert!(reason.contains("more than 0 s"), "{reason}");
