@@ -44,9 +44,13 @@
 //! - `driver/`: native, Pusher and NATS sockets, the HTTP APIs.
 //! - `report.rs`: the summary table and the JSON.
 
+mod conversations;
+mod dm_report;
+mod dm_user;
 mod driver;
 mod error;
 mod error_log;
+mod feed_metrics;
 mod fleet;
 mod live_tracker;
 mod options;
@@ -65,11 +69,13 @@ mod workers;
 pub use error::BenchError;
 pub use error_log::{ErrorCount, ErrorSummary};
 pub use options::{
-    BenchOptions, Durability, LiveOptions, Plan, Protocol, PublishFrom, PusherApp, Scenario, WorkerProgram,
+    BenchOptions, DmOptions, Durability, LiveOptions, Plan, Protocol, PublishFrom, PusherApp, Scenario,
+    WorkerProgram,
 };
 pub use report::{
-    ConnectReport, DeliveryReport, HistoryReport, LiveReport, OrdinaryReport, PriorityReport, PublishReport,
-    ReactionReport, RecoveryReport, Report, ServerReport, ToolReport, count as thousands,
+    ConnectReport, DeliveryReport, DmCatchUp, DmChannels, DmMessages, DmReport, HistoryReport, LiveReport,
+    OrdinaryReport, PriorityReport, PublishReport, ReactionReport, RecoveryReport, Report, ServerReport,
+    ToolReport, count as thousands,
 };
 pub use stats::Percentiles;
 pub use workers::run_worker;
