@@ -25,6 +25,8 @@ pub struct DmChannels {
     pub per_user: f64,
     pub created: u64,
     pub failed: u64,
+    /// Publishing them (one HTTP request each), and per second.
+    pub publish_s: f64,
     pub created_per_second: f64,
     /// Notices the server appended for them (2 per channel), and lost.
     pub notices_appended: u64,
@@ -129,7 +131,7 @@ impl DmReport {
                     count(c.created),
                     count(c.failed),
                     c.per_user,
-                    c.settled_s,
+                    c.publish_s,
                     count(c.created_per_second as u64),
                     count(c.notices_appended),
                     count(c.notices_dropped),

@@ -101,6 +101,8 @@ pub(crate) async fn run(plan: Arc<Plan>) -> Result<Report, BenchError> {
 
     let mut report = report_frame(&plan, started, tool_report(&connected, &result, &plan, cpu_before));
     report.connect = Some(connect_report(&connected));
+    // The direct channels; the fleet's channels are the users' feeds.
+    report.channels = Conversations::of(&plan.options).channels;
     if let (Some(pid), Some(before), Some(after)) = (probe.pid(), users_before, users_after) {
         report.server = Some(ServerReport {
             rss_per_connection_kib: super::per_connection(before.rss_kib, after.rss_kib, connected.connected),
@@ -317,6 +319,7 @@ fn dm_report(
             per_user: 2.0 * conversations.channels as f64 / conversations.users.max(1) as f64,
             created: created.created,
             failed: created.failed,
+            publish_s: created.publish_s,
             created_per_second: per_second(created.created, created.publish_s),
             notices_appended: created.feed.notices as u64,
             notices_dropped: created.feed.dropped as u64 * 2 + created.feed.notice_errors as u64,
