@@ -13,6 +13,7 @@
 //! | `reconnect-storm` | fanout; every connection cut at once; clients resume from their position with backoff and jitter while publishing goes on | time until all recovered, missed and duplicated |
 //! | `history` | appends as fast as possible (many in flight, so group commit batches them), then range reads | appends/s, reads/s, latencies |
 //! | `live` | N viewers on one channel, comments at R/s from publishing connections, reactions from the viewers, a priority publication through the HTTP API every interval | deliveries/s and per server CPU-second, server cores; priority lost and latency; comments delivered + `skipped` against published; reactions sent against aggregated |
+//! | `dm` | N users on their feeds, C two-member direct channels (one message each through the HTTP API first), messages at R/s from the users, then `unread` and pipelined `read`s | server memory per channel and per user; messages/s, notices delivered per server CPU-second, message → notice latency, lost / duplicated / reordered notices per feed and per channel; cursor updates/s |
 //!
 //! # How
 //!
