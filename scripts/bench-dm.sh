@@ -203,6 +203,7 @@ for row in rows:
             "users": dm["users"], "channels": c["created"], "channels_per_user": c["per_user"],
             "channels_created_per_second": round(c["created_per_second"]),
             "server_rss_per_channel_bytes": c["server_rss_per_channel_bytes"] and round(c["server_rss_per_channel_bytes"]),
+            "second_half_rss_per_channel_bytes": c.get("second_half_rss_per_channel_bytes") and round(c["second_half_rss_per_channel_bytes"]),
             "stored_data_bytes_per_channel": c["stored_bytes_per_channel"],
             "server_rss_per_user_bytes": dm["server_rss_per_user_bytes"] and round(dm["server_rss_per_user_bytes"]),
             "data_dir_mib": round(row["data_dir_kib"] / 1024, 1),

@@ -36,6 +36,10 @@ pub struct DmChannels {
     /// Server memory growth over the phase, per channel: the channel's
     /// message and its two notices included.
     pub server_rss_per_channel_bytes: Option<f64>,
+    /// The same over the second half of the channels alone (sampled
+    /// halfway, notices settled): the growth per further channel.
+    #[serde(default)]
+    pub second_half_rss_per_channel_bytes: Option<f64>,
     /// The data bytes of that message and its two notices.
     pub stored_bytes_per_channel: u64,
 }
@@ -141,8 +145,9 @@ impl DmReport {
             (
                 "memory",
                 format!(
-                    "server {} per channel ({} B of it data: its message and two notices), {} per connected user",
+                    "server {} per channel ({} over the second half; {} B of it data: its message and two notices), {} per connected user",
                     bytes(c.server_rss_per_channel_bytes),
+                    bytes(c.second_half_rss_per_channel_bytes),
                     c.stored_bytes_per_channel,
                     bytes(self.server_rss_per_user_bytes)
                 ),

@@ -9,7 +9,10 @@
 //!    both notices of every message are appended (`/metrics`). The
 //!    server's memory before and after, over C: memory per channel (its
 //!    one message and two notices included: the report gives their
-//!    bytes beside it).
+//!    bytes beside it); and over the second half alone, from a sample
+//!    taken halfway (notices settled), which leaves out what the first
+//!    channels filled once (the store's memtables and caches up to their
+//!    bounds, the allocator's arenas).
 //! 2. **Users.** Connect and subscribe every user to `feed:<user>`:
 //!    memory per connected user.
 //! 3. **Messages.** For `duration`, each user writes in the channels it
@@ -60,6 +63,9 @@ struct Created {
     settled_s: f64,
     feed: FeedCounts,
     before: Option<ProcSample>,
+    /// Halfway: the channels created by then (their notices appended), and
+    /// the server.
+    half: Option<(u64, ProcSample)>,
     after: Option<ProcSample>,
 }
 
@@ -145,7 +151,12 @@ async fn create_channels(
     );
     let started = Instant::now();
     let (mut created, mut failed) = (0u64, 0u64);
-    for chunk in (0..conversations.channels).collect::<Vec<_>>().chunks(CREATE_CHUNK) {
+    let mut half = None;
+    // Chunks of each half, so that one ends halfway.
+    let all = conversations.channels;
+    let chunks = [0..all / 2, all / 2..all].map(|half| half.collect::<Vec<_>>());
+    let chunks = chunks.iter().flat_map(|half| half.chunks(CREATE_CHUNK));
+    for chunk in chunks {
         let mut answers = futures_util::stream::iter(chunk.iter().map(|&k| {
             let api = &api;
             let name = conversations.name(options, k);
@@ -162,6 +173,11 @@ async fn create_channels(
             }
             done.store(created + failed, std::sync::atomic::Ordering::Relaxed);
         }
+        if half.is_none() && created + failed >= (all / 2) as u64 {
+            wait_for_notices(plan, feed_before, 2.0 * created as f64, options.drain_timeout).await;
+            half = probe.sample()?.map(|sample| (created, sample));
+            continue;
+        }
         wait_for_notices(plan, feed_before, 2.0 * created as f64 - NOTICE_LAG, Duration::from_secs(30)).await;
     }
     let publish_s = started.elapsed().as_secs_f64();
@@ -169,7 +185,7 @@ async fn create_channels(
     let settled_s = started.elapsed().as_secs_f64();
     drop(line);
     let after = probe.sample()?;
-    Ok(Created { created, failed, publish_s, settled_s, feed, before, after })
+    Ok(Created { created, failed, publish_s, settled_s, feed, before, half, after })
 }
 
 /// Waits (up to `limit`) until the server has appended `target` notices
@@ -325,6 +341,9 @@ fn dm_report(
             notices_dropped: created.feed.dropped as u64 * 2 + created.feed.notice_errors as u64,
             settled_s: created.settled_s,
             server_rss_per_channel_bytes: per_item_bytes(created.before, created.after, created.created),
+            second_half_rss_per_channel_bytes: created.half.and_then(|(at_half, half)| {
+                per_item_bytes(Some(half), created.after, created.created - at_half)
+            }),
             stored_bytes_per_channel: stored_bytes_per_channel(plan),
         },
         server_rss_per_user_bytes: per_item_bytes(users.0, users.1, connected),

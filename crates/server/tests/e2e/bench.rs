@@ -338,6 +338,7 @@ async fn a_messenger_notices_every_message_on_the_other_members_feed_and_reads_c
     assert_eq!(channels.notices_appended, 400, "both members noticed of each first message: {report}");
     assert_eq!(channels.notices_dropped, 0, "{report}");
     assert!(channels.server_rss_per_channel_bytes.is_some() && dm.server_rss_per_user_bytes.is_some());
+    assert!(channels.second_half_rss_per_channel_bytes.is_some(), "{report}");
 
     let messages = &dm.messages;
     assert!(messages.acked >= 60 && messages.failed == 0, "about 120 messages: {report}");
