@@ -33,6 +33,10 @@
 #   --duration D        (env DURATION, default 20s)
 #   --durability fsync|buffered|both   (env DURABILITY, default fsync)
 #   --no-baseline       skip the plain-channel runs
+#   --history-off       history_size = 0 in dm and feed: publications keep
+#                       their offsets but nothing is kept, so the memory
+#                       per channel is what a channel costs beyond its
+#                       history (env HISTORY=off)
 #   --out-dir DIR       (env OUT_DIR, default docs/bench)
 #   --label NAME        dm-YYYY-MM-DD-NAME.json (env LABEL)
 #   --bin PATH          a fanfare binary to use instead of building one (env BIN)
@@ -50,6 +54,7 @@ DURATION=${DURATION:-20s}
 DURABILITY=${DURABILITY:-fsync}
 PUBLISHERS=${PUBLISHERS:-8}
 BASELINE=${BASELINE:-yes}
+HISTORY=${HISTORY:-on}
 SOURCE_ADDRS=${SOURCE_ADDRS:-127.0.0.2,127.0.0.3,127.0.0.4}
 RUN_TIMEOUT=${RUN_TIMEOUT:-600}   # seconds: the bench's own --timeout; killed 30 s later
 LABEL=${LABEL:-}
@@ -70,6 +75,7 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=$2; shift 2 ;;
     --durability) DURABILITY=$2; shift 2 ;;
     --no-baseline) BASELINE=no; shift ;;
+    --history-off) HISTORY=off; shift ;;
     --out-dir) OUT_DIR=$2; shift 2 ;;
     --label) LABEL=$2; shift 2 ;;
     --bin) BIN=$2; shift 2 ;;
@@ -110,8 +116,12 @@ wait_ready() { # url
 }
 
 start_server() { # name durability → sets SERVER_PID, PORT
-  local name=$1 durability=$2
+  local name=$1 durability=$2 history=""
   PORT=$(free_port)
+  if [ "$HISTORY" = off ]; then history="[namespaces.dm]
+history_size = 0
+[namespaces.feed]
+history_size = 0"; fi
   mkdir -p "$WORK/$name"
   cat >"$WORK/$name/fanfare.toml" <<EOF
 listen = "127.0.0.1:$PORT"
@@ -131,6 +141,7 @@ jwt_algorithm = "HS256"
 jwt_secret = "$JWT_SECRET"
 [namespaces.plain]
 publish = "anyone"
+$history
 EOF
   "$BIN" serve --config "$WORK/$name/fanfare.toml" >"$WORK/$name/out.log" 2>&1 &
   SERVER_PID=$!
@@ -188,7 +199,7 @@ done
 mkdir -p "$OUT_DIR"
 OUT=$OUT_DIR/dm-$(date -u +%Y-%m-%d)${LABEL:+-$LABEL}.json
 COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-python3 - "$RESULTS" "$OUT" "$COMMIT" "$USERS" "$CHANNELS" "$WORKERS" "$RATE" "$DURATION" "$PUBLISHERS" <<'EOF'
+HISTORY=$HISTORY python3 - "$RESULTS" "$OUT" "$COMMIT" "$USERS" "$CHANNELS" "$WORKERS" "$RATE" "$DURATION" "$PUBLISHERS" <<'EOF'
 import json, sys, platform, os, datetime
 path, out, commit, users, channels, workers, rate, duration, publishers = sys.argv[1:]
 rows = [json.loads(line) for line in open(path)]
@@ -241,7 +252,7 @@ for durability in {row["durability"] for row in rows}:
             dm["deliveries_per_server_cpu_second"] / base["deliveries_per_server_cpu_second"], 3)
 machine = {"cpus": os.cpu_count(), "kernel": platform.release(),
            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
-settings = {"users": int(users), "channels": int(channels), "workers": int(workers), "rate": float(rate),
+settings = {"history": os.environ.get("HISTORY", "on"), "users": int(users), "channels": int(channels), "workers": int(workers), "rate": float(rate),
             "duration": duration, "baseline_publishers": int(publishers)}
 doc = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
        "machine": machine, "settings": settings, "summary": summary, "runs": rows}
