@@ -13,6 +13,7 @@
 //! | `reconnect-storm` | fanout; every connection cut at once; clients resume from their position with backoff and jitter while publishing goes on | time until all recovered, missed and duplicated |
 //! | `history` | appends as fast as possible (many in flight, so group commit batches them), then range reads | appends/s, reads/s, latencies |
 //! | `live` | N viewers on one channel, comments at R/s from publishing connections, reactions from the viewers, a priority publication through the HTTP API every interval | deliveries/s and per server CPU-second, server cores; priority lost and latency; comments delivered + `skipped` against published; reactions sent against aggregated |
+//! | `dm` | N users on their feeds, C two-member direct channels (one message each through the HTTP API first), messages at R/s from the users, then `unread` and pipelined `read`s | server memory per channel and per user; messages/s, notices delivered per server CPU-second, message → notice latency, lost / duplicated / reordered notices per feed and per channel; cursor updates/s |
 //!
 //! # How
 //!
@@ -44,9 +45,13 @@
 //! - `driver/`: native, Pusher and NATS sockets, the HTTP APIs.
 //! - `report.rs`: the summary table and the JSON.
 
+mod conversations;
+mod dm_report;
+mod dm_user;
 mod driver;
 mod error;
 mod error_log;
+mod feed_metrics;
 mod fleet;
 mod live_tracker;
 mod options;
@@ -65,11 +70,13 @@ mod workers;
 pub use error::BenchError;
 pub use error_log::{ErrorCount, ErrorSummary};
 pub use options::{
-    BenchOptions, Durability, LiveOptions, Plan, Protocol, PublishFrom, PusherApp, Scenario, WorkerProgram,
+    BenchOptions, DmOptions, Durability, LiveOptions, Plan, Protocol, PublishFrom, PusherApp, Scenario,
+    WorkerProgram,
 };
 pub use report::{
-    ConnectReport, DeliveryReport, HistoryReport, LiveReport, OrdinaryReport, PriorityReport, PublishReport,
-    ReactionReport, RecoveryReport, Report, ServerReport, ToolReport, count as thousands,
+    ConnectReport, DeliveryReport, DmCatchUp, DmChannels, DmMessages, DmReport, HistoryReport, LiveReport,
+    OrdinaryReport, PriorityReport, PublishReport, ReactionReport, RecoveryReport, Report, ServerReport,
+    ToolReport, count as thousands,
 };
 pub use stats::Percentiles;
 pub use workers::run_worker;

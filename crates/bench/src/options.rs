@@ -18,6 +18,8 @@ pub const PUSHER_BATCH_MAX: usize = 10;
 const DEFAULT_TIMEOUT_MARGIN: Duration = Duration::from_secs(120);
 /// Subscribers per channel in `rooms` when `--channels` is not given.
 const ROOM_SIZE: usize = 3;
+/// `dm`: direct channels per user when `--channels` is not given.
+pub(crate) const DM_CHANNELS_PER_USER: usize = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -29,6 +31,9 @@ pub enum Scenario {
     History,
     /// One huge room: viewers, comments, reactions and a priority lane.
     Live,
+    /// A messenger: many users, many two-member direct channels, each
+    /// user subscribed to its feed only.
+    Dm,
 }
 
 impl fmt::Display for Scenario {
@@ -40,6 +45,7 @@ impl fmt::Display for Scenario {
             Scenario::ReconnectStorm => "reconnect-storm",
             Scenario::History => "history",
             Scenario::Live => "live",
+            Scenario::Dm => "dm",
         })
     }
 }
@@ -120,6 +126,14 @@ impl Default for LiveOptions {
             priority_interval: Duration::from_secs(1),
         }
     }
+}
+
+/// The `dm` scenario's users: `<user_prefix><index>`, one per connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DmOptions {
+    /// `None`: `u<run id>-`, so runs on one server never share users,
+    /// feeds or channels (a worker gets its parent's).
+    pub user_prefix: Option<String>,
 }
 
 /// How `--workers` starts a worker: this program with these arguments
@@ -213,6 +227,9 @@ pub struct BenchOptions {
     pub pusher_batch: Option<usize>,
     /// `live`: reactions, priority publications, the room's channel.
     pub live: LiveOptions,
+    /// `dm`: the users' names (`channels` is the number of direct channels).
+    #[serde(default)]
+    pub dm: DmOptions,
     /// A progress line on stderr once a second.
     pub progress: bool,
     /// Set by the command line; needed for `workers` > 1.
@@ -236,6 +253,7 @@ impl BenchOptions {
             rate: match scenario {
                 Scenario::ReconnectStorm => 100.0,
                 Scenario::Live => 500.0,
+                Scenario::Dm => 2000.0,
                 _ => 0.0,
             },
             size: 100,
@@ -264,9 +282,15 @@ impl BenchOptions {
             event: "fanfare-bench".to_string(),
             pusher_batch: None,
             live: LiveOptions::default(),
+            dm: DmOptions::default(),
             progress: true,
             worker_program: None,
         }
+    }
+
+    /// `dm`: the id of user `index` (its token's `sub`).
+    pub fn dm_user(&self, index: usize) -> String {
+        format!("{}{index}", self.dm.user_prefix.as_deref().unwrap_or("u"))
     }
 
     /// Checks the options and resolves the server's address.
@@ -301,6 +325,8 @@ impl BenchOptions {
         }
         let channels = match self.scenario {
             Scenario::Live => 1,
+            // The fleet's channels are the users' feeds, one each.
+            Scenario::Dm => self.connections,
             Scenario::Rooms => self.channels.unwrap_or(self.connections.div_ceil(ROOM_SIZE)),
             Scenario::History => self.channels.unwrap_or(100),
             _ => self.channels.unwrap_or(1),
@@ -331,6 +357,7 @@ impl BenchOptions {
         }
         self.check_protocol(in_process_history)?;
         self.check_live()?;
+        self.check_dm()?;
         self.check_pusher_batch()?;
         self.check_open_files()?;
         let timeout = self.timeout.unwrap_or(self.duration * 2 + DEFAULT_TIMEOUT_MARGIN);
@@ -340,7 +367,11 @@ impl BenchOptions {
             (true, None) => Some(fanfare_client::default_tls()),
             (true, Some(path)) => Some(trusted(path)?),
         };
-        Ok(Plan { options: self.clone(), server, host, nodes, channels, run_id, timeout, tls })
+        let mut options = self.clone();
+        if options.scenario == Scenario::Dm && options.dm.user_prefix.is_none() {
+            options.dm.user_prefix = Some(format!("u{run_id}-"));
+        }
+        Ok(Plan { options, server, host, nodes, channels, run_id, timeout, tls })
     }
 
     fn check_protocol(&self, in_process_history: bool) -> Result<(), BenchError> {
@@ -425,6 +456,58 @@ impl BenchOptions {
             .map_err(|error| invalid("channel", &error.to_string()))
     }
 
+    /// `dm` is native (direct channels, feeds and cursors are native
+    /// features), signs a token per user, creates the channels through the
+    /// HTTP API, and needs distinct pairs: each user is the first member of
+    /// `ceil(channels / connections)` channels, paired with the next users
+    /// round the ring, so twice that must stay below the users.
+    fn check_dm(&self) -> Result<(), BenchError> {
+        if self.scenario != Scenario::Dm {
+            return Ok(());
+        }
+        let invalid = |option, reason: String| BenchError::InvalidOption { option, reason };
+        if self.protocol != Protocol::Native {
+            return Err(BenchError::Unsupported {
+                scenario: self.scenario,
+                protocol: self.protocol,
+                reason: "direct channels, feeds and read cursors are native protocol features",
+            });
+        }
+        if self.jwt_secret.is_none() {
+            return Err(invalid(
+                "jwt-secret",
+                "each user signs in with its own token: give --jwt-secret".into(),
+            ));
+        }
+        if self.api_key.is_none() {
+            return Err(invalid(
+                "api-key",
+                "the channels are created through the HTTP API, which needs its key".into(),
+            ));
+        }
+        if !(self.rate.is_finite() && self.rate > 0.0) {
+            return Err(invalid("rate", "dm publishes at a fixed rate: more than 0 per second".into()));
+        }
+        let users = self.connections;
+        let conversations = crate::conversations::Conversations::of(self).channels;
+        if conversations < users || 2 * conversations.div_ceil(users) >= users {
+            return Err(invalid(
+                "channels",
+                format!(
+                    "{users} users can hold {users} to {} distinct two-member channels, not {conversations}",
+                    users * (users.saturating_sub(1) / 2)
+                ),
+            ));
+        }
+        if let Some(prefix) = &self.dm.user_prefix
+            && (prefix.contains(',')
+                || fanfare_protocol::ChannelName::new(&format!("feed:{prefix}0")).is_err())
+        {
+            return Err(invalid("user-prefix", format!("{prefix:?} cannot be part of a user id in dm:")));
+        }
+        Ok(())
+    }
+
     /// Batches are a Pusher HTTP API request, within Pusher's size limit,
     /// and only where something is published.
     fn check_pusher_batch(&self) -> Result<(), BenchError> {
@@ -478,8 +561,10 @@ pub struct Plan {
 
 impl Plan {
     pub fn channel_name(&self, index: usize) -> String {
-        if self.options.scenario == Scenario::Live {
-            return self.options.live.channel.clone();
+        match self.options.scenario {
+            Scenario::Live => return self.options.live.channel.clone(),
+            Scenario::Dm => return format!("feed:{}", self.options.dm_user(index)),
+            _ => {}
         }
         format!("{}fb-{}-{index}", self.options.channel_prefix, self.run_id)
     }

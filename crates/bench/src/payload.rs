@@ -44,7 +44,13 @@ pub fn encode(seq: u64, sent_us: u64, size: usize) -> String {
 /// Decodes a payload from the JSON text of `data` (`"fb1.…"`); `None` for
 /// anything else.
 pub fn decode(json: &str) -> Option<Payload> {
-    let inner = json.strip_prefix('"')?.strip_suffix('"')?;
+    decode_text(json.strip_prefix('"')?.strip_suffix('"')?)
+}
+
+/// Decodes a payload from the text itself (`fb1.…`, no quotes): what a
+/// feed notice's `preview` holds of a message whose `text` was a payload
+/// (the padding may be cut; the header is well within a preview).
+pub fn decode_text(inner: &str) -> Option<Payload> {
     let mut parts = inner.splitn(4, '.');
     if parts.next()? != MAGIC {
         return None;
@@ -99,6 +105,14 @@ mod tests {
         {
             assert_eq!(decode(other), None, "{other:?}");
         }
+    }
+
+    #[test]
+    fn a_preview_of_a_payload_decodes_even_cut_short() {
+        let text = encode(9, 1234, 300);
+        let inner: String = serde_json::from_str(&text).unwrap();
+        assert_eq!(decode_text(&inner[..140]), Some(Payload { seq: 9, sent_us: 1234 }));
+        assert_eq!(decode_text("hello"), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::dm_report::{DmCatchUp, DmChannels, DmMessages, DmReport};
 use crate::error_log::ErrorSummary;
 use crate::options::{Protocol, Scenario};
 use crate::stats::Percentiles;
@@ -36,6 +37,9 @@ pub struct Report {
     /// The `live` scenario's room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live: Option<LiveReport>,
+    /// The `dm` scenario's messenger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dm: Option<DmReport>,
     pub errors: ErrorSummary,
 }
 
@@ -395,6 +399,7 @@ impl fmt::Display for Report {
         rows.extend(self.recovery.iter().flat_map(RecoveryReport::rows));
         rows.extend(self.history.iter().flat_map(HistoryReport::rows));
         rows.extend(self.live.iter().flat_map(LiveReport::rows));
+        rows.extend(self.dm.iter().flat_map(DmReport::rows));
         if self.errors.is_empty() {
             rows.push(("errors", "none".to_string()));
         }
@@ -406,7 +411,7 @@ impl fmt::Display for Report {
 }
 
 /// The summary table's rows of each section: (name, value).
-type Rows = Vec<(&'static str, String)>;
+pub(crate) type Rows = Vec<(&'static str, String)>;
 
 impl ConnectReport {
     fn rows(&self) -> Rows {
@@ -531,7 +536,7 @@ fn per_connection(kib: Option<f64>) -> String {
     kib.map_or(String::new(), |k| format!(" ({k:.1} KiB/connection)"))
 }
 
-fn percentiles(p: &Percentiles) -> String {
+pub(crate) fn percentiles(p: &Percentiles) -> String {
     if p.count == 0 {
         return "no samples".into();
     }
@@ -633,6 +638,7 @@ mod tests {
             recovery: None,
             history: None,
             live: None,
+            dm: None,
             errors: ErrorSummary::new(),
         }
     }

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::options::BenchOptions;
+use crate::options::{BenchOptions, Scenario};
 
 /// How long a signed token is valid: longer than any run's hard timeout.
 const VALID_FOR_SECONDS: u64 = 24 * 3600;
@@ -31,6 +31,9 @@ struct Claims {
 pub(crate) fn token_for(options: &BenchOptions, role: Role) -> Option<String> {
     let Some(secret) = &options.jwt_secret else { return options.token.clone() };
     let sub = match role {
+        // A messenger's connections are its users, by the names its
+        // direct channels and feeds are made of.
+        Role::Viewer(index) if options.scenario == Scenario::Dm => options.dm_user(index),
         Role::Viewer(index) => format!("bench-viewer-{index}"),
         Role::Publisher(index) => format!("bench-publisher-{index}"),
     };
@@ -48,7 +51,6 @@ fn sign(secret: &str, sub: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::options::Scenario;
 
     #[test]
     fn without_a_secret_every_connection_sends_the_given_token() {
@@ -71,5 +73,17 @@ mod tests {
         let publisher = token_for(&options, Role::Publisher(2)).unwrap();
         let decoded = jsonwebtoken::decode::<serde_json::Value>(&publisher, &key, &validation).unwrap();
         assert_eq!(decoded.claims["sub"], "bench-publisher-2");
+    }
+
+    #[test]
+    fn a_messenger_user_signs_in_as_the_user_its_feed_and_channels_name() {
+        let mut options = BenchOptions::new(Scenario::Dm, "http://127.0.0.1:1");
+        options.jwt_secret = Some("a-secret-of-at-least-thirty-two-bytes".into());
+        options.dm.user_prefix = Some("uab12-".into());
+        let token = token_for(&options, Role::Viewer(7)).unwrap();
+        let key = jsonwebtoken::DecodingKey::from_secret(b"a-secret-of-at-least-thirty-two-bytes");
+        let validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        let decoded = jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation).unwrap();
+        assert_eq!(decoded.claims["sub"], "uab12-7");
     }
 }

@@ -43,6 +43,9 @@ pub struct WorkerSpec {
 pub enum Order {
     Cut,
     React { on: bool },
+    Chat { on: bool },
+    ListUnread,
+    MarkRead,
     Drain { targets: Vec<u64> },
     Stop,
 }
@@ -164,6 +167,18 @@ impl WorkerFleet {
         self.send(&Order::React { on });
     }
 
+    pub(crate) fn chat(&self, on: bool) {
+        self.send(&Order::Chat { on });
+    }
+
+    pub(crate) fn list_unread(&self) {
+        self.send(&Order::ListUnread);
+    }
+
+    pub(crate) fn mark_read(&self) {
+        self.send(&Order::MarkRead);
+    }
+
     pub(crate) fn drain(&self, targets: &[u64]) {
         self.send(&Order::Drain { targets: targets.to_vec() });
     }
@@ -276,6 +291,9 @@ pub async fn run_worker() -> Result<(), BenchError> {
         match order {
             Order::Cut => fleet.cut(),
             Order::React { on } => fleet.react(on),
+            Order::Chat { on } => fleet.chat(on),
+            Order::ListUnread => fleet.list_unread(),
+            Order::MarkRead => fleet.mark_read(),
             Order::Drain { targets } => fleet.drain(&targets),
             Order::Stop => break,
         }

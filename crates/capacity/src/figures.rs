@@ -144,7 +144,7 @@ impl NodeFigures {
                 self.publishes_per_cpu_second =
                     Figure { value: appends as f64 / cpu, source: source("through the HTTP API") };
             }
-            Scenario::ReconnectStorm | Scenario::Live => {
+            Scenario::ReconnectStorm | Scenario::Live | Scenario::Dm => {
                 return Err(unusable(format!(
                     "a {} report gives no per-node figure; use idle, fanout, rooms or history",
                     report.scenario

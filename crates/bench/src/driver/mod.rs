@@ -107,6 +107,19 @@ pub(crate) struct Shaping {
 pub(crate) const PRIORITY_EVENT: &str = "fanfare-bench-priority";
 /// The event of a shaped namespace's reaction aggregates.
 pub(crate) const REACTIONS_EVENT: &str = "fanfare:reactions";
+/// The event of a feed's notices.
+pub(crate) const NOTICE_EVENT: &str = "fanfare:notice";
+
+/// What a feed notice says of the message it is about.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Notice<'a> {
+    /// The direct (or members) channel of the message, its epoch and offset.
+    pub channel: std::borrow::Cow<'a, str>,
+    pub epoch: &'a str,
+    pub offset: u64,
+    /// The benchmark payload the message's text carried, from `preview`.
+    pub payload: Option<Payload>,
+}
 
 /// What one frame means to a subscriber.
 #[derive(Debug, PartialEq, Eq)]
@@ -119,6 +132,12 @@ pub(crate) enum Incoming<'a> {
         payload: Option<Payload>,
         shaping: Shaping,
     },
+    /// A feed notice: `key` is its offset in the feed.
+    Notice {
+        key: u64,
+        epoch: &'a str,
+        about: Notice<'a>,
+    },
     /// A reaction aggregate: the sum of its counts.
     Reactions {
         total: u64,
@@ -128,6 +147,8 @@ pub(crate) enum Incoming<'a> {
     Reply {
         id: u64,
         error: Option<&'a str>,
+        /// The JSON of its result, when it is not an error.
+        result: Option<&'a str>,
     },
     /// Send this frame back (a Pusher `pusher:ping`).
     Answer(&'static str),

@@ -11,8 +11,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::{
-    Incoming, Opened, PRIORITY_EVENT, REACTIONS_EVENT, Resume, SessionError, Shaping, WebSocket, next_text,
-    send_text,
+    Incoming, NOTICE_EVENT, Notice, Opened, PRIORITY_EVENT, REACTIONS_EVENT, Resume, SessionError, Shaping,
+    WebSocket, next_text, send_text,
 };
 use crate::payload;
 
@@ -90,7 +90,20 @@ struct Frame<'a> {
     data: Option<&'a RawValue>,
     #[serde(borrow)]
     error: Option<&'a RawValue>,
+    #[serde(borrow)]
+    result: Option<&'a RawValue>,
     code: Option<u16>,
+}
+
+/// The data of a feed notice (`fanfare:notice`, docs/members.md §3).
+#[derive(Deserialize)]
+struct NoticeData<'a> {
+    #[serde(borrow)]
+    channel: Cow<'a, str>,
+    epoch: &'a str,
+    offset: u64,
+    #[serde(borrow)]
+    preview: Option<Cow<'a, str>>,
 }
 
 /// The data of a reaction aggregate (`fanfare:reactions`).
@@ -104,9 +117,14 @@ struct Aggregate {
 pub(crate) fn decode(text: &str) -> Incoming<'_> {
     let Ok(frame) = serde_json::from_str::<Frame<'_>>(text) else { return Incoming::Unreadable };
     if let Some(id) = frame.id {
-        return Incoming::Reply { id, error: frame.error.map(RawValue::get) };
+        return Incoming::Reply {
+            id,
+            error: frame.error.map(RawValue::get),
+            result: frame.result.map(RawValue::get),
+        };
     }
     match frame.kind {
+        Some("publication") if frame.event.as_deref() == Some(NOTICE_EVENT) => notice(&frame),
         Some("publication") => match (frame.offset, frame.epoch) {
             (Some(offset), Some(epoch)) => Incoming::Delivery {
                 key: offset,
@@ -132,6 +150,25 @@ pub(crate) fn decode(text: &str) -> Incoming<'_> {
         },
         Some("disconnect") => Incoming::Disconnect { code: frame.code.unwrap_or(0) },
         _ => Incoming::Ignore,
+    }
+}
+
+/// A feed notice: its feed offset, the message it is about, and the
+/// benchmark payload its preview carries.
+fn notice<'a>(frame: &Frame<'a>) -> Incoming<'a> {
+    let data = frame.data.and_then(|data| serde_json::from_str::<NoticeData<'a>>(data.get()).ok());
+    match (frame.offset, frame.epoch, data) {
+        (Some(key), Some(epoch), Some(data)) => Incoming::Notice {
+            key,
+            epoch,
+            about: Notice {
+                payload: data.preview.as_deref().and_then(payload::decode_text),
+                channel: data.channel,
+                epoch: data.epoch,
+                offset: data.offset,
+            },
+        },
+        _ => Incoming::Unreadable,
     }
 }
 
@@ -182,6 +219,24 @@ mod tests {
     }
 
     #[test]
+    fn a_feed_notice_says_where_the_message_is_and_carries_its_payload_in_the_preview() {
+        let text = payload::encode(5, 777, 60);
+        let inner: String = serde_json::from_str(&text).unwrap();
+        let frame = format!(
+            r#"{{"type":"publication","channel":"feed:u1","epoch":"F3","offset":311,"time":1,"event":"fanfare:notice","data":{{"channel":"dm:u0,u1","epoch":"Xk","offset":42,"from":"u0","preview":"{inner}"}}}}"#
+        );
+        let Incoming::Notice { key, epoch, about } = decode(&frame) else { panic!("a notice") };
+        assert_eq!((key, epoch), (311, "F3"));
+        assert_eq!((about.channel.as_ref(), about.epoch, about.offset), ("dm:u0,u1", "Xk", 42));
+        assert_eq!(about.payload, Some(Payload { seq: 5, sent_us: 777 }));
+        let bare = r#"{"type":"publication","channel":"feed:u1","epoch":"F3","offset":1,"time":1,"event":"fanfare:notice","data":{"channel":"dm:u0,u1","epoch":"Xk","offset":1}}"#;
+        let Incoming::Notice { about, .. } = decode(bare) else { panic!("a notice") };
+        assert_eq!(about.payload, None, "no preview, no payload");
+        let broken = r#"{"type":"publication","channel":"feed:u1","epoch":"F3","offset":2,"time":1,"event":"fanfare:notice","data":"x"}"#;
+        assert_eq!(decode(broken), Incoming::Unreadable);
+    }
+
+    #[test]
     fn foreign_data_is_still_a_delivery_without_payload() {
         let text = r#"{"type":"publication","channel":"c","epoch":"ep","offset":1,"time":1,"data":{"a":1}}"#;
         assert_eq!(
@@ -192,10 +247,17 @@ mod tests {
 
     #[test]
     fn ephemerals_and_others_are_ignored_and_replies_say_their_error() {
-        assert_eq!(decode(r#"{"id":3,"result":{}}"#), Incoming::Reply { id: 3, error: None });
+        assert_eq!(
+            decode(r#"{"id":3,"result":{}}"#),
+            Incoming::Reply { id: 3, error: None, result: Some("{}") }
+        );
         assert_eq!(
             decode(r#"{"id":4,"error":{"code":"x","message":"m","retry":false}}"#),
-            Incoming::Reply { id: 4, error: Some(r#"{"code":"x","message":"m","retry":false}"#) }
+            Incoming::Reply {
+                id: 4,
+                error: Some(r#"{"code":"x","message":"m","retry":false}"#),
+                result: None
+            }
         );
         assert_eq!(decode(r#"{"type":"publication","channel":"c","time":1,"data":"x"}"#), Incoming::Ignore);
         assert_eq!(decode(r#"{"type":"join","channel":"c","user":"u"}"#), Incoming::Ignore);

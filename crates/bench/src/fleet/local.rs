@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 
 use super::subscriber::{self, Control, Spec};
 use super::{ConnectSummary, FleetProgress, FleetResult, ProgressGauge};
+use crate::dm_user::DmTally;
 use crate::driver::Driver;
 use crate::error_log::ErrorLog;
 use crate::live_tracker::LiveTally;
@@ -40,6 +41,8 @@ pub(super) struct Shared {
     pub recovery: Mutex<Latency>,
     /// `live`: the viewers that finished, summed.
     pub live: Mutex<LiveTally>,
+    /// `dm`: the users that finished, summed.
+    pub dm: Mutex<DmTally>,
     pub attempted: Notify,
 }
 
@@ -65,6 +68,12 @@ pub(super) struct Counters {
     pub reconnects: AtomicU64,
     pub reconnect_attempts: AtomicU64,
     pub foreign: AtomicU64,
+    pub messages_acked: AtomicU64,
+    pub messages_failed: AtomicU64,
+    pub listed: AtomicU64,
+    pub readers: AtomicU64,
+    pub reads_sent: AtomicU64,
+    pub reads_answered: AtomicU64,
 }
 
 pub(super) fn bump(counter: &AtomicU64) {
@@ -142,6 +151,7 @@ impl LocalFleet {
             errors: ErrorLog::default(),
             recovery: Mutex::new(Latency::new()),
             live: Mutex::new(LiveTally::default()),
+            dm: Mutex::new(DmTally::default()),
             attempted: Notify::new(),
             plan: plan.clone(),
         });
@@ -194,6 +204,18 @@ impl LocalFleet {
         self.control.send_modify(|control| control.reacting = on);
     }
 
+    pub(crate) fn chat(&self, on: bool) {
+        self.control.send_modify(|control| control.chatting = on);
+    }
+
+    pub(crate) fn list_unread(&self) {
+        self.control.send_modify(|control| control.listing = true);
+    }
+
+    pub(crate) fn mark_read(&self) {
+        self.control.send_modify(|control| control.reading = true);
+    }
+
     pub(crate) fn drain(&self, targets: &[u64]) {
         for (slot, &target) in self.shared.targets.iter().zip(targets) {
             slot.store(target, Ordering::Relaxed);
@@ -223,6 +245,7 @@ impl LocalFleet {
             latency: self.shared.stats.latency().to_buckets(),
             priority_latency: self.shared.stats.priority_latency().to_buckets(),
             live: self.shared.live.lock().clone(),
+            dm: self.shared.dm.lock().clone(),
             recovery: self.shared.recovery.lock().to_buckets(),
             recovered_false: load(&counters.recovered_false),
             reconnects: load(&counters.reconnects),
@@ -245,5 +268,11 @@ fn progress_of(shared: &Shared) -> FleetProgress {
         recovered: load(&counters.recovered),
         reconnects: load(&counters.reconnects),
         errors: shared.errors.total(),
+        messages_acked: load(&counters.messages_acked),
+        messages_failed: load(&counters.messages_failed),
+        listed: load(&counters.listed),
+        readers: load(&counters.readers),
+        reads_sent: load(&counters.reads_sent),
+        reads_answered: load(&counters.reads_answered),
     }
 }

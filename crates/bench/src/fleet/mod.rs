@@ -9,6 +9,8 @@
 //!    every connection at once (they reconnect and resume by themselves);
 //! 3. [`Fleet::drain`] tells each subscriber the last publication of its
 //!    channel, and `progress().caught_up` counts those that have it all;
+//!    `dm`: [`Fleet::chat`] has the users write, [`Fleet::list_unread`]
+//!    and [`Fleet::mark_read`] have them catch up;
 //! 4. [`Fleet::stop`] closes the connections and sums what each saw.
 
 mod local;
@@ -17,6 +19,7 @@ mod subscriber;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use self::local::LocalFleet;
+use crate::dm_user::DmTally;
 use crate::error_log::ErrorSummary;
 use crate::live_tracker::LiveTally;
 use crate::proc_stats::ProcSample;
@@ -34,6 +37,21 @@ pub struct FleetProgress {
     pub recovered: u64,
     pub reconnects: u64,
     pub errors: u64,
+    /// `dm`: messages the users' publishes had acknowledged, or refused.
+    #[serde(default)]
+    pub messages_acked: u64,
+    #[serde(default)]
+    pub messages_failed: u64,
+    /// `dm`: users whose `unread` was answered (or refused).
+    #[serde(default)]
+    pub listed: u64,
+    /// `dm`: users that sent their `read`s, the reads sent and answered.
+    #[serde(default)]
+    pub readers: u64,
+    #[serde(default)]
+    pub reads_sent: u64,
+    #[serde(default)]
+    pub reads_answered: u64,
 }
 
 impl FleetProgress {
@@ -45,6 +63,12 @@ impl FleetProgress {
         self.recovered += other.recovered;
         self.reconnects += other.reconnects;
         self.errors += other.errors;
+        self.messages_acked += other.messages_acked;
+        self.messages_failed += other.messages_failed;
+        self.listed += other.listed;
+        self.readers += other.readers;
+        self.reads_sent += other.reads_sent;
+        self.reads_answered += other.reads_answered;
     }
 }
 
@@ -82,6 +106,9 @@ pub struct FleetResult {
     pub priority_latency: Vec<(u64, u64)>,
     /// `live`: what the viewers saw.
     pub live: LiveTally,
+    /// `dm`: what the users did and saw.
+    #[serde(default)]
+    pub dm: DmTally,
     /// Cut → resumed with the whole gap, as histogram buckets (µs, count).
     pub recovery: Vec<(u64, u64)>,
     pub recovered_false: u64,
@@ -106,6 +133,7 @@ impl FleetResult {
         self.latency = merge(&self.latency, &other.latency);
         self.priority_latency = merge(&self.priority_latency, &other.priority_latency);
         self.live.add(&other.live);
+        self.dm.add(&other.dm);
         self.recovery = merge(&self.recovery, &other.recovery);
         self.recovered_false += other.recovered_false;
         self.reconnects += other.reconnects;
@@ -150,6 +178,30 @@ impl Fleet {
         match self {
             Fleet::Local(fleet) => fleet.react(on),
             Fleet::Workers(fleet) => fleet.react(on),
+        }
+    }
+
+    /// `dm`: users write messages while `on`.
+    pub(crate) fn chat(&self, on: bool) {
+        match self {
+            Fleet::Local(fleet) => fleet.chat(on),
+            Fleet::Workers(fleet) => fleet.chat(on),
+        }
+    }
+
+    /// `dm`: every user asks `unread`.
+    pub(crate) fn list_unread(&self) {
+        match self {
+            Fleet::Local(fleet) => fleet.list_unread(),
+            Fleet::Workers(fleet) => fleet.list_unread(),
+        }
+    }
+
+    /// `dm`: every user marks read what `unread` listed.
+    pub(crate) fn mark_read(&self) {
+        match self {
+            Fleet::Local(fleet) => fleet.mark_read(),
+            Fleet::Workers(fleet) => fleet.mark_read(),
         }
     }
 

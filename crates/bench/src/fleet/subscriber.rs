@@ -11,16 +11,22 @@
 //! shaped namespace sends (offset gaps against `skipped`, the priority
 //! lane by its own sequence), and while the fleet says so it sends
 //! `react` commands at its share of the reaction rate.
+//!
+//! In the `dm` scenario it is a user subscribed to its feed: a [`DmUser`]
+//! writes messages in its direct channels at its share of the rate while
+//! the fleet says so, checks each notice against the channel it names,
+//! and catches up (`unread`, then `read`s) when told to.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::sync::watch;
 use tokio::time::{Interval, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::local::{Shared, bump};
+use crate::dm_user::{DmReply, DmUser};
 use crate::driver::nats::{self, StreamBuffer};
 use crate::driver::{Incoming, Opened, Resume, SessionError, WebSocket, close, closed, send_text};
 use crate::live_tracker::LiveTracker;
@@ -42,6 +48,10 @@ pub(crate) struct Control {
     pub draining: bool,
     /// `live`: send reactions.
     pub reacting: bool,
+    /// `dm`: write messages; ask `unread`; mark read what it listed.
+    pub chatting: bool,
+    pub listing: bool,
+    pub reading: bool,
     pub stop: bool,
 }
 
@@ -81,6 +91,12 @@ struct Subscriber {
     react_timer: Option<Interval>,
     reacting: bool,
     next_react_id: u64,
+    /// `dm`: the user, its message timer, and which orders it followed.
+    dm: Option<DmUser>,
+    chat_timer: Option<Interval>,
+    chatting: bool,
+    listing_sent: bool,
+    reads_sent: bool,
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, spec: Spec, mut control: watch::Receiver<Control>) -> Integrity {
@@ -105,7 +121,15 @@ pub(crate) async fn run(shared: Arc<Shared>, spec: Spec, mut control: watch::Rec
     let cuts_seen = control.borrow().cut;
     let live = (shared.plan.options.scenario == Scenario::Live).then(|| LiveTracker::after(opened.after));
     let react_timer = live.as_ref().and_then(|_| react_timer(&shared));
+    let is_dm = shared.plan.options.scenario == Scenario::Dm;
+    let dm = is_dm.then(|| DmUser::new(&shared.plan.options, spec.index));
+    let chat_timer = if is_dm { share_timer(&shared, shared.plan.options.rate) } else { None };
     let mut subscriber = Subscriber {
+        dm,
+        chat_timer,
+        chatting: false,
+        listing_sent: false,
+        reads_sent: false,
         live,
         react_timer,
         reacting: false,
@@ -154,6 +178,11 @@ pub(crate) async fn run(shared: Arc<Shared>, spec: Spec, mut control: watch::Rec
 impl Subscriber {
     /// Reads until the fleet says stop or cut, or the connection dies.
     async fn read(&mut self, ws: &mut WebSocket, control: &mut watch::Receiver<Control>) -> End {
+        // Orders that came while it was reconnecting.
+        let orders = *control.borrow();
+        if let Err(error) = self.follow_dm(ws, orders).await {
+            return End::Lost(error);
+        }
         loop {
             tokio::select! {
                 frame = ws.next() => match frame {
@@ -184,6 +213,11 @@ impl Subscriber {
                         return End::Lost(error);
                     }
                 }
+                () = next_tick(&mut self.chat_timer), if self.chatting => {
+                    if let Err(error) = self.write_message(ws).await {
+                        return End::Lost(error);
+                    }
+                }
                 changed = control.changed() => {
                     if changed.is_err() {
                         return End::Stop;
@@ -197,6 +231,9 @@ impl Subscriber {
                         self.check_caught_up();
                     }
                     self.reacting = orders.reacting;
+                    if let Err(error) = self.follow_dm(ws, orders).await {
+                        return End::Lost(error);
+                    }
                     if orders.cut != self.cuts_seen {
                         self.cuts_seen = orders.cut;
                         return End::Cut;
@@ -268,6 +305,30 @@ impl Subscriber {
                 self.check_caught_up();
                 None
             }
+            Incoming::Notice { key, epoch, about } => {
+                if let Some(held) = &self.epoch
+                    && held != epoch
+                {
+                    self.shared.errors.record("epoch changed", format!("{held} → {epoch}"));
+                    self.epoch = Some(epoch.to_string());
+                }
+                self.tracker.observe(key);
+                if let Some(dm) = &mut self.dm {
+                    dm.on_notice(&about);
+                }
+                let latency = about.payload.map(|p| payload::age_us(p.sent_us));
+                if latency.is_none() {
+                    bump(&self.shared.counters.foreign);
+                }
+                self.shared.stats.record(self.spec.index, latency, false);
+                self.check_recovered();
+                self.check_caught_up();
+                None
+            }
+            Incoming::Reply { id, error, result } if self.dm.is_some() => {
+                self.on_dm_reply(id, error, result);
+                None
+            }
             Incoming::Reactions { total } => {
                 if let Some(live) = &mut self.live {
                     live.reactions(total);
@@ -275,7 +336,7 @@ impl Subscriber {
                 }
                 None
             }
-            Incoming::Reply { id, error } => {
+            Incoming::Reply { id, error, .. } => {
                 if let Some(live) = self.live.as_mut().filter(|_| id >= FIRST_REACT_ID) {
                     match error {
                         None => live.reactions_acked += 1,
@@ -303,6 +364,67 @@ impl Subscriber {
             serde_json::json!({"id": id, "type": "react", "channel": channel, "reaction": reaction});
         live.reactions_sent += 1;
         send_text(ws, command.to_string()).await
+    }
+
+    /// `dm`: one message in the next channel it starts.
+    async fn write_message(&mut self, ws: &mut WebSocket) -> Result<(), SessionError> {
+        let size = self.shared.plan.options.size;
+        let Some(command) = self.dm.as_mut().and_then(|dm| dm.next_message(size)) else { return Ok(()) };
+        send_text(ws, command).await
+    }
+
+    /// `dm`: follows the fleet's orders — write while `chatting`; ask
+    /// `unread` once when `listing`; send every `read` at once (one socket
+    /// write) when `reading`.
+    async fn follow_dm(&mut self, ws: &mut WebSocket, orders: Control) -> Result<(), SessionError> {
+        let Some(dm) = &mut self.dm else { return Ok(()) };
+        if orders.chatting && !self.chatting {
+            // A timer that ran while idle would fire at once for every
+            // user: start its period now.
+            self.chat_timer = share_timer(&self.shared, self.shared.plan.options.rate);
+        }
+        self.chatting = orders.chatting;
+        if orders.listing && !self.listing_sent {
+            self.listing_sent = true;
+            send_text(ws, dm.unread_command()).await?;
+        }
+        if orders.reading && !self.reads_sent {
+            self.reads_sent = true;
+            let reads = dm.read_commands();
+            self.shared
+                .counters
+                .reads_sent
+                .fetch_add(reads.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            bump(&self.shared.counters.readers);
+            for read in reads {
+                ws.feed(Message::text(read)).await?;
+            }
+            ws.flush().await?;
+        }
+        Ok(())
+    }
+
+    fn on_dm_reply(&mut self, id: u64, error: Option<&str>, result: Option<&str>) {
+        let Some(dm) = &mut self.dm else { return };
+        let counters = &self.shared.counters;
+        match dm.on_reply(id, error, result) {
+            DmReply::Acked => bump(&counters.messages_acked),
+            DmReply::Refused => {
+                bump(&counters.messages_failed);
+                self.shared.errors.record("publish refused", error.unwrap_or_default());
+            }
+            DmReply::Listed(_) => bump(&counters.listed),
+            DmReply::ListRefused => {
+                bump(&counters.listed);
+                self.shared.errors.record("unread refused", error.or(result).unwrap_or_default());
+            }
+            DmReply::Read { .. } => bump(&counters.reads_answered),
+            DmReply::ReadRefused => {
+                bump(&counters.reads_answered);
+                self.shared.errors.record("read refused", error.or(result).unwrap_or_default());
+            }
+            DmReply::NotOurs => {}
+        }
     }
 
     /// The last position received: where a reconnect resumes.
@@ -417,6 +539,9 @@ impl Subscriber {
     }
 
     fn finish(self) -> Integrity {
+        if let Some(dm) = self.dm {
+            self.shared.dm.lock().add(&dm.finish());
+        }
         if let Some(live) = self.live {
             self.shared.live.lock().add(&live.finish());
             return Integrity::default();
@@ -430,8 +555,14 @@ impl Subscriber {
 /// `viewers / rate` seconds), first at a random point of the period so
 /// that the viewers' reactions spread evenly; `None` without reactions.
 fn react_timer(shared: &Shared) -> Option<Interval> {
+    share_timer(shared, shared.plan.options.live.reaction_rate)
+}
+
+/// A timer for this connection's share of `rate` per second over all
+/// connections (`dm`: the users' messages), first at a random point of
+/// its period; `None` for a rate of 0.
+fn share_timer(shared: &Shared, rate: f64) -> Option<Interval> {
     let options = &shared.plan.options;
-    let rate = options.live.reaction_rate;
     if rate <= 0.0 {
         return None;
     }

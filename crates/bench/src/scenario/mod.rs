@@ -8,9 +8,12 @@
 //! - `history.rs`: appends and range reads of the history store.
 //! - `live.rs`: one huge room — viewers, comments, reactions and a
 //!   priority lane, each checked on its own.
+//! - `dm.rs`: a messenger — direct channels, users on their feeds,
+//!   messages, notices, unread counts and read cursors.
 //! - `delivery.rs`: the publish-and-deliver phase the middle three share.
 
 mod delivery;
+mod dm;
 mod fanout;
 mod history;
 mod idle;
@@ -36,6 +39,7 @@ pub(crate) async fn run(plan: Plan) -> Result<Report, BenchError> {
         Scenario::ReconnectStorm => reconnect::run(plan).await,
         Scenario::History => history::run(plan).await,
         Scenario::Live => live::run(plan).await,
+        Scenario::Dm => dm::run(plan).await,
     }
 }
 
@@ -156,6 +160,7 @@ pub(crate) fn report_frame(plan: &Plan, started: Instant, tool: ToolReport) -> R
         recovery: None,
         history: None,
         live: None,
+        dm: None,
         errors: Default::default(),
     }
 }

@@ -26,6 +26,9 @@ enum ScenarioArg {
     History,
     /// One huge room: viewers, comments, reactions, a priority lane.
     Live,
+    /// A messenger: users on their feeds, two-member direct channels,
+    /// notices, unread counts, read cursors.
+    Dm,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -82,14 +85,15 @@ pub struct BenchArgs {
     /// Subscriber connections
     #[arg(long, default_value_t = 1000)]
     connections: usize,
-    /// Channels [default: 1; rooms: connections / 3; history: 100]
+    /// Channels [default: 1; rooms: connections / 3; history: 100; dm: the
+    /// direct channels, connections × 10, so each user is in 20]
     #[arg(long)]
     channels: Option<usize>,
     /// Put before every channel name, e.g. a namespace "bench:"
     #[arg(long, default_value = "")]
     channel_prefix: String,
     /// Publications per second in total; 0 = as fast as subscribers keep up
-    /// [default: 0; reconnect-storm: 100]
+    /// [default: 0; reconnect-storm: 100; dm: 2000, from the users]
     #[arg(long)]
     rate: Option<f64>,
     /// live: comments per second in total, from --publishers connections
@@ -220,6 +224,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             live.ordinary.unreported
         );
     }
+    if let Some(dm) = report.dm.as_ref().filter(|dm| !dm.intact()) {
+        let m = &dm.messages;
+        anyhow::bail!(
+            "messenger notices not intact: {} of {} acknowledged messages noticed; {} lost, {} duplicated, {} out of order, {} channel gaps, {} channel repeats",
+            m.notices_received,
+            m.acked,
+            m.lost,
+            m.duplicated,
+            m.out_of_order,
+            m.channel_gaps,
+            m.channel_repeats
+        );
+    }
     if let Some(d) = report.delivery.as_ref().filter(|_| !report.integrity_ok()) {
         anyhow::bail!(
             "delivery integrity violated: {} lost, {} duplicated, {} out of order",
@@ -239,6 +256,7 @@ fn options(args: BenchArgs) -> anyhow::Result<BenchOptions> {
         ScenarioArg::ReconnectStorm => Scenario::ReconnectStorm,
         ScenarioArg::History => Scenario::History,
         ScenarioArg::Live => Scenario::Live,
+        ScenarioArg::Dm => Scenario::Dm,
     };
     let mut options = BenchOptions::new(scenario, args.url);
     options.protocol = match args.protocol {

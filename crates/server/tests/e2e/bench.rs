@@ -315,3 +315,65 @@ async fn a_shaped_live_room_keeps_viewers_in_budget_and_accounts_for_every_comme
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     server.stop().await;
 }
+
+/// A messenger of 40 users and 200 direct channels (10 per user), 40
+/// messages/s from the users for 3 s, each user on its feed only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_messenger_notices_every_message_on_the_other_members_feed_and_reads_catch_up() {
+    let server = TestServer::start().await;
+    let mut options = tiny(&server, Scenario::Dm);
+    options.connections = 40;
+    options.channels = Some(200);
+    options.messages = None;
+    options.rate = 40.0;
+    options.duration = Duration::from_secs(3);
+    options.jwt_secret = Some(JWT_SECRET.to_string());
+    let report = run(&options).await;
+
+    let dm = report.dm.as_ref().expect("a dm report");
+    assert_eq!(dm.users, 40, "{report}");
+    let channels = &dm.channels;
+    assert_eq!((channels.created, channels.failed), (200, 0), "{report}");
+    assert_eq!(channels.per_user, 10.0);
+    assert_eq!(channels.notices_appended, 400, "both members noticed of each first message: {report}");
+    assert_eq!(channels.notices_dropped, 0, "{report}");
+    assert!(channels.server_rss_per_channel_bytes.is_some() && dm.server_rss_per_user_bytes.is_some());
+    assert!(channels.second_half_rss_per_channel_bytes.is_some(), "{report}");
+
+    let messages = &dm.messages;
+    assert!(messages.acked >= 60 && messages.failed == 0, "about 120 messages: {report}");
+    assert_eq!(messages.sent, messages.acked, "{report}");
+    assert_eq!(messages.notices_received, messages.acked, "one notice per message: {report}");
+    assert_eq!(messages.notices_appended, messages.acked, "{report}");
+    assert_eq!(messages.latency.count, messages.notices_received, "every notice has a latency");
+    assert_eq!(messages.untimed, 0, "{report}");
+    assert!(messages.drained && dm.intact(), "{report}");
+    assert!(messages.deliveries_per_second > 0.0 && messages.server_cores.is_some(), "{report}");
+
+    let catch_up = &dm.catch_up;
+    assert_eq!((catch_up.listed, catch_up.list_refused), (40, 0), "{report}");
+    // Every user is in 10 channels, each with an unread first message,
+    // except where its own later message moved its cursor.
+    assert!(catch_up.unread_channels > 200 && catch_up.unread_channels <= 400, "{report}");
+    assert_eq!(catch_up.reads_sent, catch_up.unread_channels, "{report}");
+    assert_eq!(catch_up.reads_moved, catch_up.reads_sent, "each read moved its cursor: {report}");
+    assert_eq!((catch_up.reads_not_moved, catch_up.reads_refused), (0, 0), "{report}");
+    assert!(catch_up.reads_per_second > 0.0, "{report}");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_messenger_needs_signed_users_and_distinct_pairs() {
+    let server = TestServer::start().await;
+    let mut options = tiny(&server, Scenario::Dm);
+    let refused = |options: &BenchOptions| {
+        let options = options.clone();
+        async move { fanfare_bench::run(&options).await.unwrap_err().to_string() }
+    };
+    assert!(refused(&options).await.contains("--jwt-secret"));
+    options.jwt_secret = Some(JWT_SECRET.to_string());
+    options.channels = Some(200);
+    assert!(refused(&options).await.contains("distinct two-member channels"), "20 users, 10 rounds");
+    server.stop().await;
+}
