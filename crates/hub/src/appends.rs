@@ -39,6 +39,11 @@ impl AppendSink {
         self.sender.set(tx).ok().map(|()| rx)
     }
 
+    /// Whether anyone took the receiving end (else nothing is observed).
+    pub fn is_listening(&self) -> bool {
+        self.sender.get().is_some()
+    }
+
     pub fn emit(&self, append: ObservedAppend) {
         let Some(sender) = self.sender.get() else { return };
         if sender.try_send(append).is_err() {

@@ -147,6 +147,8 @@ fn finish(shared: &Arc<Shared>, done: Vec<Completed>) {
         start += run;
     }
     for (pending, outcomes) in done {
+        // Once per job, not per publication: a channel's options are resolved from its name.
+        let observed = shared.appends.is_listening() && (shared.policy)(&pending.channel).observed;
         for ((_, reply), outcome) in pending.replies.into_iter().zip(outcomes) {
             let outcome = outcome.map_err(HubError::from);
             if let Ok(appended) = &outcome {
@@ -155,23 +157,18 @@ fn finish(shared: &Arc<Shared>, done: Vec<Completed>) {
                 } else {
                     shared.metrics.of(&pending.channel).publications.increment(1);
                     shared.metrics.fanout_latency.record(pending.accepted_at.elapsed().as_secs_f64());
-                    observe(shared, &pending.channel, appended);
+                    if observed {
+                        shared.appends.emit(crate::ObservedAppend {
+                            channel: pending.channel.clone(),
+                            epoch: appended.epoch.clone(),
+                            publication: appended.publication.clone(),
+                        });
+                    }
                 }
             }
             // The publisher may have gone away; the publication stands regardless.
             let _ = reply.send(outcome);
         }
-    }
-}
-
-/// Hands a fresh append of an observed channel to the observer.
-fn observe(shared: &Shared, channel: &ChannelName, appended: &Appended) {
-    if (shared.policy)(channel).observed {
-        shared.appends.emit(crate::ObservedAppend {
-            channel: channel.clone(),
-            epoch: appended.epoch.clone(),
-            publication: appended.publication.clone(),
-        });
     }
 }
 
